@@ -1,0 +1,60 @@
+/**
+ * Every error a step can throw, named by how the state machine treats it. The ASL's Retry and Catch clauses refer to
+ * these `name`s, and test/asl.test.ts checks that every name used there exists here, so the two cannot drift.
+ *
+ * - Retryable*: the call did not take effect (throttled, not yet visible, 5xx); retrying is safe even on a mutating
+ *   step, because AWS rejected the request before acting on it.
+ * - NonRetryable*: retrying cannot help; the flow records the instance as `error` with this message.
+ */
+
+/** EC2, SSM or SNS asked us to slow down (RequestLimitExceeded, ThrottlingException, ...). Retried with backoff. */
+export class RetryableThrottlingError extends Error {
+  override readonly name = "RetryableThrottlingError";
+}
+
+/** A 5xx or network failure before AWS acted on the request. Retried with backoff. */
+export class RetryableServiceError extends Error {
+  override readonly name = "RetryableServiceError";
+}
+
+/**
+ * InvalidInstanceID.NotFound within seconds of RunInstances: EC2's API is eventually consistent, so the instance the
+ * event names may not be describable yet. Retried for about a minute, then it is a real not-found.
+ */
+export class RetryableInstanceNotYetVisibleError extends Error {
+  override readonly name = "RetryableInstanceNotYetVisibleError";
+}
+
+/** The input of a step is not what the previous step promised. A bug or a tampered execution: never retried. */
+export class NonRetryableInvalidInputError extends Error {
+  override readonly name = "NonRetryableInvalidInputError";
+}
+
+/** AWS refused the request for a reason retrying cannot fix (AccessDenied, UnsupportedOperation, ...). */
+export class NonRetryableAwsError extends Error {
+  override readonly name = "NonRetryableAwsError";
+}
+
+/** A required setting is missing or invalid. Thrown at cold start so a bad deploy fails loudly, not per instance. */
+export class NonRetryableConfigurationError extends Error {
+  override readonly name = "NonRetryableConfigurationError";
+}
+
+/** Names the ASL may use in Retry/Catch. Lambda's own service errors are listed apart: they are not ours. */
+export const GUARD_ERROR_NAMES = [
+  "RetryableThrottlingError",
+  "RetryableServiceError",
+  "RetryableInstanceNotYetVisibleError",
+  "NonRetryableInvalidInputError",
+  "NonRetryableAwsError",
+  "NonRetryableConfigurationError",
+] as const;
+
+/** Errors raised by the Lambda service itself (not by our code) that Step Functions surfaces; safe to retry. */
+export const LAMBDA_SERVICE_ERROR_NAMES = [
+  "Lambda.ServiceException",
+  "Lambda.AWSLambdaException",
+  "Lambda.SdkClientException",
+  "Lambda.TooManyRequestsException",
+  "Lambda.Unknown",
+] as const;

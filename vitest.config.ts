@@ -1,0 +1,26 @@
+import { readFileSync } from "node:fs";
+import { defineConfig, type Plugin } from "vitest/config";
+
+/** Mirrors esbuild's `text` loader for the probe scripts, so tests import exactly what the bundles ship. */
+function probeScriptsAsText(): Plugin {
+  return {
+    name: "probe-scripts-as-text",
+    enforce: "pre",
+    load(id) {
+      if (id.endsWith(".sh") || id.endsWith(".ps1")) {
+        return `export default ${JSON.stringify(readFileSync(id, "utf8"))};`;
+      }
+      return null;
+    },
+  };
+}
+
+export default defineConfig({
+  plugins: [probeScriptsAsText()],
+  test: {
+    include: ["test/**/*.test.ts"],
+    testTimeout: 60_000,
+    hookTimeout: 120_000,
+    pool: "forks",
+  },
+});
