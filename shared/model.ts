@@ -48,63 +48,14 @@ export type EventRef = z.infer<typeof eventRefSchema>;
 export const platformSchema = z.enum(["linux", "windows"]);
 export type Platform = z.infer<typeof platformSchema>;
 
-/** What Enforce found and did. `action` is what the Choice state after it routes on. */
-export const enforceOutcomeSchema = z.object({
-  action: z.enum(["modified", "already-required", "endpoint-disabled", "would-modify", "exempt", "skipped"]),
-  detail: z.string(),
-  httpTokensBefore: z.string().optional(),
-  instanceState: z.string().optional(),
-  /** ISO time by which the change must show as applied before the instance is reported unverified. */
-  applyDeadline: z.string().optional(),
-  enforcedAt: z.string().optional(),
-});
-export type EnforceOutcome = z.infer<typeof enforceOutcomeSchema>;
-
-export const appliedCheckSchema = z.object({
-  status: z.enum(["applied", "pending", "timed-out", "gone"]),
-  detail: z.string(),
-  appliedAt: z.string().optional(),
-});
-export type AppliedCheck = z.infer<typeof appliedCheckSchema>;
-
-export const managedCheckSchema = z.object({
-  status: z.enum(["online", "waiting", "timed-out", "stopped", "gone"]),
-  detail: z.string(),
-  platform: platformSchema.optional(),
-  deadline: z.string(),
-});
-export type ManagedCheck = z.infer<typeof managedCheckSchema>;
-
 /** One line of JSON printed by either probe script. `null` means nothing answered that request. */
 export const probeReadingSchema = z.object({
   v1: z.number().int().nullable(),
   token: z.number().int().nullable(),
   v2: z.number().int().nullable(),
-  client: z.string(),
+  client: z.string().max(64),
 });
 export type ProbeReading = z.infer<typeof probeReadingSchema>;
-
-export const probeCheckSchema = z.object({
-  status: z.enum(["sent", "running", "done", "failed", "timed-out"]),
-  commandId: z.string(),
-  deadline: z.string(),
-  detail: z.string(),
-  reading: probeReadingSchema.optional(),
-});
-export type ProbeCheck = z.infer<typeof probeCheckSchema>;
-
-/** The per-instance record that travels through the Map iteration; each step adds its own field. */
-export const instanceProgressSchema = z.object({
-  instanceId: z.string(),
-  eventId: z.string(),
-  settings: flowSettingsSchema,
-  startedAt: z.string(),
-  enforce: enforceOutcomeSchema.optional(),
-  applied: appliedCheckSchema.optional(),
-  managed: managedCheckSchema.optional(),
-  probe: probeCheckSchema.optional(),
-});
-export type InstanceProgress = z.infer<typeof instanceProgressSchema>;
 
 /** The single verdict an instance ends with. */
 export const instanceResultSchema = z.object({
@@ -114,8 +65,62 @@ export const instanceResultSchema = z.object({
   warnings: z.array(z.string()).default([]),
   platform: platformSchema.optional(),
   reading: probeReadingSchema.optional(),
-  /** Seconds from the flow's start to MetadataOptions.State=applied, when it was observed. */
+  /** Seconds from the flow's start until MetadataOptions.State=applied was observed. */
   secondsToApplied: z.number().optional(),
   secondsToVerdict: z.number().optional(),
 });
 export type InstanceResult = z.infer<typeof instanceResultSchema>;
+
+/**
+ * Where an instance is in the flow. Each step acts only on the instances in its stage and passes the others through,
+ * so a batch of up to 50 instances shares one DescribeInstances, one DescribeInstanceInformation and one SendCommand
+ * per round instead of one per instance (EC2 and SSM throttle per account, and SendCommand takes 50 targets).
+ */
+export const STAGES = ["enforce", "await-applied", "await-managed", "send-probe", "await-probe", "done"] as const;
+export const stageSchema = z.enum(STAGES);
+export type Stage = z.infer<typeof stageSchema>;
+
+export const instanceProgressSchema = z.object({
+  instanceId: z.string(),
+  stage: stageSchema,
+  /** What Enforce did: shown in the report ("set HttpTokens=required", "already required", "audit: would set"...). */
+  action: z.string().optional(),
+  notes: z.array(z.string()).default([]),
+  /** Times, ISO 8601, of the milestones the report shows. */
+  firstNotFoundAt: z.string().optional(),
+  enforcedAt: z.string().optional(),
+  appliedAt: z.string().optional(),
+  stageDeadline: z.string().optional(),
+  platform: platformSchema.optional(),
+  commandId: z.string().optional(),
+  result: instanceResultSchema.optional(),
+});
+export type InstanceProgress = z.infer<typeof instanceProgressSchema>;
+
+export const stageCountsSchema = z.object({
+  enforce: z.number().int(),
+  awaitApplied: z.number().int(),
+  awaitManaged: z.number().int(),
+  sendProbe: z.number().int(),
+  awaitProbe: z.number().int(),
+  done: z.number().int(),
+});
+export type StageCounts = z.infer<typeof stageCountsSchema>;
+
+/** One Map item: a batch of instances from one event, and what the Choice states route on (`counts`). */
+export const batchSchema = z.object({
+  eventId: z.string(),
+  settings: flowSettingsSchema,
+  startedAt: z.string(),
+  instances: z.array(instanceProgressSchema).min(1).max(50),
+  counts: stageCountsSchema.optional(),
+  /** How long the Wait state before the next round waits. */
+  pollSeconds: z.number().int().min(0).optional(),
+  /** Set by a Catch: the step that failed after its retries, and why. Finalize turns the unfinished into `error`. */
+  failure: z.object({ Error: z.string().optional(), Cause: z.string().optional() }).optional(),
+});
+export type Batch = z.infer<typeof batchSchema>;
+
+/** The Catch payload Step Functions hands to the next state. */
+export const stepFailureSchema = z.object({ Error: z.string().optional(), Cause: z.string().optional() });
+export type StepFailure = z.infer<typeof stepFailureSchema>;

@@ -1,0 +1,29 @@
+import type { Context } from "aws-lambda";
+import { createHandler as createCheckApplied } from "../functions/check-applied/handler.js";
+import { createHandler as createCheckManaged } from "../functions/check-managed/handler.js";
+import { createHandler as createCheckProbe } from "../functions/check-probe/handler.js";
+import { createHandler as createEnforce } from "../functions/enforce/handler.js";
+import { createHandler as createFinalizeBatch } from "../functions/finalize-batch/handler.js";
+import { createHandler as createNotify } from "../functions/notify/handler.js";
+import { createHandler as createResolveTargets } from "../functions/resolve-targets/handler.js";
+import { createHandler as createSendProbe } from "../functions/send-probe/handler.js";
+import type { NotifyConfig, ResolveTargetsConfig } from "../shared/config.js";
+
+export type LambdaHandler = (event: unknown, context: Context) => Promise<unknown>;
+
+/** The deployed functions, keyed by the ASL placeholder that names each, built from the same handler modules. */
+export function localFunctions(config: {
+  resolveTargets: ResolveTargetsConfig;
+  notify: NotifyConfig;
+}): Record<string, LambdaHandler> {
+  return {
+    ResolveTargetsFunctionArn: createResolveTargets(config.resolveTargets),
+    EnforceFunctionArn: createEnforce(),
+    CheckAppliedFunctionArn: createCheckApplied(),
+    CheckManagedFunctionArn: createCheckManaged(),
+    SendProbeFunctionArn: createSendProbe(),
+    CheckProbeFunctionArn: createCheckProbe(),
+    FinalizeBatchFunctionArn: createFinalizeBatch(),
+    NotifyFunctionArn: createNotify(config.notify),
+  };
+}

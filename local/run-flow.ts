@@ -1,0 +1,347 @@
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import FakeTimers from "@sinonjs/fake-timers";
+import type { Context } from "aws-lambda";
+import { StateMachine } from "aws-local-stepfunctions";
+
+/** aws-local-stepfunctions does not export its JSON type; this is the value its task overrides exchange. */
+type JSONValue = Parameters<StateMachine["run"]>[0];
+
+import type { NotifyConfig, ResolveTargetsConfig } from "../shared/config.js";
+import type { FlowSettings } from "../shared/model.js";
+import type { EventReport } from "../shared/report.js";
+import { type LambdaHandler, localFunctions } from "./lambda-functions.js";
+import type { Scenario } from "./scenario.js";
+import { SimAccount, type SimFaults } from "./sim-account.js";
+
+/** The one state machine file. Found by walking up from this module, which works from source and from a bundle. */
+export const ASL_PATH = findUp("infra/state-machine.asl.json");
+
+function findUp(relative: string): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const candidate = join(dir, relative);
+    if (existsSync(candidate)) return candidate;
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error(`Cannot find ${relative} above ${fileURLToPath(import.meta.url)}`);
+    dir = parent;
+  }
+}
+export const SIM_ACCOUNT_ID = "111122223333";
+export const SIM_REGION = "eu-west-1";
+export const GUARD_ROLE_ARN_PREFIX = `arn:aws:sts::${SIM_ACCOUNT_ID}:assumed-role/imdsv2-guard-local-enforce/`;
+const TOPIC_ARN = `arn:aws:sns:${SIM_REGION}:${SIM_ACCOUNT_ID}:imdsv2-guard-local-alerts`;
+const SCENARIO_EPOCH = Date.parse("2026-11-28T09:00:00Z");
+
+export const DEFAULT_SETTINGS: FlowSettings = {
+  mode: "enforce",
+  exemptTagKey: "imdsv2-guard:exempt",
+  applyTimeoutSeconds: 300,
+  managedTimeoutSeconds: 600,
+  probeTimeoutSeconds: 300,
+};
+
+/** Crash a function (Lambda.Unknown, as Step Functions reports a runtime crash) on these invocation numbers. */
+export type LambdaFaults = Partial<Record<string, number[]>>;
+
+export interface RunOptions {
+  faults?: SimFaults;
+  lambdaFaults?: LambdaFaults;
+  batchSize?: number;
+  /** Deliver these event indexes twice (EventBridge's at-least-once delivery). */
+  duplicateDeliveries?: number[];
+  /** Seed for the ASL's retry jitter. */
+  seed?: number;
+}
+
+/** What Step Functions would show for one execution, estimated from the states it ran. */
+export interface ExecutionStats {
+  transitions: number;
+  /** Estimated history events of the parent execution (Distributed Map children have their own). */
+  historyEvents: number;
+  /** Estimated history events of the largest child execution (one batch). */
+  maxChildHistoryEvents: number;
+  retries: number;
+}
+
+export interface ExecutionRecord {
+  eventIndex: number;
+  delivery: number;
+  status: "succeeded" | "failed";
+  output?: unknown;
+  error?: string;
+  startedAt: number;
+  endedAt: number;
+  stats: ExecutionStats;
+}
+
+export interface FlowRun {
+  scenario: Scenario;
+  executions: ExecutionRecord[];
+  /** The machine-readable report of every SNS message, in publish order. */
+  reports: EventReport[];
+  sim: SimAccount;
+  lambdaInvocations: Record<string, number>;
+  simulatedSeconds: number;
+  wallMilliseconds: number;
+}
+
+/** The ASL with its deploy-time placeholders filled, as CloudFormation's DefinitionSubstitutions would. */
+export function loadDefinition(): Record<string, unknown> {
+  const text = readFileSync(ASL_PATH, "utf8").replace(/\$\{(\w+)\}/g, (_, name: string) =>
+    name.endsWith("FunctionArn")
+      ? `arn:aws:lambda:${SIM_REGION}:${SIM_ACCOUNT_ID}:function:imdsv2-guard-local-${name.replace(/FunctionArn$/, "")}`
+      : `imdsv2-guard-local-${name}`,
+  );
+  return JSON.parse(text) as Record<string, unknown>;
+}
+
+interface StateDef {
+  Type: string;
+  Resource?: string;
+  ItemProcessor?: { States: Record<string, StateDef> };
+}
+
+/** Task state name → placeholder of the function it invokes, across the parent and the Map's processor. */
+function taskFunctions(definition: Record<string, unknown>): Map<string, string> {
+  const out = new Map<string, string>();
+  const visit = (states: Record<string, StateDef>) => {
+    for (const [name, state] of Object.entries(states)) {
+      const fn = state.Resource?.match(/:function:imdsv2-guard-local-(\w+)$/)?.[1];
+      if (state.Type === "Task" && fn) out.set(name, `${fn}FunctionArn`);
+      if (state.ItemProcessor) visit(state.ItemProcessor.States);
+    }
+  };
+  visit(definition.States as Record<string, StateDef>);
+  return out;
+}
+
+function lambdaContext(functionName: string, invocation: number): Context {
+  return {
+    callbackWaitsForEmptyEventLoop: false,
+    functionName,
+    functionVersion: "$LATEST",
+    invokedFunctionArn: `arn:aws:lambda:${SIM_REGION}:${SIM_ACCOUNT_ID}:function:${functionName}`,
+    memoryLimitInMB: "256",
+    awsRequestId: `local-${functionName}-${invocation}`,
+    logGroupName: `/aws/lambda/${functionName}`,
+    logStreamName: "local",
+    getRemainingTimeInMillis: () => 30_000,
+    done: () => undefined,
+    fail: () => undefined,
+    succeed: () => undefined,
+  };
+}
+
+/**
+ * Runs a scenario end to end: the real ASL file in aws-local-stepfunctions, the real handlers, the simulated account.
+ * Simulated time is discrete-event: timers are faked, and whenever nothing is running (no promise pending work, no
+ * probe in `sh`) the clock jumps to the next timer — a Wait state, a retry's backoff, the next event's delivery.
+ * A scenario that spans hours of AWS time runs in seconds, and timings are exact and repeatable.
+ */
+export async function runFlow(scenario: Scenario, options: RunOptions = {}): Promise<FlowRun> {
+  const realSetImmediate = globalThis.setImmediate;
+  const realSetTimeout = globalThis.setTimeout;
+  const wallStart = performance.now();
+  const clock = FakeTimers.install({
+    now: SCENARIO_EPOCH,
+    toFake: ["setTimeout", "clearTimeout", "setInterval", "clearInterval", "Date"],
+  });
+  const sim = new SimAccount(scenario.instances, options.faults);
+  sim.install();
+  const lambdaInvocations: Record<string, number> = {};
+  try {
+    const settings: FlowSettings = { ...DEFAULT_SETTINGS, ...scenario.settings };
+    const resolveTargets: ResolveTargetsConfig = {
+      settings,
+      guardRoleArnPrefix: GUARD_ROLE_ARN_PREFIX,
+      batchSize: options.batchSize ?? 50,
+    };
+    const notify: NotifyConfig = { topicArn: TOPIC_ARN, slackVerdicts: ["fail", "error", "unverified"] };
+    const functions = localFunctions({ resolveTargets, notify });
+    const definition = loadDefinition();
+    const overrides = buildTaskOverrides(definition, functions, sim, lambdaInvocations, options.lambdaFaults ?? {});
+    const machine = new StateMachine(definition as never);
+
+    const executions: ExecutionRecord[] = [];
+    const running: Promise<void>[] = [];
+    const deliveries: { eventIndex: number; delivery: number; at: number }[] = [];
+    scenario.events.forEach((_, i) => {
+      const at = i * scenario.eventSpacingSeconds * 1000;
+      deliveries.push({ eventIndex: i, delivery: 1, at });
+      if (options.duplicateDeliveries?.includes(i)) deliveries.push({ eventIndex: i, delivery: 2, at: at + 1500 });
+    });
+    let pendingDeliveries = deliveries.length;
+    for (const d of deliveries) {
+      setTimeout(() => {
+        pendingDeliveries--;
+        const event = scenario.events[d.eventIndex];
+        if (d.delivery === 1) sim.applyRecordedCall(event);
+        running.push(execute(machine, event, d, overrides, executions));
+      }, d.at);
+    }
+
+    // The discrete-event loop.
+    let settled = false;
+    const all = (async () => {
+      while (pendingDeliveries > 0 || running.length > executions.length) {
+        await Promise.all(running);
+        if (pendingDeliveries > 0 || running.length > executions.length) await new Promise((r) => realSetImmediate(r));
+      }
+      settled = true;
+    })();
+    let idleRounds = 0;
+    while (!settled) {
+      await new Promise((r) => realSetImmediate(r));
+      if (sim.realWorkInFlight > 0) {
+        await new Promise((r) => realSetTimeout(r, 2));
+        continue;
+      }
+      // Two quiet turns of the event loop: every promise chain that could still run without a timer has run.
+      idleRounds++;
+      if (idleRounds < 2) continue;
+      idleRounds = 0;
+      if (settled) break;
+      if (clock.countTimers() === 0) {
+        await new Promise((r) => realSetTimeout(r, 1));
+        continue;
+      }
+      clock.next();
+    }
+    await all;
+    const reports = sim.published.map((p) => {
+      const message = JSON.parse(p.input.Message ?? "{}") as { sqs?: string };
+      return JSON.parse(message.sqs ?? "{}") as EventReport;
+    });
+    return {
+      scenario,
+      executions: executions.sort((a, b) => a.startedAt - b.startedAt),
+      reports,
+      sim,
+      lambdaInvocations,
+      simulatedSeconds: (Date.now() - SCENARIO_EPOCH) / 1000,
+      wallMilliseconds: performance.now() - wallStart,
+    };
+  } finally {
+    sim.restore();
+    clock.uninstall();
+  }
+}
+
+type TaskOverrides = Record<string, (input: JSONValue) => Promise<JSONValue>>;
+
+function buildTaskOverrides(
+  definition: Record<string, unknown>,
+  functions: Record<string, LambdaHandler>,
+  sim: SimAccount,
+  invocations: Record<string, number>,
+  lambdaFaults: LambdaFaults,
+): TaskOverrides {
+  const overrides: TaskOverrides = {};
+  for (const [stateName, placeholder] of taskFunctions(definition)) {
+    const handler = functions[placeholder];
+    if (!handler) throw new Error(`The ASL invokes ${placeholder}, which the local runner does not know`);
+    const functionName = placeholder.replace(/FunctionArn$/, "");
+    overrides[stateName] = async (input) => {
+      const n = (invocations[functionName] ?? 0) + 1;
+      invocations[functionName] = n;
+      if (lambdaFaults[functionName]?.includes(n)) {
+        throw lambdaError("Lambda.Unknown", "The function crashed (simulated): Runtime.ExitError");
+      }
+      // A JSON round trip, as Lambda's invoke does: nothing but data crosses between states.
+      const payload = JSON.parse(JSON.stringify(input)) as JSONValue;
+      try {
+        const output = await handler(payload, lambdaContext(functionName, n));
+        return JSON.parse(JSON.stringify(output ?? null)) as JSONValue;
+      } catch (error) {
+        const e = error instanceof Error ? error : new Error(String(error));
+        throw lambdaError(e.name, e.message);
+      }
+    };
+  }
+  overrides.ClaimEvent = async (input) => {
+    const key = (input as { Item?: { eventId?: { S?: string } } }).Item?.eventId?.S;
+    if (!key) throw lambdaError("DynamoDB.ValidationException", "eventId is required");
+    if (!sim.claimEvent(key)) {
+      throw lambdaError("DynamoDB.ConditionalCheckFailedException", "The conditional request failed");
+    }
+    return {};
+  };
+  return overrides;
+}
+
+/** An error as Step Functions presents a failed Lambda: the name routes Retry/Catch, the cause is Lambda's JSON. */
+function lambdaError(name: string, message: string): Error {
+  const error = new Error(JSON.stringify({ errorType: name, errorMessage: message }));
+  error.name = name;
+  return error;
+}
+
+async function execute(
+  machine: StateMachine,
+  event: unknown,
+  delivery: { eventIndex: number; delivery: number },
+  overrides: TaskOverrides,
+  sink: ExecutionRecord[],
+): Promise<void> {
+  const startedAt = Date.now();
+  const name = `event-${delivery.eventIndex}-delivery-${delivery.delivery}`;
+  const execution = machine.run(event as JSONValue, {
+    overrides: { taskResourceLocalHandlers: overrides },
+    context: {
+      Execution: {
+        Id: `arn:aws:states:${SIM_REGION}:${SIM_ACCOUNT_ID}:execution:imdsv2-guard-local:${name}`,
+        Name: name,
+        Input: event as JSONValue,
+        StartTime: new Date(startedAt).toISOString(),
+      },
+    },
+  });
+  const statsPromise = collectStats(execution.eventLogs);
+  try {
+    const output = await execution.result;
+    sink.push({ ...delivery, status: "succeeded", output, startedAt, endedAt: Date.now(), stats: await statsPromise });
+  } catch (error) {
+    const e = error instanceof Error ? error : new Error(String(error));
+    sink.push({
+      ...delivery,
+      status: "failed",
+      error: `${e.name}: ${e.message}`,
+      startedAt,
+      endedAt: Date.now(),
+      stats: await statsPromise,
+    });
+  }
+}
+
+/**
+ * Estimates billing and history from the local engine's event log with Step Functions' own accounting: every state
+ * entered is a transition (retries too); a Task writes about 5 history events (entered, scheduled, started,
+ * succeeded, exited) and 3 more per retry, other states 2. Map iterations run as child executions (Distributed Map),
+ * each with its own history.
+ */
+async function collectStats(logs: AsyncGenerator<{ type: string; index?: number; state?: { type?: string } }>) {
+  let transitions = 0;
+  let retries = 0;
+  let parentHistory = 2; // ExecutionStarted, ExecutionSucceeded/Failed
+  const childHistory = new Map<number, number>();
+  for await (const event of logs) {
+    const weight =
+      event.type === "StateEntered" ? (event.state?.type === "Task" ? 5 : 2) : event.type === "StateRetried" ? 3 : 0;
+    if (event.type === "StateEntered") transitions++;
+    if (event.type === "StateRetried") {
+      transitions++;
+      retries++;
+    }
+    if (event.index !== undefined) childHistory.set(event.index, (childHistory.get(event.index) ?? 2) + weight);
+    else parentHistory += weight;
+  }
+  // The parent records the Map run itself: MapRunStarted/Succeeded and the state's own events.
+  return {
+    transitions,
+    historyEvents: parentHistory + (childHistory.size > 0 ? 4 : 0),
+    maxChildHistoryEvents: Math.max(0, ...childHistory.values()),
+    retries,
+  } satisfies ExecutionStats;
+}

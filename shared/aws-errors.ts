@@ -1,0 +1,64 @@
+import {
+  NonRetryableAwsError,
+  RetryableInstanceNotYetVisibleError,
+  RetryableServiceError,
+  RetryableThrottlingError,
+} from "./errors.js";
+
+/** Error codes with which EC2, SSM and SNS ask the caller to slow down. */
+const THROTTLING_CODES = new Set([
+  "RequestLimitExceeded",
+  "Throttling",
+  "ThrottlingException",
+  "TooManyRequestsException",
+  "ThrottledException",
+  "RequestThrottled",
+  "RequestThrottledException",
+]);
+
+interface SdkErrorShape {
+  name?: unknown;
+  Code?: unknown;
+  message?: unknown;
+  $metadata?: { httpStatusCode?: number };
+  $fault?: unknown;
+}
+
+/** The AWS error code of an SDK v3 exception (`name`, or `Code` on some EC2 errors), or undefined. */
+export function awsErrorCode(error: unknown): string | undefined {
+  if (typeof error !== "object" || error === null) return undefined;
+  const e = error as SdkErrorShape;
+  if (typeof e.Code === "string") return e.Code;
+  if (typeof e.name === "string") return e.name;
+  return undefined;
+}
+
+export function isThrottling(error: unknown): boolean {
+  const code = awsErrorCode(error);
+  return code !== undefined && THROTTLING_CODES.has(code);
+}
+
+/** 5xx and network-level failures: AWS did not act on the request. */
+export function isTransient(error: unknown): boolean {
+  if (typeof error !== "object" || error === null) return false;
+  const e = error as SdkErrorShape;
+  const status = e.$metadata?.httpStatusCode;
+  if (status !== undefined && status >= 500) return true;
+  const code = awsErrorCode(error);
+  return code === "InternalError" || code === "ServiceUnavailable" || code === "Unavailable" || code === "TimeoutError";
+}
+
+/**
+ * Maps an SDK exception to the guard's error taxonomy, keeping the original as `cause`, so the state machine can
+ * retry by name. Unknown errors become NonRetryableAwsError: retrying what we do not understand is how a remediator
+ * ends up modifying an instance twice.
+ */
+export function classifyAwsError(error: unknown, during: string): Error {
+  const code = awsErrorCode(error) ?? "UnknownError";
+  const message = typeof (error as SdkErrorShape)?.message === "string" ? String((error as SdkErrorShape).message) : "";
+  const text = `${during}: ${code}${message ? `: ${message}` : ""}`;
+  if (isThrottling(error)) return new RetryableThrottlingError(text, { cause: error });
+  if (isTransient(error)) return new RetryableServiceError(text, { cause: error });
+  if (code === "InvalidInstanceID.NotFound") return new RetryableInstanceNotYetVisibleError(text, { cause: error });
+  return new NonRetryableAwsError(text, { cause: error });
+}

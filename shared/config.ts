@@ -1,0 +1,78 @@
+import { z } from "zod";
+import { NonRetryableConfigurationError } from "./errors.js";
+import type { FlowSettings } from "./model.js";
+
+const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+
+const resolveTargetsEnvSchema = z.object({
+  MODE: z.enum(["enforce", "audit"]).default("enforce"),
+  EXEMPT_TAG_KEY: z.string().min(1).max(128).default("imdsv2-guard:exempt"),
+  APPLY_TIMEOUT_SECONDS: positiveInt(300),
+  MANAGED_TIMEOUT_SECONDS: positiveInt(600),
+  PROBE_TIMEOUT_SECONDS: positiveInt(300),
+  /** Calls made by an ARN starting with this are the guard's own; they must not trigger it again. */
+  GUARD_ROLE_ARN_PREFIX: z.string().startsWith("arn:"),
+  BATCH_SIZE: z.coerce.number().int().min(1).max(50).default(50),
+});
+
+export interface ResolveTargetsConfig {
+  settings: FlowSettings;
+  guardRoleArnPrefix: string;
+  batchSize: number;
+}
+
+/**
+ * Reads ResolveTargets' settings from the environment. Throws at cold start, naming the variable, so a bad deploy
+ * fails every execution loudly (and trips the ExecutionsFailed alarm) instead of judging instances with defaults.
+ */
+export function loadResolveTargetsConfig(env: NodeJS.ProcessEnv): ResolveTargetsConfig {
+  const parsed = resolveTargetsEnvSchema.safeParse(env);
+  if (!parsed.success) {
+    throw new NonRetryableConfigurationError(`Invalid configuration: ${describeIssues(parsed.error)}`);
+  }
+  const e = parsed.data;
+  return {
+    settings: {
+      mode: e.MODE,
+      exemptTagKey: e.EXEMPT_TAG_KEY,
+      applyTimeoutSeconds: e.APPLY_TIMEOUT_SECONDS,
+      managedTimeoutSeconds: e.MANAGED_TIMEOUT_SECONDS,
+      probeTimeoutSeconds: e.PROBE_TIMEOUT_SECONDS,
+    },
+    guardRoleArnPrefix: e.GUARD_ROLE_ARN_PREFIX,
+    batchSize: e.BATCH_SIZE,
+  };
+}
+
+const notifyEnvSchema = z.object({
+  TOPIC_ARN: z.string().startsWith("arn:"),
+  SLACK_TOPIC_ARN: z.string().startsWith("arn:").optional(),
+  SLACK_VERDICTS: z.string().default("fail,error,unverified"),
+});
+
+export interface NotifyConfig {
+  topicArn: string;
+  slackTopicArn?: string;
+  slackVerdicts: string[];
+}
+
+/** Reads the notifier's topics from the environment; throws at cold start when one is missing. */
+export function loadNotifyConfig(env: NodeJS.ProcessEnv): NotifyConfig {
+  const parsed = notifyEnvSchema.safeParse({ ...env, SLACK_TOPIC_ARN: env.SLACK_TOPIC_ARN || undefined });
+  if (!parsed.success) {
+    throw new NonRetryableConfigurationError(`Invalid configuration: ${describeIssues(parsed.error)}`);
+  }
+  const e = parsed.data;
+  return {
+    topicArn: e.TOPIC_ARN,
+    ...(e.SLACK_TOPIC_ARN ? { slackTopicArn: e.SLACK_TOPIC_ARN } : {}),
+    slackVerdicts: e.SLACK_VERDICTS.split(",")
+      .map((v) => v.trim())
+      .filter(Boolean),
+  };
+}
+
+/** `field: message; field: message` — the form every boundary error in the guard uses. */
+export function describeIssues(error: z.ZodError): string {
+  return error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ");
+}

@@ -1,0 +1,24 @@
+import { conclude } from "./batch.js";
+import type { Batch, InstanceResult } from "./model.js";
+
+/**
+ * The last step of every batch, on the happy path and after a Catch alike: every instance leaves with exactly one
+ * verdict. Instances a failed step left unfinished become `error` with that step's cause, never silence.
+ */
+export function finalizeBatch(batch: Batch, now: Date): InstanceResult[] {
+  const cause = batch.failure ? describeFailure(batch.failure) : "The flow ended before this instance had a verdict.";
+  return batch.instances.map((progress) => progress.result ?? conclude(progress, batch, now, "error", cause).result);
+}
+
+/** Step Functions' Catch gives `{Error, Cause}`, where Cause is often the JSON of the Lambda's error. */
+function describeFailure(failure: NonNullable<Batch["failure"]>): string {
+  const name = failure.Error ?? "UnknownError";
+  let message = failure.Cause ?? "";
+  try {
+    const parsed = JSON.parse(message) as { errorMessage?: unknown };
+    if (typeof parsed.errorMessage === "string") message = parsed.errorMessage;
+  } catch {
+    // Cause is plain text
+  }
+  return `A step failed after its retries: ${name}${message ? `: ${message.slice(0, 400)}` : ""}`;
+}

@@ -1,0 +1,211 @@
+import { type EventRef, type InstanceResult, VERDICT_SEVERITY, VERDICTS, type Verdict } from "./model.js";
+import type { RejectedTarget } from "./resolve-targets.js";
+
+/** Everything a person or a program needs to know about one triggering event. */
+export interface EventReport {
+  event: EventRef;
+  mode: "enforce" | "audit";
+  /** The worst verdict of the event: what subscriptions filter on. */
+  verdict: Verdict;
+  counts: Record<Verdict, number>;
+  results: InstanceResult[];
+  /** What is wrong with the event itself, when it could not be read. */
+  problem?: string;
+}
+
+export interface ReportInput {
+  event: EventRef;
+  mode: "enforce" | "audit";
+  results: InstanceResult[];
+  rejected: RejectedTarget[];
+  problem?: string;
+}
+
+/** Builds the report; rejected instance ids count as `error` results, so nothing an event named is left unreported. */
+export function buildReport(input: ReportInput): EventReport {
+  const results = [
+    ...input.results,
+    ...input.rejected.map(
+      (r): InstanceResult => ({
+        instanceId: r.value,
+        verdict: "error",
+        reason: `Rejected: ${r.reason}.`,
+        warnings: [],
+      }),
+    ),
+  ];
+  const counts = Object.fromEntries(VERDICTS.map((v) => [v, 0])) as Record<Verdict, number>;
+  for (const r of results) counts[r.verdict]++;
+  const verdict: Verdict = input.problem
+    ? "error"
+    : results.reduce<Verdict>(
+        (worst, r) => (VERDICT_SEVERITY[r.verdict] > VERDICT_SEVERITY[worst] ? r.verdict : worst),
+        "pass",
+      );
+  return {
+    event: input.event,
+    mode: input.mode,
+    verdict,
+    counts,
+    results,
+    ...(input.problem ? { problem: input.problem } : {}),
+  };
+}
+
+/** Instances listed one by one in human formats; the rest are counted. Keeps every message far below SNS's 256 KB. */
+const MAX_LISTED = 50;
+
+const NEXT_STEPS: Partial<Record<Verdict, string>> = {
+  fail: "IMDSv1 still answers on a failed instance: check who reverted HttpTokens (the actor above) and set `MetadataOptions.HttpTokens=required` where it is launched (launch template, AMI `ImdsSupport v2.0`, or the account default).",
+  unverified:
+    "Unverified means the guard could not prove it from inside: check the SSM Agent and the instance profile (AmazonSSMManagedInstanceCore), then start the instance or re-run.",
+  error:
+    "An error means the guard could not finish: the reason names the step and the AWS error; the execution in Step Functions has the full history.",
+  exempt:
+    "Exempt instances keep IMDSv1 by their tag; review the reason, and remove the tag once the software is fixed.",
+};
+
+/** Subject line: ASCII only, one line, under 100 characters, as SNS requires for email. */
+export function subjectLine(report: EventReport): string {
+  const total = report.results.length;
+  const worst = report.verdict.toUpperCase();
+  const what = report.problem ? "event could not be read" : `${report.counts[report.verdict]} of ${total} instance(s)`;
+  const raw = `[imdsv2-guard] ${worst}: ${what} - ${report.event.eventName} in ${report.event.region}`;
+  return toAscii(raw).slice(0, 99);
+}
+
+/** The readable text for email and the `default` protocol. */
+export function plainText(report: EventReport): string {
+  const lines: string[] = [];
+  const e = report.event;
+  lines.push(`imdsv2-guard ${report.mode === "audit" ? "(audit mode: nothing was changed)" : ""}`.trim());
+  lines.push(`Event:   ${plainSafe(e.eventName)} ${plainSafe(e.eventId)} at ${plainSafe(e.eventTime)}`);
+  lines.push(`Actor:   ${plainSafe(e.actor)}`);
+  lines.push(`Account: ${plainSafe(e.account)}  Region: ${plainSafe(e.region)}`);
+  lines.push(`Verdict: ${report.verdict}  (${countsLine(report)})`);
+  if (report.problem) lines.push("", `Problem with the event: ${plainSafe(report.problem)}`);
+  lines.push("");
+  for (const r of listed(report)) {
+    lines.push(`- ${plainSafe(r.instanceId)}: ${r.verdict.toUpperCase()} - ${plainSafe(r.reason)}`);
+    for (const w of r.warnings) lines.push(`    warning: ${plainSafe(w)}`);
+  }
+  const hidden = report.results.length - listed(report).length;
+  if (hidden > 0) lines.push(`... and ${hidden} more (see the JSON report on the SQS/Lambda subscription).`);
+  const steps = nextSteps(report);
+  if (steps.length > 0) lines.push("", "Next steps:", ...steps.map((s) => `- ${s.replaceAll("`", "")}`));
+  return lines.join("\n");
+}
+
+/**
+ * An AWS Chatbot / Amazon Q Developer custom notification, which renders in Slack. Every user-controlled string
+ * (tag values, role and session names, event fields) is escaped for markdown, so a tag cannot forge a verdict line.
+ */
+export function chatbotNotification(report: EventReport): string {
+  const e = report.event;
+  const rows = listed(report).map(
+    (r) =>
+      `• \`${codeSafe(r.instanceId)}\` *${r.verdict}*: ${markdownSafe(r.reason)}${r.warnings.length ? ` _(${markdownSafe(r.warnings.join("; "))})_` : ""}`,
+  );
+  const hidden = report.results.length - rows.length;
+  if (hidden > 0) rows.push(`…and ${hidden} more`);
+  const description = [
+    `*${markdownSafe(e.eventName)}* by \`${codeSafe(e.actor)}\` in ${markdownSafe(e.account)}/${markdownSafe(e.region)}`,
+    `Event \`${codeSafe(e.eventId)}\` at ${markdownSafe(e.eventTime)}${report.mode === "audit" ? " — audit mode, nothing changed" : ""}`,
+    report.problem ? `Problem: ${markdownSafe(report.problem)}` : countsLine(report),
+    ...rows,
+  ].join("\n");
+  return JSON.stringify({
+    version: "1.0",
+    source: "custom",
+    id: e.eventId,
+    content: {
+      textType: "client-markdown",
+      title: `${emojiFor(report.verdict)} imdsv2-guard: ${report.verdict.toUpperCase()} (${markdownSafe(e.eventName)})`,
+      description: description.slice(0, 3800),
+      nextSteps: nextSteps(report).slice(0, 5),
+      keywords: [report.verdict, e.region, e.account, report.mode].map((k) => k.slice(0, 64)),
+    },
+    metadata: { threadId: e.eventId, enableCustomActions: false },
+  });
+}
+
+/** The machine-readable report for the `sqs` and `lambda` protocols. */
+export function machineReport(report: EventReport): string {
+  return JSON.stringify({ schema: "imdsv2-guard.report.v1", ...report });
+}
+
+export interface SnsMessage {
+  Subject: string;
+  Message: string;
+  MessageStructure: "json";
+  MessageAttributes: Record<string, { DataType: "String" | "String.Array"; StringValue: string }>;
+}
+
+/** One SNS message per event, each protocol in its own format, with attributes subscriptions can filter on. */
+export function snsMessage(report: EventReport): SnsMessage {
+  const text = plainText(report);
+  const verdicts = VERDICTS.filter((v) => report.counts[v] > 0);
+  return {
+    Subject: subjectLine(report),
+    MessageStructure: "json",
+    Message: JSON.stringify({
+      default: text,
+      email: text,
+      https: chatbotNotification(report),
+      sqs: machineReport(report),
+      lambda: machineReport(report),
+    }),
+    MessageAttributes: {
+      verdict: { DataType: "String", StringValue: report.verdict },
+      verdicts: {
+        DataType: "String.Array",
+        StringValue: JSON.stringify(verdicts.length ? verdicts : [report.verdict]),
+      },
+    },
+  };
+}
+
+function listed(report: EventReport): InstanceResult[] {
+  // Worst first, so a truncated list still shows what needs attention.
+  return [...report.results]
+    .sort((a, b) => VERDICT_SEVERITY[b.verdict] - VERDICT_SEVERITY[a.verdict])
+    .slice(0, MAX_LISTED);
+}
+
+function nextSteps(report: EventReport): string[] {
+  const steps = VERDICTS.filter((v) => report.counts[v] > 0)
+    .map((v) => NEXT_STEPS[v])
+    .filter((s): s is string => s !== undefined);
+  if (report.problem) steps.unshift("The event could not be read: look it up by its id in CloudTrail.");
+  return steps;
+}
+
+function countsLine(report: EventReport): string {
+  return VERDICTS.filter((v) => report.counts[v] > 0)
+    .map((v) => `${report.counts[v]} ${v}`)
+    .join(", ");
+}
+
+function emojiFor(verdict: Verdict): string {
+  return verdict === "pass" ? "✅" : verdict === "fail" || verdict === "error" ? "🚨" : "⚠️";
+}
+
+/** One line, no control characters: text for email bodies and logs. */
+export function plainSafe(value: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: stripping control characters is the point
+  return value.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g, " ").slice(0, 1000);
+}
+
+/** Escapes markdown so user-controlled text renders as text, on one line. */
+export function markdownSafe(value: string): string {
+  return plainSafe(value).replace(/[\\`*_~[\]()<>#|>!{}-]/g, (c) => `\\${c}`);
+}
+
+/** Inside an inline code span only the backtick can break out. */
+function codeSafe(value: string): string {
+  return plainSafe(value).replaceAll("`", "'");
+}
+
+function toAscii(value: string): string {
+  return plainSafe(value).replace(/[^\x20-\x7e]/g, "?");
+}

@@ -1,0 +1,206 @@
+import { createHash } from "node:crypto";
+import type { ResolveTargetsConfig } from "./config.js";
+import { type EventRef, type FlowSettings, INSTANCE_ID_PATTERN, type InstanceProgress } from "./model.js";
+
+/** Source and detail-type of the inputs the reconciliation sweep starts executions with. */
+export const SWEEP_SOURCE = "imdsv2-guard.sweep";
+export const SWEEP_DETAIL_TYPE = "IMDSv1 Reconciliation";
+
+export interface RejectedTarget {
+  /** The offending value, truncated and JSON-encoded so a hostile string cannot shape the report. */
+  value: string;
+  reason: string;
+}
+
+export interface ResolvedTargets {
+  event: EventRef;
+  settings: FlowSettings;
+  startedAt: string;
+  batches: InstanceProgress[][];
+  rejected: RejectedTarget[];
+  /** Why the event needs no work (a failed call, the guard's own call). Such events are not notified. */
+  ignored?: string;
+  /** What is wrong with the event itself; such events end in an `error` notification. */
+  problem?: string;
+  /** The ledger entry that makes a redelivered event a no-op (see ClaimEvent in the ASL). */
+  dedupe: { key: string; expiresAt: string };
+  /** Routed on by the state machine: false only for ignored events. */
+  notify: boolean;
+  targetCount: number;
+}
+
+const MAX_ECHOED_LENGTH = 80;
+/** EventBridge retries a delivery for up to 24 h; a week covers that and any replay an operator starts by hand. */
+const DEDUPE_RETENTION_SECONDS = 7 * 24 * 3600;
+
+/**
+ * Turns an EventBridge delivery (a CloudTrail record, or a sweep request) into batches of instances to check.
+ * Never throws on bad input: a malformed event or instance id is reported as data, because a remediator that crashes
+ * on input an attacker can shape (tag values, request parameters) is one they can switch off.
+ */
+export function resolveTargets(raw: unknown, config: ResolveTargetsConfig, now: Date): ResolvedTargets {
+  const startedAt = now.toISOString();
+  const envelope = asRecord(raw);
+  const detail = asRecord(envelope?.detail);
+  const event = describeEvent(raw);
+  const dedupe = {
+    key: event.eventId,
+    expiresAt: String(Math.floor(now.getTime() / 1000) + DEDUPE_RETENTION_SECONDS),
+  };
+  const base = { event, settings: config.settings, startedAt, dedupe, batches: [], rejected: [], targetCount: 0 };
+
+  if (!envelope || !detail) {
+    return { ...base, notify: true, problem: "Event is not an EventBridge event with a `detail` object." };
+  }
+
+  if (envelope.source === SWEEP_SOURCE) {
+    const ids = detail.instanceIds;
+    if (!Array.isArray(ids)) {
+      return { ...base, notify: true, problem: "Sweep request has no `detail.instanceIds` array." };
+    }
+    return withTargets(base, ids, config);
+  }
+
+  if (envelope.source !== "aws.ec2" || envelope["detail-type"] !== "AWS API Call via CloudTrail") {
+    return {
+      ...base,
+      notify: true,
+      problem: `Unsupported event: source ${echo(envelope.source)}, detail-type ${echo(envelope["detail-type"])}.`,
+    };
+  }
+  if (detail.errorCode !== undefined && detail.errorCode !== null) {
+    return { ...base, notify: false, ignored: `The call failed with ${echo(detail.errorCode)}; nothing changed.` };
+  }
+  if (event.actor.startsWith(config.guardRoleArnPrefix)) {
+    return { ...base, notify: false, ignored: "The call was made by the guard itself." };
+  }
+
+  switch (detail.eventName) {
+    case "RunInstances": {
+      const items = asRecord(asRecord(detail.responseElements)?.instancesSet)?.items;
+      if (!Array.isArray(items)) {
+        return { ...base, notify: true, problem: "RunInstances event has no `responseElements.instancesSet.items`." };
+      }
+      return withTargets(
+        base,
+        items.map((item) => asRecord(item)?.instanceId),
+        config,
+      );
+    }
+    case "ModifyInstanceMetadataOptions": {
+      const id = modifiedInstanceId(asRecord(detail.requestParameters));
+      if (id === undefined) {
+        return {
+          ...base,
+          notify: true,
+          problem: "ModifyInstanceMetadataOptions event names no instance in `requestParameters`.",
+        };
+      }
+      return withTargets(base, [id], config);
+    }
+    default:
+      return { ...base, notify: true, problem: `Unsupported eventName ${echo(detail.eventName)}.` };
+  }
+}
+
+/**
+ * CloudTrail nests this request as `ModifyInstanceMetadataOptionsRequest.InstanceId`; older records and hand-written
+ * test events use a flat `instanceId` or `InstanceId`. Accept all three.
+ */
+function modifiedInstanceId(params: Record<string, unknown> | undefined): unknown {
+  if (!params) return undefined;
+  const nested = asRecord(params.ModifyInstanceMetadataOptionsRequest);
+  return nested?.InstanceId ?? nested?.instanceId ?? params.InstanceId ?? params.instanceId;
+}
+
+function withTargets(
+  base: Omit<ResolvedTargets, "notify">,
+  candidates: unknown[],
+  config: ResolveTargetsConfig,
+): ResolvedTargets {
+  const seen = new Set<string>();
+  const valid: string[] = [];
+  const rejected: RejectedTarget[] = [];
+  for (const candidate of candidates) {
+    if (typeof candidate !== "string" || !INSTANCE_ID_PATTERN.test(candidate)) {
+      rejected.push({ value: echo(candidate), reason: "not an instance id (expected ^i-[0-9a-f]{8,17}$)" });
+      continue;
+    }
+    if (seen.has(candidate)) continue;
+    seen.add(candidate);
+    valid.push(candidate);
+  }
+  const batches: InstanceProgress[][] = [];
+  for (let i = 0; i < valid.length; i += config.batchSize) {
+    batches.push(
+      valid.slice(i, i + config.batchSize).map((instanceId) => ({ instanceId, stage: "enforce", notes: [] })),
+    );
+  }
+  const problem = valid.length === 0 && rejected.length === 0 ? "The event names no instances." : undefined;
+  return {
+    ...base,
+    batches,
+    rejected,
+    targetCount: valid.length,
+    notify: true,
+    ...(problem ? { problem } : {}),
+  };
+}
+
+/** Who did what, when, from any input, however malformed: the report needs it even when nothing else is readable. */
+export function describeEvent(raw: unknown): EventRef {
+  const envelope = asRecord(raw);
+  const detail = asRecord(envelope?.detail);
+  const identity = asRecord(detail?.userIdentity);
+  const isSweep = envelope?.source === SWEEP_SOURCE;
+  return {
+    eventId: text(detail?.eventID) ?? text(detail?.sweepId) ?? text(envelope?.id) ?? fingerprint(raw),
+    eventName: isSweep ? "ReconciliationSweep" : (text(detail?.eventName) ?? "unknown"),
+    eventTime: text(detail?.eventTime) ?? text(envelope?.time) ?? "unknown",
+    actor: isSweep ? "imdsv2-guard reconciliation sweep" : (text(identity?.arn) ?? describeActorWithoutArn(identity)),
+    account: text(envelope?.account) ?? text(detail?.recipientAccountId) ?? "unknown",
+    region: text(envelope?.region) ?? text(detail?.awsRegion) ?? "unknown",
+    source: isSweep ? "sweep" : "cloudtrail",
+  };
+}
+
+/** AWS services acting on their own (userIdentity.type AWSService) have no ARN; name them by what invoked them. */
+function describeActorWithoutArn(identity: Record<string, unknown> | undefined): string {
+  const invokedBy = text(identity?.invokedBy);
+  const type = text(identity?.type);
+  if (invokedBy) return `${type ?? "AWSService"}:${invokedBy}`;
+  return type ?? "unknown";
+}
+
+/** A stable id for an event that has none, so duplicates of even a malformed event are recognised. */
+function fingerprint(raw: unknown): string {
+  let serialized: string;
+  try {
+    serialized = JSON.stringify(raw) ?? String(raw);
+  } catch {
+    serialized = String(raw);
+  }
+  return `unidentified-${createHash("sha256").update(serialized).digest("hex").slice(0, 32)}`;
+}
+
+function asRecord(value: unknown): Record<string, unknown> | undefined {
+  return typeof value === "object" && value !== null && !Array.isArray(value)
+    ? (value as Record<string, unknown>)
+    : undefined;
+}
+
+/** Strings only, capped: identifiers from the event end up in notifications and log lines. */
+function text(value: unknown): string | undefined {
+  return typeof value === "string" && value.length > 0 ? value.slice(0, 512) : undefined;
+}
+
+/** A value as it may be shown to people: JSON-encoded and truncated. */
+function echo(value: unknown): string {
+  let shown: string;
+  try {
+    shown = JSON.stringify(value) ?? "undefined";
+  } catch {
+    shown = "(unserializable)";
+  }
+  return shown.length > MAX_ECHOED_LENGTH ? `${shown.slice(0, MAX_ECHOED_LENGTH)}…` : shown;
+}
