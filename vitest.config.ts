@@ -22,5 +22,7 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: "forks",
+    // The handlers' structured logs are for CloudWatch; tests assert on behaviour, not on log lines.
+    env: { POWERTOOLS_LOG_LEVEL: "SILENT" },
   },
 });

@@ -33,17 +33,41 @@ export function countStages(instances: readonly InstanceProgress[]): StageCounts
  * away, an SSM registration a minute or more. Fewer rounds are fewer state transitions, which is what Step
  * Functions bills.
  */
-export const POLL_SECONDS = { enforce: 5, awaitApplied: 5, awaitManaged: 15, sendProbe: 5, awaitProbe: 3 } as const;
+export const POLL_SECONDS = { enforce: 5, awaitApplied: 10, awaitManaged: 15, sendProbe: 5, awaitProbe: 3 } as const;
+/** Longest pause after repeated throttling: long enough to let a storm drain, short enough to keep verdicts timely. */
+export const MAX_BACKOFF_SECONDS = 40;
 
 function pollSecondsFor(counts: StageCounts): number {
   const pending = (Object.keys(POLL_SECONDS) as (keyof typeof POLL_SECONDS)[]).filter((k) => counts[k] > 0);
   return pending.length === 0 ? 0 : Math.min(...pending.map((k) => POLL_SECONDS[k]));
 }
 
-/** The batch with its instances replaced and its counts recomputed: every step returns through here. */
-export function withInstances(batch: Batch, instances: InstanceProgress[]): Batch {
+/**
+ * Exponential backoff with jitter for a batch that AWS throttled this round. The jitter is derived from the event
+ * and the round, not from a random number, so a thousand executions spread out the same way in every run.
+ */
+function backoffSeconds(base: number, throttledRounds: number, eventId: string): number {
+  const ceiling = Math.min(MAX_BACKOFF_SECONDS, base * 2 ** throttledRounds);
+  let hash = throttledRounds;
+  for (const c of eventId) hash = (hash * 31 + c.charCodeAt(0)) >>> 0;
+  return Math.max(base, Math.round(ceiling / 2 + ((hash % 1000) / 1000) * (ceiling / 2)));
+}
+
+/**
+ * The batch with its instances replaced, its counts recomputed and the pause before the next round chosen: every
+ * step returns through here. `throttled` says AWS refused some of this round's calls; the pause then grows.
+ */
+export function withInstances(batch: Batch, instances: InstanceProgress[], throttled = false): Batch {
   const counts = countStages(instances);
-  return { ...batch, instances, counts, pollSeconds: pollSecondsFor(counts) };
+  const throttledRounds = throttled ? (batch.throttledRounds ?? 0) + 1 : 0;
+  const base = pollSecondsFor(counts);
+  const pollSeconds = throttled && base > 0 ? backoffSeconds(base, throttledRounds, batch.eventId) : base;
+  return { ...batch, instances, counts, pollSeconds, throttledRounds };
+}
+
+/** A round in which AWS throttled the batch's read: nothing moved, except what passed its deadline. */
+export function throttledRound(batch: Batch, expire: (p: InstanceProgress) => InstanceProgress): Batch {
+  return withInstances(batch, batch.instances.map(expire), true);
 }
 
 /** Ends an instance with its one verdict. Timings are measured from the flow's start. */

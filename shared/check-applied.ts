@@ -1,7 +1,8 @@
 import type { Logger } from "@aws-lambda-powertools/logger";
-import type { EC2Client } from "@aws-sdk/client-ec2";
-import { conclude, deadlineAfter, isPast, withInstances } from "./batch.js";
+import type { EC2Client, Instance } from "@aws-sdk/client-ec2";
+import { conclude, deadlineAfter, isPast, throttledRound, withInstances } from "./batch.js";
 import { describeInstancesById, isGone, isStopped } from "./ec2-instances.js";
+import { RetryableThrottlingError } from "./errors.js";
 import type { Batch, InstanceProgress } from "./model.js";
 
 export interface CheckAppliedDeps {
@@ -18,10 +19,18 @@ export interface CheckAppliedDeps {
 export async function checkAppliedBatch(batch: Batch, deps: CheckAppliedDeps): Promise<Batch> {
   const now = deps.now();
   const waiting = batch.instances.filter((i) => i.stage === "await-applied");
-  const described = await describeInstancesById(
-    deps.ec2,
-    waiting.map((i) => i.instanceId),
-  );
+  let described: Map<string, Instance>;
+  try {
+    described = await describeInstancesById(
+      deps.ec2,
+      waiting.map((i) => i.instanceId),
+    );
+  } catch (error) {
+    if (!(error instanceof RetryableThrottlingError)) throw error;
+    return throttledRound(batch, (p) =>
+      p.stage === "await-applied" ? notAppliedInTime(p, batch, now, "unknown (EC2 throttled the check)") : p,
+    );
+  }
   const next = batch.instances.map((progress): InstanceProgress => {
     if (progress.stage !== "await-applied") return progress;
     const instance = described.get(progress.instanceId);
@@ -55,17 +64,20 @@ export async function checkAppliedBatch(batch: Batch, deps: CheckAppliedDeps): P
         stageDeadline: deadlineAfter(now, batch.settings.managedTimeoutSeconds),
       };
     }
-    if (isPast(progress.stageDeadline, now)) {
-      return conclude(
-        progress,
-        batch,
-        now,
-        "unverified",
-        `The change was not applied within ${batch.settings.applyTimeoutSeconds} s (MetadataOptions.State is still ${options.State ?? "unknown"}).`,
-      );
-    }
-    return progress;
+    return notAppliedInTime(progress, batch, now, options.State ?? "unknown");
   });
   deps.logger.debug("Checked applied state", { eventId: batch.eventId, waiting: waiting.length });
   return withInstances(batch, next);
+}
+
+/** Still waiting, unless the deadline has passed. */
+function notAppliedInTime(progress: InstanceProgress, batch: Batch, now: Date, state: string): InstanceProgress {
+  if (!isPast(progress.stageDeadline, now)) return progress;
+  return conclude(
+    progress,
+    batch,
+    now,
+    "unverified",
+    `The change was not applied within ${batch.settings.applyTimeoutSeconds} s (MetadataOptions.State is still ${state}).`,
+  );
 }

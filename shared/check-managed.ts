@@ -1,9 +1,10 @@
 import type { Logger } from "@aws-lambda-powertools/logger";
-import type { EC2Client } from "@aws-sdk/client-ec2";
+import type { EC2Client, Instance } from "@aws-sdk/client-ec2";
 import { DescribeInstanceInformationCommand, type InstanceInformation, type SSMClient } from "@aws-sdk/client-ssm";
 import { classifyAwsError } from "./aws-errors.js";
-import { conclude, deadlineAfter, isPast, withInstances } from "./batch.js";
+import { conclude, deadlineAfter, isPast, throttledRound, withInstances } from "./batch.js";
 import { describeInstancesById, isGone, isStopped } from "./ec2-instances.js";
+import { RetryableThrottlingError } from "./errors.js";
 import type { Batch, InstanceProgress, Platform } from "./model.js";
 
 export interface CheckManagedDeps {
@@ -16,30 +17,24 @@ export interface CheckManagedDeps {
 /**
  * One poll of "can SSM run a command on it?" for the batch's instances in `await-managed`. A fresh instance takes a
  * minute or two to register its SSM Agent; an instance without the agent or an instance profile never does, and ends
- * `unverified` at the deadline with that reason, rather than `pass` on the API's word.
+ * `unverified` at the deadline with that reason, rather than `pass` on the API's word. EC2 is asked only about the
+ * instances SSM does not show online (were they stopped or terminated?), which spares EC2's shared read bucket.
  */
 export async function checkManagedBatch(batch: Batch, deps: CheckManagedDeps): Promise<Batch> {
   const now = deps.now();
   const waiting = batch.instances.filter((i) => i.stage === "await-managed").map((i) => i.instanceId);
-  const [described, registered] = await Promise.all([
-    describeInstancesById(deps.ec2, waiting),
-    describeRegistrations(deps.ssm, waiting),
-  ]);
+  let registered: Map<string, InstanceInformation>;
+  let described: Map<string, Instance>;
+  try {
+    registered = await describeRegistrations(deps.ssm, waiting);
+    const offline = waiting.filter((id) => registered.get(id)?.PingStatus !== "Online");
+    described = await describeInstancesById(deps.ec2, offline);
+  } catch (error) {
+    if (!(error instanceof RetryableThrottlingError)) throw error;
+    return throttledRound(batch, (p) => (p.stage === "await-managed" ? notManagedInTime(p, batch, now, undefined) : p));
+  }
   const next = batch.instances.map((progress): InstanceProgress => {
     if (progress.stage !== "await-managed") return progress;
-    const instance = described.get(progress.instanceId);
-    if (!instance || isGone(instance)) {
-      return conclude(progress, batch, now, "skipped", "Instance was terminated before it could be probed.");
-    }
-    if (isStopped(instance)) {
-      return conclude(
-        progress,
-        batch,
-        now,
-        "unverified",
-        `Instance is ${instance.State?.Name}; it cannot run the probe.`,
-      );
-    }
     const registration = registered.get(progress.instanceId);
     if (registration?.PingStatus === "Online") {
       const platform = platformOf(registration);
@@ -59,19 +54,40 @@ export async function checkManagedBatch(batch: Batch, deps: CheckManagedDeps): P
         stageDeadline: deadlineAfter(now, batch.settings.probeTimeoutSeconds),
       };
     }
-    if (isPast(progress.stageDeadline, now)) {
-      const seen = registration ? `its SSM ping status is ${registration.PingStatus}` : "it never registered with SSM";
+    const instance = described.get(progress.instanceId);
+    if (!instance || isGone(instance)) {
+      return conclude(progress, batch, now, "skipped", "Instance was terminated before it could be probed.");
+    }
+    if (isStopped(instance)) {
       return conclude(
         progress,
         batch,
         now,
         "unverified",
-        `The SSM Agent was not online within ${batch.settings.managedTimeoutSeconds} s (${seen}); the instance needs the agent and an instance profile with AmazonSSMManagedInstanceCore.`,
+        `Instance is ${instance.State?.Name}; it cannot run the probe.`,
       );
     }
-    return progress;
+    return notManagedInTime(progress, batch, now, registration);
   });
   return withInstances(batch, next);
+}
+
+/** Still waiting for the agent, unless the deadline has passed. */
+function notManagedInTime(
+  progress: InstanceProgress,
+  batch: Batch,
+  now: Date,
+  registration: InstanceInformation | undefined,
+): InstanceProgress {
+  if (!isPast(progress.stageDeadline, now)) return progress;
+  const seen = registration ? `its SSM ping status is ${registration.PingStatus}` : "it never registered with SSM";
+  return conclude(
+    progress,
+    batch,
+    now,
+    "unverified",
+    `The SSM Agent was not online within ${batch.settings.managedTimeoutSeconds} s (${seen}); the instance needs the agent and an instance profile with AmazonSSMManagedInstanceCore.`,
+  );
 }
 
 async function describeRegistrations(ssm: SSMClient, instanceIds: string[]): Promise<Map<string, InstanceInformation>> {

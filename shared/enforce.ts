@@ -1,8 +1,9 @@
 import type { Logger } from "@aws-lambda-powertools/logger";
 import { type EC2Client, type Instance, ModifyInstanceMetadataOptionsCommand } from "@aws-sdk/client-ec2";
 import { awsErrorCode, classifyAwsError, isThrottling } from "./aws-errors.js";
-import { conclude, deadlineAfter, isPast, withInstances } from "./batch.js";
+import { conclude, deadlineAfter, isPast, throttledRound, withInstances } from "./batch.js";
 import { describeInstancesById, isGone, isStopped, tagValue } from "./ec2-instances.js";
+import { RetryableThrottlingError } from "./errors.js";
 import type { Batch, InstanceProgress } from "./model.js";
 
 export interface EnforceDeps {
@@ -24,10 +25,22 @@ export const NOT_FOUND_GRACE_SECONDS = 120;
 export async function enforceBatch(batch: Batch, deps: EnforceDeps): Promise<Batch> {
   const now = deps.now();
   const pending = batch.instances.filter((i) => i.stage === "enforce");
-  const described = await describeInstancesById(
-    deps.ec2,
-    pending.map((i) => i.instanceId),
-  );
+  let described: Map<string, Instance>;
+  try {
+    described = await describeInstancesById(
+      deps.ec2,
+      pending.map((i) => i.instanceId),
+    );
+  } catch (error) {
+    if (!(error instanceof RetryableThrottlingError)) throw error;
+    return throttledRound(batch, (p) => {
+      if (p.stage !== "enforce") return p;
+      const entered = p.stageDeadline
+        ? p
+        : { ...p, stageDeadline: deadlineAfter(now, batch.settings.applyTimeoutSeconds) };
+      return stillThrottled(entered, batch, now, "DescribeInstances");
+    });
+  }
   let throttled = false;
   const next: InstanceProgress[] = [];
   for (const progress of batch.instances) {
@@ -71,7 +84,7 @@ export async function enforceBatch(batch: Batch, deps: EnforceDeps): Promise<Bat
       }
     }
   }
-  return withInstances(batch, next);
+  return withInstances(batch, next, throttled);
 }
 
 /** The decisions that need no modify call; undefined when the instance must be changed. */
@@ -183,14 +196,19 @@ function notYetVisible(progress: InstanceProgress, batch: Batch, now: Date): Ins
   return { ...progress, firstNotFoundAt: since };
 }
 
-function stillThrottled(progress: InstanceProgress, batch: Batch, now: Date): InstanceProgress {
+function stillThrottled(
+  progress: InstanceProgress,
+  batch: Batch,
+  now: Date,
+  api = "ModifyInstanceMetadataOptions",
+): InstanceProgress {
   if (isPast(progress.stageDeadline, now)) {
     return conclude(
       progress,
       batch,
       now,
       "error",
-      `ModifyInstanceMetadataOptions stayed throttled for ${batch.settings.applyTimeoutSeconds} s; nothing was changed.`,
+      `EC2 throttled ${api} for ${batch.settings.applyTimeoutSeconds} s; HttpTokens was not changed.`,
     );
   }
   return progress;

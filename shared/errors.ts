@@ -58,3 +58,12 @@ export const LAMBDA_SERVICE_ERROR_NAMES = [
   "Lambda.TooManyRequestsException",
   "Lambda.Unknown",
 ] as const;
+
+/** Errors of the ClaimEvent state's direct DynamoDB integration, as Step Functions names them. */
+export const DYNAMODB_ERROR_NAMES = [
+  "DynamoDB.ConditionalCheckFailedException",
+  "DynamoDB.ProvisionedThroughputExceededException",
+  "DynamoDB.ThrottlingException",
+  "DynamoDB.RequestLimitExceeded",
+  "DynamoDB.InternalServerErrorException",
+] as const;

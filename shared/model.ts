@@ -116,6 +116,8 @@ export const batchSchema = z.object({
   counts: stageCountsSchema.optional(),
   /** How long the Wait state before the next round waits. */
   pollSeconds: z.number().int().min(0).optional(),
+  /** Consecutive rounds in which AWS throttled this batch; drives the backoff. */
+  throttledRounds: z.number().int().min(0).optional(),
   /** Set by a Catch: the step that failed after its retries, and why. Finalize turns the unfinished into `error`. */
   failure: z.object({ Error: z.string().optional(), Cause: z.string().optional() }).optional(),
 });

@@ -39,16 +39,20 @@ const PROBE_EXECUTION_TIMEOUT_SECONDS = 60;
 export async function sendProbeBatch(batch: Batch, deps: ProbeDeps): Promise<Batch> {
   const now = deps.now();
   const updates = new Map<string, InstanceProgress>();
+  let throttled = false;
   for (const platform of ["linux", "windows"] as const) {
     const group = batch.instances.filter((i) => i.stage === "send-probe" && i.platform === platform);
     for (let start = 0; start < group.length; start += SEND_COMMAND_MAX_TARGETS) {
       const chunk = group.slice(start, start + SEND_COMMAND_MAX_TARGETS);
-      for (const [id, progress] of await sendChunk(chunk, platform, batch, deps, now)) updates.set(id, progress);
+      const sent = await sendChunk(chunk, platform, batch, deps, now);
+      throttled ||= sent.throttled;
+      for (const [id, progress] of sent.updates) updates.set(id, progress);
     }
   }
   return withInstances(
     batch,
     batch.instances.map((i) => updates.get(i.instanceId) ?? i),
+    throttled,
   );
 }
 
@@ -58,7 +62,7 @@ async function sendChunk(
   batch: Batch,
   deps: ProbeDeps,
   now: Date,
-): Promise<Map<string, InstanceProgress>> {
+): Promise<{ updates: Map<string, InstanceProgress>; throttled: boolean }> {
   const { documentName, script } = PROBE_DOCUMENTS[platform];
   const out = new Map<string, InstanceProgress>();
   try {
@@ -92,7 +96,7 @@ async function sendChunk(
             : progress,
         );
       }
-      return out;
+      return { updates: out, throttled: true };
     }
     const reason = classifyAwsError(error, "SendCommand").message;
     for (const progress of chunk) {
@@ -102,7 +106,7 @@ async function sendChunk(
       );
     }
   }
-  return out;
+  return { updates: out, throttled: false };
 }
 
 const STILL_RUNNING = new Set(["Pending", "InProgress", "Delayed"]);
@@ -143,7 +147,7 @@ export async function checkProbeBatch(batch: Batch, deps: ProbeDeps): Promise<Ba
     }
     next.push(judgeInvocation(progress, invocation, batch, now));
   }
-  return withInstances(batch, next);
+  return withInstances(batch, next, throttled);
 }
 
 function judgeInvocation(

@@ -1,0 +1,90 @@
+import { existsSync, readFileSync } from "node:fs";
+import aslValidator from "asl-validator";
+import { describe, expect, it } from "vitest";
+import { DYNAMODB_ERROR_NAMES, GUARD_ERROR_NAMES, LAMBDA_SERVICE_ERROR_NAMES } from "../shared/errors.js";
+
+interface Retrier {
+  ErrorEquals: string[];
+}
+interface State {
+  Type: string;
+  Resource?: string;
+  Retry?: Retrier[];
+  Catch?: Retrier[];
+  ItemProcessor?: { States: Record<string, State> };
+}
+
+const definition = JSON.parse(readFileSync("infra/state-machine.asl.json", "utf8")) as {
+  States: Record<string, State>;
+};
+
+function allStates(states: Record<string, State> = definition.States): [string, State][] {
+  return Object.entries(states).flatMap(([name, state]) => [
+    [name, state] as [string, State],
+    ...(state.ItemProcessor ? allStates(state.ItemProcessor.States) : []),
+  ]);
+}
+
+describe("infra/state-machine.asl.json", () => {
+  it("is valid Amazon States Language", () => {
+    // Act
+    const { isValid, errors } = aslValidator(definition);
+
+    // Assess
+    expect(errors).toEqual([]);
+    expect(isValid).toBe(true);
+  });
+
+  it("uses only error names that the shared errors module defines", () => {
+    // Prepare
+    const known = new Set<string>([
+      ...GUARD_ERROR_NAMES,
+      ...LAMBDA_SERVICE_ERROR_NAMES,
+      ...DYNAMODB_ERROR_NAMES,
+      "States.ALL",
+    ]);
+
+    // Act
+    const used = allStates().flatMap(([, s]) => [...(s.Retry ?? []), ...(s.Catch ?? [])].flatMap((r) => r.ErrorEquals));
+    const unknown = used.filter((name) => !known.has(name));
+
+    // Assess
+    expect(used.length).toBeGreaterThan(10);
+    expect(unknown).toEqual([]);
+  });
+
+  it("never retries blindly: no Retry matches States.ALL or States.TaskFailed", () => {
+    const blind = allStates().filter(([, s]) =>
+      (s.Retry ?? []).some((r) => r.ErrorEquals.includes("States.ALL") || r.ErrorEquals.includes("States.TaskFailed")),
+    );
+    expect(blind.map(([name]) => name)).toEqual([]);
+  });
+
+  it("does not retry the probe's SendCommand after a crash, since a crash may follow a successful send", () => {
+    const sendProbe = allStates().find(([name]) => name === "SendProbe")?.[1];
+    expect(sendProbe?.Retry?.flatMap((r) => r.ErrorEquals)).not.toContain("Lambda.Unknown");
+  });
+
+  it("invokes only functions that exist under functions/, by their placeholder", () => {
+    // Act
+    const placeholders = allStates()
+      .map(([, s]) => s.Resource?.match(/^\$\{(\w+)FunctionArn\}$/)?.[1])
+      .filter((p): p is string => p !== undefined);
+    const toDir = (name: string) => name.replace(/[A-Z]/g, (c, i: number) => `${i ? "-" : ""}${c.toLowerCase()}`);
+
+    // Assess
+    expect(placeholders.length).toBeGreaterThanOrEqual(8);
+    for (const name of placeholders) expect(existsSync(`functions/${toDir(name)}/handler.ts`), name).toBe(true);
+  });
+
+  it("ends every batch in FinalizeBatch whatever step fails", () => {
+    const batchStates = definition.States.ForEachBatch?.ItemProcessor?.States ?? {};
+    const tasks = Object.entries(batchStates).filter(([name, s]) => s.Type === "Task" && name !== "FinalizeBatch");
+    expect(tasks.length).toBeGreaterThanOrEqual(5);
+    for (const [name, state] of tasks) {
+      expect(state.Catch, name).toEqual([
+        expect.objectContaining({ ErrorEquals: ["States.ALL"], Next: "FinalizeBatch" }),
+      ]);
+    }
+  });
+});

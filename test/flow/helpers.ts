@@ -1,0 +1,76 @@
+import { readFileSync } from "node:fs";
+import type { InstanceResult } from "../../shared/model.js";
+import { parseScenario, type Scenario } from "../../local/scenario.js";
+import type { FlowRun } from "../../local/run-flow.js";
+
+export const ACCOUNT = "111122223333";
+export const REGION = "eu-west-1";
+
+/** A RunInstances delivery as EventBridge sends it, trimmed to the fields the guard and the rule read. */
+export function runInstancesEvent(instanceIds: string[], eventId = "e-run-1", actor = `arn:aws:sts::${ACCOUNT}:assumed-role/Deployer/ci`) {
+  return {
+    version: "0",
+    id: `delivery-${eventId}`,
+    "detail-type": "AWS API Call via CloudTrail",
+    source: "aws.ec2",
+    account: ACCOUNT,
+    time: "2026-11-28T09:00:00Z",
+    region: REGION,
+    resources: [],
+    detail: {
+      eventVersion: "1.10",
+      userIdentity: { type: "AssumedRole", arn: actor, accountId: ACCOUNT },
+      eventTime: "2026-11-28T09:00:00Z",
+      eventSource: "ec2.amazonaws.com",
+      eventName: "RunInstances",
+      awsRegion: REGION,
+      requestParameters: { instanceType: "t4g.nano" },
+      responseElements: { instancesSet: { items: instanceIds.map((instanceId) => ({ instanceId })) } },
+      eventID: eventId,
+      recipientAccountId: ACCOUNT,
+    },
+  };
+}
+
+export function modifyEvent(instanceId: string, httpTokens: string, eventId = "e-mod-1") {
+  return {
+    version: "0",
+    id: `delivery-${eventId}`,
+    "detail-type": "AWS API Call via CloudTrail",
+    source: "aws.ec2",
+    account: ACCOUNT,
+    time: "2026-11-28T09:10:00Z",
+    region: REGION,
+    detail: {
+      userIdentity: { type: "IAMUser", arn: `arn:aws:iam::${ACCOUNT}:user/someone`, accountId: ACCOUNT },
+      eventTime: "2026-11-28T09:10:00Z",
+      eventSource: "ec2.amazonaws.com",
+      eventName: "ModifyInstanceMetadataOptions",
+      awsRegion: REGION,
+      requestParameters: { ModifyInstanceMetadataOptionsRequest: { HttpTokens: httpTokens, InstanceId: instanceId } },
+      eventID: eventId,
+    },
+  };
+}
+
+/** `n` distinct, valid instance ids. */
+export function instanceIds(n: number, prefix = "0f"): string[] {
+  return Array.from({ length: n }, (_, i) => `i-${prefix}${i.toString(16).padStart(15, "0")}`);
+}
+
+export function scenario(raw: Record<string, unknown>): Scenario {
+  return parseScenario({ name: "test", ...raw }, "test");
+}
+
+export function defaultScenario(): Scenario {
+  return parseScenario(JSON.parse(readFileSync("local/scenarios/default.json", "utf8")), "default");
+}
+
+/** Every result of every report, with the event it belongs to. */
+export function allResults(run: FlowRun): (InstanceResult & { eventId: string })[] {
+  return run.reports.flatMap((r) => r.results.map((x) => ({ ...x, eventId: r.event.eventId })));
+}
+
+export function verdictOf(run: FlowRun, instanceId: string, eventId?: string): string | undefined {
+  return allResults(run).find((r) => r.instanceId === instanceId && (!eventId || r.eventId === eventId))?.verdict;
+}
