@@ -1,13 +1,17 @@
 import { readFileSync } from "node:fs";
-import type { InstanceResult } from "../../shared/model.js";
-import { parseScenario, type Scenario } from "../../local/scenario.js";
 import type { FlowRun } from "../../local/run-flow.js";
+import { parseScenario, type Scenario } from "../../local/scenario.js";
+import type { InstanceResult } from "../../shared/model.js";
 
 export const ACCOUNT = "111122223333";
 export const REGION = "eu-west-1";
 
 /** A RunInstances delivery as EventBridge sends it, trimmed to the fields the guard and the rule read. */
-export function runInstancesEvent(instanceIds: string[], eventId = "e-run-1", actor = `arn:aws:sts::${ACCOUNT}:assumed-role/Deployer/ci`) {
+export function runInstancesEvent(
+  instanceIds: string[],
+  eventId = "e-run-1",
+  actor = `arn:aws:sts::${ACCOUNT}:assumed-role/Deployer/ci`,
+) {
   return {
     version: "0",
     id: `delivery-${eventId}`,

@@ -1,7 +1,15 @@
 import { describe, expect, it } from "vitest";
 import { runFlow } from "../../local/run-flow.js";
 import { VERDICTS } from "../../shared/model.js";
-import { allResults, defaultScenario, instanceIds, modifyEvent, runInstancesEvent, scenario, verdictOf } from "./helpers.js";
+import {
+  allResults,
+  defaultScenario,
+  instanceIds,
+  modifyEvent,
+  runInstancesEvent,
+  scenario,
+  verdictOf,
+} from "./helpers.js";
 
 describe("the state machine, end to end on the simulated account", () => {
   it("runs the default scenario to all six verdicts, one per instance per event, one notification per event", async () => {
@@ -164,6 +172,9 @@ describe("the state machine, end to end on the simulated account", () => {
     const run = await runFlow(
       scenario({ events: [runInstancesEvent([id])], instances: [{ id, modifyError: "UnauthorizedOperation" }] }),
     );
-    expect(allResults(run)[0]).toMatchObject({ verdict: "error", reason: expect.stringMatching(/UnauthorizedOperation/) });
+    expect(allResults(run)[0]).toMatchObject({
+      verdict: "error",
+      reason: expect.stringMatching(/UnauthorizedOperation/),
+    });
   });
 });
