@@ -8,9 +8,11 @@ import { StateMachine } from "aws-local-stepfunctions";
 /** aws-local-stepfunctions does not export its JSON type; this is the value its task overrides exchange. */
 type JSONValue = Parameters<StateMachine["run"]>[0];
 
+import { createHandler as createSweepHandler } from "../functions/sweep/handler.js";
 import type { NotifyConfig, ResolveTargetsConfig } from "../shared/config.js";
 import type { FlowSettings } from "../shared/model.js";
 import type { EventReport } from "../shared/report.js";
+import type { SweepOutcome } from "../shared/sweep.js";
 import { type LambdaHandler, localFunctions } from "./lambda-functions.js";
 import type { Scenario } from "./scenario.js";
 import { SimAccount, type SimFaults } from "./sim-account.js";
@@ -51,8 +53,8 @@ export interface RunOptions {
   batchSize?: number;
   /** Deliver these event indexes twice (EventBridge's at-least-once delivery). */
   duplicateDeliveries?: number[];
-  /** Seed for the ASL's retry jitter. */
-  seed?: number;
+  /** Instances per execution the sweep starts. */
+  sweepInstancesPerExecution?: number;
 }
 
 /** What Step Functions would show for one execution, estimated from the states it ran. */
@@ -68,6 +70,8 @@ export interface ExecutionStats {
 export interface ExecutionRecord {
   eventIndex: number;
   delivery: number;
+  /** Set for executions the sweep started. */
+  name?: string;
   status: "succeeded" | "failed";
   output?: unknown;
   error?: string;
@@ -81,6 +85,7 @@ export interface FlowRun {
   executions: ExecutionRecord[];
   /** The machine-readable report of every SNS message, in publish order. */
   reports: EventReport[];
+  sweeps: SweepOutcome[];
   sim: SimAccount;
   lambdaInvocations: Record<string, number>;
   simulatedSeconds: number;
@@ -165,35 +170,53 @@ export async function runFlow(scenario: Scenario, options: RunOptions = {}): Pro
     const machine = new StateMachine(definition as never);
 
     const executions: ExecutionRecord[] = [];
-    const running: Promise<void>[] = [];
+    const sweeps: SweepOutcome[] = [];
     const deliveries: { eventIndex: number; delivery: number; at: number }[] = [];
     scenario.events.forEach((_, i) => {
       const at = i * scenario.eventSpacingSeconds * 1000;
       deliveries.push({ eventIndex: i, delivery: 1, at });
       if (options.duplicateDeliveries?.includes(i)) deliveries.push({ eventIndex: i, delivery: 2, at: at + 1500 });
     });
-    let pendingDeliveries = deliveries.length;
+    // Work not started yet (scheduled deliveries and sweeps) and work under way: the run ends when both are zero.
+    let scheduled = deliveries.length + scenario.sweepAtSeconds.length;
+    let inFlight = 0;
+    const track = (work: Promise<unknown>) => {
+      inFlight++;
+      void work.finally(() => {
+        inFlight--;
+      });
+    };
+    // The sweep's StartExecution calls start executions of the same machine, as in AWS.
+    sim.onStartExecution = (name, input) => {
+      track(execute(machine, input, { eventIndex: -1, delivery: 1, name }, overrides, executions));
+    };
+    const sweepHandler = createSweepHandler({
+      stateMachineArn: `arn:aws:states:${SIM_REGION}:${SIM_ACCOUNT_ID}:stateMachine:imdsv2-guard-local`,
+      exemptTagKey: settings.exemptTagKey,
+      instancesPerExecution: options.sweepInstancesPerExecution ?? 500,
+      account: SIM_ACCOUNT_ID,
+      region: SIM_REGION,
+    });
+    scenario.sweepAtSeconds.forEach((at, i) => {
+      setTimeout(() => {
+        scheduled--;
+        track(sweepHandler({ source: "aws.scheduler" }, lambdaContext("Sweep", i + 1)).then((o) => sweeps.push(o)));
+      }, at * 1000);
+    });
     for (const d of deliveries) {
       setTimeout(() => {
-        pendingDeliveries--;
+        scheduled--;
         const event = scenario.events[d.eventIndex];
         if (d.delivery === 1) sim.applyRecordedCall(event);
-        running.push(execute(machine, event, d, overrides, executions));
+        track(execute(machine, event, d, overrides, executions));
       }, d.at);
     }
 
     // The discrete-event loop.
-    let settled = false;
-    const all = (async () => {
-      while (pendingDeliveries > 0 || running.length > executions.length) {
-        await Promise.all(running);
-        if (pendingDeliveries > 0 || running.length > executions.length) await new Promise((r) => realSetImmediate(r));
-      }
-      settled = true;
-    })();
     let idleRounds = 0;
-    while (!settled) {
+    for (;;) {
       await new Promise((r) => realSetImmediate(r));
+      if (scheduled === 0 && inFlight === 0) break;
       if (sim.realWorkInFlight > 0) {
         await new Promise((r) => realSetTimeout(r, 2));
         continue;
@@ -202,14 +225,12 @@ export async function runFlow(scenario: Scenario, options: RunOptions = {}): Pro
       idleRounds++;
       if (idleRounds < 2) continue;
       idleRounds = 0;
-      if (settled) break;
       if (clock.countTimers() === 0) {
         await new Promise((r) => realSetTimeout(r, 1));
         continue;
       }
       clock.next();
     }
-    await all;
     const reports = sim.published.map((p) => {
       const message = JSON.parse(p.input.Message ?? "{}") as { sqs?: string };
       return JSON.parse(message.sqs ?? "{}") as EventReport;
@@ -218,6 +239,7 @@ export async function runFlow(scenario: Scenario, options: RunOptions = {}): Pro
       scenario,
       executions: executions.sort((a, b) => a.startedAt - b.startedAt),
       reports,
+      sweeps,
       sim,
       lambdaInvocations,
       simulatedSeconds: (Date.now() - SCENARIO_EPOCH) / 1000,
@@ -281,12 +303,12 @@ function lambdaError(name: string, message: string): Error {
 async function execute(
   machine: StateMachine,
   event: unknown,
-  delivery: { eventIndex: number; delivery: number },
+  delivery: { eventIndex: number; delivery: number; name?: string },
   overrides: TaskOverrides,
   sink: ExecutionRecord[],
 ): Promise<void> {
   const startedAt = Date.now();
-  const name = `event-${delivery.eventIndex}-delivery-${delivery.delivery}`;
+  const name = delivery.name ?? `event-${delivery.eventIndex}-delivery-${delivery.delivery}`;
   const execution = machine.run(event as JSONValue, {
     overrides: { taskResourceLocalHandlers: overrides },
     context: {

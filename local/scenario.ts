@@ -43,7 +43,9 @@ export const scenarioSchema = z.object({
   settings: flowSettingsSchema.partial().default({}),
   /** Seconds between the deliveries of consecutive events (simulated time). */
   eventSpacingSeconds: z.number().min(0).default(600),
-  events: z.array(z.unknown()).min(1),
+  events: z.array(z.unknown()).default([]),
+  /** Run the scheduled reconciliation sweep at these simulated times (seconds from the start). */
+  sweepAtSeconds: z.array(z.number().min(0)).default([]),
   instances: z.array(scenarioInstanceSchema),
 });
 export type Scenario = z.infer<typeof scenarioSchema>;

@@ -5,6 +5,7 @@ import {
   type Instance,
   ModifyInstanceMetadataOptionsCommand,
 } from "@aws-sdk/client-ec2";
+import { SFNClient, StartExecutionCommand, type StartExecutionCommandInput } from "@aws-sdk/client-sfn";
 import { PublishCommand, type PublishCommandInput, SNSClient } from "@aws-sdk/client-sns";
 import {
   DescribeInstanceInformationCommand,
@@ -40,7 +41,8 @@ export type SimApi =
   | "DescribeInstanceInformation"
   | "SendCommand"
   | "GetCommandInvocation"
-  | "Publish";
+  | "Publish"
+  | "StartExecution";
 
 export const EC2_MUTATING_BUCKET: BucketSpec = { capacity: 100, refillPerSecond: 5 };
 export const EC2_NON_MUTATING_BUCKET: BucketSpec = { capacity: 100, refillPerSecond: 20 };
@@ -114,6 +116,7 @@ export class SimAccount {
     SendCommand: 0,
     GetCommandInvocation: 0,
     Publish: 0,
+    StartExecution: 0,
   };
   readonly throttled: Record<SimApi, number> = { ...this.calls };
   readonly modifiedInstanceIds: string[] = [];
@@ -122,6 +125,9 @@ export class SimAccount {
   private readonly instances = new Map<string, SimInstanceState>();
   private readonly invocations = new Map<string, SimInvocation>();
   private readonly ledger = new Set<string>();
+  private readonly executionNames = new Set<string>();
+  /** Set by the runner: starts an execution of the state machine, as StartExecution does. */
+  onStartExecution: ((name: string, input: unknown) => void) | undefined;
   private readonly buckets: Partial<Record<"mutating" | "nonMutating" | "sendCommand", TokenBucket>> = {};
   private readonly mocks: { restore(): void }[] = [];
   private realWork = 0;
@@ -184,7 +190,9 @@ export class SimAccount {
       .callsFake((input: { CommandId?: string; InstanceId?: string }) => this.getCommandInvocation(input));
     const sns = mockClient(SNSClient);
     sns.on(PublishCommand).callsFake((input: PublishCommandInput) => this.publish(input));
-    this.mocks.push(ec2, ssm, sns);
+    const sfn = mockClient(SFNClient);
+    sfn.on(StartExecutionCommand).callsFake((input: StartExecutionCommandInput) => this.startExecution(input));
+    this.mocks.push(ec2, ssm, sns, sfn);
   }
 
   restore(): void {
@@ -457,6 +465,18 @@ export class SimAccount {
       ResponseCode: 0,
       StandardOutputContent: invocation.stdout ?? "",
     };
+  }
+
+  private async startExecution(input: StartExecutionCommandInput) {
+    const now = Date.now();
+    this.gate("StartExecution", undefined, now);
+    const name = input.name ?? `execution-${this.calls.StartExecution}`;
+    if (this.executionNames.has(name)) {
+      throw awsError("ExecutionAlreadyExists", `Execution Already Exists: '${input.stateMachineArn}:${name}'`);
+    }
+    this.executionNames.add(name);
+    this.onStartExecution?.(name, JSON.parse(input.input ?? "{}") as unknown);
+    return { executionArn: `${input.stateMachineArn}:${name}`, startDate: new Date(now) };
   }
 
   private async publish(input: PublishCommandInput) {

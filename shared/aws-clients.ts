@@ -1,4 +1,5 @@
 import { EC2Client } from "@aws-sdk/client-ec2";
+import { SFNClient } from "@aws-sdk/client-sfn";
 import { SNSClient } from "@aws-sdk/client-sns";
 import { SSMClient } from "@aws-sdk/client-ssm";
 
@@ -12,3 +13,4 @@ const clientConfig = { maxAttempts: 2 } as const;
 export const ec2 = new EC2Client(clientConfig);
 export const ssm = new SSMClient(clientConfig);
 export const sns = new SNSClient(clientConfig);
+export const sfn = new SFNClient(clientConfig);

@@ -49,6 +49,15 @@ export function isTransient(error: unknown): boolean {
 }
 
 /**
+ * Throttling or a 5xx: worth asking again next round. Safe even for ModifyInstanceMetadataOptions, whose 5xx leaves
+ * it unknown whether the change was made, because Enforce describes before it modifies: a change that did go through
+ * shows as `required` next round and is not made twice.
+ */
+export function isWorthRetryingNextRound(error: unknown): boolean {
+  return isThrottling(error) || isTransient(error);
+}
+
+/**
  * Maps an SDK exception to the guard's error taxonomy, keeping the original as `cause`, so the state machine can
  * retry by name. Unknown errors become NonRetryableAwsError: retrying what we do not understand is how a remediator
  * ends up modifying an instance twice.

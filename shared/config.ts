@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { NonRetryableConfigurationError } from "./errors.js";
 import type { FlowSettings } from "./model.js";
+import type { SweepConfig } from "./sweep.js";
 
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
@@ -75,4 +76,28 @@ export function loadNotifyConfig(env: NodeJS.ProcessEnv): NotifyConfig {
 /** `field: message; field: message` — the form every boundary error in the guard uses. */
 export function describeIssues(error: z.ZodError): string {
   return error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ");
+}
+
+const sweepEnvSchema = z.object({
+  STATE_MACHINE_ARN: z.string().startsWith("arn:"),
+  EXEMPT_TAG_KEY: z.string().min(1).max(128).default("imdsv2-guard:exempt"),
+  INSTANCES_PER_EXECUTION: z.coerce.number().int().min(1).max(1000).default(500),
+  AWS_REGION: z.string().min(1),
+  ACCOUNT_ID: z.string().regex(/^\d{12}$/),
+});
+
+/** Reads the sweep's settings from the environment; throws at cold start when one is missing. */
+export function loadSweepConfig(env: NodeJS.ProcessEnv): SweepConfig {
+  const parsed = sweepEnvSchema.safeParse(env);
+  if (!parsed.success) {
+    throw new NonRetryableConfigurationError(`Invalid configuration: ${describeIssues(parsed.error)}`);
+  }
+  const e = parsed.data;
+  return {
+    stateMachineArn: e.STATE_MACHINE_ARN,
+    exemptTagKey: e.EXEMPT_TAG_KEY,
+    instancesPerExecution: e.INSTANCES_PER_EXECUTION,
+    account: e.ACCOUNT_ID,
+    region: e.AWS_REGION,
+  };
 }

@@ -1,6 +1,6 @@
 import type { Logger } from "@aws-lambda-powertools/logger";
 import { type EC2Client, type Instance, ModifyInstanceMetadataOptionsCommand } from "@aws-sdk/client-ec2";
-import { awsErrorCode, classifyAwsError, isThrottling } from "./aws-errors.js";
+import { awsErrorCode, classifyAwsError, isWorthRetryingNextRound } from "./aws-errors.js";
 import { conclude, deadlineAfter, isPast, throttledRound, withInstances } from "./batch.js";
 import { describeInstancesById, isGone, isStopped, tagValue } from "./ec2-instances.js";
 import { RetryableThrottlingError } from "./errors.js";
@@ -72,7 +72,7 @@ export async function enforceBatch(batch: Batch, deps: EnforceDeps): Promise<Bat
       deps.logger.info("Set HttpTokens=required", { instanceId: progress.instanceId, eventId: batch.eventId });
       next.push(afterModify(entered, instance, batch, now));
     } catch (error) {
-      if (isThrottling(error)) {
+      if (isWorthRetryingNextRound(error)) {
         throttled = true;
         next.push(stillThrottled(entered, batch, now));
       } else if (awsErrorCode(error) === "InvalidInstanceID.NotFound") {
@@ -208,7 +208,7 @@ function stillThrottled(
       batch,
       now,
       "error",
-      `EC2 throttled ${api} for ${batch.settings.applyTimeoutSeconds} s; HttpTokens was not changed.`,
+      `EC2 kept refusing ${api} (throttled or 5xx) for ${batch.settings.applyTimeoutSeconds} s; HttpTokens was not changed.`,
     );
   }
   return progress;

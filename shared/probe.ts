@@ -5,7 +5,7 @@ import {
   SendCommandCommand,
   type SSMClient,
 } from "@aws-sdk/client-ssm";
-import { awsErrorCode, classifyAwsError, isThrottling } from "./aws-errors.js";
+import { awsErrorCode, classifyAwsError, isWorthRetryingNextRound } from "./aws-errors.js";
 import { conclude, deadlineAfter, isPast, withInstances } from "./batch.js";
 import { type Batch, type InstanceProgress, type Platform, type ProbeReading, probeReadingSchema } from "./model.js";
 import probeLinux from "./probes/probe-linux.sh";
@@ -87,12 +87,18 @@ async function sendChunk(
       });
     }
   } catch (error) {
-    if (isThrottling(error)) {
+    if (isWorthRetryingNextRound(error)) {
       for (const progress of chunk) {
         out.set(
           progress.instanceId,
           isPast(progress.stageDeadline, now)
-            ? conclude(progress, batch, now, "unverified", "SendCommand stayed throttled; the probe could not be sent.")
+            ? conclude(
+                progress,
+                batch,
+                now,
+                "unverified",
+                "SendCommand kept being refused (throttled or 5xx); the probe could not be sent.",
+              )
             : progress,
         );
       }
@@ -134,7 +140,7 @@ export async function checkProbeBatch(batch: Batch, deps: ProbeDeps): Promise<Ba
         new GetCommandInvocationCommand({ CommandId: progress.commandId, InstanceId: progress.instanceId }),
       );
     } catch (error) {
-      if (isThrottling(error)) {
+      if (isWorthRetryingNextRound(error)) {
         throttled = true;
         next.push(unlessPastDeadline(progress, batch, now));
       } else if (awsErrorCode(error) === "InvocationDoesNotExist") {

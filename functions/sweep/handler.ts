@@ -1,0 +1,12 @@
+import { ec2, sfn } from "../../shared/aws-clients.js";
+import { loadSweepConfig } from "../../shared/config.js";
+import { lambdaHandler, onColdStart } from "../../shared/lambda-handler.js";
+import { logger } from "../../shared/logger.js";
+import { type SweepConfig, sweep } from "../../shared/sweep.js";
+
+/** Scheduled (daily by default): finds instances that still allow IMDSv1 and runs them through the state machine. */
+export function createHandler(config: SweepConfig, now: () => Date = () => new Date()) {
+  return lambdaHandler(async (_scheduledEvent: unknown) => sweep({ ec2, sfn, logger, now, config }));
+}
+
+export const handler = onColdStart(() => createHandler(loadSweepConfig(process.env)));

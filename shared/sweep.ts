@@ -1,0 +1,112 @@
+import type { Logger } from "@aws-lambda-powertools/logger";
+import {
+  DescribeInstancesCommand,
+  type DescribeInstancesCommandOutput,
+  type EC2Client,
+  type Instance,
+} from "@aws-sdk/client-ec2";
+import { ExecutionAlreadyExists, type SFNClient, StartExecutionCommand } from "@aws-sdk/client-sfn";
+import { classifyAwsError } from "./aws-errors.js";
+import { tagValue } from "./ec2-instances.js";
+import { SWEEP_DETAIL_TYPE, SWEEP_SOURCE } from "./resolve-targets.js";
+
+export interface SweepConfig {
+  stateMachineArn: string;
+  exemptTagKey: string;
+  /** Instances per execution: 500 keeps each execution's state far below 256 KiB and its Map at 10 batches. */
+  instancesPerExecution: number;
+  account: string;
+  region: string;
+}
+
+export interface SweepDeps {
+  ec2: EC2Client;
+  sfn: SFNClient;
+  logger: Logger;
+  now: () => Date;
+  config: SweepConfig;
+}
+
+export interface SweepOutcome {
+  sweepId: string;
+  /** Instances EC2 reports with HttpTokens=optional. */
+  found: number;
+  /** Of those, skipped because of an exemption tag. */
+  exempt: number;
+  executions: { name: string; instances: number; alreadyStarted: boolean }[];
+}
+
+/** The states an instance can be enforced in; terminated ones are gone, and shutting-down ones soon will be. */
+const SWEEPABLE_STATES = ["pending", "running", "stopping", "stopped"];
+
+/**
+ * The reconciliation sweep: EventBridge delivers events on a best-effort basis, so once a day (and once right after the
+ * first deploy, as a backfill of the existing fleet) every instance that still allows IMDSv1 is sent through the same
+ * state machine as a launch would be. Execution names are derived from the sweep's time window, so a retried sweep
+ * does not start the same work twice (StartExecution with an existing name is refused).
+ */
+export async function sweep(deps: SweepDeps): Promise<SweepOutcome> {
+  const { config } = deps;
+  const now = deps.now();
+  const sweepId = `sweep-${now.toISOString().slice(0, 16).replace(/[-:T]/g, "")}`;
+  const candidates = await describeOptionalInstances(deps.ec2);
+  const toCheck = candidates.filter((i) => tagValue(i, config.exemptTagKey) === undefined);
+  const ids = toCheck.map((i) => i.InstanceId).filter((id): id is string => id !== undefined);
+  const executions: SweepOutcome["executions"] = [];
+  for (let start = 0, n = 1; start < ids.length; start += config.instancesPerExecution, n++) {
+    const chunk = ids.slice(start, start + config.instancesPerExecution);
+    const name = `${sweepId}-${n}`;
+    const input = {
+      version: "0",
+      id: name,
+      "detail-type": SWEEP_DETAIL_TYPE,
+      source: SWEEP_SOURCE,
+      account: config.account,
+      region: config.region,
+      time: now.toISOString(),
+      detail: { sweepId: name, instanceIds: chunk },
+    };
+    try {
+      await deps.sfn.send(
+        new StartExecutionCommand({ stateMachineArn: config.stateMachineArn, name, input: JSON.stringify(input) }),
+      );
+      executions.push({ name, instances: chunk.length, alreadyStarted: false });
+    } catch (error) {
+      if (
+        !(error instanceof ExecutionAlreadyExists) &&
+        (error as { name?: string })?.name !== "ExecutionAlreadyExists"
+      ) {
+        throw classifyAwsError(error, "StartExecution");
+      }
+      executions.push({ name, instances: chunk.length, alreadyStarted: true });
+    }
+  }
+  const outcome = { sweepId, found: candidates.length, exempt: candidates.length - toCheck.length, executions };
+  deps.logger.info("Sweep started executions", { ...outcome });
+  return outcome;
+}
+
+async function describeOptionalInstances(ec2: EC2Client): Promise<Instance[]> {
+  const found: Instance[] = [];
+  let nextToken: string | undefined;
+  do {
+    let page: DescribeInstancesCommandOutput;
+    try {
+      page = await ec2.send(
+        new DescribeInstancesCommand({
+          Filters: [
+            { Name: "metadata-options.http-tokens", Values: ["optional"] },
+            { Name: "instance-state-name", Values: SWEEPABLE_STATES },
+          ],
+          MaxResults: 1000,
+          NextToken: nextToken,
+        }),
+      );
+    } catch (error) {
+      throw classifyAwsError(error, "DescribeInstances");
+    }
+    for (const reservation of page.Reservations ?? []) found.push(...(reservation.Instances ?? []));
+    nextToken = page.NextToken;
+  } while (nextToken);
+  return found;
+}
