@@ -34,8 +34,13 @@ export function countStages(instances: readonly InstanceProgress[]): StageCounts
  * Functions bills.
  */
 export const POLL_SECONDS = { enforce: 5, awaitApplied: 10, awaitManaged: 15, sendProbe: 5, awaitProbe: 3 } as const;
-/** Longest pause after repeated throttling: long enough to let a storm drain, short enough to keep verdicts timely. */
-export const MAX_BACKOFF_SECONDS = 40;
+/**
+ * Longest pause after repeated throttling. Reads back off far, so a storm of executions drains EC2's shared read
+ * bucket instead of fighting over it; a throttled modify backs off little, because every second its bucket's
+ * refill goes unused makes the whole launch slower.
+ */
+export const MAX_BACKOFF_SECONDS = { read: 40, modify: 10 } as const;
+export type Throttled = false | keyof typeof MAX_BACKOFF_SECONDS;
 
 function pollSecondsFor(counts: StageCounts): number {
   const pending = (Object.keys(POLL_SECONDS) as (keyof typeof POLL_SECONDS)[]).filter((k) => counts[k] > 0);
@@ -46,8 +51,8 @@ function pollSecondsFor(counts: StageCounts): number {
  * Exponential backoff with jitter for a batch that AWS throttled this round. The jitter is derived from the event
  * and the round, not from a random number, so a thousand executions spread out the same way in every run.
  */
-function backoffSeconds(base: number, throttledRounds: number, eventId: string): number {
-  const ceiling = Math.min(MAX_BACKOFF_SECONDS, base * 2 ** throttledRounds);
+function backoffSeconds(base: number, throttledRounds: number, eventId: string, cap: number): number {
+  const ceiling = Math.min(cap, base * 2 ** throttledRounds);
   let hash = throttledRounds;
   for (const c of eventId) hash = (hash * 31 + c.charCodeAt(0)) >>> 0;
   return Math.max(base, Math.round(ceiling / 2 + ((hash % 1000) / 1000) * (ceiling / 2)));
@@ -57,17 +62,18 @@ function backoffSeconds(base: number, throttledRounds: number, eventId: string):
  * The batch with its instances replaced, its counts recomputed and the pause before the next round chosen: every
  * step returns through here. `throttled` says AWS refused some of this round's calls; the pause then grows.
  */
-export function withInstances(batch: Batch, instances: InstanceProgress[], throttled = false): Batch {
+export function withInstances(batch: Batch, instances: InstanceProgress[], throttled: Throttled = false): Batch {
   const counts = countStages(instances);
   const throttledRounds = throttled ? (batch.throttledRounds ?? 0) + 1 : 0;
   const base = pollSecondsFor(counts);
-  const pollSeconds = throttled && base > 0 ? backoffSeconds(base, throttledRounds, batch.eventId) : base;
+  const pollSeconds =
+    throttled && base > 0 ? backoffSeconds(base, throttledRounds, batch.eventId, MAX_BACKOFF_SECONDS[throttled]) : base;
   return { ...batch, instances, counts, pollSeconds, throttledRounds };
 }
 
 /** A round in which AWS throttled the batch's read: nothing moved, except what passed its deadline. */
 export function throttledRound(batch: Batch, expire: (p: InstanceProgress) => InstanceProgress): Batch {
-  return withInstances(batch, batch.instances.map(expire), true);
+  return withInstances(batch, batch.instances.map(expire), "read");
 }
 
 /** Ends an instance with its one verdict. Timings are measured from the flow's start. */

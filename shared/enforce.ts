@@ -84,7 +84,7 @@ export async function enforceBatch(batch: Batch, deps: EnforceDeps): Promise<Bat
       }
     }
   }
-  return withInstances(batch, next, throttled);
+  return withInstances(batch, next, throttled && "modify");
 }
 
 /** The decisions that need no modify call; undefined when the instance must be changed. */

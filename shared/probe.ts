@@ -52,7 +52,7 @@ export async function sendProbeBatch(batch: Batch, deps: ProbeDeps): Promise<Bat
   return withInstances(
     batch,
     batch.instances.map((i) => updates.get(i.instanceId) ?? i),
-    throttled,
+    throttled && "read",
   );
 }
 
@@ -153,7 +153,7 @@ export async function checkProbeBatch(batch: Batch, deps: ProbeDeps): Promise<Ba
     }
     next.push(judgeInvocation(progress, invocation, batch, now));
   }
-  return withInstances(batch, next, throttled);
+  return withInstances(batch, next, throttled && "read");
 }
 
 function judgeInvocation(
