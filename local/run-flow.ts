@@ -11,7 +11,7 @@ type JSONValue = Parameters<StateMachine["run"]>[0];
 import { createHandler as createSweepHandler } from "../functions/sweep/handler.js";
 import type { NotifyConfig, ResolveTargetsConfig } from "../shared/config.js";
 import type { FlowSettings } from "../shared/model.js";
-import type { EventReport } from "../shared/report.js";
+import { type EventReport, parseMachineReport } from "../shared/report.js";
 import type { SweepOutcome } from "../shared/sweep.js";
 import { type LambdaHandler, localFunctions } from "./lambda-functions.js";
 import type { Scenario } from "./scenario.js";
@@ -233,7 +233,7 @@ export async function runFlow(scenario: Scenario, options: RunOptions = {}): Pro
     }
     const reports = sim.published.map((p) => {
       const message = JSON.parse(p.input.Message ?? "{}") as { sqs?: string };
-      return JSON.parse(message.sqs ?? "{}") as EventReport;
+      return parseMachineReport(message.sqs ?? "{}");
     });
     return {
       scenario,

@@ -14,7 +14,12 @@ const THROTTLING_CODES = new Set([
   "ThrottledException",
   "RequestThrottled",
   "RequestThrottledException",
+  // The alerts topic is KMS-encrypted, so Publish can be throttled by KMS on the topic's behalf.
+  "KMSThrottlingException",
 ]);
+
+/** Network-level failures (Node's error codes) that the SDK itself treats as transient. */
+const NETWORK_ERROR_CODES = new Set(["ECONNRESET", "ETIMEDOUT", "ECONNREFUSED", "EPIPE", "EAI_AGAIN", "ENOTFOUND"]);
 
 interface SdkErrorShape {
   name?: unknown;
@@ -45,6 +50,8 @@ export function isTransient(error: unknown): boolean {
   const status = e.$metadata?.httpStatusCode;
   if (status !== undefined && status >= 500) return true;
   const code = awsErrorCode(error);
+  const networkCode = (error as { code?: unknown }).code;
+  if (typeof networkCode === "string" && NETWORK_ERROR_CODES.has(networkCode)) return true;
   return code === "InternalError" || code === "ServiceUnavailable" || code === "Unavailable" || code === "TimeoutError";
 }
 

@@ -73,9 +73,27 @@ export function loadNotifyConfig(env: NodeJS.ProcessEnv): NotifyConfig {
   };
 }
 
-/** `field: message; field: message` — the form every boundary error in the guard uses. */
+/**
+ * `field: message; field: message` — the form every boundary error in the guard uses. For a union (Notify accepts
+ * two shapes) the closest alternative's issues are named, rather than zod's bare "Invalid input".
+ */
 export function describeIssues(error: z.ZodError): string {
-  return error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ");
+  return flatIssues(error.issues, [])
+    .map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`)
+    .join("; ");
+}
+
+type Issue = z.core.$ZodIssue;
+
+function flatIssues(issues: readonly Issue[], prefix: PropertyKey[]): { path: PropertyKey[]; message: string }[] {
+  return issues.flatMap((issue) => {
+    const path = [...prefix, ...issue.path];
+    if (issue.code === "invalid_union" && issue.errors.length > 0) {
+      const closest = [...issue.errors].sort((a, b) => a.length - b.length)[0] ?? [];
+      return flatIssues(closest, path);
+    }
+    return [{ path, message: issue.message }];
+  });
 }
 
 const sweepEnvSchema = z.object({

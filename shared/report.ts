@@ -54,6 +54,8 @@ export function buildReport(input: ReportInput): EventReport {
 
 /** Instances listed one by one in human formats; the rest are counted. Keeps every message far below SNS's 256 KB. */
 const MAX_LISTED = 50;
+/** Reasons quote tag values; in human formats they are cut here (the machine report keeps them whole). */
+const MAX_REASON_CHARS = 400;
 
 const NEXT_STEPS: Partial<Record<Verdict, string>> = {
   fail: "IMDSv1 still answers on a failed instance: check who reverted HttpTokens (the actor above) and set `MetadataOptions.HttpTokens=required` where it is launched (launch template, AMI `ImdsSupport v2.0`, or the account default).",
@@ -86,7 +88,9 @@ export function plainText(report: EventReport): string {
   if (report.problem) lines.push("", `Problem with the event: ${plainSafe(report.problem)}`);
   lines.push("");
   for (const r of listed(report)) {
-    lines.push(`- ${plainSafe(r.instanceId)}: ${r.verdict.toUpperCase()} - ${plainSafe(r.reason)}`);
+    lines.push(
+      `- ${plainSafe(r.instanceId)}: ${r.verdict.toUpperCase()} - ${plainSafe(r.reason).slice(0, MAX_REASON_CHARS)}`,
+    );
     for (const w of r.warnings) lines.push(`    warning: ${plainSafe(w)}`);
   }
   const hidden = report.results.length - listed(report).length;
@@ -129,9 +133,47 @@ export function chatbotNotification(report: EventReport): string {
   });
 }
 
-/** The machine-readable report for the `sqs` and `lambda` protocols. */
+/**
+ * Bytes of full results in each machine-readable copy. SNS caps a message at 256 KiB and the report goes out twice
+ * (`sqs` and `lambda`), so past this budget the remaining results travel as `[instanceId, verdict]` pairs: a
+ * thousand of them take about 35 KB. The worst verdicts come first, so what is cut is detail about passes.
+ */
+export const FULL_RESULTS_BUDGET_BYTES = 60_000;
+
+/** The machine-readable report for the `sqs` and `lambda` protocols; `parseMachineReport` reads it back. */
 export function machineReport(report: EventReport): string {
-  return JSON.stringify({ schema: "imdsv2-guard.report.v1", ...report });
+  const fits = JSON.stringify(report.results).length <= FULL_RESULTS_BUDGET_BYTES;
+  const sorted = fits ? report.results : worstFirst(report.results);
+  const full: InstanceResult[] = [];
+  let bytes = 0;
+  for (const r of sorted) {
+    const size = JSON.stringify(r).length;
+    if (bytes + size > FULL_RESULTS_BUDGET_BYTES) break;
+    bytes += size;
+    full.push(r);
+  }
+  const rest = sorted.slice(full.length).map((r) => [r.instanceId, r.verdict]);
+  return JSON.stringify({
+    schema: "imdsv2-guard.report.v1",
+    ...report,
+    results: full,
+    ...(rest.length > 0 ? { briefResults: rest } : {}),
+  });
+}
+
+/** Reads a machine report back, expanding brief results into results without their detail. */
+export function parseMachineReport(json: string): EventReport {
+  const parsed = JSON.parse(json) as EventReport & { briefResults?: [string, Verdict][] };
+  const brief = (parsed.briefResults ?? []).map(
+    ([instanceId, verdict]): InstanceResult => ({
+      instanceId,
+      verdict,
+      reason: "(detail left out of the SNS message to stay under its 256 KiB limit; see the execution's output)",
+      warnings: [],
+    }),
+  );
+  const { briefResults: _brief, ...report } = parsed;
+  return { ...report, results: [...report.results, ...brief] };
 }
 
 export interface SnsMessage {
@@ -166,10 +208,12 @@ export function snsMessage(report: EventReport): SnsMessage {
 }
 
 function listed(report: EventReport): InstanceResult[] {
-  // Worst first, so a truncated list still shows what needs attention.
-  return [...report.results]
-    .sort((a, b) => VERDICT_SEVERITY[b.verdict] - VERDICT_SEVERITY[a.verdict])
-    .slice(0, MAX_LISTED);
+  return worstFirst(report.results).slice(0, MAX_LISTED);
+}
+
+/** Worst first, so a truncated list still shows what needs attention. */
+function worstFirst(results: readonly InstanceResult[]): InstanceResult[] {
+  return [...results].sort((a, b) => VERDICT_SEVERITY[b.verdict] - VERDICT_SEVERITY[a.verdict]);
 }
 
 function nextSteps(report: EventReport): string[] {

@@ -1,0 +1,166 @@
+import { execFileSync, spawnSync } from "node:child_process";
+import { cpSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { gzipSync } from "node:zlib";
+import { type BuildOptions, build } from "esbuild";
+import { burstScenario, stormScenario } from "../local/burst-scenarios.js";
+import { type FlowRun, runFlow } from "../local/run-flow.js";
+import { parseScenario } from "../local/scenario.js";
+import { flowCosts, modifyLowerBoundSeconds } from "./flow-costs.js";
+
+/**
+ * `npm run bench`: everything measured side by side in one run, on this machine, and printed as ratios where the
+ * machine's noise would otherwise dominate. Simulated-time figures are deterministic.
+ */
+
+const IMPORT_SAMPLES = Number(process.env.BENCH_IMPORT_SAMPLES ?? 15);
+
+function section(title: string): void {
+  process.stdout.write(`\n## ${title}\n\n`);
+}
+
+function row(cells: (string | number)[]): string {
+  return `| ${cells.join(" | ")} |`;
+}
+
+function singleInstanceScenario() {
+  const id = "i-0c0000000000000001";
+  return parseScenario(
+    {
+      name: "one instance",
+      events: [
+        {
+          "detail-type": "AWS API Call via CloudTrail",
+          source: "aws.ec2",
+          account: "111122223333",
+          region: "eu-west-1",
+          detail: {
+            eventName: "RunInstances",
+            eventID: "bench-one",
+            eventTime: "2026-11-28T09:00:00Z",
+            userIdentity: { arn: "arn:aws:iam::111122223333:user/bench" },
+            responseElements: { instancesSet: { items: [{ instanceId: id }] } },
+          },
+        },
+      ],
+      instances: [{ id }],
+    },
+    "bench",
+  );
+}
+
+async function flowFigures(): Promise<void> {
+  section(
+    "Per instance, on the simulated account (Step Functions Standard + Lambda arm64, 256 MB, 100 ms billed per invocation assumed)",
+  );
+  const runs: [string, FlowRun][] = [];
+  runs.push(["1 instance, pass path", await runFlow(singleInstanceScenario())]);
+  runs.push([
+    "default scenario (8 mixed instances, 2 events)",
+    await runFlow(parseScenario(JSON.parse(readFileSync("local/scenarios/default.json", "utf8")), "default")),
+  ]);
+  const burst = await runFlow(burstScenario(1000), { faults: { ec2Throttling: true } });
+  runs.push(["burst: 1 event x 1,000 instances, throttled", burst]);
+  const storm = await runFlow(stormScenario(1000), { faults: { ec2Throttling: true } });
+  runs.push(["storm: 1,000 events x 1 instance, throttled", storm]);
+
+  process.stdout.write(
+    `${row(["run", "API calls", "transitions", "Lambda invocations", "USD per 1,000 instances"])}\n${row(["---", "---:", "---:", "---:", "---:"])}\n`,
+  );
+  for (const [name, run] of runs) {
+    const c = flowCosts(run);
+    process.stdout.write(
+      `${row([name, c.apiCallsPerInstance.toFixed(1), c.transitionsPerInstance.toFixed(1), c.lambdaInvocationsPerInstance.toFixed(1), `$${c.usdPer1000Instances.toFixed(2)}`])}\n`,
+    );
+  }
+
+  section("Bursts under EC2's documented token buckets (Modify 100 / 5 per s, reads 100 / 20 per s)");
+  const bound = modifyLowerBoundSeconds(1000);
+  process.stdout.write(
+    `${row(["run", "verdicts", "simulated s to last verdict", "lower bound s", "ratio", "max history events / execution", "wall s"])}\n${row(["---", "---", "---:", "---:", "---:", "---:", "---:"])}\n`,
+  );
+  for (const [name, run] of [
+    ["burst 1 x 1,000", burst],
+    ["storm 1,000 x 1", storm],
+  ] as const) {
+    const verdicts: Record<string, number> = {};
+    for (const r of run.reports) for (const x of r.results) verdicts[x.verdict] = (verdicts[x.verdict] ?? 0) + 1;
+    const maxHistory = Math.max(
+      ...run.executions.flatMap((e) => [e.stats.historyEvents, e.stats.maxChildHistoryEvents]),
+    );
+    process.stdout.write(
+      `${row([
+        name,
+        Object.entries(verdicts)
+          .map(([v, n]) => `${n} ${v}`)
+          .join(", "),
+        run.simulatedSeconds.toFixed(0),
+        bound.toFixed(0),
+        (run.simulatedSeconds / bound).toFixed(2),
+        maxHistory,
+        (run.wallMilliseconds / 1000).toFixed(1),
+      ])}\n`,
+    );
+  }
+}
+
+function functionNames(): string[] {
+  return readdirSync("functions").filter((d) => statSync(join("functions", d)).isDirectory());
+}
+
+async function bundleFigures(): Promise<void> {
+  section("Per function: bundle size, and cold import time bundled vs unbundled (tsc output + node_modules)");
+  const options = JSON.parse(readFileSync("infra/esbuild.json", "utf8")) as BuildOptions & Record<string, unknown>;
+  const { exclude: _exclude, outputWorkFolder: _work, outputFileExtension: _ext, ...esbuildOptions } = options;
+  rmSync(".build/bench", { recursive: true, force: true });
+  // The same code, unbundled: tsc's output next to the probe scripts it imports, resolving node_modules as usual.
+  execFileSync(process.execPath, ["node_modules/typescript/bin/tsc", "-p", "tsconfig.unbundled.json"], {
+    stdio: "inherit",
+  });
+  cpSync("shared/probes", ".build/unbundled/shared/probes", { recursive: true });
+
+  process.stdout.write(
+    `${row(["function", "bundle KiB", "gzip KiB", "bundled import ms (median)", "unbundled import ms (median)", "unbundled / bundled"])}\n${row(["---", "---:", "---:", "---:", "---:", "---:"])}\n`,
+  );
+  const hooks = pathToFileURL(resolve("bench/text-module-hooks.mjs")).href;
+  for (const fn of functionNames()) {
+    const outfile = `.build/bench/${fn}/handler.mjs`;
+    await build({ ...esbuildOptions, entryPoints: [`functions/${fn}/handler.ts`], outfile, logLevel: "error" });
+    const code = readFileSync(outfile);
+    const bundled = pathToFileURL(resolve(outfile)).href;
+    const unbundled = pathToFileURL(resolve(`.build/unbundled/functions/${fn}/handler.js`)).href;
+    const times = { bundled: [] as number[], unbundled: [] as number[] };
+    // Alternate the two, so the machine's noise falls on both alike.
+    for (let i = 0; i < IMPORT_SAMPLES; i++) {
+      times.bundled.push(coldImportMs(bundled, hooks));
+      times.unbundled.push(coldImportMs(unbundled, hooks));
+    }
+    const b = median(times.bundled);
+    const u = median(times.unbundled);
+    process.stdout.write(
+      `${row([fn, (code.length / 1024).toFixed(0), (gzipSync(code).length / 1024).toFixed(0), b.toFixed(1), u.toFixed(1), `${(u / b).toFixed(1)}x`])}\n`,
+    );
+  }
+}
+
+/** A fresh Node process imports the module once: what a Lambda cold start pays for loading the code. */
+function coldImportMs(url: string, hooks: string): number {
+  const script = `const t = performance.now(); await import(${JSON.stringify(url)}); process.stdout.write(String(performance.now() - t));`;
+  const out = spawnSync(process.execPath, ["--import", hooks, "--input-type=module", "-e", script], {
+    encoding: "utf8",
+    env: { ...process.env, AWS_REGION: "eu-west-1", POWERTOOLS_LOG_LEVEL: "SILENT" },
+  });
+  if (out.status !== 0) throw new Error(`import of ${url} failed: ${out.stderr}`);
+  return Number(out.stdout);
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? (sorted[mid] ?? 0) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
+}
+
+process.stdout.write(`# imdsv2-guard bench (${new Date().toISOString()}, Node ${process.version}, ${process.arch})\n`);
+await flowFigures();
+await bundleFigures();
