@@ -1,0 +1,792 @@
+import { execFile } from "node:child_process";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { inflateRawSync } from "node:zlib";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { z } from "zod";
+import { matchesEventPattern } from "./event-pattern.js";
+
+/**
+ * Packages the real serverless.yml with osls (offline, no credentials) and checks the CloudFormation it produces:
+ * the rule against real-shaped CloudTrail events, least privilege, failure paths and alerting. The expectations are
+ * exact on purpose: broadening a permission, a pattern or a resource list must fail here and be reviewed.
+ */
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const ACCOUNT = "123456789012";
+const REGION = "us-east-1";
+const STAGE = "dev";
+const PARTITION = "aws";
+
+const resourceSchema = z.object({
+  Type: z.string(),
+  Properties: z.record(z.string(), z.unknown()).default({}),
+  Condition: z.string().optional(),
+});
+const templateSchema = z.object({
+  Resources: z.record(z.string(), resourceSchema),
+  Conditions: z.record(z.string(), z.unknown()).default({}),
+});
+type Template = z.infer<typeof templateSchema>;
+type Resource = z.infer<typeof resourceSchema>;
+
+const statementSchema = z.object({
+  Sid: z.string().optional(),
+  Effect: z.enum(["Allow", "Deny"]),
+  Action: z.union([z.string(), z.array(z.string())]),
+  NotAction: z.unknown().optional(),
+  Resource: z.unknown().optional(),
+  NotResource: z.unknown().optional(),
+  Principal: z.unknown().optional(),
+  Condition: z.unknown().optional(),
+});
+type Statement = z.infer<typeof statementSchema>;
+const policyDocumentSchema = z.object({ Statement: z.array(statementSchema) });
+
+const execFileAsync = promisify(execFile);
+
+/** Runs `osls package` into a temporary folder; the environment carries no AWS credentials or endpoints. */
+async function packageStack(params: string[]): Promise<{ template: Template; dir: string }> {
+  const dir = await mkdtemp(join(tmpdir(), "imdsv2-guard-package-"));
+  const env: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries(process.env)) {
+    if (!key.startsWith("AWS_")) env[key] = value;
+  }
+  Object.assign(env, {
+    AWS_EC2_METADATA_DISABLED: "true",
+    AWS_SHARED_CREDENTIALS_FILE: "/dev/null",
+    AWS_CONFIG_FILE: "/dev/null",
+    SLS_TELEMETRY_DISABLED: "1",
+  });
+  const args = ["package", "--stage", STAGE, "--region", REGION, "--package", dir];
+  for (const param of params) args.push(`--param=${param}`);
+  await execFileAsync(process.execPath, [join(root, "node_modules/osls/bin/serverless.js"), ...args], {
+    cwd: root,
+    env,
+    timeout: 110_000,
+  });
+  const raw = JSON.parse(await readFile(join(dir, "cloudformation-template-update-stack.json"), "utf8"));
+  return { template: templateSchema.parse(raw), dir };
+}
+
+async function readFixture(name: string): Promise<Record<string, unknown>> {
+  return JSON.parse(await readFile(join(root, "test/fixtures/events", name), "utf8"));
+}
+
+function resource(template: Template, logicalId: string): Resource {
+  const found = template.Resources[logicalId];
+  if (!found) throw new Error(`Resource ${logicalId} is not in the template`);
+  return found;
+}
+
+function ofType(template: Template, type: string): [string, Resource][] {
+  return Object.entries(template.Resources).filter(([, r]) => r.Type === type);
+}
+
+/** Resolves the intrinsics the rule may use, with this test's account and region. Anything else throws. */
+function resolve(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(resolve);
+  if (typeof value !== "object" || value === null) return value;
+  const entries = Object.entries(value);
+  const [first] = entries;
+  if (entries.length === 1 && first && first[0] === "Fn::Sub" && typeof first[1] === "string") {
+    return first[1].replace(/\$\{([^}]+)\}/g, (_, name: string) => {
+      const pseudo: Record<string, string> = {
+        "AWS::Partition": PARTITION,
+        "AWS::AccountId": ACCOUNT,
+        "AWS::Region": REGION,
+      };
+      const resolved = pseudo[name];
+      if (resolved === undefined) throw new Error(`Cannot resolve \${${name}} in a test`);
+      return resolved;
+    });
+  }
+  if (entries.length === 1 && first && (first[0] === "Ref" || first[0].startsWith("Fn::"))) {
+    throw new Error(`Cannot resolve ${first[0]} in a test`);
+  }
+  return Object.fromEntries(entries.map(([k, v]) => [k, resolve(v)]));
+}
+
+/** Evaluates the Conditions section, which osls leaves as comparisons of literal strings. */
+function evaluateCondition(template: Template, expression: unknown): boolean {
+  const expr = z.record(z.string(), z.unknown()).parse(expression);
+  const [[fn, args] = []] = Object.entries(expr);
+  if (fn === "Condition") return evaluateCondition(template, template.Conditions[String(args)]);
+  const list = z.array(z.unknown()).parse(args);
+  if (fn === "Fn::Equals") return JSON.stringify(list[0]) === JSON.stringify(list[1]);
+  if (fn === "Fn::Not") return !evaluateCondition(template, list[0]);
+  if (fn === "Fn::And") return list.every((e) => evaluateCondition(template, e));
+  if (fn === "Fn::Or") return list.some((e) => evaluateCondition(template, e));
+  throw new Error(`Unsupported condition function ${fn}`);
+}
+
+function condition(template: Template, name: string): boolean {
+  return evaluateCondition(template, template.Conditions[name]);
+}
+
+interface PolicySource {
+  where: string;
+  statements: Statement[];
+  /** Resource policies (key, queue, bucket) name "*" as "this resource"; identity policies do not. */
+  kind: "identity" | "resource" | "trust";
+}
+
+/** Every policy document in the template: inline, standalone, managed, trust, key, queue and bucket policies. */
+function allPolicies(template: Template): PolicySource[] {
+  const sources: PolicySource[] = [];
+  const add = (where: string, doc: unknown, kind: PolicySource["kind"]) =>
+    sources.push({ where, statements: policyDocumentSchema.parse(doc).Statement, kind });
+  for (const [id, r] of Object.entries(template.Resources)) {
+    const p = r.Properties;
+    switch (r.Type) {
+      case "AWS::IAM::Role":
+        add(`${id} trust`, p.AssumeRolePolicyDocument, "trust");
+        for (const inline of z
+          .array(z.object({ PolicyName: z.string(), PolicyDocument: z.unknown() }))
+          .parse(p.Policies ?? [])) {
+          add(`${id}/${inline.PolicyName}`, inline.PolicyDocument, "identity");
+        }
+        break;
+      case "AWS::IAM::RolePolicy":
+      case "AWS::IAM::Policy":
+      case "AWS::IAM::ManagedPolicy":
+        add(id, p.PolicyDocument, "identity");
+        break;
+      case "AWS::KMS::Key":
+        add(id, p.KeyPolicy, "resource");
+        break;
+      case "AWS::SQS::QueuePolicy":
+      case "AWS::S3::BucketPolicy":
+      case "AWS::SNS::TopicPolicy":
+        add(id, p.PolicyDocument, "resource");
+        break;
+      default:
+        if (r.Type.startsWith("AWS::IAM::")) throw new Error(`${id}: ${r.Type} is not inspected by this test`);
+    }
+  }
+  return sources;
+}
+
+function actionsOf(statement: Statement): string[] {
+  return typeof statement.Action === "string" ? [statement.Action] : statement.Action;
+}
+
+function listOf(value: unknown): unknown[] {
+  return Array.isArray(value) ? value : value === undefined ? [] : [value];
+}
+
+/** The Allow statements of the inline policies of a role plus the standalone policies attached to it. */
+function roleStatements(template: Template, roleId: string): Statement[] {
+  return allPolicies(template)
+    .filter(
+      (s) =>
+        s.kind === "identity" &&
+        (s.where.startsWith(`${roleId}/`) ||
+          listOf(template.Resources[s.where]?.Properties.RoleName).some(
+            (r) => JSON.stringify(r) === JSON.stringify({ Ref: roleId }),
+          )),
+    )
+    .flatMap((s) => s.statements)
+    .filter((s) => s.Effect === "Allow");
+}
+
+function allowedActions(template: Template, roleId: string): string[] {
+  return [...new Set(roleStatements(template, roleId).flatMap(actionsOf))].sort();
+}
+
+function statementFor(template: Template, roleId: string, action: string): Statement {
+  const found = roleStatements(template, roleId).filter((s) => actionsOf(s).includes(action));
+  expect(found, `${roleId} has exactly one statement allowing ${action}`).toHaveLength(1);
+  const [statement] = found;
+  if (!statement) throw new Error("unreachable");
+  return statement;
+}
+
+const sub = (s: string) => ({ "Fn::Sub": s });
+const getAtt = (id: string, attribute = "Arn") => ({ "Fn::GetAtt": [id, attribute] });
+const ref = (id: string) => ({ Ref: id });
+const thisRegionOnly = { StringEquals: { "aws:RequestedRegion": ref("AWS::Region") } };
+
+const FUNCTIONS = {
+  resolveTargets: { logicalId: "ResolveTargetsLambdaFunction", role: "ResolveTargetsRole" },
+  enforce: { logicalId: "EnforceLambdaFunction", role: "EnforceRole" },
+  checkApplied: { logicalId: "CheckAppliedLambdaFunction", role: "CheckAppliedRole" },
+  checkManaged: { logicalId: "CheckManagedLambdaFunction", role: "CheckManagedRole" },
+  sendProbe: { logicalId: "SendProbeLambdaFunction", role: "SendProbeRole" },
+  checkProbe: { logicalId: "CheckProbeLambdaFunction", role: "CheckProbeRole" },
+  finalizeBatch: { logicalId: "FinalizeBatchLambdaFunction", role: "FinalizeBatchRole" },
+  notify: { logicalId: "NotifyLambdaFunction", role: "NotifyRole" },
+  sweep: { logicalId: "SweepLambdaFunction", role: "SweepRole" },
+} as const;
+
+/** The steps of the state machine: every function but the scheduled sweep, which starts executions itself. */
+const STEP_FUNCTIONS = Object.entries(FUNCTIONS)
+  .filter(([key]) => key !== "sweep")
+  .map(([, f]) => f.logicalId);
+
+const LOGS = ["logs:CreateLogStream", "logs:PutLogEvents"];
+
+/** The complete list of what each role may do. Adding an action anywhere must be a reviewed change to this table. */
+const EXPECTED_ACTIONS: Record<string, string[]> = {
+  ResolveTargetsRole: [...LOGS],
+  EnforceRole: ["ec2:DescribeInstances", "ec2:ModifyInstanceMetadataOptions", ...LOGS],
+  CheckAppliedRole: ["ec2:DescribeInstances", ...LOGS],
+  CheckManagedRole: ["ec2:DescribeInstances", "ssm:DescribeInstanceInformation", ...LOGS],
+  SendProbeRole: ["ssm:SendCommand", ...LOGS],
+  CheckProbeRole: ["ssm:GetCommandInvocation", ...LOGS],
+  FinalizeBatchRole: [...LOGS],
+  NotifyRole: ["kms:Decrypt", "kms:GenerateDataKey*", "sns:Publish", ...LOGS],
+  StateMachineRole: ["dynamodb:PutItem", "lambda:InvokeFunction"],
+  SweepRole: ["ec2:DescribeInstances", "states:StartExecution", ...LOGS],
+  EventsInvokeRole: ["states:StartExecution"],
+  ChatbotRole: [],
+};
+
+/** Actions AWS does not scope by resource: the only ones allowed on Resource "*" in an identity policy. */
+const UNSCOPABLE_ACTIONS = new Set([
+  "ec2:DescribeInstances",
+  "ssm:DescribeInstanceInformation",
+  "ssm:GetCommandInvocation",
+  "cloudwatch:DescribeAlarms",
+  "cloudwatch:GetMetricData",
+  "cloudwatch:GetMetricWidgetImage",
+]);
+
+/** Reads a zip archive (stored or deflated entries) into name -> content, from its central directory. */
+function readZip(zip: Buffer): Map<string, Buffer> {
+  const eocd = zip.lastIndexOf(Buffer.from([0x50, 0x4b, 0x05, 0x06]));
+  if (eocd < 0) throw new Error("Not a zip archive");
+  const count = zip.readUInt16LE(eocd + 10);
+  let at = zip.readUInt32LE(eocd + 16);
+  const files = new Map<string, Buffer>();
+  for (let i = 0; i < count; i++) {
+    if (zip.readUInt32LE(at) !== 0x02014b50) throw new Error("Corrupt central directory");
+    const method = zip.readUInt16LE(at + 10);
+    const compressedSize = zip.readUInt32LE(at + 20);
+    const nameLength = zip.readUInt16LE(at + 28);
+    const extraLength = zip.readUInt16LE(at + 30);
+    const commentLength = zip.readUInt16LE(at + 32);
+    const localHeader = zip.readUInt32LE(at + 42);
+    const name = zip.toString("utf8", at + 46, at + 46 + nameLength);
+    const dataStart = localHeader + 30 + zip.readUInt16LE(localHeader + 26) + zip.readUInt16LE(localHeader + 28);
+    const data = zip.subarray(dataStart, dataStart + compressedSize);
+    if (!name.endsWith("/")) files.set(name, method === 8 ? inflateRawSync(data) : Buffer.from(data));
+    at += 46 + nameLength + extraLength + commentLength;
+  }
+  return files;
+}
+
+let defaults: Template;
+let configured: Template;
+let defaultsDir = "";
+let configuredDir = "";
+
+beforeAll(async () => {
+  // Sequential: both runs share serverless-esbuild's work folder.
+  ({ template: defaults, dir: defaultsDir } = await packageStack([]));
+  ({ template: configured, dir: configuredDir } = await packageStack([
+    "alertEmail=secops@example.com",
+    "emailVerdicts=fail,error",
+    "slackWorkspaceId=T0EXAMPLE1",
+    "slackChannelId=C0EXAMPLE2",
+    "mode=audit",
+    "logRetentionDays=90",
+  ]));
+});
+
+afterAll(async () => {
+  for (const dir of [defaultsDir, configuredDir]) if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+describe("EventBridge rule", () => {
+  const pattern = () => resolve(resource(defaults, "GuardEventRule").Properties.EventPattern);
+
+  it("selects successful RunInstances and ModifyInstanceMetadataOptions calls from CloudTrail, nothing else", () => {
+    const raw = resource(defaults, "GuardEventRule").Properties.EventPattern;
+    expect(raw).toMatchObject({
+      source: ["aws.ec2"],
+      "detail-type": ["AWS API Call via CloudTrail"],
+      detail: {
+        eventSource: ["ec2.amazonaws.com"],
+        eventName: ["RunInstances", "ModifyInstanceMetadataOptions"],
+        errorCode: [{ exists: false }],
+      },
+    });
+    expect(Object.keys(z.record(z.string(), z.unknown()).parse(raw)).sort()).toEqual(
+      ["detail", "detail-type", "source"].sort(),
+    );
+    // The guard recognises itself by its session ARN only; the session issuer is not a reliable discriminator.
+    expect(JSON.stringify(raw)).not.toContain("sessionIssuer");
+  });
+
+  it.each([
+    "run-instances.json",
+    "modify-instance-metadata-options.json",
+    "run-instances-by-iam-user.json",
+    "modify-instance-metadata-options-by-root.json",
+  ])("matches %s", async (name) => {
+    expect(matchesEventPattern(pattern(), await readFixture(name))).toBe(true);
+  });
+
+  it.each(["modify-instance-metadata-options-failed.json", "modify-instance-metadata-options-by-guard.json"])(
+    "does not match %s",
+    async (name) => {
+      expect(matchesEventPattern(pattern(), await readFixture(name))).toBe(false);
+    },
+  );
+
+  it("still matches calls whose userIdentity has no arn (AWS services), instead of dropping them unseen", async () => {
+    const event = await readFixture("run-instances.json");
+    const detail = z.record(z.string(), z.unknown()).parse(event.detail);
+    const serviceCall = {
+      ...event,
+      detail: { ...detail, userIdentity: { type: "AWSService", invokedBy: "ec2.amazonaws.com" } },
+    };
+    expect(matchesEventPattern(pattern(), serviceCall)).toBe(true);
+  });
+
+  it("excludes only the Enforce role's own sessions, not roles whose names merely start the same", async () => {
+    const guardCall = await readFixture("modify-instance-metadata-options-by-guard.json");
+    const text = JSON.stringify(guardCall).replaceAll(
+      "assumed-role/imdsv2-guard-dev-us-east-1-enforce/",
+      "assumed-role/imdsv2-guard-dev-us-east-1-enforcer/",
+    );
+    expect(matchesEventPattern(pattern(), JSON.parse(text))).toBe(true);
+  });
+
+  it("uses the same guard ARN prefix as ResolveTargets, built from the Enforce role's name", () => {
+    const roleName = resource(defaults, "EnforceRole").Properties.RoleName;
+    expect(roleName).toBe(`imdsv2-guard-${STAGE}-${REGION}-enforce`);
+    const prefix = sub(`arn:\${AWS::Partition}:sts::\${AWS::AccountId}:assumed-role/${String(roleName)}/`);
+    const env = z
+      .object({ Variables: z.record(z.string(), z.unknown()) })
+      .parse(resource(defaults, "ResolveTargetsLambdaFunction").Properties.Environment);
+    expect(env.Variables.GUARD_ROLE_ARN_PREFIX).toEqual(prefix);
+    const raw = JSON.stringify(resource(defaults, "GuardEventRule").Properties.EventPattern);
+    expect(raw).toContain(JSON.stringify({ "anything-but": { prefix } }));
+  });
+
+  it("starts the state machine through a role, retries, and dead-letters what it cannot deliver", () => {
+    const targets = z
+      .array(z.record(z.string(), z.unknown()))
+      .parse(resource(defaults, "GuardEventRule").Properties.Targets);
+    expect(targets).toHaveLength(1);
+    const [target] = targets;
+    expect(target?.Arn).toEqual(ref("GuardStateMachine"));
+    expect(target?.RoleArn).toEqual(getAtt("EventsInvokeRole"));
+    expect(target?.DeadLetterConfig).toEqual({ Arn: getAtt("EventDeadLetterQueue") });
+    const retry = z
+      .object({ MaximumRetryAttempts: z.number().int().positive(), MaximumEventAgeInSeconds: z.number().int() })
+      .parse(target?.RetryPolicy);
+    expect(retry.MaximumEventAgeInSeconds).toBeGreaterThanOrEqual(60);
+  });
+});
+
+describe("IAM", () => {
+  it("allows no wildcard action (* or service:*) in any policy, and no NotAction/NotResource allows", () => {
+    for (const { where, statements } of allPolicies(defaults).concat(allPolicies(configured))) {
+      for (const s of statements.filter((st) => st.Effect === "Allow")) {
+        expect(s.NotAction, where).toBeUndefined();
+        expect(s.NotResource, where).toBeUndefined();
+        for (const action of actionsOf(s)) {
+          expect(action, `${where} allows ${action}`).not.toBe("*");
+          expect(action, `${where} allows ${action}`).not.toMatch(/^[A-Za-z0-9-]+:\*$/);
+        }
+      }
+    }
+  });
+
+  it("attaches no AWS managed policy, so no admin or power-user policy, to any role or Chatbot guardrail", () => {
+    for (const template of [defaults, configured]) {
+      for (const [id, role] of ofType(template, "AWS::IAM::Role")) {
+        for (const arn of listOf(role.Properties.ManagedPolicyArns)) {
+          const target = z.object({ Ref: z.string() }).parse(arn);
+          expect(resource(template, target.Ref).Type, `${id} attaches ${target.Ref}`).toBe("AWS::IAM::ManagedPolicy");
+        }
+        expect(role.Properties.PermissionsBoundary, id).toBeUndefined();
+      }
+      for (const [id, channel] of ofType(template, "AWS::Chatbot::SlackChannelConfiguration")) {
+        const guardrails = listOf(channel.Properties.GuardrailPolicies);
+        // Without a guardrail Chatbot applies AdministratorAccess.
+        expect(guardrails.length, id).toBeGreaterThan(0);
+        for (const arn of guardrails) {
+          const target = z.object({ Ref: z.string() }).parse(arn);
+          expect(resource(template, target.Ref).Type).toBe("AWS::IAM::ManagedPolicy");
+        }
+      }
+      expect(JSON.stringify(template)).not.toMatch(/arn:aws:iam::aws:policy|AdministratorAccess|PowerUserAccess/);
+    }
+  });
+
+  it("gives each function its own role", () => {
+    const functions = ofType(defaults, "AWS::Lambda::Function");
+    expect(functions.map(([id]) => id).sort()).toEqual(
+      Object.values(FUNCTIONS)
+        .map((f) => f.logicalId)
+        .sort(),
+    );
+    for (const { logicalId, role } of Object.values(FUNCTIONS)) {
+      expect(resource(defaults, logicalId).Properties.Role, logicalId).toEqual(getAtt(role));
+    }
+  });
+
+  it("allows each role exactly the actions of its step", () => {
+    const roles = ofType(configured, "AWS::IAM::Role").map(([id]) => id);
+    expect(roles.sort()).toEqual(Object.keys(EXPECTED_ACTIONS).sort());
+    for (const [roleId, actions] of Object.entries(EXPECTED_ACTIONS)) {
+      expect(allowedActions(configured, roleId), roleId).toEqual([...actions].sort());
+    }
+  });
+
+  it("lets each function write only to its own log group", () => {
+    for (const { logicalId, role } of Object.values(FUNCTIONS)) {
+      const fn = resource(defaults, logicalId);
+      for (const action of LOGS) {
+        const s = statementFor(defaults, role, action);
+        const target = z.object({ "Fn::GetAtt": z.tuple([z.string(), z.literal("Arn")]) }).parse(s.Resource);
+        const group = resource(defaults, target["Fn::GetAtt"][0]);
+        expect(group.Type).toBe("AWS::Logs::LogGroup");
+        expect(group.Properties.LogGroupName).toBe(`/aws/lambda/${String(fn.Properties.FunctionName)}`);
+      }
+    }
+  });
+
+  it("scopes ModifyInstanceMetadataOptions to instances of this account and region", () => {
+    const s = statementFor(defaults, "EnforceRole", "ec2:ModifyInstanceMetadataOptions");
+    expect(actionsOf(s)).toEqual(["ec2:ModifyInstanceMetadataOptions"]);
+    expect(s.Resource).toEqual(sub(`arn:\${AWS::Partition}:ec2:\${AWS::Region}:\${AWS::AccountId}:instance/*`));
+  });
+
+  it("scopes SendCommand to the two AWS shell documents and instances of this account and region", () => {
+    const s = statementFor(defaults, "SendProbeRole", "ssm:SendCommand");
+    expect(actionsOf(s)).toEqual(["ssm:SendCommand"]);
+    expect(listOf(s.Resource)).toEqual([
+      sub(`arn:\${AWS::Partition}:ssm:\${AWS::Region}::document/AWS-RunShellScript`),
+      sub(`arn:\${AWS::Partition}:ssm:\${AWS::Region}::document/AWS-RunPowerShellScript`),
+      sub(`arn:\${AWS::Partition}:ec2:\${AWS::Region}:\${AWS::AccountId}:instance/*`),
+    ]);
+  });
+
+  it('uses Resource "*" only for actions AWS cannot scope, pinned to this region', () => {
+    for (const { where, statements, kind } of allPolicies(configured)) {
+      if (kind !== "identity") continue;
+      for (const s of statements.filter((st) => st.Effect === "Allow")) {
+        if (!listOf(s.Resource).includes("*")) continue;
+        expect(listOf(s.Resource), where).toEqual(["*"]);
+        for (const action of actionsOf(s)) expect(UNSCOPABLE_ACTIONS.has(action), `${where}: ${action}`).toBe(true);
+        if (!where.startsWith("ChatbotReadOnlyPolicy")) expect(s.Condition, where).toEqual(thisRegionOnly);
+      }
+    }
+  });
+
+  it("lets the state machine invoke only its own functions and write only the event ledger", () => {
+    const invoke = statementFor(defaults, "StateMachineRole", "lambda:InvokeFunction");
+    expect(actionsOf(invoke)).toEqual(["lambda:InvokeFunction"]);
+    expect(listOf(invoke.Resource)).toEqual(STEP_FUNCTIONS.map((id) => getAtt(id)));
+    const put = statementFor(defaults, "StateMachineRole", "dynamodb:PutItem");
+    expect(actionsOf(put)).toEqual(["dynamodb:PutItem"]);
+    expect(put.Resource).toEqual(getAtt("EventLedgerTable"));
+  });
+
+  it("lets EventBridge and the sweep start only the guard's state machine", () => {
+    for (const role of ["EventsInvokeRole", "SweepRole"]) {
+      const start = statementFor(defaults, role, "states:StartExecution");
+      expect(actionsOf(start), role).toEqual(["states:StartExecution"]);
+      expect(start.Resource, role).toEqual(ref("GuardStateMachine"));
+    }
+  });
+
+  it("lets only the sweep's schedule invoke a function directly", () => {
+    const permissions = ofType(defaults, "AWS::Lambda::Permission").map(([, p]) => p.Properties);
+    expect(permissions).toEqual([
+      {
+        FunctionName: getAtt("SweepLambdaFunction"),
+        Action: "lambda:InvokeFunction",
+        Principal: "events.amazonaws.com",
+        SourceArn: getAtt("SweepEventsRuleSchedule1"),
+      },
+    ]);
+    const rules = ofType(defaults, "AWS::Events::Rule").map(([id]) => id);
+    expect(rules.sort()).toEqual(["GuardEventRule", "SweepEventsRuleSchedule1"]);
+    expect(resource(defaults, "SweepEventsRuleSchedule1").Properties).toMatchObject({
+      ScheduleExpression: "rate(1 day)",
+      Targets: [{ Arn: getAtt("SweepLambdaFunction") }],
+    });
+  });
+
+  it("lets Notify publish only to the guard's topics, with the topic key", () => {
+    const publishDefaults = statementFor(defaults, "NotifyRole", "sns:Publish");
+    expect(listOf(publishDefaults.Resource)).toEqual([
+      ref("AlertTopic"),
+      { "Fn::If": ["HasSlack", ref("SlackTopic"), ref("AWS::NoValue")] },
+    ]);
+    const kms = statementFor(defaults, "NotifyRole", "kms:GenerateDataKey*");
+    expect(actionsOf(kms).sort()).toEqual(["kms:Decrypt", "kms:GenerateDataKey*"]);
+    expect(kms.Resource).toEqual(getAtt("AlertKey"));
+  });
+
+  it("trusts only the intended service principal in each role", () => {
+    const expected: Record<string, string> = {
+      StateMachineRole: "states.amazonaws.com",
+      EventsInvokeRole: "events.amazonaws.com",
+      ChatbotRole: "chatbot.amazonaws.com",
+    };
+    for (const [id, role] of ofType(configured, "AWS::IAM::Role")) {
+      const doc = policyDocumentSchema.parse(role.Properties.AssumeRolePolicyDocument);
+      expect(doc.Statement, id).toHaveLength(1);
+      expect(doc.Statement[0]?.Principal, id).toEqual({ Service: expected[id] ?? "lambda.amazonaws.com" });
+      expect(doc.Statement[0]?.Action, id).toBe("sts:AssumeRole");
+    }
+  });
+
+  it("keeps the key policy to administration by the account, and use by CloudWatch and Notify only", () => {
+    const key = resource(defaults, "AlertKey");
+    expect(key.Properties.EnableKeyRotation).toBe(true);
+    const statements = policyDocumentSchema.parse(key.Properties.KeyPolicy).Statement;
+    expect(statements.map((s) => s.Sid)).toEqual([
+      "AccountAdministersKey",
+      "CloudWatchAlarmsPublish",
+      "NotifyPublishes",
+    ]);
+    const [admin, cloudwatch, notify] = statements.map((s) => ({ ...s, actions: actionsOf(s).sort() }));
+    const account = { AWS: sub(`arn:\${AWS::Partition}:iam::\${AWS::AccountId}:root`) };
+    const notifyRole = String(resource(defaults, "NotifyRole").Properties.RoleName);
+    const use = ["kms:Decrypt", "kms:GenerateDataKey*"];
+
+    expect(admin).toMatchObject({ Effect: "Allow", Principal: account });
+    expect(admin?.Condition).toBeUndefined();
+    for (const a of admin?.actions ?? []) {
+      expect(a, "the account administers the key, it does not use it").not.toMatch(
+        /crypt|GenerateDataKey|Sign|Verify|Mac/,
+      );
+    }
+    expect(cloudwatch).toMatchObject({
+      Effect: "Allow",
+      Principal: { Service: "cloudwatch.amazonaws.com" },
+      actions: use,
+    });
+    expect(notify).toMatchObject({
+      Effect: "Allow",
+      Principal: account,
+      actions: use,
+      Condition: {
+        ArnEquals: { "aws:PrincipalArn": sub(`arn:\${AWS::Partition}:iam::\${AWS::AccountId}:role/${notifyRole}`) },
+      },
+    });
+  });
+});
+
+describe("failure paths and alerting", () => {
+  it("encrypts the dead-letter queue and lets only this rule send to it", () => {
+    const queue = resource(defaults, "EventDeadLetterQueue");
+    expect(queue.Properties.SqsManagedSseEnabled === true || queue.Properties.KmsMasterKeyId !== undefined).toBe(true);
+    const policy = resource(defaults, "EventDeadLetterQueuePolicy");
+    expect(policy.Properties.Queues).toEqual([ref("EventDeadLetterQueue")]);
+    const allows = policyDocumentSchema
+      .parse(policy.Properties.PolicyDocument)
+      .Statement.filter((s) => s.Effect === "Allow");
+    expect(allows).toHaveLength(1);
+    expect(allows[0]).toMatchObject({
+      Principal: { Service: "events.amazonaws.com" },
+      Action: "sqs:SendMessage",
+      Resource: getAtt("EventDeadLetterQueue"),
+      Condition: { ArnEquals: { "aws:SourceArn": getAtt("GuardEventRule") } },
+    });
+  });
+
+  const alarms = (template: Template) => ofType(template, "AWS::CloudWatch::Alarm").map(([, a]) => a.Properties);
+
+  it("alarms on the first dead-lettered event", () => {
+    const dlq = alarms(defaults).filter((a) => a.MetricName === "ApproximateNumberOfMessagesVisible");
+    expect(dlq).toHaveLength(1);
+    expect(dlq[0]).toMatchObject({
+      Namespace: "AWS/SQS",
+      Dimensions: [{ Name: "QueueName", Value: getAtt("EventDeadLetterQueue", "QueueName") }],
+      Threshold: 0,
+      ComparisonOperator: "GreaterThanThreshold",
+    });
+  });
+
+  it.each(["ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted"])("alarms on %s of the state machine", (m) => {
+    const found = alarms(defaults).filter((a) => a.MetricName === m);
+    expect(found).toHaveLength(1);
+    expect(found[0]).toMatchObject({
+      Namespace: "AWS/States",
+      Dimensions: [{ Name: "StateMachineArn", Value: ref("GuardStateMachine") }],
+      Statistic: "Sum",
+      Threshold: 0,
+      ComparisonOperator: "GreaterThanThreshold",
+    });
+  });
+
+  it("alarms when the reconciliation sweep fails", () => {
+    const found = alarms(defaults).filter((a) => a.Namespace === "AWS/Lambda");
+    expect(found).toHaveLength(1);
+    expect(found[0]).toMatchObject({
+      MetricName: "Errors",
+      Dimensions: [{ Name: "FunctionName", Value: ref("SweepLambdaFunction") }],
+      Threshold: 0,
+      ComparisonOperator: "GreaterThanThreshold",
+    });
+  });
+
+  it("sends every alarm to the alert topic, and to Slack when it is set up", () => {
+    expect(alarms(defaults)).toHaveLength(5);
+    for (const alarm of alarms(defaults)) {
+      expect(alarm.AlarmActions).toEqual([
+        ref("AlertTopic"),
+        { "Fn::If": ["HasSlack", ref("SlackTopic"), ref("AWS::NoValue")] },
+      ]);
+    }
+  });
+
+  it("encrypts every topic with the customer-managed key", () => {
+    const topics = ofType(configured, "AWS::SNS::Topic");
+    expect(topics.map(([id]) => id).sort()).toEqual(["AlertTopic", "SlackTopic"]);
+    for (const [id, topic] of topics) expect(topic.Properties.KmsMasterKeyId, id).toEqual(ref("AlertKey"));
+    expect(resource(configured, "AlertKey").Type).toBe("AWS::KMS::Key");
+  });
+
+  it("keeps the event ledger keyed on eventId, encrypted, on demand, with a TTL", () => {
+    expect(resource(defaults, "EventLedgerTable").Properties).toMatchObject({
+      BillingMode: "PAY_PER_REQUEST",
+      KeySchema: [{ AttributeName: "eventId", KeyType: "HASH" }],
+      AttributeDefinitions: [{ AttributeName: "eventId", AttributeType: "S" }],
+      TimeToLiveSpecification: { AttributeName: "expiresAt", Enabled: true },
+      SSESpecification: { SSEEnabled: true },
+    });
+  });
+});
+
+describe("functions and logs", () => {
+  it("runs every function on nodejs24.x / arm64 with Powertools settings and JSON logs", () => {
+    for (const [id, fn] of ofType(defaults, "AWS::Lambda::Function")) {
+      expect(fn.Properties.Runtime, id).toBe("nodejs24.x");
+      expect(fn.Properties.Architectures, id).toEqual(["arm64"]);
+      expect(fn.Properties.Environment, id).toMatchObject({
+        Variables: { POWERTOOLS_SERVICE_NAME: "imdsv2-guard", POWERTOOLS_LOG_LEVEL: "INFO" },
+      });
+      expect(fn.Properties.LoggingConfig, id).toMatchObject({ LogFormat: "JSON" });
+    }
+  });
+
+  it("ships each function as one ES module bundle that loads on Node 24 and exports handler", async () => {
+    for (const [key, { logicalId }] of Object.entries(FUNCTIONS)) {
+      const files = readZip(await readFile(join(defaultsDir, `${key}.zip`)));
+      const handlerPath = z.string().parse(resource(defaults, logicalId).Properties.Handler);
+      const entry = `${handlerPath.slice(0, handlerPath.lastIndexOf("."))}.mjs`;
+      // The bundle and its source map, nothing else: no node_modules, no sources.
+      expect([...files.keys()].sort(), key).toEqual([entry, `${entry}.map`]);
+      const dir = join(defaultsDir, "unzipped", key);
+      await mkdir(join(dir, dirname(entry)), { recursive: true });
+      await writeFile(join(dir, entry), files.get(entry) ?? "");
+      const probe = "const m = await import(process.argv[1]); process.stdout.write(typeof m.handler);";
+      const { stdout } = await execFileAsync(process.execPath, ["--input-type=module", "-e", probe, join(dir, entry)], {
+        env: { PATH: process.env.PATH, AWS_REGION: REGION, AWS_EC2_METADATA_DISABLED: "true" },
+        timeout: 30_000,
+      });
+      expect(stdout, key).toBe("function");
+    }
+  });
+
+  it("keeps every log group for logRetentionDays (30 by default), one per function", () => {
+    for (const [template, days] of [
+      [defaults, 30],
+      [configured, 90],
+    ] as const) {
+      const groups = ofType(template, "AWS::Logs::LogGroup");
+      expect(groups).toHaveLength(Object.keys(FUNCTIONS).length);
+      for (const [id, group] of groups) expect(group.Properties.RetentionInDays, id).toBe(days);
+    }
+  });
+
+  it("passes the settings to ResolveTargets and the topics to Notify", () => {
+    const env = (t: Template, id: string) =>
+      z.object({ Variables: z.record(z.string(), z.unknown()) }).parse(resource(t, id).Properties.Environment)
+        .Variables;
+    expect(env(defaults, "ResolveTargetsLambdaFunction")).toMatchObject({
+      MODE: "enforce",
+      EXEMPT_TAG_KEY: "imdsv2-guard:exempt",
+      APPLY_TIMEOUT_SECONDS: "300",
+      MANAGED_TIMEOUT_SECONDS: "600",
+      PROBE_TIMEOUT_SECONDS: "300",
+    });
+    expect(env(configured, "ResolveTargetsLambdaFunction")).toMatchObject({ MODE: "audit" });
+    expect(env(defaults, "NotifyLambdaFunction")).toMatchObject({
+      TOPIC_ARN: ref("AlertTopic"),
+      SLACK_TOPIC_ARN: { "Fn::If": ["HasSlack", ref("SlackTopic"), ""] },
+      SLACK_VERDICTS: "fail,error,unverified",
+    });
+  });
+});
+
+describe("state machine", () => {
+  it("deploys exactly infra/state-machine.asl.json, with a substitution for every placeholder", async () => {
+    const aslText = await readFile(join(root, "infra/state-machine.asl.json"), "utf8");
+    const machine = resource(defaults, "GuardStateMachine");
+    // A string, because osls strips nulls (`"ResultPath": null`) from object properties while packaging.
+    expect(machine.Properties.Definition).toBeUndefined();
+    expect(JSON.parse(z.string().parse(machine.Properties.DefinitionString))).toEqual(JSON.parse(aslText));
+    expect(machine.Properties.StateMachineType).toBe("STANDARD");
+    expect(machine.Properties.RoleArn).toEqual(getAtt("StateMachineRole"));
+    const placeholders = [...new Set([...aslText.matchAll(/\$\{([A-Za-z0-9_]+)\}/g)].map((m) => m[1]))].sort();
+    const substitutions = z.record(z.string(), z.unknown()).parse(machine.Properties.DefinitionSubstitutions);
+    expect(Object.keys(substitutions).sort()).toEqual(placeholders);
+    expect(substitutions.EventLedgerTableName).toEqual(ref("EventLedgerTable"));
+    for (const [name, value] of Object.entries(substitutions)) {
+      if (name === "EventLedgerTableName") continue;
+      const target = z.object({ "Fn::GetAtt": z.tuple([z.string(), z.literal("Arn")]) }).parse(value);
+      expect(resource(defaults, target["Fn::GetAtt"][0]).Type, name).toBe("AWS::Lambda::Function");
+    }
+  });
+});
+
+describe("optional email and Slack", () => {
+  it("creates the email subscription and the Slack resources only under their conditions", () => {
+    expect(resource(defaults, "AlertEmailSubscription").Condition).toBe("HasAlertEmail");
+    for (const id of ["SlackChannel", "SlackTopic", "ChatbotRole", "ChatbotReadOnlyPolicy"]) {
+      expect(resource(defaults, id).Condition, id).toBe("HasSlack");
+    }
+    expect(ofType(defaults, "AWS::SNS::Subscription")).toHaveLength(1);
+    expect(ofType(defaults, "AWS::Chatbot::SlackChannelConfiguration")).toHaveLength(1);
+  });
+
+  it("leaves email and Slack off by default and turns them on when their params are set", () => {
+    expect(condition(defaults, "HasAlertEmail")).toBe(false);
+    expect(condition(defaults, "HasSlack")).toBe(false);
+    expect(condition(defaults, "EmailGetsAllVerdicts")).toBe(true);
+    expect(condition(configured, "HasAlertEmail")).toBe(true);
+    expect(condition(configured, "HasSlack")).toBe(true);
+    expect(condition(configured, "EmailGetsAllVerdicts")).toBe(false);
+  });
+
+  it("filters email by verdict without filtering out alarms, which carry no verdict", () => {
+    const subscription = resource(configured, "AlertEmailSubscription").Properties;
+    expect(subscription).toMatchObject({
+      Protocol: "email",
+      Endpoint: "secops@example.com",
+      TopicArn: ref("AlertTopic"),
+    });
+    expect(subscription.FilterPolicy).toEqual({
+      "Fn::If": [
+        "EmailGetsAllVerdicts",
+        ref("AWS::NoValue"),
+        { $or: [{ verdict: { "Fn::Split": [",", "fail,error"] } }, { verdict: [{ exists: false }] }] },
+      ],
+    });
+  });
+
+  it("points Chatbot at the Slack topic with a read-only role and guardrail", () => {
+    expect(resource(configured, "SlackChannel").Properties).toMatchObject({
+      SlackWorkspaceId: "T0EXAMPLE1",
+      SlackChannelId: "C0EXAMPLE2",
+      SnsTopicArns: [ref("SlackTopic")],
+      GuardrailPolicies: [ref("ChatbotReadOnlyPolicy")],
+      IamRoleArn: getAtt("ChatbotRole"),
+    });
+    expect(resource(configured, "ChatbotRole").Properties.ManagedPolicyArns).toEqual([ref("ChatbotReadOnlyPolicy")]);
+  });
+});

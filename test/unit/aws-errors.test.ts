@@ -1,0 +1,186 @@
+import { EC2ServiceException } from "@aws-sdk/client-ec2";
+import { InvocationDoesNotExist, SSMServiceException } from "@aws-sdk/client-ssm";
+import { describe, expect, it } from "vitest";
+import { awsErrorCode, classifyAwsError, isThrottling, isTransient } from "../../shared/aws-errors.js";
+import { GUARD_ERROR_NAMES } from "../../shared/errors.js";
+
+function ec2Error(name: string, status: number | undefined): EC2ServiceException {
+  return new EC2ServiceException({
+    name,
+    $fault: status !== undefined && status >= 500 ? "server" : "client",
+    $metadata: status === undefined ? {} : { httpStatusCode: status },
+    message: `${name} happened`,
+  });
+}
+
+function ssmError(name: string, status: number): SSMServiceException {
+  return new SSMServiceException({
+    name,
+    $fault: status >= 500 ? "server" : "client",
+    $metadata: { httpStatusCode: status },
+    message: `${name} happened`,
+  });
+}
+
+describe("classifyAwsError", () => {
+  it.each([
+    { label: "EC2 RequestLimitExceeded (503)", error: ec2Error("RequestLimitExceeded", 503) },
+    { label: "SSM ThrottlingException", error: ssmError("ThrottlingException", 400) },
+    { label: "Throttling", error: ec2Error("Throttling", 400) },
+    { label: "TooManyRequestsException", error: ec2Error("TooManyRequestsException", 429) },
+    { label: "RequestThrottledException", error: ec2Error("RequestThrottledException", 400) },
+  ])("maps $label to RetryableThrottlingError", ({ error }) => {
+    // Prepare
+    const during = "DescribeInstances";
+
+    // Act
+    const classified = classifyAwsError(error, during);
+
+    // Assess
+    expect(classified.name).toBe("RetryableThrottlingError");
+    expect(classified.cause).toBe(error);
+  });
+
+  it.each([
+    { label: "a 500", error: ec2Error("InternalError", 500) },
+    { label: "a 502 of unknown name", error: ec2Error("BadGateway", 502) },
+    { label: "a 503 ServiceUnavailable", error: ssmError("ServiceUnavailable", 503) },
+    { label: "InternalError without status", error: ec2Error("InternalError", undefined) },
+    { label: "a client TimeoutError", error: Object.assign(new Error("socket hang up"), { name: "TimeoutError" }) },
+  ])("maps $label to RetryableServiceError", ({ error }) => {
+    // Prepare
+    const during = "SendCommand";
+
+    // Act
+    const classified = classifyAwsError(error, during);
+
+    // Assess
+    expect(classified.name).toBe("RetryableServiceError");
+    expect(classified.cause).toBe(error);
+  });
+
+  it.each(["ECONNRESET", "ETIMEDOUT"])(
+    "maps a network failure (%s) left after the SDK's own retries to RetryableServiceError",
+    (code) => {
+      // Prepare: what @smithy/node-http-handler rejects with; the SDK itself classifies these codes as transient.
+      const error = Object.assign(new Error(`read ${code}`), { code, syscall: "read", $metadata: { attempts: 2 } });
+
+      // Act
+      const classified = classifyAwsError(error, "DescribeInstances");
+
+      // Assess
+      expect(classified.name).toBe("RetryableServiceError");
+      expect(classified.cause).toBe(error);
+    },
+  );
+
+  it("maps InvalidInstanceID.NotFound to RetryableInstanceNotYetVisibleError", () => {
+    // Prepare
+    const error = ec2Error("InvalidInstanceID.NotFound", 400);
+
+    // Act
+    const classified = classifyAwsError(error, "ModifyInstanceMetadataOptions");
+
+    // Assess
+    expect(classified.name).toBe("RetryableInstanceNotYetVisibleError");
+    expect(classified.cause).toBe(error);
+  });
+
+  it.each([
+    { label: "UnauthorizedOperation", error: ec2Error("UnauthorizedOperation", 403) },
+    { label: "AccessDeniedException", error: ssmError("AccessDeniedException", 400) },
+    { label: "InvocationDoesNotExist", error: new InvocationDoesNotExist({ $metadata: {}, message: "" }) },
+    { label: "a plain Error", error: new Error("boom") },
+    { label: "a string", error: "boom" },
+    { label: "null", error: null },
+  ])("maps $label to NonRetryableAwsError", ({ error }) => {
+    // Prepare
+    const during = "GetCommandInvocation";
+
+    // Act
+    const classified = classifyAwsError(error, during);
+
+    // Assess
+    expect(classified.name).toBe("NonRetryableAwsError");
+    expect(classified.cause).toBe(error);
+    expect(classified).toBeInstanceOf(Error);
+  });
+
+  it("says what failed, with the AWS code and message", () => {
+    // Prepare
+    const error = ec2Error("UnauthorizedOperation", 403);
+
+    // Act
+    const classified = classifyAwsError(error, "ModifyInstanceMetadataOptions");
+
+    // Assess
+    expect(classified.message).toBe(
+      "ModifyInstanceMetadataOptions: UnauthorizedOperation: UnauthorizedOperation happened",
+    );
+  });
+
+  it("names an error it cannot read UnknownError", () => {
+    // Prepare
+    const error = 42;
+
+    // Act
+    const classified = classifyAwsError(error, "Publish");
+
+    // Assess
+    expect(classified.message).toBe("Publish: UnknownError");
+  });
+
+  it("only ever produces names the state machine knows", () => {
+    // Prepare
+    const errors = [
+      ec2Error("RequestLimitExceeded", 503),
+      ec2Error("InternalError", 500),
+      ec2Error("InvalidInstanceID.NotFound", 400),
+      ec2Error("UnauthorizedOperation", 403),
+    ];
+
+    // Act
+    const names = errors.map((e) => classifyAwsError(e, "x").name);
+
+    // Assess
+    for (const name of names) expect(GUARD_ERROR_NAMES).toContain(name);
+  });
+});
+
+describe("awsErrorCode / isThrottling / isTransient", () => {
+  it("prefers an EC2 error's Code over its name", () => {
+    // Prepare
+    const error = Object.assign(new Error("x"), { name: "Error", Code: "RequestLimitExceeded" });
+
+    // Act
+    const code = awsErrorCode(error);
+
+    // Assess
+    expect(code).toBe("RequestLimitExceeded");
+    expect(isThrottling(error)).toBe(true);
+  });
+
+  it.each([undefined, null, "RequestLimitExceeded", 503])("reads no code from %j", (value) => {
+    // Prepare
+    const error: unknown = value;
+
+    // Act
+    const code = awsErrorCode(error);
+
+    // Assess
+    expect(code).toBeUndefined();
+    expect(isThrottling(error)).toBe(false);
+    expect(isTransient(error)).toBe(false);
+  });
+
+  it("does not treat a 4xx as transient", () => {
+    // Prepare
+    const error = ec2Error("InvalidParameterValue", 400);
+
+    // Act
+    const transient = isTransient(error);
+
+    // Assess
+    expect(transient).toBe(false);
+  });
+});

@@ -1,0 +1,472 @@
+import { Logger } from "@aws-lambda-powertools/logger";
+import {
+  GetCommandInvocationCommand,
+  type GetCommandInvocationCommandOutput,
+  InvocationDoesNotExist,
+  SendCommandCommand,
+  SSMClient,
+  SSMServiceException,
+} from "@aws-sdk/client-ssm";
+import { mockClient } from "aws-sdk-client-mock";
+import { beforeEach, describe, expect, it } from "vitest";
+import { ssm } from "../../shared/aws-clients.js";
+import type { Batch, FlowSettings, InstanceProgress, Platform } from "../../shared/model.js";
+import { checkProbeBatch, parseProbeOutput, sendProbeBatch } from "../../shared/probe.js";
+import probeLinux from "../../shared/probes/probe-linux.sh";
+import probeWindows from "../../shared/probes/probe-windows.ps1";
+
+const ssmMock = mockClient(SSMClient);
+const logger = new Logger({ serviceName: "probe-test", logLevel: "SILENT" });
+
+const STARTED_AT = "2026-11-28T10:00:00.000Z";
+const NOW = new Date("2026-11-28T10:03:00.000Z");
+const SETTINGS: FlowSettings = {
+  mode: "enforce",
+  exemptTagKey: "imdsv2-guard:exempt",
+  applyTimeoutSeconds: 300,
+  managedTimeoutSeconds: 600,
+  probeTimeoutSeconds: 300,
+};
+const HOSTILE = "$(rm -rf /)";
+const ID_A = "i-0a1b2c3d4e5f60001";
+const ID_B = "i-0a1b2c3d4e5f60002";
+const ID_C = "i-0a1b2c3d4e5f60003";
+
+const isoAfter = (seconds: number) => new Date(NOW.getTime() + seconds * 1000).toISOString();
+
+function batchOf(instances: InstanceProgress[]): Batch {
+  return { eventId: "evt-probe-1", settings: SETTINGS, startedAt: STARTED_AT, instances };
+}
+
+function ids(count: number): string[] {
+  return Array.from({ length: count }, (_, n) => `i-0a1b2c3d4e5f${n.toString(16).padStart(5, "0")}`);
+}
+
+/** Ready to be probed; its action and notes carry what Enforce saw, including a hostile tag value. */
+function readyToProbe(instanceId: string, platform: Platform, deadline = isoAfter(120)): InstanceProgress {
+  return {
+    instanceId,
+    stage: "send-probe",
+    platform,
+    notes: [`Tag Name=${HOSTILE}`],
+    action: `none: exempt ${HOSTILE}`,
+    appliedAt: "2026-11-28T10:00:20.000Z",
+    stageDeadline: deadline,
+  };
+}
+
+function probing(instanceId: string, extra: Partial<InstanceProgress> = {}): InstanceProgress {
+  return {
+    instanceId,
+    stage: "await-probe",
+    platform: "linux",
+    notes: [],
+    commandId: "cmd-0123",
+    stageDeadline: isoAfter(60),
+    ...extra,
+  };
+}
+
+function ssmError(name: string, status: number): SSMServiceException {
+  return new SSMServiceException({
+    name,
+    $fault: status >= 500 ? "server" : "client",
+    $metadata: { httpStatusCode: status },
+    message: `${name} (simulated)`,
+  });
+}
+
+function invocation(out: Partial<GetCommandInvocationCommandOutput>): void {
+  ssmMock.on(GetCommandInvocationCommand).resolves(out);
+}
+
+function deps(now = NOW) {
+  return { ssm, logger, now: () => now };
+}
+
+function only(batch: Batch, instanceId: string): InstanceProgress {
+  const found = batch.instances.find((i) => i.instanceId === instanceId);
+  if (!found) throw new Error(`${instanceId} is not in the batch`);
+  return found;
+}
+
+function sendInputs() {
+  return ssmMock.commandCalls(SendCommandCommand).map((c) => c.args[0].input);
+}
+
+const READING_PASS = '{"v1":401,"token":200,"v2":200,"client":"curl"}';
+const READING_FAIL = '{"v1":200,"token":200,"v2":200,"client":"curl"}';
+
+beforeEach(() => {
+  ssmMock.reset();
+});
+
+describe("sendProbeBatch", () => {
+  it.each([
+    { platform: "linux", documentName: "AWS-RunShellScript", script: probeLinux },
+    { platform: "windows", documentName: "AWS-RunPowerShellScript", script: probeWindows },
+  ] as const)(
+    "sends the repository's $platform probe verbatim with $documentName",
+    async ({ platform, documentName, script }) => {
+      // Prepare
+      ssmMock.on(SendCommandCommand).resolves({ Command: { CommandId: "cmd-1" } });
+
+      // Act
+      await sendProbeBatch(batchOf([readyToProbe(ID_A, platform)]), deps());
+
+      // Assess
+      const inputs = sendInputs();
+      expect(inputs).toHaveLength(1);
+      expect(inputs[0]?.DocumentName).toBe(documentName);
+      expect(inputs[0]?.InstanceIds).toEqual([ID_A]);
+      expect(inputs[0]?.Parameters?.commands).toStrictEqual([script]);
+      expect(script.length).toBeGreaterThan(100);
+    },
+  );
+
+  it("puts nothing from the instance, its tags or the event into the command", async () => {
+    // Prepare
+    ssmMock.on(SendCommandCommand).resolves({ Command: { CommandId: "cmd-1" } });
+
+    // Act
+    await sendProbeBatch(batchOf([readyToProbe(ID_A, "linux"), readyToProbe(ID_B, "windows")]), deps());
+
+    // Assess
+    const inputs = sendInputs();
+    expect(inputs).toHaveLength(2);
+    for (const input of inputs) {
+      const parameters = JSON.stringify(input.Parameters);
+      expect(Object.keys(input.Parameters ?? {}).sort()).toEqual(["commands", "executionTimeout"]);
+      for (const forbidden of [HOSTILE, ID_A, ID_B, "evt-probe-1", "exempt"]) {
+        expect(parameters).not.toContain(forbidden);
+        expect(input.Comment ?? "").not.toContain(forbidden);
+      }
+    }
+    expect(probeLinux).not.toContain(HOSTILE);
+  });
+
+  it("sends one SendCommand per platform for up to 50 instances", async () => {
+    // Prepare
+    const linux = ids(48);
+    const windows = ["i-0f9e8d7c6b5a40001", "i-0f9e8d7c6b5a40002"];
+    const batch = batchOf([
+      ...linux.map((id) => readyToProbe(id, "linux")),
+      ...windows.map((id) => readyToProbe(id, "windows")),
+    ]);
+    ssmMock.on(SendCommandCommand).resolves({ Command: { CommandId: "cmd-1" } });
+
+    // Act
+    await sendProbeBatch(batch, deps());
+
+    // Assess
+    const inputs = sendInputs();
+    expect(inputs.map((i) => [i.DocumentName, i.InstanceIds])).toEqual([
+      ["AWS-RunShellScript", linux],
+      ["AWS-RunPowerShellScript", windows],
+    ]);
+  });
+
+  it("sends a single command for a full batch of 50 instances", async () => {
+    // Prepare
+    const linux = ids(50);
+    ssmMock.on(SendCommandCommand).resolves({ Command: { CommandId: "cmd-50" } });
+
+    // Act
+    const out = await sendProbeBatch(batchOf(linux.map((id) => readyToProbe(id, "linux"))), deps());
+
+    // Assess
+    expect(sendInputs()).toHaveLength(1);
+    expect(sendInputs()[0]?.InstanceIds).toEqual(linux);
+    expect(out.instances.every((i) => i.stage === "await-probe" && i.commandId === "cmd-50")).toBe(true);
+  });
+
+  it("moves sent instances to await-probe with the command id and a fresh deadline, and leaves the others", async () => {
+    // Prepare
+    const other = probing(ID_C);
+    ssmMock.on(SendCommandCommand).resolves({ Command: { CommandId: "cmd-7" } });
+
+    // Act
+    const out = await sendProbeBatch(batchOf([readyToProbe(ID_A, "linux"), other]), deps());
+
+    // Assess
+    expect(only(out, ID_A)).toMatchObject({
+      stage: "await-probe",
+      commandId: "cmd-7",
+      stageDeadline: isoAfter(SETTINGS.probeTimeoutSeconds),
+    });
+    expect(only(out, ID_C)).toBe(other);
+    expect(sendInputs()[0]?.InstanceIds).toEqual([ID_A]);
+  });
+
+  it("makes no call when nothing waits to be probed", async () => {
+    // Prepare
+    const batch = batchOf([probing(ID_A)]);
+
+    // Act
+    const out = await sendProbeBatch(batch, deps());
+
+    // Assess
+    expect(ssmMock.calls()).toHaveLength(0);
+    expect(out.instances).toEqual(batch.instances);
+  });
+
+  it("keeps throttled instances in send-probe for the next round", async () => {
+    // Prepare
+    const progress = readyToProbe(ID_A, "linux");
+    ssmMock.on(SendCommandCommand).rejects(ssmError("ThrottlingException", 400));
+
+    // Act
+    const out = await sendProbeBatch(batchOf([progress]), deps());
+
+    // Assess
+    expect(only(out, ID_A)).toEqual(progress);
+    expect(out.throttledRounds).toBe(1);
+  });
+
+  it("ends unverified when SendCommand stays throttled past the deadline", async () => {
+    // Prepare
+    ssmMock.on(SendCommandCommand).rejects(ssmError("ThrottlingException", 400));
+
+    // Act
+    const out = await sendProbeBatch(batchOf([readyToProbe(ID_A, "linux", NOW.toISOString())]), deps());
+
+    // Assess
+    expect(only(out, ID_A).result).toMatchObject({
+      verdict: "unverified",
+      reason: expect.stringContaining("SendCommand"),
+    });
+  });
+
+  it("ends unverified with the AWS code when SendCommand is refused", async () => {
+    // Prepare
+    ssmMock.on(SendCommandCommand).rejects(ssmError("InvalidInstanceId", 400));
+
+    // Act
+    const out = await sendProbeBatch(batchOf([readyToProbe(ID_A, "linux")]), deps());
+
+    // Assess
+    expect(only(out, ID_A).result).toMatchObject({
+      verdict: "unverified",
+      reason: expect.stringContaining("InvalidInstanceId"),
+    });
+  });
+});
+
+describe("checkProbeBatch", () => {
+  it("asks for the invocation of each probing instance by command and instance", async () => {
+    // Prepare
+    invocation({ Status: "InProgress" });
+
+    // Act
+    await checkProbeBatch(batchOf([probing(ID_A), probing(ID_B, { commandId: "cmd-9" })]), deps());
+
+    // Assess
+    expect(ssmMock.commandCalls(GetCommandInvocationCommand).map((c) => c.args[0].input)).toEqual([
+      { CommandId: "cmd-0123", InstanceId: ID_A },
+      { CommandId: "cmd-9", InstanceId: ID_B },
+    ]);
+  });
+
+  it("keeps waiting while the invocation does not exist yet", async () => {
+    // Prepare
+    const progress = probing(ID_A);
+    ssmMock
+      .on(GetCommandInvocationCommand)
+      .rejects(new InvocationDoesNotExist({ $metadata: { httpStatusCode: 400 }, message: "" }));
+
+    // Act
+    const out = await checkProbeBatch(batchOf([progress]), deps());
+
+    // Assess
+    expect(only(out, ID_A)).toEqual(progress);
+  });
+
+  it.each(["InProgress", "Pending", "Delayed"] as const)("keeps waiting while the command is %s", async (status) => {
+    // Prepare
+    const progress = probing(ID_A);
+    invocation({ Status: status });
+
+    // Act
+    const out = await checkProbeBatch(batchOf([progress]), deps());
+
+    // Assess
+    expect(only(out, ID_A)).toEqual(progress);
+    expect(out.counts?.awaitProbe).toBe(1);
+  });
+
+  it.each(["InProgress", "Pending"] as const)(
+    "ends unverified when the command is still %s at the deadline",
+    async (status) => {
+      // Prepare
+      invocation({ Status: status });
+
+      // Act
+      const out = await checkProbeBatch(batchOf([probing(ID_A, { stageDeadline: NOW.toISOString() })]), deps());
+
+      // Assess
+      expect(only(out, ID_A).result).toMatchObject({
+        verdict: "unverified",
+        reason: expect.stringContaining("no result within 300 s"),
+      });
+    },
+  );
+
+  it("ends unverified at the deadline when the invocation never appeared", async () => {
+    // Prepare
+    ssmMock
+      .on(GetCommandInvocationCommand)
+      .rejects(new InvocationDoesNotExist({ $metadata: { httpStatusCode: 400 }, message: "" }));
+
+    // Act
+    const out = await checkProbeBatch(batchOf([probing(ID_A, { stageDeadline: NOW.toISOString() })]), deps());
+
+    // Assess
+    expect(only(out, ID_A).result?.verdict).toBe("unverified");
+  });
+
+  it.each([
+    { status: "Failed", details: "Failed" },
+    { status: "TimedOut", details: "DeliveryTimedOut" },
+    { status: "Cancelled", details: "Cancelled" },
+  ] as const)("ends unverified naming the status when the command is $status", async ({ status, details }) => {
+    // Prepare
+    invocation({ Status: status, StatusDetails: details, StandardOutputContent: READING_PASS });
+
+    // Act
+    const out = await checkProbeBatch(batchOf([probing(ID_A)]), deps());
+
+    // Assess
+    const result = only(out, ID_A).result;
+    expect(result?.verdict).toBe("unverified");
+    expect(result?.reason).toContain(`status ${status}`);
+    expect(result?.reason).toContain(details);
+  });
+
+  it("passes on a successful probe that saw IMDSv1 refused, keeping the reading", async () => {
+    // Prepare
+    invocation({ Status: "Success", StandardOutputContent: `${READING_PASS}\n` });
+
+    // Act
+    const out = await checkProbeBatch(batchOf([probing(ID_A)]), deps());
+
+    // Assess
+    expect(only(out, ID_A).result).toMatchObject({
+      verdict: "pass",
+      reading: { v1: 401, token: 200, v2: 200, client: "curl" },
+      platform: "linux",
+    });
+    expect(out.counts?.done).toBe(1);
+  });
+
+  it("fails on a successful probe that saw IMDSv1 answer, suspecting a local proxy when EC2 says applied", async () => {
+    // Prepare
+    invocation({ Status: "Success", StandardOutputContent: READING_FAIL });
+
+    // Act
+    const out = await checkProbeBatch(
+      batchOf([probing(ID_A, { appliedAt: "2026-11-28T10:01:00.000Z" }), probing(ID_B)]),
+      deps(),
+    );
+
+    // Assess
+    expect(only(out, ID_A).result?.verdict).toBe("fail");
+    expect(only(out, ID_A).result?.reason).toContain("proxy");
+    expect(only(out, ID_B).result?.verdict).toBe("fail");
+    expect(only(out, ID_B).result?.reason).not.toContain("proxy");
+  });
+
+  it("reads the verdict line among noise lines and CRLF line ends", async () => {
+    // Prepare
+    const stdout = `Welcome to Amazon Linux\r\n{not json\r\n  ${READING_PASS}  \r\nlogout\r\n`;
+    invocation({ Status: "Success", StandardOutputContent: stdout });
+
+    // Act
+    const out = await checkProbeBatch(batchOf([probing(ID_A)]), deps());
+
+    // Assess
+    expect(only(out, ID_A).result?.verdict).toBe("pass");
+  });
+
+  it.each(["", "OK\n", '{"v1":"401"}', "{", "null"])(
+    "ends unverified when the output holds no reading (%j)",
+    async (stdout) => {
+      // Prepare
+      invocation({ Status: "Success", StandardOutputContent: stdout });
+
+      // Act
+      const out = await checkProbeBatch(batchOf([probing(ID_A)]), deps());
+
+      // Assess
+      expect(only(out, ID_A).result).toMatchObject({
+        verdict: "unverified",
+        reason: expect.stringContaining("no result line"),
+      });
+    },
+  );
+
+  it("stops polling for the round once throttled, keeping every instance waiting", async () => {
+    // Prepare
+    ssmMock.on(GetCommandInvocationCommand).rejects(ssmError("ThrottlingException", 400));
+    const batch = batchOf([probing(ID_A), probing(ID_B)]);
+
+    // Act
+    const out = await checkProbeBatch(batch, deps());
+
+    // Assess
+    expect(ssmMock.commandCalls(GetCommandInvocationCommand)).toHaveLength(1);
+    expect(out.instances).toEqual(batch.instances);
+    expect(out.throttledRounds).toBe(1);
+  });
+
+  it("ends unverified when the result cannot be read for a reason retrying cannot fix", async () => {
+    // Prepare
+    ssmMock.on(GetCommandInvocationCommand).rejects(ssmError("AccessDeniedException", 400));
+
+    // Act
+    const out = await checkProbeBatch(batchOf([probing(ID_A)]), deps());
+
+    // Assess
+    expect(only(out, ID_A).result).toMatchObject({
+      verdict: "unverified",
+      reason: expect.stringContaining("AccessDeniedException"),
+    });
+  });
+});
+
+describe("parseProbeOutput", () => {
+  it.each([
+    { label: "a single line", stdout: READING_PASS, v1: 401 },
+    { label: "a trailing LF", stdout: `${READING_PASS}\n`, v1: 401 },
+    { label: "CRLF and a banner", stdout: `banner\r\n${READING_FAIL}\r\n`, v1: 200 },
+    { label: "a BOM and indentation", stdout: `\uFEFF  ${READING_PASS}`, v1: 401 },
+    { label: "two readings (last wins)", stdout: `${READING_FAIL}\n${READING_PASS}\n`, v1: 401 },
+    { label: "a later line that is not a reading", stdout: `${READING_PASS}\n{"hello":"world"}\n`, v1: 401 },
+  ])("finds the reading in $label", ({ stdout, v1 }) => {
+    // Prepare
+    const text = stdout;
+
+    // Act
+    const reading = parseProbeOutput(text);
+
+    // Assess
+    expect(reading?.v1).toBe(v1);
+  });
+
+  it.each([
+    "",
+    "no json here",
+    '{"v1":401,"token":200,"v2":200}',
+    '{"v1":401.5,"token":200,"v2":200,"client":"curl"}',
+    `{"v1":401,"token":200,"v2":200,"client":"${"x".repeat(65)}"}`,
+    "[401,200,200]",
+  ])("finds no reading in %j", (stdout) => {
+    // Prepare
+    const text = stdout;
+
+    // Act
+    const reading = parseProbeOutput(text);
+
+    // Assess
+    expect(reading).toBeUndefined();
+  });
+});

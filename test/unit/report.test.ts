@@ -1,0 +1,438 @@
+import { Logger } from "@aws-lambda-powertools/logger";
+import {
+  InternalErrorException,
+  KMSThrottlingException,
+  PublishCommand,
+  SNSClient,
+  SNSServiceException,
+  ThrottledException,
+} from "@aws-sdk/client-sns";
+import { mockClient } from "aws-sdk-client-mock";
+import { beforeEach, describe, expect, it } from "vitest";
+import { z } from "zod";
+import { sns } from "../../shared/aws-clients.js";
+import type { NotifyConfig } from "../../shared/config.js";
+import type { EventRef, InstanceResult, Verdict } from "../../shared/model.js";
+import { publishReport } from "../../shared/notify.js";
+import { buildReport, type EventReport, markdownSafe, snsMessage, subjectLine } from "../../shared/report.js";
+
+const snsMock = mockClient(SNSClient);
+const logger = new Logger({ serviceName: "report-test", logLevel: "SILENT" });
+
+const EVENT: EventRef = {
+  eventId: "3b2a1c0d-9e8f-4a7b-b6c5-d4e3f2a1b0c9",
+  eventName: "RunInstances",
+  eventTime: "2026-11-28T09:42:11Z",
+  actor: "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_PlatformEngineer_0a1b2c3d4e5f6a7b/jane.doe@example.com",
+  account: "123456789012",
+  region: "us-east-1",
+  source: "cloudtrail",
+};
+
+/** What a tag value could hold: markdown, a Slack mention and a line break, to forge a line of the report. */
+const HOSTILE = "*bold* `code` [link](http://x) <!here> _x_ | # \n new line";
+const MARKDOWN_SPECIALS = new Set(["*", "_", "`", "[", "]", "(", ")", "<", ">", "|", "#", "~", "!", "\\"]);
+
+function result(instanceId: string, verdict: Verdict, reason = `${verdict} reason`): InstanceResult {
+  return { instanceId, verdict, reason, warnings: [] };
+}
+
+function reportOf(results: InstanceResult[], event: Partial<EventRef> = {}): EventReport {
+  return buildReport({ event: { ...EVENT, ...event }, mode: "enforce", results, rejected: [] });
+}
+
+const chatbotSchema = z.object({
+  version: z.literal("1.0"),
+  source: z.literal("custom"),
+  id: z.string().optional(),
+  content: z.object({
+    textType: z.literal("client-markdown"),
+    title: z.string().min(1),
+    description: z.string().min(1),
+    nextSteps: z.array(z.string()),
+    keywords: z.array(z.string()),
+  }),
+  metadata: z.object({ threadId: z.string().optional(), enableCustomActions: z.boolean().optional() }).optional(),
+});
+
+const protocolsSchema = z.strictObject({
+  default: z.string(),
+  email: z.string(),
+  https: z.string(),
+  sqs: z.string(),
+  lambda: z.string(),
+});
+
+function protocols(report: EventReport) {
+  return protocolsSchema.parse(JSON.parse(snsMessage(report).Message));
+}
+
+function chatbot(report: EventReport) {
+  return chatbotSchema.parse(JSON.parse(protocols(report).https));
+}
+
+/** Characters that would format markdown, outside a backslash escape. */
+function unescapedSpecials(text: string): string[] {
+  const found: string[] = [];
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charAt(i);
+    if (c === "\\") {
+      i++;
+      continue;
+    }
+    if (MARKDOWN_SPECIALS.has(c)) found.push(c);
+  }
+  return found;
+}
+
+describe("subjectLine", () => {
+  it.each([
+    { label: "a plain name", eventName: "RunInstances" },
+    { label: "line breaks", eventName: "Run\nInstances\r\nSubject: PASS\u2028x" },
+    { label: "non-ASCII", eventName: "Ünïcödé 🚀 名前 — ModifyInstanceMetadataOptions" },
+    { label: "control characters", eventName: "\u0000\u0007\u001b[31mred\u007f\u0085" },
+    { label: "a very long name", eventName: "X".repeat(500) },
+  ])("is ASCII, one line and under 100 characters with $label", ({ eventName }) => {
+    // Prepare
+    const report = reportOf([result("i-0a1b2c3d4e5f60001", "fail")], { eventName });
+
+    // Act
+    const subject = subjectLine(report);
+
+    // Assess
+    expect(subject).toMatch(/^[\x20-\x7e]+$/);
+    expect(subject.length).toBeLessThan(100);
+    expect(subject).not.toMatch(/[\r\n]/);
+    expect(subject.startsWith("[imdsv2-guard] FAIL: 1 of 1 instance(s)")).toBe(true);
+  });
+
+  it("says the event could not be read when it has a problem", () => {
+    // Prepare
+    const report = buildReport({
+      event: EVENT,
+      mode: "enforce",
+      results: [],
+      rejected: [],
+      problem: "Event is not an EventBridge event with a `detail` object.",
+    });
+
+    // Act
+    const subject = subjectLine(report);
+
+    // Assess
+    expect(subject).toBe("[imdsv2-guard] ERROR: event could not be read - RunInstances in us-east-1");
+  });
+});
+
+describe("buildReport", () => {
+  it("takes the worst verdict and counts each", () => {
+    // Prepare
+    const results = [
+      result("i-0a1b2c3d4e5f60001", "pass"),
+      result("i-0a1b2c3d4e5f60002", "unverified"),
+      result("i-0a1b2c3d4e5f60003", "fail"),
+      result("i-0a1b2c3d4e5f60004", "pass"),
+    ];
+
+    // Act
+    const report = reportOf(results);
+
+    // Assess
+    expect(report.verdict).toBe("fail");
+    expect(report.counts).toEqual({ pass: 2, fail: 1, unverified: 1, exempt: 0, skipped: 0, error: 0 });
+  });
+
+  it("reports rejected instance ids as errors", () => {
+    // Prepare
+    const rejected = [{ value: '"i-bogus"', reason: "not an instance id (expected ^i-[0-9a-f]{8,17}$)" }];
+
+    // Act
+    const report = buildReport({
+      event: EVENT,
+      mode: "enforce",
+      results: [result("i-0a1b2c3d4e5f60001", "pass")],
+      rejected,
+    });
+
+    // Assess
+    expect(report.verdict).toBe("error");
+    expect(report.results[1]).toMatchObject({ instanceId: '"i-bogus"', verdict: "error" });
+  });
+});
+
+describe("snsMessage", () => {
+  it("has one format per protocol in a JSON message structure", () => {
+    // Prepare
+    const report = reportOf([result("i-0a1b2c3d4e5f60001", "pass")]);
+
+    // Act
+    const message = snsMessage(report);
+
+    // Assess
+    expect(message.MessageStructure).toBe("json");
+    expect(Object.keys(JSON.parse(message.Message)).sort()).toEqual(["default", "email", "https", "lambda", "sqs"]);
+  });
+
+  it("gives https a valid AWS Chatbot custom notification", () => {
+    // Prepare
+    const report = reportOf([result("i-0a1b2c3d4e5f60001", "fail"), result("i-0a1b2c3d4e5f60002", "unverified")]);
+
+    // Act
+    const notification = chatbot(report);
+
+    // Assess
+    expect(notification.content.title).toContain("FAIL");
+    expect(notification.content.nextSteps.length).toBeGreaterThan(0);
+    expect(notification.content.nextSteps.length).toBeLessThanOrEqual(5);
+    expect(notification.content.keywords).toEqual(expect.arrayContaining(["fail", "us-east-1", "123456789012"]));
+    expect(notification.content.description).toContain("i-0a1b2c3d4e5f60001");
+  });
+
+  it("escapes markdown in a hostile reason so it cannot format or add lines to the description", () => {
+    // Prepare
+    const benign = reportOf([result("i-0a1b2c3d4e5f60001", "exempt", "vendor agent")]);
+    const hostile = reportOf([result("i-0a1b2c3d4e5f60001", "exempt", `Exempt by tag owner: ${HOSTILE}`)]);
+
+    // Act
+    const benignLines = chatbot(benign).content.description.split("\n");
+    const hostileLines = chatbot(hostile).content.description.split("\n");
+
+    // Assess
+    expect(hostileLines).toHaveLength(benignLines.length);
+    const row = hostileLines.at(-1) ?? "";
+    const prefix = "• `i-0a1b2c3d4e5f60001` *exempt*: ";
+    expect(row.startsWith(prefix)).toBe(true);
+    const reason = row.slice(prefix.length);
+    expect(unescapedSpecials(reason)).toEqual([]);
+    for (const escaped of [
+      "\\*bold\\*",
+      "\\`code\\`",
+      "\\[link\\]\\(http://x\\)",
+      "\\<\\!here\\>",
+      "\\_x\\_",
+      "\\|",
+      "\\#",
+    ]) {
+      expect(reason).toContain(escaped);
+    }
+    expect(reason).toContain("new line");
+  });
+
+  it("escapes hostile warnings, event names and actors as well", () => {
+    // Prepare
+    const report = reportOf([{ ...result("i-0a1b2c3d4e5f60001", "pass"), warnings: [HOSTILE] }], {
+      eventName: `Run${HOSTILE}`,
+      actor: `arn:aws:iam::123456789012:user/${HOSTILE}`,
+    });
+
+    // Act
+    const notification = chatbot(report);
+
+    // Assess
+    const lines = notification.content.description.split("\n");
+    expect(lines).toHaveLength(4);
+    expect(notification.content.title).not.toMatch(/[\r\n]/);
+    expect(notification.content.title).toContain("\\*bold\\* \\`code\\`");
+    expect(notification.content.title).toContain("\\<\\!here\\>");
+    const actorSpan = /by `([^`]*)` in/.exec(lines[0] ?? "");
+    expect(actorSpan?.[1]).toContain("'code'");
+    expect(lines[3]).toContain("\\*bold\\*");
+  });
+
+  it("keeps the email text free of injected lines", () => {
+    // Prepare
+    const report = reportOf([result("i-0a1b2c3d4e5f60001", "exempt", HOSTILE)]);
+
+    // Act
+    const email = protocols(report).email;
+
+    // Assess
+    const lines = email.split("\n");
+    expect(lines.some((l) => l.trim().startsWith("new line"))).toBe(false);
+    expect(lines.find((l) => l.includes("*bold*"))).toContain("new line");
+  });
+
+  it("gives sqs and lambda the machine report, which parses back with the same results", () => {
+    // Prepare
+    const results = [
+      { ...result("i-0a1b2c3d4e5f60001", "pass"), reading: { v1: 401, token: 200, v2: 200, client: "curl" } },
+      { ...result("i-0a1b2c3d4e5f60002", "error", HOSTILE), warnings: ["w"] },
+    ];
+    const report = reportOf(results);
+
+    // Act
+    const { sqs, lambda } = protocols(report);
+
+    // Assess
+    for (const body of [sqs, lambda]) {
+      const parsed = z
+        .looseObject({ schema: z.string(), verdict: z.string(), results: z.array(z.unknown()), event: z.unknown() })
+        .parse(JSON.parse(body));
+      expect(parsed.schema).toBe("imdsv2-guard.report.v1");
+      expect(parsed.verdict).toBe("error");
+      expect(parsed.results).toEqual(results);
+      expect(parsed.event).toEqual(EVENT);
+    }
+  });
+
+  it("sets the worst verdict and all verdicts as filterable attributes", () => {
+    // Prepare
+    const report = reportOf([
+      result("i-0a1b2c3d4e5f60001", "pass"),
+      result("i-0a1b2c3d4e5f60002", "unverified"),
+      result("i-0a1b2c3d4e5f60003", "exempt"),
+    ]);
+
+    // Act
+    const { MessageAttributes } = snsMessage(report);
+
+    // Assess
+    expect(MessageAttributes.verdict).toEqual({ DataType: "String", StringValue: "unverified" });
+    expect(MessageAttributes.verdicts?.DataType).toBe("String.Array");
+    const verdicts = z.array(z.string()).parse(JSON.parse(MessageAttributes.verdicts?.StringValue ?? "null"));
+    expect(verdicts.sort()).toEqual(["exempt", "pass", "unverified"]);
+  });
+
+  it("still lists the verdict as an attribute when there are no results", () => {
+    // Prepare
+    const report = buildReport({ event: EVENT, mode: "enforce", results: [], rejected: [], problem: "broken" });
+
+    // Act
+    const { MessageAttributes } = snsMessage(report);
+
+    // Assess
+    expect(MessageAttributes.verdicts?.StringValue).toBe('["error"]');
+  });
+
+  it("stays within SNS's 256 KiB limit for an event of a thousand instances", () => {
+    // Prepare
+    const results = Array.from({ length: 1000 }, (_, n) => ({
+      ...result(
+        `i-0a1b2c3d4e5f${n.toString(16).padStart(5, "0")}`,
+        "unverified",
+        "The SSM Agent was not online within 600 s (it never registered with SSM); the instance needs the agent and an instance profile with AmazonSSMManagedInstanceCore.",
+      ),
+      secondsToVerdict: 612.4,
+    }));
+    const report = reportOf(results);
+
+    // Act
+    const message = snsMessage(report);
+
+    // Assess
+    const attributeBytes = Object.entries(message.MessageAttributes).reduce(
+      (sum, [name, a]) =>
+        sum + Buffer.byteLength(name) + Buffer.byteLength(a.DataType) + Buffer.byteLength(a.StringValue),
+      0,
+    );
+    const total = Buffer.byteLength(message.Message) + Buffer.byteLength(message.Subject) + attributeBytes;
+    expect(total).toBeLessThanOrEqual(256 * 1024);
+  });
+});
+
+describe("markdownSafe", () => {
+  it.each(["*", "_", "`", "[", "]", "(", ")", "<", ">", "|", "#", "~", "!", "\\"])("escapes %s", (c) => {
+    // Prepare
+    const text = `a${c}b`;
+
+    // Act
+    const safe = markdownSafe(text);
+
+    // Assess
+    expect(safe).toBe(`a\\${c}b`);
+  });
+});
+
+describe("publishReport", () => {
+  const config: NotifyConfig = {
+    topicArn: "arn:aws:sns:us-east-1:123456789012:imdsv2-guard-alerts",
+    slackTopicArn: "arn:aws:sns:us-east-1:123456789012:imdsv2-guard-slack",
+    slackVerdicts: ["fail", "error", "unverified"],
+  };
+
+  beforeEach(() => {
+    snsMock.reset();
+    snsMock.on(PublishCommand).resolves({ MessageId: "msg-1" });
+  });
+
+  it.each(["fail", "error", "unverified"] as const)(
+    "publishes a %s report to the main topic and to Slack",
+    async (verdict) => {
+      // Prepare
+      const report = reportOf([result("i-0a1b2c3d4e5f60001", verdict)]);
+
+      // Act
+      const outcome = await publishReport(report, { sns, logger, config });
+
+      // Assess
+      const inputs = snsMock.commandCalls(PublishCommand).map((c) => c.args[0].input);
+      expect(inputs.map((i) => i.TopicArn)).toEqual([config.topicArn, config.slackTopicArn]);
+      expect(inputs[0]).toEqual({ TopicArn: config.topicArn, ...snsMessage(report) });
+      expect(inputs[1]?.Message).toBe(inputs[0]?.Message);
+      expect(outcome).toEqual({ verdict, messageIds: ["msg-1", "msg-1"] });
+    },
+  );
+
+  it.each(["pass", "exempt", "skipped"] as const)("publishes a %s report to the main topic only", async (verdict) => {
+    // Prepare
+    const report = reportOf([result("i-0a1b2c3d4e5f60001", verdict)]);
+
+    // Act
+    await publishReport(report, { sns, logger, config });
+
+    // Assess
+    const topics = snsMock.commandCalls(PublishCommand).map((c) => c.args[0].input.TopicArn);
+    expect(topics).toEqual([config.topicArn]);
+  });
+
+  it("publishes to the main topic only when no Slack topic is configured", async () => {
+    // Prepare
+    const report = reportOf([result("i-0a1b2c3d4e5f60001", "fail")]);
+    const withoutSlack: NotifyConfig = { topicArn: config.topicArn, slackVerdicts: ["fail"] };
+
+    // Act
+    await publishReport(report, { sns, logger, config: withoutSlack });
+
+    // Assess
+    expect(snsMock.commandCalls(PublishCommand).map((c) => c.args[0].input.TopicArn)).toEqual([config.topicArn]);
+  });
+
+  it.each([
+    {
+      label: "a 500",
+      cause: new InternalErrorException({ $metadata: { httpStatusCode: 500 }, message: "Internal error" }),
+      expected: "RetryableServiceError",
+    },
+    {
+      label: "ThrottledException",
+      cause: new ThrottledException({ $metadata: { httpStatusCode: 429 }, message: "Rate exceeded" }),
+      expected: "RetryableThrottlingError",
+    },
+    {
+      // The alerts topic is KMS-encrypted (infra/alerting.yml), so Publish is throttled by KMS too.
+      label: "KMSThrottlingException",
+      cause: new KMSThrottlingException({ $metadata: { httpStatusCode: 400 }, message: "KMS rate exceeded" }),
+      expected: "RetryableThrottlingError",
+    },
+    {
+      label: "AuthorizationError",
+      cause: new SNSServiceException({
+        name: "AuthorizationErrorException",
+        $fault: "client",
+        $metadata: { httpStatusCode: 403 },
+        message: "not authorized",
+      }),
+      expected: "NonRetryableAwsError",
+    },
+  ])("throws $expected when SNS answers $label", async ({ cause, expected }) => {
+    // Prepare
+    snsMock.on(PublishCommand).rejects(cause);
+    const report = reportOf([result("i-0a1b2c3d4e5f60001", "pass")]);
+
+    // Act
+    const run = publishReport(report, { sns, logger, config });
+
+    // Assess
+    await expect(run).rejects.toMatchObject({ name: expected, cause });
+  });
+});
