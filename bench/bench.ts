@@ -95,9 +95,9 @@ async function flowFigures(): Promise<void> {
         Object.entries(verdicts)
           .map(([v, n]) => `${n} ${v}`)
           .join(", "),
-        run.simulatedSeconds.toFixed(0),
+        run.lastReportSeconds.toFixed(0),
         bound.toFixed(0),
-        (run.simulatedSeconds / bound).toFixed(2),
+        (run.lastReportSeconds / bound).toFixed(2),
         maxHistory,
         (run.wallMilliseconds / 1000).toFixed(1),
       ])}\n`,

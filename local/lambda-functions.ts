@@ -1,7 +1,9 @@
 import type { Context } from "aws-lambda";
+import { createHandler as createAssessAccount } from "../functions/assess-account/handler.js";
 import { createHandler as createCheckApplied } from "../functions/check-applied/handler.js";
 import { createHandler as createCheckManaged } from "../functions/check-managed/handler.js";
 import { createHandler as createCheckProbe } from "../functions/check-probe/handler.js";
+import { createHandler as createCheckRejected } from "../functions/check-rejected/handler.js";
 import { createHandler as createEnforce } from "../functions/enforce/handler.js";
 import { createHandler as createFinalizeBatch } from "../functions/finalize-batch/handler.js";
 import { createHandler as createNotify } from "../functions/notify/handler.js";
@@ -25,5 +27,7 @@ export function localFunctions(config: {
     CheckProbeFunctionArn: createCheckProbe(),
     FinalizeBatchFunctionArn: createFinalizeBatch(),
     NotifyFunctionArn: createNotify(config.notify),
+    AssessAccountFunctionArn: createAssessAccount(),
+    CheckRejectedFunctionArn: createCheckRejected(),
   };
 }

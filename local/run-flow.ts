@@ -13,6 +13,7 @@ import type { NotifyConfig, ResolveTargetsConfig } from "../shared/config.js";
 import type { FlowSettings } from "../shared/model.js";
 import { type EventReport, parseMachineReport } from "../shared/report.js";
 import type { SweepOutcome } from "../shared/sweep.js";
+import type { RejectedCalls } from "../shared/watch-rejected.js";
 import { type LambdaHandler, localFunctions } from "./lambda-functions.js";
 import type { Scenario } from "./scenario.js";
 import { SimAccount, type SimFaults } from "./sim-account.js";
@@ -42,6 +43,10 @@ export const DEFAULT_SETTINGS: FlowSettings = {
   applyTimeoutSeconds: 300,
   managedTimeoutSeconds: 600,
   probeTimeoutSeconds: 300,
+  exemptUntilTagKey: "imdsv2-guard:exempt-until",
+  onV1Usage: "hold",
+  v1UsageLookbackHours: 24,
+  watchRejectedSeconds: 900,
 };
 
 /** Crash a function (Lambda.Unknown, as Step Functions reports a runtime crash) on these invocation numbers. */
@@ -53,9 +58,13 @@ export interface RunOptions {
   batchSize?: number;
   /** Deliver these event indexes twice (EventBridge's at-least-once delivery). */
   duplicateDeliveries?: number[];
+  /** The sweep sets the account's IMDS default to required. */
+  enforceAccountDefault?: boolean;
   /** Instances per execution the sweep starts. */
   sweepInstancesPerExecution?: number;
 }
+
+export type RejectedCallsAlert = RejectedCalls & { event: EventReport["event"] };
 
 /** What Step Functions would show for one execution, estimated from the states it ran. */
 export interface ExecutionStats {
@@ -85,10 +94,14 @@ export interface FlowRun {
   executions: ExecutionRecord[];
   /** The machine-readable report of every SNS message, in publish order. */
   reports: EventReport[];
+  /** Alerts about software refused IMDSv1 after the guard enforced (the watch after enforcing). */
+  alerts: RejectedCallsAlert[];
   sweeps: SweepOutcome[];
   sim: SimAccount;
   lambdaInvocations: Record<string, number>;
   simulatedSeconds: number;
+  /** Simulated seconds from the start to the last report (verdicts) published, before any watch after enforcing. */
+  lastReportSeconds: number;
   wallMilliseconds: number;
 }
 
@@ -153,7 +166,7 @@ export async function runFlow(scenario: Scenario, options: RunOptions = {}): Pro
     now: SCENARIO_EPOCH,
     toFake: ["setTimeout", "clearTimeout", "setInterval", "clearInterval", "Date"],
   });
-  const sim = new SimAccount(scenario.instances, options.faults);
+  const sim = new SimAccount(scenario.instances, options.faults, scenario);
   sim.install();
   const lambdaInvocations: Record<string, number> = {};
   try {
@@ -193,6 +206,8 @@ export async function runFlow(scenario: Scenario, options: RunOptions = {}): Pro
     const sweepHandler = createSweepHandler({
       stateMachineArn: `arn:aws:states:${SIM_REGION}:${SIM_ACCOUNT_ID}:stateMachine:imdsv2-guard-local`,
       exemptTagKey: settings.exemptTagKey,
+      exemptUntilTagKey: settings.exemptUntilTagKey,
+      enforceAccountDefault: options.enforceAccountDefault ?? false,
       instancesPerExecution: options.sweepInstancesPerExecution ?? 500,
       account: SIM_ACCOUNT_ID,
       region: SIM_REGION,
@@ -231,18 +246,29 @@ export async function runFlow(scenario: Scenario, options: RunOptions = {}): Pro
       }
       clock.next();
     }
-    const reports = sim.published.map((p) => {
-      const message = JSON.parse(p.input.Message ?? "{}") as { sqs?: string };
-      return parseMachineReport(message.sqs ?? "{}");
-    });
+    const reports: EventReport[] = [];
+    const alerts: RejectedCallsAlert[] = [];
+    let lastReportAt = SCENARIO_EPOCH;
+    for (const p of sim.published) {
+      const sqs = (JSON.parse(p.input.Message ?? "{}") as { sqs?: string }).sqs ?? "{}";
+      const schema = (JSON.parse(sqs) as { schema?: string }).schema;
+      if (schema === "imdsv2-guard.rejected-calls.v1") {
+        alerts.push(JSON.parse(sqs) as RejectedCallsAlert);
+      } else {
+        reports.push(parseMachineReport(sqs));
+        lastReportAt = Math.max(lastReportAt, p.at);
+      }
+    }
     return {
       scenario,
       executions: executions.sort((a, b) => a.startedAt - b.startedAt),
       reports,
+      alerts,
       sweeps,
       sim,
       lambdaInvocations,
       simulatedSeconds: (Date.now() - SCENARIO_EPOCH) / 1000,
+      lastReportSeconds: (lastReportAt - SCENARIO_EPOCH) / 1000,
       wallMilliseconds: performance.now() - wallStart,
     };
   } finally {

@@ -34,6 +34,10 @@ export const scenarioInstanceSchema = z.object({
   /** Terminate the instance this many seconds into the scenario (mid-flow). */
   terminateAfterSeconds: z.number().min(0).optional(),
   imageId: z.string().default("ami-0abcdef1234567890"),
+  /** Software on the instance calling IMDSv1 this often: answered while tokens are optional (MetadataNoToken), refused once they are required (MetadataNoTokenRejected). */
+  imdsV1CallsPerHour: z.number().min(0).default(0),
+  /** How long the instance ran before the scenario started, with its initial options: history for the metrics. */
+  ageHours: z.number().min(0).default(0),
 });
 export type ScenarioInstance = z.infer<typeof scenarioInstanceSchema>;
 
@@ -44,6 +48,16 @@ export const scenarioSchema = z.object({
   /** Seconds between the deliveries of consecutive events (simulated time). */
   eventSpacingSeconds: z.number().min(0).default(600),
   events: z.array(z.unknown()).default([]),
+  /** The account's IMDS defaults (GetInstanceMetadataDefaults) in the simulated region. */
+  account: z
+    .object({
+      httpTokens: z.enum(["optional", "required", "no-preference"]).default("no-preference"),
+      httpTokensEnforced: z.boolean().default(false),
+      managedBy: z.enum(["account", "declarative-policy"]).default("account"),
+    })
+    .default({ httpTokens: "no-preference", httpTokensEnforced: false, managedBy: "account" }),
+  /** AMIs by id with their ImdsSupport; an AMI not listed has none ("unset"). */
+  images: z.record(z.string(), z.object({ imdsSupport: z.enum(["v2.0", "unset"]) })).default({}),
   /** Run the scheduled reconciliation sweep at these simulated times (seconds from the start). */
   sweepAtSeconds: z.array(z.number().min(0)).default([]),
   instances: z.array(scenarioInstanceSchema),

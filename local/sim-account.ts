@@ -1,8 +1,13 @@
+import { CloudWatchClient, GetMetricDataCommand, type GetMetricDataCommandInput } from "@aws-sdk/client-cloudwatch";
 import {
+  DescribeImagesCommand,
+  type DescribeImagesCommandInput,
   DescribeInstancesCommand,
   type DescribeInstancesCommandInput,
   EC2Client,
+  GetInstanceMetadataDefaultsCommand,
   type Instance,
+  ModifyInstanceMetadataDefaultsCommand,
   ModifyInstanceMetadataOptionsCommand,
 } from "@aws-sdk/client-ec2";
 import { SFNClient, StartExecutionCommand, type StartExecutionCommandInput } from "@aws-sdk/client-sfn";
@@ -16,7 +21,7 @@ import {
 import { mockClient } from "aws-sdk-client-mock";
 import { type ImdsOptionsView, startImdsEmulator } from "./imds-emulator.js";
 import { runLinuxProbe } from "./run-linux-probe.js";
-import type { ScenarioInstance } from "./scenario.js";
+import type { Scenario, ScenarioInstance } from "./scenario.js";
 
 /** EC2's documented token buckets: bucket size and refill per second. */
 export interface BucketSpec {
@@ -42,7 +47,11 @@ export type SimApi =
   | "SendCommand"
   | "GetCommandInvocation"
   | "Publish"
-  | "StartExecution";
+  | "StartExecution"
+  | "GetMetricData"
+  | "GetInstanceMetadataDefaults"
+  | "ModifyInstanceMetadataDefaults"
+  | "DescribeImages";
 
 export const EC2_MUTATING_BUCKET: BucketSpec = { capacity: 100, refillPerSecond: 5 };
 export const EC2_NON_MUTATING_BUCKET: BucketSpec = { capacity: 100, refillPerSecond: 20 };
@@ -54,6 +63,8 @@ interface SimInstanceState {
   httpEndpoint: "enabled" | "disabled";
   /** What the instance's IMDS enforces right now: it follows a modify only once the change is applied. */
   imdsTokens: "optional" | "required";
+  /** When the instance's IMDS switched between optional and required: what the CloudWatch metrics integrate. */
+  tokenHistory: { at: number; tokens: "optional" | "required" }[];
   applyAt?: number;
   launchedAt: number;
   registeredAt?: number;
@@ -117,6 +128,10 @@ export class SimAccount {
     GetCommandInvocation: 0,
     Publish: 0,
     StartExecution: 0,
+    GetMetricData: 0,
+    GetInstanceMetadataDefaults: 0,
+    ModifyInstanceMetadataDefaults: 0,
+    DescribeImages: 0,
   };
   readonly throttled: Record<SimApi, number> = { ...this.calls };
   readonly modifiedInstanceIds: string[] = [];
@@ -134,11 +149,18 @@ export class SimAccount {
   private commandSeq = 0;
   private publishFailuresLeft: number;
 
+  /** The account's IMDS defaults in the simulated region. */
+  readonly account: Scenario["account"];
+  private readonly images: Scenario["images"];
+
   constructor(
     instances: readonly ScenarioInstance[],
     private readonly faults: SimFaults = {},
+    world: Partial<Pick<Scenario, "account" | "images">> = {},
   ) {
     const now = Date.now();
+    this.account = { httpTokens: "no-preference", httpTokensEnforced: false, managedBy: "account", ...world.account };
+    this.images = world.images ?? {};
     for (const spec of instances) this.addInstance(spec, now);
     if (faults.ec2Throttling) {
       this.buckets.mutating = new TokenBucket(EC2_MUTATING_BUCKET, now);
@@ -157,6 +179,7 @@ export class SimAccount {
       httpTokens: spec.httpTokens,
       httpEndpoint: spec.httpEndpoint,
       imdsTokens: spec.httpTokens,
+      tokenHistory: [{ at: now - spec.ageHours * 3_600_000, tokens: spec.httpTokens }],
       launchedAt: now,
       ...(registrationDelay !== undefined ? { registeredAt: now + registrationDelay * 1000 } : {}),
     });
@@ -188,6 +211,14 @@ export class SimAccount {
     ssm
       .on(GetCommandInvocationCommand)
       .callsFake((input: { CommandId?: string; InstanceId?: string }) => this.getCommandInvocation(input));
+    ec2.on(DescribeImagesCommand).callsFake((input: DescribeImagesCommandInput) => this.describeImages(input));
+    ec2.on(GetInstanceMetadataDefaultsCommand).callsFake(() => this.getMetadataDefaults());
+    ec2
+      .on(ModifyInstanceMetadataDefaultsCommand)
+      .callsFake((input: { HttpTokens?: string }) => this.modifyMetadataDefaults(input));
+    const cloudwatch = mockClient(CloudWatchClient);
+    cloudwatch.on(GetMetricDataCommand).callsFake((input: GetMetricDataCommandInput) => this.getMetricData(input));
+    this.mocks.push(cloudwatch);
     const sns = mockClient(SNSClient);
     sns.on(PublishCommand).callsFake((input: PublishCommandInput) => this.publish(input));
     const sfn = mockClient(SFNClient);
@@ -228,6 +259,7 @@ export class SimAccount {
 
   private tick(s: SimInstanceState, now: number): void {
     if (s.applyAt !== undefined && now >= s.applyAt) {
+      if (s.imdsTokens !== s.httpTokens) s.tokenHistory.push({ at: s.applyAt, tokens: s.httpTokens });
       s.imdsTokens = s.httpTokens;
       s.applyAt = undefined;
     }
@@ -465,6 +497,78 @@ export class SimAccount {
       ResponseCode: 0,
       StandardOutputContent: invocation.stdout ?? "",
     };
+  }
+
+  private async describeImages(input: DescribeImagesCommandInput) {
+    this.gate("DescribeImages", "nonMutating", Date.now());
+    const ids = input.Filters?.find((f) => f.Name === "image-id")?.Values ?? input.ImageIds ?? [];
+    // Every AMI the scenario's instances use exists; ImdsSupport is set only where `images` says v2.0.
+    const known = new Set([...this.instances.values()].map((i) => i.spec.imageId));
+    return {
+      Images: ids
+        .filter((id) => known.has(id) || id in this.images)
+        .map((id) => ({
+          ImageId: id,
+          ...(this.images[id]?.imdsSupport === "v2.0" ? { ImdsSupport: "v2.0" as const } : {}),
+        })),
+    };
+  }
+
+  private async getMetadataDefaults() {
+    this.gate("GetInstanceMetadataDefaults", "nonMutating", Date.now());
+    return {
+      AccountLevel: {
+        ...(this.account.httpTokens !== "no-preference" ? { HttpTokens: this.account.httpTokens } : {}),
+        HttpTokensEnforced: this.account.httpTokensEnforced ? ("enabled" as const) : ("disabled" as const),
+        ManagedBy: this.account.managedBy,
+      },
+    };
+  }
+
+  private async modifyMetadataDefaults(input: { HttpTokens?: string }) {
+    this.gate("ModifyInstanceMetadataDefaults", "mutating", Date.now());
+    if (this.account.managedBy === "declarative-policy") {
+      throw awsError("UnsupportedOperation", "The IMDS defaults are managed by a declarative policy.");
+    }
+    if (input.HttpTokens === "required" || input.HttpTokens === "optional" || input.HttpTokens === "no-preference") {
+      this.account.httpTokens = input.HttpTokens;
+    }
+    return { Return: true };
+  }
+
+  /**
+   * AWS/EC2 MetadataNoToken and MetadataNoTokenRejected, Sum by InstanceId: the instance's IMDSv1 callers, integrated
+   * over the time its IMDS was optional (answered) or required (refused) within the window.
+   */
+  private async getMetricData(input: GetMetricDataCommandInput) {
+    const now = Date.now();
+    this.gate("GetMetricData", undefined, now);
+    const start = input.StartTime ? new Date(input.StartTime).getTime() : now - 3_600_000;
+    const end = Math.min(now, input.EndTime ? new Date(input.EndTime).getTime() : now);
+    const results = (input.MetricDataQueries ?? []).map((q) => {
+      const metric = q.MetricStat?.Metric;
+      const id = metric?.Dimensions?.find((d) => d.Name === "InstanceId")?.Value;
+      const s = id ? this.instances.get(id) : undefined;
+      if (!s || metric?.Namespace !== "AWS/EC2") return { Id: q.Id, Label: q.Label, Values: [], Timestamps: [] };
+      this.tick(s, now);
+      const counting = metric.MetricName === "MetadataNoTokenRejected" ? "required" : "optional";
+      const seconds = this.secondsWithTokens(s, counting, start, end);
+      const sum = Math.round((s.spec.imdsV1CallsPerHour * seconds) / 3600);
+      return sum > 0
+        ? { Id: q.Id, Label: q.Label, Values: [sum], Timestamps: [new Date(start)], StatusCode: "Complete" as const }
+        : { Id: q.Id, Label: q.Label, Values: [], Timestamps: [], StatusCode: "Complete" as const };
+    });
+    return { MetricDataResults: results };
+  }
+
+  private secondsWithTokens(s: SimInstanceState, tokens: "optional" | "required", start: number, end: number): number {
+    let total = 0;
+    s.tokenHistory.forEach((h, i) => {
+      if (h.tokens !== tokens || s.httpEndpoint === "disabled") return;
+      const until = s.tokenHistory[i + 1]?.at ?? Number.POSITIVE_INFINITY;
+      total += Math.max(0, Math.min(until, end) - Math.max(h.at, start));
+    });
+    return total / 1000;
   }
 
   private async startExecution(input: StartExecutionCommandInput) {

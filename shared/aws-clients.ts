@@ -1,3 +1,4 @@
+import { CloudWatchClient } from "@aws-sdk/client-cloudwatch";
 import { EC2Client } from "@aws-sdk/client-ec2";
 import { SFNClient } from "@aws-sdk/client-sfn";
 import { SNSClient } from "@aws-sdk/client-sns";
@@ -14,3 +15,4 @@ export const ec2 = new EC2Client(clientConfig);
 export const ssm = new SSMClient(clientConfig);
 export const sns = new SNSClient(clientConfig);
 export const sfn = new SFNClient(clientConfig);
+export const cloudwatch = new CloudWatchClient(clientConfig);

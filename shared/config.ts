@@ -6,8 +6,12 @@ import type { SweepConfig } from "./sweep.js";
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
 const resolveTargetsEnvSchema = z.object({
-  MODE: z.enum(["enforce", "audit"]).default("enforce"),
+  GUARD_MODE: z.enum(["enforce", "audit"]).default("enforce"),
   EXEMPT_TAG_KEY: z.string().min(1).max(128).default("imdsv2-guard:exempt"),
+  EXEMPT_UNTIL_TAG_KEY: z.string().min(1).max(128).default("imdsv2-guard:exempt-until"),
+  ON_V1_USAGE: z.enum(["enforce", "hold"]).default("hold"),
+  V1_USAGE_LOOKBACK_HOURS: z.coerce.number().int().positive().max(336).default(24),
+  WATCH_REJECTED_SECONDS: z.coerce.number().int().min(0).max(86_400).default(900),
   APPLY_TIMEOUT_SECONDS: positiveInt(300),
   MANAGED_TIMEOUT_SECONDS: positiveInt(600),
   PROBE_TIMEOUT_SECONDS: positiveInt(300),
@@ -34,8 +38,12 @@ export function loadResolveTargetsConfig(env: NodeJS.ProcessEnv): ResolveTargets
   const e = parsed.data;
   return {
     settings: {
-      mode: e.MODE,
+      mode: e.GUARD_MODE,
       exemptTagKey: e.EXEMPT_TAG_KEY,
+      exemptUntilTagKey: e.EXEMPT_UNTIL_TAG_KEY,
+      onV1Usage: e.ON_V1_USAGE,
+      v1UsageLookbackHours: e.V1_USAGE_LOOKBACK_HOURS,
+      watchRejectedSeconds: e.WATCH_REJECTED_SECONDS,
       applyTimeoutSeconds: e.APPLY_TIMEOUT_SECONDS,
       managedTimeoutSeconds: e.MANAGED_TIMEOUT_SECONDS,
       probeTimeoutSeconds: e.PROBE_TIMEOUT_SECONDS,
@@ -48,7 +56,7 @@ export function loadResolveTargetsConfig(env: NodeJS.ProcessEnv): ResolveTargets
 const notifyEnvSchema = z.object({
   TOPIC_ARN: z.string().startsWith("arn:"),
   SLACK_TOPIC_ARN: z.string().startsWith("arn:").optional(),
-  SLACK_VERDICTS: z.string().default("fail,error,unverified"),
+  SLACK_VERDICTS: z.string().default("fail,error,held,unverified,alert"),
 });
 
 export interface NotifyConfig {
@@ -99,6 +107,8 @@ function flatIssues(issues: readonly Issue[], prefix: PropertyKey[]): { path: Pr
 const sweepEnvSchema = z.object({
   STATE_MACHINE_ARN: z.string().startsWith("arn:"),
   EXEMPT_TAG_KEY: z.string().min(1).max(128).default("imdsv2-guard:exempt"),
+  EXEMPT_UNTIL_TAG_KEY: z.string().min(1).max(128).default("imdsv2-guard:exempt-until"),
+  ENFORCE_ACCOUNT_DEFAULT: z.enum(["true", "false"]).default("false"),
   INSTANCES_PER_EXECUTION: z.coerce.number().int().min(1).max(1000).default(500),
   AWS_REGION: z.string().min(1),
   ACCOUNT_ID: z.string().regex(/^\d{12}$/),
@@ -114,6 +124,8 @@ export function loadSweepConfig(env: NodeJS.ProcessEnv): SweepConfig {
   return {
     stateMachineArn: e.STATE_MACHINE_ARN,
     exemptTagKey: e.EXEMPT_TAG_KEY,
+    exemptUntilTagKey: e.EXEMPT_UNTIL_TAG_KEY,
+    enforceAccountDefault: e.ENFORCE_ACCOUNT_DEFAULT === "true",
     instancesPerExecution: e.INSTANCES_PER_EXECUTION,
     account: e.ACCOUNT_ID,
     region: e.AWS_REGION,

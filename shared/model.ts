@@ -6,14 +6,19 @@ import { z } from "zod";
  * a core function.
  */
 
-export const VERDICTS = ["pass", "fail", "unverified", "exempt", "skipped", "error"] as const;
+/**
+ * `held`: IMDSv1 was in use on an existing instance, so the guard did not enforce (policy onV1Usage=hold); people
+ * decide. Every other verdict is about what the probe proved or why it could not run.
+ */
+export const VERDICTS = ["pass", "fail", "held", "unverified", "exempt", "skipped", "error"] as const;
 export const verdictSchema = z.enum(VERDICTS);
 export type Verdict = z.infer<typeof verdictSchema>;
 
 /** Worst first: the verdict of an event is the worst verdict of its instances. */
 export const VERDICT_SEVERITY: Record<Verdict, number> = {
-  error: 5,
-  fail: 4,
+  error: 6,
+  fail: 5,
+  held: 4,
   unverified: 3,
   exempt: 2,
   skipped: 1,
@@ -30,8 +35,34 @@ export const flowSettingsSchema = z.object({
   applyTimeoutSeconds: z.number().int().positive(),
   managedTimeoutSeconds: z.number().int().positive(),
   probeTimeoutSeconds: z.number().int().positive(),
+  /** An ISO date in this tag ends the exemption: past it, the instance is enforced and the report says so. */
+  exemptUntilTagKey: z.string().min(1).max(128),
+  /** What to do with an existing instance that used IMDSv1 within the look-back: enforce anyway, or hold. */
+  onV1Usage: z.enum(["enforce", "hold"]),
+  v1UsageLookbackHours: z.number().int().positive().max(24 * 14),
+  /** How long to watch MetadataNoTokenRejected after enforcing; 0 switches the watch off. */
+  watchRejectedSeconds: z.number().int().min(0).max(86_400),
 });
 export type FlowSettings = z.infer<typeof flowSettingsSchema>;
+
+/** Why the flow runs for an instance: a launch has no IMDSv1 history to protect; the others may. */
+export const triggerSchema = z.enum(["launch", "regression", "sweep"]);
+export type Trigger = z.infer<typeof triggerSchema>;
+
+/** Where a non-compliant instance came from, so the source can be fixed and the next launch needs no remediation. */
+export const originSchema = z.object({
+  launchTemplateId: z.string().optional(),
+  launchTemplateVersion: z.string().optional(),
+  autoScalingGroup: z.string().optional(),
+  imageId: z.string().optional(),
+  /** The AMI's ImdsSupport: "v2.0" makes every launch from it IMDSv2-only; "unset" when it has none. */
+  imageImdsSupport: z.string().optional(),
+});
+export type Origin = z.infer<typeof originSchema>;
+
+/** IMDSv1 use seen by CloudWatch (AWS/EC2 MetadataNoToken, Sum) before enforcing. */
+export const v1UsageSchema = z.object({ calls: z.number().min(0), hours: z.number().positive() });
+export type V1Usage = z.infer<typeof v1UsageSchema>;
 
 /** Who did what, when: kept from the triggering CloudTrail record for the report. */
 export const eventRefSchema = z.object({
@@ -42,6 +73,8 @@ export const eventRefSchema = z.object({
   account: z.string(),
   region: z.string(),
   source: z.enum(["cloudtrail", "sweep"]),
+  /** The launch template a RunInstances call named, as the request gave it. */
+  launchTemplate: z.object({ id: z.string().optional(), name: z.string().optional(), version: z.string().optional() }).optional(),
 });
 export type EventRef = z.infer<typeof eventRefSchema>;
 
@@ -65,6 +98,11 @@ export const instanceResultSchema = z.object({
   warnings: z.array(z.string()).default([]),
   platform: platformSchema.optional(),
   reading: probeReadingSchema.optional(),
+  origin: originSchema.optional(),
+  v1Usage: v1UsageSchema.optional(),
+  /** What Enforce did, e.g. "set HttpTokens=required (was optional)"; the watch after enforcing keys on it. */
+  action: z.string().optional(),
+  enforcedAt: z.string().optional(),
   /** Seconds from the flow's start until MetadataOptions.State=applied was observed. */
   secondsToApplied: z.number().optional(),
   secondsToVerdict: z.number().optional(),
@@ -93,6 +131,8 @@ export const instanceProgressSchema = z.object({
   stageDeadline: z.string().optional(),
   platform: platformSchema.optional(),
   commandId: z.string().optional(),
+  origin: originSchema.optional(),
+  v1Usage: v1UsageSchema.optional(),
   result: instanceResultSchema.optional(),
 });
 export type InstanceProgress = z.infer<typeof instanceProgressSchema>;
@@ -110,6 +150,7 @@ export type StageCounts = z.infer<typeof stageCountsSchema>;
 /** One Map item: a batch of instances from one event, and what the Choice states route on (`counts`). */
 export const batchSchema = z.object({
   eventId: z.string(),
+  trigger: triggerSchema,
   settings: flowSettingsSchema,
   startedAt: z.string(),
   instances: z.array(instanceProgressSchema).min(1).max(50),

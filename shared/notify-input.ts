@@ -1,5 +1,8 @@
 import { z } from "zod";
+import { accountPostureSchema } from "./account-posture.js";
+import { type RejectedAlertInput, rejectedAlertInputSchema } from "./watch-rejected.js";
 import {
+  triggerSchema,
   eventRefSchema,
   flowSettingsSchema,
   type InstanceResult,
@@ -18,6 +21,9 @@ import { describeEvent } from "./resolve-targets.js";
 export const notifyInputSchema = z.union([
   z.object({
     event: eventRefSchema,
+    trigger: triggerSchema.optional(),
+    accountPosture: accountPostureSchema.optional(),
+    fleet: z.object({ allowingImdsV1: z.number(), exempt: z.number() }).optional(),
     settings: flowSettingsSchema,
     rejected: z.array(z.object({ value: z.string(), reason: z.string() })),
     problem: z.string().optional(),
@@ -25,11 +31,12 @@ export const notifyInputSchema = z.union([
     mapFailure: stepFailureSchema.optional(),
   }),
   z.object({ resolveFailure: stepFailureSchema, rawEvent: z.unknown() }),
+  rejectedAlertInputSchema,
 ]);
 export type NotifyInput = z.infer<typeof notifyInputSchema>;
 
 /** Turns whatever the flow reached into one report in which every instance has exactly one verdict. */
-export function reportFromNotifyInput(input: NotifyInput): EventReport {
+export function reportFromNotifyInput(input: Exclude<NotifyInput, RejectedAlertInput>): EventReport {
   if ("resolveFailure" in input) {
     return buildReport({
       event: describeEvent(input.rawEvent),
@@ -55,6 +62,9 @@ export function reportFromNotifyInput(input: NotifyInput): EventReport {
     results,
     rejected: input.rejected,
     ...(input.problem ? { problem: input.problem } : {}),
+    ...(input.trigger ? { trigger: input.trigger } : {}),
+    ...(input.accountPosture ? { accountPosture: input.accountPosture } : {}),
+    ...(input.fleet ? { fleet: input.fleet } : {}),
   });
 }
 

@@ -1,5 +1,7 @@
-import { type EventRef, type InstanceResult, VERDICT_SEVERITY, VERDICTS, type Verdict } from "./model.js";
+import type { AccountPosture } from "./account-posture.js";
+import { type EventRef, type InstanceResult, type Trigger, VERDICT_SEVERITY, VERDICTS, type Verdict } from "./model.js";
 import type { RejectedTarget } from "./resolve-targets.js";
+import { allowedImdsV1, describeOrigin, describePosture, sourceFixes } from "./root-cause.js";
 
 /** Everything a person or a program needs to know about one triggering event. */
 export interface EventReport {
@@ -11,6 +13,10 @@ export interface EventReport {
   results: InstanceResult[];
   /** What is wrong with the event itself, when it could not be read. */
   problem?: string;
+  trigger?: Trigger;
+  accountPosture?: AccountPosture;
+  /** A sweep's view of the fleet. */
+  fleet?: { allowingImdsV1: number; exempt: number };
 }
 
 export interface ReportInput {
@@ -19,6 +25,9 @@ export interface ReportInput {
   results: InstanceResult[];
   rejected: RejectedTarget[];
   problem?: string;
+  trigger?: Trigger;
+  accountPosture?: AccountPosture;
+  fleet?: { allowingImdsV1: number; exempt: number };
 }
 
 /** Builds the report; rejected instance ids count as `error` results, so nothing an event named is left unreported. */
@@ -49,6 +58,9 @@ export function buildReport(input: ReportInput): EventReport {
     counts,
     results,
     ...(input.problem ? { problem: input.problem } : {}),
+    ...(input.trigger ? { trigger: input.trigger } : {}),
+    ...(input.accountPosture ? { accountPosture: input.accountPosture } : {}),
+    ...(input.fleet ? { fleet: input.fleet } : {}),
   };
 }
 
@@ -65,6 +77,7 @@ const NEXT_STEPS: Partial<Record<Verdict, string>> = {
     "An error means the guard could not finish: the reason names the step and the AWS error; the execution in Step Functions has the full history.",
   exempt:
     "Exempt instances keep IMDSv1 by their tag; review the reason, and remove the tag once the software is fixed.",
+  held: "Held instances still allow IMDSv1 because something on them uses it: find the caller (old AWS SDKs and agents; AWS's aws-imds-packet-analyzer names the process), update it to IMDSv2, and the next sweep enforces once MetadataNoToken stays at 0.",
 };
 
 /** Subject line: ASCII only, one line, under 100 characters, as SNS requires for email. */
@@ -85,6 +98,13 @@ export function plainText(report: EventReport): string {
   lines.push(`Actor:   ${plainSafe(e.actor)}`);
   lines.push(`Account: ${plainSafe(e.account)}  Region: ${plainSafe(e.region)}`);
   lines.push(`Verdict: ${report.verdict}  (${countsLine(report)})`);
+  if (e.launchTemplate) lines.push(`Launch template in the request: ${plainSafe(launchTemplateText(e))}`);
+  if (report.accountPosture) lines.push(`Account: ${plainSafe(describePosture(report.accountPosture))}`);
+  if (report.fleet) {
+    lines.push(
+      `Fleet:   ${report.fleet.allowingImdsV1} instance(s) allow IMDSv1, ${report.fleet.exempt} of them exempt; the rest are below.`,
+    );
+  }
   if (report.problem) lines.push("", `Problem with the event: ${plainSafe(report.problem)}`);
   lines.push("");
   for (const r of listed(report)) {
@@ -92,6 +112,7 @@ export function plainText(report: EventReport): string {
       `- ${plainSafe(r.instanceId)}: ${r.verdict.toUpperCase()} - ${plainSafe(r.reason).slice(0, MAX_REASON_CHARS)}`,
     );
     for (const w of r.warnings) lines.push(`    warning: ${plainSafe(w)}`);
+    if (r.origin && allowedImdsV1(r)) lines.push(`    origin: ${plainSafe(describeOrigin(r.origin))}`);
   }
   const hidden = report.results.length - listed(report).length;
   if (hidden > 0) lines.push(`... and ${hidden} more (see the JSON report on the SQS/Lambda subscription).`);
@@ -108,7 +129,7 @@ export function chatbotNotification(report: EventReport): string {
   const e = report.event;
   const rows = listed(report).map(
     (r) =>
-      `• \`${codeSafe(r.instanceId)}\` *${r.verdict}*: ${markdownSafe(r.reason)}${r.warnings.length ? ` _(${markdownSafe(r.warnings.join("; "))})_` : ""}`,
+      `• \`${codeSafe(r.instanceId)}\` *${r.verdict}*: ${markdownSafe(r.reason)}${r.warnings.length ? ` _(${markdownSafe(r.warnings.join("; "))})_` : ""}${r.origin && allowedImdsV1(r) ? ` — origin: ${markdownSafe(describeOrigin(r.origin))}` : ""}`,
   );
   const hidden = report.results.length - rows.length;
   if (hidden > 0) rows.push(`…and ${hidden} more`);
@@ -116,6 +137,8 @@ export function chatbotNotification(report: EventReport): string {
     `*${markdownSafe(e.eventName)}* by \`${codeSafe(e.actor)}\` in ${markdownSafe(e.account)}/${markdownSafe(e.region)}`,
     `Event \`${codeSafe(e.eventId)}\` at ${markdownSafe(e.eventTime)}${report.mode === "audit" ? " — audit mode, nothing changed" : ""}`,
     report.problem ? `Problem: ${markdownSafe(report.problem)}` : countsLine(report),
+    ...(e.launchTemplate ? [`Launch template: ${markdownSafe(launchTemplateText(e))}`] : []),
+    ...(report.accountPosture ? [`Account: ${markdownSafe(describePosture(report.accountPosture))}`] : []),
     ...rows,
   ].join("\n");
   return JSON.stringify({
@@ -217,11 +240,20 @@ function worstFirst(results: readonly InstanceResult[]): InstanceResult[] {
 }
 
 function nextSteps(report: EventReport): string[] {
-  const steps = VERDICTS.filter((v) => report.counts[v] > 0)
-    .map((v) => NEXT_STEPS[v])
-    .filter((s): s is string => s !== undefined);
+  const steps = [
+    ...sourceFixes(report.results, report.event.region, report.accountPosture),
+    ...VERDICTS.filter((v) => report.counts[v] > 0)
+      .map((v) => NEXT_STEPS[v])
+      .filter((s): s is string => s !== undefined),
+  ];
   if (report.problem) steps.unshift("The event could not be read: look it up by its id in CloudTrail.");
   return steps;
+}
+
+function launchTemplateText(e: EventRef): string {
+  const lt = e.launchTemplate;
+  if (!lt) return "";
+  return `${lt.id ?? lt.name ?? ""}${lt.version ? ` version ${lt.version}` : ""}`;
 }
 
 function countsLine(report: EventReport): string {

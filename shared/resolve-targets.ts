@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import type { ResolveTargetsConfig } from "./config.js";
-import { type EventRef, type FlowSettings, INSTANCE_ID_PATTERN, type InstanceProgress } from "./model.js";
+import { type AccountPosture, accountPostureSchema } from "./account-posture.js";
+import { type EventRef, type FlowSettings, INSTANCE_ID_PATTERN, type InstanceProgress, type Trigger } from "./model.js";
 
 /** Source and detail-type of the inputs the reconciliation sweep starts executions with. */
 export const SWEEP_SOURCE = "imdsv2-guard.sweep";
@@ -14,6 +15,11 @@ export interface RejectedTarget {
 
 export interface ResolvedTargets {
   event: EventRef;
+  trigger: Trigger;
+  /** Set by a sweep request (which read it); otherwise the AssessAccount step reads it. */
+  accountPosture?: AccountPosture;
+  /** The sweep's view of the fleet, for its notification. */
+  fleet?: { allowingImdsV1: number; exempt: number };
   settings: FlowSettings;
   startedAt: string;
   batches: InstanceProgress[][];
@@ -47,7 +53,9 @@ export function resolveTargets(raw: unknown, config: ResolveTargetsConfig, now: 
     key: event.eventId,
     expiresAt: String(Math.floor(now.getTime() / 1000) + DEDUPE_RETENTION_SECONDS),
   };
-  const base = { event, settings: config.settings, startedAt, dedupe, batches: [], rejected: [], targetCount: 0 };
+  const trigger: Trigger =
+    envelope?.source === SWEEP_SOURCE ? "sweep" : detail?.eventName === "RunInstances" ? "launch" : "regression";
+  const base = { event, trigger, settings: config.settings, startedAt, dedupe, batches: [], rejected: [], targetCount: 0 };
 
   if (!envelope || !detail) {
     return { ...base, notify: true, problem: "Event is not an EventBridge event with a `detail` object." };
@@ -58,7 +66,18 @@ export function resolveTargets(raw: unknown, config: ResolveTargetsConfig, now: 
     if (!Array.isArray(ids)) {
       return { ...base, notify: true, problem: "Sweep request has no `detail.instanceIds` array." };
     }
-    return withTargets(base, ids, config);
+    const posture = accountPostureSchema.safeParse(detail.accountPosture);
+    const fleet = asRecord(detail.fleet);
+    const sweepBase = {
+      ...base,
+      ...(posture.success ? { accountPosture: posture.data } : {}),
+      ...(fleet && typeof fleet.allowingImdsV1 === "number" && typeof fleet.exempt === "number"
+        ? { fleet: { allowingImdsV1: fleet.allowingImdsV1, exempt: fleet.exempt } }
+        : {}),
+    };
+    // A sweep that found nothing to do still reports: the account's posture is news too.
+    if (ids.length === 0) return { ...sweepBase, notify: true };
+    return withTargets(sweepBase, ids, config);
   }
 
   if (envelope.source !== "aws.ec2" || envelope["detail-type"] !== "AWS API Call via CloudTrail") {
@@ -161,7 +180,19 @@ export function describeEvent(raw: unknown): EventRef {
     account: text(envelope?.account) ?? text(detail?.recipientAccountId) ?? "unknown",
     region: text(envelope?.region) ?? text(detail?.awsRegion) ?? "unknown",
     source: isSweep ? "sweep" : "cloudtrail",
+    ...launchTemplateOf(asRecord(detail?.requestParameters)),
   };
+}
+
+/** RunInstances names its launch template as `launchTemplate: {launchTemplateId | launchTemplateName, version}`. */
+function launchTemplateOf(params: Record<string, unknown> | undefined): Pick<EventRef, "launchTemplate"> {
+  const lt = asRecord(params?.launchTemplate);
+  if (!lt) return {};
+  const id = text(lt.launchTemplateId);
+  const name = text(lt.launchTemplateName);
+  const version = text(lt.version) ?? (typeof lt.version === "number" ? String(lt.version) : undefined);
+  if (!id && !name) return {};
+  return { launchTemplate: { ...(id ? { id } : {}), ...(name ? { name } : {}), ...(version ? { version } : {}) } };
 }
 
 /** AWS services acting on their own (userIdentity.type AWSService) have no ARN; name them by what invoked them. */

@@ -7,12 +7,16 @@ import {
 } from "@aws-sdk/client-ec2";
 import { ExecutionAlreadyExists, type SFNClient, StartExecutionCommand } from "@aws-sdk/client-sfn";
 import { classifyAwsError } from "./aws-errors.js";
-import { tagValue } from "./ec2-instances.js";
+import { type AccountPosture, readAccountPosture, requireTokensByDefault } from "./account-posture.js";
+import { exemptionOf } from "./exemption.js";
 import { SWEEP_DETAIL_TYPE, SWEEP_SOURCE } from "./resolve-targets.js";
 
 export interface SweepConfig {
   stateMachineArn: string;
   exemptTagKey: string;
+  exemptUntilTagKey: string;
+  /** Set the account's IMDS default to HttpTokens=required (ModifyInstanceMetadataDefaults). */
+  enforceAccountDefault: boolean;
   /** Instances per execution: 500 keeps each execution's state far below 256 KiB and its Map at 10 batches. */
   instancesPerExecution: number;
   account: string;
@@ -31,8 +35,9 @@ export interface SweepOutcome {
   sweepId: string;
   /** Instances EC2 reports with HttpTokens=optional. */
   found: number;
-  /** Of those, skipped because of an exemption tag. */
+  /** Of those, skipped because of an exemption that has not lapsed. */
   exempt: number;
+  accountPosture: AccountPosture;
   executions: { name: string; instances: number; alreadyStarted: boolean }[];
 }
 
@@ -49,11 +54,15 @@ export async function sweep(deps: SweepDeps): Promise<SweepOutcome> {
   const { config } = deps;
   const now = deps.now();
   const sweepId = `sweep-${now.toISOString().slice(0, 16).replace(/[-:T]/g, "")}`;
+  let accountPosture = await readAccountPosture(deps.ec2);
+  if (config.enforceAccountDefault) accountPosture = await requireTokensByDefault(deps.ec2, accountPosture);
   const candidates = await describeOptionalInstances(deps.ec2);
-  const toCheck = candidates.filter((i) => tagValue(i, config.exemptTagKey) === undefined);
+  // Lapsed exemptions go through the flow, which enforces them and says the exemption lapsed.
+  const toCheck = candidates.filter((i) => exemptionOf(i.Tags, config, now).status !== "active");
   const ids = toCheck.map((i) => i.InstanceId).filter((id): id is string => id !== undefined);
   const executions: SweepOutcome["executions"] = [];
-  for (let start = 0, n = 1; start < ids.length; start += config.instancesPerExecution, n++) {
+  // A clean fleet still gets one execution, so the sweep's notification reports the account's posture.
+  for (let start = 0, n = 1; start < ids.length || n === 1; start += config.instancesPerExecution, n++) {
     const chunk = ids.slice(start, start + config.instancesPerExecution);
     const name = `${sweepId}-${n}`;
     const input = {
@@ -64,7 +73,12 @@ export async function sweep(deps: SweepDeps): Promise<SweepOutcome> {
       account: config.account,
       region: config.region,
       time: now.toISOString(),
-      detail: { sweepId: name, instanceIds: chunk },
+      detail: {
+        sweepId: name,
+        instanceIds: chunk,
+        accountPosture,
+        fleet: { allowingImdsV1: candidates.length, exempt: candidates.length - toCheck.length },
+      },
     };
     try {
       await deps.sfn.send(
@@ -81,7 +95,13 @@ export async function sweep(deps: SweepDeps): Promise<SweepOutcome> {
       executions.push({ name, instances: chunk.length, alreadyStarted: true });
     }
   }
-  const outcome = { sweepId, found: candidates.length, exempt: candidates.length - toCheck.length, executions };
+  const outcome = {
+    sweepId,
+    found: candidates.length,
+    exempt: candidates.length - toCheck.length,
+    accountPosture,
+    executions,
+  };
   deps.logger.info("Sweep started executions", { ...outcome });
   return outcome;
 }

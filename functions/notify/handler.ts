@@ -2,17 +2,25 @@ import { sns } from "../../shared/aws-clients.js";
 import { loadNotifyConfig, type NotifyConfig } from "../../shared/config.js";
 import { lambdaHandler, onColdStart } from "../../shared/lambda-handler.js";
 import { logger } from "../../shared/logger.js";
-import { publishReport } from "../../shared/notify.js";
+import { publish, publishReport } from "../../shared/notify.js";
+import { rejectedCallsMessage, watchListOf } from "../../shared/watch-rejected.js";
 import { notifyInputSchema, reportFromNotifyInput } from "../../shared/notify-input.js";
 import { parseStepInput } from "../../shared/step-input.js";
 
 /** Last step: one SNS message per event, whatever happened before. */
 export function createHandler(config: NotifyConfig) {
   return lambdaHandler(async (input: unknown) => {
-    const report = reportFromNotifyInput(parseStepInput(notifyInputSchema, input, "Notify"));
+    const parsed = parseStepInput(notifyInputSchema, input, "Notify");
+    if ("alert" in parsed) {
+      logger.appendKeys({ eventId: parsed.event.eventId });
+      const messageIds = await publish(rejectedCallsMessage(parsed), "alert", { sns, logger, config });
+      return { verdict: "alert", messageIds };
+    }
+    const report = reportFromNotifyInput(parsed);
     logger.appendKeys({ eventId: report.event.eventId });
     const outcome = await publishReport(report, { sns, logger, config });
-    return { ...outcome, counts: report.counts };
+    // What the watch after enforcing looks at: the instances this execution switched to IMDSv2.
+    return { ...outcome, counts: report.counts, watch: watchListOf(report.results) };
   });
 }
 

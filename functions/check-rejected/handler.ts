@@ -1,0 +1,16 @@
+import { cloudwatch, ec2 } from "../../shared/aws-clients.js";
+import { lambdaHandler } from "../../shared/lambda-handler.js";
+import { logger } from "../../shared/logger.js";
+import { parseStepInput } from "../../shared/step-input.js";
+import { checkRejectedCalls, checkRejectedInputSchema } from "../../shared/watch-rejected.js";
+
+/** After the watch window: reads MetadataNoTokenRejected for the instances the execution enforced. */
+export function createHandler(now: () => Date = () => new Date()) {
+  return lambdaHandler(async (input: unknown) => {
+    const parsed = parseStepInput(checkRejectedInputSchema, input, "CheckRejected");
+    logger.appendKeys({ eventId: parsed.event.eventId });
+    return checkRejectedCalls(parsed, { cloudwatch, ec2, logger, now });
+  });
+}
+
+export const handler = createHandler();

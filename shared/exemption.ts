@@ -1,0 +1,45 @@
+import type { Tag } from "@aws-sdk/client-ec2";
+
+export type Exemption =
+  | { status: "none" }
+  | { status: "active"; reason: string; until?: string; warning?: string }
+  | { status: "lapsed"; reason: string; until: string };
+
+export interface ExemptionKeys {
+  exemptTagKey: string;
+  exemptUntilTagKey: string;
+}
+
+/**
+ * Reads an instance's exemption from its tags. The exemption tag's value is the reason; the optional exempt-until
+ * tag (an ISO date) makes it expire, so "we'll fix it next sprint" does not become forever. An exempt-until that is
+ * not a date keeps the exemption (the guard must not break an app over a typo) and says so.
+ */
+export function exemptionOf(tags: readonly Tag[] | undefined, keys: ExemptionKeys, now: Date): Exemption {
+  const value = (key: string) => tags?.find((t) => t.Key === key)?.Value;
+  const reasonTag = value(keys.exemptTagKey);
+  const untilTag = value(keys.exemptUntilTagKey);
+  const reason = reasonTag?.trim() || "(no reason given)";
+  if (untilTag === undefined) {
+    return reasonTag === undefined ? { status: "none" } : { status: "active", reason };
+  }
+  const until = parseUntil(untilTag);
+  if (until === undefined) {
+    return {
+      status: "active",
+      reason,
+      warning: `The ${keys.exemptUntilTagKey} tag is not an ISO date; the exemption holds until it is fixed.`,
+    };
+  }
+  if (now.getTime() >= until.getTime()) return { status: "lapsed", reason, until: untilTag };
+  return { status: "active", reason, until: untilTag };
+}
+
+/** `2026-12-31` means the end of that day (UTC); a full timestamp means that moment. */
+function parseUntil(text: string): Date | undefined {
+  const trimmed = text.trim();
+  const dateOnly = /^\d{4}-\d{2}-\d{2}$/.test(trimmed);
+  if (!dateOnly && !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(trimmed)) return undefined;
+  const parsed = new Date(dateOnly ? `${trimmed}T23:59:59.999Z` : trimmed);
+  return Number.isNaN(parsed.getTime()) ? undefined : parsed;
+}

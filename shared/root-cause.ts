@@ -1,0 +1,78 @@
+import type { AccountPosture } from "./account-posture.js";
+import type { InstanceResult, Origin } from "./model.js";
+
+/** "launch template lt-0abc v7, Auto Scaling group web, AMI ami-0def (ImdsSupport unset)": plain text, unescaped. */
+export function describeOrigin(origin: Origin): string {
+  const parts: string[] = [];
+  if (origin.launchTemplateId) {
+    parts.push(`launch template ${origin.launchTemplateId}${origin.launchTemplateVersion ? ` v${origin.launchTemplateVersion}` : ""}`);
+  }
+  if (origin.autoScalingGroup) parts.push(`Auto Scaling group ${origin.autoScalingGroup}`);
+  if (origin.imageId) parts.push(`AMI ${origin.imageId} (ImdsSupport ${origin.imageImdsSupport ?? "unknown"})`);
+  return parts.join(", ");
+}
+
+/** Did this instance allow IMDSv1 when the guard found it? Only those point at a source that needs fixing. */
+export function allowedImdsV1(result: InstanceResult): boolean {
+  const action = result.action ?? "";
+  return action.startsWith("set HttpTokens") || action.startsWith("audit: would set") || result.verdict === "held";
+}
+
+const LAUNCH_TEMPLATE_ID = /^lt-[0-9a-f]{8,17}$/;
+const IMAGE_ID = /^ami-[0-9a-f]{8,17}$/;
+const VERSION = /^\d{1,10}$/;
+
+/**
+ * How to fix where the IMDSv1 came from, so the next launch needs no remediation: the launch template, the AMI, the
+ * account default. Only ids that match AWS's own formats are put into commands; anything else is described, not
+ * spliced.
+ */
+export function sourceFixes(results: readonly InstanceResult[], region: string, posture?: AccountPosture): string[] {
+  const sources = results.filter(allowedImdsV1).map((r) => r.origin ?? {});
+  if (sources.length === 0) return [];
+  const fixes: string[] = [];
+  const templates = new Map<string, { version?: string; groups: Set<string> }>();
+  for (const o of sources) {
+    if (!o.launchTemplateId || !LAUNCH_TEMPLATE_ID.test(o.launchTemplateId)) continue;
+    const entry = templates.get(o.launchTemplateId) ?? {
+      ...(o.launchTemplateVersion && VERSION.test(o.launchTemplateVersion) ? { version: o.launchTemplateVersion } : {}),
+      groups: new Set<string>(),
+    };
+    if (o.autoScalingGroup) entry.groups.add(o.autoScalingGroup);
+    templates.set(o.launchTemplateId, entry);
+  }
+  for (const [id, { version, groups }] of templates) {
+    const groupText = groups.size ? `, then point Auto Scaling group(s) ${[...groups].map((g) => JSON.stringify(g)).join(", ")} at the new version` : "";
+    fixes.push(
+      `Launch template ${id}${version ? ` (version ${version})` : ""} launches with IMDSv1 allowed: \`aws ec2 create-launch-template-version --region ${region} --launch-template-id ${id}${version ? ` --source-version ${version}` : ""} --launch-template-data '{"MetadataOptions":{"HttpTokens":"required"}}'\`${groupText}.`,
+    );
+  }
+  const images = new Set(
+    sources
+      .filter((o) => o.imageId && IMAGE_ID.test(o.imageId) && o.imageImdsSupport !== "v2.0" && o.imageImdsSupport !== "unknown")
+      .map((o) => o.imageId as string),
+  );
+  for (const image of images) {
+    fixes.push(
+      `AMI ${image} does not declare ImdsSupport v2.0: \`aws ec2 modify-image-attribute --region ${region} --image-id ${image} --imds-support v2.0\` (one-way), or register your next image with \`--imds-support v2.0\`, so every launch from it requires IMDSv2.`,
+    );
+  }
+  if (posture && posture.httpTokens !== "required") {
+    fixes.push(
+      posture.managedBy === "declarative-policy"
+        ? `The account default in ${region} is HttpTokens=${posture.httpTokens} and is managed by a declarative policy: change it in AWS Organizations.`
+        : `The account default in ${region} is HttpTokens=${posture.httpTokens}: \`aws ec2 modify-instance-metadata-defaults --region ${region} --http-tokens required\` (or deploy the guard with enforceAccountDefault=true) makes new launches IMDSv2-only with no exposure window.`,
+    );
+  }
+  if (fixes.length === 0) {
+    fixes.push(
+      "These instances were launched without MetadataOptions.HttpTokens=required: set it where they are launched (the RunInstances call, its launch template, or the AMI's ImdsSupport).",
+    );
+  }
+  return fixes;
+}
+
+/** The account's IMDS defaults in one line. */
+export function describePosture(posture: AccountPosture): string {
+  return `account default HttpTokens=${posture.httpTokens}, HttpTokensEnforced ${posture.httpTokensEnforced ? "on" : "off"}, managed by ${posture.managedBy}${posture.changedByGuard ? " (set to required by the guard in this run)" : ""}`;
+}
