@@ -12,17 +12,21 @@ import {
 } from "./helpers.js";
 
 describe("the state machine, end to end on the simulated account", () => {
-  it("runs the default scenario to all six verdicts, one per instance per event, one notification per event", async () => {
+  it("runs the default scenario to every verdict, one per instance per event, one report per event", async () => {
     // Act
     const run = await runFlow(defaultScenario());
 
-    // Assess
-    expect(run.executions.map((e) => e.status)).toEqual(["succeeded", "succeeded"]);
-    expect(run.sim.published).toHaveLength(2);
+    // Assess: two events and one sweep execution, each reported once, plus the alert about refused IMDSv1 calls.
+    expect(run.executions.map((e) => e.status)).toEqual(["succeeded", "succeeded", "succeeded"]);
+    expect(run.reports).toHaveLength(3);
+    expect(run.alerts).toHaveLength(1);
     const verdicts = new Set(allResults(run).map((r) => r.verdict));
     expect([...verdicts].sort()).toEqual([...VERDICTS].sort());
     const launch = run.reports.find((r) => r.event.eventName === "RunInstances");
-    expect(launch?.results.map((r) => r.instanceId).sort()).toEqual(run.scenario.instances.map((i) => i.id).sort());
+    const launched = (
+      run.scenario.events[0] as { detail: { responseElements: { instancesSet: { items: { instanceId: string }[] } } } }
+    ).detail.responseElements.instancesSet.items.map((i) => i.instanceId);
+    expect(launch?.results.map((r) => r.instanceId).sort()).toEqual([...launched].sort());
   });
 
   it("passes an instance only after the probe saw IMDSv1 refused from inside it", async () => {
