@@ -31,11 +31,7 @@ export interface ResolveTargetsConfig {
  * fails every execution loudly (and trips the ExecutionsFailed alarm) instead of judging instances with defaults.
  */
 export function loadResolveTargetsConfig(env: NodeJS.ProcessEnv): ResolveTargetsConfig {
-  const parsed = resolveTargetsEnvSchema.safeParse(env);
-  if (!parsed.success) {
-    throw new NonRetryableConfigurationError(`Invalid configuration: ${describeIssues(parsed.error)}`);
-  }
-  const e = parsed.data;
+  const e = parseEnv(resolveTargetsEnvSchema, env);
   return {
     settings: {
       mode: e.GUARD_MODE,
@@ -67,11 +63,7 @@ export interface NotifyConfig {
 
 /** Reads the notifier's topics from the environment; throws at cold start when one is missing. */
 export function loadNotifyConfig(env: NodeJS.ProcessEnv): NotifyConfig {
-  const parsed = notifyEnvSchema.safeParse({ ...env, SLACK_TOPIC_ARN: env.SLACK_TOPIC_ARN || undefined });
-  if (!parsed.success) {
-    throw new NonRetryableConfigurationError(`Invalid configuration: ${describeIssues(parsed.error)}`);
-  }
-  const e = parsed.data;
+  const e = parseEnv(notifyEnvSchema, { ...env, SLACK_TOPIC_ARN: env.SLACK_TOPIC_ARN || undefined });
   return {
     topicArn: e.TOPIC_ARN,
     ...(e.SLACK_TOPIC_ARN ? { slackTopicArn: e.SLACK_TOPIC_ARN } : {}),
@@ -79,6 +71,15 @@ export function loadNotifyConfig(env: NodeJS.ProcessEnv): NotifyConfig {
       .map((v) => v.trim())
       .filter(Boolean),
   };
+}
+
+/** Parses a function's environment, naming every wrong variable in one NonRetryableConfigurationError. */
+function parseEnv<T extends z.ZodType>(schema: T, env: NodeJS.ProcessEnv): z.infer<T> {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    throw new NonRetryableConfigurationError(`Invalid configuration: ${describeIssues(parsed.error)}`);
+  }
+  return parsed.data;
 }
 
 /**
@@ -116,11 +117,7 @@ const sweepEnvSchema = z.object({
 
 /** Reads the sweep's settings from the environment; throws at cold start when one is missing. */
 export function loadSweepConfig(env: NodeJS.ProcessEnv): SweepConfig {
-  const parsed = sweepEnvSchema.safeParse(env);
-  if (!parsed.success) {
-    throw new NonRetryableConfigurationError(`Invalid configuration: ${describeIssues(parsed.error)}`);
-  }
-  const e = parsed.data;
+  const e = parseEnv(sweepEnvSchema, env);
   return {
     stateMachineArn: e.STATE_MACHINE_ARN,
     exemptTagKey: e.EXEMPT_TAG_KEY,

@@ -41,7 +41,9 @@ export async function enforceBatch(batch: Batch, deps: EnforceDeps): Promise<Bat
     );
   } catch (error) {
     if (!(error instanceof RetryableThrottlingError)) throw error;
-    return throttledRound(batch, (p) => (p.stage === "enforce" ? stillThrottled(entering(p, batch, now), batch, now, "DescribeInstances") : p));
+    return throttledRound(batch, (p) =>
+      p.stage === "enforce" ? stillThrottled(entering(p, batch, now), batch, now, "DescribeInstances") : p,
+    );
   }
   const origins = await originsOf([...described.values()], deps);
 
@@ -132,7 +134,9 @@ async function originsOf(instances: Instance[], deps: EnforceDeps): Promise<Map<
   try {
     support = await deps.imageSupport(deps.ec2, imageIds);
   } catch (error) {
-    deps.logger.warn("Could not read AMI ImdsSupport", { error: error instanceof Error ? error.message : String(error) });
+    deps.logger.warn("Could not read AMI ImdsSupport", {
+      error: error instanceof Error ? error.message : String(error),
+    });
   }
   const origins = new Map<string, Origin>();
   for (const instance of instances) {
@@ -163,16 +167,32 @@ interface GateOutcome {
  * with enforce it goes on with a note. If the metric cannot be read, nothing is enforced (a gate that errors must
  * not wave the change through): a throttled read waits for the next round, any other failure is an `error`.
  */
-async function safetyGate(candidates: InstanceProgress[], batch: Batch, deps: EnforceDeps, now: Date): Promise<GateOutcome> {
-  if (batch.trigger === "launch" || candidates.length === 0) return { proceed: candidates, decided: [], throttled: false };
+async function safetyGate(
+  candidates: InstanceProgress[],
+  batch: Batch,
+  deps: EnforceDeps,
+  now: Date,
+): Promise<GateOutcome> {
+  if (batch.trigger === "launch" || candidates.length === 0)
+    return { proceed: candidates, decided: [], throttled: false };
   const hours = batch.settings.v1UsageLookbackHours;
   const unread = candidates.filter((c) => c.v1Usage === undefined).map((c) => c.instanceId);
   let usage = new Map<string, number>();
   try {
-    usage = await sumImdsMetric(deps.cloudwatch, "MetadataNoToken", unread, new Date(now.getTime() - hours * 3_600_000), now);
+    usage = await sumImdsMetric(
+      deps.cloudwatch,
+      "MetadataNoToken",
+      unread,
+      new Date(now.getTime() - hours * 3_600_000),
+      now,
+    );
   } catch (error) {
     if (error instanceof RetryableThrottlingError || error instanceof RetryableServiceError) {
-      return { proceed: [], decided: candidates.map((c) => stillThrottled(c, batch, now, "GetMetricData")), throttled: true };
+      return {
+        proceed: [],
+        decided: candidates.map((c) => stillThrottled(c, batch, now, "GetMetricData")),
+        throttled: true,
+      };
     }
     const reason = `IMDSv1 use could not be checked, so nothing was changed: ${error instanceof Error ? error.message : String(error)}`;
     return { proceed: [], decided: candidates.map((c) => conclude(c, batch, now, "error", reason)), throttled: false };
@@ -216,7 +236,9 @@ function decideWithoutChange(
 ): { decided: InstanceProgress; progress?: undefined } | { decided?: undefined; progress: InstanceProgress } {
   const { settings } = batch;
   if (isGone(instance)) {
-    return { decided: conclude(progress, batch, now, "skipped", `Instance is ${instance.State?.Name}; nothing to protect.`) };
+    return {
+      decided: conclude(progress, batch, now, "skipped", `Instance is ${instance.State?.Name}; nothing to protect.`),
+    };
   }
   let annotated = progress;
   const exemption = exemptionOf(instance.Tags, settings, now);
@@ -224,7 +246,11 @@ function decideWithoutChange(
     const until = exemption.until ? ` until ${exemption.until}` : "";
     return {
       decided: conclude(
-        { ...progress, action: "none: exempt", notes: [...progress.notes, ...(exemption.warning ? [exemption.warning] : [])] },
+        {
+          ...progress,
+          action: "none: exempt",
+          notes: [...progress.notes, ...(exemption.warning ? [exemption.warning] : [])],
+        },
         batch,
         now,
         "exempt",

@@ -39,7 +39,8 @@ export function exemptionOf(tags: readonly Tag[] | undefined, keys: ExemptionKey
 function parseUntil(text: string): Date | undefined {
   const trimmed = text.trim();
   const dateOnly = /^\d{4}-\d{2}-\d{2}$/.test(trimmed);
-  if (!dateOnly && !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(trimmed)) return undefined;
+  if (!dateOnly && !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(trimmed))
+    return undefined;
   const parsed = new Date(dateOnly ? `${trimmed}T23:59:59.999Z` : trimmed);
   return Number.isNaN(parsed.getTime()) ? undefined : parsed;
 }

@@ -41,7 +41,12 @@ export async function sumImdsMetric(
     do {
       try {
         const page = await cloudwatch.send(
-          new GetMetricDataCommand({ MetricDataQueries: queries, StartTime: start, EndTime: end, NextToken: nextToken }),
+          new GetMetricDataCommand({
+            MetricDataQueries: queries,
+            StartTime: start,
+            EndTime: end,
+            NextToken: nextToken,
+          }),
         );
         for (const result of page.MetricDataResults ?? []) {
           const id = chunk[Number(result.Id?.slice(1))];

@@ -2,6 +2,8 @@ import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
 import middy from "@middy/core";
 import type { Context } from "aws-lambda";
 import { logger } from "./logger.js";
+import { type Batch, batchSchema } from "./model.js";
+import { parseStepInput } from "./step-input.js";
 
 /**
  * Wraps a step's core function the same way for every function: Powertools adds the Lambda context to each log
@@ -28,4 +30,16 @@ export function onColdStart<TEvent, TResult>(
     built ??= build();
     return built(event, context);
   };
+}
+
+/**
+ * The handler of a step inside the Map: validates the batch it receives, tags the logs with the event and instance
+ * ids, and runs the step's core function on it.
+ */
+export function batchStepHandler(step: string, run: (batch: Batch) => Promise<Batch>) {
+  return lambdaHandler(async (input: unknown) => {
+    const batch = parseStepInput(batchSchema, input, step);
+    logger.appendKeys({ eventId: batch.eventId, instanceIds: batch.instances.map((i) => i.instanceId) });
+    return run(batch);
+  });
 }

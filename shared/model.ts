@@ -39,7 +39,11 @@ export const flowSettingsSchema = z.object({
   exemptUntilTagKey: z.string().min(1).max(128),
   /** What to do with an existing instance that used IMDSv1 within the look-back: enforce anyway, or hold. */
   onV1Usage: z.enum(["enforce", "hold"]),
-  v1UsageLookbackHours: z.number().int().positive().max(24 * 14),
+  v1UsageLookbackHours: z
+    .number()
+    .int()
+    .positive()
+    .max(24 * 14),
   /** How long to watch MetadataNoTokenRejected after enforcing; 0 switches the watch off. */
   watchRejectedSeconds: z.number().int().min(0).max(86_400),
 });
@@ -74,7 +78,9 @@ export const eventRefSchema = z.object({
   region: z.string(),
   source: z.enum(["cloudtrail", "sweep"]),
   /** The launch template a RunInstances call named, as the request gave it. */
-  launchTemplate: z.object({ id: z.string().optional(), name: z.string().optional(), version: z.string().optional() }).optional(),
+  launchTemplate: z
+    .object({ id: z.string().optional(), name: z.string().optional(), version: z.string().optional() })
+    .optional(),
 });
 export type EventRef = z.infer<typeof eventRefSchema>;
 

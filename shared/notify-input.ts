@@ -1,17 +1,17 @@
 import { z } from "zod";
 import { accountPostureSchema } from "./account-posture.js";
-import { type RejectedAlertInput, rejectedAlertInputSchema } from "./watch-rejected.js";
 import {
-  triggerSchema,
   eventRefSchema,
   flowSettingsSchema,
   type InstanceResult,
   instanceProgressSchema,
   instanceResultSchema,
   stepFailureSchema,
+  triggerSchema,
 } from "./model.js";
 import { buildReport, type EventReport } from "./report.js";
 import { describeEvent } from "./resolve-targets.js";
+import { type RejectedAlertInput, rejectedAlertInputSchema } from "./watch-rejected.js";
 
 /**
  * What reaches Notify. On the happy path each batch has been replaced by its results (the Map writes its output over

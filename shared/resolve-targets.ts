@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
-import type { ResolveTargetsConfig } from "./config.js";
 import { type AccountPosture, accountPostureSchema } from "./account-posture.js";
+import type { ResolveTargetsConfig } from "./config.js";
 import { type EventRef, type FlowSettings, INSTANCE_ID_PATTERN, type InstanceProgress, type Trigger } from "./model.js";
 
 /** Source and detail-type of the inputs the reconciliation sweep starts executions with. */
@@ -55,7 +55,16 @@ export function resolveTargets(raw: unknown, config: ResolveTargetsConfig, now: 
   };
   const trigger: Trigger =
     envelope?.source === SWEEP_SOURCE ? "sweep" : detail?.eventName === "RunInstances" ? "launch" : "regression";
-  const base = { event, trigger, settings: config.settings, startedAt, dedupe, batches: [], rejected: [], targetCount: 0 };
+  const base = {
+    event,
+    trigger,
+    settings: config.settings,
+    startedAt,
+    dedupe,
+    batches: [],
+    rejected: [],
+    targetCount: 0,
+  };
 
   if (!envelope || !detail) {
     return { ...base, notify: true, problem: "Event is not an EventBridge event with a `detail` object." };

@@ -5,7 +5,9 @@ import type { InstanceResult, Origin } from "./model.js";
 export function describeOrigin(origin: Origin): string {
   const parts: string[] = [];
   if (origin.launchTemplateId) {
-    parts.push(`launch template ${origin.launchTemplateId}${origin.launchTemplateVersion ? ` v${origin.launchTemplateVersion}` : ""}`);
+    parts.push(
+      `launch template ${origin.launchTemplateId}${origin.launchTemplateVersion ? ` v${origin.launchTemplateVersion}` : ""}`,
+    );
   }
   if (origin.autoScalingGroup) parts.push(`Auto Scaling group ${origin.autoScalingGroup}`);
   if (origin.imageId) parts.push(`AMI ${origin.imageId} (ImdsSupport ${origin.imageImdsSupport ?? "unknown"})`);
@@ -42,14 +44,19 @@ export function sourceFixes(results: readonly InstanceResult[], region: string, 
     templates.set(o.launchTemplateId, entry);
   }
   for (const [id, { version, groups }] of templates) {
-    const groupText = groups.size ? `, then point Auto Scaling group(s) ${[...groups].map((g) => JSON.stringify(g)).join(", ")} at the new version` : "";
+    const groupText = groups.size
+      ? `, then point Auto Scaling group(s) ${[...groups].map((g) => JSON.stringify(g)).join(", ")} at the new version`
+      : "";
     fixes.push(
       `Launch template ${id}${version ? ` (version ${version})` : ""} launches with IMDSv1 allowed: \`aws ec2 create-launch-template-version --region ${region} --launch-template-id ${id}${version ? ` --source-version ${version}` : ""} --launch-template-data '{"MetadataOptions":{"HttpTokens":"required"}}'\`${groupText}.`,
     );
   }
   const images = new Set(
     sources
-      .filter((o) => o.imageId && IMAGE_ID.test(o.imageId) && o.imageImdsSupport !== "v2.0" && o.imageImdsSupport !== "unknown")
+      .filter(
+        (o) =>
+          o.imageId && IMAGE_ID.test(o.imageId) && o.imageImdsSupport !== "v2.0" && o.imageImdsSupport !== "unknown",
+      )
       .map((o) => o.imageId as string),
   );
   for (const image of images) {

@@ -6,8 +6,8 @@ import {
   type Instance,
 } from "@aws-sdk/client-ec2";
 import { ExecutionAlreadyExists, type SFNClient, StartExecutionCommand } from "@aws-sdk/client-sfn";
-import { classifyAwsError } from "./aws-errors.js";
 import { type AccountPosture, readAccountPosture, requireTokensByDefault } from "./account-posture.js";
+import { classifyAwsError } from "./aws-errors.js";
 import { exemptionOf } from "./exemption.js";
 import { SWEEP_DETAIL_TYPE, SWEEP_SOURCE } from "./resolve-targets.js";
 

@@ -110,7 +110,9 @@ export function rejectedCallsMessage(input: RejectedAlertInput): SnsMessage {
       title: `🚨 imdsv2-guard: IMDSv1 calls refused on ${rejected.count} instance(s) after enforcing`,
       description: [
         `After *${markdownSafe(event.eventName)}* by \`${plainSafe(event.actor).replaceAll("`", "'")}\`, software keeps calling IMDSv1 and is refused:`,
-        ...rejected.instances.map((i) => `• \`${plainSafe(i.instanceId).replaceAll("`", "'")}\`: ${i.rejectedCalls} refused call(s)`),
+        ...rejected.instances.map(
+          (i) => `• \`${plainSafe(i.instanceId).replaceAll("`", "'")}\`: ${i.rejectedCalls} refused call(s)`,
+        ),
       ]
         .join("\n")
         .slice(0, 3800),
@@ -120,9 +122,18 @@ export function rejectedCallsMessage(input: RejectedAlertInput): SnsMessage {
   };
   const machine = JSON.stringify({ schema: "imdsv2-guard.rejected-calls.v1", event, ...rejected });
   return {
-    Subject: `[imdsv2-guard] ALERT: IMDSv1 calls refused on ${rejected.count} instance(s) - ${event.region}`.slice(0, 99),
+    Subject: `[imdsv2-guard] ALERT: IMDSv1 calls refused on ${rejected.count} instance(s) - ${event.region}`.slice(
+      0,
+      99,
+    ),
     MessageStructure: "json",
-    Message: JSON.stringify({ default: text, email: text, https: JSON.stringify(chatbot), sqs: machine, lambda: machine }),
+    Message: JSON.stringify({
+      default: text,
+      email: text,
+      https: JSON.stringify(chatbot),
+      sqs: machine,
+      lambda: machine,
+    }),
     MessageAttributes: {
       verdict: { DataType: "String", StringValue: "alert" },
       verdicts: { DataType: "String.Array", StringValue: JSON.stringify(["alert"]) },

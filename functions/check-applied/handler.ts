@@ -1,16 +1,11 @@
 import { ec2 } from "../../shared/aws-clients.js";
 import { checkAppliedBatch } from "../../shared/check-applied.js";
-import { lambdaHandler } from "../../shared/lambda-handler.js";
+import { batchStepHandler } from "../../shared/lambda-handler.js";
 import { logger } from "../../shared/logger.js";
-import { batchSchema } from "../../shared/model.js";
-import { parseStepInput } from "../../shared/step-input.js";
 
+/** One poll of MetadataOptions.State for the batch. */
 export function createHandler(now: () => Date = () => new Date()) {
-  return lambdaHandler(async (input: unknown) => {
-    const batch = parseStepInput(batchSchema, input, "CheckApplied");
-    logger.appendKeys({ eventId: batch.eventId, instanceIds: batch.instances.map((i) => i.instanceId) });
-    return checkAppliedBatch(batch, { ec2, logger, now });
-  });
+  return batchStepHandler("CheckApplied", (batch) => checkAppliedBatch(batch, { ec2, logger, now }));
 }
 
 export const handler = createHandler();

@@ -3,9 +3,9 @@ import { loadNotifyConfig, type NotifyConfig } from "../../shared/config.js";
 import { lambdaHandler, onColdStart } from "../../shared/lambda-handler.js";
 import { logger } from "../../shared/logger.js";
 import { publish, publishReport } from "../../shared/notify.js";
-import { rejectedCallsMessage, watchListOf } from "../../shared/watch-rejected.js";
 import { notifyInputSchema, reportFromNotifyInput } from "../../shared/notify-input.js";
 import { parseStepInput } from "../../shared/step-input.js";
+import { rejectedCallsMessage, watchListOf } from "../../shared/watch-rejected.js";
 
 /** Last step: one SNS message per event, whatever happened before. */
 export function createHandler(config: NotifyConfig) {
