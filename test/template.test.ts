@@ -127,19 +127,45 @@ function condition(template: Template, name: string): boolean {
   return evaluateCondition(template, template.Conditions[name]);
 }
 
+/** Picks the branch of each Fn::If by the template's conditions (as CloudFormation will), leaving the rest as is. */
+function evaluateIfs(template: Template, value: unknown): unknown {
+  if (Array.isArray(value)) return value.map((v) => evaluateIfs(template, v));
+  if (typeof value !== "object" || value === null) return value;
+  const entries = Object.entries(value);
+  const [first] = entries;
+  if (entries.length === 1 && first && first[0] === "Fn::If") {
+    const [name, whenTrue, whenFalse] = z.tuple([z.string(), z.unknown(), z.unknown()]).parse(first[1]);
+    return evaluateIfs(template, condition(template, name) ? whenTrue : whenFalse);
+  }
+  return Object.fromEntries(entries.map(([k, v]) => [k, evaluateIfs(template, v)]));
+}
+
+/** A function's environment variables, as packaged. */
+function envOf(template: Template, logicalId: string): Record<string, unknown> {
+  return z
+    .object({ Variables: z.record(z.string(), z.unknown()) })
+    .parse(resource(template, logicalId).Properties.Environment).Variables;
+}
+
 interface PolicySource {
   where: string;
   statements: Statement[];
   /** Resource policies (key, queue, bucket) name "*" as "this resource"; identity policies do not. */
   kind: "identity" | "resource" | "trust";
+  /** False when the resource holding the policy has a Condition that is false for this template's params. */
+  deployed: boolean;
 }
 
-/** Every policy document in the template: inline, standalone, managed, trust, key, queue and bucket policies. */
+/**
+ * Every policy document in the template: inline, standalone, managed, trust, key, queue and bucket policies, also
+ * those under a Condition that is false (checks such as "no wildcard action" hold for every set of params).
+ */
 function allPolicies(template: Template): PolicySource[] {
   const sources: PolicySource[] = [];
-  const add = (where: string, doc: unknown, kind: PolicySource["kind"]) =>
-    sources.push({ where, statements: policyDocumentSchema.parse(doc).Statement, kind });
   for (const [id, r] of Object.entries(template.Resources)) {
+    const deployed = r.Condition === undefined || condition(template, r.Condition);
+    const add = (where: string, doc: unknown, kind: PolicySource["kind"]) =>
+      sources.push({ where, statements: policyDocumentSchema.parse(doc).Statement, kind, deployed });
     const p = r.Properties;
     switch (r.Type) {
       case "AWS::IAM::Role":
@@ -178,17 +204,14 @@ function listOf(value: unknown): unknown[] {
   return Array.isArray(value) ? value : value === undefined ? [] : [value];
 }
 
-/** The Allow statements of the inline policies of a role plus the standalone policies attached to it. */
+/** The Allow statements a role gets with this template's params: its inline policies and the standalone ones. */
 function roleStatements(template: Template, roleId: string): Statement[] {
+  const attached = (id: string) => {
+    const p = template.Resources[id]?.Properties ?? {};
+    return [...listOf(p.RoleName), ...listOf(p.Roles)].some((r) => JSON.stringify(r) === JSON.stringify(ref(roleId)));
+  };
   return allPolicies(template)
-    .filter(
-      (s) =>
-        s.kind === "identity" &&
-        (s.where.startsWith(`${roleId}/`) ||
-          listOf(template.Resources[s.where]?.Properties.RoleName).some(
-            (r) => JSON.stringify(r) === JSON.stringify({ Ref: roleId }),
-          )),
-    )
+    .filter((s) => s.kind === "identity" && s.deployed && (s.where.startsWith(`${roleId}/`) || attached(s.where)))
     .flatMap((s) => s.statements)
     .filter((s) => s.Effect === "Allow");
 }
@@ -212,6 +235,7 @@ const thisRegionOnly = { StringEquals: { "aws:RequestedRegion": ref("AWS::Region
 
 const FUNCTIONS = {
   resolveTargets: { logicalId: "ResolveTargetsLambdaFunction", role: "ResolveTargetsRole" },
+  assessAccount: { logicalId: "AssessAccountLambdaFunction", role: "AssessAccountRole" },
   enforce: { logicalId: "EnforceLambdaFunction", role: "EnforceRole" },
   checkApplied: { logicalId: "CheckAppliedLambdaFunction", role: "CheckAppliedRole" },
   checkManaged: { logicalId: "CheckManagedLambdaFunction", role: "CheckManagedRole" },
@@ -219,6 +243,7 @@ const FUNCTIONS = {
   checkProbe: { logicalId: "CheckProbeLambdaFunction", role: "CheckProbeRole" },
   finalizeBatch: { logicalId: "FinalizeBatchLambdaFunction", role: "FinalizeBatchRole" },
   notify: { logicalId: "NotifyLambdaFunction", role: "NotifyRole" },
+  checkRejected: { logicalId: "CheckRejectedLambdaFunction", role: "CheckRejectedRole" },
   sweep: { logicalId: "SweepLambdaFunction", role: "SweepRole" },
 } as const;
 
@@ -229,25 +254,52 @@ const STEP_FUNCTIONS = Object.entries(FUNCTIONS)
 
 const LOGS = ["logs:CreateLogStream", "logs:PutLogEvents"];
 
-/** The complete list of what each role may do. Adding an action anywhere must be a reviewed change to this table. */
+/**
+ * The complete list of what each role may do with the default params. Adding an action anywhere must be a reviewed
+ * change to this table.
+ */
 const EXPECTED_ACTIONS: Record<string, string[]> = {
   ResolveTargetsRole: [...LOGS],
-  EnforceRole: ["ec2:DescribeInstances", "ec2:ModifyInstanceMetadataOptions", ...LOGS],
+  AssessAccountRole: ["ec2:GetInstanceMetadataDefaults", ...LOGS],
+  EnforceRole: [
+    "cloudwatch:GetMetricData",
+    "ec2:DescribeImages",
+    "ec2:DescribeInstances",
+    "ec2:ModifyInstanceMetadataOptions",
+    ...LOGS,
+  ],
   CheckAppliedRole: ["ec2:DescribeInstances", ...LOGS],
   CheckManagedRole: ["ec2:DescribeInstances", "ssm:DescribeInstanceInformation", ...LOGS],
   SendProbeRole: ["ssm:SendCommand", ...LOGS],
   CheckProbeRole: ["ssm:GetCommandInvocation", ...LOGS],
   FinalizeBatchRole: [...LOGS],
   NotifyRole: ["kms:Decrypt", "kms:GenerateDataKey*", "sns:Publish", ...LOGS],
-  StateMachineRole: ["dynamodb:PutItem", "lambda:InvokeFunction"],
-  SweepRole: ["ec2:DescribeInstances", "states:StartExecution", ...LOGS],
+  CheckRejectedRole: ["cloudwatch:GetMetricData", "ec2:GetInstanceMetadataDefaults", ...LOGS],
+  StateMachineRole: [
+    "dynamodb:PutItem",
+    "lambda:InvokeFunction",
+    "states:DescribeExecution",
+    "states:StartExecution",
+    "states:StopExecution",
+  ],
+  SweepRole: ["ec2:DescribeInstances", "ec2:GetInstanceMetadataDefaults", "states:StartExecution", ...LOGS],
   EventsInvokeRole: ["states:StartExecution"],
   ChatbotRole: [],
+};
+
+/** With enforceAccountDefault=true, and only then, the sweep may also set the account's IMDS default. */
+const EXPECTED_ACTIONS_ENFORCING_ACCOUNT_DEFAULT: Record<string, string[]> = {
+  ...EXPECTED_ACTIONS,
+  SweepRole: [...(EXPECTED_ACTIONS.SweepRole ?? []), "ec2:ModifyInstanceMetadataDefaults"],
 };
 
 /** Actions AWS does not scope by resource: the only ones allowed on Resource "*" in an identity policy. */
 const UNSCOPABLE_ACTIONS = new Set([
   "ec2:DescribeInstances",
+  "ec2:DescribeImages",
+  // Account-level settings of a region: no ARN to scope to.
+  "ec2:GetInstanceMetadataDefaults",
+  "ec2:ModifyInstanceMetadataDefaults",
   "ssm:DescribeInstanceInformation",
   "ssm:GetCommandInvocation",
   "cloudwatch:DescribeAlarms",
@@ -294,6 +346,13 @@ beforeAll(async () => {
     "slackChannelId=C0EXAMPLE2",
     "mode=audit",
     "logRetentionDays=90",
+    "enforceAccountDefault=true",
+    "exemptUntilTagKey=sec:exempt-until",
+    "onV1Usage=enforce",
+    "v1UsageLookbackHours=72",
+    "watchRejectedSeconds=0",
+    "sweepInstancesPerExecution=200",
+    "slackVerdicts=fail,alert",
   ]));
 });
 
@@ -434,11 +493,49 @@ describe("IAM", () => {
   });
 
   it("allows each role exactly the actions of its step", () => {
-    const roles = ofType(configured, "AWS::IAM::Role").map(([id]) => id);
-    expect(roles.sort()).toEqual(Object.keys(EXPECTED_ACTIONS).sort());
-    for (const [roleId, actions] of Object.entries(EXPECTED_ACTIONS)) {
-      expect(allowedActions(configured, roleId), roleId).toEqual([...actions].sort());
+    for (const [template, expected] of [
+      [defaults, EXPECTED_ACTIONS],
+      [configured, EXPECTED_ACTIONS_ENFORCING_ACCOUNT_DEFAULT],
+    ] as const) {
+      const roles = ofType(template, "AWS::IAM::Role").map(([id]) => id);
+      expect(roles.sort()).toEqual(Object.keys(expected).sort());
+      for (const [roleId, actions] of Object.entries(expected)) {
+        expect(allowedActions(template, roleId), roleId).toEqual([...actions].sort());
+      }
     }
+  });
+
+  it("lets the sweep change the account's IMDS default only with enforceAccountDefault=true, in this region", () => {
+    const policy = resource(defaults, "SweepAccountDefaultPolicy");
+    expect(policy.Type).toBe("AWS::IAM::RolePolicy");
+    expect(policy.Condition).toBe("EnforceAccountDefault");
+    expect(policy.Properties.RoleName).toEqual(ref("SweepRole"));
+    // Literal strings on both sides: a boolean param would make CloudFormation compare false with "true".
+    expect(defaults.Conditions.EnforceAccountDefault).toEqual({ "Fn::Equals": ["false", "true"] });
+    expect(configured.Conditions.EnforceAccountDefault).toEqual({ "Fn::Equals": ["true", "true"] });
+    expect(allowedActions(defaults, "SweepRole")).not.toContain("ec2:ModifyInstanceMetadataDefaults");
+    const statements = policyDocumentSchema.parse(policy.Properties.PolicyDocument).Statement;
+    expect(statements).toEqual([
+      {
+        Sid: "SetAccountImdsDefault",
+        Effect: "Allow",
+        Action: "ec2:ModifyInstanceMetadataDefaults",
+        Resource: "*",
+        Condition: thisRegionOnly,
+      },
+    ]);
+    expect(statementFor(configured, "SweepRole", "ec2:ModifyInstanceMetadataDefaults")).toEqual(statements[0]);
+    // No other role, in either template, may change the account default.
+    for (const template of [defaults, configured]) {
+      for (const role of ofType(template, "AWS::IAM::Role").map(([id]) => id)) {
+        if (role !== "SweepRole")
+          expect(allowedActions(template, role), role).not.toContain("ec2:ModifyInstanceMetadataDefaults");
+      }
+    }
+    // The sweep's setting comes from the same condition, so the code never tries what the role may not do.
+    const sweepEnv = (t: Template) => evaluateIfs(t, envOf(t, "SweepLambdaFunction").ENFORCE_ACCOUNT_DEFAULT);
+    expect(sweepEnv(defaults)).toBe("false");
+    expect(sweepEnv(configured)).toBe("true");
   });
 
   it("lets each function write only to its own log group", () => {
@@ -471,7 +568,7 @@ describe("IAM", () => {
   });
 
   it('uses Resource "*" only for actions AWS cannot scope, pinned to this region', () => {
-    for (const { where, statements, kind } of allPolicies(configured)) {
+    for (const { where, statements, kind } of allPolicies(defaults).concat(allPolicies(configured))) {
       if (kind !== "identity") continue;
       for (const s of statements.filter((st) => st.Effect === "Allow")) {
         if (!listOf(s.Resource).includes("*")) continue;
@@ -482,13 +579,25 @@ describe("IAM", () => {
     }
   });
 
-  it("lets the state machine invoke only its own functions and write only the event ledger", () => {
+  it("lets the state machine invoke only its own functions, run only its own Map, and write only the ledger", () => {
     const invoke = statementFor(defaults, "StateMachineRole", "lambda:InvokeFunction");
     expect(actionsOf(invoke)).toEqual(["lambda:InvokeFunction"]);
     expect(listOf(invoke.Resource)).toEqual(STEP_FUNCTIONS.map((id) => getAtt(id)));
     const put = statementFor(defaults, "StateMachineRole", "dynamodb:PutItem");
     expect(actionsOf(put)).toEqual(["dynamodb:PutItem"]);
     expect(put.Resource).toEqual(getAtt("EventLedgerTable"));
+    // The Distributed Map starts each batch as a child execution of this state machine, with this role.
+    const name = z.string().parse(resource(defaults, "GuardStateMachine").Properties.StateMachineName);
+    const start = statementFor(defaults, "StateMachineRole", "states:StartExecution");
+    expect(actionsOf(start)).toEqual(["states:StartExecution"]);
+    expect(resolve(start.Resource)).toBe(`arn:${PARTITION}:states:${REGION}:${ACCOUNT}:stateMachine:${name}`);
+    const watch = statementFor(defaults, "StateMachineRole", "states:DescribeExecution");
+    expect(actionsOf(watch).sort()).toEqual(["states:DescribeExecution", "states:StopExecution"]);
+    expect(resolve(watch.Resource)).toBe(`arn:${PARTITION}:states:${REGION}:${ACCOUNT}:execution:${name}/*`);
+    const asl = JSON.stringify(
+      JSON.parse(z.string().parse(resource(defaults, "GuardStateMachine").Properties.DefinitionString)),
+    );
+    expect(asl, "the Map these permissions are for").toContain('"Mode":"DISTRIBUTED"');
   });
 
   it("lets EventBridge and the sweep start only the guard's state machine", () => {
@@ -703,23 +812,50 @@ describe("functions and logs", () => {
     }
   });
 
-  it("passes the settings to ResolveTargets and the topics to Notify", () => {
-    const env = (t: Template, id: string) =>
-      z.object({ Variables: z.record(z.string(), z.unknown()) }).parse(resource(t, id).Properties.Environment)
-        .Variables;
-    expect(env(defaults, "ResolveTargetsLambdaFunction")).toMatchObject({
-      MODE: "enforce",
+  it("passes the settings to ResolveTargets, the topics to Notify and the sweep's settings to the sweep", () => {
+    expect(envOf(defaults, "ResolveTargetsLambdaFunction")).toMatchObject({
+      GUARD_MODE: "enforce",
       EXEMPT_TAG_KEY: "imdsv2-guard:exempt",
+      EXEMPT_UNTIL_TAG_KEY: "imdsv2-guard:exempt-until",
+      ON_V1_USAGE: "hold",
+      V1_USAGE_LOOKBACK_HOURS: "24",
+      WATCH_REJECTED_SECONDS: "900",
       APPLY_TIMEOUT_SECONDS: "300",
       MANAGED_TIMEOUT_SECONDS: "600",
       PROBE_TIMEOUT_SECONDS: "300",
     });
-    expect(env(configured, "ResolveTargetsLambdaFunction")).toMatchObject({ MODE: "audit" });
-    expect(env(defaults, "NotifyLambdaFunction")).toMatchObject({
+    // Renamed: the code reads GUARD_MODE only, so a leftover MODE would be silently ignored.
+    expect(envOf(defaults, "ResolveTargetsLambdaFunction")).not.toHaveProperty("MODE");
+    expect(envOf(configured, "ResolveTargetsLambdaFunction")).toMatchObject({
+      GUARD_MODE: "audit",
+      EXEMPT_UNTIL_TAG_KEY: "sec:exempt-until",
+      ON_V1_USAGE: "enforce",
+      V1_USAGE_LOOKBACK_HOURS: "72",
+      WATCH_REJECTED_SECONDS: "0",
+    });
+    expect(envOf(defaults, "NotifyLambdaFunction")).toMatchObject({
       TOPIC_ARN: ref("AlertTopic"),
       SLACK_TOPIC_ARN: { "Fn::If": ["HasSlack", ref("SlackTopic"), ""] },
-      SLACK_VERDICTS: "fail,error,unverified",
+      SLACK_VERDICTS: "fail,error,held,unverified,alert",
     });
+    expect(envOf(configured, "NotifyLambdaFunction")).toMatchObject({ SLACK_VERDICTS: "fail,alert" });
+    expect(envOf(defaults, "SweepLambdaFunction")).toMatchObject({
+      STATE_MACHINE_ARN: ref("GuardStateMachine"),
+      EXEMPT_TAG_KEY: "imdsv2-guard:exempt",
+      EXEMPT_UNTIL_TAG_KEY: "imdsv2-guard:exempt-until",
+      INSTANCES_PER_EXECUTION: "500",
+      ACCOUNT_ID: ref("AWS::AccountId"),
+    });
+    expect(envOf(configured, "SweepLambdaFunction")).toMatchObject({
+      EXEMPT_UNTIL_TAG_KEY: "sec:exempt-until",
+      INSTANCES_PER_EXECUTION: "200",
+    });
+    // The read-only steps need no settings beyond the common ones.
+    for (const id of ["AssessAccountLambdaFunction", "CheckRejectedLambdaFunction"]) {
+      expect(Object.keys(envOf(defaults, id)).sort(), id).toEqual(
+        ["NODE_OPTIONS", "POWERTOOLS_LOG_LEVEL", "POWERTOOLS_SERVICE_NAME"].sort(),
+      );
+    }
   });
 });
 
@@ -740,6 +876,27 @@ describe("state machine", () => {
       if (name === "EventLedgerTableName") continue;
       const target = z.object({ "Fn::GetAtt": z.tuple([z.string(), z.literal("Arn")]) }).parse(value);
       expect(resource(defaults, target["Fn::GetAtt"][0]).Type, name).toBe("AWS::Lambda::Function");
+    }
+  });
+
+  it("sets no execution timeout that could cut the verdicts or the watch after enforcing short", () => {
+    for (const template of [defaults, configured]) {
+      const machine = resource(template, "GuardStateMachine");
+      const definition = z
+        .object({ TimeoutSeconds: z.number().optional() })
+        .parse(JSON.parse(z.string().parse(machine.Properties.DefinitionString)));
+      const env = envOf(template, "ResolveTargetsLambdaFunction");
+      const seconds = [
+        "APPLY_TIMEOUT_SECONDS",
+        "MANAGED_TIMEOUT_SECONDS",
+        "PROBE_TIMEOUT_SECONDS",
+        "WATCH_REJECTED_SECONDS",
+      ]
+        .map((key) => Number(env[key]))
+        .reduce((a, b) => a + b, 0);
+      expect(seconds).toBeGreaterThan(0);
+      // None is the design (see infra/orchestration.yml); one added later must outlast every stage plus the watch.
+      expect(definition.TimeoutSeconds ?? Number.POSITIVE_INFINITY).toBeGreaterThan(seconds * 1.5 + 600);
     }
   });
 });
@@ -763,7 +920,7 @@ describe("optional email and Slack", () => {
     expect(condition(configured, "EmailGetsAllVerdicts")).toBe(false);
   });
 
-  it("filters email by verdict without filtering out alarms, which carry no verdict", () => {
+  it("filters email by verdict without filtering out alarms (no verdict) or the refused-calls alert", () => {
     const subscription = resource(configured, "AlertEmailSubscription").Properties;
     expect(subscription).toMatchObject({
       Protocol: "email",
@@ -774,7 +931,13 @@ describe("optional email and Slack", () => {
       "Fn::If": [
         "EmailGetsAllVerdicts",
         ref("AWS::NoValue"),
-        { $or: [{ verdict: { "Fn::Split": [",", "fail,error"] } }, { verdict: [{ exists: false }] }] },
+        {
+          $or: [
+            { verdict: { "Fn::Split": [",", "fail,error"] } },
+            { verdict: [{ exists: false }] },
+            { verdict: ["alert"] },
+          ],
+        },
       ],
     });
   });
