@@ -214,6 +214,9 @@ async function safetyGate(
           `IMDSv1 answered ${calls} call(s) in the last ${hours} h (CloudWatch MetadataNoToken), so HttpTokens was not changed (policy onV1Usage=hold): enforcing now would break what makes those calls.`,
         ),
       );
+    } else if (candidate.v1Usage !== undefined) {
+      // Read in an earlier round whose modify was throttled: the note is already there.
+      proceed.push(withUsage);
     } else {
       proceed.push({
         ...withUsage,

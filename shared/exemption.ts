@@ -19,10 +19,10 @@ export function exemptionOf(tags: readonly Tag[] | undefined, keys: ExemptionKey
   const value = (key: string) => tags?.find((t) => t.Key === key)?.Value;
   const reasonTag = value(keys.exemptTagKey);
   const untilTag = value(keys.exemptUntilTagKey);
-  const reason = reasonTag?.trim() || "(no reason given)";
-  if (untilTag === undefined) {
-    return reasonTag === undefined ? { status: "none" } : { status: "active", reason };
-  }
+  // The exempt-until tag only qualifies an exemption; on its own it exempts nothing.
+  if (reasonTag === undefined) return { status: "none" };
+  const reason = reasonTag.trim() || "(no reason given)";
+  if (untilTag === undefined) return { status: "active", reason };
   const until = parseUntil(untilTag);
   if (until === undefined) {
     return {
@@ -42,5 +42,8 @@ function parseUntil(text: string): Date | undefined {
   if (!dateOnly && !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(trimmed))
     return undefined;
   const parsed = new Date(dateOnly ? `${trimmed}T23:59:59.999Z` : trimmed);
-  return Number.isNaN(parsed.getTime()) ? undefined : parsed;
+  if (Number.isNaN(parsed.getTime())) return undefined;
+  // `new Date` rolls 2026-02-30 over to March 2nd; a date that does not round-trip is not a date.
+  if (dateOnly && parsed.toISOString().slice(0, 10) !== trimmed) return undefined;
+  return parsed;
 }

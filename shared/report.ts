@@ -282,6 +282,7 @@ function codeSafe(value: string): string {
   return plainSafe(value).replaceAll("`", "'");
 }
 
-function toAscii(value: string): string {
+/** Printable ASCII on one line, as SNS requires of a subject. */
+export function toAscii(value: string): string {
   return plainSafe(value).replace(/[^\x20-\x7e]/g, "?");
 }

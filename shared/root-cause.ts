@@ -21,6 +21,18 @@ export function allowedImdsV1(result: InstanceResult): boolean {
 }
 
 const LAUNCH_TEMPLATE_ID = /^lt-[0-9a-f]{8,17}$/;
+/** AWS region names; anything else (a hand-started execution can say anything) is not put into a command. */
+export const REGION = /^[a-z]{2}(-[a-z]+)+-\d{1,2}$/;
+
+/** The region for a command line: the real one, or a placeholder for the reader to fill in. */
+export function commandRegion(region: string): string {
+  return REGION.test(region) ? region : "<region>";
+}
+
+/** A user-chosen name (an Auto Scaling group) quoted for prose that may be rendered as markdown: no code spans. */
+function quotedName(name: string): string {
+  return JSON.stringify(name.replaceAll("`", "'"));
+}
 const IMAGE_ID = /^ami-[0-9a-f]{8,17}$/;
 const VERSION = /^\d{1,10}$/;
 
@@ -29,7 +41,12 @@ const VERSION = /^\d{1,10}$/;
  * account default. Only ids that match AWS's own formats are put into commands; anything else is described, not
  * spliced.
  */
-export function sourceFixes(results: readonly InstanceResult[], region: string, posture?: AccountPosture): string[] {
+export function sourceFixes(
+  results: readonly InstanceResult[],
+  eventRegion: string,
+  posture?: AccountPosture,
+): string[] {
+  const region = commandRegion(eventRegion);
   const sources = results.filter(allowedImdsV1).map((r) => r.origin ?? {});
   if (sources.length === 0) return [];
   const fixes: string[] = [];
@@ -45,7 +62,7 @@ export function sourceFixes(results: readonly InstanceResult[], region: string, 
   }
   for (const [id, { version, groups }] of templates) {
     const groupText = groups.size
-      ? `, then point Auto Scaling group(s) ${[...groups].map((g) => JSON.stringify(g)).join(", ")} at the new version`
+      ? `, then point Auto Scaling group(s) ${[...groups].map(quotedName).join(", ")} at the new version`
       : "";
     fixes.push(
       `Launch template ${id}${version ? ` (version ${version})` : ""} launches with IMDSv1 allowed: \`aws ec2 create-launch-template-version --region ${region} --launch-template-id ${id}${version ? ` --source-version ${version}` : ""} --launch-template-data '{"MetadataOptions":{"HttpTokens":"required"}}'\`${groupText}.`,

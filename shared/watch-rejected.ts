@@ -5,7 +5,8 @@ import { z } from "zod";
 import { type AccountPosture, readAccountPosture } from "./account-posture.js";
 import { sumImdsMetric } from "./imds-metrics.js";
 import { eventRefSchema, type InstanceResult } from "./model.js";
-import { markdownSafe, plainSafe, type SnsMessage } from "./report.js";
+import { markdownSafe, plainSafe, type SnsMessage, toAscii } from "./report.js";
+import { commandRegion } from "./root-cause.js";
 
 /** The instances the guard switched to IMDSv2 in one execution: what the watch after enforcing looks at. */
 export const watchListSchema = z.object({
@@ -85,7 +86,7 @@ const INSTANCE_ID = /^i-[0-9a-f]{8,17}$/;
 export function rejectedCallsMessage(input: RejectedAlertInput): SnsMessage {
   const { event, rejected } = input;
   const rollback = (id: string) =>
-    `aws ec2 modify-instance-metadata-options --region ${event.region} --instance-id ${id} --http-tokens optional`;
+    `aws ec2 modify-instance-metadata-options --region ${commandRegion(event.region)} --instance-id ${id} --http-tokens optional`;
   const ids = rejected.instances.map((i) => i.instanceId).filter((id) => INSTANCE_ID.test(id));
   const way = rejected.rollbackPossible
     ? "To roll back (re-opens IMDSv1; fix the caller, then enforce again):"
@@ -122,10 +123,9 @@ export function rejectedCallsMessage(input: RejectedAlertInput): SnsMessage {
   };
   const machine = JSON.stringify({ schema: "imdsv2-guard.rejected-calls.v1", event, ...rejected });
   return {
-    Subject: `[imdsv2-guard] ALERT: IMDSv1 calls refused on ${rejected.count} instance(s) - ${event.region}`.slice(
-      0,
-      99,
-    ),
+    Subject: toAscii(
+      `[imdsv2-guard] ALERT: IMDSv1 calls refused on ${rejected.count} instance(s) - ${event.region}`,
+    ).slice(0, 99),
     MessageStructure: "json",
     Message: JSON.stringify({
       default: text,

@@ -1,4 +1,5 @@
 import { Logger } from "@aws-lambda-powertools/logger";
+import { CloudWatchClient } from "@aws-sdk/client-cloudwatch";
 import {
   DescribeInstancesCommand,
   EC2Client,
@@ -10,11 +11,13 @@ import {
 } from "@aws-sdk/client-ec2";
 import { mockClient } from "aws-sdk-client-mock";
 import { beforeEach, describe, expect, it } from "vitest";
-import { ec2 } from "../../shared/aws-clients.js";
-import { enforceBatch, NOT_FOUND_GRACE_SECONDS } from "../../shared/enforce.js";
-import type { Batch, FlowSettings, InstanceProgress } from "../../shared/model.js";
+import { cloudwatch, ec2 } from "../../shared/aws-clients.js";
+import { type EnforceDeps, enforceBatch, NOT_FOUND_GRACE_SECONDS } from "../../shared/enforce.js";
+import { imageSupportLookup } from "../../shared/image-support.js";
+import type { Batch, FlowSettings, InstanceProgress, Trigger } from "../../shared/model.js";
 
 const ec2Mock = mockClient(EC2Client);
+const cloudWatchMock = mockClient(CloudWatchClient);
 const logger = new Logger({ serviceName: "enforce-test", logLevel: "SILENT" });
 
 const STARTED_AT = "2026-11-28T10:00:00.000Z";
@@ -25,6 +28,10 @@ const SETTINGS: FlowSettings = {
   applyTimeoutSeconds: 300,
   managedTimeoutSeconds: 600,
   probeTimeoutSeconds: 300,
+  exemptUntilTagKey: "ops:keep-imdsv1-until",
+  onV1Usage: "hold",
+  v1UsageLookbackHours: 24,
+  watchRejectedSeconds: 900,
 };
 
 const ID_A = "i-0a1b2c3d4e5f60001";
@@ -32,8 +39,13 @@ const ID_B = "i-0a1b2c3d4e5f60002";
 const ID_C = "i-0a1b2c3d4e5f60003";
 const ID_D = "i-0a1b2c3d4e5f60004";
 
-function batchOf(instances: InstanceProgress[], settings: Partial<FlowSettings> = {}): Batch {
-  return { eventId: "evt-1", settings: { ...SETTINGS, ...settings }, startedAt: STARTED_AT, instances };
+/** A launch by default: the safety gate (IMDSv1 use) only applies to existing instances; see gate.test.ts. */
+function batchOf(
+  instances: InstanceProgress[],
+  settings: Partial<FlowSettings> = {},
+  trigger: Trigger = "launch",
+): Batch {
+  return { eventId: "evt-1", trigger, settings: { ...SETTINGS, ...settings }, startedAt: STARTED_AT, instances };
 }
 
 function enforcing(instanceId: string, extra: Partial<InstanceProgress> = {}): InstanceProgress {
@@ -81,8 +93,8 @@ function at(secondsAfterNow: number): () => Date {
   return () => new Date(NOW.getTime() + secondsAfterNow * 1000);
 }
 
-function deps(now: () => Date = () => NOW) {
-  return { ec2, logger, now };
+function deps(now: () => Date = () => NOW): EnforceDeps {
+  return { ec2, cloudwatch, logger, now, imageSupport: imageSupportLookup() };
 }
 
 function modifyInputs() {
@@ -99,6 +111,7 @@ const isoAfter = (seconds: number) => new Date(NOW.getTime() + seconds * 1000).t
 
 beforeEach(() => {
   ec2Mock.reset();
+  cloudWatchMock.reset();
 });
 
 describe("enforceBatch: decisions that change nothing", () => {

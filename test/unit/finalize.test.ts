@@ -10,6 +10,10 @@ const SETTINGS: FlowSettings = {
   applyTimeoutSeconds: 300,
   managedTimeoutSeconds: 600,
   probeTimeoutSeconds: 300,
+  exemptUntilTagKey: "imdsv2-guard:exempt-until",
+  onV1Usage: "hold",
+  v1UsageLookbackHours: 24,
+  watchRejectedSeconds: 900,
 };
 const ID_A = "i-0a1b2c3d4e5f60001";
 const ID_B = "i-0a1b2c3d4e5f60002";
@@ -28,6 +32,7 @@ const PASSED: InstanceResult = {
 function batchOf(instances: InstanceProgress[], failure?: Batch["failure"]): Batch {
   return {
     eventId: "evt-final",
+    trigger: "launch",
     settings: SETTINGS,
     startedAt: STARTED_AT,
     instances,

@@ -1,5 +1,12 @@
 import { readFileSync } from "node:fs";
-import { DescribeInstancesCommand, EC2Client, ModifyInstanceMetadataOptionsCommand } from "@aws-sdk/client-ec2";
+import { CloudWatchClient, GetMetricDataCommand } from "@aws-sdk/client-cloudwatch";
+import {
+  DescribeInstancesCommand,
+  EC2Client,
+  EC2ServiceException,
+  GetInstanceMetadataDefaultsCommand,
+  ModifyInstanceMetadataOptionsCommand,
+} from "@aws-sdk/client-ec2";
 import { PublishCommand, SNSClient } from "@aws-sdk/client-sns";
 import {
   DescribeInstanceInformationCommand,
@@ -10,9 +17,11 @@ import {
 import type { Context } from "aws-lambda";
 import { mockClient } from "aws-sdk-client-mock";
 import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { createHandler as createAssessAccount } from "../../functions/assess-account/handler.js";
 import { createHandler as createCheckApplied } from "../../functions/check-applied/handler.js";
 import { createHandler as createCheckManaged } from "../../functions/check-managed/handler.js";
 import { createHandler as createCheckProbe } from "../../functions/check-probe/handler.js";
+import { createHandler as createCheckRejected } from "../../functions/check-rejected/handler.js";
 import { createHandler as createEnforce } from "../../functions/enforce/handler.js";
 import { createHandler as createFinalizeBatch } from "../../functions/finalize-batch/handler.js";
 import { createHandler as createNotify } from "../../functions/notify/handler.js";
@@ -24,6 +33,7 @@ import type { Batch, FlowSettings, InstanceProgress } from "../../shared/model.j
 const ec2Mock = mockClient(EC2Client);
 const ssmMock = mockClient(SSMClient);
 const snsMock = mockClient(SNSClient);
+const cloudWatchMock = mockClient(CloudWatchClient);
 
 const STARTED_AT = "2026-11-28T10:00:00.000Z";
 const NOW = new Date("2026-11-28T10:00:30.000Z");
@@ -37,6 +47,10 @@ const SETTINGS: FlowSettings = {
   applyTimeoutSeconds: 300,
   managedTimeoutSeconds: 600,
   probeTimeoutSeconds: 300,
+  exemptUntilTagKey: "imdsv2-guard:exempt-until",
+  onV1Usage: "hold",
+  v1UsageLookbackHours: 24,
+  watchRejectedSeconds: 900,
 };
 
 function fakeContext(functionName: string): Context {
@@ -57,7 +71,7 @@ function fakeContext(functionName: string): Context {
 }
 
 function batchOf(instances: InstanceProgress[]): Batch {
-  return { eventId: "evt-h", settings: SETTINGS, startedAt: STARTED_AT, instances };
+  return { eventId: "evt-h", trigger: "launch", settings: SETTINGS, startedAt: STARTED_AT, instances };
 }
 
 function at(stage: InstanceProgress["stage"], extra: Partial<InstanceProgress> = {}): InstanceProgress {
@@ -107,6 +121,7 @@ beforeEach(() => {
   ec2Mock.reset();
   ssmMock.reset();
   snsMock.reset();
+  cloudWatchMock.reset();
 });
 
 afterEach(() => {
@@ -321,7 +336,7 @@ describe("resolve-targets handler", () => {
   it("throws NonRetryableConfigurationError naming GUARD_ROLE_ARN_PREFIX when it is missing", async () => {
     // Prepare
     vi.stubEnv("GUARD_ROLE_ARN_PREFIX", undefined);
-    vi.stubEnv("MODE", "enforce");
+    vi.stubEnv("GUARD_MODE", "enforce");
     vi.resetModules();
     const { handler } = await import("../../functions/resolve-targets/handler.js");
 
@@ -339,7 +354,7 @@ describe("resolve-targets handler", () => {
     // Prepare
     vi.stubEnv("GUARD_ROLE_ARN_PREFIX", GUARD_PREFIX);
     vi.stubEnv("BATCH_SIZE", "500");
-    vi.stubEnv("MODE", "enforce");
+    vi.stubEnv("GUARD_MODE", "enforce");
     vi.resetModules();
     const { handler } = await import("../../functions/resolve-targets/handler.js");
 
@@ -356,7 +371,7 @@ describe("resolve-targets handler", () => {
   it("reads its configuration from the environment once the variables are set", async () => {
     // Prepare
     vi.stubEnv("GUARD_ROLE_ARN_PREFIX", GUARD_PREFIX);
-    vi.stubEnv("MODE", "audit");
+    vi.stubEnv("GUARD_MODE", "audit");
     vi.stubEnv("BATCH_SIZE", "2");
     vi.stubEnv("EXEMPT_TAG_KEY", "ops:keep-imdsv1");
     vi.resetModules();
@@ -483,5 +498,200 @@ describe("notify handler", () => {
 
     // Assess
     expect(snsMock.commandCalls(PublishCommand).map((c) => c.args[0].input.TopicArn)).toEqual([TOPIC_ARN]);
+  });
+});
+
+describe("governance handlers", () => {
+  const EVENT = VALID_NOTIFY_INPUT.event;
+  const REJECTED = {
+    count: 1,
+    instances: [{ instanceId: ID_A, rejectedCalls: 4 }],
+    windowStart: "2026-11-28T10:00:30.000Z",
+    windowEnd: NOW.toISOString(),
+    rollbackPossible: true,
+  };
+
+  it("Enforce holds an existing instance that used IMDSv1, reading CloudWatch through the shared client", async () => {
+    // Prepare
+    ec2Mock.on(DescribeInstancesCommand).resolves({
+      Reservations: [
+        { Instances: [{ InstanceId: ID_A, State: { Name: "running" }, MetadataOptions: { HttpTokens: "optional" } }] },
+      ],
+    });
+    cloudWatchMock.on(GetMetricDataCommand).resolves({ MetricDataResults: [{ Id: "m0", Values: [3] }] });
+    const batch: Batch = { ...batchOf([at("enforce")]), trigger: "regression" };
+
+    // Act
+    const out = await createEnforce(now)(batch, fakeContext("enforce"));
+
+    // Assess
+    expect(ec2Mock.commandCalls(ModifyInstanceMetadataOptionsCommand)).toHaveLength(0);
+    expect(out.instances[0]?.result?.verdict).toBe("held");
+  });
+
+  it("Enforce refuses a batch without a trigger, naming the field", async () => {
+    // Prepare
+    const { trigger: _trigger, ...input } = batchOf([at("enforce")]);
+
+    // Act
+    const run = createEnforce(now)(input, fakeContext("enforce"));
+
+    // Assess
+    await expect(run).rejects.toMatchObject({ name: "NonRetryableInvalidInputError" });
+    await expect(run).rejects.toThrow("trigger");
+    expect(ec2Mock.calls()).toHaveLength(0);
+  });
+
+  it("AssessAccount returns the account posture and reads it once per container within five minutes", async () => {
+    // Prepare
+    ec2Mock.on(GetInstanceMetadataDefaultsCommand).resolves({
+      AccountLevel: { HttpTokens: "optional", HttpTokensEnforced: "disabled" },
+    });
+    let clock = NOW;
+    const handler = createAssessAccount(() => clock);
+
+    // Act
+    const first = await handler({}, fakeContext("assess-account"));
+    clock = new Date(NOW.getTime() + 60_000);
+    const second = await handler({}, fakeContext("assess-account"));
+    clock = new Date(NOW.getTime() + 5 * 60_000);
+    await handler({}, fakeContext("assess-account"));
+
+    // Assess
+    expect(first).toEqual({ httpTokens: "optional", httpTokensEnforced: false, managedBy: "account" });
+    expect(second).toEqual(first);
+    expect(ec2Mock.commandCalls(GetInstanceMetadataDefaultsCommand)).toHaveLength(2);
+  });
+
+  it("AssessAccount lets a throttled read fail with its retryable name", async () => {
+    // Prepare
+    ec2Mock.on(GetInstanceMetadataDefaultsCommand).rejects(
+      new EC2ServiceException({
+        name: "RequestLimitExceeded",
+        $fault: "client",
+        $metadata: { httpStatusCode: 503 },
+        message: "Request limit exceeded.",
+      }),
+    );
+
+    // Act
+    const run = createAssessAccount(now)({}, fakeContext("assess-account"));
+
+    // Assess
+    await expect(run).rejects.toMatchObject({ name: "RetryableThrottlingError" });
+  });
+
+  it("CheckRejected reads MetadataNoTokenRejected for the watched instances", async () => {
+    // Prepare
+    cloudWatchMock.on(GetMetricDataCommand).resolves({ MetricDataResults: [{ Id: "m0", Values: [1, 3] }] });
+    ec2Mock.on(GetInstanceMetadataDefaultsCommand).resolves({ AccountLevel: { HttpTokensEnforced: "enabled" } });
+    const input = { event: EVENT, watch: { instanceIds: [ID_A], since: "2026-11-28T10:00:30.000Z", count: 1 } };
+
+    // Act
+    const out = await createCheckRejected(now)(input, fakeContext("check-rejected"));
+
+    // Assess
+    const query = cloudWatchMock.commandCalls(GetMetricDataCommand)[0]?.args[0].input.MetricDataQueries?.[0];
+    expect(query?.MetricStat?.Metric?.MetricName).toBe("MetadataNoTokenRejected");
+    expect(out).toEqual({ ...REJECTED, rollbackPossible: false });
+  });
+
+  it("CheckRejected refuses input without a watch list, naming the field", async () => {
+    // Prepare
+    const input = { event: EVENT };
+
+    // Act
+    const run = createCheckRejected(now)(input, fakeContext("check-rejected"));
+
+    // Assess
+    await expect(run).rejects.toMatchObject({ name: "NonRetryableInvalidInputError" });
+    await expect(run).rejects.toThrow("watch");
+    expect(cloudWatchMock.calls()).toHaveLength(0);
+  });
+
+  it("Notify returns the watch list of the instances the execution switched to required", async () => {
+    // Prepare
+    snsMock.on(PublishCommand).resolves({ MessageId: "m-5" });
+    const enforcedAt = "2026-11-28T09:42:40.000Z";
+    const input = {
+      ...VALID_NOTIFY_INPUT,
+      batches: [
+        [
+          {
+            instanceId: ID_A,
+            verdict: "pass",
+            reason: "IMDSv1 refused (401).",
+            warnings: [],
+            action: "set HttpTokens=required (was optional)",
+            enforcedAt,
+          },
+          {
+            instanceId: "i-0a1b2c3d4e5f60002",
+            verdict: "pass",
+            reason: "IMDSv1 refused (401).",
+            warnings: [],
+            action: "none: HttpTokens was already required",
+          },
+        ],
+      ],
+    };
+
+    // Act
+    const out = await createNotify({ topicArn: TOPIC_ARN, slackVerdicts: ["fail"] })(input, fakeContext("notify"));
+
+    // Assess
+    expect(out).toMatchObject({ verdict: "pass", watch: { instanceIds: [ID_A], since: enforcedAt, count: 1 } });
+  });
+
+  it("Notify publishes the rejected-calls alert with the attribute verdict alert, to Slack when it wants alerts", async () => {
+    // Prepare
+    const slackTopic = "arn:aws:sns:us-east-1:123456789012:imdsv2-guard-slack";
+    snsMock.on(PublishCommand).resolves({ MessageId: "m-6" });
+    const handler = createNotify({ topicArn: TOPIC_ARN, slackTopicArn: slackTopic, slackVerdicts: ["fail", "alert"] });
+    const input = { alert: "rejected-calls", event: EVENT, rejected: REJECTED };
+
+    // Act
+    const out = await handler(input, fakeContext("notify"));
+
+    // Assess
+    const published = snsMock.commandCalls(PublishCommand).map((c) => c.args[0].input);
+    expect(published.map((p) => p.TopicArn)).toEqual([TOPIC_ARN, slackTopic]);
+    expect(published[0]?.MessageAttributes?.verdict).toEqual({ DataType: "String", StringValue: "alert" });
+    expect(published[0]?.Subject).toContain("ALERT");
+    expect(published[0]?.Message).toContain(
+      `aws ec2 modify-instance-metadata-options --region us-east-1 --instance-id ${ID_A} --http-tokens optional`,
+    );
+    expect(out).toEqual({ verdict: "alert", messageIds: ["m-6", "m-6"] });
+  });
+
+  it("Notify sends the alert to Slack by default (SLACK_VERDICTS includes alert and held)", async () => {
+    // Prepare
+    const slackTopic = "arn:aws:sns:us-east-1:123456789012:imdsv2-guard-slack";
+    vi.stubEnv("TOPIC_ARN", TOPIC_ARN);
+    vi.stubEnv("SLACK_TOPIC_ARN", slackTopic);
+    vi.stubEnv("SLACK_VERDICTS", undefined);
+    vi.resetModules();
+    snsMock.on(PublishCommand).resolves({ MessageId: "m-7" });
+    const { handler } = await import("../../functions/notify/handler.js");
+
+    // Act
+    await handler({ alert: "rejected-calls", event: EVENT, rejected: REJECTED }, fakeContext("notify"));
+
+    // Assess
+    expect(snsMock.commandCalls(PublishCommand).map((c) => c.args[0].input.TopicArn)).toEqual([TOPIC_ARN, slackTopic]);
+  });
+
+  it("Notify refuses an alert whose rejected calls are malformed, naming the field", async () => {
+    // Prepare
+    const handler = createNotify({ topicArn: TOPIC_ARN, slackVerdicts: ["alert"] });
+    const input = { alert: "rejected-calls", event: EVENT, rejected: { ...REJECTED, rollbackPossible: "yes" } };
+
+    // Act
+    const run = handler(input, fakeContext("notify"));
+
+    // Assess
+    await expect(run).rejects.toMatchObject({ name: "NonRetryableInvalidInputError" });
+    await expect(run).rejects.toThrow("rejected.rollbackPossible");
+    expect(snsMock.calls()).toHaveLength(0);
   });
 });

@@ -26,6 +26,10 @@ const SETTINGS: FlowSettings = {
   applyTimeoutSeconds: 300,
   managedTimeoutSeconds: 600,
   probeTimeoutSeconds: 300,
+  exemptUntilTagKey: "imdsv2-guard:exempt-until",
+  onV1Usage: "hold",
+  v1UsageLookbackHours: 24,
+  watchRejectedSeconds: 900,
 };
 const HOSTILE = "$(rm -rf /)";
 const ID_A = "i-0a1b2c3d4e5f60001";
@@ -35,7 +39,7 @@ const ID_C = "i-0a1b2c3d4e5f60003";
 const isoAfter = (seconds: number) => new Date(NOW.getTime() + seconds * 1000).toISOString();
 
 function batchOf(instances: InstanceProgress[]): Batch {
-  return { eventId: "evt-probe-1", settings: SETTINGS, startedAt: STARTED_AT, instances };
+  return { eventId: "evt-probe-1", trigger: "launch", settings: SETTINGS, startedAt: STARTED_AT, instances };
 }
 
 function ids(count: number): string[] {

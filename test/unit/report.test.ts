@@ -10,11 +10,23 @@ import {
 import { mockClient } from "aws-sdk-client-mock";
 import { beforeEach, describe, expect, it } from "vitest";
 import { z } from "zod";
+import type { AccountPosture } from "../../shared/account-posture.js";
 import { sns } from "../../shared/aws-clients.js";
 import type { NotifyConfig } from "../../shared/config.js";
 import type { EventRef, InstanceResult, Verdict } from "../../shared/model.js";
 import { publishReport } from "../../shared/notify.js";
-import { buildReport, type EventReport, markdownSafe, snsMessage, subjectLine } from "../../shared/report.js";
+import {
+  buildReport,
+  chatbotNotification,
+  type EventReport,
+  machineReport,
+  markdownSafe,
+  parseMachineReport,
+  plainText,
+  snsMessage,
+  subjectLine,
+} from "../../shared/report.js";
+import { describeOrigin, describePosture } from "../../shared/root-cause.js";
 
 const snsMock = mockClient(SNSClient);
 const logger = new Logger({ serviceName: "report-test", logLevel: "SILENT" });
@@ -139,7 +151,7 @@ describe("buildReport", () => {
 
     // Assess
     expect(report.verdict).toBe("fail");
-    expect(report.counts).toEqual({ pass: 2, fail: 1, unverified: 1, exempt: 0, skipped: 0, error: 0 });
+    expect(report.counts).toEqual({ pass: 2, fail: 1, held: 0, unverified: 1, exempt: 0, skipped: 0, error: 0 });
   });
 
   it("reports rejected instance ids as errors", () => {
@@ -434,5 +446,212 @@ describe("publishReport", () => {
 
     // Assess
     await expect(run).rejects.toMatchObject({ name: expected, cause });
+  });
+});
+
+describe("attribution in every format", () => {
+  const LT = "lt-0a1b2c3d4e5f60718";
+  const AMI = "ami-0a1b2c3d4e5f60001";
+  const POSTURE: AccountPosture = { httpTokens: "optional", httpTokensEnforced: false, managedBy: "account" };
+  const ORIGIN = {
+    launchTemplateId: LT,
+    launchTemplateVersion: "7",
+    autoScalingGroup: "web-asg",
+    imageId: AMI,
+    imageImdsSupport: "unset",
+  };
+  const ENFORCED: InstanceResult = {
+    ...result("i-0a1b2c3d4e5f60001", "pass"),
+    action: "set HttpTokens=required (was optional)",
+    enforcedAt: "2026-11-28T09:42:40.000Z",
+    origin: ORIGIN,
+  };
+  const COMPLIANT: InstanceResult = {
+    ...result("i-0a1b2c3d4e5f60002", "pass"),
+    action: "none: HttpTokens was already required",
+    origin: { imageId: "ami-0a1b2c3d4e5f60009", imageImdsSupport: "v2.0" },
+  };
+
+  function attributed(results: InstanceResult[] = [ENFORCED, COMPLIANT], event: Partial<EventRef> = {}): EventReport {
+    return buildReport({
+      event: { ...EVENT, launchTemplate: { id: LT, version: "3" }, ...event },
+      mode: "enforce",
+      results,
+      rejected: [],
+      trigger: "launch",
+      accountPosture: POSTURE,
+    });
+  }
+
+  it("names the origin, the launch template of the request and the account default in the plain text", () => {
+    // Prepare
+    const report = attributed();
+
+    // Act
+    const text = plainText(report);
+
+    // Assess
+    const lines = text.split("\n");
+    expect(lines).toContain(`Launch template in the request: ${LT} version 3`);
+    expect(lines).toContain("Account: account default HttpTokens=optional, HttpTokensEnforced off, managed by account");
+    expect(lines).toContain(
+      `    origin: launch template ${LT} v7, Auto Scaling group web-asg, AMI ${AMI} (ImdsSupport unset)`,
+    );
+    expect(lines.filter((l) => l.trim().startsWith("origin:"))).toHaveLength(1);
+    expect(text).toContain(`aws ec2 create-launch-template-version --region us-east-1 --launch-template-id ${LT}`);
+    expect(text).toContain(`aws ec2 modify-image-attribute --region us-east-1 --image-id ${AMI} --imds-support v2.0`);
+    expect(text).toContain("aws ec2 modify-instance-metadata-defaults --region us-east-1 --http-tokens required");
+  });
+
+  it("names them, escaped, in the Chatbot notification, with the source fixes first among the next steps", () => {
+    // Prepare
+    const report = attributed();
+
+    // Act
+    const notification = chatbotSchema.parse(JSON.parse(chatbotNotification(report)));
+
+    // Assess
+    const lines = notification.content.description.split("\n");
+    expect(lines).toContain(`Launch template: ${markdownSafe(`${LT} version 3`)}`);
+    expect(lines).toContain(`Account: ${markdownSafe(describePosture(POSTURE))}`);
+    const row = lines.find((l) => l.includes("i-0a1b2c3d4e5f60001")) ?? "";
+    expect(row.endsWith(` — origin: ${markdownSafe(describeOrigin(ORIGIN))}`)).toBe(true);
+    expect(lines.find((l) => l.includes("i-0a1b2c3d4e5f60002"))).not.toContain("origin");
+    expect(notification.content.nextSteps[0]).toContain("`aws ec2 create-launch-template-version");
+    expect(notification.content.nextSteps.length).toBeLessThanOrEqual(5);
+  });
+
+  it("keeps origin, trigger and accountPosture as fields of the machine report", () => {
+    // Prepare
+    const report = attributed();
+
+    // Act
+    const parsed = parseMachineReport(machineReport(report));
+
+    // Assess
+    expect(parsed.accountPosture).toEqual(POSTURE);
+    expect(parsed.trigger).toBe("launch");
+    expect(parsed.event.launchTemplate).toEqual({ id: LT, version: "3" });
+    expect(parsed.results.map((r) => r.origin)).toEqual([ORIGIN, COMPLIANT.origin]);
+  });
+
+  it("escapes a hostile launch template name and Auto Scaling group in the Chatbot description", () => {
+    // Prepare
+    const hostileOrigin = { ...ORIGIN, autoScalingGroup: HOSTILE };
+    const report = attributed([{ ...ENFORCED, origin: hostileOrigin }], {
+      launchTemplate: { name: HOSTILE, version: "$Latest" },
+    });
+    const benign = attributed([ENFORCED], { launchTemplate: { name: "web", version: "$Latest" } });
+
+    // Act
+    const lines = chatbotSchema.parse(JSON.parse(chatbotNotification(report))).content.description.split("\n");
+    const benignLines = chatbotSchema.parse(JSON.parse(chatbotNotification(benign))).content.description.split("\n");
+
+    // Assess
+    expect(lines).toHaveLength(benignLines.length);
+    const templateLine = lines.find((l) => l.startsWith("Launch template: ")) ?? "";
+    expect(unescapedSpecials(templateLine.slice("Launch template: ".length))).toEqual([]);
+    const row = lines.find((l) => l.includes(" — origin: ")) ?? "";
+    expect(unescapedSpecials(row.slice(row.indexOf(" — origin: ")))).toEqual([]);
+  });
+
+  it("keeps a hostile origin on its own line in the plain text", () => {
+    // Prepare
+    const report = attributed([{ ...ENFORCED, origin: { ...ORIGIN, autoScalingGroup: HOSTILE } }], {
+      launchTemplate: { name: HOSTILE },
+    });
+
+    // Act
+    const lines = plainText(report).split("\n");
+
+    // Assess
+    expect(lines.some((l) => l.trim().startsWith("new line"))).toBe(false);
+    expect(lines.find((l) => l.startsWith("Launch template in the request: "))).toContain("new line");
+  });
+
+  it("reports a sweep's view of the fleet", () => {
+    // Prepare
+    const report = buildReport({
+      event: { ...EVENT, eventName: "ReconciliationSweep", source: "sweep" },
+      mode: "enforce",
+      results: [],
+      rejected: [],
+      trigger: "sweep",
+      accountPosture: POSTURE,
+      fleet: { allowingImdsV1: 12, exempt: 3 },
+    });
+
+    // Act
+    const text = plainText(report);
+    const machine = parseMachineReport(machineReport(report));
+
+    // Assess
+    expect(text).toContain("Fleet:   12 instance(s) allow IMDSv1, 3 of them exempt");
+    expect(machine.fleet).toEqual({ allowingImdsV1: 12, exempt: 3 });
+    expect(report.verdict).toBe("pass");
+  });
+});
+
+describe("held in reports", () => {
+  const HELD: InstanceResult = {
+    ...result(
+      "i-0a1b2c3d4e5f60002",
+      "held",
+      "IMDSv1 answered 7 call(s) in the last 24 h (CloudWatch MetadataNoToken), so HttpTokens was not changed (policy onV1Usage=hold).",
+    ),
+    action: "none: held",
+    v1Usage: { calls: 7, hours: 24 },
+  };
+
+  it("counts held and ranks it between fail and unverified", () => {
+    // Prepare
+    const withFail = [result("i-0a1b2c3d4e5f60001", "fail"), HELD, result("i-0a1b2c3d4e5f60003", "unverified")];
+    const withoutFail = [result("i-0a1b2c3d4e5f60001", "pass"), HELD, result("i-0a1b2c3d4e5f60003", "unverified")];
+
+    // Act
+    const worstIsFail = reportOf(withFail);
+    const worstIsHeld = reportOf(withoutFail);
+
+    // Assess
+    expect(worstIsFail.verdict).toBe("fail");
+    expect(worstIsHeld.verdict).toBe("held");
+    expect(worstIsHeld.counts).toEqual({ pass: 1, fail: 0, held: 1, unverified: 1, exempt: 0, skipped: 0, error: 0 });
+    expect(subjectLine(worstIsHeld).startsWith("[imdsv2-guard] HELD: 1 of 3 instance(s)")).toBe(true);
+    expect(snsMessage(worstIsHeld).MessageAttributes.verdict?.StringValue).toBe("held");
+  });
+
+  it("lists instances worst first: fail, held, unverified, pass", () => {
+    // Prepare
+    const report = reportOf([
+      result("i-0a1b2c3d4e5f60004", "pass"),
+      result("i-0a1b2c3d4e5f60003", "unverified"),
+      HELD,
+      result("i-0a1b2c3d4e5f60001", "fail"),
+    ]);
+
+    // Act
+    const listed = plainText(report)
+      .split("\n")
+      .filter((l) => l.startsWith("- i-"))
+      .map((l) => l.split(":")[1]?.trim().split(" ")[0]);
+
+    // Assess
+    expect(listed).toEqual(["FAIL", "HELD", "UNVERIFIED", "PASS"]);
+  });
+
+  it("gives held a next step in the email and in Slack", () => {
+    // Prepare
+    const report = reportOf([HELD]);
+
+    // Act
+    const text = plainText(report);
+    const notification = chatbot(report);
+
+    // Assess
+    expect(text).toContain("Held instances still allow IMDSv1");
+    expect(notification.content.nextSteps).toEqual(
+      expect.arrayContaining([expect.stringContaining("Held instances still allow IMDSv1")]),
+    );
+    expect(notification.content.title).toContain("HELD");
   });
 });

