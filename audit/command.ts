@@ -1,0 +1,389 @@
+import { parseArgs } from "node:util";
+import type { SimAccount } from "../local/sim-account.js";
+import type { ExemptionKeys } from "../shared/exemption.js";
+import { INSTANCE_ID_PATTERN } from "../shared/model.js";
+import {
+  type AuditProgress,
+  auditIdAt,
+  auditRegion,
+  DEFAULT_EXEMPTION_KEYS,
+  findGuardStateMachine,
+  type RegionAudit,
+  startEnforcement,
+} from "./audit.js";
+import { type AwsAccess, sdkAccess } from "./aws-access.js";
+import { describeFailure } from "./failure.js";
+import { type AuditReport, auditJson, auditText, type RegionError, type RegionExecutions } from "./render.js";
+
+export const USAGE = `Usage: imdsv2-guard audit [--regions r1,r2|all] [--json] [--start [--instances i-a,i-b]]
+                          [--simulated [--scenario FILE]]
+
+Lists every EC2 instance that is not terminated, with its IMDS settings, its exemption and its IMDSv1 use
+(CloudWatch AWS/EC2 MetadataNoToken over 24 hours and 7 days), and says which instances can be switched to IMDSv2
+now and which need work first. Uses your default AWS credentials (profile, environment, SSO...). Read-only unless
+--start is given.
+
+  --regions LIST              comma-separated regions, or "all" (every region enabled for the account);
+                              default: the region your AWS configuration names
+  --json                      machine-readable output (schema "imdsv2-guard.audit.v1")
+  --start                     send the instances ready to enforce through the deployed guard's state machine
+  --instances LIST            with --start: these instances instead of the ready ones
+  --state-machine-arn ARN     with --start: the state machine to use (repeatable, one per region); default: the
+                              only state machine named imdsv2-guard-* in the region
+  --exempt-tag-key KEY        exemption tag (default imdsv2-guard:exempt)
+  --exempt-until-tag-key KEY  exemption end-date tag (default imdsv2-guard:exempt-until)
+  --simulated                 audit the simulated account of \`npm start\` instead of AWS (no credentials needed)
+  --scenario FILE             with --simulated: the fleet (default local/scenarios/audit-fleet.json)
+  -h, --help                  this help
+
+Exit status: 0 when every region was audited (and every start succeeded), 1 when something failed, 2 on bad usage.
+`;
+
+/** Regions are audited this many at a time: `--regions all` is about 17 regions of a few calls each. */
+const REGION_CONCURRENCY = 4;
+
+const REGION_PATTERN = /^[a-z]{2}(-[a-z]+)+-\d+$/;
+const STATE_MACHINE_ARN_PATTERN = /^arn:aws[a-z-]*:states:([a-z0-9-]+):(\d{12}):stateMachine:[A-Za-z0-9_-]{1,80}$/;
+
+export interface Terminal {
+  write(text: string): unknown;
+  isTTY?: boolean;
+}
+
+export interface AuditIo {
+  stdout: Terminal;
+  stderr: Terminal;
+}
+
+export interface AuditHooks {
+  /** Use this account instead of AWS or the simulation (tests). */
+  access?: AwsAccess;
+  /** Called with the simulated account once it is installed (tests observe StartExecution through it). */
+  onSimulatedAccount?: (sim: SimAccount) => void;
+}
+
+interface AuditOptions {
+  regions: "default" | "all" | string[];
+  json: boolean;
+  start: boolean;
+  instances?: string[];
+  stateMachineArns: Map<string, string>;
+  exemptionKeys: ExemptionKeys;
+  simulated: boolean;
+  scenario?: string;
+}
+
+class UsageError extends Error {
+  override readonly name = "UsageError";
+}
+
+/** DescribeRegions failed: the message says so, whatever the cause. */
+class RegionListError extends Error {
+  override readonly name = "RegionListError";
+  constructor(cause: unknown) {
+    super("DescribeRegions failed", { cause });
+  }
+}
+
+const PREFIX = "imdsv2-guard audit:";
+
+/** Runs `imdsv2-guard audit` with these arguments; returns the exit status. Never throws, never prints a stack. */
+export async function runAudit(argv: readonly string[], io: AuditIo, hooks: AuditHooks = {}): Promise<number> {
+  let options: AuditOptions | "help";
+  try {
+    options = parseOptions(argv);
+  } catch (error) {
+    io.stderr.write(`${PREFIX} ${error instanceof Error ? error.message : String(error)}\n\n${USAGE}`);
+    return 2;
+  }
+  if (options === "help") {
+    io.stdout.write(USAGE);
+    return 0;
+  }
+  let access: AwsAccess;
+  try {
+    access = hooks.access ?? (await openAccess(options, hooks));
+  } catch (error) {
+    io.stderr.write(`${PREFIX} ${error instanceof Error ? error.message : String(error)}\n`);
+    return 2;
+  }
+  try {
+    return await audit(options, access, io);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      io.stderr.write(`${PREFIX} ${error.message}\n`);
+      return 2;
+    }
+    // Only a failure that concerns every region gets here: one line, and stop.
+    if (process.env.IMDSV2_GUARD_DEBUG) io.stderr.write(`${error instanceof Error ? error.stack : String(error)}\n`);
+    const failure = describeFailure(error instanceof RegionListError ? error.cause : error);
+    const context = error instanceof RegionListError ? "--regions all: listing the regions: " : "";
+    io.stderr.write(`${PREFIX} ${context}${failure.message}\n`);
+    return 1;
+  } finally {
+    access.close();
+  }
+}
+
+async function openAccess(options: AuditOptions, hooks: AuditHooks): Promise<AwsAccess> {
+  if (!options.simulated) return sdkAccess();
+  // Evaluated only when asked for, so the path to real AWS never sets up the simulation's mocks.
+  const { loadScenario, simulatedAccess } = await import("./simulated.js");
+  return simulatedAccess(loadScenario(options.scenario), hooks.onSimulatedAccount);
+}
+
+async function audit(options: AuditOptions, access: AwsAccess, io: AuditIo): Promise<number> {
+  await access.checkCredentials();
+  const regions =
+    options.regions === "all"
+      ? await access.enabledRegions().catch((error: unknown) => {
+          throw new RegionListError(error);
+        })
+      : options.regions === "default"
+        ? [await access.defaultRegion()]
+        : options.regions;
+  const unaudited = [...options.stateMachineArns.keys()].filter((region) => !regions.includes(region));
+  if (unaudited.length > 0) {
+    throw new UsageError(
+      `--state-machine-arn: ${unaudited.join(", ")} is not audited (add it to --regions, or drop that ARN)`,
+    );
+  }
+  // Drawn on stderr, for a person watching: not into a pipe, a file, or a JSON consumer.
+  const progress = new ProgressLine(io.stderr, io.stdout.isTTY === true && io.stderr.isTTY === true && !options.json);
+  const errors: RegionError[] = [];
+  const fail = (region: string, error: unknown): void => {
+    const failure = describeFailure(error);
+    if (failure.global) throw error;
+    errors.push({
+      region,
+      kind: failure.kind,
+      ...(failure.code ? { code: failure.code } : {}),
+      message: failure.message,
+    });
+  };
+
+  const audits = await mapLimit(regions, REGION_CONCURRENCY, async (region): Promise<RegionAudit | undefined> => {
+    try {
+      const onProgress = (p: AuditProgress) =>
+        progress.show(
+          p.phase === "instances"
+            ? `scanning ${region}: ${p.instances} instances…`
+            : `reading IMDSv1 metrics for ${p.instances} instances in ${region}…`,
+        );
+      return await auditRegion(access.clientsFor(region), { region, exemptionKeys: options.exemptionKeys, onProgress });
+    } catch (error) {
+      fail(region, error);
+      return undefined;
+    } finally {
+      progress.clear();
+    }
+  });
+  const audited = audits.filter((a): a is RegionAudit => a !== undefined);
+
+  let started: RegionExecutions[] | undefined;
+  if (options.start) {
+    started = [];
+    for (const { audit: r, instanceIds } of startTargets(options, audited, errors)) {
+      if (instanceIds.length === 0) continue;
+      const clients = access.clientsFor(r.region);
+      let stateMachineArn: string;
+      try {
+        stateMachineArn =
+          options.stateMachineArns.get(r.region) ??
+          access.defaultStateMachineArn(r.region) ??
+          (await findGuardStateMachine(clients.sfn, r.region));
+      } catch (error) {
+        fail(r.region, error);
+        continue;
+      }
+      const outcome = await startEnforcement(clients, {
+        stateMachineArn,
+        region: r.region,
+        auditId: auditIdAt(clients.now()),
+        accountPosture: r.account,
+        instanceIds,
+        fleet: { allowingImdsV1: r.summary.allowImdsV1, exempt: r.summary.exempt },
+      });
+      if (outcome.executions.length > 0) {
+        started.push({ region: r.region, stateMachineArn, executions: outcome.executions });
+      }
+      if (outcome.failure) fail(r.region, outcome.failure);
+    }
+  }
+
+  // Errors in the order the regions were asked for, not the order they failed in.
+  errors.sort((a, b) => regions.indexOf(a.region) - regions.indexOf(b.region));
+  const report: AuditReport = { generatedAt: new Date(), regions: audited, errors, ...(started ? { started } : {}) };
+  if (options.json) io.stdout.write(`${JSON.stringify(auditJson(report), null, 2)}\n`);
+  else if (audited.length > 0) io.stdout.write(auditText(report, { start: options.start }));
+  for (const e of errors) io.stderr.write(`${PREFIX} ${e.region}: ${e.message}\n`);
+  return errors.length > 0 ? 1 : 0;
+}
+
+/**
+ * Which instances --start sends, per region: the ready ones, or those --instances names. When one of those is not
+ * found in any audited region (a typo, another region, terminated), nothing is started: the list needs a look.
+ */
+function startTargets(
+  options: AuditOptions,
+  audited: readonly RegionAudit[],
+  errors: RegionError[],
+): { audit: RegionAudit; instanceIds: string[] }[] {
+  if (!options.instances) return audited.map((r) => ({ audit: r, instanceIds: r.summary.readyToEnforce }));
+  const wanted = new Set(options.instances);
+  const targets = audited.map((r) => ({
+    audit: r,
+    instanceIds: r.instances.map((i) => i.instanceId).filter((id) => wanted.has(id)),
+  }));
+  const found = new Set(targets.flatMap((t) => t.instanceIds));
+  const missing = options.instances.filter((id) => !found.has(id));
+  if (missing.length > 0) {
+    errors.push({
+      region: audited.map((r) => r.region).join(",") || "-",
+      kind: "not-found",
+      message: `--instances: not found (or terminated) in the audited regions: ${missing.join(", ")}; nothing started`,
+    });
+    return [];
+  }
+  return targets;
+}
+
+function parseOptions(argv: readonly string[]): AuditOptions | "help" {
+  let parsed: ReturnType<typeof parseRaw>;
+  try {
+    parsed = parseRaw(argv);
+  } catch (error) {
+    throw new UsageError(error instanceof Error ? error.message : String(error));
+  }
+  const v = parsed.values;
+  if (v.help) return "help";
+  if (parsed.positionals.length > 0) throw new UsageError(`unexpected argument: ${parsed.positionals[0]}`);
+  if (v.scenario !== undefined && !v.simulated) throw new UsageError("--scenario needs --simulated");
+  if (!v.start && (v.instances !== undefined || v["state-machine-arn"] !== undefined)) {
+    throw new UsageError("--instances and --state-machine-arn only apply with --start");
+  }
+
+  let regions: AuditOptions["regions"] = "default";
+  if (v.regions !== undefined) {
+    const list = splitList(v.regions);
+    if (list.length === 1 && list[0] === "all") regions = "all";
+    else {
+      const bad = list.filter((r) => !REGION_PATTERN.test(r));
+      if (list.length === 0 || bad.length > 0) {
+        throw new UsageError(`--regions: not a region name: ${bad.join(", ") || "(empty)"} (e.g. eu-west-1, or all)`);
+      }
+      regions = [...new Set(list)];
+    }
+  }
+  if (v.simulated && Array.isArray(regions) && regions.some((r) => r !== "eu-west-1")) {
+    throw new UsageError("--simulated: the simulated account has one region, eu-west-1");
+  }
+
+  let instances: string[] | undefined;
+  if (v.instances !== undefined) {
+    instances = [...new Set(splitList(v.instances))];
+    const bad = instances.filter((id) => !INSTANCE_ID_PATTERN.test(id));
+    if (instances.length === 0 || bad.length > 0) {
+      throw new UsageError(`--instances: not an instance id: ${bad.join(", ") || "(empty)"}`);
+    }
+  }
+
+  const stateMachineArns = new Map<string, string>();
+  for (const arn of (v["state-machine-arn"] ?? []).flatMap(splitList)) {
+    const region = STATE_MACHINE_ARN_PATTERN.exec(arn)?.[1];
+    if (region === undefined) {
+      throw new UsageError(`--state-machine-arn: not a state machine ARN: ${arn}`);
+    }
+    if (stateMachineArns.has(region)) throw new UsageError(`--state-machine-arn: two state machines in ${region}`);
+    stateMachineArns.set(region, arn);
+  }
+
+  const exemptionKeys = {
+    exemptTagKey: v["exempt-tag-key"] ?? DEFAULT_EXEMPTION_KEYS.exemptTagKey,
+    exemptUntilTagKey: v["exempt-until-tag-key"] ?? DEFAULT_EXEMPTION_KEYS.exemptUntilTagKey,
+  };
+  for (const [flag, key] of [
+    ["--exempt-tag-key", exemptionKeys.exemptTagKey],
+    ["--exempt-until-tag-key", exemptionKeys.exemptUntilTagKey],
+  ] as const) {
+    if (key.length === 0 || key.length > 128) throw new UsageError(`${flag}: a tag key has 1 to 128 characters`);
+  }
+
+  return {
+    regions,
+    json: v.json,
+    start: v.start,
+    ...(instances ? { instances } : {}),
+    stateMachineArns,
+    exemptionKeys,
+    simulated: v.simulated,
+    ...(v.scenario !== undefined ? { scenario: v.scenario } : {}),
+  };
+}
+
+function parseRaw(argv: readonly string[]) {
+  return parseArgs({
+    args: [...argv],
+    options: {
+      regions: { type: "string" },
+      json: { type: "boolean", default: false },
+      start: { type: "boolean", default: false },
+      instances: { type: "string" },
+      "state-machine-arn": { type: "string", multiple: true },
+      "exempt-tag-key": { type: "string" },
+      "exempt-until-tag-key": { type: "string" },
+      simulated: { type: "boolean", default: false },
+      scenario: { type: "string" },
+      help: { type: "boolean", short: "h", default: false },
+    },
+    strict: true,
+    allowPositionals: true,
+  });
+}
+
+function splitList(text: string): string[] {
+  return text
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+/** Runs `fn` over `items`, at most `limit` at a time; results keep the items' order. The first throw stops it. */
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  let failed = false;
+  const worker = async () => {
+    while (next < items.length && !failed) {
+      const index = next++;
+      try {
+        results[index] = await fn(items[index] as T);
+      } catch (error) {
+        // The others finish the item they are on, and take no new one.
+        failed = true;
+        throw error;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
+
+/** One self-overwriting status line on stderr, only for a person at a terminal. */
+class ProgressLine {
+  private shown = false;
+  constructor(
+    private readonly stream: Terminal,
+    private readonly enabled: boolean,
+  ) {}
+  show(text: string): void {
+    if (!this.enabled) return;
+    this.stream.write(`\r\u001b[2K${text}`);
+    this.shown = true;
+  }
+  clear(): void {
+    if (!this.shown) return;
+    this.stream.write("\r\u001b[2K");
+    this.shown = false;
+  }
+}

@@ -1,0 +1,181 @@
+import type { AccountPosture } from "../shared/account-posture.js";
+import type { Exemption } from "../shared/exemption.js";
+import {
+  AUDIT_SCHEMA,
+  type AuditedInstance,
+  type Readiness,
+  type RegionAudit,
+  type StartedExecution,
+} from "./audit.js";
+
+export interface RegionError {
+  region: string;
+  kind: string;
+  code?: string;
+  message: string;
+}
+
+export interface RegionExecutions {
+  region: string;
+  stateMachineArn: string;
+  executions: StartedExecution[];
+}
+
+export interface AuditReport {
+  generatedAt: Date;
+  regions: RegionAudit[];
+  errors: RegionError[];
+  /** Undefined without --start. */
+  started?: RegionExecutions[];
+}
+
+/** The `--json` document. Its shape is versioned by `schema`: add fields, never rename or remove them. */
+export function auditJson(report: AuditReport) {
+  return {
+    schema: AUDIT_SCHEMA,
+    generatedAt: report.generatedAt.toISOString(),
+    regions: report.regions.map((r) => ({
+      region: r.region,
+      account: r.account,
+      instances: r.instances,
+      summary: r.summary,
+    })),
+    errors: report.errors,
+    executions: (report.started ?? []).flatMap((s) =>
+      s.executions.map((e) => ({ region: s.region, stateMachineArn: s.stateMachineArn, ...e })),
+    ),
+  };
+}
+
+const READINESS_LABELS: Record<Readiness, string> = {
+  compliant: "compliant",
+  ready: "READY",
+  "imdsv1-in-use": "IMDSv1 IN USE",
+  exempt: "exempt",
+  "imds-disabled": "IMDS off",
+  "shutting-down": "shutting down",
+};
+
+/** The readable report: per region, the account's defaults, one row per instance, and what to do next. */
+export function auditText(report: AuditReport, options: { start: boolean }): string {
+  const out: string[] = [];
+  for (const r of report.regions) {
+    out.push(`== ${r.region}: account default ${postureText(r.account)}`, "");
+    if (r.instances.length === 0) {
+      out.push("No instances (other than terminated ones).", "");
+    } else {
+      out.push(
+        table(
+          ["instance", "name", "state", "HttpTokens", "exemption", "IMDSv1 24h", "7d", "readiness"],
+          r.instances.map(row),
+          new Set([5, 6]),
+        ),
+        "",
+      );
+    }
+    out.push(...summaryText(r), "");
+  }
+  if (report.regions.length > 1) out.push(...totalText(report.regions), "");
+  for (const s of report.started ?? []) {
+    const instances = s.executions.reduce((n, e) => n + e.instances, 0);
+    out.push(
+      `Started ${plural(s.executions.length, "execution")} of ${s.stateMachineArn} for ${plural(instances, "instance")}:`,
+    );
+    for (const e of s.executions)
+      out.push(`  ${e.executionArn}${e.alreadyStarted ? "  (already started earlier)" : ""}`);
+    out.push("");
+  }
+  const ready = report.regions.reduce((n, r) => n + r.summary.readyToEnforce.length, 0);
+  if (!options.start && ready > 0) {
+    out.push(
+      `Next: \`imdsv2-guard audit --start\` sends the ${plural(ready, "ready instance")} through the guard's state machine (or pick some with --instances).`,
+    );
+  }
+  return `${out.join("\n").trimEnd()}\n`;
+}
+
+function postureText(p: AccountPosture): string {
+  return `HttpTokens=${p.httpTokens}, HttpTokensEnforced=${p.httpTokensEnforced ? "enabled" : "disabled"}, managed by ${p.managedBy}`;
+}
+
+function row(i: AuditedInstance): string[] {
+  return [
+    i.instanceId,
+    clip(i.name ?? "-", 24),
+    i.state,
+    i.httpTokens,
+    clip(exemptionText(i.exemption), 40),
+    String(i.imdsV1Calls.last24h),
+    String(i.imdsV1Calls.last7d),
+    READINESS_LABELS[i.readiness],
+  ];
+}
+
+function exemptionText(e: Exemption): string {
+  switch (e.status) {
+    case "none":
+      return "-";
+    case "active":
+      return `${e.until ? `until ${e.until}` : e.warning ? "until ? (not a date)" : "no end"}: ${e.reason}`;
+    case "lapsed":
+      return `LAPSED ${e.until}: ${e.reason}`;
+  }
+}
+
+function summaryText(r: RegionAudit): string[] {
+  const s = r.summary;
+  return [
+    `${r.region}: ${plural(s.instances, "instance")}: ${s.requireImdsV2} requiring IMDSv2, ${s.allowImdsV1} allowing IMDSv1` +
+      `${s.imdsDisabled ? `, ${s.imdsDisabled} with IMDS off` : ""}; ${s.exempt} exempt, ${plural(s.lapsedExemptions, "lapsed exemption")}; ` +
+      `IMDSv1 used by ${s.imdsV1Use24h} in the last 24 h and ${s.imdsV1Use7d} in the last 7 days.`,
+    `  Ready to enforce (${s.readyToEnforce.length}): ${idList(s.readyToEnforce)}`,
+    `  Needs work first, IMDSv1 in use (${s.needsWork.length}): ${idList(s.needsWork)}`,
+  ];
+}
+
+function totalText(regions: readonly RegionAudit[]): string[] {
+  const sum = (f: (r: RegionAudit) => number) => regions.reduce((n, r) => n + f(r), 0);
+  return [
+    `All ${plural(regions.length, "region")}: ${plural(
+      sum((r) => r.summary.instances),
+      "instance",
+    )}, ` +
+      `${sum((r) => r.summary.requireImdsV2)} requiring IMDSv2, ${sum((r) => r.summary.allowImdsV1)} allowing IMDSv1, ` +
+      `${sum((r) => r.summary.exempt)} exempt, ${plural(
+        sum((r) => r.summary.lapsedExemptions),
+        "lapsed exemption",
+      )}; ` +
+      `${sum((r) => r.summary.readyToEnforce.length)} ready to enforce, ${sum((r) => r.summary.needsWork.length)} need work first.`,
+  ];
+}
+
+function idList(ids: readonly string[]): string {
+  return ids.length === 0 ? "none" : ids.join(", ");
+}
+
+function plural(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? "" : "s"}`;
+}
+
+/**
+ * Tag values are anyone's text: control characters (terminal escapes) are shown as `?` so a tag cannot repaint the
+ * operator's terminal, and long values are cut to keep the table a table.
+ */
+function clip(text: string, max: number): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point.
+  const safe = text.replace(/[\u0000-\u001f\u007f-\u009f]/g, "?");
+  return safe.length > max ? `${safe.slice(0, max - 1)}…` : safe;
+}
+
+function table(header: string[], rows: string[][], rightAligned: ReadonlySet<number>): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => {
+        const width = widths[i] ?? 0;
+        if (rightAligned.has(i)) return c.padStart(width);
+        return i === cells.length - 1 ? c : c.padEnd(width);
+      })
+      .join("  ");
+  return [line(header), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n");
+}

@@ -1,0 +1,731 @@
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { CloudWatchClient, GetMetricDataCommand } from "@aws-sdk/client-cloudwatch";
+import {
+  DescribeInstancesCommand,
+  DescribeRegionsCommand,
+  EC2Client,
+  GetInstanceMetadataDefaultsCommand,
+} from "@aws-sdk/client-ec2";
+import { ListStateMachinesCommand, SFNClient, StartExecutionCommand } from "@aws-sdk/client-sfn";
+import { mockClient } from "aws-sdk-client-mock";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { z } from "zod";
+import {
+  type AuditClients,
+  findGuardStateMachine,
+  listEnabledRegions,
+  StateMachineNotFoundError,
+} from "../audit/audit.js";
+import type { AwsAccess } from "../audit/aws-access.js";
+import { type AuditHooks, runAudit } from "../audit/command.js";
+import type { SimAccount } from "../local/sim-account.js";
+import { resolveTargets, SWEEP_DETAIL_TYPE, SWEEP_SOURCE } from "../shared/resolve-targets.js";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const BIN = join(ROOT, "bin", "imdsv2-guard.mjs");
+
+/** The fleet of local/scenarios/audit-fleet.json, by role. */
+const FLEET = {
+  compliant: "i-0a0d1700000000001",
+  quiet: "i-0a0d1700000000002",
+  legacyV1: "i-0a0d1700000000003",
+  youngV1: "i-0a0d1700000000004",
+  exempt: "i-0a0d1700000000005",
+  lapsed: "i-0a0d1700000000006",
+  stopped: "i-0a0d1700000000007",
+  windowsV1: "i-0a0d1700000000008",
+  imdsOff: "i-0a0d1700000000009",
+};
+
+const auditDocumentSchema = z.object({
+  schema: z.literal("imdsv2-guard.audit.v1"),
+  generatedAt: z.iso.datetime(),
+  regions: z.array(
+    z.object({
+      region: z.string(),
+      account: z.object({ httpTokens: z.string(), httpTokensEnforced: z.boolean(), managedBy: z.string() }),
+      instances: z.array(
+        z.object({
+          instanceId: z.string(),
+          name: z.string().optional(),
+          state: z.string(),
+          platform: z.enum(["linux", "windows"]),
+          httpTokens: z.string(),
+          httpEndpoint: z.string(),
+          exemption: z.object({
+            status: z.enum(["none", "active", "lapsed"]),
+            reason: z.string().optional(),
+            until: z.string().optional(),
+          }),
+          imdsV1Calls: z.object({ last24h: z.number(), last7d: z.number() }),
+          readiness: z.string(),
+        }),
+      ),
+      summary: z.object({
+        instances: z.number(),
+        requireImdsV2: z.number(),
+        allowImdsV1: z.number(),
+        imdsDisabled: z.number(),
+        exempt: z.number(),
+        lapsedExemptions: z.number(),
+        imdsV1Use24h: z.number(),
+        imdsV1Use7d: z.number(),
+        readyToEnforce: z.array(z.string()),
+        needsWork: z.array(z.string()),
+      }),
+    }),
+  ),
+  errors: z.array(z.object({ region: z.string(), kind: z.string(), code: z.string().optional(), message: z.string() })),
+  executions: z.array(
+    z.object({
+      region: z.string(),
+      stateMachineArn: z.string(),
+      name: z.string(),
+      executionArn: z.string(),
+      instances: z.number(),
+      alreadyStarted: z.boolean(),
+    }),
+  ),
+});
+
+const sweepInputSchema = z.strictObject({
+  version: z.literal("0"),
+  id: z.string(),
+  "detail-type": z.literal(SWEEP_DETAIL_TYPE),
+  source: z.literal(SWEEP_SOURCE),
+  account: z.string(),
+  region: z.string(),
+  time: z.iso.datetime(),
+  detail: z.strictObject({
+    sweepId: z.string(),
+    instanceIds: z.array(z.string()),
+    accountPosture: z.object({ httpTokens: z.string(), httpTokensEnforced: z.boolean(), managedBy: z.string() }),
+    fleet: z.object({ allowingImdsV1: z.number(), exempt: z.number() }),
+  }),
+});
+
+interface Captured {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the command in this process, as the bin does, with stdout and stderr captured. */
+async function audit(argv: string[], hooks: AuditHooks = {}, tty = false): Promise<Captured> {
+  let stdout = "";
+  let stderr = "";
+  const code = await runAudit(
+    argv,
+    {
+      stdout: { write: (t: string) => (stdout += t), isTTY: tty },
+      stderr: { write: (t: string) => (stderr += t), isTTY: tty },
+    },
+    hooks,
+  );
+  return { code, stdout, stderr };
+}
+
+function json(out: Captured) {
+  return auditDocumentSchema.parse(JSON.parse(out.stdout));
+}
+
+/** The row of the table that starts with this instance id. */
+function rowOf(stdout: string, instanceId: string): string {
+  const row = stdout.split("\n").find((line) => line.startsWith(instanceId));
+  if (row === undefined) throw new Error(`no row for ${instanceId} in:\n${stdout}`);
+  return row;
+}
+
+const tempDirs: string[] = [];
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), "imdsv2-guard-audit-"));
+  tempDirs.push(dir);
+  return dir;
+}
+afterAll(() => {
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+describe("audit --simulated: the report", () => {
+  it("prints one row per instance with its readiness, then the region's summary", async () => {
+    // Act
+    const out = await audit(["--simulated"]);
+
+    // Assess
+    expect(out.code).toBe(0);
+    expect(out.stderr).toBe("");
+    expect(out.stdout).toMatch(/^== eu-west-1: account default HttpTokens=no-preference, HttpTokensEnforced=disabled/);
+    expect(rowOf(out.stdout, FLEET.compliant)).toMatch(/web-1\s+running\s+required\s+-\s+0\s+0\s+compliant$/);
+    expect(rowOf(out.stdout, FLEET.quiet)).toMatch(/optional\s+-\s+0\s+0\s+READY$/);
+    expect(rowOf(out.stdout, FLEET.legacyV1)).toMatch(/optional\s+-\s+288\s+2016\s+IMDSv1 IN USE$/);
+    expect(rowOf(out.stdout, FLEET.youngV1)).toMatch(/\s720\s+1440\s+IMDSv1 IN USE$/);
+    expect(rowOf(out.stdout, FLEET.exempt)).toMatch(/until 2030-06-30: vendor agent.*\s1440\s+10080\s+exempt$/);
+    expect(rowOf(out.stdout, FLEET.lapsed)).toMatch(/LAPSED 2026-06-30: migration.*\s0\s+0\s+READY$/);
+    expect(rowOf(out.stdout, FLEET.stopped)).toMatch(/staging-db\s+stopped\s+optional.*READY$/);
+    expect(rowOf(out.stdout, FLEET.windowsV1)).toMatch(/\s96\s+672\s+IMDSv1 IN USE$/);
+    expect(rowOf(out.stdout, FLEET.imdsOff)).toMatch(/IMDS off$/);
+    expect(out.stdout).toContain(
+      "eu-west-1: 9 instances: 1 requiring IMDSv2, 7 allowing IMDSv1, 1 with IMDS off; 1 exempt, 1 lapsed exemption; " +
+        "IMDSv1 used by 4 in the last 24 h and 4 in the last 7 days.",
+    );
+    expect(out.stdout).toContain(`Ready to enforce (3): ${FLEET.quiet}, ${FLEET.lapsed}, ${FLEET.stopped}`);
+    expect(out.stdout).toContain(
+      `Needs work first, IMDSv1 in use (3): ${FLEET.legacyV1}, ${FLEET.youngV1}, ${FLEET.windowsV1}`,
+    );
+    expect(out.stdout).toContain("imdsv2-guard audit --start");
+  });
+
+  it("prints the JSON document: posture, instances, counts, readiness, exemptions and 24 h vs 7 d use", async () => {
+    // Act
+    const out = await audit(["--simulated", "--json", "--regions", "all"]);
+
+    // Assess
+    expect(out.code).toBe(0);
+    const doc = json(out);
+    expect(doc.errors).toEqual([]);
+    expect(doc.executions).toEqual([]);
+    expect(doc.regions).toHaveLength(1);
+    const [region] = doc.regions;
+    expect(region?.region).toBe("eu-west-1");
+    expect(region?.account).toEqual({ httpTokens: "no-preference", httpTokensEnforced: false, managedBy: "account" });
+    expect(region?.summary).toEqual({
+      instances: 9,
+      requireImdsV2: 1,
+      allowImdsV1: 7,
+      imdsDisabled: 1,
+      exempt: 1,
+      lapsedExemptions: 1,
+      imdsV1Use24h: 4,
+      imdsV1Use7d: 4,
+      readyToEnforce: [FLEET.quiet, FLEET.lapsed, FLEET.stopped],
+      needsWork: [FLEET.legacyV1, FLEET.youngV1, FLEET.windowsV1],
+    });
+    const byId = new Map(region?.instances.map((i) => [i.instanceId, i]));
+    expect(Object.fromEntries([...byId].map(([id, i]) => [id, i.readiness]))).toEqual({
+      [FLEET.compliant]: "compliant",
+      [FLEET.quiet]: "ready",
+      [FLEET.legacyV1]: "imdsv1-in-use",
+      [FLEET.youngV1]: "imdsv1-in-use",
+      [FLEET.exempt]: "exempt",
+      [FLEET.lapsed]: "ready",
+      [FLEET.stopped]: "ready",
+      [FLEET.windowsV1]: "imdsv1-in-use",
+      [FLEET.imdsOff]: "imds-disabled",
+    });
+    // 12 calls an hour for months: a full day and a full week. 30 an hour, but up for 48 h only: the week holds 2 days.
+    expect(byId.get(FLEET.legacyV1)?.imdsV1Calls).toEqual({ last24h: 288, last7d: 2016 });
+    expect(byId.get(FLEET.youngV1)?.imdsV1Calls).toEqual({ last24h: 720, last7d: 1440 });
+    expect(byId.get(FLEET.windowsV1)).toMatchObject({ platform: "windows", imdsV1Calls: { last24h: 96, last7d: 672 } });
+    expect(byId.get(FLEET.lapsed)?.exemption).toEqual({
+      status: "lapsed",
+      reason: "migration to the new SDK (OPS-987)",
+      until: "2026-06-30",
+    });
+    expect(byId.get(FLEET.exempt)?.exemption).toMatchObject({ status: "active", until: "2030-06-30" });
+    expect(byId.get(FLEET.stopped)?.state).toBe("stopped");
+    expect(byId.get(FLEET.imdsOff)?.httpEndpoint).toBe("disabled");
+  });
+
+  it("reads exemptions from the tag keys given on the command line", async () => {
+    // Act: with other keys, the fleet's imdsv2-guard:* tags mean nothing.
+    const out = await audit([
+      "--simulated",
+      "--json",
+      "--exempt-tag-key",
+      "acme:exempt",
+      "--exempt-until-tag-key",
+      "acme:until",
+    ]);
+
+    // Assess
+    const summary = json(out).regions[0]?.summary;
+    expect(summary).toMatchObject({ exempt: 0, lapsedExemptions: 0 });
+    expect(summary?.needsWork).toContain(FLEET.exempt);
+  });
+
+  it("shows progress on stderr at a terminal, and nothing otherwise", async () => {
+    // Act
+    const atTerminal = await audit(["--simulated"], {}, true);
+    const piped = await audit(["--simulated"], {}, false);
+    const jsonAtTerminal = await audit(["--simulated", "--json"], {}, true);
+
+    // Assess
+    expect(atTerminal.stderr).toContain("scanning eu-west-1: 9 instances…");
+    expect(atTerminal.stderr).toContain("reading IMDSv1 metrics for 9 instances in eu-west-1…");
+    expect(atTerminal.stderr.endsWith("\r\u001b[2K")).toBe(true);
+    expect(piped.stderr).toBe("");
+    expect(jsonAtTerminal.stderr).toBe("");
+  });
+
+  it("rejects bad usage with exit code 2 and the usage text", async () => {
+    for (const argv of [
+      ["--regions", "eu-west1"],
+      ["--instances", "i-0a0d1700000000002"],
+      ["--start", "--instances", "web-1"],
+      ["--scenario", "x.json"],
+      ["--simulated", "--regions", "us-east-1"],
+      ["--start", "--state-machine-arn", "arn:aws:lambda:eu-west-1:111122223333:function:x"],
+      ["--bogus"],
+    ]) {
+      const out = await audit(argv);
+      expect(out.code, argv.join(" ")).toBe(2);
+      expect(out.stderr).toMatch(/^imdsv2-guard audit: .+\n\nUsage: imdsv2-guard audit/);
+      expect(out.stdout).toBe("");
+    }
+  });
+});
+
+describe("audit --simulated --start", () => {
+  function recordStarts(): { started: { name: string; input: unknown }[]; hooks: AuditHooks } {
+    const started: { name: string; input: unknown }[] = [];
+    return {
+      started,
+      hooks: {
+        onSimulatedAccount: (sim: SimAccount) => {
+          sim.onStartExecution = (name, input) => started.push({ name, input });
+        },
+      },
+    };
+  }
+
+  it("sends the ready instances through the state machine with the sweep's input, and prints the execution", async () => {
+    // Prepare
+    const { started, hooks } = recordStarts();
+
+    // Act
+    const out = await audit(["--simulated", "--start"], hooks);
+
+    // Assess
+    expect(out.code).toBe(0);
+    expect(started).toHaveLength(1);
+    const [execution] = started;
+    expect(execution?.name).toMatch(/^audit-\d{8}-\d{6}-1$/);
+    const input = sweepInputSchema.parse(execution?.input);
+    expect(input).toMatchObject({
+      id: execution?.name,
+      account: "111122223333",
+      region: "eu-west-1",
+      detail: {
+        sweepId: execution?.name,
+        instanceIds: [FLEET.quiet, FLEET.lapsed, FLEET.stopped],
+        accountPosture: { httpTokens: "no-preference", httpTokensEnforced: false, managedBy: "account" },
+        fleet: { allowingImdsV1: 7, exempt: 1 },
+      },
+    });
+    expect(out.stdout).toContain(
+      "Started 1 execution of arn:aws:states:eu-west-1:111122223333:stateMachine:imdsv2-guard-simulated for 3 instances:",
+    );
+    expect(out.stdout).toContain(`stateMachine:imdsv2-guard-simulated:${execution?.name}`);
+    // The flow's first step reads it as a sweep request for exactly these instances.
+    const resolved = resolveTargets(
+      input,
+      {
+        settings: {
+          mode: "enforce",
+          exemptTagKey: "imdsv2-guard:exempt",
+          exemptUntilTagKey: "imdsv2-guard:exempt-until",
+          applyTimeoutSeconds: 300,
+          managedTimeoutSeconds: 600,
+          probeTimeoutSeconds: 300,
+          onV1Usage: "hold",
+          v1UsageLookbackHours: 24,
+          watchRejectedSeconds: 900,
+        },
+        guardRoleArnPrefix: "arn:aws:sts::111122223333:assumed-role/imdsv2-guard-",
+        batchSize: 50,
+      },
+      new Date(),
+    );
+    expect(resolved).toMatchObject({
+      trigger: "sweep",
+      targetCount: 3,
+      rejected: [],
+      fleet: { allowingImdsV1: 7, exempt: 1 },
+    });
+    expect(resolved.event.eventId).toBe(execution?.name);
+  });
+
+  it("sends the instances --instances names instead, through the state machine --state-machine-arn names", async () => {
+    // Prepare
+    const { started, hooks } = recordStarts();
+    const arn = "arn:aws:states:eu-west-1:444455556666:stateMachine:imdsv2-guard-prod";
+
+    // Act
+    const out = await audit(
+      [
+        "--simulated",
+        "--start",
+        "--json",
+        "--instances",
+        `${FLEET.legacyV1},${FLEET.quiet}`,
+        "--state-machine-arn",
+        arn,
+      ],
+      hooks,
+    );
+
+    // Assess
+    expect(out.code).toBe(0);
+    const input = sweepInputSchema.parse(started[0]?.input);
+    expect(input.account).toBe("444455556666");
+    expect(input.detail.instanceIds).toEqual([FLEET.quiet, FLEET.legacyV1]);
+    expect(json(out).executions).toEqual([
+      {
+        region: "eu-west-1",
+        stateMachineArn: arn,
+        name: started[0]?.name,
+        executionArn: `${arn}:${started[0]?.name}`,
+        instances: 2,
+        alreadyStarted: false,
+      },
+    ]);
+  });
+
+  it("starts nothing when --instances names an instance the audit did not find", async () => {
+    // Prepare
+    const { started, hooks } = recordStarts();
+
+    // Act
+    const out = await audit(["--simulated", "--start", "--instances", `${FLEET.quiet},i-0fffffffffffffff0`], hooks);
+
+    // Assess
+    expect(out.code).toBe(1);
+    expect(started).toEqual([]);
+    expect(out.stderr).toBe(
+      "imdsv2-guard audit: eu-west-1: --instances: not found (or terminated) in the audited regions: i-0fffffffffffffff0; nothing started\n",
+    );
+  });
+
+  it("refuses a --state-machine-arn in a region it does not audit", async () => {
+    // Prepare
+    const { started, hooks } = recordStarts();
+
+    // Act
+    const out = await audit(
+      [
+        "--simulated",
+        "--start",
+        "--state-machine-arn",
+        "arn:aws:states:us-east-1:111122223333:stateMachine:imdsv2-guard-prod",
+      ],
+      hooks,
+    );
+
+    // Assess
+    expect(out.code).toBe(2);
+    expect(started).toEqual([]);
+    expect(out.stderr).toBe(
+      "imdsv2-guard audit: --state-machine-arn: us-east-1 is not audited (add it to --regions, or drop that ARN)\n",
+    );
+  });
+
+  it("pages through a large fleet, batches the metrics by 500 and starts one execution per 500 instances", async () => {
+    // Prepare: 1,200 quiet instances that allow IMDSv1.
+    const file = join(tempDir(), "large.json");
+    const instances = Array.from({ length: 1200 }, (_, n) => ({ id: `i-0b${n.toString(16).padStart(15, "0")}` }));
+    writeFileSync(file, JSON.stringify({ name: "large", instances }));
+    const { started, hooks } = recordStarts();
+    let sim: SimAccount | undefined;
+
+    // Act
+    const out = await audit(["--simulated", "--scenario", file, "--start", "--json"], {
+      onSimulatedAccount: (s) => {
+        sim = s;
+        hooks.onSimulatedAccount?.(s);
+      },
+    });
+
+    // Assess
+    expect(out.code).toBe(0);
+    expect(json(out).regions[0]?.summary.readyToEnforce).toHaveLength(1200);
+    expect(sim?.calls.DescribeInstances).toBe(6); // the simulation pages by 200
+    expect(sim?.calls.GetMetricData).toBe(6); // 3 × 500 instances, for each of the two windows
+    expect(started.map((s) => sweepInputSchema.parse(s.input).detail.instanceIds.length)).toEqual([500, 500, 200]);
+    expect(new Set(started.flatMap((s) => sweepInputSchema.parse(s.input).detail.instanceIds)).size).toBe(1200);
+  });
+});
+
+describe("audit against AWS (mocked clients per region)", () => {
+  const mocks: { restore(): void }[] = [];
+  afterEach(() => {
+    for (const m of mocks.splice(0)) m.restore();
+  });
+
+  const settings = { credentials: { accessKeyId: "TEST", secretAccessKey: "TEST" } };
+
+  /** A region with one quiet instance that allows IMDSv1. */
+  function healthyRegion(region: string): AuditClients {
+    const clients = {
+      ec2: new EC2Client({ ...settings, region }),
+      cloudwatch: new CloudWatchClient({ ...settings, region }),
+      sfn: new SFNClient({ ...settings, region }),
+      now: () => new Date("2026-11-28T12:00:00Z"),
+    };
+    const ec2 = mockClient(clients.ec2);
+    ec2
+      .on(GetInstanceMetadataDefaultsCommand)
+      .resolves({ AccountLevel: { HttpTokens: "required", ManagedBy: "account" } });
+    ec2.on(DescribeInstancesCommand).resolves({
+      Reservations: [
+        {
+          Instances: [
+            {
+              InstanceId: "i-0c00000000000000a",
+              State: { Name: "running" },
+              MetadataOptions: { HttpTokens: "optional", HttpEndpoint: "enabled" },
+            },
+          ],
+        },
+      ],
+    });
+    const cloudwatch = mockClient(clients.cloudwatch);
+    cloudwatch.on(GetMetricDataCommand).resolves({ MetricDataResults: [] });
+    mocks.push(ec2, cloudwatch);
+    return clients;
+  }
+
+  /** A region where every EC2 call fails with this error. */
+  function failingRegion(region: string, error: Error): AuditClients {
+    const clients = healthyRegion(region);
+    const ec2 = mockClient(clients.ec2);
+    ec2.onAnyCommand().rejects(error);
+    mocks.push(ec2);
+    return clients;
+  }
+
+  function access(clients: Record<string, AuditClients>): AwsAccess {
+    return {
+      checkCredentials: async () => {},
+      defaultRegion: async () => "eu-west-1",
+      enabledRegions: async () => Object.keys(clients),
+      clientsFor: (region) => {
+        const set = clients[region];
+        if (!set) throw new Error(`no clients for ${region}`);
+        return set;
+      },
+      defaultStateMachineArn: () => undefined,
+      close: () => {},
+    };
+  }
+
+  function awsError(name: string, message: string, httpStatusCode = 400): Error {
+    return Object.assign(new Error(message), { name, $fault: "client", $metadata: { httpStatusCode } });
+  }
+
+  it("reports a region it may not read on one line, and still audits the others", async () => {
+    // Prepare
+    const denied = awsError(
+      "UnauthorizedOperation",
+      "You are not authorized to perform this operation. User: arn:aws:sts::111122223333:assumed-role/Auditor/me is not authorized to perform: ec2:GetInstanceMetadataDefaults with an explicit deny in a service control policy. Encoded authorization failure message: AAAA+BBBB/CCCC",
+    );
+    const clients = { "eu-west-1": healthyRegion("eu-west-1"), "ap-south-1": failingRegion("ap-south-1", denied) };
+
+    // Act
+    const out = await audit(["--regions", "eu-west-1,ap-south-1", "--json"], { access: access(clients) });
+
+    // Assess
+    expect(out.code).toBe(1);
+    const doc = json(out);
+    expect(doc.regions.map((r) => r.region)).toEqual(["eu-west-1"]);
+    expect(doc.regions[0]?.summary.readyToEnforce).toEqual(["i-0c00000000000000a"]);
+    expect(doc.errors).toEqual([
+      expect.objectContaining({ region: "ap-south-1", kind: "access-denied", code: "UnauthorizedOperation" }),
+    ]);
+    const lines = out.stderr.trimEnd().split("\n");
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(
+      /^imdsv2-guard audit: ap-south-1: access denied to ec2:GetInstanceMetadataDefaults \(UnauthorizedOperation: You are not authorized .* explicit deny in a service control policy\.\) — see README "Audit the existing fleet"/,
+    );
+    expect(out.stderr).not.toContain("Encoded authorization");
+  });
+
+  it("stops on one line when AWS rejects the credentials themselves", async () => {
+    // Prepare
+    const expired = awsError("ExpiredToken", "The security token included in the request is expired");
+    const clients = { "eu-west-1": failingRegion("eu-west-1", expired), "us-east-1": healthyRegion("us-east-1") };
+
+    // Act
+    const out = await audit(["--regions", "eu-west-1,us-east-1"], { access: access(clients) });
+
+    // Assess
+    expect(out.code).toBe(1);
+    expect(out.stdout).toBe("");
+    expect(out.stderr).toMatch(
+      /^imdsv2-guard audit: AWS rejected the credentials \(ExpiredToken: The security token .* expired\); refresh them/,
+    );
+    expect(out.stderr.trimEnd().split("\n")).toHaveLength(1);
+  });
+
+  it("starts nothing when several guard state machines could be meant, and names them", async () => {
+    // Prepare
+    const clients = { "eu-west-1": healthyRegion("eu-west-1") };
+    const sfn = mockClient(clients["eu-west-1"].sfn);
+    mocks.push(sfn);
+    sfn.on(ListStateMachinesCommand).resolves({
+      stateMachines: [
+        {
+          name: "imdsv2-guard-prod",
+          stateMachineArn: "arn:aws:states:eu-west-1:111122223333:stateMachine:imdsv2-guard-prod",
+          type: "STANDARD",
+          creationDate: new Date(),
+        },
+        {
+          name: "imdsv2-guard-dev",
+          stateMachineArn: "arn:aws:states:eu-west-1:111122223333:stateMachine:imdsv2-guard-dev",
+          type: "STANDARD",
+          creationDate: new Date(),
+        },
+      ],
+    });
+
+    // Act
+    const out = await audit(["--start"], { access: access(clients) });
+
+    // Assess
+    expect(out.code).toBe(1);
+    expect(sfn.commandCalls(StartExecutionCommand)).toHaveLength(0);
+    expect(out.stderr).toBe(
+      "imdsv2-guard audit: eu-west-1: 2 state machines named imdsv2-guard-* in eu-west-1 (arn:aws:states:eu-west-1:111122223333:stateMachine:imdsv2-guard-prod, arn:aws:states:eu-west-1:111122223333:stateMachine:imdsv2-guard-dev): choose one with --state-machine-arn\n",
+    );
+  });
+
+  it("finds the one guard state machine across pages of ListStateMachines", async () => {
+    // Prepare
+    const sfn = new SFNClient({ ...settings, region: "eu-west-1" });
+    const mock = mockClient(sfn);
+    mocks.push(mock);
+    const arn = "arn:aws:states:eu-west-1:111122223333:stateMachine:imdsv2-guard-prod";
+    mock
+      .on(ListStateMachinesCommand)
+      .resolvesOnce({
+        stateMachines: [{ name: "billing-flow", stateMachineArn: "arn:x", type: "STANDARD", creationDate: new Date() }],
+        nextToken: "2",
+      })
+      .resolvesOnce({
+        stateMachines: [
+          { name: "imdsv2-guard-prod", stateMachineArn: arn, type: "STANDARD", creationDate: new Date() },
+        ],
+      });
+
+    // Act
+    const found = await findGuardStateMachine(sfn, "eu-west-1");
+
+    // Assess
+    expect(found).toBe(arn);
+    mock.reset();
+    mock.on(ListStateMachinesCommand).resolves({ stateMachines: [] });
+    await expect(findGuardStateMachine(sfn, "eu-west-1")).rejects.toThrow(StateMachineNotFoundError);
+  });
+
+  it("lists the regions enabled for the account", async () => {
+    // Prepare
+    const ec2 = new EC2Client({ ...settings, region: "us-east-1" });
+    const mock = mockClient(ec2);
+    mocks.push(mock);
+    mock.on(DescribeRegionsCommand).resolves({
+      Regions: [
+        { RegionName: "us-east-1", OptInStatus: "opt-in-not-required" },
+        { RegionName: "af-south-1", OptInStatus: "opted-in" },
+        { RegionName: "ap-east-1", OptInStatus: "not-opted-in" },
+      ],
+    });
+
+    // Act + Assess
+    expect(await listEnabledRegions(ec2)).toEqual(["af-south-1", "us-east-1"]);
+  });
+});
+
+describe("the installed command (bin/imdsv2-guard.mjs in a child process)", () => {
+  function run(args: string[], env: Record<string, string>): Promise<Captured & { ms: number }> {
+    const started = Date.now();
+    return new Promise((resolve, reject) => {
+      const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
+      let stdout = "";
+      let stderr = "";
+      child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+      const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+      child.on("error", reject);
+      child.on("close", (code) => {
+        clearTimeout(timer);
+        resolve({ code: code ?? -1, stdout, stderr, ms: Date.now() - started });
+      });
+    });
+  }
+
+  /** No AWS_* variable, no ~/.aws, no IMDS: the SDK's credential chain can only fail, and locally. */
+  function bareEnvironment(extra: Record<string, string> = {}): Record<string, string> {
+    return {
+      PATH: process.env.PATH ?? "",
+      HOME: tempDir(),
+      AWS_EC2_METADATA_DISABLED: "true",
+      AWS_REGION: "eu-west-1",
+      ...extra,
+    };
+  }
+
+  function closedPort(): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const server = createServer();
+      server.listen(0, "127.0.0.1", () => {
+        const address = server.address();
+        const port = typeof address === "object" && address ? address.port : 0;
+        server.close(() => resolve(port));
+      });
+      server.on("error", reject);
+    });
+  }
+
+  it("says in one line that there are no credentials, exits 1, and does not wait on the network", async () => {
+    // Act
+    const out = await run(["audit"], bareEnvironment());
+
+    // Assess
+    expect(out.code).toBe(1);
+    expect(out.stdout).toBe("");
+    expect(out.stderr).toMatch(
+      /^imdsv2-guard audit: no AWS credentials found \(configure a profile, or set AWS_PROFILE \/ AWS_ACCESS_KEY_ID\) — see README "Audit the existing fleet" > "Troubleshooting"\n$/,
+    );
+    expect(out.stderr).not.toMatch(/\n\s+at /);
+    expect(out.ms).toBeLessThan(15_000);
+  });
+
+  it("says in one line that a region cannot be reached, exits 1", async () => {
+    // Prepare: credentials that look real, and EC2's endpoint on a port nothing listens on.
+    const port = await closedPort();
+    const endpoint = `http://127.0.0.1:${port}`;
+    const env = bareEnvironment({
+      AWS_ACCESS_KEY_ID: "AKIAIOSFODNN7EXAMPLE",
+      AWS_SECRET_ACCESS_KEY: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+      AWS_ENDPOINT_URL_EC2: endpoint,
+      AWS_ENDPOINT_URL_MONITORING: endpoint,
+      AWS_ENDPOINT_URL_SFN: endpoint,
+    });
+
+    // Act
+    const out = await run(["audit", "--regions", "eu-west-1"], env);
+
+    // Assess
+    expect(out.code).toBe(1);
+    expect(out.stdout).toBe("");
+    expect(out.stderr).toBe(
+      `imdsv2-guard audit: eu-west-1: cannot reach EC2 at 127.0.0.1:${port} (ECONNREFUSED): check the region name, the network and any proxy\n`,
+    );
+    expect(out.ms).toBeLessThan(15_000);
+  });
+
+  it("audits the simulated account", async () => {
+    // Act
+    const out = await run(["audit", "--simulated", "--json"], { PATH: process.env.PATH ?? "", HOME: tempDir() });
+
+    // Assess
+    expect(out.code).toBe(0);
+    expect(out.stderr).toBe("");
+    expect(auditDocumentSchema.parse(JSON.parse(out.stdout)).regions[0]?.summary.instances).toBe(9);
+  });
+});
