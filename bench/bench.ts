@@ -25,7 +25,7 @@ function row(cells: (string | number)[]): string {
 }
 
 function singleInstanceScenario() {
-  const id = "i-0c0000000000000001";
+  const id = "i-0c000000000000001";
   return parseScenario(
     {
       name: "one instance",

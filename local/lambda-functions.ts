@@ -9,7 +9,9 @@ import { createHandler as createFinalizeBatch } from "../functions/finalize-batc
 import { createHandler as createNotify } from "../functions/notify/handler.js";
 import { createHandler as createResolveTargets } from "../functions/resolve-targets/handler.js";
 import { createHandler as createSendProbe } from "../functions/send-probe/handler.js";
+import { dynamodb } from "../shared/aws-clients.js";
 import type { NotifyConfig, ResolveTargetsConfig } from "../shared/config.js";
+import { dynamoResultStore } from "../shared/result-store.js";
 
 export type LambdaHandler = (event: unknown, context: Context) => Promise<unknown>;
 
@@ -17,7 +19,9 @@ export type LambdaHandler = (event: unknown, context: Context) => Promise<unknow
 export function localFunctions(config: {
   resolveTargets: ResolveTargetsConfig;
   notify: NotifyConfig;
+  ledgerTableName: string;
 }): Record<string, LambdaHandler> {
+  const store = dynamoResultStore(dynamodb, config.ledgerTableName);
   return {
     ResolveTargetsFunctionArn: createResolveTargets(config.resolveTargets),
     EnforceFunctionArn: createEnforce(),
@@ -25,8 +29,8 @@ export function localFunctions(config: {
     CheckManagedFunctionArn: createCheckManaged(),
     SendProbeFunctionArn: createSendProbe(),
     CheckProbeFunctionArn: createCheckProbe(),
-    FinalizeBatchFunctionArn: createFinalizeBatch(),
-    NotifyFunctionArn: createNotify(config.notify),
+    FinalizeBatchFunctionArn: createFinalizeBatch(store),
+    NotifyFunctionArn: createNotify(config.notify, store),
     AssessAccountFunctionArn: createAssessAccount(),
     CheckRejectedFunctionArn: createCheckRejected(),
   };

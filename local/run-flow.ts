@@ -35,6 +35,8 @@ export const SIM_ACCOUNT_ID = "111122223333";
 export const SIM_REGION = "eu-west-1";
 export const GUARD_ROLE_ARN_PREFIX = `arn:aws:sts::${SIM_ACCOUNT_ID}:assumed-role/imdsv2-guard-local-enforce/`;
 const TOPIC_ARN = `arn:aws:sns:${SIM_REGION}:${SIM_ACCOUNT_ID}:imdsv2-guard-local-alerts`;
+/** What `loadDefinition` substitutes for `${EventLedgerTableName}`. */
+const LEDGER_TABLE_NAME = "imdsv2-guard-local-EventLedgerTableName";
 const SCENARIO_EPOCH = Date.parse("2026-11-28T09:00:00Z");
 
 export const DEFAULT_SETTINGS: FlowSettings = {
@@ -177,7 +179,7 @@ export async function runFlow(scenario: Scenario, options: RunOptions = {}): Pro
       batchSize: options.batchSize ?? 50,
     };
     const notify: NotifyConfig = { topicArn: TOPIC_ARN, slackVerdicts: ["fail", "error", "unverified"] };
-    const functions = localFunctions({ resolveTargets, notify });
+    const functions = localFunctions({ resolveTargets, notify, ledgerTableName: LEDGER_TABLE_NAME });
     const definition = loadDefinition();
     const overrides = buildTaskOverrides(definition, functions, sim, lambdaInvocations, options.lambdaFaults ?? {});
     const machine = new StateMachine(definition as never);
@@ -205,6 +207,7 @@ export async function runFlow(scenario: Scenario, options: RunOptions = {}): Pro
     };
     const sweepHandler = createSweepHandler({
       stateMachineArn: `arn:aws:states:${SIM_REGION}:${SIM_ACCOUNT_ID}:stateMachine:imdsv2-guard-local`,
+      mode: settings.mode,
       exemptTagKey: settings.exemptTagKey,
       exemptUntilTagKey: settings.exemptUntilTagKey,
       enforceAccountDefault: options.enforceAccountDefault ?? false,
@@ -215,7 +218,13 @@ export async function runFlow(scenario: Scenario, options: RunOptions = {}): Pro
     scenario.sweepAtSeconds.forEach((at, i) => {
       setTimeout(() => {
         scheduled--;
-        track(sweepHandler({ source: "aws.scheduler" }, lambdaContext("Sweep", i + 1)).then((o) => sweeps.push(o)));
+        // The scheduled event's time is the schedule's, so a retried run (same event) keeps its time.
+        const scheduledEvent = {
+          source: "aws.events",
+          "detail-type": "Scheduled Event",
+          time: new Date(SCENARIO_EPOCH + at * 1000).toISOString(),
+        };
+        track(sweepHandler(scheduledEvent, lambdaContext("Sweep", i + 1)).then((o) => sweeps.push(o)));
       }, at * 1000);
     });
     for (const d of deliveries) {

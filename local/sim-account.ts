@@ -1,5 +1,13 @@
 import { CloudWatchClient, GetMetricDataCommand, type GetMetricDataCommandInput } from "@aws-sdk/client-cloudwatch";
 import {
+  type AttributeValue,
+  DynamoDBClient,
+  PutItemCommand,
+  type PutItemCommandInput,
+  QueryCommand,
+  type QueryCommandInput,
+} from "@aws-sdk/client-dynamodb";
+import {
   DescribeImagesCommand,
   type DescribeImagesCommandInput,
   DescribeInstancesCommand,
@@ -51,7 +59,9 @@ export type SimApi =
   | "GetMetricData"
   | "GetInstanceMetadataDefaults"
   | "ModifyInstanceMetadataDefaults"
-  | "DescribeImages";
+  | "DescribeImages"
+  | "PutItem"
+  | "Query";
 
 export const EC2_MUTATING_BUCKET: BucketSpec = { capacity: 100, refillPerSecond: 5 };
 export const EC2_NON_MUTATING_BUCKET: BucketSpec = { capacity: 100, refillPerSecond: 20 };
@@ -132,6 +142,8 @@ export class SimAccount {
     GetInstanceMetadataDefaults: 0,
     ModifyInstanceMetadataDefaults: 0,
     DescribeImages: 0,
+    PutItem: 0,
+    Query: 0,
   };
   readonly throttled: Record<SimApi, number> = { ...this.calls };
   readonly modifiedInstanceIds: string[] = [];
@@ -139,7 +151,8 @@ export class SimAccount {
   readonly probeRuns: { instanceId: string; platform: "linux" | "windows"; stdout: string }[] = [];
   private readonly instances = new Map<string, SimInstanceState>();
   private readonly invocations = new Map<string, SimInvocation>();
-  private readonly ledger = new Set<string>();
+  /** The event ledger table: items by `eventId` then `item` (ClaimEvent's claims, the batches' stored results). */
+  private readonly ledger = new Map<string, Map<string, Record<string, AttributeValue>>>();
   private readonly executionNames = new Set<string>();
   /** Set by the runner: starts an execution of the state machine, as StartExecution does. */
   onStartExecution: ((name: string, input: unknown) => void) | undefined;
@@ -221,6 +234,10 @@ export class SimAccount {
     this.mocks.push(cloudwatch);
     const sns = mockClient(SNSClient);
     sns.on(PublishCommand).callsFake((input: PublishCommandInput) => this.publish(input));
+    const dynamodb = mockClient(DynamoDBClient);
+    dynamodb.on(PutItemCommand).callsFake((input: PutItemCommandInput) => this.putItem(input));
+    dynamodb.on(QueryCommand).callsFake((input: QueryCommandInput) => this.query(input));
+    this.mocks.push(dynamodb);
     const sfn = mockClient(SFNClient);
     sfn.on(StartExecutionCommand).callsFake((input: StartExecutionCommandInput) => this.startExecution(input));
     this.mocks.push(ec2, ssm, sns, sfn);
@@ -231,11 +248,36 @@ export class SimAccount {
     this.mocks.length = 0;
   }
 
-  /** The ClaimEvent state's conditional PutItem: true for the first claim of a key. */
+  /** The ClaimEvent state's conditional PutItem (`attribute_not_exists(eventId)` on item "claim"). */
   claimEvent(key: string): boolean {
-    if (this.ledger.has(key)) return false;
-    this.ledger.add(key);
+    const items = this.ledger.get(key) ?? new Map<string, Record<string, AttributeValue>>();
+    if (items.has("claim")) return false;
+    items.set("claim", { eventId: { S: key }, item: { S: "claim" } });
+    this.ledger.set(key, items);
     return true;
+  }
+
+  private async putItem(input: PutItemCommandInput) {
+    this.gate("PutItem", undefined, Date.now());
+    const eventId = input.Item?.eventId?.S;
+    const item = input.Item?.item?.S;
+    if (!eventId || !item || !input.Item) throw awsError("ValidationException", "The key eventId+item is required");
+    const items = this.ledger.get(eventId) ?? new Map<string, Record<string, AttributeValue>>();
+    items.set(item, input.Item);
+    this.ledger.set(eventId, items);
+    return {};
+  }
+
+  /** Only the query the result store makes: `eventId = :e AND begins_with(item, :prefix)`. */
+  private async query(input: QueryCommandInput) {
+    this.gate("Query", undefined, Date.now());
+    const eventId = input.ExpressionAttributeValues?.[":e"]?.S ?? "";
+    const prefix = input.ExpressionAttributeValues?.[":prefix"]?.S ?? "";
+    const items = [...(this.ledger.get(eventId)?.entries() ?? [])]
+      .filter(([key]) => key.startsWith(prefix))
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([, value]) => value);
+    return { Items: items, Count: items.length };
   }
 
   /** Applies the effect of an API call that a delivered CloudTrail event records (someone else's call). */

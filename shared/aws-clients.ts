@@ -1,4 +1,5 @@
 import { CloudWatchClient } from "@aws-sdk/client-cloudwatch";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { EC2Client } from "@aws-sdk/client-ec2";
 import { SFNClient } from "@aws-sdk/client-sfn";
 import { SNSClient } from "@aws-sdk/client-sns";
@@ -16,3 +17,4 @@ export const ssm = new SSMClient(clientConfig);
 export const sns = new SNSClient(clientConfig);
 export const sfn = new SFNClient(clientConfig);
 export const cloudwatch = new CloudWatchClient(clientConfig);
+export const dynamodb = new DynamoDBClient(clientConfig);

@@ -1,9 +1,4 @@
-import {
-  NonRetryableAwsError,
-  RetryableInstanceNotYetVisibleError,
-  RetryableServiceError,
-  RetryableThrottlingError,
-} from "./errors.js";
+import { NonRetryableAwsError, RetryableServiceError, RetryableThrottlingError } from "./errors.js";
 
 /** Error codes with which EC2, SSM and SNS ask the caller to slow down. */
 const THROTTLING_CODES = new Set([
@@ -75,6 +70,5 @@ export function classifyAwsError(error: unknown, during: string): Error {
   const text = `${during}: ${code}${message ? `: ${message}` : ""}`;
   if (isThrottling(error)) return new RetryableThrottlingError(text, { cause: error });
   if (isTransient(error)) return new RetryableServiceError(text, { cause: error });
-  if (code === "InvalidInstanceID.NotFound") return new RetryableInstanceNotYetVisibleError(text, { cause: error });
   return new NonRetryableAwsError(text, { cause: error });
 }

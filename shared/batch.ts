@@ -35,11 +35,12 @@ export function countStages(instances: readonly InstanceProgress[]): StageCounts
  */
 export const POLL_SECONDS = { enforce: 5, awaitApplied: 10, awaitManaged: 15, sendProbe: 5, awaitProbe: 3 } as const;
 /**
- * Longest pause after repeated throttling. Reads back off far, so a storm of executions drains EC2's shared read
- * bucket instead of fighting over it; a throttled modify backs off little, because every second its bucket's
- * refill goes unused makes the whole launch slower.
+ * Longest pause after repeated refusals (throttling or 5xx). `drain`: reads and sends back off far, so a storm of
+ * executions drains AWS's shared buckets instead of fighting over them. `modify`: a throttled
+ * ModifyInstanceMetadataOptions backs off little, because every second its bucket's refill goes unused makes the
+ * whole launch slower.
  */
-export const MAX_BACKOFF_SECONDS = { read: 40, modify: 10 } as const;
+export const MAX_BACKOFF_SECONDS = { drain: 40, modify: 10 } as const;
 export type Throttled = false | keyof typeof MAX_BACKOFF_SECONDS;
 
 function pollSecondsFor(counts: StageCounts): number {
@@ -71,9 +72,9 @@ export function withInstances(batch: Batch, instances: InstanceProgress[], throt
   return { ...batch, instances, counts, pollSeconds, throttledRounds };
 }
 
-/** A round in which AWS throttled the batch's read: nothing moved, except what passed its deadline. */
+/** A round in which AWS refused the batch's read (throttled or 5xx): nothing moved, except what passed its deadline. */
 export function throttledRound(batch: Batch, expire: (p: InstanceProgress) => InstanceProgress): Batch {
-  return withInstances(batch, batch.instances.map(expire), "read");
+  return withInstances(batch, batch.instances.map(expire), "drain");
 }
 
 /** Ends an instance with its one verdict. Timings are measured from the flow's start. */

@@ -2,7 +2,7 @@ import type { Logger } from "@aws-lambda-powertools/logger";
 import type { EC2Client, Instance } from "@aws-sdk/client-ec2";
 import { conclude, deadlineAfter, isPast, throttledRound, withInstances } from "./batch.js";
 import { describeInstancesById, isGone, isStopped } from "./ec2-instances.js";
-import { RetryableThrottlingError } from "./errors.js";
+import { RetryableServiceError, RetryableThrottlingError } from "./errors.js";
 import type { Batch, InstanceProgress } from "./model.js";
 
 export interface CheckAppliedDeps {
@@ -26,7 +26,7 @@ export async function checkAppliedBatch(batch: Batch, deps: CheckAppliedDeps): P
       waiting.map((i) => i.instanceId),
     );
   } catch (error) {
-    if (!(error instanceof RetryableThrottlingError)) throw error;
+    if (!(error instanceof RetryableThrottlingError || error instanceof RetryableServiceError)) throw error;
     return throttledRound(batch, (p) =>
       p.stage === "await-applied" ? notAppliedInTime(p, batch, now, "unknown (EC2 throttled the check)") : p,
     );

@@ -4,7 +4,7 @@ import { DescribeInstanceInformationCommand, type InstanceInformation, type SSMC
 import { classifyAwsError } from "./aws-errors.js";
 import { conclude, deadlineAfter, isPast, throttledRound, withInstances } from "./batch.js";
 import { describeInstancesById, isGone, isStopped } from "./ec2-instances.js";
-import { RetryableThrottlingError } from "./errors.js";
+import { RetryableServiceError, RetryableThrottlingError } from "./errors.js";
 import type { Batch, InstanceProgress, Platform } from "./model.js";
 
 export interface CheckManagedDeps {
@@ -30,7 +30,7 @@ export async function checkManagedBatch(batch: Batch, deps: CheckManagedDeps): P
     const offline = waiting.filter((id) => registered.get(id)?.PingStatus !== "Online");
     described = await describeInstancesById(deps.ec2, offline);
   } catch (error) {
-    if (!(error instanceof RetryableThrottlingError)) throw error;
+    if (!(error instanceof RetryableThrottlingError || error instanceof RetryableServiceError)) throw error;
     return throttledRound(batch, (p) => (p.stage === "await-managed" ? notManagedInTime(p, batch, now, undefined) : p));
   }
   const next = batch.instances.map((progress): InstanceProgress => {

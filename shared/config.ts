@@ -49,6 +49,13 @@ export function loadResolveTargetsConfig(env: NodeJS.ProcessEnv): ResolveTargets
   };
 }
 
+const ledgerEnvSchema = z.object({ LEDGER_TABLE_NAME: z.string().min(3).max(255) });
+
+/** The event ledger's table name (ClaimEvent's claims and the stored batch results). */
+export function loadLedgerTableName(env: NodeJS.ProcessEnv): string {
+  return parseEnv(ledgerEnvSchema, env).LEDGER_TABLE_NAME;
+}
+
 const notifyEnvSchema = z.object({
   TOPIC_ARN: z.string().startsWith("arn:"),
   SLACK_TOPIC_ARN: z.string().startsWith("arn:").optional(),
@@ -107,6 +114,7 @@ function flatIssues(issues: readonly Issue[], prefix: PropertyKey[]): { path: Pr
 
 const sweepEnvSchema = z.object({
   STATE_MACHINE_ARN: z.string().startsWith("arn:"),
+  GUARD_MODE: z.enum(["enforce", "audit"]).default("enforce"),
   EXEMPT_TAG_KEY: z.string().min(1).max(128).default("imdsv2-guard:exempt"),
   EXEMPT_UNTIL_TAG_KEY: z.string().min(1).max(128).default("imdsv2-guard:exempt-until"),
   ENFORCE_ACCOUNT_DEFAULT: z.enum(["true", "false"]).default("false"),
@@ -120,6 +128,7 @@ export function loadSweepConfig(env: NodeJS.ProcessEnv): SweepConfig {
   const e = parseEnv(sweepEnvSchema, env);
   return {
     stateMachineArn: e.STATE_MACHINE_ARN,
+    mode: e.GUARD_MODE,
     exemptTagKey: e.EXEMPT_TAG_KEY,
     exemptUntilTagKey: e.EXEMPT_UNTIL_TAG_KEY,
     enforceAccountDefault: e.ENFORCE_ACCOUNT_DEFAULT === "true",

@@ -1,7 +1,7 @@
 import type { Logger } from "@aws-lambda-powertools/logger";
 import type { CloudWatchClient } from "@aws-sdk/client-cloudwatch";
 import { type EC2Client, type Instance, ModifyInstanceMetadataOptionsCommand } from "@aws-sdk/client-ec2";
-import { awsErrorCode, classifyAwsError, isWorthRetryingNextRound } from "./aws-errors.js";
+import { awsErrorCode, classifyAwsError, isTransient, isWorthRetryingNextRound } from "./aws-errors.js";
 import { conclude, deadlineAfter, isPast, type Throttled, throttledRound, withInstances } from "./batch.js";
 import { describeInstancesById, isGone, isStopped, tagValue } from "./ec2-instances.js";
 import { RetryableServiceError, RetryableThrottlingError } from "./errors.js";
@@ -40,7 +40,7 @@ export async function enforceBatch(batch: Batch, deps: EnforceDeps): Promise<Bat
       pending.map((i) => i.instanceId),
     );
   } catch (error) {
-    if (!(error instanceof RetryableThrottlingError)) throw error;
+    if (!(error instanceof RetryableThrottlingError || error instanceof RetryableServiceError)) throw error;
     return throttledRound(batch, (p) =>
       p.stage === "enforce" ? stillThrottled(entering(p, batch, now), batch, now, "DescribeInstances") : p,
     );
@@ -64,7 +64,7 @@ export async function enforceBatch(batch: Batch, deps: EnforceDeps): Promise<Bat
   }
 
   const gated = await safetyGate(candidates, batch, deps, now);
-  let throttled: Throttled = gated.throttled ? "read" : false;
+  let throttled: Throttled = gated.throttled ? "drain" : false;
   for (const progress of gated.decided) decided.set(progress.instanceId, progress);
 
   for (const progress of gated.proceed) {
@@ -99,7 +99,8 @@ export async function enforceBatch(batch: Batch, deps: EnforceDeps): Promise<Bat
     } catch (error) {
       if (isWorthRetryingNextRound(error)) {
         throttled = "modify";
-        decided.set(progress.instanceId, stillThrottled(progress, batch, now));
+        const unknown = isTransient(error) ? { ...progress, modifyOutcomeUnknown: true } : progress;
+        decided.set(progress.instanceId, stillThrottled(unknown, batch, now));
       } else if (awsErrorCode(error) === "InvalidInstanceID.NotFound") {
         decided.set(progress.instanceId, notYetVisible(progress, batch, now));
       } else {
@@ -148,6 +149,9 @@ async function originsOf(instances: Instance[], deps: EnforceDeps): Promise<Map<
       ...(tag("aws:autoscaling:groupName") ? { autoScalingGroup: tag("aws:autoscaling:groupName") } : {}),
       ...(instance.ImageId
         ? { imageId: instance.ImageId, imageImdsSupport: support.get(instance.ImageId) ?? "unknown" }
+        : {}),
+      ...(instance.MetadataOptions?.HttpPutResponseHopLimit !== undefined
+        ? { hopLimit: instance.MetadataOptions.HttpPutResponseHopLimit }
         : {}),
     };
     origins.set(instance.InstanceId, origin);
@@ -282,7 +286,14 @@ function decideWithoutChange(
     };
   }
   if (options?.HttpTokens === "required") {
-    const already = { ...annotated, action: "none: HttpTokens was already required" };
+    // After a 5xx on our modify, `required` means our change went through: report it (and watch it) as ours.
+    const already = annotated.modifyOutcomeUnknown
+      ? {
+          ...annotated,
+          action: "set HttpTokens=required (was optional; EC2 answered the call with an error, but the change took)",
+          enforcedAt: now.toISOString(),
+        }
+      : { ...annotated, action: "none: HttpTokens was already required" };
     if (options.State === "applied") {
       return { decided: toManaged({ ...already, appliedAt: now.toISOString() }, batch, now, instance) };
     }

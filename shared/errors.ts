@@ -17,14 +17,6 @@ export class RetryableServiceError extends Error {
   override readonly name = "RetryableServiceError";
 }
 
-/**
- * InvalidInstanceID.NotFound within seconds of RunInstances: EC2's API is eventually consistent, so the instance the
- * event names may not be describable yet. Retried for about a minute, then it is a real not-found.
- */
-export class RetryableInstanceNotYetVisibleError extends Error {
-  override readonly name = "RetryableInstanceNotYetVisibleError";
-}
-
 /** The input of a step is not what the previous step promised. A bug or a tampered execution: never retried. */
 export class NonRetryableInvalidInputError extends Error {
   override readonly name = "NonRetryableInvalidInputError";
@@ -44,20 +36,24 @@ export class NonRetryableConfigurationError extends Error {
 export const GUARD_ERROR_NAMES = [
   "RetryableThrottlingError",
   "RetryableServiceError",
-  "RetryableInstanceNotYetVisibleError",
   "NonRetryableInvalidInputError",
   "NonRetryableAwsError",
   "NonRetryableConfigurationError",
 ] as const;
 
-/** Errors raised by the Lambda service itself (not by our code) that Step Functions surfaces; safe to retry. */
+/** Errors raised by the Lambda service before our code ran; safe to retry on any step. */
 export const LAMBDA_SERVICE_ERROR_NAMES = [
   "Lambda.ServiceException",
   "Lambda.AWSLambdaException",
   "Lambda.SdkClientException",
   "Lambda.TooManyRequestsException",
-  "Lambda.Unknown",
 ] as const;
+
+/**
+ * Our code crashed or hit the Lambda timeout part-way (Lambda.Unknown; Sandbox.Timedout in current runtimes): it may
+ * have acted. Retried only on steps that are idempotent (they describe before they change anything, or only read).
+ */
+export const LAMBDA_CRASH_ERROR_NAMES = ["Lambda.Unknown", "Sandbox.Timedout"] as const;
 
 /** Errors of the ClaimEvent state's direct DynamoDB integration, as Step Functions names them. */
 export const DYNAMODB_ERROR_NAMES = [

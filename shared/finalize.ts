@@ -1,5 +1,5 @@
 import { conclude } from "./batch.js";
-import type { Batch, InstanceResult } from "./model.js";
+import { type Batch, type BatchSummary, type InstanceResult, VERDICTS } from "./model.js";
 
 /**
  * The last step of every batch, on the happy path and after a Catch alike: every instance leaves with exactly one
@@ -21,4 +21,12 @@ function describeFailure(failure: NonNullable<Batch["failure"]>): string {
     // Cause is plain text
   }
   return `A step failed after its retries: ${name}${message ? `: ${message.slice(0, 400)}` : ""}`;
+}
+
+/** What the Map keeps of a batch: its position and its counts (the results themselves are in the result store). */
+export function summarizeBatch(batchIndex: number, results: readonly InstanceResult[]): BatchSummary {
+  const counts: Record<string, number> = {};
+  for (const v of VERDICTS) counts[v] = 0;
+  for (const r of results) counts[r.verdict] = (counts[r.verdict] ?? 0) + 1;
+  return { batchIndex, instances: results.length, counts };
 }

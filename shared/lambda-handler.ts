@@ -12,7 +12,8 @@ import { parseStepInput } from "./step-input.js";
 export function lambdaHandler<TEvent, TResult>(
   core: (event: TEvent) => Promise<TResult>,
 ): middy.MiddyfiedHandler<TEvent, TResult, Error, Context> {
-  // Step Functions' TimeoutSeconds is the one timeout authority; middy's early-timeout timer is switched off.
+  // The function's own timeout (30 s) ends a stuck step, which Step Functions reports as Sandbox.Timedout and retries
+  // only where the step is idempotent; middy's early-timeout timer would only add a second clock.
   return middy<TEvent, TResult, Error, Context>({ timeoutEarlyInMillis: 0 })
     .use(injectLambdaContext(logger, { resetKeys: true }))
     .handler(async (event) => core(event));

@@ -61,6 +61,8 @@ export const originSchema = z.object({
   imageId: z.string().optional(),
   /** The AMI's ImdsSupport: "v2.0" makes every launch from it IMDSv2-only; "unset" when it has none. */
   imageImdsSupport: z.string().optional(),
+  /** The instance's hop limit, which a launch template fix must keep (containers need 2 with IMDSv2). */
+  hopLimit: z.number().int().optional(),
 });
 export type Origin = z.infer<typeof originSchema>;
 
@@ -137,6 +139,10 @@ export const instanceProgressSchema = z.object({
   stageDeadline: z.string().optional(),
   platform: platformSchema.optional(),
   commandId: z.string().optional(),
+  /** SSM refused a SendCommand for this instance's chunk as a whole: send to it on its own. */
+  sendAlone: z.boolean().optional(),
+  /** A modify was answered with a 5xx: it may have taken effect, and if so the guard made the change. */
+  modifyOutcomeUnknown: z.boolean().optional(),
   origin: originSchema.optional(),
   v1Usage: v1UsageSchema.optional(),
   result: instanceResultSchema.optional(),
@@ -156,6 +162,8 @@ export type StageCounts = z.infer<typeof stageCountsSchema>;
 /** One Map item: a batch of instances from one event, and what the Choice states route on (`counts`). */
 export const batchSchema = z.object({
   eventId: z.string(),
+  /** The batch's position in the event's work list: where FinalizeBatch stores its results. */
+  batchIndex: z.number().int().min(0),
   trigger: triggerSchema,
   settings: flowSettingsSchema,
   startedAt: z.string(),
@@ -173,3 +181,11 @@ export type Batch = z.infer<typeof batchSchema>;
 /** The Catch payload Step Functions hands to the next state. */
 export const stepFailureSchema = z.object({ Error: z.string().optional(), Cause: z.string().optional() });
 export type StepFailure = z.infer<typeof stepFailureSchema>;
+
+/** What one batch hands back to the Map: only counts, because the results themselves are stored (result-store.ts). */
+export const batchSummarySchema = z.object({
+  batchIndex: z.number().int().min(0),
+  instances: z.number().int().min(0),
+  counts: z.record(z.string(), z.number()),
+});
+export type BatchSummary = z.infer<typeof batchSummarySchema>;

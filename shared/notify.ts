@@ -30,17 +30,23 @@ export async function publishReport(report: EventReport, deps: NotifyDeps): Prom
  * `alert`) is one Slack wants.
  */
 export async function publish(message: SnsMessage, verdict: string, deps: NotifyDeps): Promise<string[]> {
-  const topics = [deps.config.topicArn];
-  if (deps.config.slackTopicArn && deps.config.slackVerdicts.includes(verdict)) {
-    topics.push(deps.config.slackTopicArn);
-  }
+  // The alert topic first: if it fails, nothing was sent and the step may be retried. Slack's topic is best effort
+  // after that, so a Slack failure never makes the step send the email again.
   const messageIds: string[] = [];
-  for (const topicArn of topics) {
+  try {
+    const out = await deps.sns.send(new PublishCommand({ TopicArn: deps.config.topicArn, ...message }));
+    messageIds.push(out.MessageId ?? "");
+  } catch (error) {
+    throw classifyAwsError(error, "Publish to the alert topic");
+  }
+  if (deps.config.slackTopicArn && deps.config.slackVerdicts.includes(verdict)) {
     try {
-      const out = await deps.sns.send(new PublishCommand({ TopicArn: topicArn, ...message }));
+      const out = await deps.sns.send(new PublishCommand({ TopicArn: deps.config.slackTopicArn, ...message }));
       messageIds.push(out.MessageId ?? "");
     } catch (error) {
-      throw classifyAwsError(error, `Publish to ${topicArn}`);
+      deps.logger.error("Publish to the Slack topic failed; the alert topic has the message", {
+        error: classifyAwsError(error, "Publish to the Slack topic").message,
+      });
     }
   }
   return messageIds;

@@ -42,8 +42,15 @@ export async function sendProbeBatch(batch: Batch, deps: ProbeDeps): Promise<Bat
   let throttled = false;
   for (const platform of ["linux", "windows"] as const) {
     const group = batch.instances.filter((i) => i.stage === "send-probe" && i.platform === platform);
-    for (let start = 0; start < group.length; start += SEND_COMMAND_MAX_TARGETS) {
-      const chunk = group.slice(start, start + SEND_COMMAND_MAX_TARGETS);
+    // Instances of a chunk SSM refused as a whole are sent one by one, so one bad target cannot sink the rest.
+    const chunks = [
+      ...group.filter((i) => i.sendAlone).map((i) => [i]),
+      ...chunked(
+        group.filter((i) => !i.sendAlone),
+        SEND_COMMAND_MAX_TARGETS,
+      ),
+    ];
+    for (const chunk of chunks) {
       const sent = await sendChunk(chunk, platform, batch, deps, now);
       throttled ||= sent.throttled;
       for (const [id, progress] of sent.updates) updates.set(id, progress);
@@ -52,7 +59,7 @@ export async function sendProbeBatch(batch: Batch, deps: ProbeDeps): Promise<Bat
   return withInstances(
     batch,
     batch.instances.map((i) => updates.get(i.instanceId) ?? i),
-    throttled && "read",
+    throttled && "drain",
   );
 }
 
@@ -105,6 +112,11 @@ async function sendChunk(
       return { updates: out, throttled: true };
     }
     const reason = classifyAwsError(error, "SendCommand").message;
+    // SendCommand refuses the whole call when one target is not ready (e.g. it went offline a moment ago).
+    if (awsErrorCode(error) === "InvalidInstanceId" && chunk.length > 1) {
+      for (const progress of chunk) out.set(progress.instanceId, { ...progress, sendAlone: true });
+      return { updates: out, throttled: false };
+    }
     for (const progress of chunk) {
       out.set(
         progress.instanceId,
@@ -113,6 +125,12 @@ async function sendChunk(
     }
   }
   return { updates: out, throttled: false };
+}
+
+function chunked<T>(items: readonly T[], size: number): T[][] {
+  const chunks: T[][] = [];
+  for (let i = 0; i < items.length; i += size) chunks.push(items.slice(i, i + size));
+  return chunks;
 }
 
 const STILL_RUNNING = new Set(["Pending", "InProgress", "Delayed"]);
@@ -153,7 +171,7 @@ export async function checkProbeBatch(batch: Batch, deps: ProbeDeps): Promise<Ba
     }
     next.push(judgeInvocation(progress, invocation, batch, now));
   }
-  return withInstances(batch, next, throttled && "read");
+  return withInstances(batch, next, throttled && "drain");
 }
 
 function judgeInvocation(

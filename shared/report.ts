@@ -17,6 +17,8 @@ export interface EventReport {
   accountPosture?: AccountPosture;
   /** A sweep's view of the fleet. */
   fleet?: { allowingImdsV1: number; exempt: number };
+  /** Something the operator should know about how the guard itself ran (e.g. deduplication unavailable). */
+  notice?: string;
 }
 
 export interface ReportInput {
@@ -28,6 +30,7 @@ export interface ReportInput {
   trigger?: Trigger;
   accountPosture?: AccountPosture;
   fleet?: { allowingImdsV1: number; exempt: number };
+  notice?: string;
 }
 
 /** Builds the report; rejected instance ids count as `error` results, so nothing an event named is left unreported. */
@@ -61,6 +64,7 @@ export function buildReport(input: ReportInput): EventReport {
     ...(input.trigger ? { trigger: input.trigger } : {}),
     ...(input.accountPosture ? { accountPosture: input.accountPosture } : {}),
     ...(input.fleet ? { fleet: input.fleet } : {}),
+    ...(input.notice ? { notice: input.notice } : {}),
   };
 }
 
@@ -106,6 +110,7 @@ export function plainText(report: EventReport): string {
     );
   }
   if (report.problem) lines.push("", `Problem with the event: ${plainSafe(report.problem)}`);
+  if (report.notice) lines.push("", `Notice: ${plainSafe(report.notice)}`);
   lines.push("");
   for (const r of listed(report)) {
     lines.push(
@@ -137,6 +142,7 @@ export function chatbotNotification(report: EventReport): string {
     `*${markdownSafe(e.eventName)}* by \`${codeSafe(e.actor)}\` in ${markdownSafe(e.account)}/${markdownSafe(e.region)}`,
     `Event \`${codeSafe(e.eventId)}\` at ${markdownSafe(e.eventTime)}${report.mode === "audit" ? " — audit mode, nothing changed" : ""}`,
     report.problem ? `Problem: ${markdownSafe(report.problem)}` : countsLine(report),
+    ...(report.notice ? [`Notice: ${markdownSafe(report.notice)}`] : []),
     ...(e.launchTemplate ? [`Launch template: ${markdownSafe(launchTemplateText(e))}`] : []),
     ...(report.accountPosture ? [`Account: ${markdownSafe(describePosture(report.accountPosture))}`] : []),
     ...rows,
@@ -164,14 +170,14 @@ export function chatbotNotification(report: EventReport): string {
 export const FULL_RESULTS_BUDGET_BYTES = 60_000;
 
 /** The machine-readable report for the `sqs` and `lambda` protocols; `parseMachineReport` reads it back. */
-export function machineReport(report: EventReport): string {
-  const fits = JSON.stringify(report.results).length <= FULL_RESULTS_BUDGET_BYTES;
+export function machineReport(report: EventReport, budgetBytes = FULL_RESULTS_BUDGET_BYTES): string {
+  const fits = Buffer.byteLength(JSON.stringify(report.results)) <= budgetBytes;
   const sorted = fits ? report.results : worstFirst(report.results);
   const full: InstanceResult[] = [];
   let bytes = 0;
   for (const r of sorted) {
-    const size = JSON.stringify(r).length;
-    if (bytes + size > FULL_RESULTS_BUDGET_BYTES) break;
+    const size = Buffer.byteLength(JSON.stringify(r));
+    if (bytes + size > budgetBytes) break;
     bytes += size;
     full.push(r);
   }
@@ -206,20 +212,28 @@ export interface SnsMessage {
   MessageAttributes: Record<string, { DataType: "String" | "String.Array"; StringValue: string }>;
 }
 
-/** One SNS message per event, each protocol in its own format, with attributes subscriptions can filter on. */
+/** SNS refuses messages over 256 KiB (262,144 bytes, subject and attributes included); this leaves headroom. */
+const SNS_MESSAGE_BUDGET_BYTES = 250_000;
+
+/**
+ * One SNS message per event, each protocol in its own format, with attributes subscriptions can filter on. Email
+ * uses `default`. If the message would not fit in SNS's limit, the machine report's full results shrink (worst
+ * verdicts kept) until it does; every instance is still listed, at least as `[instanceId, verdict]`.
+ */
 export function snsMessage(report: EventReport): SnsMessage {
   const text = plainText(report);
+  const https = chatbotNotification(report);
   const verdicts = VERDICTS.filter((v) => report.counts[v] > 0);
+  let message = "";
+  for (const budget of [FULL_RESULTS_BUDGET_BYTES, 30_000, 10_000, 0]) {
+    const machine = machineReport(report, budget);
+    message = JSON.stringify({ default: text, https, sqs: machine, lambda: machine });
+    if (Buffer.byteLength(message) <= SNS_MESSAGE_BUDGET_BYTES) break;
+  }
   return {
     Subject: subjectLine(report),
     MessageStructure: "json",
-    Message: JSON.stringify({
-      default: text,
-      email: text,
-      https: chatbotNotification(report),
-      sqs: machineReport(report),
-      lambda: machineReport(report),
-    }),
+    Message: message,
     MessageAttributes: {
       verdict: { DataType: "String", StringValue: report.verdict },
       verdicts: {

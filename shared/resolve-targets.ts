@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { type AccountPosture, accountPostureSchema } from "./account-posture.js";
 import type { ResolveTargetsConfig } from "./config.js";
 import { type EventRef, type FlowSettings, INSTANCE_ID_PATTERN, type InstanceProgress, type Trigger } from "./model.js";
+import { LEDGER_RETENTION_SECONDS } from "./result-store.js";
 
 /** Source and detail-type of the inputs the reconciliation sweep starts executions with. */
 export const SWEEP_SOURCE = "imdsv2-guard.sweep";
@@ -36,8 +37,6 @@ export interface ResolvedTargets {
 }
 
 const MAX_ECHOED_LENGTH = 80;
-/** EventBridge retries a delivery for up to 24 h; a week covers that and any replay an operator starts by hand. */
-const DEDUPE_RETENTION_SECONDS = 7 * 24 * 3600;
 
 /**
  * Turns an EventBridge delivery (a CloudTrail record, or a sweep request) into batches of instances to check.
@@ -51,7 +50,7 @@ export function resolveTargets(raw: unknown, config: ResolveTargetsConfig, now: 
   const event = describeEvent(raw);
   const dedupe = {
     key: event.eventId,
-    expiresAt: String(Math.floor(now.getTime() / 1000) + DEDUPE_RETENTION_SECONDS),
+    expiresAt: String(Math.floor(now.getTime() / 1000) + LEDGER_RETENTION_SECONDS),
   };
   const trigger: Trigger =
     envelope?.source === SWEEP_SOURCE ? "sweep" : detail?.eventName === "RunInstances" ? "launch" : "regression";

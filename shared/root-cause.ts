@@ -29,9 +29,12 @@ export function commandRegion(region: string): string {
   return REGION.test(region) ? region : "<region>";
 }
 
-/** A user-chosen name (an Auto Scaling group) quoted for prose that may be rendered as markdown: no code spans. */
+/**
+ * A user-chosen name (an Auto Scaling group) for prose that Slack renders as markdown: only characters that cannot
+ * start formatting, a link, a mention or a code span are kept.
+ */
 function quotedName(name: string): string {
-  return JSON.stringify(name.replaceAll("`", "'"));
+  return `"${name.replace(/[^A-Za-z0-9 _.:/@+=,-]/g, "?").slice(0, 255)}"`;
 }
 const IMAGE_ID = /^ami-[0-9a-f]{8,17}$/;
 const VERSION = /^\d{1,10}$/;
@@ -50,22 +53,30 @@ export function sourceFixes(
   const sources = results.filter(allowedImdsV1).map((r) => r.origin ?? {});
   if (sources.length === 0) return [];
   const fixes: string[] = [];
-  const templates = new Map<string, { version?: string; groups: Set<string> }>();
+  const templates = new Map<string, { version?: string; hopLimit?: number; groups: Set<string> }>();
   for (const o of sources) {
     if (!o.launchTemplateId || !LAUNCH_TEMPLATE_ID.test(o.launchTemplateId)) continue;
     const entry = templates.get(o.launchTemplateId) ?? {
       ...(o.launchTemplateVersion && VERSION.test(o.launchTemplateVersion) ? { version: o.launchTemplateVersion } : {}),
+      ...(o.hopLimit !== undefined && Number.isInteger(o.hopLimit) ? { hopLimit: o.hopLimit } : {}),
       groups: new Set<string>(),
     };
     if (o.autoScalingGroup) entry.groups.add(o.autoScalingGroup);
     templates.set(o.launchTemplateId, entry);
   }
-  for (const [id, { version, groups }] of templates) {
+  for (const [id, { version, hopLimit, groups }] of templates) {
+    // Values in --launch-template-data replace the source version's MetadataOptions as a whole, so the fix restates
+    // what the instances run with today: the endpoint on, and their hop limit (containers need 2 under IMDSv2).
+    const metadataOptions = JSON.stringify({
+      HttpTokens: "required",
+      HttpEndpoint: "enabled",
+      ...(hopLimit !== undefined ? { HttpPutResponseHopLimit: hopLimit } : {}),
+    });
     const groupText = groups.size
       ? `, then point Auto Scaling group(s) ${[...groups].map(quotedName).join(", ")} at the new version`
       : "";
     fixes.push(
-      `Launch template ${id}${version ? ` (version ${version})` : ""} launches with IMDSv1 allowed: \`aws ec2 create-launch-template-version --region ${region} --launch-template-id ${id}${version ? ` --source-version ${version}` : ""} --launch-template-data '{"MetadataOptions":{"HttpTokens":"required"}}'\`${groupText}.`,
+      `Launch template ${id}${version ? ` (version ${version})` : ""} launches with IMDSv1 allowed: \`aws ec2 create-launch-template-version --region ${region} --launch-template-id ${id}${version ? ` --source-version ${version}` : ""} --launch-template-data '{"MetadataOptions":${metadataOptions}}'\`${groupText}; check the template's other MetadataOptions (IPv6 endpoint, instance tags) carry over.`,
     );
   }
   const images = new Set(

@@ -13,6 +13,8 @@ import { SWEEP_DETAIL_TYPE, SWEEP_SOURCE } from "./resolve-targets.js";
 
 export interface SweepConfig {
   stateMachineArn: string;
+  /** In audit mode the sweep changes nothing, not even the account default. */
+  mode: "enforce" | "audit";
   exemptTagKey: string;
   exemptUntilTagKey: string;
   /** Set the account's IMDS default to HttpTokens=required (ModifyInstanceMetadataDefaults). */
@@ -37,6 +39,8 @@ export interface SweepOutcome {
   found: number;
   /** Of those, skipped because of an exemption that has not lapsed. */
   exempt: number;
+  /** Of those, skipped because their IMDS endpoint is off: nothing answers, so nothing leaks. */
+  imdsDisabled: number;
   accountPosture: AccountPosture;
   executions: { name: string; instances: number; alreadyStarted: boolean }[];
 }
@@ -50,13 +54,19 @@ const SWEEPABLE_STATES = ["pending", "running", "stopping", "stopped"];
  * state machine as a launch would be. Execution names are derived from the sweep's time window, so a retried sweep
  * does not start the same work twice (StartExecution with an existing name is refused).
  */
-export async function sweep(deps: SweepDeps): Promise<SweepOutcome> {
+export async function sweep(deps: SweepDeps, scheduled: { time?: string } = {}): Promise<SweepOutcome> {
   const { config } = deps;
   const now = deps.now();
-  const sweepId = `sweep-${now.toISOString().slice(0, 16).replace(/[-:T]/g, "")}`;
+  // Named after the schedule's time, not the clock: Lambda retries a failed scheduled run minutes later with the
+  // same event, and the same names then make StartExecution refuse to start the work twice.
+  const scheduledAt = scheduled.time && !Number.isNaN(Date.parse(scheduled.time)) ? new Date(scheduled.time) : now;
+  const sweepId = `sweep-${scheduledAt.toISOString().slice(0, 16).replace(/[-:T]/g, "")}`;
   let accountPosture = await readAccountPosture(deps.ec2);
-  if (config.enforceAccountDefault) accountPosture = await requireTokensByDefault(deps.ec2, accountPosture);
-  const candidates = await describeOptionalInstances(deps.ec2);
+  if (config.enforceAccountDefault && config.mode === "enforce") {
+    accountPosture = await requireTokensByDefault(deps.ec2, accountPosture);
+  }
+  const allowing = await describeOptionalInstances(deps.ec2);
+  const candidates = allowing.filter((i) => i.MetadataOptions?.HttpEndpoint !== "disabled");
   // Lapsed exemptions go through the flow, which enforces them and says the exemption lapsed.
   const toCheck = candidates.filter((i) => exemptionOf(i.Tags, config, now).status !== "active");
   const ids = toCheck.map((i) => i.InstanceId).filter((id): id is string => id !== undefined);
@@ -97,8 +107,9 @@ export async function sweep(deps: SweepDeps): Promise<SweepOutcome> {
   }
   const outcome = {
     sweepId,
-    found: candidates.length,
+    found: allowing.length,
     exempt: candidates.length - toCheck.length,
+    imdsDisabled: allowing.length - candidates.length,
     accountPosture,
     executions,
   };

@@ -1,7 +1,12 @@
 import { existsSync, readFileSync } from "node:fs";
 import aslValidator from "asl-validator";
 import { describe, expect, it } from "vitest";
-import { DYNAMODB_ERROR_NAMES, GUARD_ERROR_NAMES, LAMBDA_SERVICE_ERROR_NAMES } from "../shared/errors.js";
+import {
+  DYNAMODB_ERROR_NAMES,
+  GUARD_ERROR_NAMES,
+  LAMBDA_CRASH_ERROR_NAMES,
+  LAMBDA_SERVICE_ERROR_NAMES,
+} from "../shared/errors.js";
 
 interface Retrier {
   ErrorEquals: string[];
@@ -40,6 +45,7 @@ describe("infra/state-machine.asl.json", () => {
     const known = new Set<string>([
       ...GUARD_ERROR_NAMES,
       ...LAMBDA_SERVICE_ERROR_NAMES,
+      ...LAMBDA_CRASH_ERROR_NAMES,
       ...DYNAMODB_ERROR_NAMES,
       "States.ALL",
     ]);
@@ -62,7 +68,8 @@ describe("infra/state-machine.asl.json", () => {
 
   it("does not retry the probe's SendCommand after a crash, since a crash may follow a successful send", () => {
     const sendProbe = allStates().find(([name]) => name === "SendProbe")?.[1];
-    expect(sendProbe?.Retry?.flatMap((r) => r.ErrorEquals)).not.toContain("Lambda.Unknown");
+    const retried = sendProbe?.Retry?.flatMap((r) => r.ErrorEquals) ?? [];
+    for (const crash of LAMBDA_CRASH_ERROR_NAMES) expect(retried).not.toContain(crash);
   });
 
   it("invokes only functions that exist under functions/, by their placeholder", () => {

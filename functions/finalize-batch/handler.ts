@@ -1,18 +1,31 @@
-import { finalizeBatch } from "../../shared/finalize.js";
-import { lambdaHandler } from "../../shared/lambda-handler.js";
+import { dynamodb } from "../../shared/aws-clients.js";
+import { loadLedgerTableName } from "../../shared/config.js";
+import { finalizeBatch, summarizeBatch } from "../../shared/finalize.js";
+import { lambdaHandler, onColdStart } from "../../shared/lambda-handler.js";
 import { logger } from "../../shared/logger.js";
 import { batchSchema } from "../../shared/model.js";
+import { dynamoResultStore, LEDGER_RETENTION_SECONDS, type ResultStore } from "../../shared/result-store.js";
 import { parseStepInput } from "../../shared/step-input.js";
 
-/** Ends every instance of the batch with one verdict; runs after the last poll and after any Catch. */
-export function createHandler(now: () => Date = () => new Date()) {
+/**
+ * Ends every instance of the batch with one verdict (after the last poll and after any Catch), stores the results,
+ * and hands the Map only the counts.
+ */
+export function createHandler(store: ResultStore, now: () => Date = () => new Date()) {
   return lambdaHandler(async (input: unknown) => {
     const batch = parseStepInput(batchSchema, input, "FinalizeBatch");
     logger.appendKeys({ eventId: batch.eventId });
-    const results = finalizeBatch(batch, now());
+    const at = now();
+    const results = finalizeBatch(batch, at);
+    await store.put(
+      batch.eventId,
+      batch.batchIndex,
+      results,
+      Math.floor(at.getTime() / 1000) + LEDGER_RETENTION_SECONDS,
+    );
     logger.info("Batch finished", { verdicts: results.map((r) => `${r.instanceId}=${r.verdict}`) });
-    return results;
+    return summarizeBatch(batch.batchIndex, results);
   });
 }
 
-export const handler = createHandler();
+export const handler = onColdStart(() => createHandler(dynamoResultStore(dynamodb, loadLedgerTableName(process.env))));

@@ -1,27 +1,38 @@
-import { sns } from "../../shared/aws-clients.js";
-import { loadNotifyConfig, type NotifyConfig } from "../../shared/config.js";
+import { dynamodb, sns } from "../../shared/aws-clients.js";
+import { loadLedgerTableName, loadNotifyConfig, type NotifyConfig } from "../../shared/config.js";
 import { lambdaHandler, onColdStart } from "../../shared/lambda-handler.js";
 import { logger } from "../../shared/logger.js";
 import { publish, publishReport } from "../../shared/notify.js";
-import { notifyInputSchema, reportFromNotifyInput } from "../../shared/notify-input.js";
+import { fallbackMessage, notifyInputSchema, reportFromNotifyInput } from "../../shared/notify-input.js";
+import { dynamoResultStore, type ResultStore } from "../../shared/result-store.js";
 import { parseStepInput } from "../../shared/step-input.js";
 import { rejectedCallsMessage, watchListOf } from "../../shared/watch-rejected.js";
 
-/** Last step: one SNS message per event, whatever happened before. */
-export function createHandler(config: NotifyConfig) {
+/**
+ * One SNS message per event, whatever happened before: the report (with the batches' stored results), the alert
+ * about refused IMDSv1 calls, or the last-resort message when the report itself could not be published.
+ */
+export function createHandler(config: NotifyConfig, store: ResultStore) {
   return lambdaHandler(async (input: unknown) => {
     const parsed = parseStepInput(notifyInputSchema, input, "Notify");
+    const deps = { sns, logger, config };
     if ("alert" in parsed) {
       logger.appendKeys({ eventId: parsed.event.eventId });
-      const messageIds = await publish(rejectedCallsMessage(parsed), "alert", { sns, logger, config });
-      return { verdict: "alert", messageIds };
+      return { verdict: "alert", messageIds: await publish(rejectedCallsMessage(parsed), "alert", deps) };
     }
-    const report = reportFromNotifyInput(parsed);
+    if ("notifyFailure" in parsed) {
+      return { verdict: "error", messageIds: await publish(fallbackMessage(parsed), "error", deps) };
+    }
+    const stored =
+      "batches" in parsed && parsed.batches.length > 0 ? await store.load(parsed.event.eventId) : undefined;
+    const report = reportFromNotifyInput(parsed, stored);
     logger.appendKeys({ eventId: report.event.eventId });
-    const outcome = await publishReport(report, { sns, logger, config });
+    const outcome = await publishReport(report, deps);
     // What the watch after enforcing looks at: the instances this execution switched to IMDSv2.
     return { ...outcome, counts: report.counts, watch: watchListOf(report.results) };
   });
 }
 
-export const handler = onColdStart(() => createHandler(loadNotifyConfig(process.env)));
+export const handler = onColdStart(() =>
+  createHandler(loadNotifyConfig(process.env), dynamoResultStore(dynamodb, loadLedgerTableName(process.env))),
+);

@@ -6,7 +6,10 @@ import { type SweepConfig, sweep } from "../../shared/sweep.js";
 
 /** Scheduled (daily by default): finds instances that still allow IMDSv1 and runs them through the state machine. */
 export function createHandler(config: SweepConfig, now: () => Date = () => new Date()) {
-  return lambdaHandler(async (_scheduledEvent: unknown) => sweep({ ec2, sfn, logger, now, config }));
+  return lambdaHandler(async (scheduledEvent: unknown) => {
+    const time = (scheduledEvent as { time?: unknown } | null)?.time;
+    return sweep({ ec2, sfn, logger, now, config }, typeof time === "string" ? { time } : {});
+  });
 }
 
 export const handler = onColdStart(() => createHandler(loadSweepConfig(process.env)));

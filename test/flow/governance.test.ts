@@ -167,12 +167,15 @@ describe("root cause in every notification", () => {
       autoScalingGroup: "web-asg",
       imageId: "ami-0abcdef1234567890",
       imageImdsSupport: "unset",
+      hopLimit: 2,
     });
     expect(report.accountPosture).toMatchObject({ httpTokens: "no-preference", httpTokensEnforced: false });
     // ...the email text
     const text = plainText(report);
     expect(text).toContain("origin: launch template lt-0123456789abcdef0 v7, Auto Scaling group web-asg");
-    expect(text).toContain("--launch-template-id lt-0123456789abcdef0 --source-version 7");
+    expect(text).toContain(
+      `--launch-template-id lt-0123456789abcdef0 --source-version 7 --launch-template-data '{"MetadataOptions":{"HttpTokens":"required","HttpEndpoint":"enabled","HttpPutResponseHopLimit":2}}'`,
+    );
     expect(text).toContain("aws ec2 modify-image-attribute --region eu-west-1 --image-id ami-0abcdef1234567890");
     expect(text).toContain("aws ec2 modify-instance-metadata-defaults --region eu-west-1 --http-tokens required");
     // ...and Slack
