@@ -272,8 +272,8 @@ const EXPECTED_ACTIONS: Record<string, string[]> = {
   CheckManagedRole: ["ec2:DescribeInstances", "ssm:DescribeInstanceInformation", ...LOGS],
   SendProbeRole: ["ssm:SendCommand", ...LOGS],
   CheckProbeRole: ["ssm:GetCommandInvocation", ...LOGS],
-  FinalizeBatchRole: [...LOGS],
-  NotifyRole: ["kms:Decrypt", "kms:GenerateDataKey*", "sns:Publish", ...LOGS],
+  FinalizeBatchRole: ["dynamodb:PutItem", ...LOGS],
+  NotifyRole: ["dynamodb:Query", "kms:Decrypt", "kms:GenerateDataKey*", "sns:Publish", ...LOGS],
   CheckRejectedRole: ["cloudwatch:GetMetricData", "ec2:GetInstanceMetadataDefaults", ...LOGS],
   StateMachineRole: [
     "dynamodb:PutItem",
@@ -287,7 +287,7 @@ const EXPECTED_ACTIONS: Record<string, string[]> = {
   ChatbotRole: [],
 };
 
-/** With enforceAccountDefault=true, and only then, the sweep may also set the account's IMDS default. */
+/** With enforceAccountDefault=true in enforce mode, and only then, the sweep may also set the account's IMDS default. */
 const EXPECTED_ACTIONS_ENFORCING_ACCOUNT_DEFAULT: Record<string, string[]> = {
   ...EXPECTED_ACTIONS,
   SweepRole: [...(EXPECTED_ACTIONS.SweepRole ?? []), "ec2:ModifyInstanceMetadataDefaults"],
@@ -332,9 +332,13 @@ function readZip(zip: Buffer): Map<string, Buffer> {
 }
 
 let defaults: Template;
+/** Everything optional on, in audit mode: enforceAccountDefault=true must then grant nothing. */
 let configured: Template;
+/** enforceAccountDefault=true in enforce mode: the one setting that lets the sweep change the account default. */
+let enforcingDefault: Template;
 let defaultsDir = "";
 let configuredDir = "";
+let enforcingDefaultDir = "";
 
 beforeAll(async () => {
   // Sequential: both runs share serverless-esbuild's work folder.
@@ -354,10 +358,16 @@ beforeAll(async () => {
     "sweepInstancesPerExecution=200",
     "slackVerdicts=fail,alert",
   ]));
+  ({ template: enforcingDefault, dir: enforcingDefaultDir } = await packageStack([
+    "mode=enforce",
+    "enforceAccountDefault=true",
+  ]));
 });
 
 afterAll(async () => {
-  for (const dir of [defaultsDir, configuredDir]) if (dir) await rm(dir, { recursive: true, force: true });
+  for (const dir of [defaultsDir, configuredDir, enforcingDefaultDir]) {
+    if (dir) await rm(dir, { recursive: true, force: true });
+  }
 });
 
 describe("EventBridge rule", () => {
@@ -446,7 +456,7 @@ describe("EventBridge rule", () => {
 
 describe("IAM", () => {
   it("allows no wildcard action (* or service:*) in any policy, and no NotAction/NotResource allows", () => {
-    for (const { where, statements } of allPolicies(defaults).concat(allPolicies(configured))) {
+    for (const { where, statements } of [defaults, configured, enforcingDefault].flatMap(allPolicies)) {
       for (const s of statements.filter((st) => st.Effect === "Allow")) {
         expect(s.NotAction, where).toBeUndefined();
         expect(s.NotResource, where).toBeUndefined();
@@ -495,7 +505,8 @@ describe("IAM", () => {
   it("allows each role exactly the actions of its step", () => {
     for (const [template, expected] of [
       [defaults, EXPECTED_ACTIONS],
-      [configured, EXPECTED_ACTIONS_ENFORCING_ACCOUNT_DEFAULT],
+      [configured, EXPECTED_ACTIONS],
+      [enforcingDefault, EXPECTED_ACTIONS_ENFORCING_ACCOUNT_DEFAULT],
     ] as const) {
       const roles = ofType(template, "AWS::IAM::Role").map(([id]) => id);
       expect(roles.sort()).toEqual(Object.keys(expected).sort());
@@ -505,15 +516,24 @@ describe("IAM", () => {
     }
   });
 
-  it("lets the sweep change the account's IMDS default only with enforceAccountDefault=true, in this region", () => {
+  it("lets the sweep change the account's IMDS default only with enforceAccountDefault=true and mode=enforce", () => {
     const policy = resource(defaults, "SweepAccountDefaultPolicy");
     expect(policy.Type).toBe("AWS::IAM::RolePolicy");
     expect(policy.Condition).toBe("EnforceAccountDefault");
     expect(policy.Properties.RoleName).toEqual(ref("SweepRole"));
     // Literal strings on both sides: a boolean param would make CloudFormation compare false with "true".
-    expect(defaults.Conditions.EnforceAccountDefault).toEqual({ "Fn::Equals": ["false", "true"] });
-    expect(configured.Conditions.EnforceAccountDefault).toEqual({ "Fn::Equals": ["true", "true"] });
+    const both = (flag: string, mode: string) => ({
+      "Fn::And": [{ "Fn::Equals": [flag, "true"] }, { "Fn::Equals": [mode, "enforce"] }],
+    });
+    expect(defaults.Conditions.EnforceAccountDefault).toEqual(both("false", "enforce"));
+    expect(configured.Conditions.EnforceAccountDefault).toEqual(both("true", "audit"));
+    expect(enforcingDefault.Conditions.EnforceAccountDefault).toEqual(both("true", "enforce"));
+    expect(condition(defaults, "EnforceAccountDefault")).toBe(false);
+    // An audit deploy that kept enforceAccountDefault=true still cannot change the default.
+    expect(condition(configured, "EnforceAccountDefault")).toBe(false);
+    expect(condition(enforcingDefault, "EnforceAccountDefault")).toBe(true);
     expect(allowedActions(defaults, "SweepRole")).not.toContain("ec2:ModifyInstanceMetadataDefaults");
+    expect(allowedActions(configured, "SweepRole")).not.toContain("ec2:ModifyInstanceMetadataDefaults");
     const statements = policyDocumentSchema.parse(policy.Properties.PolicyDocument).Statement;
     expect(statements).toEqual([
       {
@@ -524,9 +544,9 @@ describe("IAM", () => {
         Condition: thisRegionOnly,
       },
     ]);
-    expect(statementFor(configured, "SweepRole", "ec2:ModifyInstanceMetadataDefaults")).toEqual(statements[0]);
-    // No other role, in either template, may change the account default.
-    for (const template of [defaults, configured]) {
+    expect(statementFor(enforcingDefault, "SweepRole", "ec2:ModifyInstanceMetadataDefaults")).toEqual(statements[0]);
+    // No other role, in any template, may change the account default.
+    for (const template of [defaults, configured, enforcingDefault]) {
       for (const role of ofType(template, "AWS::IAM::Role").map(([id]) => id)) {
         if (role !== "SweepRole")
           expect(allowedActions(template, role), role).not.toContain("ec2:ModifyInstanceMetadataDefaults");
@@ -535,7 +555,8 @@ describe("IAM", () => {
     // The sweep's setting comes from the same condition, so the code never tries what the role may not do.
     const sweepEnv = (t: Template) => evaluateIfs(t, envOf(t, "SweepLambdaFunction").ENFORCE_ACCOUNT_DEFAULT);
     expect(sweepEnv(defaults)).toBe("false");
-    expect(sweepEnv(configured)).toBe("true");
+    expect(sweepEnv(configured)).toBe("false");
+    expect(sweepEnv(enforcingDefault)).toBe("true");
   });
 
   it("lets each function write only to its own log group", () => {
@@ -568,7 +589,7 @@ describe("IAM", () => {
   });
 
   it('uses Resource "*" only for actions AWS cannot scope, pinned to this region', () => {
-    for (const { where, statements, kind } of allPolicies(defaults).concat(allPolicies(configured))) {
+    for (const { where, statements, kind } of [defaults, configured, enforcingDefault].flatMap(allPolicies)) {
       if (kind !== "identity") continue;
       for (const s of statements.filter((st) => st.Effect === "Allow")) {
         if (!listOf(s.Resource).includes("*")) continue;
@@ -635,6 +656,28 @@ describe("IAM", () => {
     const kms = statementFor(defaults, "NotifyRole", "kms:GenerateDataKey*");
     expect(actionsOf(kms).sort()).toEqual(["kms:Decrypt", "kms:GenerateDataKey*"]);
     expect(kms.Resource).toEqual(getAtt("AlertKey"));
+  });
+
+  it("lets FinalizeBatch only put and Notify only query items of the event ledger", () => {
+    for (const [role, action] of [
+      ["FinalizeBatchRole", "dynamodb:PutItem"],
+      ["NotifyRole", "dynamodb:Query"],
+    ] as const) {
+      const s = statementFor(defaults, role, action);
+      expect(actionsOf(s), role).toEqual([action]);
+      expect(s.Resource, role).toEqual(getAtt("EventLedgerTable"));
+      expect(s.Condition, role).toBeUndefined();
+    }
+    // The ledger is reached by these two roles and the state machine's (ClaimEvent), nobody else.
+    for (const role of ofType(defaults, "AWS::IAM::Role").map(([id]) => id)) {
+      const dynamo = allowedActions(defaults, role).filter((a) => a.startsWith("dynamodb:"));
+      const expected: Record<string, string[]> = {
+        FinalizeBatchRole: ["dynamodb:PutItem"],
+        NotifyRole: ["dynamodb:Query"],
+        StateMachineRole: ["dynamodb:PutItem"],
+      };
+      expect(dynamo, role).toEqual(expected[role] ?? []);
+    }
   });
 
   it("trusts only the intended service principal in each role", () => {
@@ -759,14 +802,24 @@ describe("failure paths and alerting", () => {
     expect(resource(configured, "AlertKey").Type).toBe("AWS::KMS::Key");
   });
 
-  it("keeps the event ledger keyed on eventId, encrypted, on demand, with a TTL", () => {
-    expect(resource(defaults, "EventLedgerTable").Properties).toMatchObject({
+  it("keys the event ledger on eventId and item (claim, result#<batch>), encrypted, on demand, with a TTL", () => {
+    const table = resource(defaults, "EventLedgerTable").Properties;
+    expect(table).toMatchObject({
       BillingMode: "PAY_PER_REQUEST",
-      KeySchema: [{ AttributeName: "eventId", KeyType: "HASH" }],
-      AttributeDefinitions: [{ AttributeName: "eventId", AttributeType: "S" }],
       TimeToLiveSpecification: { AttributeName: "expiresAt", Enabled: true },
       SSESpecification: { SSEEnabled: true },
     });
+    // Exact: ClaimEvent, FinalizeBatch and Notify all address items by these two string keys.
+    expect(table.KeySchema).toEqual([
+      { AttributeName: "eventId", KeyType: "HASH" },
+      { AttributeName: "item", KeyType: "RANGE" },
+    ]);
+    expect(table.AttributeDefinitions).toEqual([
+      { AttributeName: "eventId", AttributeType: "S" },
+      { AttributeName: "item", AttributeType: "S" },
+    ]);
+    // No fixed name: changing the key schema replaces the table, which CloudFormation cannot do for a named one.
+    expect(table.TableName).toBeUndefined();
   });
 });
 
@@ -812,7 +865,7 @@ describe("functions and logs", () => {
     }
   });
 
-  it("passes the settings to ResolveTargets, the topics to Notify and the sweep's settings to the sweep", () => {
+  it("passes the settings to ResolveTargets, the topics and ledger to Notify, and the sweep's settings to the sweep", () => {
     expect(envOf(defaults, "ResolveTargetsLambdaFunction")).toMatchObject({
       GUARD_MODE: "enforce",
       EXEMPT_TAG_KEY: "imdsv2-guard:exempt",
@@ -837,16 +890,22 @@ describe("functions and logs", () => {
       TOPIC_ARN: ref("AlertTopic"),
       SLACK_TOPIC_ARN: { "Fn::If": ["HasSlack", ref("SlackTopic"), ""] },
       SLACK_VERDICTS: "fail,error,held,unverified,alert",
+      LEDGER_TABLE_NAME: ref("EventLedgerTable"),
     });
     expect(envOf(configured, "NotifyLambdaFunction")).toMatchObject({ SLACK_VERDICTS: "fail,alert" });
+    expect(envOf(defaults, "FinalizeBatchLambdaFunction")).toMatchObject({
+      LEDGER_TABLE_NAME: ref("EventLedgerTable"),
+    });
     expect(envOf(defaults, "SweepLambdaFunction")).toMatchObject({
       STATE_MACHINE_ARN: ref("GuardStateMachine"),
+      GUARD_MODE: "enforce",
       EXEMPT_TAG_KEY: "imdsv2-guard:exempt",
       EXEMPT_UNTIL_TAG_KEY: "imdsv2-guard:exempt-until",
       INSTANCES_PER_EXECUTION: "500",
       ACCOUNT_ID: ref("AWS::AccountId"),
     });
     expect(envOf(configured, "SweepLambdaFunction")).toMatchObject({
+      GUARD_MODE: "audit",
       EXEMPT_UNTIL_TAG_KEY: "sec:exempt-until",
       INSTANCES_PER_EXECUTION: "200",
     });
