@@ -1,5 +1,5 @@
 import { cachedPosture } from "../../shared/account-posture.js";
-import { ec2 } from "../../shared/aws-clients.js";
+import { ec2 } from "../../shared/clients/ec2.js";
 import { lambdaHandler } from "../../shared/lambda-handler.js";
 import { logger } from "../../shared/logger.js";
 

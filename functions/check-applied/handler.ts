@@ -1,5 +1,5 @@
-import { ec2 } from "../../shared/aws-clients.js";
 import { checkAppliedBatch } from "../../shared/check-applied.js";
+import { ec2 } from "../../shared/clients/ec2.js";
 import { batchStepHandler } from "../../shared/lambda-handler.js";
 import { logger } from "../../shared/logger.js";
 

@@ -1,5 +1,6 @@
-import { ec2, ssm } from "../../shared/aws-clients.js";
 import { checkManagedBatch } from "../../shared/check-managed.js";
+import { ec2 } from "../../shared/clients/ec2.js";
+import { ssm } from "../../shared/clients/ssm.js";
 import { batchStepHandler } from "../../shared/lambda-handler.js";
 import { logger } from "../../shared/logger.js";
 

@@ -1,4 +1,4 @@
-import { ssm } from "../../shared/aws-clients.js";
+import { ssm } from "../../shared/clients/ssm.js";
 import { batchStepHandler } from "../../shared/lambda-handler.js";
 import { logger } from "../../shared/logger.js";
 import { checkProbeBatch } from "../../shared/probe.js";

@@ -1,4 +1,5 @@
-import { cloudwatch, ec2 } from "../../shared/aws-clients.js";
+import { cloudwatch } from "../../shared/clients/cloudwatch.js";
+import { ec2 } from "../../shared/clients/ec2.js";
 import { lambdaHandler } from "../../shared/lambda-handler.js";
 import { logger } from "../../shared/logger.js";
 import { parseStepInput } from "../../shared/step-input.js";

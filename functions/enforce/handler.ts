@@ -1,4 +1,5 @@
-import { cloudwatch, ec2 } from "../../shared/aws-clients.js";
+import { cloudwatch } from "../../shared/clients/cloudwatch.js";
+import { ec2 } from "../../shared/clients/ec2.js";
 import { enforceBatch } from "../../shared/enforce.js";
 import { imageSupportLookup } from "../../shared/image-support.js";
 import { batchStepHandler } from "../../shared/lambda-handler.js";

@@ -1,4 +1,4 @@
-import { dynamodb } from "../../shared/aws-clients.js";
+import { dynamodb } from "../../shared/clients/dynamodb.js";
 import { loadLedgerTableName } from "../../shared/config.js";
 import { finalizeBatch, summarizeBatch } from "../../shared/finalize.js";
 import { lambdaHandler, onColdStart } from "../../shared/lambda-handler.js";

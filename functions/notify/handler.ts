@@ -1,4 +1,5 @@
-import { dynamodb, sns } from "../../shared/aws-clients.js";
+import { dynamodb } from "../../shared/clients/dynamodb.js";
+import { sns } from "../../shared/clients/sns.js";
 import { loadLedgerTableName, loadNotifyConfig, type NotifyConfig } from "../../shared/config.js";
 import { lambdaHandler, onColdStart } from "../../shared/lambda-handler.js";
 import { logger } from "../../shared/logger.js";

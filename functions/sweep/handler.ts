@@ -1,4 +1,5 @@
-import { ec2, sfn } from "../../shared/aws-clients.js";
+import { ec2 } from "../../shared/clients/ec2.js";
+import { sfn } from "../../shared/clients/sfn.js";
 import { loadSweepConfig } from "../../shared/config.js";
 import { lambdaHandler, onColdStart } from "../../shared/lambda-handler.js";
 import { logger } from "../../shared/logger.js";
