@@ -11,6 +11,8 @@ const THROTTLING_CODES = new Set([
   "RequestThrottledException",
   // The alerts topic is KMS-encrypted, so Publish can be throttled by KMS on the topic's behalf.
   "KMSThrottlingException",
+  // DynamoDB (the event ledger) on a burst.
+  "ProvisionedThroughputExceededException",
 ]);
 
 /** Network-level failures (Node's error codes) that the SDK itself treats as transient. */

@@ -28,7 +28,9 @@ export async function checkAppliedBatch(batch: Batch, deps: CheckAppliedDeps): P
   } catch (error) {
     if (!(error instanceof RetryableThrottlingError || error instanceof RetryableServiceError)) throw error;
     return throttledRound(batch, (p) =>
-      p.stage === "await-applied" ? notAppliedInTime(p, batch, now, "unknown (EC2 throttled the check)") : p,
+      p.stage === "await-applied"
+        ? notAppliedInTime(p, batch, now, "unknown (EC2 refused the check: throttled or 5xx)")
+        : p,
     );
   }
   const next = batch.instances.map((progress): InstanceProgress => {

@@ -1,7 +1,7 @@
 import type { Logger } from "@aws-lambda-powertools/logger";
 import type { CloudWatchClient } from "@aws-sdk/client-cloudwatch";
 import { type EC2Client, type Instance, ModifyInstanceMetadataOptionsCommand } from "@aws-sdk/client-ec2";
-import { awsErrorCode, classifyAwsError, isTransient, isWorthRetryingNextRound } from "./aws-errors.js";
+import { awsErrorCode, classifyAwsError, isThrottling, isTransient, isWorthRetryingNextRound } from "./aws-errors.js";
 import { conclude, deadlineAfter, isPast, type Throttled, throttledRound, withInstances } from "./batch.js";
 import { describeInstancesById, isGone, isStopped, tagValue } from "./ec2-instances.js";
 import { RetryableServiceError, RetryableThrottlingError } from "./errors.js";
@@ -99,7 +99,9 @@ export async function enforceBatch(batch: Batch, deps: EnforceDeps): Promise<Bat
     } catch (error) {
       if (isWorthRetryingNextRound(error)) {
         throttled = "modify";
-        const unknown = isTransient(error) ? { ...progress, modifyOutcomeUnknown: true } : progress;
+        // EC2 sends RequestLimitExceeded as a 503: only a 5xx that is not throttling leaves the outcome unknown.
+        const unknown =
+          isTransient(error) && !isThrottling(error) ? { ...progress, modifyOutcomeUnknown: true } : progress;
         decided.set(progress.instanceId, stillThrottled(unknown, batch, now));
       } else if (awsErrorCode(error) === "InvalidInstanceID.NotFound") {
         decided.set(progress.instanceId, notYetVisible(progress, batch, now));
@@ -370,7 +372,9 @@ function stillThrottled(
       batch,
       now,
       "error",
-      `EC2 kept refusing ${api} (throttled or 5xx) for ${batch.settings.applyTimeoutSeconds} s; HttpTokens was not changed.`,
+      progress.modifyOutcomeUnknown
+        ? `EC2 kept refusing ${api} (throttled or 5xx) for ${batch.settings.applyTimeoutSeconds} s; one refusal was a 5xx, so HttpTokens may or may not have been changed: check the instance.`
+        : `EC2 kept refusing ${api} (throttled or 5xx) for ${batch.settings.applyTimeoutSeconds} s; HttpTokens was not changed.`,
     );
   }
   return progress;

@@ -61,7 +61,8 @@ export function dynamoResultStore(dynamodb: DynamoDBClient, tableName: string): 
         }
         for (const item of page.Items ?? []) {
           const index = Number(item.item?.S?.slice("result#".length));
-          const parsed = storedResultsSchema.safeParse(JSON.parse(item.results?.S ?? "null"));
+          const parsed = storedResultsSchema.safeParse(parseJson(item.results?.S));
+          // A corrupt item counts as missing: its batch's instances are then reported as errors, not dropped.
           if (Number.isInteger(index) && parsed.success) batches.set(index, parsed.data);
         }
         startKey = page.LastEvaluatedKey;
@@ -73,4 +74,12 @@ export function dynamoResultStore(dynamodb: DynamoDBClient, tableName: string): 
 
 function resultKey(batchIndex: number): string {
   return `result#${String(batchIndex).padStart(5, "0")}`;
+}
+
+function parseJson(text: string | undefined): unknown {
+  try {
+    return JSON.parse(text ?? "null");
+  } catch {
+    return undefined;
+  }
 }

@@ -129,7 +129,6 @@ export function rejectedCallsMessage(input: RejectedAlertInput): SnsMessage {
     MessageStructure: "json",
     Message: JSON.stringify({
       default: text,
-      email: text,
       https: JSON.stringify(chatbot),
       sqs: machine,
       lambda: machine,

@@ -1,10 +1,8 @@
 import {
-  EC2Client,
   EC2ServiceException,
   GetInstanceMetadataDefaultsCommand,
   ModifyInstanceMetadataDefaultsCommand,
 } from "@aws-sdk/client-ec2";
-import { mockClient } from "aws-sdk-client-mock";
 import { beforeEach, describe, expect, it } from "vitest";
 import {
   type AccountPosture,
@@ -14,24 +12,17 @@ import {
   requireTokensByDefault,
 } from "../../shared/account-posture.js";
 import { ec2 } from "../../shared/aws-clients.js";
+import { ec2Mock, resetMocks, serviceError } from "./support.js";
 
-const ec2Mock = mockClient(EC2Client);
 const NOW = new Date("2026-11-28T10:00:00.000Z");
 
 function ec2Error(name: string, status: number): EC2ServiceException {
-  return new EC2ServiceException({
-    name,
-    $fault: status >= 500 ? "server" : "client",
-    $metadata: { httpStatusCode: status },
-    message: `${name} (simulated)`,
-  });
+  return serviceError(EC2ServiceException, name, status);
 }
 
 const msAfterNow = (ms: number) => new Date(NOW.getTime() + ms);
 
-beforeEach(() => {
-  ec2Mock.reset();
-});
+beforeEach(resetMocks);
 
 describe("readAccountPosture", () => {
   it.each([

@@ -1,22 +1,26 @@
-import { Logger } from "@aws-lambda-powertools/logger";
-import { CloudWatchClient } from "@aws-sdk/client-cloudwatch";
-import {
-  DescribeImagesCommand,
-  DescribeInstancesCommand,
-  EC2Client,
-  type Instance,
-  ModifyInstanceMetadataOptionsCommand,
-} from "@aws-sdk/client-ec2";
-import { mockClient } from "aws-sdk-client-mock";
+import { DescribeImagesCommand, EC2ServiceException, ModifyInstanceMetadataOptionsCommand } from "@aws-sdk/client-ec2";
 import { beforeEach, describe, expect, it } from "vitest";
-import { cloudwatch, ec2 } from "../../shared/aws-clients.js";
+import { ec2 } from "../../shared/aws-clients.js";
 import { type EnforceDeps, enforceBatch } from "../../shared/enforce.js";
 import { imageSupportLookup } from "../../shared/image-support.js";
-import { batchOf, ec2Error, ec2Instance, enforcing, ID_A, ID_B, ID_C, NOW, only } from "./enforce-fixtures.js";
+import {
+  batchFactory,
+  describes,
+  ec2Instance,
+  ec2Mock,
+  enforceDeps,
+  enforcing,
+  ID_A,
+  ID_B,
+  ID_C,
+  only,
+  resetMocks,
+  serviceError,
+} from "./support.js";
 
-const ec2Mock = mockClient(EC2Client);
-const cloudWatchMock = mockClient(CloudWatchClient);
-const logger = new Logger({ serviceName: "attribution-test", logLevel: "SILENT" });
+const NOW = new Date("2026-11-28T10:00:30.000Z");
+const batchOf = batchFactory({ eventId: "evt-gate" });
+const ec2Error = (name: string, status: number) => serviceError(EC2ServiceException, name, status);
 
 const AMI_UNSET = "ami-0a1b2c3d4e5f60001";
 const AMI_V2 = "ami-0a1b2c3d4e5f60002";
@@ -31,12 +35,7 @@ const FROM_ASG = [
 ];
 
 function deps(imageSupport = imageSupportLookup()): EnforceDeps {
-  return { ec2, cloudwatch, logger, now: () => NOW, imageSupport };
-}
-
-function describes(...instances: Instance[]): void {
-  ec2Mock.on(DescribeInstancesCommand).resolves({ Reservations: [{ Instances: instances }] });
-  ec2Mock.on(ModifyInstanceMetadataOptionsCommand).resolves({});
+  return enforceDeps(() => NOW, imageSupport);
 }
 
 function images(...known: { id: string; imdsSupport?: "v2.0" }[]): void {
@@ -45,10 +44,7 @@ function images(...known: { id: string; imdsSupport?: "v2.0" }[]): void {
   });
 }
 
-beforeEach(() => {
-  ec2Mock.reset();
-  cloudWatchMock.reset();
-});
+beforeEach(resetMocks);
 
 describe("attribution: where an instance came from", () => {
   it("takes the launch template, its version and the Auto Scaling group from the tags EC2 puts on the instance", async () => {
@@ -57,7 +53,7 @@ describe("attribution: where an instance came from", () => {
     images({ id: AMI_UNSET });
 
     // Act
-    const out = await enforceBatch(batchOf([enforcing(ID_A)], "launch"), deps());
+    const out = await enforceBatch(batchOf([enforcing(ID_A)], { trigger: "launch" }), deps());
 
     // Assess
     expect(only(out, ID_A).origin).toStrictEqual({
@@ -66,6 +62,7 @@ describe("attribution: where an instance came from", () => {
       autoScalingGroup: "web-asg",
       imageId: AMI_UNSET,
       imageImdsSupport: "unset",
+      hopLimit: 2,
     });
   });
 
@@ -79,16 +76,19 @@ describe("attribution: where an instance came from", () => {
     images({ id: AMI_UNSET }, { id: AMI_V2, imdsSupport: "v2.0" });
 
     // Act
-    const out = await enforceBatch(batchOf([enforcing(ID_A), enforcing(ID_B), enforcing(ID_C)], "launch"), deps());
+    const out = await enforceBatch(
+      batchOf([enforcing(ID_A), enforcing(ID_B), enforcing(ID_C)], { trigger: "launch" }),
+      deps(),
+    );
 
     // Assess
     const calls = ec2Mock.commandCalls(DescribeImagesCommand).map((c) => c.args[0].input);
     expect(calls).toHaveLength(1);
     expect(calls[0]?.ImageIds).toBeUndefined();
     expect(calls[0]?.Filters).toEqual([{ Name: "image-id", Values: [AMI_UNSET, AMI_V2, AMI_GONE] }]);
-    expect(only(out, ID_A).origin).toStrictEqual({ imageId: AMI_UNSET, imageImdsSupport: "unset" });
-    expect(only(out, ID_B).origin).toStrictEqual({ imageId: AMI_V2, imageImdsSupport: "v2.0" });
-    expect(only(out, ID_C).origin).toStrictEqual({ imageId: AMI_GONE, imageImdsSupport: "unknown" });
+    expect(only(out, ID_A).origin).toStrictEqual({ imageId: AMI_UNSET, imageImdsSupport: "unset", hopLimit: 2 });
+    expect(only(out, ID_B).origin).toStrictEqual({ imageId: AMI_V2, imageImdsSupport: "v2.0", hopLimit: 2 });
+    expect(only(out, ID_C).origin).toStrictEqual({ imageId: AMI_GONE, imageImdsSupport: "unknown", hopLimit: 2 });
   });
 
   it("keeps the origin on the result of an instance that is decided at once", async () => {
@@ -97,7 +97,7 @@ describe("attribution: where an instance came from", () => {
     images({ id: AMI_UNSET });
 
     // Act
-    const out = await enforceBatch(batchOf([enforcing(ID_A)], "launch"), deps());
+    const out = await enforceBatch(batchOf([enforcing(ID_A)], { trigger: "launch" }), deps());
 
     // Assess
     expect(only(out, ID_A).result).toMatchObject({
@@ -113,12 +113,31 @@ describe("attribution: where an instance came from", () => {
     describes(ec2Instance(ID_A));
 
     // Act
-    const out = await enforceBatch(batchOf([enforcing(ID_A)], "launch"), deps());
+    const out = await enforceBatch(batchOf([enforcing(ID_A)], { trigger: "launch" }), deps());
 
     // Assess
     expect(ec2Mock.commandCalls(DescribeImagesCommand)).toHaveLength(0);
-    expect(only(out, ID_A).origin).toStrictEqual({});
+    expect(only(out, ID_A).origin).toStrictEqual({ hopLimit: 2 });
   });
+
+  it.each([
+    { label: "1", hopLimit: 1, expected: { hopLimit: 1 } },
+    { label: "3", hopLimit: 3, expected: { hopLimit: 3 } },
+    { label: "not given", hopLimit: null, expected: {} },
+  ])(
+    "keeps the instance's hop limit ($label) in its origin, for the launch template fix",
+    async ({ hopLimit, expected }) => {
+      // Prepare
+      describes(ec2Instance(ID_A, { hopLimit }));
+
+      // Act
+      const out = await enforceBatch(batchOf([enforcing(ID_A)], { trigger: "launch" }), deps());
+
+      // Assess
+      expect(only(out, ID_A).origin).toStrictEqual(expected);
+      expect(only(out, ID_A).stage).toBe("await-applied");
+    },
+  );
 
   it.each([
     { label: "AccessDenied", error: ec2Error("UnauthorizedOperation", 403) },
@@ -129,7 +148,7 @@ describe("attribution: where an instance came from", () => {
     ec2Mock.on(DescribeImagesCommand).rejects(error);
 
     // Act
-    const out = await enforceBatch(batchOf([enforcing(ID_A)], "launch"), deps());
+    const out = await enforceBatch(batchOf([enforcing(ID_A)], { trigger: "launch" }), deps());
 
     // Assess
     expect(ec2Mock.commandCalls(ModifyInstanceMetadataOptionsCommand).map((c) => c.args[0].input)).toStrictEqual([
@@ -151,8 +170,14 @@ describe("imageSupportLookup: cached per container", () => {
     images({ id: AMI_UNSET });
 
     // Act
-    const first = await enforceBatch(batchOf([enforcing(ID_A)], "launch", {}, "evt-1"), deps(imageSupport));
-    const second = await enforceBatch(batchOf([enforcing(ID_B)], "launch", {}, "evt-2"), deps(imageSupport));
+    const first = await enforceBatch(
+      batchOf([enforcing(ID_A)], { trigger: "launch", eventId: "evt-1" }),
+      deps(imageSupport),
+    );
+    const second = await enforceBatch(
+      batchOf([enforcing(ID_B)], { trigger: "launch", eventId: "evt-2" }),
+      deps(imageSupport),
+    );
 
     // Assess
     expect(ec2Mock.commandCalls(DescribeImagesCommand)).toHaveLength(1);

@@ -2,24 +2,15 @@ import { EC2ServiceException } from "@aws-sdk/client-ec2";
 import { InvocationDoesNotExist, SSMServiceException } from "@aws-sdk/client-ssm";
 import { describe, expect, it } from "vitest";
 import { awsErrorCode, classifyAwsError, isThrottling, isTransient } from "../../shared/aws-errors.js";
-import { GUARD_ERROR_NAMES } from "../../shared/errors.js";
+import { GUARD_ERROR_NAMES, LAMBDA_CRASH_ERROR_NAMES, LAMBDA_SERVICE_ERROR_NAMES } from "../../shared/errors.js";
+import { serviceError } from "./support.js";
 
 function ec2Error(name: string, status: number | undefined): EC2ServiceException {
-  return new EC2ServiceException({
-    name,
-    $fault: status !== undefined && status >= 500 ? "server" : "client",
-    $metadata: status === undefined ? {} : { httpStatusCode: status },
-    message: `${name} happened`,
-  });
+  return serviceError(EC2ServiceException, name, status, `${name} happened`);
 }
 
 function ssmError(name: string, status: number): SSMServiceException {
-  return new SSMServiceException({
-    name,
-    $fault: status >= 500 ? "server" : "client",
-    $metadata: { httpStatusCode: status },
-    message: `${name} happened`,
-  });
+  return serviceError(SSMServiceException, name, status, `${name} happened`);
 }
 
 describe("classifyAwsError", () => {
@@ -74,19 +65,11 @@ describe("classifyAwsError", () => {
     },
   );
 
-  it("maps InvalidInstanceID.NotFound to RetryableInstanceNotYetVisibleError", () => {
-    // Prepare
-    const error = ec2Error("InvalidInstanceID.NotFound", 400);
-
-    // Act
-    const classified = classifyAwsError(error, "ModifyInstanceMetadataOptions");
-
-    // Assess
-    expect(classified.name).toBe("RetryableInstanceNotYetVisibleError");
-    expect(classified.cause).toBe(error);
-  });
-
   it.each([
+    {
+      label: "InvalidInstanceID.NotFound (Enforce waits for it as data, not by retrying)",
+      error: ec2Error("InvalidInstanceID.NotFound", 400),
+    },
     { label: "UnauthorizedOperation", error: ec2Error("UnauthorizedOperation", 403) },
     { label: "AccessDeniedException", error: ssmError("AccessDeniedException", 400) },
     { label: "InvocationDoesNotExist", error: new InvocationDoesNotExist({ $metadata: {}, message: "" }) },
@@ -182,5 +165,43 @@ describe("awsErrorCode / isThrottling / isTransient", () => {
 
     // Assess
     expect(transient).toBe(false);
+  });
+});
+
+describe("error names", () => {
+  it("no longer has an error for instances not yet visible: Enforce handles them as data", () => {
+    // Prepare
+    const names: readonly string[] = GUARD_ERROR_NAMES;
+
+    // Act
+    const notYetVisible = names.filter((n) => n.includes("NotYetVisible"));
+
+    // Assess
+    expect(notYetVisible).toEqual([]);
+    expect(names).toEqual([
+      "RetryableThrottlingError",
+      "RetryableServiceError",
+      "NonRetryableInvalidInputError",
+      "NonRetryableAwsError",
+      "NonRetryableConfigurationError",
+    ]);
+  });
+
+  it("keeps crashes (Lambda.Unknown, Sandbox.Timedout) apart from the errors Lambda raises before the code runs", () => {
+    // Prepare
+    const service: readonly string[] = LAMBDA_SERVICE_ERROR_NAMES;
+
+    // Act
+    const overlap = LAMBDA_CRASH_ERROR_NAMES.filter((n) => service.includes(n));
+
+    // Assess
+    expect(LAMBDA_CRASH_ERROR_NAMES).toEqual(["Lambda.Unknown", "Sandbox.Timedout"]);
+    expect(overlap).toEqual([]);
+    expect(service).toEqual([
+      "Lambda.ServiceException",
+      "Lambda.AWSLambdaException",
+      "Lambda.SdkClientException",
+      "Lambda.TooManyRequestsException",
+    ]);
   });
 });

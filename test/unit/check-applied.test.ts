@@ -1,45 +1,35 @@
-import { Logger } from "@aws-lambda-powertools/logger";
 import {
   DescribeInstancesCommand,
-  EC2Client,
   EC2ServiceException,
-  type Instance,
-  type InstanceStateName,
   ModifyInstanceMetadataOptionsCommand,
 } from "@aws-sdk/client-ec2";
-import { mockClient } from "aws-sdk-client-mock";
 import { beforeEach, describe, expect, it } from "vitest";
 import { ec2 } from "../../shared/aws-clients.js";
 import { checkAppliedBatch } from "../../shared/check-applied.js";
-import type { Batch, FlowSettings, InstanceProgress } from "../../shared/model.js";
+import type { InstanceProgress } from "../../shared/model.js";
+import {
+  batchFactory,
+  describes,
+  ec2Instance,
+  ec2Mock,
+  ID_A,
+  ID_B,
+  isoAfter,
+  only,
+  resetMocks,
+  SETTINGS,
+  STARTED_AT,
+  serviceError,
+  silentLogger,
+} from "./support.js";
 
-const ec2Mock = mockClient(EC2Client);
-const logger = new Logger({ serviceName: "check-applied-test", logLevel: "SILENT" });
+const logger = silentLogger("check-applied-test");
 
-const STARTED_AT = "2026-11-28T10:00:00.000Z";
 const NOW = new Date("2026-11-28T10:00:42.000Z");
-const SETTINGS: FlowSettings = {
-  mode: "enforce",
-  exemptTagKey: "imdsv2-guard:exempt",
-  applyTimeoutSeconds: 300,
-  managedTimeoutSeconds: 600,
-  probeTimeoutSeconds: 300,
-  exemptUntilTagKey: "imdsv2-guard:exempt-until",
-  onV1Usage: "hold",
-  v1UsageLookbackHours: 24,
-  watchRejectedSeconds: 900,
-};
-const ID_A = "i-0a1b2c3d4e5f60001";
-const ID_B = "i-0a1b2c3d4e5f60002";
-
-const isoAfter = (seconds: number) => new Date(NOW.getTime() + seconds * 1000).toISOString();
-
-function batchOf(instances: InstanceProgress[]): Batch {
-  return { eventId: "evt-2", trigger: "launch", settings: SETTINGS, startedAt: STARTED_AT, instances };
-}
+const batchOf = batchFactory({ eventId: "evt-2" });
 
 /** An instance Enforce has just modified: waiting for the change to apply, with its deadline still ahead. */
-function awaiting(instanceId: string, deadline = isoAfter(60)): InstanceProgress {
+function awaiting(instanceId: string, deadline = isoAfter(NOW, 60)): InstanceProgress {
   return {
     instanceId,
     stage: "await-applied",
@@ -50,46 +40,16 @@ function awaiting(instanceId: string, deadline = isoAfter(60)): InstanceProgress
   };
 }
 
-function ec2Instance(
-  instanceId: string,
-  state: InstanceStateName,
-  httpTokens: "optional" | "required",
-  optionsState: "pending" | "applied",
-): Instance {
-  return {
-    InstanceId: instanceId,
-    State: { Name: state },
-    MetadataOptions: {
-      HttpTokens: httpTokens,
-      State: optionsState,
-      HttpEndpoint: "enabled",
-      HttpPutResponseHopLimit: 2,
-    },
-  };
-}
-
-function describes(...instances: Instance[]): void {
-  ec2Mock.on(DescribeInstancesCommand).resolves({ Reservations: [{ Instances: instances }] });
-}
-
 function deps(now = NOW) {
   return { ec2, logger, now: () => now };
 }
 
-function only(batch: Batch, instanceId: string): InstanceProgress {
-  const found = batch.instances.find((i) => i.instanceId === instanceId);
-  if (!found) throw new Error(`${instanceId} is not in the batch`);
-  return found;
-}
-
-beforeEach(() => {
-  ec2Mock.reset();
-});
+beforeEach(resetMocks);
 
 describe("checkAppliedBatch", () => {
   it("moves an applied instance on to await-managed, recording when it was seen applied", async () => {
     // Prepare
-    describes(ec2Instance(ID_A, "running", "required", "applied"));
+    describes(ec2Instance(ID_A, { httpTokens: "required" }));
 
     // Act
     const out = await checkAppliedBatch(batchOf([awaiting(ID_A)]), deps());
@@ -98,7 +58,7 @@ describe("checkAppliedBatch", () => {
     expect(only(out, ID_A)).toMatchObject({
       stage: "await-managed",
       appliedAt: NOW.toISOString(),
-      stageDeadline: isoAfter(SETTINGS.managedTimeoutSeconds),
+      stageDeadline: isoAfter(NOW, SETTINGS.managedTimeoutSeconds),
     });
     expect(out.counts?.awaitManaged).toBe(1);
   });
@@ -106,7 +66,7 @@ describe("checkAppliedBatch", () => {
   it("keeps waiting while the change is pending and the deadline is ahead", async () => {
     // Prepare
     const progress = awaiting(ID_A);
-    describes(ec2Instance(ID_A, "running", "required", "pending"));
+    describes(ec2Instance(ID_A, { httpTokens: "required", optionsState: "pending" }));
 
     // Act
     const out = await checkAppliedBatch(batchOf([progress]), deps());
@@ -118,7 +78,7 @@ describe("checkAppliedBatch", () => {
 
   it("ends unverified when the change is still pending at the deadline", async () => {
     // Prepare
-    describes(ec2Instance(ID_A, "running", "required", "pending"));
+    describes(ec2Instance(ID_A, { httpTokens: "required", optionsState: "pending" }));
 
     // Act
     const out = await checkAppliedBatch(batchOf([awaiting(ID_A, NOW.toISOString())]), deps());
@@ -135,7 +95,7 @@ describe("checkAppliedBatch", () => {
     "fails when HttpTokens was reverted to optional (%s)",
     async (optionsState) => {
       // Prepare
-      describes(ec2Instance(ID_A, "running", "optional", optionsState));
+      describes(ec2Instance(ID_A, { optionsState }));
 
       // Act
       const out = await checkAppliedBatch(batchOf([awaiting(ID_A)]), deps());
@@ -148,7 +108,7 @@ describe("checkAppliedBatch", () => {
 
   it.each(["terminated", "shutting-down"] as const)("skips an instance that is %s", async (state) => {
     // Prepare
-    describes(ec2Instance(ID_A, state, "required", "applied"));
+    describes(ec2Instance(ID_A, { state, httpTokens: "required" }));
 
     // Act
     const out = await checkAppliedBatch(batchOf([awaiting(ID_A)]), deps());
@@ -170,7 +130,7 @@ describe("checkAppliedBatch", () => {
 
   it.each(["stopped", "stopping"] as const)("leaves a %s instance unverified", async (state) => {
     // Prepare
-    describes(ec2Instance(ID_A, state, "required", "pending"));
+    describes(ec2Instance(ID_A, { state, httpTokens: "required", optionsState: "pending" }));
 
     // Act
     const out = await checkAppliedBatch(batchOf([awaiting(ID_A)]), deps());
@@ -182,7 +142,7 @@ describe("checkAppliedBatch", () => {
   it("describes only the waiting instances in one call and never modifies anything", async () => {
     // Prepare
     const other: InstanceProgress = { instanceId: ID_B, stage: "send-probe", platform: "linux", notes: [] };
-    describes(ec2Instance(ID_A, "running", "required", "applied"));
+    describes(ec2Instance(ID_A, { httpTokens: "required" }));
 
     // Act
     const out = await checkAppliedBatch(batchOf([awaiting(ID_A), other]), deps());
@@ -195,17 +155,19 @@ describe("checkAppliedBatch", () => {
     expect(only(out, ID_B)).toBe(other);
   });
 
-  it("keeps waiting through a throttled check, backing off", async () => {
+  it.each([
+    {
+      label: "throttled",
+      error: serviceError(EC2ServiceException, "RequestLimitExceeded", 503, "Request limit exceeded."),
+    },
+    {
+      label: "a 500",
+      error: serviceError(EC2ServiceException, "InternalError", 500, "An internal error has occurred"),
+    },
+  ])("keeps waiting through a check that is $label, backing off like a drain round", async ({ error }) => {
     // Prepare
     const progress = awaiting(ID_A);
-    ec2Mock.on(DescribeInstancesCommand).rejects(
-      new EC2ServiceException({
-        name: "RequestLimitExceeded",
-        $fault: "client",
-        $metadata: { httpStatusCode: 503 },
-        message: "Request limit exceeded.",
-      }),
-    );
+    ec2Mock.on(DescribeInstancesCommand).rejects(error);
 
     // Act
     const out = await checkAppliedBatch(batchOf([progress]), deps());
@@ -213,23 +175,32 @@ describe("checkAppliedBatch", () => {
     // Assess
     expect(only(out, ID_A)).toEqual(progress);
     expect(out.throttledRounds).toBe(1);
+    expect(out.pollSeconds).toBeGreaterThanOrEqual(10);
   });
 
-  it("throws RetryableServiceError when DescribeInstances fails with a 500", async () => {
+  it("ends unverified when DescribeInstances keeps answering 500 past the deadline", async () => {
     // Prepare
-    ec2Mock.on(DescribeInstancesCommand).rejects(
-      new EC2ServiceException({
-        name: "InternalError",
-        $fault: "server",
-        $metadata: { httpStatusCode: 500 },
-        message: "An internal error has occurred",
-      }),
-    );
+    ec2Mock.on(DescribeInstancesCommand).rejects(serviceError(EC2ServiceException, "InternalError", 500));
+
+    // Act
+    const out = await checkAppliedBatch(batchOf([awaiting(ID_A, NOW.toISOString())]), deps());
+
+    // Assess
+    expect(only(out, ID_A).result).toMatchObject({
+      verdict: "unverified",
+      reason: expect.stringContaining("not applied within 300 s"),
+    });
+  });
+
+  it("throws NonRetryableAwsError when DescribeInstances is refused for good", async () => {
+    // Prepare
+    const cause = serviceError(EC2ServiceException, "UnauthorizedOperation", 403);
+    ec2Mock.on(DescribeInstancesCommand).rejects(cause);
 
     // Act
     const run = checkAppliedBatch(batchOf([awaiting(ID_A)]), deps());
 
     // Assess
-    await expect(run).rejects.toMatchObject({ name: "RetryableServiceError" });
+    await expect(run).rejects.toMatchObject({ name: "NonRetryableAwsError", cause });
   });
 });

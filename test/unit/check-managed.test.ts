@@ -1,47 +1,38 @@
-import { Logger } from "@aws-lambda-powertools/logger";
-import { DescribeInstancesCommand, EC2Client, type Instance, type InstanceStateName } from "@aws-sdk/client-ec2";
+import { DescribeInstancesCommand, EC2ServiceException, type InstanceStateName } from "@aws-sdk/client-ec2";
 import {
   DescribeInstanceInformationCommand,
   type InstanceInformation,
   type PingStatus,
   type PlatformType,
-  SSMClient,
   SSMServiceException,
 } from "@aws-sdk/client-ssm";
-import { mockClient } from "aws-sdk-client-mock";
 import { beforeEach, describe, expect, it } from "vitest";
 import { ec2, ssm } from "../../shared/aws-clients.js";
 import { checkManagedBatch } from "../../shared/check-managed.js";
-import type { Batch, FlowSettings, InstanceProgress } from "../../shared/model.js";
+import type { InstanceProgress } from "../../shared/model.js";
+import {
+  batchFactory,
+  ec2Instance,
+  ec2Mock,
+  ID_A,
+  ID_B,
+  ID_C,
+  isoAfter,
+  only,
+  reservations,
+  resetMocks,
+  SETTINGS,
+  serviceError,
+  silentLogger,
+  ssmMock,
+} from "./support.js";
 
-const ec2Mock = mockClient(EC2Client);
-const ssmMock = mockClient(SSMClient);
-const logger = new Logger({ serviceName: "check-managed-test", logLevel: "SILENT" });
+const logger = silentLogger("check-managed-test");
 
-const STARTED_AT = "2026-11-28T10:00:00.000Z";
 const NOW = new Date("2026-11-28T10:02:00.000Z");
-const SETTINGS: FlowSettings = {
-  mode: "enforce",
-  exemptTagKey: "imdsv2-guard:exempt",
-  applyTimeoutSeconds: 300,
-  managedTimeoutSeconds: 600,
-  probeTimeoutSeconds: 300,
-  exemptUntilTagKey: "imdsv2-guard:exempt-until",
-  onV1Usage: "hold",
-  v1UsageLookbackHours: 24,
-  watchRejectedSeconds: 900,
-};
-const ID_A = "i-0a1b2c3d4e5f60001";
-const ID_B = "i-0a1b2c3d4e5f60002";
-const ID_C = "i-0a1b2c3d4e5f60003";
+const batchOf = batchFactory({ eventId: "evt-3" });
 
-const isoAfter = (seconds: number) => new Date(NOW.getTime() + seconds * 1000).toISOString();
-
-function batchOf(instances: InstanceProgress[]): Batch {
-  return { eventId: "evt-3", trigger: "launch", settings: SETTINGS, startedAt: STARTED_AT, instances };
-}
-
-function awaitingAgent(instanceId: string, deadline = isoAfter(120)): InstanceProgress {
+function awaitingAgent(instanceId: string, deadline = isoAfter(NOW, 120)): InstanceProgress {
   return {
     instanceId,
     stage: "await-managed",
@@ -59,32 +50,18 @@ function registers(...infos: InstanceInformation[]): void {
   ssmMock.on(DescribeInstanceInformationCommand).resolves({ InstanceInformationList: infos });
 }
 
-function ec2Instance(instanceId: string, state: InstanceStateName = "running"): Instance {
-  return {
-    InstanceId: instanceId,
-    State: { Name: state },
-    MetadataOptions: { HttpTokens: "required", State: "applied" },
-  };
-}
-
-function describes(...instances: Instance[]): void {
-  ec2Mock.on(DescribeInstancesCommand).resolves({ Reservations: [{ Instances: instances }] });
+/** An instance Enforce switched to IMDSv2, as DescribeInstances shows it while the agent is awaited. */
+function describes(...instances: { id: string; state?: InstanceStateName }[]): void {
+  ec2Mock
+    .on(DescribeInstancesCommand)
+    .resolves(reservations(...instances.map(({ id, state }) => ec2Instance(id, { state, httpTokens: "required" }))));
 }
 
 function deps(now = NOW) {
   return { ec2, ssm, logger, now: () => now };
 }
 
-function only(batch: Batch, instanceId: string): InstanceProgress {
-  const found = batch.instances.find((i) => i.instanceId === instanceId);
-  if (!found) throw new Error(`${instanceId} is not in the batch`);
-  return found;
-}
-
-beforeEach(() => {
-  ec2Mock.reset();
-  ssmMock.reset();
-});
+beforeEach(resetMocks);
 
 describe("checkManagedBatch", () => {
   it.each([
@@ -95,7 +72,7 @@ describe("checkManagedBatch", () => {
     async ({ platformType, platform }) => {
       // Prepare
       registers(registration(ID_A, "Online", platformType));
-      describes(ec2Instance(ID_A));
+      describes({ id: ID_A });
 
       // Act
       const out = await checkManagedBatch(batchOf([awaitingAgent(ID_A)]), deps());
@@ -104,7 +81,7 @@ describe("checkManagedBatch", () => {
       expect(only(out, ID_A)).toMatchObject({
         stage: "send-probe",
         platform,
-        stageDeadline: isoAfter(SETTINGS.probeTimeoutSeconds),
+        stageDeadline: isoAfter(NOW, SETTINGS.probeTimeoutSeconds),
       });
       expect(only(out, ID_A).result).toBeUndefined();
     },
@@ -132,7 +109,7 @@ describe("checkManagedBatch", () => {
     // Prepare
     const progress = awaitingAgent(ID_A);
     registers();
-    describes(ec2Instance(ID_A));
+    describes({ id: ID_A });
 
     // Act
     const out = await checkManagedBatch(batchOf([progress]), deps());
@@ -144,7 +121,7 @@ describe("checkManagedBatch", () => {
   it("ends unverified naming AmazonSSMManagedInstanceCore when the agent never registered by the deadline", async () => {
     // Prepare
     registers();
-    describes(ec2Instance(ID_A));
+    describes({ id: ID_A });
 
     // Act
     const out = await checkManagedBatch(batchOf([awaitingAgent(ID_A, NOW.toISOString())]), deps());
@@ -160,7 +137,7 @@ describe("checkManagedBatch", () => {
   it("names the ping status of an agent that registered but is not online at the deadline", async () => {
     // Prepare
     registers(registration(ID_A, "ConnectionLost", "Linux"));
-    describes(ec2Instance(ID_A));
+    describes({ id: ID_A });
 
     // Act
     const out = await checkManagedBatch(batchOf([awaitingAgent(ID_A, NOW.toISOString())]), deps());
@@ -175,7 +152,7 @@ describe("checkManagedBatch", () => {
   it.each(["stopped", "stopping"] as const)("leaves a %s instance unverified", async (state) => {
     // Prepare
     registers(registration(ID_A, "ConnectionLost", "Linux"));
-    describes(ec2Instance(ID_A, state));
+    describes({ id: ID_A, state });
 
     // Act
     const out = await checkManagedBatch(batchOf([awaitingAgent(ID_A)]), deps());
@@ -190,7 +167,7 @@ describe("checkManagedBatch", () => {
   it.each(["terminated", "shutting-down"] as const)("skips an instance that is %s", async (state) => {
     // Prepare
     registers();
-    describes(ec2Instance(ID_A, state));
+    describes({ id: ID_A, state });
 
     // Act
     const out = await checkManagedBatch(batchOf([awaitingAgent(ID_A)]), deps());
@@ -202,7 +179,7 @@ describe("checkManagedBatch", () => {
   it("ends unverified for a platform it has no probe for", async () => {
     // Prepare
     registers(registration(ID_A, "Online", "MacOS"));
-    describes(ec2Instance(ID_A));
+    describes({ id: ID_A });
 
     // Act
     const out = await checkManagedBatch(batchOf([awaitingAgent(ID_A)]), deps());
@@ -231,17 +208,13 @@ describe("checkManagedBatch", () => {
     expect(only(out, ID_B).platform).toBe("windows");
   });
 
-  it("keeps waiting through a throttled SSM call", async () => {
+  it.each([
+    { label: "throttled", error: serviceError(SSMServiceException, "ThrottlingException", 400, "Rate exceeded") },
+    { label: "a 500", error: serviceError(SSMServiceException, "InternalServerError", 500, "internal") },
+  ])("keeps waiting through an SSM call that is $label, as a drain round", async ({ error }) => {
     // Prepare
     const progress = awaitingAgent(ID_A);
-    ssmMock.on(DescribeInstanceInformationCommand).rejects(
-      new SSMServiceException({
-        name: "ThrottlingException",
-        $fault: "client",
-        $metadata: { httpStatusCode: 400 },
-        message: "Rate exceeded",
-      }),
-    );
+    ssmMock.on(DescribeInstanceInformationCommand).rejects(error);
 
     // Act
     const out = await checkManagedBatch(batchOf([progress]), deps());
@@ -249,23 +222,37 @@ describe("checkManagedBatch", () => {
     // Assess
     expect(only(out, ID_A)).toEqual(progress);
     expect(out.throttledRounds).toBe(1);
+    expect(ec2Mock.commandCalls(DescribeInstancesCommand)).toHaveLength(0);
   });
 
-  it("throws RetryableServiceError when SSM answers 500", async () => {
+  it("keeps waiting through a 500 on DescribeInstances, and ends unverified once it lasts past the deadline", async () => {
     // Prepare
-    ssmMock.on(DescribeInstanceInformationCommand).rejects(
-      new SSMServiceException({
-        name: "InternalServerError",
-        $fault: "server",
-        $metadata: { httpStatusCode: 500 },
-        message: "internal",
-      }),
-    );
+    registers();
+    ec2Mock.on(DescribeInstancesCommand).rejects(serviceError(EC2ServiceException, "InternalError", 500));
+    const progress = awaitingAgent(ID_A);
+
+    // Act
+    const waiting = await checkManagedBatch(batchOf([progress]), deps());
+    const late = await checkManagedBatch(batchOf([awaitingAgent(ID_A, NOW.toISOString())]), deps());
+
+    // Assess
+    expect(only(waiting, ID_A)).toEqual(progress);
+    expect(waiting.throttledRounds).toBe(1);
+    expect(only(late, ID_A).result).toMatchObject({
+      verdict: "unverified",
+      reason: expect.stringContaining("never registered with SSM"),
+    });
+  });
+
+  it("throws NonRetryableAwsError when SSM refuses the call for good", async () => {
+    // Prepare
+    const cause = serviceError(SSMServiceException, "AccessDeniedException", 400);
+    ssmMock.on(DescribeInstanceInformationCommand).rejects(cause);
 
     // Act
     const run = checkManagedBatch(batchOf([awaitingAgent(ID_A)]), deps());
 
     // Assess
-    await expect(run).rejects.toMatchObject({ name: "RetryableServiceError" });
+    await expect(run).rejects.toMatchObject({ name: "NonRetryableAwsError", cause });
   });
 });

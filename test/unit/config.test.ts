@@ -1,7 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { loadNotifyConfig, loadResolveTargetsConfig, loadSweepConfig } from "../../shared/config.js";
-
-const GUARD_PREFIX = "arn:aws:sts::123456789012:assumed-role/imdsv2-guard-dev-us-east-1-enforce/";
+import {
+  loadLedgerTableName,
+  loadNotifyConfig,
+  loadResolveTargetsConfig,
+  loadSweepConfig,
+} from "../../shared/config.js";
+import { GUARD_PREFIX } from "./support.js";
 
 describe("loadResolveTargetsConfig: governance settings", () => {
   it("defaults to enforce, hold on IMDSv1 use over 24 h, a 900 s watch and the default exempt-until key", () => {
@@ -76,6 +80,25 @@ describe("loadResolveTargetsConfig: governance settings", () => {
   });
 });
 
+describe("loadLedgerTableName", () => {
+  it("reads LEDGER_TABLE_NAME, and throws naming it when it is missing or too short", () => {
+    // Prepare
+    const env = { LEDGER_TABLE_NAME: "imdsv2-guard-dev-ledger" };
+
+    // Act
+    const name = loadLedgerTableName(env);
+
+    // Assess
+    expect(name).toBe("imdsv2-guard-dev-ledger");
+    for (const bad of [{}, { LEDGER_TABLE_NAME: "ab" }]) {
+      expect(() => loadLedgerTableName(bad)).toThrow(
+        expect.objectContaining({ name: "NonRetryableConfigurationError" }),
+      );
+      expect(() => loadLedgerTableName(bad)).toThrow("LEDGER_TABLE_NAME");
+    }
+  });
+});
+
 describe("loadNotifyConfig", () => {
   it("sends fail, error, held, unverified and alert to Slack by default", () => {
     // Prepare
@@ -106,6 +129,20 @@ describe("loadSweepConfig", () => {
     // Assess
     expect(flags).toEqual([false, false, true]);
     expect(loadSweepConfig(base).exemptUntilTagKey).toBe("imdsv2-guard:exempt-until");
+  });
+
+  it("reads GUARD_MODE for the sweep, enforce by default, and refuses any other value naming it", () => {
+    // Prepare
+    const envs = [base, { ...base, GUARD_MODE: "audit" }, { ...base, GUARD_MODE: "enforce" }];
+
+    // Act
+    const modes = envs.map((env) => loadSweepConfig(env).mode);
+    const bad = () => loadSweepConfig({ ...base, GUARD_MODE: "destroy" });
+
+    // Assess
+    expect(modes).toEqual(["enforce", "audit", "enforce"]);
+    expect(bad).toThrow(expect.objectContaining({ name: "NonRetryableConfigurationError" }));
+    expect(bad).toThrow("GUARD_MODE");
   });
 
   it("refuses an ENFORCE_ACCOUNT_DEFAULT that is not true or false", () => {

@@ -1,92 +1,43 @@
-import { Logger } from "@aws-lambda-powertools/logger";
-import { CloudWatchClient } from "@aws-sdk/client-cloudwatch";
 import {
   DescribeInstancesCommand,
-  EC2Client,
   EC2ServiceException,
-  type Instance,
-  type InstanceStateName,
   ModifyInstanceMetadataOptionsCommand,
-  type Tag,
 } from "@aws-sdk/client-ec2";
-import { mockClient } from "aws-sdk-client-mock";
 import { beforeEach, describe, expect, it } from "vitest";
-import { cloudwatch, ec2 } from "../../shared/aws-clients.js";
+import { MAX_BACKOFF_SECONDS } from "../../shared/batch.js";
 import { type EnforceDeps, enforceBatch, NOT_FOUND_GRACE_SECONDS } from "../../shared/enforce.js";
-import { imageSupportLookup } from "../../shared/image-support.js";
-import type { Batch, FlowSettings, InstanceProgress, Trigger } from "../../shared/model.js";
+import type { InstanceProgress } from "../../shared/model.js";
+import { allowedImdsV1, sourceFixes } from "../../shared/root-cause.js";
+import { watchListOf } from "../../shared/watch-rejected.js";
+import {
+  batchFactory,
+  describes,
+  ec2Instance,
+  ec2Mock,
+  enforceDeps,
+  enforcing,
+  ID_A,
+  ID_B,
+  ID_C,
+  ID_D,
+  type InstanceShape,
+  modifyInputs,
+  only,
+  resetMocks,
+  result,
+  SETTINGS,
+  serviceError,
+} from "./support.js";
 
-const ec2Mock = mockClient(EC2Client);
-const cloudWatchMock = mockClient(CloudWatchClient);
-const logger = new Logger({ serviceName: "enforce-test", logLevel: "SILENT" });
-
-const STARTED_AT = "2026-11-28T10:00:00.000Z";
 const NOW = new Date("2026-11-28T10:00:30.000Z");
-const SETTINGS: FlowSettings = {
-  mode: "enforce",
-  exemptTagKey: "ops:keep-imdsv1",
-  applyTimeoutSeconds: 300,
-  managedTimeoutSeconds: 600,
-  probeTimeoutSeconds: 300,
-  exemptUntilTagKey: "ops:keep-imdsv1-until",
-  onV1Usage: "hold",
-  v1UsageLookbackHours: 24,
-  watchRejectedSeconds: 900,
-};
-
-const ID_A = "i-0a1b2c3d4e5f60001";
-const ID_B = "i-0a1b2c3d4e5f60002";
-const ID_C = "i-0a1b2c3d4e5f60003";
-const ID_D = "i-0a1b2c3d4e5f60004";
-
 /** A launch by default: the safety gate (IMDSv1 use) only applies to existing instances; see gate.test.ts. */
-function batchOf(
-  instances: InstanceProgress[],
-  settings: Partial<FlowSettings> = {},
-  trigger: Trigger = "launch",
-): Batch {
-  return { eventId: "evt-1", trigger, settings: { ...SETTINGS, ...settings }, startedAt: STARTED_AT, instances };
-}
-
-function enforcing(instanceId: string, extra: Partial<InstanceProgress> = {}): InstanceProgress {
-  return { instanceId, stage: "enforce", notes: [], ...extra };
-}
-
-interface InstanceShape {
-  state?: InstanceStateName;
-  httpTokens?: "optional" | "required";
-  optionsState?: "pending" | "applied";
-  endpoint?: "enabled" | "disabled";
-  tags?: Tag[];
-}
-
-function ec2Instance(instanceId: string, shape: InstanceShape = {}): Instance {
-  return {
-    InstanceId: instanceId,
-    State: { Name: shape.state ?? "running" },
-    MetadataOptions: {
-      State: shape.optionsState ?? "applied",
-      HttpTokens: shape.httpTokens ?? "optional",
-      HttpPutResponseHopLimit: 2,
-      HttpEndpoint: shape.endpoint ?? "enabled",
-      HttpProtocolIpv6: "disabled",
-      InstanceMetadataTags: "disabled",
-    },
-    Tags: shape.tags ?? [{ Key: "Name", Value: "web" }],
-  };
-}
-
-function describes(...instances: Instance[]): void {
-  ec2Mock.on(DescribeInstancesCommand).resolves({ Reservations: [{ Instances: instances }] });
-}
+const batchOf = batchFactory({
+  eventId: "evt-1",
+  settings: { exemptTagKey: "ops:keep-imdsv1", exemptUntilTagKey: "ops:keep-imdsv1-until" },
+});
 
 function awsError(name: string, status: number): EC2ServiceException {
-  return new EC2ServiceException({
-    name,
-    $fault: status >= 500 ? "server" : "client",
-    $metadata: { httpStatusCode: status },
-    message: `${name} (simulated)`,
-  });
+  return serviceError(EC2ServiceException, name, status);
 }
 
 function at(secondsAfterNow: number): () => Date {
@@ -94,25 +45,12 @@ function at(secondsAfterNow: number): () => Date {
 }
 
 function deps(now: () => Date = () => NOW): EnforceDeps {
-  return { ec2, cloudwatch, logger, now, imageSupport: imageSupportLookup() };
-}
-
-function modifyInputs() {
-  return ec2Mock.commandCalls(ModifyInstanceMetadataOptionsCommand).map((c) => c.args[0].input);
-}
-
-function only(batch: Batch, instanceId: string): InstanceProgress {
-  const found = batch.instances.find((i) => i.instanceId === instanceId);
-  if (!found) throw new Error(`${instanceId} is not in the batch`);
-  return found;
+  return enforceDeps(now);
 }
 
 const isoAfter = (seconds: number) => new Date(NOW.getTime() + seconds * 1000).toISOString();
 
-beforeEach(() => {
-  ec2Mock.reset();
-  cloudWatchMock.reset();
-});
+beforeEach(resetMocks);
 
 describe("enforceBatch: decisions that change nothing", () => {
   it.each(["terminated", "shutting-down"] as const)("skips a %s instance without modifying it", async (state) => {
@@ -247,7 +185,7 @@ describe("enforceBatch: audit mode", () => {
       ec2Mock.on(ModifyInstanceMetadataOptionsCommand).resolves({});
 
       // Act
-      await enforceBatch(batchOf([enforcing(ID_A)], { mode: "audit" }), deps());
+      await enforceBatch(batchOf([enforcing(ID_A)], { settings: { mode: "audit" } }), deps());
 
       // Assess
       expect(ec2Mock.commandCalls(ModifyInstanceMetadataOptionsCommand)).toHaveLength(0);
@@ -260,7 +198,10 @@ describe("enforceBatch: audit mode", () => {
     describes(ec2Instance(ID_A), ec2Instance(ID_B));
 
     // Act
-    const out = await enforceBatch(batchOf([enforcing(ID_A), enforcing(ID_B)], { mode: "audit" }), deps());
+    const out = await enforceBatch(
+      batchOf([enforcing(ID_A), enforcing(ID_B)], { settings: { mode: "audit" } }),
+      deps(),
+    );
 
     // Assess
     for (const id of [ID_A, ID_B]) {
@@ -486,6 +427,27 @@ describe("enforceBatch: throttling", () => {
     expect(recovered.pollSeconds).toBe(5);
   });
 
+  it("drains reads for up to 40 s, but backs a throttled modify off for 10 s at most", async () => {
+    // Prepare
+    const rounds = { throttledRounds: 12 };
+    ec2Mock.on(DescribeInstancesCommand).rejectsOnce(awsError("RequestLimitExceeded", 503));
+    const drained = await enforceBatch({ ...batchOf([enforcing(ID_A)]), ...rounds }, deps());
+    describes(ec2Instance(ID_A));
+    ec2Mock.on(ModifyInstanceMetadataOptionsCommand).rejects(awsError("RequestLimitExceeded", 503));
+
+    // Act
+    const modified = await enforceBatch({ ...batchOf([enforcing(ID_A)]), ...rounds }, deps());
+
+    // Assess
+    expect(MAX_BACKOFF_SECONDS).toEqual({ drain: 40, modify: 10 });
+    expect(drained.throttledRounds).toBe(13);
+    expect(drained.pollSeconds).toBeGreaterThan(MAX_BACKOFF_SECONDS.modify);
+    expect(drained.pollSeconds).toBeLessThanOrEqual(MAX_BACKOFF_SECONDS.drain);
+    expect(modified.throttledRounds).toBe(13);
+    expect(modified.pollSeconds).toBeGreaterThanOrEqual(5);
+    expect(modified.pollSeconds).toBeLessThanOrEqual(MAX_BACKOFF_SECONDS.modify);
+  });
+
   it("ends in error once DescribeInstances stays throttled past the apply timeout", async () => {
     // Prepare
     ec2Mock.on(DescribeInstancesCommand).rejects(awsError("RequestLimitExceeded", 503));
@@ -502,17 +464,162 @@ describe("enforceBatch: throttling", () => {
     expect(modifyInputs()).toEqual([]);
   });
 
-  it("throws RetryableServiceError when DescribeInstances fails with a 500", async () => {
+  it("keeps the round's instances in enforce when DescribeInstances answers 500, like throttling", async () => {
     // Prepare
-    const cause = awsError("InternalError", 500);
+    ec2Mock.on(DescribeInstancesCommand).rejects(awsError("InternalError", 500));
+    ec2Mock.on(ModifyInstanceMetadataOptionsCommand).resolves({});
+
+    // Act
+    const out = await enforceBatch(batchOf([enforcing(ID_A)]), deps());
+
+    // Assess
+    expect(only(out, ID_A)).toMatchObject({ stage: "enforce", stageDeadline: isoAfter(SETTINGS.applyTimeoutSeconds) });
+    expect(only(out, ID_A).result).toBeUndefined();
+    expect(out.throttledRounds).toBe(1);
+    expect(out.pollSeconds).toBeGreaterThanOrEqual(5);
+    expect(modifyInputs()).toEqual([]);
+  });
+
+  it("throws NonRetryableAwsError when DescribeInstances is refused for good, modifying nothing", async () => {
+    // Prepare
+    const cause = awsError("UnauthorizedOperation", 403);
     ec2Mock.on(DescribeInstancesCommand).rejects(cause);
 
     // Act
     const run = enforceBatch(batchOf([enforcing(ID_A)]), deps());
 
     // Assess
-    await expect(run).rejects.toMatchObject({ name: "RetryableServiceError", cause });
+    await expect(run).rejects.toMatchObject({ name: "NonRetryableAwsError", cause });
     expect(modifyInputs()).toEqual([]);
+  });
+});
+
+describe("enforceBatch: a modify answered with a 5xx", () => {
+  const TOOK = "set HttpTokens=required (was optional; EC2 answered the call with an error, but the change took)";
+
+  async function afterA500(): Promise<InstanceProgress> {
+    describes(ec2Instance(ID_A));
+    ec2Mock.on(ModifyInstanceMetadataOptionsCommand).rejects(awsError("InternalError", 500));
+    const out = await enforceBatch(batchOf([enforcing(ID_A)]), deps());
+    ec2Mock.reset();
+    return only(out, ID_A);
+  }
+
+  it("keeps the instance in enforce, remembering that the change may have been made", async () => {
+    // Prepare
+    describes(ec2Instance(ID_A), ec2Instance(ID_B));
+    ec2Mock.on(ModifyInstanceMetadataOptionsCommand).rejects(awsError("InternalError", 500));
+
+    // Act
+    const out = await enforceBatch(batchOf([enforcing(ID_A), enforcing(ID_B)]), deps());
+
+    // Assess
+    expect(only(out, ID_A)).toMatchObject({ stage: "enforce", modifyOutcomeUnknown: true });
+    expect(only(out, ID_A).enforcedAt).toBeUndefined();
+    expect(only(out, ID_B).stage).toBe("enforce");
+    expect(only(out, ID_B).modifyOutcomeUnknown).toBeUndefined();
+    expect(modifyInputs()).toEqual([{ InstanceId: ID_A, HttpTokens: "required" }]);
+    expect(out.throttledRounds).toBe(1);
+  });
+
+  it.each([
+    { label: "RequestLimitExceeded, which EC2 sends with HTTP 503", error: awsError("RequestLimitExceeded", 503) },
+    { label: "Throttling (400)", error: awsError("Throttling", 400) },
+  ])("does not mark a throttled modify ($label): EC2 made no change", async ({ error }) => {
+    // Prepare
+    describes(ec2Instance(ID_A));
+    ec2Mock.on(ModifyInstanceMetadataOptionsCommand).rejects(error);
+
+    // Act
+    const out = await enforceBatch(batchOf([enforcing(ID_A)]), deps());
+
+    // Assess
+    expect(only(out, ID_A).stage).toBe("enforce");
+    expect(only(out, ID_A).modifyOutcomeUnknown).toBeUndefined();
+  });
+
+  it("counts the change as the guard's when EC2 shows required next round, without modifying again", async () => {
+    // Prepare
+    const progress = await afterA500();
+    describes(ec2Instance(ID_A, { httpTokens: "required" }));
+
+    // Act
+    const out = await enforceBatch(batchOf([progress]), deps(at(10)));
+
+    // Assess
+    expect(modifyInputs()).toEqual([]);
+    expect(only(out, ID_A)).toMatchObject({
+      stage: "await-managed",
+      action: TOOK,
+      enforcedAt: isoAfter(10),
+      appliedAt: isoAfter(10),
+    });
+  });
+
+  it("waits for a change that took but is still pending, as its own change", async () => {
+    // Prepare
+    const progress = await afterA500();
+    describes(ec2Instance(ID_A, { httpTokens: "required", optionsState: "pending" }));
+
+    // Act
+    const out = await enforceBatch(batchOf([progress]), deps(at(10)));
+
+    // Assess
+    expect(modifyInputs()).toEqual([]);
+    expect(only(out, ID_A)).toMatchObject({ stage: "await-applied", action: TOOK, enforcedAt: isoAfter(10) });
+    expect(only(out, ID_A).appliedAt).toBeUndefined();
+  });
+
+  it("modifies again when the change did not take", async () => {
+    // Prepare
+    const progress = await afterA500();
+    describes(ec2Instance(ID_A));
+    ec2Mock.on(ModifyInstanceMetadataOptionsCommand).resolves({});
+
+    // Act
+    const out = await enforceBatch(batchOf([progress]), deps(at(10)));
+
+    // Assess
+    expect(modifyInputs()).toEqual([{ InstanceId: ID_A, HttpTokens: "required" }]);
+    expect(only(out, ID_A)).toMatchObject({
+      stage: "await-applied",
+      action: "set HttpTokens=required (was optional)",
+      enforcedAt: isoAfter(10),
+    });
+  });
+
+  it("does not claim HttpTokens was not changed when a 5xx on the modify meets the deadline", async () => {
+    // Prepare
+    describes(ec2Instance(ID_A));
+    ec2Mock.on(ModifyInstanceMetadataOptionsCommand).rejects(awsError("InternalError", 500));
+    const progress = enforcing(ID_A, { stageDeadline: NOW.toISOString() });
+
+    // Act
+    const out = await enforceBatch(batchOf([progress]), deps(at(1)));
+
+    // Assess
+    expect(only(out, ID_A).result?.verdict).toBe("error");
+    expect(only(out, ID_A).result?.reason).not.toContain("HttpTokens was not changed");
+  });
+
+  it("is counted by the watch after enforcing and by the root cause, unlike an instance already required", async () => {
+    // Prepare
+    const progress = await afterA500();
+    describes(ec2Instance(ID_A, { httpTokens: "required" }), ec2Instance(ID_B, { httpTokens: "required" }));
+    const out = await enforceBatch(batchOf([progress, enforcing(ID_B)]), deps(at(10)));
+    const results = [ID_A, ID_B].map((id) => {
+      const { action, enforcedAt } = only(out, id);
+      return result(id, { action, enforcedAt, origin: { launchTemplateId: "lt-0a1b2c3d4e5f60718" } });
+    });
+
+    // Act
+    const watch = watchListOf(results);
+    const fixes = sourceFixes(results, "us-east-1");
+
+    // Assess
+    expect(watch).toEqual({ instanceIds: [ID_A], since: isoAfter(10), count: 1 });
+    expect(results.map(allowedImdsV1)).toEqual([true, false]);
+    expect(fixes).toEqual([expect.stringContaining("Launch template lt-0a1b2c3d4e5f60718 launches with IMDSv1")]);
   });
 });
 

@@ -1,43 +1,21 @@
 import { describe, expect, it } from "vitest";
-import { finalizeBatch } from "../../shared/finalize.js";
-import type { Batch, FlowSettings, InstanceProgress, InstanceResult } from "../../shared/model.js";
+import { finalizeBatch, summarizeBatch } from "../../shared/finalize.js";
+import type { Batch, InstanceProgress, InstanceResult } from "../../shared/model.js";
+import { batchFactory, ID_A, ID_B, ID_C, result } from "./support.js";
 
-const STARTED_AT = "2026-11-28T10:00:00.000Z";
 const NOW = new Date("2026-11-28T10:05:00.000Z");
-const SETTINGS: FlowSettings = {
-  mode: "enforce",
-  exemptTagKey: "imdsv2-guard:exempt",
-  applyTimeoutSeconds: 300,
-  managedTimeoutSeconds: 600,
-  probeTimeoutSeconds: 300,
-  exemptUntilTagKey: "imdsv2-guard:exempt-until",
-  onV1Usage: "hold",
-  v1UsageLookbackHours: 24,
-  watchRejectedSeconds: 900,
-};
-const ID_A = "i-0a1b2c3d4e5f60001";
-const ID_B = "i-0a1b2c3d4e5f60002";
-const ID_C = "i-0a1b2c3d4e5f60003";
 
-const PASSED: InstanceResult = {
-  instanceId: ID_A,
-  verdict: "pass",
+const PASSED: InstanceResult = result(ID_A, {
   reason: "IMDSv1 refused (401); the IMDSv2 token flow works.",
-  warnings: [],
   platform: "linux",
   secondsToApplied: 20,
   secondsToVerdict: 95,
-};
+});
+
+const batch = batchFactory({ eventId: "evt-final" });
 
 function batchOf(instances: InstanceProgress[], failure?: Batch["failure"]): Batch {
-  return {
-    eventId: "evt-final",
-    trigger: "launch",
-    settings: SETTINGS,
-    startedAt: STARTED_AT,
-    instances,
-    ...(failure ? { failure } : {}),
-  };
+  return batch(instances, { failure });
 }
 
 function finished(result: InstanceResult): InstanceProgress {
@@ -162,5 +140,27 @@ describe("finalizeBatch", () => {
 
     // Assess
     expect(results).toEqual([PASSED, skipped]);
+  });
+});
+
+describe("summarizeBatch", () => {
+  it("keeps the batch's position and counts every verdict, zeros included, and nothing else", () => {
+    // Prepare
+    const results = [
+      PASSED,
+      result(ID_B, { verdict: "error", reason: "boom" }),
+      result(ID_C, { verdict: "error", reason: "boom" }),
+    ];
+
+    // Act
+    const summary = summarizeBatch(7, results);
+
+    // Assess
+    expect(summary).toStrictEqual({
+      batchIndex: 7,
+      instances: 3,
+      counts: { pass: 1, fail: 0, held: 0, unverified: 0, exempt: 0, skipped: 0, error: 2 },
+    });
+    expect(JSON.stringify(summary)).not.toContain(ID_A);
   });
 });

@@ -1,44 +1,36 @@
-import { Logger } from "@aws-lambda-powertools/logger";
-import { CloudWatchClient, GetMetricDataCommand, type MetricDataResult } from "@aws-sdk/client-cloudwatch";
-import {
-  DescribeInstancesCommand,
-  EC2Client,
-  type Instance,
-  ModifyInstanceMetadataOptionsCommand,
-} from "@aws-sdk/client-ec2";
-import { mockClient } from "aws-sdk-client-mock";
+import { CloudWatchServiceException, GetMetricDataCommand, type MetricDataResult } from "@aws-sdk/client-cloudwatch";
+import { EC2ServiceException, ModifyInstanceMetadataOptionsCommand } from "@aws-sdk/client-ec2";
 import { beforeEach, describe, expect, it } from "vitest";
-import { cloudwatch, ec2 } from "../../shared/aws-clients.js";
 import { type EnforceDeps, enforceBatch } from "../../shared/enforce.js";
-import { imageSupportLookup } from "../../shared/image-support.js";
 import type { Trigger } from "../../shared/model.js";
 import {
-  batchOf,
-  cloudWatchError,
-  ec2Error,
+  batchFactory,
+  cloudWatchMock,
+  describes,
   ec2Instance,
+  ec2Mock,
+  enforceDeps,
   enforcing,
   ID_A,
   ID_B,
   ID_C,
-  NOW,
+  isoAfter,
+  modifyInputs,
   only,
+  resetMocks,
   SETTINGS,
-} from "./enforce-fixtures.js";
+  serviceError,
+} from "./support.js";
 
-const ec2Mock = mockClient(EC2Client);
-const cloudWatchMock = mockClient(CloudWatchClient);
-const logger = new Logger({ serviceName: "gate-test", logLevel: "SILENT" });
+const NOW = new Date("2026-11-28T10:00:30.000Z");
+const batchOf = batchFactory({ eventId: "evt-gate" });
+const ec2Error = (name: string, status: number) => serviceError(EC2ServiceException, name, status);
+const cloudWatchError = (name: string, status: number) => serviceError(CloudWatchServiceException, name, status);
 
 const EXISTING: Trigger[] = ["regression", "sweep"];
 
 function deps(now: () => Date = () => NOW): EnforceDeps {
-  return { ec2, cloudwatch, logger, now, imageSupport: imageSupportLookup() };
-}
-
-function describes(...instances: Instance[]): void {
-  ec2Mock.on(DescribeInstancesCommand).resolves({ Reservations: [{ Instances: instances }] });
-  ec2Mock.on(ModifyInstanceMetadataOptionsCommand).resolves({});
+  return enforceDeps(now);
 }
 
 /** MetadataNoToken datapoints per instance, in query order (m0, m1, ...), as GetMetricData returns them. */
@@ -53,20 +45,11 @@ function v1Calls(...perInstance: { id: string; values: number[] }[]): void {
   cloudWatchMock.on(GetMetricDataCommand).resolves({ MetricDataResults: results });
 }
 
-function modifyInputs() {
-  return ec2Mock.commandCalls(ModifyInstanceMetadataOptionsCommand).map((c) => c.args[0].input);
-}
-
 function metricCalls() {
   return cloudWatchMock.commandCalls(GetMetricDataCommand).map((c) => c.args[0].input);
 }
 
-const isoAfter = (seconds: number) => new Date(NOW.getTime() + seconds * 1000).toISOString();
-
-beforeEach(() => {
-  ec2Mock.reset();
-  cloudWatchMock.reset();
-});
+beforeEach(resetMocks);
 
 describe("safety gate: launches", () => {
   it("never reads MetadataNoToken for a launch, even with onV1Usage=hold, and enforces", async () => {
@@ -75,7 +58,10 @@ describe("safety gate: launches", () => {
     v1Calls({ id: ID_A, values: [50] });
 
     // Act
-    const out = await enforceBatch(batchOf([enforcing(ID_A)], "launch", { onV1Usage: "hold" }), deps());
+    const out = await enforceBatch(
+      batchOf([enforcing(ID_A)], { trigger: "launch", settings: { onV1Usage: "hold" } }),
+      deps(),
+    );
 
     // Assess
     expect(cloudWatchMock.commandCalls(GetMetricDataCommand)).toHaveLength(0);
@@ -92,7 +78,10 @@ describe.each(EXISTING)("safety gate: trigger %s", (trigger) => {
     v1Calls({ id: ID_A, values: [] }, { id: ID_B, values: [] });
 
     // Act
-    await enforceBatch(batchOf([enforcing(ID_A), enforcing(ID_B)], trigger, { v1UsageLookbackHours: 6 }), deps());
+    await enforceBatch(
+      batchOf([enforcing(ID_A), enforcing(ID_B)], { trigger, settings: { v1UsageLookbackHours: 6 } }),
+      deps(),
+    );
 
     // Assess
     const calls = metricCalls();
@@ -113,7 +102,7 @@ describe.each(EXISTING)("safety gate: trigger %s", (trigger) => {
     v1Calls({ id: ID_A, values: [3, 4] });
 
     // Act
-    const out = await enforceBatch(batchOf([enforcing(ID_A)], trigger, { onV1Usage: "hold" }), deps());
+    const out = await enforceBatch(batchOf([enforcing(ID_A)], { trigger, settings: { onV1Usage: "hold" } }), deps());
 
     // Assess
     expect(modifyInputs()).toEqual([]);
@@ -134,7 +123,7 @@ describe.each(EXISTING)("safety gate: trigger %s", (trigger) => {
     v1Calls({ id: ID_A, values: [12] });
 
     // Act
-    const out = await enforceBatch(batchOf([enforcing(ID_A)], trigger, { onV1Usage: "enforce" }), deps());
+    const out = await enforceBatch(batchOf([enforcing(ID_A)], { trigger, settings: { onV1Usage: "enforce" } }), deps());
 
     // Assess
     expect(modifyInputs()).toStrictEqual([{ InstanceId: ID_A, HttpTokens: "required" }]);
@@ -150,7 +139,7 @@ describe.each(EXISTING)("safety gate: trigger %s", (trigger) => {
     v1Calls({ id: ID_A, values: [0, 0] }, { id: ID_B, values: [] });
 
     // Act
-    const out = await enforceBatch(batchOf([enforcing(ID_A), enforcing(ID_B)], trigger), deps());
+    const out = await enforceBatch(batchOf([enforcing(ID_A), enforcing(ID_B)], { trigger }), deps());
 
     // Assess
     expect(modifyInputs()).toStrictEqual([
@@ -168,7 +157,7 @@ describe.each(EXISTING)("safety gate: trigger %s", (trigger) => {
     cloudWatchMock.on(GetMetricDataCommand).resolves({ MetricDataResults: [] });
 
     // Act
-    const out = await enforceBatch(batchOf([enforcing(ID_A)], trigger), deps());
+    const out = await enforceBatch(batchOf([enforcing(ID_A)], { trigger }), deps());
 
     // Assess
     expect(modifyInputs()).toStrictEqual([{ InstanceId: ID_A, HttpTokens: "required" }]);
@@ -181,7 +170,7 @@ describe.each(EXISTING)("safety gate: trigger %s", (trigger) => {
     v1Calls({ id: ID_A, values: [] }, { id: ID_B, values: [1] }, { id: ID_C, values: [] });
 
     // Act
-    const out = await enforceBatch(batchOf([enforcing(ID_A), enforcing(ID_B), enforcing(ID_C)], trigger), deps());
+    const out = await enforceBatch(batchOf([enforcing(ID_A), enforcing(ID_B), enforcing(ID_C)], { trigger }), deps());
 
     // Assess
     expect(modifyInputs()).toStrictEqual([
@@ -198,7 +187,10 @@ describe.each(EXISTING)("safety gate: trigger %s", (trigger) => {
     v1Calls({ id: ID_A, values: [2] }, { id: ID_B, values: [] });
 
     // Act
-    const out = await enforceBatch(batchOf([enforcing(ID_A), enforcing(ID_B)], trigger, { mode: "audit" }), deps());
+    const out = await enforceBatch(
+      batchOf([enforcing(ID_A), enforcing(ID_B)], { trigger, settings: { mode: "audit" } }),
+      deps(),
+    );
 
     // Assess
     expect(ec2Mock.commandCalls(ModifyInstanceMetadataOptionsCommand)).toHaveLength(0);
@@ -215,7 +207,7 @@ describe.each(EXISTING)("safety gate: trigger %s", (trigger) => {
     );
 
     // Act
-    await enforceBatch(batchOf([enforcing(ID_A), enforcing(ID_B), enforcing(ID_C)], trigger), deps());
+    await enforceBatch(batchOf([enforcing(ID_A), enforcing(ID_B), enforcing(ID_C)], { trigger }), deps());
 
     // Assess
     expect(cloudWatchMock.commandCalls(GetMetricDataCommand)).toHaveLength(0);
@@ -231,12 +223,15 @@ describe.each(EXISTING)("safety gate: trigger %s", (trigger) => {
     cloudWatchMock.on(GetMetricDataCommand).rejects(error);
 
     // Act
-    const out = await enforceBatch(batchOf([enforcing(ID_A), enforcing(ID_B)], trigger), deps());
+    const out = await enforceBatch(batchOf([enforcing(ID_A), enforcing(ID_B)], { trigger }), deps());
 
     // Assess
     expect(modifyInputs()).toEqual([]);
     for (const id of [ID_A, ID_B]) {
-      expect(only(out, id)).toMatchObject({ stage: "enforce", stageDeadline: isoAfter(SETTINGS.applyTimeoutSeconds) });
+      expect(only(out, id)).toMatchObject({
+        stage: "enforce",
+        stageDeadline: isoAfter(NOW, SETTINGS.applyTimeoutSeconds),
+      });
       expect(only(out, id).result).toBeUndefined();
       expect(only(out, id).v1Usage).toBeUndefined();
     }
@@ -252,7 +247,7 @@ describe.each(EXISTING)("safety gate: trigger %s", (trigger) => {
 
     // Act
     const out = await enforceBatch(
-      batchOf([progress], trigger),
+      batchOf([progress], { trigger }),
       deps(() => new Date(NOW.getTime() + 1000)),
     );
 
@@ -269,7 +264,7 @@ describe.each(EXISTING)("safety gate: trigger %s", (trigger) => {
     cloudWatchMock.on(GetMetricDataCommand).rejects(cloudWatchError("AccessDenied", 403));
 
     // Act
-    const out = await enforceBatch(batchOf([enforcing(ID_A), enforcing(ID_B)], trigger), deps());
+    const out = await enforceBatch(batchOf([enforcing(ID_A), enforcing(ID_B)], { trigger }), deps());
 
     // Assess
     expect(modifyInputs()).toEqual([]);
@@ -285,10 +280,10 @@ describe.each(EXISTING)("safety gate: trigger %s", (trigger) => {
   it("does not read the metric again for an instance whose use was read in an earlier round", async () => {
     // Prepare
     describes(ec2Instance(ID_A));
-    const progress = enforcing(ID_A, { stageDeadline: isoAfter(60), v1Usage: { calls: 0, hours: 24 } });
+    const progress = enforcing(ID_A, { stageDeadline: isoAfter(NOW, 60), v1Usage: { calls: 0, hours: 24 } });
 
     // Act
-    const out = await enforceBatch(batchOf([progress], trigger), deps());
+    const out = await enforceBatch(batchOf([progress], { trigger }), deps());
 
     // Assess
     expect(cloudWatchMock.commandCalls(GetMetricDataCommand)).toHaveLength(0);
@@ -306,7 +301,7 @@ describe("safety gate: across rounds", () => {
     const settings = { onV1Usage: "enforce" } as const;
 
     // Act
-    const throttled = await enforceBatch(batchOf([enforcing(ID_A)], "regression", settings), deps());
+    const throttled = await enforceBatch(batchOf([enforcing(ID_A)], { trigger: "regression", settings }), deps());
     const next = await enforceBatch(
       throttled,
       deps(() => new Date(NOW.getTime() + 10_000)),
@@ -338,7 +333,7 @@ describe("exemptions that expire", () => {
       v1Calls({ id: ID_A, values: [] });
 
       // Act
-      const out = await enforceBatch(batchOf([enforcing(ID_A)], trigger), deps());
+      const out = await enforceBatch(batchOf([enforcing(ID_A)], { trigger }), deps());
 
       // Assess
       expect(modifyInputs()).toStrictEqual([{ InstanceId: ID_A, HttpTokens: "required" }]);
@@ -364,7 +359,7 @@ describe("exemptions that expire", () => {
     v1Calls({ id: ID_A, values: [9] });
 
     // Act
-    const out = await enforceBatch(batchOf([enforcing(ID_A)], "sweep"), deps());
+    const out = await enforceBatch(batchOf([enforcing(ID_A)], { trigger: "sweep" }), deps());
 
     // Assess
     expect(modifyInputs()).toEqual([]);
@@ -384,7 +379,7 @@ describe("exemptions that expire", () => {
     );
 
     // Act
-    const out = await enforceBatch(batchOf([enforcing(ID_A)], "regression"), deps());
+    const out = await enforceBatch(batchOf([enforcing(ID_A)], { trigger: "regression" }), deps());
 
     // Assess
     expect(modifyInputs()).toEqual([]);
@@ -408,7 +403,7 @@ describe("exemptions that expire", () => {
     );
 
     // Act
-    const out = await enforceBatch(batchOf([enforcing(ID_A)], "regression"), deps());
+    const out = await enforceBatch(batchOf([enforcing(ID_A)], { trigger: "regression" }), deps());
 
     // Assess
     expect(modifyInputs()).toEqual([]);

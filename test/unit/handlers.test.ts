@@ -1,21 +1,19 @@
 import { readFileSync } from "node:fs";
-import { CloudWatchClient, GetMetricDataCommand } from "@aws-sdk/client-cloudwatch";
+import { GetMetricDataCommand } from "@aws-sdk/client-cloudwatch";
+import { PutItemCommand, QueryCommand } from "@aws-sdk/client-dynamodb";
 import {
   DescribeInstancesCommand,
-  EC2Client,
   EC2ServiceException,
   GetInstanceMetadataDefaultsCommand,
   ModifyInstanceMetadataOptionsCommand,
 } from "@aws-sdk/client-ec2";
-import { PublishCommand, SNSClient } from "@aws-sdk/client-sns";
+import { PublishCommand, SNSServiceException } from "@aws-sdk/client-sns";
 import {
   DescribeInstanceInformationCommand,
   GetCommandInvocationCommand,
   SendCommandCommand,
-  SSMClient,
 } from "@aws-sdk/client-ssm";
 import type { Context } from "aws-lambda";
-import { mockClient } from "aws-sdk-client-mock";
 import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { createHandler as createAssessAccount } from "../../functions/assess-account/handler.js";
 import { createHandler as createCheckApplied } from "../../functions/check-applied/handler.js";
@@ -27,75 +25,87 @@ import { createHandler as createFinalizeBatch } from "../../functions/finalize-b
 import { createHandler as createNotify } from "../../functions/notify/handler.js";
 import { createHandler as createResolveTargets } from "../../functions/resolve-targets/handler.js";
 import { createHandler as createSendProbe } from "../../functions/send-probe/handler.js";
+import type { NotifyConfig } from "../../shared/config.js";
 import { logger } from "../../shared/logger.js";
-import type { Batch, FlowSettings, InstanceProgress } from "../../shared/model.js";
+import type { Batch, InstanceProgress, InstanceResult } from "../../shared/model.js";
+import {
+  batchFactory,
+  cloudWatchMock,
+  dynamoMock,
+  ec2Instance,
+  ec2Mock,
+  enforcing,
+  eventRef,
+  fakeContext,
+  fixtureEvent,
+  GUARD_PREFIX,
+  ID_A,
+  ID_B,
+  ID_C,
+  instanceIds,
+  memoryResultStore,
+  reservations,
+  resetMocks,
+  result,
+  SETTINGS,
+  SLACK_TOPIC_ARN,
+  serviceError,
+  snsMock,
+  ssmMock,
+  TOPIC_ARN,
+} from "./support.js";
 
-const ec2Mock = mockClient(EC2Client);
-const ssmMock = mockClient(SSMClient);
-const snsMock = mockClient(SNSClient);
-const cloudWatchMock = mockClient(CloudWatchClient);
-
-const STARTED_AT = "2026-11-28T10:00:00.000Z";
 const NOW = new Date("2026-11-28T10:00:30.000Z");
 const now = () => NOW;
-const ID_A = "i-0a1b2c3d4e5f60001";
-const GUARD_PREFIX = "arn:aws:sts::123456789012:assumed-role/imdsv2-guard-dev-us-east-1-enforce/";
-const TOPIC_ARN = "arn:aws:sns:us-east-1:123456789012:imdsv2-guard-alerts";
-const SETTINGS: FlowSettings = {
-  mode: "enforce",
-  exemptTagKey: "imdsv2-guard:exempt",
-  applyTimeoutSeconds: 300,
-  managedTimeoutSeconds: 600,
-  probeTimeoutSeconds: 300,
-  exemptUntilTagKey: "imdsv2-guard:exempt-until",
-  onV1Usage: "hold",
-  v1UsageLookbackHours: 24,
-  watchRejectedSeconds: 900,
-};
-
-function fakeContext(functionName: string): Context {
-  return {
-    callbackWaitsForEmptyEventLoop: true,
-    functionName,
-    functionVersion: "$LATEST",
-    invokedFunctionArn: `arn:aws:lambda:us-east-1:123456789012:function:${functionName}`,
-    memoryLimitInMB: "256",
-    awsRequestId: "c6af9ac6-7b61-4f2e-9a41-93e812345678",
-    logGroupName: `/aws/lambda/${functionName}`,
-    logStreamName: "2026/11/28/[$LATEST]0123456789abcdef",
-    getRemainingTimeInMillis: () => 30_000,
-    done: () => undefined,
-    fail: () => undefined,
-    succeed: () => undefined,
-  };
-}
-
-function batchOf(instances: InstanceProgress[]): Batch {
-  return { eventId: "evt-h", trigger: "launch", settings: SETTINGS, startedAt: STARTED_AT, instances };
-}
+const LEDGER_TABLE = "imdsv2-guard-dev-ledger";
+const batchOf = batchFactory({ eventId: "evt-h" });
 
 function at(stage: InstanceProgress["stage"], extra: Partial<InstanceProgress> = {}): InstanceProgress {
   return { instanceId: ID_A, stage, notes: [], stageDeadline: "2026-11-28T10:05:00.000Z", ...extra };
 }
 
-function fixture(name: string): unknown {
-  return JSON.parse(readFileSync(new URL(`../fixtures/events/${name}`, import.meta.url), "utf8"));
-}
+const EVENT = eventRef({ actor: "arn:aws:iam::123456789012:user/legacy-ci" });
 
+/** What reaches Notify on the happy path: the event's work list, one batch of one instance. */
 const VALID_NOTIFY_INPUT = {
-  event: {
-    eventId: "3b2a1c0d-9e8f-4a7b-b6c5-d4e3f2a1b0c9",
-    eventName: "RunInstances",
-    eventTime: "2026-11-28T09:42:11Z",
-    actor: "arn:aws:iam::123456789012:user/legacy-ci",
-    account: "123456789012",
-    region: "us-east-1",
-    source: "cloudtrail",
-  },
+  event: EVENT,
   settings: SETTINGS,
   rejected: [],
-  batches: [[{ instanceId: ID_A, verdict: "pass", reason: "IMDSv1 refused (401).", warnings: [] }]],
+  batches: [[enforcing(ID_A)]],
 };
+
+const PASSED = result(ID_A);
+
+/** The ledger after the Map: batch 0 stored its results. */
+function ledgerWith(...batches: InstanceResult[][]) {
+  return memoryResultStore({ [EVENT.eventId]: new Map(batches.map((results, index) => [index, results])) });
+}
+
+const NOTIFY_CONFIG: NotifyConfig = { topicArn: TOPIC_ARN, slackVerdicts: ["fail"] };
+
+/** A stored batch item as DynamoDB's Query returns it. */
+function ledgerItem(batchIndex: number, results: InstanceResult[]) {
+  return {
+    eventId: { S: EVENT.eventId },
+    item: { S: `result#${String(batchIndex).padStart(5, "0")}` },
+    results: { S: JSON.stringify(results) },
+    expiresAt: { N: "1796000000" },
+  };
+}
+
+/** The texts of the messages published, by protocol. */
+function publishedDefaults(): string[] {
+  return snsMock
+    .commandCalls(PublishCommand)
+    .map((c) => (JSON.parse(c.args[0].input.Message ?? "{}") as { default?: string }).default ?? "");
+}
+
+/** A function's exported handler as a new container builds it, with these environment variables. */
+async function coldStart<T>(load: () => Promise<T>, env: Record<string, string | undefined>): Promise<T> {
+  for (const [name, value] of Object.entries(env)) vi.stubEnv(name, value);
+  vi.resetModules();
+  return load();
+}
 
 /** Calls a handler, turning a synchronous throw (a cold start that fails) into a rejection, as Lambda reports both. */
 async function invoke<T>(call: () => Promise<T>): Promise<T> {
@@ -110,19 +120,14 @@ const BATCH_STEPS: { step: string; handler: BatchHandler }[] = [
   { step: "CheckManaged", handler: createCheckManaged(now) },
   { step: "SendProbe", handler: createSendProbe(now) },
   { step: "CheckProbe", handler: createCheckProbe(now) },
-  { step: "FinalizeBatch", handler: createFinalizeBatch(now) },
+  { step: "FinalizeBatch", handler: createFinalizeBatch(memoryResultStore().store, now) },
 ];
 
 beforeAll(() => {
   logger.setLogLevel("SILENT");
 });
 
-beforeEach(() => {
-  ec2Mock.reset();
-  ssmMock.reset();
-  snsMock.reset();
-  cloudWatchMock.reset();
-});
+beforeEach(resetMocks);
 
 afterEach(() => {
   vi.unstubAllEnvs();
@@ -169,7 +174,7 @@ describe("batch step handlers: invalid input", () => {
     // Prepare
     const instances = Array.from({ length: 51 }, (_, n) => ({
       ...at("done"),
-      instanceId: `i-0a1b2c3d4e5f${n.toString(16).padStart(5, "0")}`,
+      instanceId: instanceIds(51)[n] ?? "",
     }));
 
     // Act
@@ -180,6 +185,21 @@ describe("batch step handlers: invalid input", () => {
       name: "NonRetryableInvalidInputError",
       message: expect.stringContaining("instances"),
     });
+  });
+
+  it.each(BATCH_STEPS)("$step refuses a batch without its batchIndex, naming the field", async ({ step, handler }) => {
+    // Prepare
+    const { batchIndex: _batchIndex, ...input } = batchOf([at("enforce")]);
+
+    // Act
+    const run = handler(input, fakeContext(step));
+
+    // Assess
+    await expect(run).rejects.toMatchObject({
+      name: "NonRetryableInvalidInputError",
+      message: expect.stringContaining("batchIndex"),
+    });
+    expect(ec2Mock.calls().length + ssmMock.calls().length).toBe(0);
   });
 
   it.each(BATCH_STEPS)("$step refuses input that is not an object", async ({ step, handler }) => {
@@ -197,19 +217,7 @@ describe("batch step handlers: invalid input", () => {
 describe("batch step handlers: valid input reaches the core", () => {
   it("Enforce modifies the instance", async () => {
     // Prepare
-    ec2Mock.on(DescribeInstancesCommand).resolves({
-      Reservations: [
-        {
-          Instances: [
-            {
-              InstanceId: ID_A,
-              State: { Name: "running" },
-              MetadataOptions: { HttpTokens: "optional", State: "applied" },
-            },
-          ],
-        },
-      ],
-    });
+    ec2Mock.on(DescribeInstancesCommand).resolves(reservations(ec2Instance(ID_A)));
     ec2Mock.on(ModifyInstanceMetadataOptionsCommand).resolves({});
 
     // Act
@@ -224,19 +232,7 @@ describe("batch step handlers: valid input reaches the core", () => {
 
   it("CheckApplied describes the instance", async () => {
     // Prepare
-    ec2Mock.on(DescribeInstancesCommand).resolves({
-      Reservations: [
-        {
-          Instances: [
-            {
-              InstanceId: ID_A,
-              State: { Name: "running" },
-              MetadataOptions: { HttpTokens: "required", State: "applied" },
-            },
-          ],
-        },
-      ],
-    });
+    ec2Mock.on(DescribeInstancesCommand).resolves(reservations(ec2Instance(ID_A, { httpTokens: "required" })));
 
     // Act
     const out = await createCheckApplied(now)(batchOf([at("await-applied")]), fakeContext("check-applied"));
@@ -296,15 +292,97 @@ describe("batch step handlers: valid input reaches the core", () => {
     expect(out.instances[0]?.result?.verdict).toBe("pass");
   });
 
-  it("FinalizeBatch returns one result per instance", async () => {
+  it("FinalizeBatch stores one result per instance under the batch's index and returns only the counts", async () => {
     // Prepare
-    const input = { ...batchOf([at("await-probe")]), failure: { Error: "States.Timeout", Cause: "" } };
+    const { store, puts } = memoryResultStore();
+    const input = {
+      ...batchOf([at("await-probe"), { ...at("done"), instanceId: ID_B, result: result(ID_B) }], { batchIndex: 3 }),
+      failure: { Error: "States.Timeout", Cause: "" },
+    };
 
     // Act
-    const out = await createFinalizeBatch(now)(input, fakeContext("finalize-batch"));
+    const out = await createFinalizeBatch(store, now)(input, fakeContext("finalize-batch"));
 
     // Assess
-    expect(out).toEqual([expect.objectContaining({ instanceId: ID_A, verdict: "error" })]);
+    expect(puts).toEqual([
+      {
+        eventId: "evt-h",
+        batchIndex: 3,
+        results: [expect.objectContaining({ instanceId: ID_A, verdict: "error" }), result(ID_B)],
+        expiresAt: Math.floor(NOW.getTime() / 1000) + 7 * 24 * 3600,
+      },
+    ]);
+    expect(out).toEqual({
+      batchIndex: 3,
+      instances: 2,
+      counts: { pass: 1, fail: 0, held: 0, unverified: 0, exempt: 0, skipped: 0, error: 1 },
+    });
+  });
+
+  it("FinalizeBatch fails with the store's error, so the Map counts the batch as failed", async () => {
+    // Prepare
+    const refused = Object.assign(new Error("PutItem (results): InternalServerError"), {
+      name: "RetryableServiceError",
+    });
+    const store = { put: () => Promise.reject(refused), load: () => Promise.resolve(new Map()) };
+
+    // Act
+    const run = createFinalizeBatch(store, now)(batchOf([at("await-probe")]), fakeContext("finalize-batch"));
+
+    // Assess
+    await expect(run).rejects.toBe(refused);
+  });
+});
+
+describe("finalize-batch handler: the ledger", () => {
+  it("throws NonRetryableConfigurationError naming LEDGER_TABLE_NAME when it is missing", async () => {
+    // Prepare
+    const { handler } = await coldStart(() => import("../../functions/finalize-batch/handler.js"), {
+      LEDGER_TABLE_NAME: undefined,
+    });
+
+    // Act
+    const run = invoke(() => handler(batchOf([at("await-probe")]), fakeContext("finalize-batch")));
+
+    // Assess
+    await expect(run).rejects.toMatchObject({
+      name: "NonRetryableConfigurationError",
+      message: expect.stringContaining("LEDGER_TABLE_NAME"),
+    });
+    expect(dynamoMock.calls()).toHaveLength(0);
+  });
+
+  it("is retried by the state machine on the retryable errors its PutItem throws (an overwrite is idempotent)", () => {
+    // Prepare
+    const asl = JSON.parse(readFileSync(new URL("../../infra/state-machine.asl.json", import.meta.url), "utf8")) as {
+      States: { ForEachBatch: { ItemProcessor: { States: Record<string, { Retry?: { ErrorEquals: string[] }[] }> } } };
+    };
+
+    // Act
+    const retried = (asl.States.ForEachBatch.ItemProcessor.States.FinalizeBatch?.Retry ?? []).flatMap(
+      (r) => r.ErrorEquals,
+    );
+
+    // Assess
+    expect(retried).toEqual(expect.arrayContaining(["RetryableThrottlingError", "RetryableServiceError"]));
+  });
+
+  it("puts the results into the ledger table once LEDGER_TABLE_NAME is set", async () => {
+    // Prepare
+    dynamoMock.on(PutItemCommand).resolves({});
+    const { handler } = await coldStart(() => import("../../functions/finalize-batch/handler.js"), {
+      LEDGER_TABLE_NAME: LEDGER_TABLE,
+    });
+
+    // Act
+    const out = await handler(batchOf([at("await-probe")], { batchIndex: 12 }), fakeContext("finalize-batch"));
+
+    // Assess
+    const put = dynamoMock.commandCalls(PutItemCommand)[0]?.args[0].input;
+    expect(put?.TableName).toBe(LEDGER_TABLE);
+    expect(put?.Item?.eventId).toEqual({ S: "evt-h" });
+    expect(put?.Item?.item).toEqual({ S: "result#00012" });
+    expect(out).toMatchObject({ batchIndex: 12, instances: 1 });
   });
 });
 
@@ -314,7 +392,7 @@ describe("resolve-targets handler", () => {
     const handler = createResolveTargets({ settings: SETTINGS, guardRoleArnPrefix: GUARD_PREFIX, batchSize: 2 }, now);
 
     // Act
-    const out = await handler(fixture("run-instances.json"), fakeContext("resolve-targets"));
+    const out = await handler(fixtureEvent("run-instances.json"), fakeContext("resolve-targets"));
 
     // Assess
     expect(out.batches.map((b) => b.length)).toEqual([2, 1]);
@@ -335,13 +413,13 @@ describe("resolve-targets handler", () => {
 
   it("throws NonRetryableConfigurationError naming GUARD_ROLE_ARN_PREFIX when it is missing", async () => {
     // Prepare
-    vi.stubEnv("GUARD_ROLE_ARN_PREFIX", undefined);
-    vi.stubEnv("GUARD_MODE", "enforce");
-    vi.resetModules();
-    const { handler } = await import("../../functions/resolve-targets/handler.js");
+    const { handler } = await coldStart(() => import("../../functions/resolve-targets/handler.js"), {
+      GUARD_ROLE_ARN_PREFIX: undefined,
+      GUARD_MODE: "enforce",
+    });
 
     // Act
-    const run = invoke(() => handler(fixture("run-instances.json"), fakeContext("resolve-targets")));
+    const run = invoke(() => handler(fixtureEvent("run-instances.json"), fakeContext("resolve-targets")));
 
     // Assess
     await expect(run).rejects.toMatchObject({
@@ -352,14 +430,14 @@ describe("resolve-targets handler", () => {
 
   it("throws NonRetryableConfigurationError naming BATCH_SIZE when it is out of range", async () => {
     // Prepare
-    vi.stubEnv("GUARD_ROLE_ARN_PREFIX", GUARD_PREFIX);
-    vi.stubEnv("BATCH_SIZE", "500");
-    vi.stubEnv("GUARD_MODE", "enforce");
-    vi.resetModules();
-    const { handler } = await import("../../functions/resolve-targets/handler.js");
+    const { handler } = await coldStart(() => import("../../functions/resolve-targets/handler.js"), {
+      GUARD_ROLE_ARN_PREFIX: GUARD_PREFIX,
+      BATCH_SIZE: "500",
+      GUARD_MODE: "enforce",
+    });
 
     // Act
-    const run = invoke(() => handler(fixture("run-instances.json"), fakeContext("resolve-targets")));
+    const run = invoke(() => handler(fixtureEvent("run-instances.json"), fakeContext("resolve-targets")));
 
     // Assess
     await expect(run).rejects.toMatchObject({
@@ -370,17 +448,17 @@ describe("resolve-targets handler", () => {
 
   it("reads its configuration from the environment once the variables are set", async () => {
     // Prepare
-    vi.stubEnv("GUARD_ROLE_ARN_PREFIX", GUARD_PREFIX);
-    vi.stubEnv("GUARD_MODE", "audit");
-    vi.stubEnv("BATCH_SIZE", "2");
-    vi.stubEnv("EXEMPT_TAG_KEY", "ops:keep-imdsv1");
-    vi.resetModules();
-    const { handler } = await import("../../functions/resolve-targets/handler.js");
+    const { handler } = await coldStart(() => import("../../functions/resolve-targets/handler.js"), {
+      GUARD_ROLE_ARN_PREFIX: GUARD_PREFIX,
+      GUARD_MODE: "audit",
+      BATCH_SIZE: "2",
+      EXEMPT_TAG_KEY: "ops:keep-imdsv1",
+    });
 
     // Act
-    const resolved = await handler(fixture("run-instances.json"), fakeContext("resolve-targets"));
+    const resolved = await handler(fixtureEvent("run-instances.json"), fakeContext("resolve-targets"));
     const own = await handler(
-      fixture("modify-instance-metadata-options-by-guard.json"),
+      fixtureEvent("modify-instance-metadata-options-by-guard.json"),
       fakeContext("resolve-targets"),
     );
 
@@ -396,7 +474,7 @@ describe("notify handler", () => {
   it("publishes the report and returns the verdict and counts", async () => {
     // Prepare
     snsMock.on(PublishCommand).resolves({ MessageId: "m-1" });
-    const handler = createNotify({ topicArn: TOPIC_ARN, slackVerdicts: ["fail"] });
+    const handler = createNotify(NOTIFY_CONFIG, ledgerWith([PASSED]).store);
 
     // Act
     const out = await handler(VALID_NOTIFY_INPUT, fakeContext("notify"));
@@ -409,10 +487,10 @@ describe("notify handler", () => {
   it("reports a ResolveTargets failure with the raw event", async () => {
     // Prepare
     snsMock.on(PublishCommand).resolves({ MessageId: "m-2" });
-    const handler = createNotify({ topicArn: TOPIC_ARN, slackVerdicts: ["fail"] });
+    const handler = createNotify(NOTIFY_CONFIG, ledgerWith([PASSED]).store);
     const input = {
       resolveFailure: { Error: "NonRetryableConfigurationError", Cause: '{"errorMessage":"Invalid configuration"}' },
-      rawEvent: fixture("run-instances.json"),
+      rawEvent: fixtureEvent("run-instances.json"),
     };
 
     // Act
@@ -425,7 +503,7 @@ describe("notify handler", () => {
 
   it("refuses invalid input with NonRetryableInvalidInputError naming the field", async () => {
     // Prepare
-    const handler = createNotify({ topicArn: TOPIC_ARN, slackVerdicts: ["fail"] });
+    const handler = createNotify(NOTIFY_CONFIG, ledgerWith([PASSED]).store);
     const input = { ...VALID_NOTIFY_INPUT, settings: { ...SETTINGS, mode: "destroy" } };
 
     // Act
@@ -439,7 +517,7 @@ describe("notify handler", () => {
 
   it("refuses input that is neither shape", async () => {
     // Prepare
-    const handler = createNotify({ topicArn: TOPIC_ARN, slackVerdicts: ["fail"] });
+    const handler = createNotify(NOTIFY_CONFIG, ledgerWith([PASSED]).store);
 
     // Act
     const run = handler({ hello: "world" }, fakeContext("notify"));
@@ -451,9 +529,7 @@ describe("notify handler", () => {
 
   it("throws NonRetryableConfigurationError naming TOPIC_ARN when it is missing", async () => {
     // Prepare
-    vi.stubEnv("TOPIC_ARN", undefined);
-    vi.resetModules();
-    const { handler } = await import("../../functions/notify/handler.js");
+    const { handler } = await coldStart(() => import("../../functions/notify/handler.js"), { TOPIC_ARN: undefined });
 
     // Act
     const run = invoke(() => handler(VALID_NOTIFY_INPUT, fakeContext("notify")));
@@ -466,15 +542,35 @@ describe("notify handler", () => {
     expect(snsMock.calls()).toHaveLength(0);
   });
 
-  it("publishes to the configured topics once TOPIC_ARN is set", async () => {
+  it("throws NonRetryableConfigurationError naming LEDGER_TABLE_NAME when it is missing", async () => {
     // Prepare
-    const slackTopic = "arn:aws:sns:us-east-1:123456789012:imdsv2-guard-slack";
-    vi.stubEnv("TOPIC_ARN", TOPIC_ARN);
-    vi.stubEnv("SLACK_TOPIC_ARN", slackTopic);
-    vi.stubEnv("SLACK_VERDICTS", "pass, fail");
-    vi.resetModules();
+    const { handler } = await coldStart(() => import("../../functions/notify/handler.js"), {
+      TOPIC_ARN: TOPIC_ARN,
+      LEDGER_TABLE_NAME: undefined,
+    });
+
+    // Act
+    const run = invoke(() => handler(VALID_NOTIFY_INPUT, fakeContext("notify")));
+
+    // Assess
+    await expect(run).rejects.toMatchObject({
+      name: "NonRetryableConfigurationError",
+      message: expect.stringContaining("LEDGER_TABLE_NAME"),
+    });
+    expect(snsMock.calls()).toHaveLength(0);
+  });
+
+  it("publishes to the configured topics once TOPIC_ARN is set, with the results read from the ledger table", async () => {
+    // Prepare
+    const slackTopic = SLACK_TOPIC_ARN;
     snsMock.on(PublishCommand).resolves({ MessageId: "m-3" });
-    const { handler } = await import("../../functions/notify/handler.js");
+    dynamoMock.on(QueryCommand).resolves({ Items: [ledgerItem(0, [PASSED])] });
+    const { handler } = await coldStart(() => import("../../functions/notify/handler.js"), {
+      TOPIC_ARN: TOPIC_ARN,
+      SLACK_TOPIC_ARN: slackTopic,
+      SLACK_VERDICTS: "pass, fail",
+      LEDGER_TABLE_NAME: LEDGER_TABLE,
+    });
 
     // Act
     const out = await handler(VALID_NOTIFY_INPUT, fakeContext("notify"));
@@ -482,16 +578,24 @@ describe("notify handler", () => {
     // Assess
     expect(snsMock.commandCalls(PublishCommand).map((c) => c.args[0].input.TopicArn)).toEqual([TOPIC_ARN, slackTopic]);
     expect(out.messageIds).toEqual(["m-3", "m-3"]);
+    expect(out).toMatchObject({ verdict: "pass", counts: { pass: 1, error: 0 } });
+    expect(dynamoMock.commandCalls(QueryCommand)[0]?.args[0].input).toMatchObject({
+      TableName: LEDGER_TABLE,
+      ExpressionAttributeValues: { ":e": { S: EVENT.eventId }, ":prefix": { S: "result#" } },
+      ConsistentRead: true,
+    });
   });
 
   it("treats an empty SLACK_TOPIC_ARN as no Slack topic", async () => {
     // Prepare
-    vi.stubEnv("TOPIC_ARN", TOPIC_ARN);
-    vi.stubEnv("SLACK_TOPIC_ARN", "");
-    vi.stubEnv("SLACK_VERDICTS", "pass");
-    vi.resetModules();
     snsMock.on(PublishCommand).resolves({ MessageId: "m-4" });
-    const { handler } = await import("../../functions/notify/handler.js");
+    dynamoMock.on(QueryCommand).resolves({ Items: [ledgerItem(0, [PASSED])] });
+    const { handler } = await coldStart(() => import("../../functions/notify/handler.js"), {
+      TOPIC_ARN: TOPIC_ARN,
+      SLACK_TOPIC_ARN: "",
+      SLACK_VERDICTS: "pass",
+      LEDGER_TABLE_NAME: LEDGER_TABLE,
+    });
 
     // Act
     await handler(VALID_NOTIFY_INPUT, fakeContext("notify"));
@@ -501,8 +605,240 @@ describe("notify handler", () => {
   });
 });
 
+describe("notify handler: results from the ledger", () => {
+  it("reports each instance with the result its batch stored, reading the ledger for the event once", async () => {
+    // Prepare
+    snsMock.on(PublishCommand).resolves({ MessageId: "m-10" });
+    const ledger = ledgerWith([PASSED], [result(ID_B, { verdict: "fail", reason: "IMDSv1 answered (200)." })]);
+    const load = vi.spyOn(ledger.store, "load");
+    const input = { ...VALID_NOTIFY_INPUT, batches: [[enforcing(ID_A)], [enforcing(ID_B)]] };
+
+    // Act
+    const out = await createNotify(NOTIFY_CONFIG, ledger.store)(input, fakeContext("notify"));
+
+    // Assess
+    expect(load.mock.calls).toEqual([[EVENT.eventId]]);
+    expect(out).toMatchObject({ verdict: "fail", counts: { pass: 1, fail: 1, error: 0 } });
+    expect(publishedDefaults()[0]).toContain(`${ID_B}: FAIL - IMDSv1 answered (200).`);
+  });
+
+  it("reports every instance of a batch that stored nothing as error, and keeps the other batches' verdicts", async () => {
+    // Prepare
+    snsMock.on(PublishCommand).resolves({ MessageId: "m-11" });
+    const input = { ...VALID_NOTIFY_INPUT, batches: [[enforcing(ID_A)], [enforcing(ID_B), enforcing(ID_C)]] };
+
+    // Act
+    const out = await createNotify(NOTIFY_CONFIG, ledgerWith([PASSED]).store)(input, fakeContext("notify"));
+
+    // Assess
+    expect(out).toMatchObject({ verdict: "error", counts: { pass: 1, error: 2 } });
+    const text = publishedDefaults()[0] ?? "";
+    for (const id of [ID_B, ID_C]) {
+      expect(text).toContain(
+        `${id}: ERROR - The flow failed before a verdict: this batch's child execution stored no result`,
+      );
+    }
+    expect(text).toContain(`${ID_A}: PASS`);
+  });
+
+  it("names the Map's failure for the instances without a stored result", async () => {
+    // Prepare
+    snsMock.on(PublishCommand).resolves({ MessageId: "m-12" });
+    const input = {
+      ...VALID_NOTIFY_INPUT,
+      batches: [[enforcing(ID_A)], [enforcing(ID_B)]],
+      mapFailure: { Error: "States.ItemReaderFailed", Cause: "The Map could not run." },
+    };
+
+    // Act
+    const out = await createNotify(NOTIFY_CONFIG, ledgerWith([PASSED]).store)(input, fakeContext("notify"));
+
+    // Assess
+    expect(out).toMatchObject({ counts: { pass: 1, error: 1 } });
+    expect(publishedDefaults()[0]).toContain(
+      `${ID_B}: ERROR - The flow failed before a verdict: States.ItemReaderFailed: The Map could not run.`,
+    );
+  });
+
+  it("reports an instance its batch's stored results leave out as error, so every instance has one verdict", async () => {
+    // Prepare
+    snsMock.on(PublishCommand).resolves({ MessageId: "m-13" });
+    const input = { ...VALID_NOTIFY_INPUT, batches: [[enforcing(ID_A), enforcing(ID_B)]] };
+
+    // Act
+    const out = await createNotify(NOTIFY_CONFIG, ledgerWith([PASSED]).store)(input, fakeContext("notify"));
+
+    // Assess
+    expect(out).toMatchObject({ verdict: "error", counts: { pass: 1, error: 1 } });
+  });
+
+  it("does not read the ledger when the event had no instances", async () => {
+    // Prepare
+    snsMock.on(PublishCommand).resolves({ MessageId: "m-14" });
+    const ledger = ledgerWith();
+    const load = vi.spyOn(ledger.store, "load");
+
+    // Act
+    const out = await createNotify(NOTIFY_CONFIG, ledger.store)(
+      { ...VALID_NOTIFY_INPUT, batches: [] },
+      fakeContext("notify"),
+    );
+
+    // Assess
+    expect(load).not.toHaveBeenCalled();
+    expect(out).toMatchObject({ verdict: "pass", counts: { pass: 0 } });
+  });
+
+  it("refuses the old shape, in which the Map wrote results over the work list, naming the field", async () => {
+    // Prepare
+    const input = { ...VALID_NOTIFY_INPUT, batches: [[PASSED]] };
+
+    // Act
+    const run = createNotify(NOTIFY_CONFIG, ledgerWith([PASSED]).store)(input, fakeContext("notify"));
+
+    // Assess
+    await expect(run).rejects.toMatchObject({ name: "NonRetryableInvalidInputError" });
+    await expect(run).rejects.toThrow("batches.0.0.stage");
+    expect(snsMock.calls()).toHaveLength(0);
+  });
+
+  it("says in a notice that deduplication was unavailable when ClaimEvent could not use the ledger", async () => {
+    // Prepare
+    snsMock.on(PublishCommand).resolves({ MessageId: "m-15" });
+    const input = {
+      ...VALID_NOTIFY_INPUT,
+      ledgerFailure: {
+        Error: "DynamoDB.ProvisionedThroughputExceededException",
+        Cause: "The level of configured provisioned throughput for the table was exceeded.",
+      },
+    };
+
+    // Act
+    const out = await createNotify(NOTIFY_CONFIG, ledgerWith([PASSED]).store)(input, fakeContext("notify"));
+
+    // Assess
+    expect(out).toMatchObject({ verdict: "pass", counts: { pass: 1 } });
+    const message = JSON.parse(snsMock.commandCalls(PublishCommand)[0]?.args[0].input.Message ?? "{}") as {
+      default: string;
+      sqs: string;
+    };
+    expect(message.default).toContain(
+      "Notice: Deduplication was unavailable (DynamoDB.ProvisionedThroughputExceededException: The level of configured provisioned throughput for the table was exceeded.): a redelivery of this event would be handled again.",
+    );
+    expect(JSON.parse(message.sqs)).toMatchObject({ notice: expect.stringContaining("Deduplication was unavailable") });
+  });
+
+  it("has no notice when ClaimEvent used the ledger", async () => {
+    // Prepare
+    snsMock.on(PublishCommand).resolves({ MessageId: "m-16" });
+
+    // Act
+    await createNotify(NOTIFY_CONFIG, ledgerWith([PASSED]).store)(VALID_NOTIFY_INPUT, fakeContext("notify"));
+
+    // Assess
+    expect(publishedDefaults()[0]).not.toContain("Notice:");
+  });
+});
+
+describe("notify handler: the fallback when the report could not be published", () => {
+  const NOTIFY_FAILURE = {
+    Error: "NonRetryableAwsError",
+    Cause: JSON.stringify({
+      errorType: "NonRetryableAwsError",
+      errorMessage: "Publish to the alert topic: InvalidParameter: Invalid parameter: Message too long",
+    }),
+  };
+
+  it("publishes a short error message naming the event and the failure, without reading the ledger", async () => {
+    // Prepare
+    snsMock.on(PublishCommand).resolves({ MessageId: "m-20" });
+    const ledger = ledgerWith([PASSED]);
+    const load = vi.spyOn(ledger.store, "load");
+    const input = { notifyFailure: NOTIFY_FAILURE, state: { ...VALID_NOTIFY_INPUT, batchSummaries: [] } };
+
+    // Act
+    const out = await createNotify(NOTIFY_CONFIG, ledger.store)(input, fakeContext("notify"));
+
+    // Assess
+    expect(load).not.toHaveBeenCalled();
+    expect(out).toEqual({ verdict: "error", messageIds: ["m-20"] });
+    const published = snsMock.commandCalls(PublishCommand).map((c) => c.args[0].input);
+    expect(published).toHaveLength(1);
+    expect(published[0]).toMatchObject({
+      TopicArn: TOPIC_ARN,
+      Subject: "[imdsv2-guard] ERROR: report not published - RunInstances in us-east-1",
+      MessageStructure: "json",
+      MessageAttributes: {
+        verdict: { DataType: "String", StringValue: "error" },
+        verdicts: { DataType: "String.Array", StringValue: '["error"]' },
+      },
+    });
+    const message = JSON.parse(published[0]?.Message ?? "{}") as { default: string; https: string };
+    expect(Object.keys(message).sort()).toEqual(["default", "https"]);
+    expect(message.default).toContain(`could not publish its report for RunInstances ${EVENT.eventId} (us-east-1)`);
+    expect(message.default).toContain(
+      "Why: NonRetryableAwsError: Publish to the alert topic: InvalidParameter: Invalid parameter: Message too long",
+    );
+    expect(JSON.parse(message.https)).toMatchObject({
+      version: "1.0",
+      source: "custom",
+      content: { textType: "client-markdown", title: expect.stringContaining("report not published") },
+    });
+  });
+
+  it("sends the fallback to Slack when Slack wants errors", async () => {
+    // Prepare
+    snsMock.on(PublishCommand).resolves({ MessageId: "m-21" });
+    const config = { topicArn: TOPIC_ARN, slackTopicArn: SLACK_TOPIC_ARN, slackVerdicts: ["error"] };
+    const input = { notifyFailure: NOTIFY_FAILURE, state: VALID_NOTIFY_INPUT };
+
+    // Act
+    await createNotify(config, ledgerWith().store)(input, fakeContext("notify"));
+
+    // Assess
+    expect(snsMock.commandCalls(PublishCommand).map((c) => c.args[0].input.TopicArn)).toEqual([
+      TOPIC_ARN,
+      SLACK_TOPIC_ARN,
+    ]);
+  });
+
+  it("describes the raw event when the state has no resolved event, and escapes what it quotes", async () => {
+    // Prepare
+    snsMock.on(PublishCommand).resolves({ MessageId: "m-22" });
+    const rawEvent = fixtureEvent("run-instances.json") as { detail: Record<string, unknown> };
+    rawEvent.detail.eventName = "Run*Instances*\n<!channel>";
+    const input = { notifyFailure: { Error: "States.Timeout" }, state: { rawEvent } };
+
+    // Act
+    await createNotify(NOTIFY_CONFIG, ledgerWith().store)(input, fakeContext("notify"));
+
+    // Assess
+    const published = snsMock.commandCalls(PublishCommand)[0]?.args[0].input;
+    expect(published?.Subject).toMatch(/^\[imdsv2-guard\] ERROR: report not published - [\x20-\x7e]+$/);
+    const message = JSON.parse(published?.Message ?? "{}") as { default: string; https: string };
+    expect(message.default.split("\n")).toHaveLength(3);
+    expect(message.default).toContain("Why: States.Timeout");
+    const description = (JSON.parse(message.https) as { content: { description: string } }).content.description;
+    expect(description).not.toContain("<!channel>");
+    expect(description).toContain("\\<\\!channel\\>");
+  });
+
+  it("lets a refused fallback fail with its classified name, so the execution fails and the alarm fires", async () => {
+    // Prepare
+    snsMock
+      .on(PublishCommand)
+      .rejects(serviceError(SNSServiceException, "AuthorizationErrorException", 403, "not authorized"));
+    const input = { notifyFailure: NOTIFY_FAILURE, state: VALID_NOTIFY_INPUT };
+
+    // Act
+    const run = createNotify(NOTIFY_CONFIG, ledgerWith().store)(input, fakeContext("notify"));
+
+    // Assess
+    await expect(run).rejects.toMatchObject({ name: "NonRetryableAwsError" });
+  });
+});
+
 describe("governance handlers", () => {
-  const EVENT = VALID_NOTIFY_INPUT.event;
   const REJECTED = {
     count: 1,
     instances: [{ instanceId: ID_A, rejectedCalls: 4 }],
@@ -513,11 +849,7 @@ describe("governance handlers", () => {
 
   it("Enforce holds an existing instance that used IMDSv1, reading CloudWatch through the shared client", async () => {
     // Prepare
-    ec2Mock.on(DescribeInstancesCommand).resolves({
-      Reservations: [
-        { Instances: [{ InstanceId: ID_A, State: { Name: "running" }, MetadataOptions: { HttpTokens: "optional" } }] },
-      ],
-    });
+    ec2Mock.on(DescribeInstancesCommand).resolves(reservations(ec2Instance(ID_A)));
     cloudWatchMock.on(GetMetricDataCommand).resolves({ MetricDataResults: [{ Id: "m0", Values: [3] }] });
     const batch: Batch = { ...batchOf([at("enforce")]), trigger: "regression" };
 
@@ -565,14 +897,9 @@ describe("governance handlers", () => {
 
   it("AssessAccount lets a throttled read fail with its retryable name", async () => {
     // Prepare
-    ec2Mock.on(GetInstanceMetadataDefaultsCommand).rejects(
-      new EC2ServiceException({
-        name: "RequestLimitExceeded",
-        $fault: "client",
-        $metadata: { httpStatusCode: 503 },
-        message: "Request limit exceeded.",
-      }),
-    );
+    ec2Mock
+      .on(GetInstanceMetadataDefaultsCommand)
+      .rejects(serviceError(EC2ServiceException, "RequestLimitExceeded", 503, "Request limit exceeded."));
 
     // Act
     const run = createAssessAccount(now)({}, fakeContext("assess-account"));
@@ -613,31 +940,14 @@ describe("governance handlers", () => {
     // Prepare
     snsMock.on(PublishCommand).resolves({ MessageId: "m-5" });
     const enforcedAt = "2026-11-28T09:42:40.000Z";
-    const input = {
-      ...VALID_NOTIFY_INPUT,
-      batches: [
-        [
-          {
-            instanceId: ID_A,
-            verdict: "pass",
-            reason: "IMDSv1 refused (401).",
-            warnings: [],
-            action: "set HttpTokens=required (was optional)",
-            enforcedAt,
-          },
-          {
-            instanceId: "i-0a1b2c3d4e5f60002",
-            verdict: "pass",
-            reason: "IMDSv1 refused (401).",
-            warnings: [],
-            action: "none: HttpTokens was already required",
-          },
-        ],
-      ],
-    };
+    const stored = [
+      result(ID_A, { action: "set HttpTokens=required (was optional)", enforcedAt }),
+      result(ID_B, { action: "none: HttpTokens was already required" }),
+    ];
+    const input = { ...VALID_NOTIFY_INPUT, batches: [[enforcing(ID_A), enforcing(ID_B)]] };
 
     // Act
-    const out = await createNotify({ topicArn: TOPIC_ARN, slackVerdicts: ["fail"] })(input, fakeContext("notify"));
+    const out = await createNotify(NOTIFY_CONFIG, ledgerWith(stored).store)(input, fakeContext("notify"));
 
     // Assess
     expect(out).toMatchObject({ verdict: "pass", watch: { instanceIds: [ID_A], since: enforcedAt, count: 1 } });
@@ -645,9 +955,12 @@ describe("governance handlers", () => {
 
   it("Notify publishes the rejected-calls alert with the attribute verdict alert, to Slack when it wants alerts", async () => {
     // Prepare
-    const slackTopic = "arn:aws:sns:us-east-1:123456789012:imdsv2-guard-slack";
+    const slackTopic = SLACK_TOPIC_ARN;
     snsMock.on(PublishCommand).resolves({ MessageId: "m-6" });
-    const handler = createNotify({ topicArn: TOPIC_ARN, slackTopicArn: slackTopic, slackVerdicts: ["fail", "alert"] });
+    const handler = createNotify(
+      { topicArn: TOPIC_ARN, slackTopicArn: slackTopic, slackVerdicts: ["fail", "alert"] },
+      ledgerWith().store,
+    );
     const input = { alert: "rejected-calls", event: EVENT, rejected: REJECTED };
 
     // Act
@@ -666,13 +979,14 @@ describe("governance handlers", () => {
 
   it("Notify sends the alert to Slack by default (SLACK_VERDICTS includes alert and held)", async () => {
     // Prepare
-    const slackTopic = "arn:aws:sns:us-east-1:123456789012:imdsv2-guard-slack";
-    vi.stubEnv("TOPIC_ARN", TOPIC_ARN);
-    vi.stubEnv("SLACK_TOPIC_ARN", slackTopic);
-    vi.stubEnv("SLACK_VERDICTS", undefined);
-    vi.resetModules();
+    const slackTopic = SLACK_TOPIC_ARN;
     snsMock.on(PublishCommand).resolves({ MessageId: "m-7" });
-    const { handler } = await import("../../functions/notify/handler.js");
+    const { handler } = await coldStart(() => import("../../functions/notify/handler.js"), {
+      TOPIC_ARN: TOPIC_ARN,
+      SLACK_TOPIC_ARN: slackTopic,
+      SLACK_VERDICTS: undefined,
+      LEDGER_TABLE_NAME: LEDGER_TABLE,
+    });
 
     // Act
     await handler({ alert: "rejected-calls", event: EVENT, rejected: REJECTED }, fakeContext("notify"));
@@ -683,7 +997,7 @@ describe("governance handlers", () => {
 
   it("Notify refuses an alert whose rejected calls are malformed, naming the field", async () => {
     // Prepare
-    const handler = createNotify({ topicArn: TOPIC_ARN, slackVerdicts: ["alert"] });
+    const handler = createNotify({ topicArn: TOPIC_ARN, slackVerdicts: ["alert"] }, ledgerWith().store);
     const input = { alert: "rejected-calls", event: EVENT, rejected: { ...REJECTED, rollbackPossible: "yes" } };
 
     // Act

@@ -1,53 +1,39 @@
-import { Logger } from "@aws-lambda-powertools/logger";
 import {
   GetCommandInvocationCommand,
   type GetCommandInvocationCommandOutput,
   InvocationDoesNotExist,
   SendCommandCommand,
-  SSMClient,
   SSMServiceException,
 } from "@aws-sdk/client-ssm";
-import { mockClient } from "aws-sdk-client-mock";
 import { beforeEach, describe, expect, it } from "vitest";
 import { ssm } from "../../shared/aws-clients.js";
-import type { Batch, FlowSettings, InstanceProgress, Platform } from "../../shared/model.js";
+import type { InstanceProgress, Platform } from "../../shared/model.js";
 import { checkProbeBatch, parseProbeOutput, sendProbeBatch } from "../../shared/probe.js";
 import probeLinux from "../../shared/probes/probe-linux.sh";
 import probeWindows from "../../shared/probes/probe-windows.ps1";
+import {
+  batchFactory,
+  ID_A,
+  ID_B,
+  ID_C,
+  instanceIds,
+  isoAfter,
+  only,
+  resetMocks,
+  SETTINGS,
+  serviceError,
+  silentLogger,
+  ssmMock,
+} from "./support.js";
 
-const ssmMock = mockClient(SSMClient);
-const logger = new Logger({ serviceName: "probe-test", logLevel: "SILENT" });
+const logger = silentLogger("probe-test");
 
-const STARTED_AT = "2026-11-28T10:00:00.000Z";
 const NOW = new Date("2026-11-28T10:03:00.000Z");
-const SETTINGS: FlowSettings = {
-  mode: "enforce",
-  exemptTagKey: "imdsv2-guard:exempt",
-  applyTimeoutSeconds: 300,
-  managedTimeoutSeconds: 600,
-  probeTimeoutSeconds: 300,
-  exemptUntilTagKey: "imdsv2-guard:exempt-until",
-  onV1Usage: "hold",
-  v1UsageLookbackHours: 24,
-  watchRejectedSeconds: 900,
-};
 const HOSTILE = "$(rm -rf /)";
-const ID_A = "i-0a1b2c3d4e5f60001";
-const ID_B = "i-0a1b2c3d4e5f60002";
-const ID_C = "i-0a1b2c3d4e5f60003";
-
-const isoAfter = (seconds: number) => new Date(NOW.getTime() + seconds * 1000).toISOString();
-
-function batchOf(instances: InstanceProgress[]): Batch {
-  return { eventId: "evt-probe-1", trigger: "launch", settings: SETTINGS, startedAt: STARTED_AT, instances };
-}
-
-function ids(count: number): string[] {
-  return Array.from({ length: count }, (_, n) => `i-0a1b2c3d4e5f${n.toString(16).padStart(5, "0")}`);
-}
+const batchOf = batchFactory({ eventId: "evt-probe-1" });
 
 /** Ready to be probed; its action and notes carry what Enforce saw, including a hostile tag value. */
-function readyToProbe(instanceId: string, platform: Platform, deadline = isoAfter(120)): InstanceProgress {
+function readyToProbe(instanceId: string, platform: Platform, deadline = isoAfter(NOW, 120)): InstanceProgress {
   return {
     instanceId,
     stage: "send-probe",
@@ -66,18 +52,13 @@ function probing(instanceId: string, extra: Partial<InstanceProgress> = {}): Ins
     platform: "linux",
     notes: [],
     commandId: "cmd-0123",
-    stageDeadline: isoAfter(60),
+    stageDeadline: isoAfter(NOW, 60),
     ...extra,
   };
 }
 
 function ssmError(name: string, status: number): SSMServiceException {
-  return new SSMServiceException({
-    name,
-    $fault: status >= 500 ? "server" : "client",
-    $metadata: { httpStatusCode: status },
-    message: `${name} (simulated)`,
-  });
+  return serviceError(SSMServiceException, name, status);
 }
 
 function invocation(out: Partial<GetCommandInvocationCommandOutput>): void {
@@ -88,12 +69,6 @@ function deps(now = NOW) {
   return { ssm, logger, now: () => now };
 }
 
-function only(batch: Batch, instanceId: string): InstanceProgress {
-  const found = batch.instances.find((i) => i.instanceId === instanceId);
-  if (!found) throw new Error(`${instanceId} is not in the batch`);
-  return found;
-}
-
 function sendInputs() {
   return ssmMock.commandCalls(SendCommandCommand).map((c) => c.args[0].input);
 }
@@ -101,9 +76,7 @@ function sendInputs() {
 const READING_PASS = '{"v1":401,"token":200,"v2":200,"client":"curl"}';
 const READING_FAIL = '{"v1":200,"token":200,"v2":200,"client":"curl"}';
 
-beforeEach(() => {
-  ssmMock.reset();
-});
+beforeEach(resetMocks);
 
 describe("sendProbeBatch", () => {
   it.each([
@@ -151,7 +124,7 @@ describe("sendProbeBatch", () => {
 
   it("sends one SendCommand per platform for up to 50 instances", async () => {
     // Prepare
-    const linux = ids(48);
+    const linux = instanceIds(48);
     const windows = ["i-0f9e8d7c6b5a40001", "i-0f9e8d7c6b5a40002"];
     const batch = batchOf([
       ...linux.map((id) => readyToProbe(id, "linux")),
@@ -172,7 +145,7 @@ describe("sendProbeBatch", () => {
 
   it("sends a single command for a full batch of 50 instances", async () => {
     // Prepare
-    const linux = ids(50);
+    const linux = instanceIds(50);
     ssmMock.on(SendCommandCommand).resolves({ Command: { CommandId: "cmd-50" } });
 
     // Act
@@ -196,7 +169,7 @@ describe("sendProbeBatch", () => {
     expect(only(out, ID_A)).toMatchObject({
       stage: "await-probe",
       commandId: "cmd-7",
-      stageDeadline: isoAfter(SETTINGS.probeTimeoutSeconds),
+      stageDeadline: isoAfter(NOW, SETTINGS.probeTimeoutSeconds),
     });
     expect(only(out, ID_C)).toBe(other);
     expect(sendInputs()[0]?.InstanceIds).toEqual([ID_A]);
@@ -253,6 +226,89 @@ describe("sendProbeBatch", () => {
       verdict: "unverified",
       reason: expect.stringContaining("InvalidInstanceId"),
     });
+  });
+});
+
+describe("sendProbeBatch: a chunk SSM refuses as a whole", () => {
+  /** SendCommand refuses any call that targets `bad` with InvalidInstanceId, as SSM does for a target gone offline. */
+  function refusing(bad: string): void {
+    ssmMock.on(SendCommandCommand).callsFake((input: { InstanceIds?: string[] }) => {
+      if (input.InstanceIds?.includes(bad)) throw ssmError("InvalidInstanceId", 400);
+      return { Command: { CommandId: `cmd-${input.InstanceIds?.join("+")}` } };
+    });
+  }
+
+  it("keeps every instance of a refused chunk in send-probe, marked to be sent alone, without a verdict", async () => {
+    // Prepare
+    refusing(ID_B);
+    const batch = batchOf([readyToProbe(ID_A, "linux"), readyToProbe(ID_B, "linux"), readyToProbe(ID_C, "windows")]);
+
+    // Act
+    const out = await sendProbeBatch(batch, deps());
+
+    // Assess
+    for (const id of [ID_A, ID_B]) {
+      expect(only(out, id)).toEqual({ ...readyToProbe(id, "linux"), sendAlone: true });
+      expect(only(out, id).result).toBeUndefined();
+    }
+    expect(only(out, ID_C)).toMatchObject({ stage: "await-probe", commandId: `cmd-${ID_C}` });
+    expect(sendInputs().map((i) => i.InstanceIds)).toEqual([[ID_A, ID_B], [ID_C]]);
+    expect(out.counts).toMatchObject({ sendProbe: 2, awaitProbe: 1 });
+    expect(out.throttledRounds).toBe(0);
+    expect(out.pollSeconds).toBe(3);
+  });
+
+  it("sends to each marked instance alone next round: the good one is probed, the bad one alone ends unverified", async () => {
+    // Prepare
+    refusing(ID_B);
+    const first = await sendProbeBatch(batchOf([readyToProbe(ID_A, "linux"), readyToProbe(ID_B, "linux")]), deps());
+    ssmMock.resetHistory();
+
+    // Act
+    const out = await sendProbeBatch(first, deps());
+
+    // Assess
+    expect(sendInputs().map((i) => i.InstanceIds)).toEqual([[ID_A], [ID_B]]);
+    expect(only(out, ID_A)).toMatchObject({ stage: "await-probe", commandId: `cmd-${ID_A}` });
+    expect(only(out, ID_B).result).toMatchObject({
+      verdict: "unverified",
+      reason: expect.stringContaining("InvalidInstanceId"),
+    });
+    expect(out.counts).toMatchObject({ sendProbe: 0, awaitProbe: 1, done: 1 });
+  });
+
+  it("sends the marked instances alone and the unmarked ones together, in the same round", async () => {
+    // Prepare
+    ssmMock.on(SendCommandCommand).resolves({ Command: { CommandId: "cmd-1" } });
+    const batch = batchOf([
+      { ...readyToProbe(ID_A, "linux"), sendAlone: true },
+      readyToProbe(ID_B, "linux"),
+      readyToProbe(ID_C, "linux"),
+    ]);
+
+    // Act
+    await sendProbeBatch(batch, deps());
+
+    // Assess
+    expect(sendInputs().map((i) => i.InstanceIds)).toEqual([[ID_A], [ID_B, ID_C]]);
+  });
+
+  it("ends a whole chunk unverified when SSM refuses it for another reason", async () => {
+    // Prepare
+    ssmMock.on(SendCommandCommand).rejects(ssmError("AccessDeniedException", 400));
+
+    // Act
+    const out = await sendProbeBatch(batchOf([readyToProbe(ID_A, "linux"), readyToProbe(ID_B, "linux")]), deps());
+
+    // Assess
+    for (const id of [ID_A, ID_B]) {
+      expect(only(out, id).sendAlone).toBeUndefined();
+      expect(only(out, id).result).toMatchObject({
+        verdict: "unverified",
+        reason: expect.stringContaining("AccessDeniedException"),
+      });
+    }
+    expect(sendInputs()).toHaveLength(1);
   });
 });
 

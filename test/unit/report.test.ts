@@ -1,20 +1,17 @@
-import { Logger } from "@aws-lambda-powertools/logger";
 import {
   InternalErrorException,
   KMSThrottlingException,
   PublishCommand,
-  SNSClient,
   SNSServiceException,
   ThrottledException,
 } from "@aws-sdk/client-sns";
-import { mockClient } from "aws-sdk-client-mock";
-import { beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it, vi } from "vitest";
 import { z } from "zod";
 import type { AccountPosture } from "../../shared/account-posture.js";
 import { sns } from "../../shared/aws-clients.js";
 import type { NotifyConfig } from "../../shared/config.js";
 import type { EventRef, InstanceResult, Verdict } from "../../shared/model.js";
-import { publishReport } from "../../shared/notify.js";
+import { publish, publishReport } from "../../shared/notify.js";
 import {
   buildReport,
   chatbotNotification,
@@ -27,19 +24,11 @@ import {
   subjectLine,
 } from "../../shared/report.js";
 import { describeOrigin, describePosture } from "../../shared/root-cause.js";
+import { eventRef, instanceIds, SLACK_TOPIC_ARN, serviceError, silentLogger, snsMock, TOPIC_ARN } from "./support.js";
 
-const snsMock = mockClient(SNSClient);
-const logger = new Logger({ serviceName: "report-test", logLevel: "SILENT" });
+const logger = silentLogger("report-test");
 
-const EVENT: EventRef = {
-  eventId: "3b2a1c0d-9e8f-4a7b-b6c5-d4e3f2a1b0c9",
-  eventName: "RunInstances",
-  eventTime: "2026-11-28T09:42:11Z",
-  actor: "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_PlatformEngineer_0a1b2c3d4e5f6a7b/jane.doe@example.com",
-  account: "123456789012",
-  region: "us-east-1",
-  source: "cloudtrail",
-};
+const EVENT: EventRef = eventRef();
 
 /** What a tag value could hold: markdown, a Slack mention and a line break, to forge a line of the report. */
 const HOSTILE = "*bold* `code` [link](http://x) <!here> _x_ | # \n new line";
@@ -67,9 +56,9 @@ const chatbotSchema = z.object({
   metadata: z.object({ threadId: z.string().optional(), enableCustomActions: z.boolean().optional() }).optional(),
 });
 
+/** Email reads `default`: there is no `email` key, so the text is not carried twice. */
 const protocolsSchema = z.strictObject({
   default: z.string(),
-  email: z.string(),
   https: z.string(),
   sqs: z.string(),
   lambda: z.string(),
@@ -182,7 +171,7 @@ describe("snsMessage", () => {
 
     // Assess
     expect(message.MessageStructure).toBe("json");
-    expect(Object.keys(JSON.parse(message.Message)).sort()).toEqual(["default", "email", "https", "lambda", "sqs"]);
+    expect(Object.keys(JSON.parse(message.Message)).sort()).toEqual(["default", "https", "lambda", "sqs"]);
   });
 
   it("gives https a valid AWS Chatbot custom notification", () => {
@@ -256,7 +245,7 @@ describe("snsMessage", () => {
     const report = reportOf([result("i-0a1b2c3d4e5f60001", "exempt", HOSTILE)]);
 
     // Act
-    const email = protocols(report).email;
+    const email = protocols(report).default;
 
     // Assess
     const lines = email.split("\n");
@@ -342,6 +331,143 @@ describe("snsMessage", () => {
   });
 });
 
+describe("snsMessage: sized in UTF-8 bytes", () => {
+  /** A tag value at EC2's limit of 256 characters, each three bytes in UTF-8. */
+  const WIDE_TAG = "名前".repeat(128);
+
+  function messageBytes(message: ReturnType<typeof snsMessage>): number {
+    const attributeBytes = Object.entries(message.MessageAttributes).reduce(
+      (sum, [name, a]) =>
+        sum + Buffer.byteLength(name) + Buffer.byteLength(a.DataType) + Buffer.byteLength(a.StringValue),
+      0,
+    );
+    return Buffer.byteLength(message.Message) + Buffer.byteLength(message.Subject) + attributeBytes;
+  }
+
+  /** A thousand instances whose reasons and warnings quote multi-byte tag values; every tenth failed. */
+  function wideReport(): EventReport {
+    const results = instanceIds(1000).map((id, n) => ({
+      ...result(
+        id,
+        n % 10 === 0 ? "fail" : "exempt",
+        `Exempt by tag imdsv2-guard:exempt: ${WIDE_TAG}. Nothing was changed.`,
+      ),
+      warnings: [`Tag Name=${WIDE_TAG}`],
+      secondsToVerdict: 12.5,
+    }));
+    return reportOf(results);
+  }
+
+  it("keeps the whole message within SNS's 256 KiB when tag values are multi-byte", () => {
+    // Prepare
+    const report = wideReport();
+
+    // Act
+    const message = snsMessage(report);
+
+    // Assess
+    expect(messageBytes(message)).toBeLessThanOrEqual(256 * 1024);
+    expect(Buffer.byteLength(message.Message)).toBeLessThanOrEqual(250_000);
+    // The first budget alone would not have fitted: the message had to shrink.
+    const unshrunk = machineReport(report);
+    const text = protocols(report);
+    expect(
+      Buffer.byteLength(JSON.stringify({ default: text.default, https: text.https, sqs: unshrunk, lambda: unshrunk })),
+    ).toBeGreaterThan(256 * 1024);
+  });
+
+  it("still lists every instance id exactly once in the machine report, the worst verdicts in full", () => {
+    // Prepare
+    const report = wideReport();
+
+    // Act
+    const { sqs, lambda } = protocols(report);
+
+    // Assess
+    expect(lambda).toBe(sqs);
+    const parsed = parseMachineReport(sqs);
+    expect(parsed.results.map((r) => r.instanceId).sort()).toEqual(instanceIds(1000).sort());
+    expect(parsed.counts).toEqual(report.counts);
+    expect(parsed.results.filter((r) => r.verdict === "fail")).toHaveLength(100);
+    const inFull = parsed.results.filter((r) => r.reason.includes(WIDE_TAG));
+    expect(inFull.length).toBeGreaterThan(0);
+    expect(inFull.every((r) => r.verdict === "fail" && r.warnings.length === 1)).toBe(true);
+    const brief = parsed.results.filter((r) => r.reason.includes("left out of the SNS message"));
+    expect(inFull.length + brief.length).toBe(1000);
+  });
+
+  it("counts the machine report's budget in bytes, not characters", () => {
+    // Prepare
+    const results = instanceIds(10).map((id) => result(id, "exempt", WIDE_TAG));
+    const report = reportOf(results);
+    const oneResultBytes = Buffer.byteLength(JSON.stringify(results[0]));
+    const budget = oneResultBytes * 3 + 10;
+
+    // Act
+    const machine = JSON.parse(machineReport(report, budget)) as { results: unknown[]; briefResults?: unknown[] };
+
+    // Assess
+    expect(Math.floor(budget / JSON.stringify(results[0]).length)).toBeGreaterThan(3);
+    expect(machine.results).toHaveLength(3);
+    expect(Buffer.byteLength(JSON.stringify(machine.results))).toBeLessThanOrEqual(budget);
+    expect(machine.briefResults).toHaveLength(7);
+  });
+
+  it("keeps every result in full when the message fits", () => {
+    // Prepare
+    const report = reportOf(instanceIds(20).map((id) => result(id, "exempt", WIDE_TAG)));
+
+    // Act
+    const parsed = parseMachineReport(protocols(report).sqs);
+
+    // Assess
+    expect(parsed.results.every((r) => r.reason === WIDE_TAG)).toBe(true);
+    expect(JSON.parse(protocols(report).sqs)).not.toHaveProperty("briefResults");
+  });
+});
+
+describe("notice", () => {
+  const NOTICE =
+    "Deduplication was unavailable (DynamoDB.AmazonDynamoDBException: <!here> *down*): a redelivery of this event would be handled again.";
+
+  it("shows a notice in the plain text, the Chatbot description and the machine report, without changing the verdict", () => {
+    // Prepare
+    const report = buildReport({
+      event: EVENT,
+      mode: "enforce",
+      results: [result("i-0a1b2c3d4e5f60001", "pass")],
+      rejected: [],
+      notice: NOTICE,
+    });
+
+    // Act
+    const text = plainText(report);
+    const description = chatbot(report).content.description;
+    const machine = parseMachineReport(protocols(report).sqs);
+
+    // Assess
+    expect(report.verdict).toBe("pass");
+    expect(text.split("\n")).toContain(`Notice: ${NOTICE}`);
+    const line = description.split("\n").find((l) => l.startsWith("Notice: ")) ?? "";
+    expect(line).toBe(`Notice: ${markdownSafe(NOTICE)}`);
+    expect(unescapedSpecials(line.slice("Notice: ".length))).toEqual([]);
+    expect(machine.notice).toBe(NOTICE);
+  });
+
+  it("has no notice line when there is nothing to notice", () => {
+    // Prepare
+    const report = reportOf([result("i-0a1b2c3d4e5f60001", "pass")]);
+
+    // Act
+    const text = plainText(report);
+
+    // Assess
+    expect(text).not.toContain("Notice:");
+    expect(chatbot(report).content.description).not.toContain("Notice:");
+    expect(report).not.toHaveProperty("notice");
+  });
+});
+
 describe("markdownSafe", () => {
   it.each(["*", "_", "`", "[", "]", "(", ")", "<", ">", "|", "#", "~", "!", "\\"])("escapes %s", (c) => {
     // Prepare
@@ -357,8 +483,8 @@ describe("markdownSafe", () => {
 
 describe("publishReport", () => {
   const config: NotifyConfig = {
-    topicArn: "arn:aws:sns:us-east-1:123456789012:imdsv2-guard-alerts",
-    slackTopicArn: "arn:aws:sns:us-east-1:123456789012:imdsv2-guard-slack",
+    topicArn: TOPIC_ARN,
+    slackTopicArn: SLACK_TOPIC_ARN,
     slackVerdicts: ["fail", "error", "unverified"],
   };
 
@@ -428,12 +554,7 @@ describe("publishReport", () => {
     },
     {
       label: "AuthorizationError",
-      cause: new SNSServiceException({
-        name: "AuthorizationErrorException",
-        $fault: "client",
-        $metadata: { httpStatusCode: 403 },
-        message: "not authorized",
-      }),
+      cause: serviceError(SNSServiceException, "AuthorizationErrorException", 403, "not authorized"),
       expected: "NonRetryableAwsError",
     },
   ])("throws $expected when SNS answers $label", async ({ cause, expected }) => {
@@ -446,6 +567,68 @@ describe("publishReport", () => {
 
     // Assess
     await expect(run).rejects.toMatchObject({ name: expected, cause });
+  });
+});
+
+describe("publish: the alert topic first, Slack best effort", () => {
+  const config: NotifyConfig = { topicArn: TOPIC_ARN, slackTopicArn: SLACK_TOPIC_ARN, slackVerdicts: ["fail"] };
+
+  beforeEach(() => {
+    snsMock.reset();
+    vi.restoreAllMocks();
+  });
+
+  it.each([
+    {
+      label: "a 500",
+      cause: new InternalErrorException({ $metadata: { httpStatusCode: 500 }, message: "Internal error" }),
+    },
+    {
+      label: "AuthorizationError",
+      cause: serviceError(SNSServiceException, "AuthorizationErrorException", 403, "not authorized"),
+    },
+  ])("does not throw when Slack's topic answers $label, and publishes to the alert topic once", async ({ cause }) => {
+    // Prepare
+    snsMock
+      .on(PublishCommand, { TopicArn: TOPIC_ARN })
+      .resolves({ MessageId: "alert-1" })
+      .on(PublishCommand, { TopicArn: SLACK_TOPIC_ARN })
+      .rejects(cause);
+    const logged = vi.spyOn(logger, "error").mockImplementation(() => undefined);
+    const report = reportOf([result("i-0a1b2c3d4e5f60001", "fail")]);
+
+    // Act
+    const outcome = await publishReport(report, { sns, logger, config });
+
+    // Assess
+    const topics = snsMock.commandCalls(PublishCommand).map((c) => c.args[0].input.TopicArn);
+    expect(topics).toEqual([TOPIC_ARN, SLACK_TOPIC_ARN]);
+    expect(topics.filter((t) => t === TOPIC_ARN)).toHaveLength(1);
+    expect(outcome).toEqual({ verdict: "fail", messageIds: ["alert-1"] });
+    expect(logged).toHaveBeenCalledTimes(1);
+    expect(JSON.stringify(logged.mock.calls[0])).toContain("Publish to the Slack topic");
+  });
+
+  it("throws when the alert topic refuses, and then sends nothing to Slack", async () => {
+    // Prepare
+    const cause = new ThrottledException({ $metadata: { httpStatusCode: 429 }, message: "Rate exceeded" });
+    snsMock.on(PublishCommand, { TopicArn: TOPIC_ARN }).rejects(cause);
+    snsMock.on(PublishCommand, { TopicArn: SLACK_TOPIC_ARN }).resolves({ MessageId: "slack-1" });
+
+    // Act
+    const run = publish(snsMessage(reportOf([result("i-0a1b2c3d4e5f60001", "fail")])), "fail", {
+      sns,
+      logger,
+      config,
+    });
+
+    // Assess
+    await expect(run).rejects.toMatchObject({
+      name: "RetryableThrottlingError",
+      message: expect.stringContaining("Publish to the alert topic"),
+      cause,
+    });
+    expect(snsMock.commandCalls(PublishCommand).map((c) => c.args[0].input.TopicArn)).toEqual([TOPIC_ARN]);
   });
 });
 
@@ -553,6 +736,21 @@ describe("attribution in every format", () => {
     expect(unescapedSpecials(templateLine.slice("Launch template: ".length))).toEqual([]);
     const row = lines.find((l) => l.includes(" — origin: ")) ?? "";
     expect(unescapedSpecials(row.slice(row.indexOf(" — origin: ")))).toEqual([]);
+  });
+
+  it("shows a hostile Auto Scaling group name in the Chatbot next steps with nothing Slack would format", () => {
+    // Prepare
+    const group = "<!channel> `x` [link](http://evil.example) *b*";
+    const report = attributed([{ ...ENFORCED, origin: { ...ORIGIN, autoScalingGroup: group } }]);
+
+    // Act
+    const steps = chatbotSchema.parse(JSON.parse(chatbotNotification(report))).content.nextSteps;
+
+    // Assess
+    const fix = steps.find((s) => s.includes("Auto Scaling group(s)")) ?? "";
+    expect(fix).toContain('group(s) "??channel? ?x? ?link??http://evil.example? ?b?" at the new version');
+    expect(fix.match(/`/g)).toHaveLength(2);
+    for (const forbidden of ["<!", "[link]", "](", "*b*"]) expect(fix).not.toContain(forbidden);
   });
 
   it("keeps a hostile origin on its own line in the plain text", () => {

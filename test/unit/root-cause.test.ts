@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { AccountPosture } from "../../shared/account-posture.js";
 import type { InstanceResult, Origin, Verdict } from "../../shared/model.js";
-import { allowedImdsV1, describeOrigin, describePosture, sourceFixes } from "../../shared/root-cause.js";
+import { allowedImdsV1, commandRegion, describeOrigin, describePosture, sourceFixes } from "../../shared/root-cause.js";
 
 const REGION = "eu-west-1";
 const LT = "lt-0a1b2c3d4e5f60718";
@@ -19,8 +19,15 @@ function codeSpans(text: string): string[] {
   return [...text.matchAll(/`([^`]*)`/g)].map((m) => m[1] ?? "");
 }
 
-const LT_COMMAND = (version?: string) =>
-  `aws ec2 create-launch-template-version --region ${REGION} --launch-template-id ${LT}${version ? ` --source-version ${version}` : ""} --launch-template-data '{"MetadataOptions":{"HttpTokens":"required"}}'`;
+/** The fix restates the endpoint (and the hop limit, when known): launch template data replaces MetadataOptions whole. */
+const LT_COMMAND = (version?: string, hopLimit?: number, region = REGION) =>
+  `aws ec2 create-launch-template-version --region ${region} --launch-template-id ${LT}${version ? ` --source-version ${version}` : ""} --launch-template-data '{"MetadataOptions":{"HttpTokens":"required","HttpEndpoint":"enabled"${hopLimit === undefined ? "" : `,"HttpPutResponseHopLimit":${hopLimit}`}}}'`;
+
+/** The JSON a create-launch-template-version command passes as --launch-template-data. */
+function launchTemplateData(command: string): unknown {
+  const data = /--launch-template-data '([^']*)'/.exec(command)?.[1];
+  return data === undefined ? undefined : JSON.parse(data);
+}
 const AMI_COMMAND = `aws ec2 modify-image-attribute --region ${REGION} --image-id ${AMI} --imds-support v2.0`;
 const DEFAULT_COMMAND = `aws ec2 modify-instance-metadata-defaults --region ${REGION} --http-tokens required`;
 
@@ -71,6 +78,102 @@ describe("sourceFixes: launch templates", () => {
     // Assess
     expect(fixes).toHaveLength(1);
     expect(fixes[0]).toContain('"web-a", "web-b"');
+  });
+});
+
+describe("sourceFixes: what the launch template fix restates", () => {
+  it.each([
+    { label: "1 (no containers)", hopLimit: 1 },
+    { label: "2 (containers)", hopLimit: 2 },
+  ])("keeps the endpoint on and the instances' hop limit of $label", ({ hopLimit }) => {
+    // Prepare
+    const results = [enforced("i-0a1b2c3d4e5f60001", { launchTemplateId: LT, launchTemplateVersion: "7", hopLimit })];
+
+    // Act
+    const fixes = sourceFixes(results, REGION);
+
+    // Assess
+    const [command] = codeSpans(fixes[0] ?? "");
+    expect(command).toBe(LT_COMMAND("7", hopLimit));
+    expect(launchTemplateData(command ?? "")).toStrictEqual({
+      MetadataOptions: { HttpTokens: "required", HttpEndpoint: "enabled", HttpPutResponseHopLimit: hopLimit },
+    });
+    expect(fixes[0]).toContain("check the template's other MetadataOptions (IPv6 endpoint, instance tags) carry over");
+  });
+
+  it("leaves the hop limit out when it is not known, and restates the endpoint anyway", () => {
+    // Prepare
+    const results = [enforced("i-0a1b2c3d4e5f60001", { launchTemplateId: LT })];
+
+    // Act
+    const fixes = sourceFixes(results, REGION);
+
+    // Assess
+    expect(launchTemplateData(codeSpans(fixes[0] ?? "")[0] ?? "")).toStrictEqual({
+      MetadataOptions: { HttpTokens: "required", HttpEndpoint: "enabled" },
+    });
+  });
+
+  it("takes the hop limit of the first instance that names the template, in one fix", () => {
+    // Prepare
+    const results = [
+      enforced("i-0a1b2c3d4e5f60001", { launchTemplateId: LT, hopLimit: 2 }),
+      enforced("i-0a1b2c3d4e5f60002", { launchTemplateId: LT, hopLimit: 1 }),
+    ];
+
+    // Act
+    const fixes = sourceFixes(results, REGION);
+
+    // Assess
+    expect(fixes).toHaveLength(1);
+    expect(codeSpans(fixes[0] ?? "")).toEqual([LT_COMMAND(undefined, 2)]);
+  });
+});
+
+describe("sourceFixes: Auto Scaling group names in Slack", () => {
+  it.each([
+    { label: "a Slack mention", group: "<!channel>", shown: '"??channel?"' },
+    { label: "a user mention", group: "<@U024BE7LH> web", shown: '"?@U024BE7LH? web"' },
+    { label: "backticks", group: "web`rm -rf /`", shown: '"web?rm -rf /?"' },
+    { label: "a markdown link", group: "[login](https://evil.example/x)", shown: '"?login??https://evil.example/x?"' },
+    { label: "emphasis and a quote", group: '*web*_"prod"_~x~', shown: '"?web?_?prod?_?x?"' },
+    { label: "non-ASCII", group: "wéb-名前", shown: '"w?b-??"' },
+  ])("shows a group name with $label with only inert characters", ({ group, shown }) => {
+    // Prepare
+    const results = [enforced("i-0a1b2c3d4e5f60001", { launchTemplateId: LT, autoScalingGroup: group })];
+
+    // Act
+    const fixes = sourceFixes(results, REGION);
+
+    // Assess
+    expect(fixes[0]).toContain(`point Auto Scaling group(s) ${shown} at the new version`);
+    expect(codeSpans(fixes[0] ?? "")).toEqual([LT_COMMAND()]);
+    const name = /Auto Scaling group\(s\) "([^"]*)" at/.exec(fixes[0] ?? "")?.[1];
+    expect(name).toMatch(/^[A-Za-z0-9 _.:/@+=,?-]+$/);
+  });
+
+  it("keeps a name made of the allowed characters as it is", () => {
+    // Prepare
+    const group = "web-asg_1.prod:eu/blue@team+x=y, 2";
+    const results = [enforced("i-0a1b2c3d4e5f60001", { launchTemplateId: LT, autoScalingGroup: group })];
+
+    // Act
+    const fixes = sourceFixes(results, REGION);
+
+    // Assess
+    expect(fixes[0]).toContain(`point Auto Scaling group(s) "${group}" at the new version`);
+  });
+
+  it("cuts a long name at 255 characters", () => {
+    // Prepare
+    const results = [enforced("i-0a1b2c3d4e5f60001", { launchTemplateId: LT, autoScalingGroup: "g".repeat(600) })];
+
+    // Act
+    const fixes = sourceFixes(results, REGION);
+
+    // Assess
+    expect(fixes[0]).toContain(`"${"g".repeat(255)}" at the new version`);
+    expect(fixes[0]).not.toContain("g".repeat(256));
   });
 });
 
@@ -267,6 +370,32 @@ describe("sourceFixes: hostile origins", () => {
 
     // Assess
     expect(fixes.flatMap(codeSpans).filter((c) => c.includes("rm -rf"))).toEqual([]);
+    const commands = fixes.flatMap(codeSpans).filter((c) => c.startsWith("aws "));
+    expect(commands.map((c) => c.split(" ").slice(0, 5).join(" "))).toEqual([
+      "aws ec2 create-launch-template-version --region <region>",
+      "aws ec2 modify-image-attribute --region <region>",
+      "aws ec2 modify-instance-metadata-defaults --region <region>",
+    ]);
+    expect(codeSpans(fixes[0] ?? "")).toEqual([LT_COMMAND(undefined, undefined, "<region>")]);
+  });
+
+  it.each([
+    { region: "eu-west-1", shown: "eu-west-1" },
+    { region: "us-gov-west-1", shown: "us-gov-west-1" },
+    { region: "ap-southeast-10", shown: "ap-southeast-10" },
+    { region: "us-east-1; rm -rf ~", shown: "<region>" },
+    { region: "US-EAST-1", shown: "<region>" },
+    { region: "", shown: "<region>" },
+    { region: "us-east-1\n", shown: "<region>" },
+  ])("puts $region into a command as $shown", ({ region, shown }) => {
+    // Prepare
+    const input = region;
+
+    // Act
+    const out = commandRegion(input);
+
+    // Assess
+    expect(out).toBe(shown);
   });
 });
 

@@ -1,57 +1,51 @@
-import { Logger } from "@aws-lambda-powertools/logger";
 import {
   DescribeInstancesCommand,
-  EC2Client,
   GetInstanceMetadataDefaultsCommand,
   type Instance,
   ModifyInstanceMetadataDefaultsCommand,
   type Tag,
 } from "@aws-sdk/client-ec2";
-import { SFNClient, StartExecutionCommand } from "@aws-sdk/client-sfn";
-import { mockClient } from "aws-sdk-client-mock";
+import { ExecutionAlreadyExists, StartExecutionCommand } from "@aws-sdk/client-sfn";
 import { beforeEach, describe, expect, it } from "vitest";
+import { createHandler as createSweepHandler } from "../../functions/sweep/handler.js";
 import { ec2, sfn } from "../../shared/aws-clients.js";
-import type { FlowSettings } from "../../shared/model.js";
 import { resolveTargets } from "../../shared/resolve-targets.js";
 import { type SweepConfig, sweep } from "../../shared/sweep.js";
+import {
+  ec2Instance,
+  ec2Mock,
+  fakeContext,
+  ID_A,
+  ID_B,
+  ID_C,
+  ID_D,
+  reservations,
+  resetMocks,
+  SETTINGS,
+  sfnMock,
+  silentLogger,
+} from "./support.js";
 
-const ec2Mock = mockClient(EC2Client);
-const sfnMock = mockClient(SFNClient);
-const logger = new Logger({ serviceName: "sweep-test", logLevel: "SILENT" });
+const logger = silentLogger("sweep-test");
 
 const NOW = new Date("2026-11-28T06:00:00.000Z");
 const CONFIG: SweepConfig = {
   stateMachineArn: "arn:aws:states:us-east-1:123456789012:stateMachine:imdsv2-guard",
-  exemptTagKey: "imdsv2-guard:exempt",
-  exemptUntilTagKey: "imdsv2-guard:exempt-until",
+  mode: "enforce",
+  exemptTagKey: SETTINGS.exemptTagKey,
+  exemptUntilTagKey: SETTINGS.exemptUntilTagKey,
   enforceAccountDefault: false,
   instancesPerExecution: 500,
   account: "123456789012",
   region: "us-east-1",
 };
-const SETTINGS: FlowSettings = {
-  mode: "enforce",
-  exemptTagKey: CONFIG.exemptTagKey,
-  exemptUntilTagKey: CONFIG.exemptUntilTagKey,
-  applyTimeoutSeconds: 300,
-  managedTimeoutSeconds: 600,
-  probeTimeoutSeconds: 300,
-  onV1Usage: "hold",
-  v1UsageLookbackHours: 24,
-  watchRejectedSeconds: 900,
-};
 
 function optional(instanceId: string, tags: Tag[] = []): Instance {
-  return {
-    InstanceId: instanceId,
-    State: { Name: "running" },
-    MetadataOptions: { HttpTokens: "optional" },
-    Tags: tags,
-  };
+  return ec2Instance(instanceId, { tags });
 }
 
 function fleet(...instances: Instance[]): void {
-  ec2Mock.on(DescribeInstancesCommand).resolves({ Reservations: [{ Instances: instances }] });
+  ec2Mock.on(DescribeInstancesCommand).resolves(reservations(...instances));
 }
 
 function posture(accountLevel: { HttpTokens?: "optional" | "required"; ManagedBy?: "account" | "declarative-policy" }) {
@@ -62,13 +56,12 @@ function startedInputs(): unknown[] {
   return sfnMock.commandCalls(StartExecutionCommand).map((c) => JSON.parse(c.args[0].input.input ?? "null"));
 }
 
-function deps(config: Partial<SweepConfig> = {}) {
-  return { ec2, sfn, logger, now: () => NOW, config: { ...CONFIG, ...config } };
+function deps(config: Partial<SweepConfig> = {}, now = NOW) {
+  return { ec2, sfn, logger, now: () => now, config: { ...CONFIG, ...config } };
 }
 
 beforeEach(() => {
-  ec2Mock.reset();
-  sfnMock.reset();
+  resetMocks();
   sfnMock.on(StartExecutionCommand).resolves({ executionArn: "arn:aws:states:::execution:x" });
 });
 
@@ -77,13 +70,13 @@ describe("sweep: exemptions", () => {
     // Prepare
     posture({ HttpTokens: "optional" });
     fleet(
-      optional("i-0a1b2c3d4e5f60001"),
-      optional("i-0a1b2c3d4e5f60002", [{ Key: CONFIG.exemptTagKey, Value: "vendor agent" }]),
-      optional("i-0a1b2c3d4e5f60003", [
+      optional(ID_A),
+      optional(ID_B, [{ Key: CONFIG.exemptTagKey, Value: "vendor agent" }]),
+      optional(ID_C, [
         { Key: CONFIG.exemptTagKey, Value: "until the upgrade" },
         { Key: CONFIG.exemptUntilTagKey, Value: "2026-12-31" },
       ]),
-      optional("i-0a1b2c3d4e5f60004", [
+      optional(ID_D, [
         { Key: CONFIG.exemptTagKey, Value: "until the upgrade" },
         { Key: CONFIG.exemptUntilTagKey, Value: "2026-11-27" },
       ]),
@@ -97,7 +90,7 @@ describe("sweep: exemptions", () => {
     expect(startedInputs()).toEqual([
       expect.objectContaining({
         detail: expect.objectContaining({
-          instanceIds: ["i-0a1b2c3d4e5f60001", "i-0a1b2c3d4e5f60004"],
+          instanceIds: [ID_A, ID_D],
           fleet: { allowingImdsV1: 4, exempt: 2 },
         }),
       }),
@@ -109,7 +102,7 @@ describe("sweep: the account default", () => {
   it("reads the posture and hands it to the flow, changing nothing by default", async () => {
     // Prepare
     posture({ HttpTokens: "optional" });
-    fleet(optional("i-0a1b2c3d4e5f60001"));
+    fleet(optional(ID_A));
 
     // Act
     const outcome = await sweep(deps());
@@ -176,7 +169,7 @@ describe("sweep: the account default", () => {
   it("starts executions whose input ResolveTargets reads back as a sweep with its posture and fleet", async () => {
     // Prepare
     posture({ HttpTokens: "optional" });
-    fleet(optional("i-0a1b2c3d4e5f60001"), optional("i-0a1b2c3d4e5f60002"));
+    fleet(optional(ID_A), optional(ID_B));
 
     // Act
     await sweep(deps());
@@ -195,5 +188,166 @@ describe("sweep: the account default", () => {
     });
     expect(resolved.fleet).toEqual({ allowingImdsV1: 2, exempt: 0 });
     expect(resolved.targetCount).toBe(2);
+  });
+});
+
+describe("sweep: execution names and retries", () => {
+  const SCHEDULED = "2026-11-28T06:00:00Z";
+
+  /** StartExecution as Step Functions answers it: a name may start one execution, ever. */
+  function stepFunctions(): Set<string> {
+    const started = new Set<string>();
+    sfnMock.on(StartExecutionCommand).callsFake((input: { name?: string }) => {
+      const name = input.name ?? "";
+      if (started.has(name)) {
+        throw new ExecutionAlreadyExists({ $metadata: { httpStatusCode: 400 }, message: `Execution ${name} exists` });
+      }
+      started.add(name);
+      return { executionArn: `arn:aws:states:us-east-1:123456789012:execution:imdsv2-guard:${name}` };
+    });
+    return started;
+  }
+
+  it("names the executions after the scheduled event's time, not the clock", async () => {
+    // Prepare
+    posture({ HttpTokens: "optional" });
+    fleet(optional(ID_A));
+    const late = new Date("2026-11-28T06:07:33.000Z");
+
+    // Act
+    const outcome = await sweep(deps({}, late), { time: SCHEDULED });
+
+    // Assess
+    expect(outcome.sweepId).toBe("sweep-202611280600");
+    expect(outcome.executions).toEqual([{ name: "sweep-202611280600-1", instances: 1, alreadyStarted: false }]);
+    expect(startedInputs()).toEqual([expect.objectContaining({ id: "sweep-202611280600-1" })]);
+  });
+
+  it("starts nothing twice when Lambda retries the same scheduled event minutes later", async () => {
+    // Prepare
+    const started = stepFunctions();
+    posture({ HttpTokens: "optional" });
+    fleet(optional(ID_A), optional(ID_B), optional(ID_C));
+    const config = { instancesPerExecution: 2 };
+
+    // Act
+    const first = await sweep(deps(config, new Date("2026-11-28T06:00:04.000Z")), { time: SCHEDULED });
+    const retry = await sweep(deps(config, new Date("2026-11-28T06:03:10.000Z")), { time: SCHEDULED });
+
+    // Assess
+    expect(first.executions).toEqual([
+      { name: "sweep-202611280600-1", instances: 2, alreadyStarted: false },
+      { name: "sweep-202611280600-2", instances: 1, alreadyStarted: false },
+    ]);
+    expect(retry.executions).toEqual([
+      { name: "sweep-202611280600-1", instances: 2, alreadyStarted: true },
+      { name: "sweep-202611280600-2", instances: 1, alreadyStarted: true },
+    ]);
+    expect([...started]).toEqual(["sweep-202611280600-1", "sweep-202611280600-2"]);
+  });
+
+  it("starts new executions for the next scheduled event", async () => {
+    // Prepare
+    const started = stepFunctions();
+    posture({ HttpTokens: "optional" });
+    fleet(optional(ID_A));
+
+    // Act
+    await sweep(deps(), { time: SCHEDULED });
+    const next = await sweep(deps({}, new Date("2026-11-29T06:00:02.000Z")), { time: "2026-11-29T06:00:00Z" });
+
+    // Assess
+    expect(next.executions).toEqual([{ name: "sweep-202611290600-1", instances: 1, alreadyStarted: false }]);
+    expect(started.size).toBe(2);
+  });
+
+  it.each([
+    { label: "no time", scheduled: {} },
+    { label: "a time that is not a date", scheduled: { time: "yesterday; rm -rf /" } },
+  ])("falls back to the clock with $label", async ({ scheduled }) => {
+    // Prepare
+    posture({ HttpTokens: "optional" });
+    fleet();
+
+    // Act
+    const outcome = await sweep(deps({}, new Date("2026-11-28T06:07:33.000Z")), scheduled);
+
+    // Assess
+    expect(outcome.executions.map((e) => e.name)).toEqual(["sweep-202611280607-1"]);
+  });
+
+  it("takes the time from the scheduled event the handler receives", async () => {
+    // Prepare
+    posture({ HttpTokens: "optional" });
+    fleet(optional(ID_A));
+    const handler = createSweepHandler(CONFIG, () => new Date("2026-11-28T06:04:00.000Z"));
+    const scheduledEvent = {
+      version: "0",
+      id: "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
+      "detail-type": "Scheduled Event",
+      source: "aws.events",
+      account: "123456789012",
+      time: SCHEDULED,
+      region: "us-east-1",
+      resources: ["arn:aws:events:us-east-1:123456789012:rule/imdsv2-guard-sweep"],
+      detail: {},
+    };
+
+    // Act
+    const outcome = await handler(scheduledEvent, fakeContext("sweep"));
+    const withoutEvent = await handler(null, fakeContext("sweep"));
+
+    // Assess
+    expect(outcome.sweepId).toBe("sweep-202611280600");
+    expect(withoutEvent.sweepId).toBe("sweep-202611280604");
+  });
+});
+
+describe("sweep: audit mode and instances with IMDS off", () => {
+  it("never changes the account default in audit mode, even with enforceAccountDefault", async () => {
+    // Prepare
+    posture({ HttpTokens: "optional" });
+    ec2Mock.on(ModifyInstanceMetadataDefaultsCommand).resolves({ Return: true });
+    fleet(optional(ID_A));
+
+    // Act
+    const outcome = await sweep(deps({ mode: "audit", enforceAccountDefault: true }));
+
+    // Assess
+    expect(ec2Mock.commandCalls(ModifyInstanceMetadataDefaultsCommand)).toHaveLength(0);
+    expect(outcome.accountPosture).toEqual({ httpTokens: "optional", httpTokensEnforced: false, managedBy: "account" });
+    expect(startedInputs()).toEqual([
+      expect.objectContaining({ detail: expect.objectContaining({ instanceIds: [ID_A] }) }),
+    ]);
+  });
+
+  it("skips instances whose metadata endpoint is disabled and counts them apart", async () => {
+    // Prepare
+    posture({ HttpTokens: "optional" });
+    fleet(optional(ID_A), ec2Instance(ID_B, { endpoint: "disabled" }), ec2Instance(ID_C, { endpoint: "disabled" }));
+
+    // Act
+    const outcome = await sweep(deps());
+
+    // Assess
+    expect(outcome).toMatchObject({ found: 3, exempt: 0, imdsDisabled: 2 });
+    expect(startedInputs()).toEqual([
+      expect.objectContaining({
+        detail: expect.objectContaining({ instanceIds: [ID_A], fleet: { allowingImdsV1: 1, exempt: 0 } }),
+      }),
+    ]);
+  });
+
+  it("counts an exempt instance with IMDS off as IMDS off, not as exempt", async () => {
+    // Prepare
+    posture({ HttpTokens: "optional" });
+    fleet(ec2Instance(ID_A, { endpoint: "disabled", tags: [{ Key: CONFIG.exemptTagKey, Value: "vendor agent" }] }));
+
+    // Act
+    const outcome = await sweep(deps());
+
+    // Assess
+    expect(outcome).toMatchObject({ found: 1, exempt: 0, imdsDisabled: 1 });
+    expect(outcome.executions).toEqual([{ name: "sweep-202611280600-1", instances: 0, alreadyStarted: false }]);
   });
 });

@@ -1,12 +1,5 @@
-import { Logger } from "@aws-lambda-powertools/logger";
-import {
-  CloudWatchClient,
-  CloudWatchServiceException,
-  GetMetricDataCommand,
-  type MetricDataResult,
-} from "@aws-sdk/client-cloudwatch";
-import { EC2Client, GetInstanceMetadataDefaultsCommand } from "@aws-sdk/client-ec2";
-import { mockClient } from "aws-sdk-client-mock";
+import { CloudWatchServiceException, GetMetricDataCommand, type MetricDataResult } from "@aws-sdk/client-cloudwatch";
+import { GetInstanceMetadataDefaultsCommand } from "@aws-sdk/client-ec2";
 import { beforeEach, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { cloudwatch, ec2 } from "../../shared/aws-clients.js";
@@ -18,26 +11,19 @@ import {
   rejectedCallsMessage,
   watchListOf,
 } from "../../shared/watch-rejected.js";
+import { cloudWatchMock, ec2Mock, eventRef, ID_A, ID_B, ID_C, resetMocks, silentLogger } from "./support.js";
 
-const ec2Mock = mockClient(EC2Client);
-const cloudWatchMock = mockClient(CloudWatchClient);
-const logger = new Logger({ serviceName: "watch-test", logLevel: "SILENT" });
+const logger = silentLogger("watch-test");
 
-const ID_A = "i-0a1b2c3d4e5f60001";
-const ID_B = "i-0a1b2c3d4e5f60002";
-const ID_C = "i-0a1b2c3d4e5f60003";
 const SINCE = "2026-11-28T10:01:00.000Z";
 const NOW = new Date("2026-11-28T10:20:00.000Z");
 
-const EVENT: EventRef = {
-  eventId: "3b2a1c0d-9e8f-4a7b-b6c5-d4e3f2a1b0c9",
+const EVENT: EventRef = eventRef({
   eventName: "ModifyInstanceMetadataOptions",
   eventTime: "2026-11-28T09:58:11Z",
   actor: "arn:aws:iam::123456789012:user/legacy-ci",
-  account: "123456789012",
   region: "eu-west-1",
-  source: "cloudtrail",
-};
+});
 
 function result(instanceId: string, extra: Partial<InstanceResult>): InstanceResult {
   return { instanceId, verdict: "pass", reason: "r", warnings: [], ...extra };
@@ -99,10 +85,7 @@ function protocols(input: RejectedAlertInput) {
 const rollback = (id: string, region = "eu-west-1") =>
   `aws ec2 modify-instance-metadata-options --region ${region} --instance-id ${id} --http-tokens optional`;
 
-beforeEach(() => {
-  ec2Mock.reset();
-  cloudWatchMock.reset();
-});
+beforeEach(resetMocks);
 
 describe("watchListOf", () => {
   it("keeps only the instances this execution switched to required, from the earliest enforcement", () => {
