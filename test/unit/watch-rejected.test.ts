@@ -69,7 +69,6 @@ function alert(
 
 const protocolsSchema = z.strictObject({
   default: z.string(),
-  email: z.string(),
   https: z.string(),
   sqs: z.string(),
   lambda: z.string(),
@@ -272,10 +271,10 @@ describe("rejectedCallsMessage", () => {
     const input = alert();
 
     // Act
-    const { email, default: text, https } = protocols(input);
+    const { default: text, https } = protocols(input);
 
     // Assess
-    for (const body of [email, text]) {
+    for (const body of [text]) {
       const lines = body.split("\n");
       expect(lines).toContain(`  ${rollback(ID_A)}`);
       expect(lines).toContain(`  ${rollback(ID_B)}`);
@@ -295,7 +294,7 @@ describe("rejectedCallsMessage", () => {
 
     // Act
     const message = rejectedCallsMessage(input);
-    const { email, https } = protocols(input);
+    const { default: email, https } = protocols(input);
 
     // Assess
     expect(message.Message).not.toContain("--http-tokens optional");
@@ -338,7 +337,7 @@ describe("rejectedCallsMessage", () => {
     });
 
     // Act
-    const { email, https } = protocols(input);
+    const { default: email, https } = protocols(input);
 
     // Assess
     const commands = email.split("\n").filter((l) => l.includes("aws ec2"));
