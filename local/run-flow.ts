@@ -98,6 +98,8 @@ export interface FlowRun {
   reports: EventReport[];
   /** Alerts about software refused IMDSv1 after the guard enforced (the watch after enforcing). */
   alerts: RejectedCallsAlert[];
+  /** Last-resort messages: the report itself could not be published. */
+  fallbacks: string[];
   sweeps: SweepOutcome[];
   sim: SimAccount;
   lambdaInvocations: Record<string, number>;
@@ -257,11 +259,16 @@ export async function runFlow(scenario: Scenario, options: RunOptions = {}): Pro
     }
     const reports: EventReport[] = [];
     const alerts: RejectedCallsAlert[] = [];
+    const fallbacks: string[] = [];
     let lastReportAt = SCENARIO_EPOCH;
     for (const p of sim.published) {
-      const sqs = (JSON.parse(p.input.Message ?? "{}") as { sqs?: string }).sqs ?? "{}";
+      const message = JSON.parse(p.input.Message ?? "{}") as { sqs?: string; default?: string };
+      const sqs = message.sqs ?? "{}";
       const schema = (JSON.parse(sqs) as { schema?: string }).schema;
-      if (schema === "imdsv2-guard.rejected-calls.v1") {
+      if (message.sqs === undefined) {
+        // The last-resort message (NotifyFallback): text only.
+        fallbacks.push(message.default ?? "");
+      } else if (schema === "imdsv2-guard.rejected-calls.v1") {
         alerts.push(JSON.parse(sqs) as RejectedCallsAlert);
       } else {
         reports.push(parseMachineReport(sqs));
@@ -273,6 +280,7 @@ export async function runFlow(scenario: Scenario, options: RunOptions = {}): Pro
       executions: executions.sort((a, b) => a.startedAt - b.startedAt),
       reports,
       alerts,
+      fallbacks,
       sweeps,
       sim,
       lambdaInvocations,

@@ -46,6 +46,8 @@ export interface SimFaults {
   transient5xx?: Partial<Record<SimApi, number>>;
   /** SNS Publish fails with a 500 this many times first. */
   publishFailures?: number;
+  /** The event ledger's table answers 500 to the verdicts' PutItem and Query (ClaimEvent still works). */
+  ledgerUnavailable?: boolean;
 }
 
 export type SimApi =
@@ -259,6 +261,7 @@ export class SimAccount {
 
   private async putItem(input: PutItemCommandInput) {
     this.gate("PutItem", undefined, Date.now());
+    if (this.faults.ledgerUnavailable) throw awsError("InternalServerError", "simulated DynamoDB 500", 500);
     const eventId = input.Item?.eventId?.S;
     const item = input.Item?.item?.S;
     if (!eventId || !item || !input.Item) throw awsError("ValidationException", "The key eventId+item is required");
@@ -271,6 +274,7 @@ export class SimAccount {
   /** Only the query the result store makes: `eventId = :e AND begins_with(item, :prefix)`. */
   private async query(input: QueryCommandInput) {
     this.gate("Query", undefined, Date.now());
+    if (this.faults.ledgerUnavailable) throw awsError("InternalServerError", "simulated DynamoDB 500", 500);
     const eventId = input.ExpressionAttributeValues?.[":e"]?.S ?? "";
     const prefix = input.ExpressionAttributeValues?.[":prefix"]?.S ?? "";
     const items = [...(this.ledger.get(eventId)?.entries() ?? [])]

@@ -30,3 +30,16 @@ export function summarizeBatch(batchIndex: number, results: readonly InstanceRes
   for (const r of results) counts[r.verdict] = (counts[r.verdict] ?? 0) + 1;
   return { batchIndex, instances: results.length, counts };
 }
+
+/**
+ * The batch's verdicts for the execution's state, when the ledger is unavailable: a pass is only its id, every other
+ * verdict keeps its reason (shortened), so even a large event's state stays under Step Functions' 256 KiB.
+ */
+export function inlineResults(results: readonly InstanceResult[]): NonNullable<BatchSummary["inline"]> {
+  return {
+    passed: results.filter((r) => r.verdict === "pass").map((r) => r.instanceId),
+    others: results
+      .filter((r) => r.verdict !== "pass")
+      .map((r) => ({ instanceId: r.instanceId, verdict: r.verdict, reason: r.reason.slice(0, 300), warnings: [] })),
+  };
+}

@@ -173,6 +173,8 @@ export const batchSchema = z.object({
   pollSeconds: z.number().int().min(0).optional(),
   /** Consecutive rounds in which AWS throttled this batch; drives the backoff. */
   throttledRounds: z.number().int().min(0).optional(),
+  /** Set when storing the results in the ledger failed after retries: FinalizeBatch then returns them inline. */
+  storeFailure: z.object({ Error: z.string().optional(), Cause: z.string().optional() }).optional(),
   /** Set by a Catch: the step that failed after its retries, and why. Finalize turns the unfinished into `error`. */
   failure: z.object({ Error: z.string().optional(), Cause: z.string().optional() }).optional(),
 });
@@ -187,5 +189,10 @@ export const batchSummarySchema = z.object({
   batchIndex: z.number().int().min(0),
   instances: z.number().int().min(0),
   counts: z.record(z.string(), z.number()),
+  /**
+   * Only when the ledger could not store them: the verdicts themselves, compact enough for the execution's state
+   * (passes as ids, the rest with a shortened reason).
+   */
+  inline: z.object({ passed: z.array(z.string()), others: z.array(instanceResultSchema) }).optional(),
 });
 export type BatchSummary = z.infer<typeof batchSummarySchema>;

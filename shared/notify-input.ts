@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { accountPostureSchema } from "./account-posture.js";
 import {
+  batchSummarySchema,
   eventRefSchema,
   flowSettingsSchema,
   type InstanceResult,
@@ -27,6 +28,8 @@ export const notifyInputSchema = z.union([
     rejected: z.array(z.object({ value: z.string(), reason: z.string() })),
     problem: z.string().optional(),
     batches: z.array(z.array(instanceProgressSchema)),
+    /** The Map's output: one summary per batch (a failed child leaves an error object instead). */
+    batchSummaries: z.array(z.unknown()).optional(),
     mapFailure: stepFailureSchema.optional(),
     /** Set when ClaimEvent could not use the ledger: this event is not protected against a redelivery. */
     ledgerFailure: stepFailureSchema.optional(),
@@ -34,20 +37,19 @@ export const notifyInputSchema = z.union([
   z.object({ resolveFailure: stepFailureSchema, rawEvent: z.unknown() }),
   rejectedAlertInputSchema,
   /** Notify itself failed after its retries (e.g. the report was refused): a minimal message still goes out. */
-  z.object({ notifyFailure: stepFailureSchema, state: z.unknown() }),
+  z.object({ notifyFailure: stepFailureSchema, event: z.unknown().optional(), rawEvent: z.unknown().optional() }),
 ]);
 export type NotifyInput = z.infer<typeof notifyInputSchema>;
 export type NotifyFallbackInput = Extract<NotifyInput, { notifyFailure: unknown }>;
 
 /** The last-resort message when the report itself could not be published: the event, the error, where to look. */
 export function fallbackMessage(input: NotifyFallbackInput): SnsMessage {
-  const state = (typeof input.state === "object" && input.state !== null ? input.state : {}) as Record<string, unknown>;
-  const parsedEvent = eventRefSchema.safeParse(state.event);
-  const event = parsedEvent.success ? parsedEvent.data : describeEvent(state.rawEvent);
+  const parsedEvent = eventRefSchema.safeParse(input.event);
+  const event = parsedEvent.success ? parsedEvent.data : describeEvent(input.rawEvent);
   const text = [
     `imdsv2-guard could not publish its report for ${plainSafe(event.eventName)} ${plainSafe(event.eventId)} (${plainSafe(event.region)}).`,
     `Why: ${plainSafe(failureText(input.notifyFailure))}`,
-    "The verdicts are in the Step Functions execution's output and in the event ledger table; the execution's history shows each step.",
+    "The verdicts are in the child executions of the execution's ForEachBatch Map Run (each FinalizeBatch output) and, unless the ledger failed too, in the event ledger table. The watch for refused IMDSv1 calls after enforcing was skipped for this event.",
   ].join("\n");
   return {
     Subject: toAscii(`[imdsv2-guard] ERROR: report not published - ${event.eventName} in ${event.region}`).slice(0, 99),
@@ -65,8 +67,10 @@ export function fallbackMessage(input: NotifyFallbackInput): SnsMessage {
       }),
     }),
     MessageAttributes: {
-      verdict: { DataType: "String", StringValue: "error" },
-      verdicts: { DataType: "String.Array", StringValue: JSON.stringify(["error"]) },
+      // `alert`, like the refused-calls alert, passes every email filter and goes to Slack by default: this message
+      // is the only sign that a report was lost.
+      verdict: { DataType: "String", StringValue: "alert" },
+      verdicts: { DataType: "String.Array", StringValue: JSON.stringify(["alert"]) },
     },
   };
 }
@@ -78,6 +82,7 @@ export function fallbackMessage(input: NotifyFallbackInput): SnsMessage {
 export function reportFromNotifyInput(
   input: Exclude<NotifyInput, RejectedAlertInput | NotifyFallbackInput>,
   stored: ReadonlyMap<number, InstanceResult[]> = new Map(),
+  readFailure?: string,
 ): EventReport {
   if ("resolveFailure" in input) {
     return buildReport({
@@ -88,8 +93,9 @@ export function reportFromNotifyInput(
       problem: `The event could not be resolved: ${failureText(input.resolveFailure)}`,
     });
   }
+  const inline = inlineResultsByBatch(input.batchSummaries ?? []);
   const results: InstanceResult[] = input.batches.flatMap((batch, index) => {
-    const found = stored.get(index);
+    const found = stored.get(index) ?? inline.get(index);
     const byId = new Map((found ?? []).map((r) => [r.instanceId, r]));
     return batch.map(
       (item): InstanceResult =>
@@ -110,12 +116,48 @@ export function reportFromNotifyInput(
     ...(input.trigger ? { trigger: input.trigger } : {}),
     ...(input.accountPosture ? { accountPosture: input.accountPosture } : {}),
     ...(input.fleet ? { fleet: input.fleet } : {}),
-    ...(input.ledgerFailure
-      ? {
-          notice: `Deduplication was unavailable (${failureText(input.ledgerFailure)}): a redelivery of this event would be handled again.`,
-        }
-      : {}),
+    ...noticeOf(input.ledgerFailure, readFailure),
   });
+}
+
+/** What the operator should know about the ledger: deduplication or the stored verdicts were unavailable. */
+function noticeOf(
+  ledgerFailure: { Error?: string | undefined; Cause?: string | undefined } | undefined,
+  readFailure: string | undefined,
+) {
+  const notices = [
+    ...(ledgerFailure
+      ? [
+          `Deduplication was unavailable (${failureText(ledgerFailure)}): a redelivery of this event would be handled again.`,
+        ]
+      : []),
+    ...(readFailure
+      ? [`The stored verdicts could not be read (${readFailure}); only those returned inline are shown.`]
+      : []),
+  ];
+  return notices.length ? { notice: notices.join(" ") } : {};
+}
+
+/** Verdicts a batch returned inline because the ledger could not store them. */
+function inlineResultsByBatch(summaries: readonly unknown[]): Map<number, InstanceResult[]> {
+  const byBatch = new Map<number, InstanceResult[]>();
+  for (const summary of summaries) {
+    const parsed = batchSummarySchema.safeParse(summary);
+    if (!parsed.success || !parsed.data.inline) continue;
+    const { passed, others } = parsed.data.inline;
+    byBatch.set(parsed.data.batchIndex, [
+      ...passed.map(
+        (instanceId): InstanceResult => ({
+          instanceId,
+          verdict: "pass",
+          reason: "IMDSv1 refused from inside the instance (details not kept: the event ledger was unavailable).",
+          warnings: [],
+        }),
+      ),
+      ...others,
+    ]);
+  }
+  return byBatch;
 }
 
 function failureText(failure: { Error?: string | undefined; Cause?: string | undefined }): string {

@@ -76,7 +76,7 @@ const MAX_REASON_CHARS = 400;
 const NEXT_STEPS: Partial<Record<Verdict, string>> = {
   fail: "IMDSv1 still answers on a failed instance: check who reverted HttpTokens (the actor above) and set `MetadataOptions.HttpTokens=required` where it is launched (launch template, AMI `ImdsSupport v2.0`, or the account default).",
   unverified:
-    "Unverified means the guard could not prove it from inside: check the SSM Agent and the instance profile (AmazonSSMManagedInstanceCore), then start the instance or re-run.",
+    "Unverified means the guard could not prove it from inside: check the SSM Agent and the instance profile (AmazonSSMManagedInstanceCore), then start the instance; the next sweep checks it again, or send it now with `npx imdsv2-guard audit --start --instances <id>`.",
   error:
     "An error means the guard could not finish: the reason names the step and the AWS error; the execution in Step Functions has the full history.",
   exempt:

@@ -1,6 +1,6 @@
 import { dynamodb } from "../../shared/clients/dynamodb.js";
 import { loadLedgerTableName } from "../../shared/config.js";
-import { finalizeBatch, summarizeBatch } from "../../shared/finalize.js";
+import { finalizeBatch, inlineResults, summarizeBatch } from "../../shared/finalize.js";
 import { lambdaHandler, onColdStart } from "../../shared/lambda-handler.js";
 import { logger } from "../../shared/logger.js";
 import { batchSchema } from "../../shared/model.js";
@@ -17,13 +17,14 @@ export function createHandler(store: ResultStore, now: () => Date = () => new Da
     logger.appendKeys({ eventId: batch.eventId });
     const at = now();
     const results = finalizeBatch(batch, at);
-    await store.put(
-      batch.eventId,
-      batch.batchIndex,
-      results,
-      Math.floor(at.getTime() / 1000) + LEDGER_RETENTION_SECONDS,
-    );
     logger.info("Batch finished", { verdicts: results.map((r) => `${r.instanceId}=${r.verdict}`) });
+    if (batch.storeFailure) {
+      // The ASL's Catch after the store's retries: the verdicts travel in the state instead of being lost.
+      logger.error("The ledger is unavailable; returning the verdicts inline", { storeFailure: batch.storeFailure });
+      return { ...summarizeBatch(batch.batchIndex, results), inline: inlineResults(results) };
+    }
+    const expiresAt = Math.floor(at.getTime() / 1000) + LEDGER_RETENTION_SECONDS;
+    await store.put(batch.eventId, batch.batchIndex, results, expiresAt);
     return summarizeBatch(batch.batchIndex, results);
   });
 }

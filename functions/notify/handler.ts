@@ -22,11 +22,20 @@ export function createHandler(config: NotifyConfig, store: ResultStore) {
       return { verdict: "alert", messageIds: await publish(rejectedCallsMessage(parsed), "alert", deps) };
     }
     if ("notifyFailure" in parsed) {
-      return { verdict: "error", messageIds: await publish(fallbackMessage(parsed), "error", deps) };
+      return { verdict: "alert", messageIds: await publish(fallbackMessage(parsed), "alert", deps) };
     }
-    const stored =
-      "batches" in parsed && parsed.batches.length > 0 ? await store.load(parsed.event.eventId) : undefined;
-    const report = reportFromNotifyInput(parsed, stored);
+    let stored: Awaited<ReturnType<ResultStore["load"]>> | undefined;
+    let readFailure: string | undefined;
+    if ("batches" in parsed && parsed.batches.length > 0) {
+      try {
+        stored = await store.load(parsed.event.eventId);
+      } catch (error) {
+        // Report what the Map returned inline rather than nothing; the instances without a result become errors.
+        readFailure = error instanceof Error ? error.message : String(error);
+        logger.error("Could not read the stored verdicts", { error: readFailure });
+      }
+    }
+    const report = reportFromNotifyInput(parsed, stored, readFailure);
     logger.appendKeys({ eventId: report.event.eventId });
     const outcome = await publishReport(report, deps);
     // What the watch after enforcing looks at: the instances this execution switched to IMDSv2.

@@ -115,6 +115,26 @@ describe("faults in the simulated account", () => {
   });
 });
 
+describe("an unavailable event ledger", () => {
+  it("still reports every verdict: the batches return them inline, and the report says what was lost", async () => {
+    // Prepare
+    const [fails = "", passes = ""] = instanceIds(2);
+    const s = scenario({
+      events: [runInstancesEvent([fails, passes])],
+      instances: [{ id: fails, imds: "answers-without-token" }, { id: passes }],
+    });
+
+    // Act
+    const run = await runFlow(s, { faults: { ledgerUnavailable: true } });
+
+    // Assess
+    expectNothingLost(run, 2, 1);
+    expect(verdictOf(run, fails)).toBe("fail");
+    expect(verdictOf(run, passes)).toBe("pass");
+    expect(run.reports[0]?.notice).toMatch(/stored verdicts could not be read/);
+  });
+});
+
 describe("duplicate deliveries", () => {
   it("turn a second delivery of the same event into a no-op: no second modify, no second notification", async () => {
     // Prepare

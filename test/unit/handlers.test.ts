@@ -754,23 +754,24 @@ describe("notify handler: the fallback when the report could not be published", 
     snsMock.on(PublishCommand).resolves({ MessageId: "m-20" });
     const ledger = ledgerWith([PASSED]);
     const load = vi.spyOn(ledger.store, "load");
-    const input = { notifyFailure: NOTIFY_FAILURE, state: { ...VALID_NOTIFY_INPUT, batchSummaries: [] } };
+    const input = { notifyFailure: NOTIFY_FAILURE, event: VALID_NOTIFY_INPUT.event };
 
     // Act
     const out = await createNotify(NOTIFY_CONFIG, ledger.store)(input, fakeContext("notify"));
 
     // Assess
     expect(load).not.toHaveBeenCalled();
-    expect(out).toEqual({ verdict: "error", messageIds: ["m-20"] });
+    expect(out).toEqual({ verdict: "alert", messageIds: ["m-20"] });
     const published = snsMock.commandCalls(PublishCommand).map((c) => c.args[0].input);
     expect(published).toHaveLength(1);
     expect(published[0]).toMatchObject({
       TopicArn: TOPIC_ARN,
       Subject: "[imdsv2-guard] ERROR: report not published - RunInstances in us-east-1",
       MessageStructure: "json",
+      // `alert` passes every email filter: this message is the only sign a report was lost.
       MessageAttributes: {
-        verdict: { DataType: "String", StringValue: "error" },
-        verdicts: { DataType: "String.Array", StringValue: '["error"]' },
+        verdict: { DataType: "String", StringValue: "alert" },
+        verdicts: { DataType: "String.Array", StringValue: '["alert"]' },
       },
     });
     const message = JSON.parse(published[0]?.Message ?? "{}") as { default: string; https: string };
@@ -786,11 +787,11 @@ describe("notify handler: the fallback when the report could not be published", 
     });
   });
 
-  it("sends the fallback to Slack when Slack wants errors", async () => {
+  it("sends the fallback to Slack when Slack wants alerts", async () => {
     // Prepare
     snsMock.on(PublishCommand).resolves({ MessageId: "m-21" });
-    const config = { topicArn: TOPIC_ARN, slackTopicArn: SLACK_TOPIC_ARN, slackVerdicts: ["error"] };
-    const input = { notifyFailure: NOTIFY_FAILURE, state: VALID_NOTIFY_INPUT };
+    const config = { topicArn: TOPIC_ARN, slackTopicArn: SLACK_TOPIC_ARN, slackVerdicts: ["alert"] };
+    const input = { notifyFailure: NOTIFY_FAILURE, event: VALID_NOTIFY_INPUT.event };
 
     // Act
     await createNotify(config, ledgerWith().store)(input, fakeContext("notify"));
@@ -802,12 +803,12 @@ describe("notify handler: the fallback when the report could not be published", 
     ]);
   });
 
-  it("describes the raw event when the state has no resolved event, and escapes what it quotes", async () => {
+  it("describes the raw event when ResolveTargets could not resolve it, and escapes what it quotes", async () => {
     // Prepare
     snsMock.on(PublishCommand).resolves({ MessageId: "m-22" });
     const rawEvent = fixtureEvent("run-instances.json") as { detail: Record<string, unknown> };
     rawEvent.detail.eventName = "Run*Instances*\n<!channel>";
-    const input = { notifyFailure: { Error: "States.Timeout" }, state: { rawEvent } };
+    const input = { notifyFailure: { Error: "States.Timeout" }, rawEvent };
 
     // Act
     await createNotify(NOTIFY_CONFIG, ledgerWith().store)(input, fakeContext("notify"));
@@ -828,7 +829,7 @@ describe("notify handler: the fallback when the report could not be published", 
     snsMock
       .on(PublishCommand)
       .rejects(serviceError(SNSServiceException, "AuthorizationErrorException", 403, "not authorized"));
-    const input = { notifyFailure: NOTIFY_FAILURE, state: VALID_NOTIFY_INPUT };
+    const input = { notifyFailure: NOTIFY_FAILURE, event: VALID_NOTIFY_INPUT.event };
 
     // Act
     const run = createNotify(NOTIFY_CONFIG, ledgerWith().store)(input, fakeContext("notify"));
