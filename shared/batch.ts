@@ -1,4 +1,5 @@
-import type { Batch, InstanceProgress, InstanceResult, ProbeReading, StageCounts, Verdict } from "./model.js";
+import { RetryableServiceError, RetryableThrottlingError } from "./errors.js";
+import type { Batch, InstanceProgress, InstanceResult, ProbeReading, Stage, StageCounts, Verdict } from "./model.js";
 
 /** What the Choice states route on: how many instances of the batch wait in each stage. */
 export function countStages(instances: readonly InstanceProgress[]): StageCounts {
@@ -72,9 +73,25 @@ export function withInstances(batch: Batch, instances: InstanceProgress[], throt
   return { ...batch, instances, counts, pollSeconds, throttledRounds };
 }
 
-/** A round in which AWS refused the batch's read (throttled or 5xx): nothing moved, except what passed its deadline. */
-export function throttledRound(batch: Batch, expire: (p: InstanceProgress) => InstanceProgress): Batch {
-  return withInstances(batch, batch.instances.map(expire), "drain");
+export type ReadOutcome<T> = { read: T } | { drained: Batch };
+
+/**
+ * Runs a round's AWS reads. Throttling or a 5xx is not an error but a drain round: only the instances of `stage`
+ * whose deadline passed move on (through `expire`), and the pause before the next round grows.
+ */
+export async function readOrDrain<T>(
+  batch: Batch,
+  stage: Stage,
+  expire: (progress: InstanceProgress) => InstanceProgress,
+  read: () => Promise<T>,
+): Promise<ReadOutcome<T>> {
+  try {
+    return { read: await read() };
+  } catch (error) {
+    if (!(error instanceof RetryableThrottlingError || error instanceof RetryableServiceError)) throw error;
+    const expired = batch.instances.map((p) => (p.stage === stage ? expire(p) : p));
+    return { drained: withInstances(batch, expired, "drain") };
+  }
 }
 
 /** Ends an instance with its one verdict. Timings are measured from the flow's start. */

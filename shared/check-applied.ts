@@ -1,8 +1,7 @@
 import type { Logger } from "@aws-lambda-powertools/logger";
-import type { EC2Client, Instance } from "@aws-sdk/client-ec2";
-import { conclude, deadlineAfter, isPast, throttledRound, withInstances } from "./batch.js";
+import type { EC2Client } from "@aws-sdk/client-ec2";
+import { conclude, deadlineAfter, isPast, readOrDrain, withInstances } from "./batch.js";
 import { describeInstancesById, isGone, isStopped } from "./ec2-instances.js";
-import { RetryableServiceError, RetryableThrottlingError } from "./errors.js";
 import type { Batch, InstanceProgress } from "./model.js";
 
 export interface CheckAppliedDeps {
@@ -19,20 +18,18 @@ export interface CheckAppliedDeps {
 export async function checkAppliedBatch(batch: Batch, deps: CheckAppliedDeps): Promise<Batch> {
   const now = deps.now();
   const waiting = batch.instances.filter((i) => i.stage === "await-applied");
-  let described: Map<string, Instance>;
-  try {
-    described = await describeInstancesById(
-      deps.ec2,
-      waiting.map((i) => i.instanceId),
-    );
-  } catch (error) {
-    if (!(error instanceof RetryableThrottlingError || error instanceof RetryableServiceError)) throw error;
-    return throttledRound(batch, (p) =>
-      p.stage === "await-applied"
-        ? notAppliedInTime(p, batch, now, "unknown (EC2 refused the check: throttled or 5xx)")
-        : p,
-    );
-  }
+  const outcome = await readOrDrain(
+    batch,
+    "await-applied",
+    (p) => notAppliedInTime(p, batch, now, "unknown (EC2 refused the check: throttled or 5xx)"),
+    () =>
+      describeInstancesById(
+        deps.ec2,
+        waiting.map((i) => i.instanceId),
+      ),
+  );
+  if ("drained" in outcome) return outcome.drained;
+  const described = outcome.read;
   const next = batch.instances.map((progress): InstanceProgress => {
     if (progress.stage !== "await-applied") return progress;
     const instance = described.get(progress.instanceId);

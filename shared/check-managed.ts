@@ -1,10 +1,9 @@
 import type { Logger } from "@aws-lambda-powertools/logger";
-import type { EC2Client, Instance } from "@aws-sdk/client-ec2";
+import type { EC2Client } from "@aws-sdk/client-ec2";
 import { DescribeInstanceInformationCommand, type InstanceInformation, type SSMClient } from "@aws-sdk/client-ssm";
 import { classifyAwsError } from "./aws-errors.js";
-import { conclude, deadlineAfter, isPast, throttledRound, withInstances } from "./batch.js";
+import { conclude, deadlineAfter, isPast, readOrDrain, withInstances } from "./batch.js";
 import { describeInstancesById, isGone, isStopped } from "./ec2-instances.js";
-import { RetryableServiceError, RetryableThrottlingError } from "./errors.js";
 import type { Batch, InstanceProgress, Platform } from "./model.js";
 
 export interface CheckManagedDeps {
@@ -23,16 +22,18 @@ export interface CheckManagedDeps {
 export async function checkManagedBatch(batch: Batch, deps: CheckManagedDeps): Promise<Batch> {
   const now = deps.now();
   const waiting = batch.instances.filter((i) => i.stage === "await-managed").map((i) => i.instanceId);
-  let registered: Map<string, InstanceInformation>;
-  let described: Map<string, Instance>;
-  try {
-    registered = await describeRegistrations(deps.ssm, waiting);
-    const offline = waiting.filter((id) => registered.get(id)?.PingStatus !== "Online");
-    described = await describeInstancesById(deps.ec2, offline);
-  } catch (error) {
-    if (!(error instanceof RetryableThrottlingError || error instanceof RetryableServiceError)) throw error;
-    return throttledRound(batch, (p) => (p.stage === "await-managed" ? notManagedInTime(p, batch, now, undefined) : p));
-  }
+  const outcome = await readOrDrain(
+    batch,
+    "await-managed",
+    (p) => notManagedInTime(p, batch, now, undefined),
+    async () => {
+      const registered = await describeRegistrations(deps.ssm, waiting);
+      const offline = waiting.filter((id) => registered.get(id)?.PingStatus !== "Online");
+      return { registered, described: await describeInstancesById(deps.ec2, offline) };
+    },
+  );
+  if ("drained" in outcome) return outcome.drained;
+  const { registered, described } = outcome.read;
   const next = batch.instances.map((progress): InstanceProgress => {
     if (progress.stage !== "await-managed") return progress;
     const registration = registered.get(progress.instanceId);

@@ -2,7 +2,7 @@ import type { Logger } from "@aws-lambda-powertools/logger";
 import type { CloudWatchClient } from "@aws-sdk/client-cloudwatch";
 import { type EC2Client, type Instance, ModifyInstanceMetadataOptionsCommand } from "@aws-sdk/client-ec2";
 import { awsErrorCode, classifyAwsError, isThrottling, isTransient, isWorthRetryingNextRound } from "./aws-errors.js";
-import { conclude, deadlineAfter, isPast, type Throttled, throttledRound, withInstances } from "./batch.js";
+import { conclude, deadlineAfter, isPast, readOrDrain, type Throttled, withInstances } from "./batch.js";
 import { describeInstancesById, isGone, isStopped, tagValue } from "./ec2-instances.js";
 import { RetryableServiceError, RetryableThrottlingError } from "./errors.js";
 import { exemptionOf } from "./exemption.js";
@@ -33,18 +33,18 @@ export const NOT_FOUND_GRACE_SECONDS = 120;
 export async function enforceBatch(batch: Batch, deps: EnforceDeps): Promise<Batch> {
   const now = deps.now();
   const pending = batch.instances.filter((i) => i.stage === "enforce");
-  let described: Map<string, Instance>;
-  try {
-    described = await describeInstancesById(
-      deps.ec2,
-      pending.map((i) => i.instanceId),
-    );
-  } catch (error) {
-    if (!(error instanceof RetryableThrottlingError || error instanceof RetryableServiceError)) throw error;
-    return throttledRound(batch, (p) =>
-      p.stage === "enforce" ? stillThrottled(entering(p, batch, now), batch, now, "DescribeInstances") : p,
-    );
-  }
+  const outcome = await readOrDrain(
+    batch,
+    "enforce",
+    (p) => stillThrottled(entering(p, batch, now), batch, now, "DescribeInstances"),
+    () =>
+      describeInstancesById(
+        deps.ec2,
+        pending.map((i) => i.instanceId),
+      ),
+  );
+  if ("drained" in outcome) return outcome.drained;
+  const described = outcome.read;
   const origins = await originsOf([...described.values()], deps);
 
   // Decide what needs no change; the rest are candidates for the gate and the modify call.
