@@ -1,11 +1,5 @@
 import type { CloudWatchClient } from "@aws-sdk/client-cloudwatch";
-import {
-  DescribeInstancesCommand,
-  type DescribeInstancesCommandOutput,
-  DescribeRegionsCommand,
-  type EC2Client,
-  type Instance,
-} from "@aws-sdk/client-ec2";
+import { DescribeRegionsCommand, type EC2Client, type Instance } from "@aws-sdk/client-ec2";
 import {
   ExecutionAlreadyExists,
   ListStateMachinesCommand,
@@ -15,6 +9,7 @@ import {
 } from "@aws-sdk/client-sfn";
 import { type AccountPosture, readAccountPosture } from "../shared/account-posture.js";
 import { awsErrorCode, classifyAwsError } from "../shared/aws-errors.js";
+import { describeInstancesWhere } from "../shared/ec2-instances.js";
 import { type Exemption, type ExemptionKeys, exemptionOf } from "../shared/exemption.js";
 import { sumImdsMetric } from "../shared/imds-metrics.js";
 import { SWEEP_DETAIL_TYPE, SWEEP_SOURCE } from "../shared/resolve-targets.js";
@@ -100,8 +95,10 @@ export interface AuditRegionOptions {
 export async function auditRegion(clients: AuditClients, options: AuditRegionOptions): Promise<RegionAudit> {
   const now = clients.now();
   const account = await readAccountPosture(clients.ec2);
-  const found = await describeAllInstances(clients.ec2, (n) =>
-    options.onProgress?.({ phase: "instances", instances: n }),
+  const found = await describeInstancesWhere(
+    clients.ec2,
+    [{ Name: "instance-state-name", Values: LISTED_STATES }],
+    (n) => options.onProgress?.({ phase: "instances", instances: n }),
   );
   const ids = found.map((i) => i.InstanceId).filter((id): id is string => id !== undefined);
   options.onProgress?.({ phase: "metrics", instances: ids.length });
@@ -165,29 +162,6 @@ export function summarize(instances: readonly AuditedInstance[]): RegionSummary 
     readyToEnforce: instances.filter((i) => i.readiness === "ready").map((i) => i.instanceId),
     needsWork: instances.filter((i) => i.readiness === "imdsv1-in-use").map((i) => i.instanceId),
   };
-}
-
-async function describeAllInstances(ec2: EC2Client, onPage: (total: number) => void): Promise<Instance[]> {
-  const found: Instance[] = [];
-  let nextToken: string | undefined;
-  do {
-    let page: DescribeInstancesCommandOutput;
-    try {
-      page = await ec2.send(
-        new DescribeInstancesCommand({
-          Filters: [{ Name: "instance-state-name", Values: LISTED_STATES }],
-          MaxResults: 1000,
-          NextToken: nextToken,
-        }),
-      );
-    } catch (error) {
-      throw classifyAwsError(error, "DescribeInstances");
-    }
-    for (const reservation of page.Reservations ?? []) found.push(...(reservation.Instances ?? []));
-    onPage(found.length);
-    nextToken = page.NextToken;
-  } while (nextToken);
-  return found;
 }
 
 /** The regions enabled for the account (DescribeRegions lists only those unless asked for all). */

@@ -2,42 +2,45 @@ import {
   DescribeInstancesCommand,
   type DescribeInstancesCommandOutput,
   type EC2Client,
+  type Filter,
   type Instance,
 } from "@aws-sdk/client-ec2";
 import { classifyAwsError } from "./aws-errors.js";
 
 /**
- * Describes instances by id with one call per page. It filters on `instance-id` rather than passing `InstanceIds`,
- * because with `InstanceIds` a single not-yet-visible instance fails the whole call with InvalidInstanceID.NotFound;
- * with a filter the missing one is simply absent and the rest of the batch goes on.
+ * Every instance matching `filters`, following NextToken. `onPage` reports progress (the audit's progress line).
+ * Filters (not `InstanceIds`) throughout: with `InstanceIds`, one id EC2 does not know yet fails the whole call
+ * with InvalidInstanceID.NotFound; with a filter it is simply absent and the rest go on.
  */
-export async function describeInstancesById(
+export async function describeInstancesWhere(
   ec2: EC2Client,
-  instanceIds: readonly string[],
-): Promise<Map<string, Instance>> {
-  const found = new Map<string, Instance>();
-  if (instanceIds.length === 0) return found;
+  filters: Filter[],
+  onPage: (found: number) => void = () => undefined,
+): Promise<Instance[]> {
+  const found: Instance[] = [];
   let nextToken: string | undefined;
   do {
     let page: DescribeInstancesCommandOutput;
     try {
-      page = await ec2.send(
-        new DescribeInstancesCommand({
-          Filters: [{ Name: "instance-id", Values: [...instanceIds] }],
-          NextToken: nextToken,
-        }),
-      );
+      page = await ec2.send(new DescribeInstancesCommand({ Filters: filters, MaxResults: 1000, NextToken: nextToken }));
     } catch (error) {
       throw classifyAwsError(error, "DescribeInstances");
     }
-    for (const reservation of page.Reservations ?? []) {
-      for (const instance of reservation.Instances ?? []) {
-        if (instance.InstanceId) found.set(instance.InstanceId, instance);
-      }
-    }
+    for (const reservation of page.Reservations ?? []) found.push(...(reservation.Instances ?? []));
+    onPage(found.length);
     nextToken = page.NextToken;
   } while (nextToken);
   return found;
+}
+
+/** The batch's instances by id, with one call per page of results. */
+export async function describeInstancesById(
+  ec2: EC2Client,
+  instanceIds: readonly string[],
+): Promise<Map<string, Instance>> {
+  if (instanceIds.length === 0) return new Map();
+  const instances = await describeInstancesWhere(ec2, [{ Name: "instance-id", Values: [...instanceIds] }]);
+  return new Map(instances.filter((i) => i.InstanceId).map((i) => [i.InstanceId as string, i]));
 }
 
 /** Instances in these states will never run the probe again. */

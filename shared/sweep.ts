@@ -1,13 +1,9 @@
 import type { Logger } from "@aws-lambda-powertools/logger";
-import {
-  DescribeInstancesCommand,
-  type DescribeInstancesCommandOutput,
-  type EC2Client,
-  type Instance,
-} from "@aws-sdk/client-ec2";
+import type { EC2Client } from "@aws-sdk/client-ec2";
 import { ExecutionAlreadyExists, type SFNClient, StartExecutionCommand } from "@aws-sdk/client-sfn";
 import { type AccountPosture, readAccountPosture, requireTokensByDefault } from "./account-posture.js";
 import { classifyAwsError } from "./aws-errors.js";
+import { describeInstancesWhere } from "./ec2-instances.js";
 import { exemptionOf } from "./exemption.js";
 import { SWEEP_DETAIL_TYPE, SWEEP_SOURCE } from "./resolve-targets.js";
 
@@ -65,7 +61,10 @@ export async function sweep(deps: SweepDeps, scheduled: { time?: string } = {}):
   if (config.enforceAccountDefault && config.mode === "enforce") {
     accountPosture = await requireTokensByDefault(deps.ec2, accountPosture);
   }
-  const allowing = await describeOptionalInstances(deps.ec2);
+  const allowing = await describeInstancesWhere(deps.ec2, [
+    { Name: "metadata-options.http-tokens", Values: ["optional"] },
+    { Name: "instance-state-name", Values: SWEEPABLE_STATES },
+  ]);
   const candidates = allowing.filter((i) => i.MetadataOptions?.HttpEndpoint !== "disabled");
   // Lapsed exemptions go through the flow, which enforces them and says the exemption lapsed.
   const toCheck = candidates.filter((i) => exemptionOf(i.Tags, config, now).status !== "active");
@@ -115,29 +114,4 @@ export async function sweep(deps: SweepDeps, scheduled: { time?: string } = {}):
   };
   deps.logger.info("Sweep started executions", { ...outcome });
   return outcome;
-}
-
-async function describeOptionalInstances(ec2: EC2Client): Promise<Instance[]> {
-  const found: Instance[] = [];
-  let nextToken: string | undefined;
-  do {
-    let page: DescribeInstancesCommandOutput;
-    try {
-      page = await ec2.send(
-        new DescribeInstancesCommand({
-          Filters: [
-            { Name: "metadata-options.http-tokens", Values: ["optional"] },
-            { Name: "instance-state-name", Values: SWEEPABLE_STATES },
-          ],
-          MaxResults: 1000,
-          NextToken: nextToken,
-        }),
-      );
-    } catch (error) {
-      throw classifyAwsError(error, "DescribeInstances");
-    }
-    for (const reservation of page.Reservations ?? []) found.push(...(reservation.Instances ?? []));
-    nextToken = page.NextToken;
-  } while (nextToken);
-  return found;
 }
