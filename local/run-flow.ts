@@ -9,7 +9,7 @@ import { StateMachine } from "aws-local-stepfunctions";
 type JSONValue = Parameters<StateMachine["run"]>[0];
 
 import { createHandler as createSweepHandler } from "../functions/sweep/handler.js";
-import type { NotifyConfig, ResolveTargetsConfig } from "../shared/config.js";
+import { DEFAULT_FLOW_SETTINGS, type NotifyConfig, type ResolveTargetsConfig } from "../shared/config.js";
 import type { FlowSettings } from "../shared/model.js";
 import { type EventReport, parseMachineReport } from "../shared/report.js";
 import type { SweepOutcome } from "../shared/sweep.js";
@@ -39,17 +39,8 @@ const TOPIC_ARN = `arn:aws:sns:${SIM_REGION}:${SIM_ACCOUNT_ID}:imdsv2-guard-loca
 const LEDGER_TABLE_NAME = "imdsv2-guard-local-EventLedgerTableName";
 const SCENARIO_EPOCH = Date.parse("2026-11-28T09:00:00Z");
 
-export const DEFAULT_SETTINGS: FlowSettings = {
-  mode: "enforce",
-  exemptTagKey: "imdsv2-guard:exempt",
-  applyTimeoutSeconds: 300,
-  managedTimeoutSeconds: 600,
-  probeTimeoutSeconds: 300,
-  exemptUntilTagKey: "imdsv2-guard:exempt-until",
-  onV1Usage: "hold",
-  v1UsageLookbackHours: 24,
-  watchRejectedSeconds: 900,
-};
+/** The local runner judges by what a deploy without overrides would (scenarios may override `settings`). */
+export const DEFAULT_SETTINGS: FlowSettings = DEFAULT_FLOW_SETTINGS;
 
 /** Crash a function (Lambda.Unknown, as Step Functions reports a runtime crash) on these invocation numbers. */
 export type LambdaFaults = Partial<Record<string, number[]>>;

@@ -5,7 +5,8 @@ import type { SweepConfig } from "./sweep.js";
 
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
-const resolveTargetsEnvSchema = z.object({
+/** The flow's settings as environment variables, each with the default a deploy without overrides gets. */
+const flowSettingsEnvSchema = z.object({
   GUARD_MODE: z.enum(["enforce", "audit"]).default("enforce"),
   EXEMPT_TAG_KEY: z.string().min(1).max(128).default("imdsv2-guard:exempt"),
   EXEMPT_UNTIL_TAG_KEY: z.string().min(1).max(128).default("imdsv2-guard:exempt-until"),
@@ -15,6 +16,9 @@ const resolveTargetsEnvSchema = z.object({
   APPLY_TIMEOUT_SECONDS: positiveInt(300),
   MANAGED_TIMEOUT_SECONDS: positiveInt(600),
   PROBE_TIMEOUT_SECONDS: positiveInt(300),
+});
+
+const resolveTargetsEnvSchema = flowSettingsEnvSchema.extend({
   /** Calls made by an ARN starting with this are the guard's own; they must not trigger it again. */
   GUARD_ROLE_ARN_PREFIX: z.string().startsWith("arn:"),
   BATCH_SIZE: z.coerce.number().int().min(1).max(50).default(50),
@@ -32,22 +36,25 @@ export interface ResolveTargetsConfig {
  */
 export function loadResolveTargetsConfig(env: NodeJS.ProcessEnv): ResolveTargetsConfig {
   const e = parseEnv(resolveTargetsEnvSchema, env);
+  return { settings: settingsOf(e), guardRoleArnPrefix: e.GUARD_ROLE_ARN_PREFIX, batchSize: e.BATCH_SIZE };
+}
+
+function settingsOf(e: z.infer<typeof flowSettingsEnvSchema>): FlowSettings {
   return {
-    settings: {
-      mode: e.GUARD_MODE,
-      exemptTagKey: e.EXEMPT_TAG_KEY,
-      exemptUntilTagKey: e.EXEMPT_UNTIL_TAG_KEY,
-      onV1Usage: e.ON_V1_USAGE,
-      v1UsageLookbackHours: e.V1_USAGE_LOOKBACK_HOURS,
-      watchRejectedSeconds: e.WATCH_REJECTED_SECONDS,
-      applyTimeoutSeconds: e.APPLY_TIMEOUT_SECONDS,
-      managedTimeoutSeconds: e.MANAGED_TIMEOUT_SECONDS,
-      probeTimeoutSeconds: e.PROBE_TIMEOUT_SECONDS,
-    },
-    guardRoleArnPrefix: e.GUARD_ROLE_ARN_PREFIX,
-    batchSize: e.BATCH_SIZE,
+    mode: e.GUARD_MODE,
+    exemptTagKey: e.EXEMPT_TAG_KEY,
+    exemptUntilTagKey: e.EXEMPT_UNTIL_TAG_KEY,
+    onV1Usage: e.ON_V1_USAGE,
+    v1UsageLookbackHours: e.V1_USAGE_LOOKBACK_HOURS,
+    watchRejectedSeconds: e.WATCH_REJECTED_SECONDS,
+    applyTimeoutSeconds: e.APPLY_TIMEOUT_SECONDS,
+    managedTimeoutSeconds: e.MANAGED_TIMEOUT_SECONDS,
+    probeTimeoutSeconds: e.PROBE_TIMEOUT_SECONDS,
   };
 }
+
+/** The settings of a deploy without overrides: the environment schema's own defaults, so there is one list of them. */
+export const DEFAULT_FLOW_SETTINGS: FlowSettings = settingsOf(flowSettingsEnvSchema.parse({}));
 
 const ledgerEnvSchema = z.object({ LEDGER_TABLE_NAME: z.string().min(3).max(255) });
 

@@ -24,6 +24,7 @@ import {
 import type { AwsAccess } from "../audit/aws-access.js";
 import { type AuditHooks, runAudit } from "../audit/command.js";
 import type { SimAccount } from "../local/sim-account.js";
+import { DEFAULT_FLOW_SETTINGS } from "../shared/config.js";
 import { resolveTargets, SWEEP_DETAIL_TYPE, SWEEP_SOURCE } from "../shared/resolve-targets.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -325,17 +326,7 @@ describe("audit --simulated --start", () => {
     const resolved = resolveTargets(
       input,
       {
-        settings: {
-          mode: "enforce",
-          exemptTagKey: "imdsv2-guard:exempt",
-          exemptUntilTagKey: "imdsv2-guard:exempt-until",
-          applyTimeoutSeconds: 300,
-          managedTimeoutSeconds: 600,
-          probeTimeoutSeconds: 300,
-          onV1Usage: "hold",
-          v1UsageLookbackHours: 24,
-          watchRejectedSeconds: 900,
-        },
+        settings: DEFAULT_FLOW_SETTINGS,
         guardRoleArnPrefix: "arn:aws:sts::111122223333:assumed-role/imdsv2-guard-",
         batchSize: 50,
       },

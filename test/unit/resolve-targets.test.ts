@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import type { ResolveTargetsConfig } from "../../shared/config.js";
+import { DEFAULT_FLOW_SETTINGS, type ResolveTargetsConfig } from "../../shared/config.js";
 import type { FlowSettings } from "../../shared/model.js";
 import { resolveTargets } from "../../shared/resolve-targets.js";
 
@@ -9,17 +9,7 @@ const NOW = new Date("2026-11-28T15:00:00.000Z");
 const SEVEN_DAYS_SECONDS = 7 * 24 * 3600;
 const GUARD_PREFIX = "arn:aws:sts::123456789012:assumed-role/imdsv2-guard-dev-us-east-1-enforce/";
 
-const SETTINGS: FlowSettings = {
-  mode: "enforce",
-  exemptTagKey: "imdsv2-guard:exempt",
-  applyTimeoutSeconds: 300,
-  managedTimeoutSeconds: 600,
-  probeTimeoutSeconds: 300,
-  exemptUntilTagKey: "imdsv2-guard:exempt-until",
-  onV1Usage: "hold",
-  v1UsageLookbackHours: 24,
-  watchRejectedSeconds: 900,
-};
+const SETTINGS: FlowSettings = DEFAULT_FLOW_SETTINGS;
 
 function config(batchSize = 50): ResolveTargetsConfig {
   return { settings: SETTINGS, guardRoleArnPrefix: GUARD_PREFIX, batchSize };

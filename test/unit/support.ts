@@ -17,6 +17,7 @@ import { SSMClient } from "@aws-sdk/client-ssm";
 import type { Context } from "aws-lambda";
 import { mockClient } from "aws-sdk-client-mock";
 import { cloudwatch, ec2 } from "../../shared/aws-clients.js";
+import { DEFAULT_FLOW_SETTINGS } from "../../shared/config.js";
 import type { EnforceDeps } from "../../shared/enforce.js";
 import { imageSupportLookup } from "../../shared/image-support.js";
 import type { Batch, EventRef, FlowSettings, InstanceProgress, InstanceResult, Trigger } from "../../shared/model.js";
@@ -56,17 +57,7 @@ export const SLACK_TOPIC_ARN = "arn:aws:sns:us-east-1:123456789012:imdsv2-guard-
 export const GUARD_PREFIX = "arn:aws:sts::123456789012:assumed-role/imdsv2-guard-dev-us-east-1-enforce/";
 
 /** ResolveTargets' defaults: what a deploy without overrides judges instances by. */
-export const SETTINGS: FlowSettings = {
-  mode: "enforce",
-  exemptTagKey: "imdsv2-guard:exempt",
-  exemptUntilTagKey: "imdsv2-guard:exempt-until",
-  applyTimeoutSeconds: 300,
-  managedTimeoutSeconds: 600,
-  probeTimeoutSeconds: 300,
-  onV1Usage: "hold",
-  v1UsageLookbackHours: 24,
-  watchRejectedSeconds: 900,
-};
+export const SETTINGS: FlowSettings = DEFAULT_FLOW_SETTINGS;
 
 /** A RunInstances call in us-east-1 by an SSO user, as ResolveTargets describes it. */
 export function eventRef(overrides: Partial<EventRef> = {}): EventRef {
