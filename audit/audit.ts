@@ -7,12 +7,13 @@ import {
   type SFNClient,
   StartExecutionCommand,
 } from "@aws-sdk/client-sfn";
-import { type AccountPosture, readAccountPosture } from "../shared/account-posture.js";
-import { awsErrorCode, classifyAwsError } from "../shared/aws-errors.js";
-import { describeInstancesWhere } from "../shared/ec2-instances.js";
-import { type Exemption, type ExemptionKeys, exemptionOf } from "../shared/exemption.js";
-import { sumImdsMetric } from "../shared/imds-metrics.js";
-import { SWEEP_DETAIL_TYPE, SWEEP_SOURCE } from "../shared/resolve-targets.js";
+import { readAccountPosture } from "../shared/aws/account-defaults.js";
+import { describeInstancesWhere } from "../shared/aws/ec2-instances.js";
+import { awsErrorCode, classifyAwsError } from "../shared/aws/errors.js";
+import { sumImdsMetric } from "../shared/aws/imds-metrics.js";
+import type { AccountPosture } from "../shared/domain/account-posture.js";
+import { SWEEP_DETAIL_TYPE, SWEEP_SOURCE } from "../shared/domain/event.js";
+import { type Exemption, type ExemptionKeys, exemptionOf } from "../shared/domain/exemption.js";
 
 export const AUDIT_SCHEMA = "imdsv2-guard.audit.v1";
 

@@ -1,7 +1,7 @@
 import { parseArgs } from "node:util";
-import type { SimAccount } from "../local/sim-account.js";
-import type { ExemptionKeys } from "../shared/exemption.js";
-import { INSTANCE_ID_PATTERN } from "../shared/model.js";
+import type { SimAccount } from "../local/sim/sim-account.js";
+import type { ExemptionKeys } from "../shared/domain/exemption.js";
+import { INSTANCE_ID_PATTERN } from "../shared/domain/model.js";
 import {
   type AuditProgress,
   auditIdAt,

@@ -1,5 +1,5 @@
-import { awsErrorCode, isThrottling } from "../shared/aws-errors.js";
-import { GUARD_ERROR_NAMES } from "../shared/errors.js";
+import { awsErrorCode, isThrottling } from "../shared/aws/errors.js";
+import { GUARD_ERROR_NAMES } from "../shared/domain/errors.js";
 import { StateMachineNotFoundError } from "./audit.js";
 
 export const DOCS = 'see README "Audit the existing fleet" > "Troubleshooting"';

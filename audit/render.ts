@@ -1,5 +1,5 @@
-import type { AccountPosture } from "../shared/account-posture.js";
-import type { Exemption } from "../shared/exemption.js";
+import type { AccountPosture } from "../shared/domain/account-posture.js";
+import type { Exemption } from "../shared/domain/exemption.js";
 import {
   AUDIT_SCHEMA,
   type AuditedInstance,

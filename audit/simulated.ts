@@ -2,9 +2,9 @@ import { readFileSync } from "node:fs";
 import { CloudWatchClient } from "@aws-sdk/client-cloudwatch";
 import { EC2Client } from "@aws-sdk/client-ec2";
 import { SFNClient } from "@aws-sdk/client-sfn";
-import { parseScenario, type Scenario } from "../local/scenario.js";
+import { parseScenario, type Scenario } from "../local/runner/scenario.js";
 import auditFleet from "../local/scenarios/audit-fleet.json" with { type: "json" };
-import { SimAccount } from "../local/sim-account.js";
+import { SimAccount } from "../local/sim/sim-account.js";
 import type { AuditClients } from "./audit.js";
 import type { AwsAccess } from "./aws-access.js";
 

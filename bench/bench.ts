@@ -4,10 +4,10 @@ import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { gzipSync } from "node:zlib";
 import { type BuildOptions, build } from "esbuild";
-import { burstScenario, stormScenario } from "../local/burst-scenarios.js";
-import { type FlowRun, runFlow } from "../local/run-flow.js";
-import { parseScenario } from "../local/scenario.js";
-import { flowCosts, modifyLowerBoundSeconds } from "./flow-costs.js";
+import { burstScenario, modifyLowerBoundSeconds, stormScenario } from "../local/runner/burst-scenarios.js";
+import { type FlowRun, runFlow } from "../local/runner/run-flow.js";
+import { parseScenario } from "../local/runner/scenario.js";
+import { flowCosts } from "./flow-costs.js";
 
 /**
  * `npm run bench`: everything measured side by side in one run, on this machine, and printed as ratios where the

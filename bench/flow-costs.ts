@@ -1,4 +1,4 @@
-import type { FlowRun } from "../local/run-flow.js";
+import type { FlowRun } from "../local/runner/run-flow.js";
 
 /** Step Functions Standard: $0.025 per 1,000 state transitions. */
 export const USD_PER_TRANSITION = 0.025 / 1000;
@@ -36,12 +36,4 @@ export function flowCosts(run: FlowRun): FlowCosts {
     usdPerInstance: usd / instances,
     usdPer1000Instances: (usd / instances) * 1000,
   };
-}
-
-/**
- * The fastest any guard could enforce `n` instances: EC2's ModifyInstanceMetadataOptions bucket holds 100 tokens and
- * refills 5 per second, so the n-th modify cannot happen before (n - 100) / 5 seconds.
- */
-export function modifyLowerBoundSeconds(n: number): number {
-  return Math.max(0, n - 100) / 5;
 }

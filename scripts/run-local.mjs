@@ -4,12 +4,12 @@
 import { pathToFileURL } from "node:url";
 import { build } from "esbuild";
 
-const [entry = "local/cli.ts", ...args] = process.argv.slice(2).includes("--entry")
+const [entry = "local/runner/cli.ts", ...args] = process.argv.slice(2).includes("--entry")
   ? [
       process.argv[process.argv.indexOf("--entry") + 1],
       ...process.argv.slice(2).filter((_, i, all) => i !== all.indexOf("--entry") && i !== all.indexOf("--entry") + 1),
     ]
-  : ["local/cli.ts", ...process.argv.slice(2)];
+  : ["local/runner/cli.ts", ...process.argv.slice(2)];
 const outfile = `dist/local/${entry.replace(/[/\\]/g, "_").replace(/\.ts$/, "")}.mjs`;
 await build({
   entryPoints: [entry],

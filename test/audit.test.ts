@@ -23,9 +23,10 @@ import {
 } from "../audit/audit.js";
 import type { AwsAccess } from "../audit/aws-access.js";
 import { type AuditHooks, runAudit } from "../audit/command.js";
-import type { SimAccount } from "../local/sim-account.js";
-import { DEFAULT_FLOW_SETTINGS } from "../shared/config.js";
-import { resolveTargets, SWEEP_DETAIL_TYPE, SWEEP_SOURCE } from "../shared/resolve-targets.js";
+import type { SimAccount } from "../local/sim/sim-account.js";
+import { SWEEP_DETAIL_TYPE, SWEEP_SOURCE } from "../shared/domain/event.js";
+import { DEFAULT_FLOW_SETTINGS } from "../shared/runtime/config.js";
+import { resolveTargets } from "../shared/steps/resolve-targets.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const BIN = join(ROOT, "bin", "imdsv2-guard.mjs");

@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { DEFAULT_SETTINGS, GUARD_ROLE_ARN_PREFIX, runFlow } from "../local/run-flow.js";
-import { parseScenario } from "../local/scenario.js";
+import { DEFAULT_SETTINGS, GUARD_ROLE_ARN_PREFIX, runFlow } from "../local/runner/run-flow.js";
+import { parseScenario } from "../local/runner/scenario.js";
 import probeLinux from "../shared/probes/probe-linux.sh";
-import { buildReport, chatbotNotification, plainText, snsMessage, subjectLine } from "../shared/report.js";
-import { resolveTargets } from "../shared/resolve-targets.js";
+import { buildReport, chatbotNotification, plainText, snsMessage, subjectLine } from "../shared/report/report.js";
+import { resolveTargets } from "../shared/steps/resolve-targets.js";
 import {
   envelope,
   HOSTILE_STRINGS,

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { type ImdsOptionsView, type RunningImdsEmulator, startImdsEmulator } from "../local/imds-emulator.js";
+import { type ImdsOptionsView, type RunningImdsEmulator, startImdsEmulator } from "../local/sim/imds-emulator.js";
 
 const TTL_HEADER = "X-aws-ec2-metadata-token-ttl-seconds";
 const TOKEN_HEADER = "X-aws-ec2-metadata-token";

@@ -5,8 +5,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
-import { type ImdsOptionsView, type RunningImdsEmulator, startImdsEmulator } from "../local/imds-emulator.js";
-import { type LinuxProbeRun, runLinuxProbe } from "../local/run-linux-probe.js";
+import { type ImdsOptionsView, type RunningImdsEmulator, startImdsEmulator } from "../local/sim/imds-emulator.js";
+import { type LinuxProbeRun, runLinuxProbe } from "../local/sim/run-linux-probe.js";
 import probeLinux from "../shared/probes/probe-linux.sh";
 
 const status = z.number().int().nullable();

@@ -1,7 +1,7 @@
-import { checkAppliedBatch } from "../../shared/check-applied.js";
-import { ec2 } from "../../shared/clients/ec2.js";
-import { batchStepHandler } from "../../shared/lambda-handler.js";
-import { logger } from "../../shared/logger.js";
+import { ec2 } from "../../shared/aws/clients/ec2.js";
+import { batchStepHandler } from "../../shared/runtime/lambda-handler.js";
+import { logger } from "../../shared/runtime/logger.js";
+import { checkAppliedBatch } from "../../shared/steps/check-applied.js";
 
 /** One poll of MetadataOptions.State for the batch. */
 export function createHandler(now: () => Date = () => new Date()) {

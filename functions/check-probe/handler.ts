@@ -1,7 +1,7 @@
-import { ssm } from "../../shared/clients/ssm.js";
-import { batchStepHandler } from "../../shared/lambda-handler.js";
-import { logger } from "../../shared/logger.js";
-import { checkProbeBatch } from "../../shared/probe.js";
+import { ssm } from "../../shared/aws/clients/ssm.js";
+import { batchStepHandler } from "../../shared/runtime/lambda-handler.js";
+import { logger } from "../../shared/runtime/logger.js";
+import { checkProbeBatch } from "../../shared/steps/check-probe.js";
 
 /** Reads the probe's results and turns them into verdicts. */
 export function createHandler(now: () => Date = () => new Date()) {

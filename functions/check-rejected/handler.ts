@@ -1,9 +1,9 @@
-import { cloudwatch } from "../../shared/clients/cloudwatch.js";
-import { ec2 } from "../../shared/clients/ec2.js";
-import { lambdaHandler } from "../../shared/lambda-handler.js";
-import { logger } from "../../shared/logger.js";
-import { parseStepInput } from "../../shared/step-input.js";
-import { checkRejectedCalls, checkRejectedInputSchema } from "../../shared/watch-rejected.js";
+import { cloudwatch } from "../../shared/aws/clients/cloudwatch.js";
+import { ec2 } from "../../shared/aws/clients/ec2.js";
+import { lambdaHandler } from "../../shared/runtime/lambda-handler.js";
+import { logger } from "../../shared/runtime/logger.js";
+import { parseStepInput } from "../../shared/runtime/step-input.js";
+import { checkRejectedCalls, checkRejectedInputSchema } from "../../shared/steps/check-rejected.js";
 
 /** After the watch window: reads MetadataNoTokenRejected for the instances the execution enforced. */
 export function createHandler(now: () => Date = () => new Date()) {

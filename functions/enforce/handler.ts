@@ -1,9 +1,9 @@
-import { cloudwatch } from "../../shared/clients/cloudwatch.js";
-import { ec2 } from "../../shared/clients/ec2.js";
-import { enforceBatch } from "../../shared/enforce.js";
-import { imageSupportLookup } from "../../shared/image-support.js";
-import { batchStepHandler } from "../../shared/lambda-handler.js";
-import { logger } from "../../shared/logger.js";
+import { cloudwatch } from "../../shared/aws/clients/cloudwatch.js";
+import { ec2 } from "../../shared/aws/clients/ec2.js";
+import { imageSupportLookup } from "../../shared/aws/image-support.js";
+import { batchStepHandler } from "../../shared/runtime/lambda-handler.js";
+import { logger } from "../../shared/runtime/logger.js";
+import { enforceBatch } from "../../shared/steps/enforce.js";
 
 /** Sets HttpTokens=required where needed (or says why not). The AMI lookup is cached per container. */
 export function createHandler(now: () => Date = () => new Date()) {

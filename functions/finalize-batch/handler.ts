@@ -1,11 +1,11 @@
-import { dynamodb } from "../../shared/clients/dynamodb.js";
-import { loadLedgerTableName } from "../../shared/config.js";
-import { finalizeBatch, inlineResults, summarizeBatch } from "../../shared/finalize.js";
-import { lambdaHandler, onColdStart } from "../../shared/lambda-handler.js";
-import { logger } from "../../shared/logger.js";
-import { batchSchema } from "../../shared/model.js";
-import { dynamoResultStore, LEDGER_RETENTION_SECONDS, type ResultStore } from "../../shared/result-store.js";
-import { parseStepInput } from "../../shared/step-input.js";
+import { dynamodb } from "../../shared/aws/clients/dynamodb.js";
+import { dynamoResultStore, LEDGER_RETENTION_SECONDS, type ResultStore } from "../../shared/aws/result-store.js";
+import { batchSchema } from "../../shared/domain/model.js";
+import { loadLedgerTableName } from "../../shared/runtime/config.js";
+import { lambdaHandler, onColdStart } from "../../shared/runtime/lambda-handler.js";
+import { logger } from "../../shared/runtime/logger.js";
+import { parseStepInput } from "../../shared/runtime/step-input.js";
+import { finalizeBatch, inlineResults, summarizeBatch } from "../../shared/steps/finalize-batch.js";
 
 /**
  * Ends every instance of the batch with one verdict (after the last poll and after any Catch), stores the results,

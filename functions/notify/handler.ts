@@ -1,13 +1,14 @@
-import { dynamodb } from "../../shared/clients/dynamodb.js";
-import { sns } from "../../shared/clients/sns.js";
-import { loadLedgerTableName, loadNotifyConfig, type NotifyConfig } from "../../shared/config.js";
-import { lambdaHandler, onColdStart } from "../../shared/lambda-handler.js";
-import { logger } from "../../shared/logger.js";
-import { publish, publishReport } from "../../shared/notify.js";
-import { fallbackMessage, notifyInputSchema, reportFromNotifyInput } from "../../shared/notify-input.js";
-import { dynamoResultStore, type ResultStore } from "../../shared/result-store.js";
-import { parseStepInput } from "../../shared/step-input.js";
-import { rejectedCallsMessage, watchListOf } from "../../shared/watch-rejected.js";
+import { dynamodb } from "../../shared/aws/clients/dynamodb.js";
+import { sns } from "../../shared/aws/clients/sns.js";
+import { dynamoResultStore, type ResultStore } from "../../shared/aws/result-store.js";
+import { watchListOf } from "../../shared/domain/watch-list.js";
+import { fallbackMessage, notifyInputSchema, reportFromNotifyInput } from "../../shared/report/notify-input.js";
+import { rejectedCallsMessage } from "../../shared/report/rejected-calls.js";
+import { loadLedgerTableName, loadNotifyConfig, type NotifyConfig } from "../../shared/runtime/config.js";
+import { lambdaHandler, onColdStart } from "../../shared/runtime/lambda-handler.js";
+import { logger } from "../../shared/runtime/logger.js";
+import { parseStepInput } from "../../shared/runtime/step-input.js";
+import { publish, publishReport } from "../../shared/steps/notify.js";
 
 /**
  * One SNS message per event, whatever happened before: the report (with the batches' stored results), the alert

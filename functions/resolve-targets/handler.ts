@@ -1,7 +1,7 @@
-import { loadResolveTargetsConfig, type ResolveTargetsConfig } from "../../shared/config.js";
-import { lambdaHandler, onColdStart } from "../../shared/lambda-handler.js";
-import { logger } from "../../shared/logger.js";
-import { resolveTargets } from "../../shared/resolve-targets.js";
+import { loadResolveTargetsConfig, type ResolveTargetsConfig } from "../../shared/runtime/config.js";
+import { lambdaHandler, onColdStart } from "../../shared/runtime/lambda-handler.js";
+import { logger } from "../../shared/runtime/logger.js";
+import { resolveTargets } from "../../shared/steps/resolve-targets.js";
 
 /** First step: the raw EventBridge event in, batches of instances out. Never throws on a malformed event. */
 export function createHandler(config: ResolveTargetsConfig, now: () => Date = () => new Date()) {

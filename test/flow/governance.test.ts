@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { runFlow } from "../../local/run-flow.js";
-import { chatbotNotification, plainText } from "../../shared/report.js";
+import { runFlow } from "../../local/runner/run-flow.js";
+import { chatbotNotification, plainText } from "../../shared/report/report.js";
 import { allResults, instanceIds, modifyEvent, runInstancesEvent, scenario, verdictOf } from "./helpers.js";
 
 const LAUNCH_TEMPLATE_TAGS = {

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
-import type { FlowRun } from "../../local/run-flow.js";
-import { parseScenario, type Scenario } from "../../local/scenario.js";
-import type { InstanceResult } from "../../shared/model.js";
+import type { FlowRun } from "../../local/runner/run-flow.js";
+import { parseScenario, type Scenario } from "../../local/runner/scenario.js";
+import type { InstanceResult } from "../../shared/domain/model.js";
 
 export const ACCOUNT = "111122223333";
 export const REGION = "eu-west-1";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { runFlow } from "../../local/run-flow.js";
+import { runFlow } from "../../local/runner/run-flow.js";
 import { allResults, instanceIds, runInstancesEvent, scenario, verdictOf } from "./helpers.js";
 
 /** Every instance of every event has exactly one verdict, and every event exactly one notification. */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { runFlow } from "../../local/run-flow.js";
-import { VERDICTS } from "../../shared/model.js";
+import { runFlow } from "../../local/runner/run-flow.js";
+import { VERDICTS } from "../../shared/domain/model.js";
 import {
   allResults,
   defaultScenario,

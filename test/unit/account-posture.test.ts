@@ -4,14 +4,10 @@ import {
   ModifyInstanceMetadataDefaultsCommand,
 } from "@aws-sdk/client-ec2";
 import { beforeEach, describe, expect, it } from "vitest";
-import {
-  type AccountPosture,
-  accountPostureSchema,
-  cachedPosture,
-  readAccountPosture,
-  requireTokensByDefault,
-} from "../../shared/account-posture.js";
-import { ec2 } from "../../shared/aws-clients.js";
+import { readAccountPosture, requireTokensByDefault } from "../../shared/aws/account-defaults.js";
+import { ec2 } from "../../shared/aws/clients/index.js";
+import { type AccountPosture, accountPostureSchema } from "../../shared/domain/account-posture.js";
+import { cachedPosture } from "../../shared/steps/assess-account.js";
 import { ec2Mock, resetMocks, serviceError } from "./support.js";
 
 const NOW = new Date("2026-11-28T10:00:00.000Z");

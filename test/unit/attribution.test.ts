@@ -1,8 +1,8 @@
 import { DescribeImagesCommand, EC2ServiceException, ModifyInstanceMetadataOptionsCommand } from "@aws-sdk/client-ec2";
 import { beforeEach, describe, expect, it } from "vitest";
-import { ec2 } from "../../shared/aws-clients.js";
-import { type EnforceDeps, enforceBatch } from "../../shared/enforce.js";
-import { imageSupportLookup } from "../../shared/image-support.js";
+import { ec2 } from "../../shared/aws/clients/index.js";
+import { imageSupportLookup } from "../../shared/aws/image-support.js";
+import { type EnforceDeps, enforceBatch } from "../../shared/steps/enforce.js";
 import {
   batchFactory,
   describes,

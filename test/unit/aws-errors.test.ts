@@ -1,8 +1,8 @@
 import { EC2ServiceException } from "@aws-sdk/client-ec2";
 import { InvocationDoesNotExist, SSMServiceException } from "@aws-sdk/client-ssm";
 import { describe, expect, it } from "vitest";
-import { awsErrorCode, classifyAwsError, isThrottling, isTransient } from "../../shared/aws-errors.js";
-import { GUARD_ERROR_NAMES, LAMBDA_CRASH_ERROR_NAMES, LAMBDA_SERVICE_ERROR_NAMES } from "../../shared/errors.js";
+import { awsErrorCode, classifyAwsError, isThrottling, isTransient } from "../../shared/aws/errors.js";
+import { GUARD_ERROR_NAMES, LAMBDA_CRASH_ERROR_NAMES, LAMBDA_SERVICE_ERROR_NAMES } from "../../shared/domain/errors.js";
 import { serviceError } from "./support.js";
 
 function ec2Error(name: string, status: number | undefined): EC2ServiceException {

@@ -4,9 +4,9 @@ import {
   ModifyInstanceMetadataOptionsCommand,
 } from "@aws-sdk/client-ec2";
 import { beforeEach, describe, expect, it } from "vitest";
-import { ec2 } from "../../shared/aws-clients.js";
-import { checkAppliedBatch } from "../../shared/check-applied.js";
-import type { InstanceProgress } from "../../shared/model.js";
+import { ec2 } from "../../shared/aws/clients/index.js";
+import type { InstanceProgress } from "../../shared/domain/model.js";
+import { checkAppliedBatch } from "../../shared/steps/check-applied.js";
 import {
   batchFactory,
   describes,

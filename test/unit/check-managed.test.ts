@@ -7,9 +7,9 @@ import {
   SSMServiceException,
 } from "@aws-sdk/client-ssm";
 import { beforeEach, describe, expect, it } from "vitest";
-import { ec2, ssm } from "../../shared/aws-clients.js";
-import { checkManagedBatch } from "../../shared/check-managed.js";
-import type { InstanceProgress } from "../../shared/model.js";
+import { ec2, ssm } from "../../shared/aws/clients/index.js";
+import type { InstanceProgress } from "../../shared/domain/model.js";
+import { checkManagedBatch } from "../../shared/steps/check-managed.js";
 import {
   batchFactory,
   ec2Instance,

@@ -4,7 +4,7 @@ import {
   loadNotifyConfig,
   loadResolveTargetsConfig,
   loadSweepConfig,
-} from "../../shared/config.js";
+} from "../../shared/runtime/config.js";
 import { GUARD_PREFIX } from "./support.js";
 
 describe("loadResolveTargetsConfig: governance settings", () => {

@@ -4,11 +4,11 @@ import {
   ModifyInstanceMetadataOptionsCommand,
 } from "@aws-sdk/client-ec2";
 import { beforeEach, describe, expect, it } from "vitest";
-import { MAX_BACKOFF_SECONDS } from "../../shared/batch.js";
-import { type EnforceDeps, enforceBatch, NOT_FOUND_GRACE_SECONDS } from "../../shared/enforce.js";
-import type { InstanceProgress } from "../../shared/model.js";
-import { allowedImdsV1, sourceFixes } from "../../shared/root-cause.js";
-import { watchListOf } from "../../shared/watch-rejected.js";
+import { MAX_BACKOFF_SECONDS } from "../../shared/domain/batch.js";
+import type { InstanceProgress } from "../../shared/domain/model.js";
+import { allowedImdsV1, sourceFixes } from "../../shared/domain/root-cause.js";
+import { watchListOf } from "../../shared/domain/watch-list.js";
+import { type EnforceDeps, enforceBatch, NOT_FOUND_GRACE_SECONDS } from "../../shared/steps/enforce.js";
 import {
   batchFactory,
   describes,

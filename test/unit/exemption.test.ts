@@ -1,6 +1,6 @@
 import type { Tag } from "@aws-sdk/client-ec2";
 import { describe, expect, it } from "vitest";
-import { type Exemption, type ExemptionKeys, exemptionOf } from "../../shared/exemption.js";
+import { type Exemption, type ExemptionKeys, exemptionOf } from "../../shared/domain/exemption.js";
 
 const NOW = new Date("2026-11-28T10:00:00.000Z");
 const KEYS: ExemptionKeys = { exemptTagKey: "imdsv2-guard:exempt", exemptUntilTagKey: "imdsv2-guard:exempt-until" };

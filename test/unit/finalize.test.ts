@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { finalizeBatch, summarizeBatch } from "../../shared/finalize.js";
-import type { Batch, InstanceProgress, InstanceResult } from "../../shared/model.js";
+import type { Batch, InstanceProgress, InstanceResult } from "../../shared/domain/model.js";
+import { finalizeBatch, summarizeBatch } from "../../shared/steps/finalize-batch.js";
 import { batchFactory, ID_A, ID_B, ID_C, result } from "./support.js";
 
 const NOW = new Date("2026-11-28T10:05:00.000Z");

@@ -1,8 +1,8 @@
 import { CloudWatchServiceException, GetMetricDataCommand, type MetricDataResult } from "@aws-sdk/client-cloudwatch";
 import { EC2ServiceException, ModifyInstanceMetadataOptionsCommand } from "@aws-sdk/client-ec2";
 import { beforeEach, describe, expect, it } from "vitest";
-import { type EnforceDeps, enforceBatch } from "../../shared/enforce.js";
-import type { Trigger } from "../../shared/model.js";
+import type { Trigger } from "../../shared/domain/model.js";
+import { type EnforceDeps, enforceBatch } from "../../shared/steps/enforce.js";
 import {
   batchFactory,
   cloudWatchMock,

@@ -25,9 +25,9 @@ import { createHandler as createFinalizeBatch } from "../../functions/finalize-b
 import { createHandler as createNotify } from "../../functions/notify/handler.js";
 import { createHandler as createResolveTargets } from "../../functions/resolve-targets/handler.js";
 import { createHandler as createSendProbe } from "../../functions/send-probe/handler.js";
-import type { NotifyConfig } from "../../shared/config.js";
-import { logger } from "../../shared/logger.js";
-import type { Batch, InstanceProgress, InstanceResult } from "../../shared/model.js";
+import type { Batch, InstanceProgress, InstanceResult } from "../../shared/domain/model.js";
+import type { NotifyConfig } from "../../shared/runtime/config.js";
+import { logger } from "../../shared/runtime/logger.js";
 import {
   batchFactory,
   cloudWatchMock,

@@ -6,11 +6,13 @@ import {
   SSMServiceException,
 } from "@aws-sdk/client-ssm";
 import { beforeEach, describe, expect, it } from "vitest";
-import { ssm } from "../../shared/aws-clients.js";
-import type { InstanceProgress, Platform } from "../../shared/model.js";
-import { checkProbeBatch, parseProbeOutput, sendProbeBatch } from "../../shared/probe.js";
+import { ssm } from "../../shared/aws/clients/index.js";
+import type { InstanceProgress, Platform } from "../../shared/domain/model.js";
+import { parseProbeOutput } from "../../shared/domain/probe-verdict.js";
 import probeLinux from "../../shared/probes/probe-linux.sh";
 import probeWindows from "../../shared/probes/probe-windows.ps1";
+import { checkProbeBatch } from "../../shared/steps/check-probe.js";
+import { sendProbeBatch } from "../../shared/steps/send-probe.js";
 import {
   batchFactory,
   ID_A,

@@ -7,23 +7,23 @@ import {
 } from "@aws-sdk/client-sns";
 import { beforeEach, describe, expect, it, vi } from "vitest";
 import { z } from "zod";
-import type { AccountPosture } from "../../shared/account-posture.js";
-import { sns } from "../../shared/aws-clients.js";
-import type { NotifyConfig } from "../../shared/config.js";
-import type { EventRef, InstanceResult, Verdict } from "../../shared/model.js";
-import { publish, publishReport } from "../../shared/notify.js";
+import { sns } from "../../shared/aws/clients/index.js";
+import type { AccountPosture } from "../../shared/domain/account-posture.js";
+import type { EventRef, InstanceResult, Verdict } from "../../shared/domain/model.js";
+import { describeOrigin, describePosture } from "../../shared/domain/root-cause.js";
 import {
   buildReport,
   chatbotNotification,
   type EventReport,
   machineReport,
-  markdownSafe,
   parseMachineReport,
   plainText,
   snsMessage,
   subjectLine,
-} from "../../shared/report.js";
-import { describeOrigin, describePosture } from "../../shared/root-cause.js";
+} from "../../shared/report/report.js";
+import { markdownSafe } from "../../shared/report/text-safety.js";
+import type { NotifyConfig } from "../../shared/runtime/config.js";
+import { publish, publishReport } from "../../shared/steps/notify.js";
 import { eventRef, instanceIds, SLACK_TOPIC_ARN, serviceError, silentLogger, snsMock, TOPIC_ARN } from "./support.js";
 
 const logger = silentLogger("report-test");

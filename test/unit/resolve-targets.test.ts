@@ -1,9 +1,9 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import { DEFAULT_FLOW_SETTINGS, type ResolveTargetsConfig } from "../../shared/config.js";
-import type { FlowSettings } from "../../shared/model.js";
-import { resolveTargets } from "../../shared/resolve-targets.js";
+import type { FlowSettings } from "../../shared/domain/model.js";
+import { DEFAULT_FLOW_SETTINGS, type ResolveTargetsConfig } from "../../shared/runtime/config.js";
+import { resolveTargets } from "../../shared/steps/resolve-targets.js";
 
 const NOW = new Date("2026-11-28T15:00:00.000Z");
 const SEVEN_DAYS_SECONDS = 7 * 24 * 3600;

@@ -6,9 +6,9 @@ import {
   type QueryCommandInput,
 } from "@aws-sdk/client-dynamodb";
 import { beforeEach, describe, expect, it } from "vitest";
-import { dynamodb } from "../../shared/aws-clients.js";
-import type { InstanceResult } from "../../shared/model.js";
-import { dynamoResultStore } from "../../shared/result-store.js";
+import { dynamodb } from "../../shared/aws/clients/index.js";
+import { dynamoResultStore } from "../../shared/aws/result-store.js";
+import type { InstanceResult } from "../../shared/domain/model.js";
 import { dynamoMock, ID_A, ID_B, ID_C, instanceIds, resetMocks, result, serviceError } from "./support.js";
 
 const TABLE = "imdsv2-guard-dev-ledger";

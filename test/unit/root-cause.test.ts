@@ -1,7 +1,13 @@
 import { describe, expect, it } from "vitest";
-import type { AccountPosture } from "../../shared/account-posture.js";
-import type { InstanceResult, Origin, Verdict } from "../../shared/model.js";
-import { allowedImdsV1, commandRegion, describeOrigin, describePosture, sourceFixes } from "../../shared/root-cause.js";
+import type { AccountPosture } from "../../shared/domain/account-posture.js";
+import type { InstanceResult, Origin, Verdict } from "../../shared/domain/model.js";
+import {
+  allowedImdsV1,
+  commandRegion,
+  describeOrigin,
+  describePosture,
+  sourceFixes,
+} from "../../shared/domain/root-cause.js";
 
 const REGION = "eu-west-1";
 const LT = "lt-0a1b2c3d4e5f60718";

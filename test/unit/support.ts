@@ -16,12 +16,19 @@ import { SNSClient } from "@aws-sdk/client-sns";
 import { SSMClient } from "@aws-sdk/client-ssm";
 import type { Context } from "aws-lambda";
 import { mockClient } from "aws-sdk-client-mock";
-import { cloudwatch, ec2 } from "../../shared/aws-clients.js";
-import { DEFAULT_FLOW_SETTINGS } from "../../shared/config.js";
-import type { EnforceDeps } from "../../shared/enforce.js";
-import { imageSupportLookup } from "../../shared/image-support.js";
-import type { Batch, EventRef, FlowSettings, InstanceProgress, InstanceResult, Trigger } from "../../shared/model.js";
-import type { ResultStore } from "../../shared/result-store.js";
+import { cloudwatch, ec2 } from "../../shared/aws/clients/index.js";
+import { imageSupportLookup } from "../../shared/aws/image-support.js";
+import type { ResultStore } from "../../shared/aws/result-store.js";
+import type {
+  Batch,
+  EventRef,
+  FlowSettings,
+  InstanceProgress,
+  InstanceResult,
+  Trigger,
+} from "../../shared/domain/model.js";
+import { DEFAULT_FLOW_SETTINGS } from "../../shared/runtime/config.js";
+import type { EnforceDeps } from "../../shared/steps/enforce.js";
 
 /**
  * What the unit tests share: the SDK mocks, one set of settings and ids, and builders for batches, EC2 instances, AWS

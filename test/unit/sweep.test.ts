@@ -8,9 +8,10 @@ import {
 import { ExecutionAlreadyExists, StartExecutionCommand } from "@aws-sdk/client-sfn";
 import { beforeEach, describe, expect, it } from "vitest";
 import { createHandler as createSweepHandler } from "../../functions/sweep/handler.js";
-import { ec2, sfn } from "../../shared/aws-clients.js";
-import { resolveTargets } from "../../shared/resolve-targets.js";
-import { type SweepConfig, sweep } from "../../shared/sweep.js";
+import { ec2, sfn } from "../../shared/aws/clients/index.js";
+import type { SweepConfig } from "../../shared/runtime/config.js";
+import { resolveTargets } from "../../shared/steps/resolve-targets.js";
+import { sweep } from "../../shared/steps/sweep.js";
 import {
   ec2Instance,
   ec2Mock,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import type { ProbeReading } from "../../shared/model.js";
-import { judgeProbe } from "../../shared/verdict.js";
+import type { ProbeReading } from "../../shared/domain/model.js";
+import { judgeProbe } from "../../shared/domain/probe-verdict.js";
 
 function reading(v1: number | null, token: number | null, v2: number | null): ProbeReading {
   return { v1, token, v2, client: "curl" };

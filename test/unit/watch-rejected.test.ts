@@ -2,15 +2,11 @@ import { CloudWatchServiceException, GetMetricDataCommand, type MetricDataResult
 import { GetInstanceMetadataDefaultsCommand } from "@aws-sdk/client-ec2";
 import { beforeEach, describe, expect, it } from "vitest";
 import { z } from "zod";
-import { cloudwatch, ec2 } from "../../shared/aws-clients.js";
-import type { EventRef, InstanceResult } from "../../shared/model.js";
-import {
-  type CheckRejectedInput,
-  checkRejectedCalls,
-  type RejectedAlertInput,
-  rejectedCallsMessage,
-  watchListOf,
-} from "../../shared/watch-rejected.js";
+import { cloudwatch, ec2 } from "../../shared/aws/clients/index.js";
+import type { EventRef, InstanceResult } from "../../shared/domain/model.js";
+import { watchListOf } from "../../shared/domain/watch-list.js";
+import { type RejectedAlertInput, rejectedCallsMessage } from "../../shared/report/rejected-calls.js";
+import { type CheckRejectedInput, checkRejectedCalls } from "../../shared/steps/check-rejected.js";
 import { cloudWatchMock, ec2Mock, eventRef, ID_A, ID_B, ID_C, resetMocks, silentLogger } from "./support.js";
 
 const logger = silentLogger("watch-test");

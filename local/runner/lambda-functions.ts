@@ -1,0 +1,37 @@
+import type { Context } from "aws-lambda";
+import { createHandler as createAssessAccount } from "../../functions/assess-account/handler.js";
+import { createHandler as createCheckApplied } from "../../functions/check-applied/handler.js";
+import { createHandler as createCheckManaged } from "../../functions/check-managed/handler.js";
+import { createHandler as createCheckProbe } from "../../functions/check-probe/handler.js";
+import { createHandler as createCheckRejected } from "../../functions/check-rejected/handler.js";
+import { createHandler as createEnforce } from "../../functions/enforce/handler.js";
+import { createHandler as createFinalizeBatch } from "../../functions/finalize-batch/handler.js";
+import { createHandler as createNotify } from "../../functions/notify/handler.js";
+import { createHandler as createResolveTargets } from "../../functions/resolve-targets/handler.js";
+import { createHandler as createSendProbe } from "../../functions/send-probe/handler.js";
+import { dynamodb } from "../../shared/aws/clients/index.js";
+import { dynamoResultStore } from "../../shared/aws/result-store.js";
+import type { NotifyConfig, ResolveTargetsConfig } from "../../shared/runtime/config.js";
+
+export type LambdaHandler = (event: unknown, context: Context) => Promise<unknown>;
+
+/** The deployed functions, keyed by the ASL placeholder that names each, built from the same handler modules. */
+export function localFunctions(config: {
+  resolveTargets: ResolveTargetsConfig;
+  notify: NotifyConfig;
+  ledgerTableName: string;
+}): Record<string, LambdaHandler> {
+  const store = dynamoResultStore(dynamodb, config.ledgerTableName);
+  return {
+    ResolveTargetsFunctionArn: createResolveTargets(config.resolveTargets),
+    EnforceFunctionArn: createEnforce(),
+    CheckAppliedFunctionArn: createCheckApplied(),
+    CheckManagedFunctionArn: createCheckManaged(),
+    SendProbeFunctionArn: createSendProbe(),
+    CheckProbeFunctionArn: createCheckProbe(),
+    FinalizeBatchFunctionArn: createFinalizeBatch(store),
+    NotifyFunctionArn: createNotify(config.notify, store),
+    AssessAccountFunctionArn: createAssessAccount(),
+    CheckRejectedFunctionArn: createCheckRejected(),
+  };
+}

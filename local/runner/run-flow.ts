@@ -1,0 +1,403 @@
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import FakeTimers from "@sinonjs/fake-timers";
+import type { Context } from "aws-lambda";
+import { StateMachine } from "aws-local-stepfunctions";
+
+/** aws-local-stepfunctions does not export its JSON type; this is the value its task overrides exchange. */
+type JSONValue = Parameters<StateMachine["run"]>[0];
+
+import { createHandler as createSweepHandler } from "../../functions/sweep/handler.js";
+import type { FlowSettings } from "../../shared/domain/model.js";
+import type { RejectedCalls } from "../../shared/report/rejected-calls.js";
+import { type EventReport, parseMachineReport } from "../../shared/report/report.js";
+import { DEFAULT_FLOW_SETTINGS, type NotifyConfig, type ResolveTargetsConfig } from "../../shared/runtime/config.js";
+import type { SweepOutcome } from "../../shared/steps/sweep.js";
+import { SimAccount, type SimFaults } from "../sim/sim-account.js";
+import { type LambdaHandler, localFunctions } from "./lambda-functions.js";
+import type { Scenario } from "./scenario.js";
+
+/** The one state machine file. Found by walking up from this module, which works from source and from a bundle. */
+export const ASL_PATH = findUp("infra/state-machine.asl.json");
+
+function findUp(relative: string): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const candidate = join(dir, relative);
+    if (existsSync(candidate)) return candidate;
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error(`Cannot find ${relative} above ${fileURLToPath(import.meta.url)}`);
+    dir = parent;
+  }
+}
+export const SIM_ACCOUNT_ID = "111122223333";
+export const SIM_REGION = "eu-west-1";
+export const GUARD_ROLE_ARN_PREFIX = `arn:aws:sts::${SIM_ACCOUNT_ID}:assumed-role/imdsv2-guard-local-enforce/`;
+const TOPIC_ARN = `arn:aws:sns:${SIM_REGION}:${SIM_ACCOUNT_ID}:imdsv2-guard-local-alerts`;
+/** What `loadDefinition` substitutes for `${EventLedgerTableName}`. */
+const LEDGER_TABLE_NAME = "imdsv2-guard-local-EventLedgerTableName";
+const SCENARIO_EPOCH = Date.parse("2026-11-28T09:00:00Z");
+
+/** The local runner judges by what a deploy without overrides would (scenarios may override `settings`). */
+export const DEFAULT_SETTINGS: FlowSettings = DEFAULT_FLOW_SETTINGS;
+
+/** Crash a function (Lambda.Unknown, as Step Functions reports a runtime crash) on these invocation numbers. */
+export type LambdaFaults = Partial<Record<string, number[]>>;
+
+export interface RunOptions {
+  faults?: SimFaults;
+  lambdaFaults?: LambdaFaults;
+  batchSize?: number;
+  /** Deliver these event indexes twice (EventBridge's at-least-once delivery). */
+  duplicateDeliveries?: number[];
+  /** The sweep sets the account's IMDS default to required. */
+  enforceAccountDefault?: boolean;
+  /** Instances per execution the sweep starts. */
+  sweepInstancesPerExecution?: number;
+}
+
+export type RejectedCallsAlert = RejectedCalls & { event: EventReport["event"] };
+
+/** What Step Functions would show for one execution, estimated from the states it ran. */
+export interface ExecutionStats {
+  transitions: number;
+  /** Estimated history events of the parent execution (Distributed Map children have their own). */
+  historyEvents: number;
+  /** Estimated history events of the largest child execution (one batch). */
+  maxChildHistoryEvents: number;
+  retries: number;
+}
+
+export interface ExecutionRecord {
+  eventIndex: number;
+  delivery: number;
+  /** Set for executions the sweep started. */
+  name?: string;
+  status: "succeeded" | "failed";
+  output?: unknown;
+  error?: string;
+  startedAt: number;
+  endedAt: number;
+  stats: ExecutionStats;
+}
+
+export interface FlowRun {
+  scenario: Scenario;
+  executions: ExecutionRecord[];
+  /** The machine-readable report of every SNS message, in publish order. */
+  reports: EventReport[];
+  /** Alerts about software refused IMDSv1 after the guard enforced (the watch after enforcing). */
+  alerts: RejectedCallsAlert[];
+  /** Last-resort messages: the report itself could not be published. */
+  fallbacks: string[];
+  sweeps: SweepOutcome[];
+  sim: SimAccount;
+  lambdaInvocations: Record<string, number>;
+  simulatedSeconds: number;
+  /** Simulated seconds from the start to the last report (verdicts) published, before any watch after enforcing. */
+  lastReportSeconds: number;
+  wallMilliseconds: number;
+}
+
+/** The ASL with its deploy-time placeholders filled, as CloudFormation's DefinitionSubstitutions would. */
+export function loadDefinition(): Record<string, unknown> {
+  const text = readFileSync(ASL_PATH, "utf8").replace(/\$\{(\w+)\}/g, (_, name: string) =>
+    name.endsWith("FunctionArn")
+      ? `arn:aws:lambda:${SIM_REGION}:${SIM_ACCOUNT_ID}:function:imdsv2-guard-local-${name.replace(/FunctionArn$/, "")}`
+      : `imdsv2-guard-local-${name}`,
+  );
+  return JSON.parse(text) as Record<string, unknown>;
+}
+
+interface StateDef {
+  Type: string;
+  Resource?: string;
+  ItemProcessor?: { States: Record<string, StateDef> };
+}
+
+/** Task state name → placeholder of the function it invokes, across the parent and the Map's processor. */
+function taskFunctions(definition: Record<string, unknown>): Map<string, string> {
+  const out = new Map<string, string>();
+  const visit = (states: Record<string, StateDef>) => {
+    for (const [name, state] of Object.entries(states)) {
+      const fn = state.Resource?.match(/:function:imdsv2-guard-local-(\w+)$/)?.[1];
+      if (state.Type === "Task" && fn) out.set(name, `${fn}FunctionArn`);
+      if (state.ItemProcessor) visit(state.ItemProcessor.States);
+    }
+  };
+  visit(definition.States as Record<string, StateDef>);
+  return out;
+}
+
+function lambdaContext(functionName: string, invocation: number): Context {
+  return {
+    callbackWaitsForEmptyEventLoop: false,
+    functionName,
+    functionVersion: "$LATEST",
+    invokedFunctionArn: `arn:aws:lambda:${SIM_REGION}:${SIM_ACCOUNT_ID}:function:${functionName}`,
+    memoryLimitInMB: "256",
+    awsRequestId: `local-${functionName}-${invocation}`,
+    logGroupName: `/aws/lambda/${functionName}`,
+    logStreamName: "local",
+    getRemainingTimeInMillis: () => 30_000,
+    done: () => undefined,
+    fail: () => undefined,
+    succeed: () => undefined,
+  };
+}
+
+/**
+ * Runs a scenario end to end: the real ASL file in aws-local-stepfunctions, the real handlers, the simulated account.
+ * Simulated time is discrete-event: timers are faked, and whenever nothing is running (no promise pending work, no
+ * probe in `sh`) the clock jumps to the next timer — a Wait state, a retry's backoff, the next event's delivery.
+ * A scenario that spans hours of AWS time runs in seconds, and timings are exact and repeatable.
+ */
+export async function runFlow(scenario: Scenario, options: RunOptions = {}): Promise<FlowRun> {
+  const realSetImmediate = globalThis.setImmediate;
+  const realSetTimeout = globalThis.setTimeout;
+  const wallStart = performance.now();
+  const clock = FakeTimers.install({
+    now: SCENARIO_EPOCH,
+    toFake: ["setTimeout", "clearTimeout", "setInterval", "clearInterval", "Date"],
+  });
+  const sim = new SimAccount(scenario.instances, options.faults, scenario);
+  sim.install();
+  const lambdaInvocations: Record<string, number> = {};
+  try {
+    const settings: FlowSettings = { ...DEFAULT_SETTINGS, ...scenario.settings };
+    const resolveTargets: ResolveTargetsConfig = {
+      settings,
+      guardRoleArnPrefix: GUARD_ROLE_ARN_PREFIX,
+      batchSize: options.batchSize ?? 50,
+    };
+    const notify: NotifyConfig = { topicArn: TOPIC_ARN, slackVerdicts: ["fail", "error", "unverified"] };
+    const functions = localFunctions({ resolveTargets, notify, ledgerTableName: LEDGER_TABLE_NAME });
+    const definition = loadDefinition();
+    const overrides = buildTaskOverrides(definition, functions, sim, lambdaInvocations, options.lambdaFaults ?? {});
+    const machine = new StateMachine(definition as never);
+
+    const executions: ExecutionRecord[] = [];
+    const sweeps: SweepOutcome[] = [];
+    const deliveries: { eventIndex: number; delivery: number; at: number }[] = [];
+    scenario.events.forEach((_, i) => {
+      const at = i * scenario.eventSpacingSeconds * 1000;
+      deliveries.push({ eventIndex: i, delivery: 1, at });
+      if (options.duplicateDeliveries?.includes(i)) deliveries.push({ eventIndex: i, delivery: 2, at: at + 1500 });
+    });
+    // Work not started yet (scheduled deliveries and sweeps) and work under way: the run ends when both are zero.
+    let scheduled = deliveries.length + scenario.sweepAtSeconds.length;
+    let inFlight = 0;
+    const track = (work: Promise<unknown>) => {
+      inFlight++;
+      void work.finally(() => {
+        inFlight--;
+      });
+    };
+    // The sweep's StartExecution calls start executions of the same machine, as in AWS.
+    sim.onStartExecution = (name, input) => {
+      track(execute(machine, input, { eventIndex: -1, delivery: 1, name }, overrides, executions));
+    };
+    const sweepHandler = createSweepHandler({
+      stateMachineArn: `arn:aws:states:${SIM_REGION}:${SIM_ACCOUNT_ID}:stateMachine:imdsv2-guard-local`,
+      mode: settings.mode,
+      exemptTagKey: settings.exemptTagKey,
+      exemptUntilTagKey: settings.exemptUntilTagKey,
+      enforceAccountDefault: options.enforceAccountDefault ?? false,
+      instancesPerExecution: options.sweepInstancesPerExecution ?? 500,
+      account: SIM_ACCOUNT_ID,
+      region: SIM_REGION,
+    });
+    scenario.sweepAtSeconds.forEach((at, i) => {
+      setTimeout(() => {
+        scheduled--;
+        // The scheduled event's time is the schedule's, so a retried run (same event) keeps its time.
+        const scheduledEvent = {
+          source: "aws.events",
+          "detail-type": "Scheduled Event",
+          time: new Date(SCENARIO_EPOCH + at * 1000).toISOString(),
+        };
+        track(sweepHandler(scheduledEvent, lambdaContext("Sweep", i + 1)).then((o) => sweeps.push(o)));
+      }, at * 1000);
+    });
+    for (const d of deliveries) {
+      setTimeout(() => {
+        scheduled--;
+        const event = scenario.events[d.eventIndex];
+        if (d.delivery === 1) sim.applyRecordedCall(event);
+        track(execute(machine, event, d, overrides, executions));
+      }, d.at);
+    }
+
+    // The discrete-event loop.
+    let idleRounds = 0;
+    for (;;) {
+      await new Promise((r) => realSetImmediate(r));
+      if (scheduled === 0 && inFlight === 0) break;
+      if (sim.realWorkInFlight > 0) {
+        await new Promise((r) => realSetTimeout(r, 2));
+        continue;
+      }
+      // Two quiet turns of the event loop: every promise chain that could still run without a timer has run.
+      idleRounds++;
+      if (idleRounds < 2) continue;
+      idleRounds = 0;
+      if (clock.countTimers() === 0) {
+        await new Promise((r) => realSetTimeout(r, 1));
+        continue;
+      }
+      clock.next();
+    }
+    const reports: EventReport[] = [];
+    const alerts: RejectedCallsAlert[] = [];
+    const fallbacks: string[] = [];
+    let lastReportAt = SCENARIO_EPOCH;
+    for (const p of sim.published) {
+      const message = JSON.parse(p.input.Message ?? "{}") as { sqs?: string; default?: string };
+      const sqs = message.sqs ?? "{}";
+      const schema = (JSON.parse(sqs) as { schema?: string }).schema;
+      if (message.sqs === undefined) {
+        // The last-resort message (NotifyFallback): text only.
+        fallbacks.push(message.default ?? "");
+      } else if (schema === "imdsv2-guard.rejected-calls.v1") {
+        alerts.push(JSON.parse(sqs) as RejectedCallsAlert);
+      } else {
+        reports.push(parseMachineReport(sqs));
+        lastReportAt = Math.max(lastReportAt, p.at);
+      }
+    }
+    return {
+      scenario,
+      executions: executions.sort((a, b) => a.startedAt - b.startedAt),
+      reports,
+      alerts,
+      fallbacks,
+      sweeps,
+      sim,
+      lambdaInvocations,
+      simulatedSeconds: (Date.now() - SCENARIO_EPOCH) / 1000,
+      lastReportSeconds: (lastReportAt - SCENARIO_EPOCH) / 1000,
+      wallMilliseconds: performance.now() - wallStart,
+    };
+  } finally {
+    sim.restore();
+    clock.uninstall();
+  }
+}
+
+type TaskOverrides = Record<string, (input: JSONValue) => Promise<JSONValue>>;
+
+function buildTaskOverrides(
+  definition: Record<string, unknown>,
+  functions: Record<string, LambdaHandler>,
+  sim: SimAccount,
+  invocations: Record<string, number>,
+  lambdaFaults: LambdaFaults,
+): TaskOverrides {
+  const overrides: TaskOverrides = {};
+  for (const [stateName, placeholder] of taskFunctions(definition)) {
+    const handler = functions[placeholder];
+    if (!handler) throw new Error(`The ASL invokes ${placeholder}, which the local runner does not know`);
+    const functionName = placeholder.replace(/FunctionArn$/, "");
+    overrides[stateName] = async (input) => {
+      const n = (invocations[functionName] ?? 0) + 1;
+      invocations[functionName] = n;
+      if (lambdaFaults[functionName]?.includes(n)) {
+        throw lambdaError("Lambda.Unknown", "The function crashed (simulated): Runtime.ExitError");
+      }
+      // A JSON round trip, as Lambda's invoke does: nothing but data crosses between states.
+      const payload = JSON.parse(JSON.stringify(input)) as JSONValue;
+      try {
+        const output = await handler(payload, lambdaContext(functionName, n));
+        return JSON.parse(JSON.stringify(output ?? null)) as JSONValue;
+      } catch (error) {
+        const e = error instanceof Error ? error : new Error(String(error));
+        throw lambdaError(e.name, e.message);
+      }
+    };
+  }
+  overrides.ClaimEvent = async (input) => {
+    const key = (input as { Item?: { eventId?: { S?: string } } }).Item?.eventId?.S;
+    if (!key) throw lambdaError("DynamoDB.ValidationException", "eventId is required");
+    if (!sim.claimEvent(key)) {
+      throw lambdaError("DynamoDB.ConditionalCheckFailedException", "The conditional request failed");
+    }
+    return {};
+  };
+  return overrides;
+}
+
+/** An error as Step Functions presents a failed Lambda: the name routes Retry/Catch, the cause is Lambda's JSON. */
+function lambdaError(name: string, message: string): Error {
+  const error = new Error(JSON.stringify({ errorType: name, errorMessage: message }));
+  error.name = name;
+  return error;
+}
+
+async function execute(
+  machine: StateMachine,
+  event: unknown,
+  delivery: { eventIndex: number; delivery: number; name?: string },
+  overrides: TaskOverrides,
+  sink: ExecutionRecord[],
+): Promise<void> {
+  const startedAt = Date.now();
+  const name = delivery.name ?? `event-${delivery.eventIndex}-delivery-${delivery.delivery}`;
+  const execution = machine.run(event as JSONValue, {
+    overrides: { taskResourceLocalHandlers: overrides },
+    context: {
+      Execution: {
+        Id: `arn:aws:states:${SIM_REGION}:${SIM_ACCOUNT_ID}:execution:imdsv2-guard-local:${name}`,
+        Name: name,
+        Input: event as JSONValue,
+        StartTime: new Date(startedAt).toISOString(),
+      },
+    },
+  });
+  const statsPromise = collectStats(execution.eventLogs);
+  try {
+    const output = await execution.result;
+    sink.push({ ...delivery, status: "succeeded", output, startedAt, endedAt: Date.now(), stats: await statsPromise });
+  } catch (error) {
+    const e = error instanceof Error ? error : new Error(String(error));
+    sink.push({
+      ...delivery,
+      status: "failed",
+      error: `${e.name}: ${e.message}`,
+      startedAt,
+      endedAt: Date.now(),
+      stats: await statsPromise,
+    });
+  }
+}
+
+/**
+ * Estimates billing and history from the local engine's event log with Step Functions' own accounting: every state
+ * entered is a transition (retries too); a Task writes about 5 history events (entered, scheduled, started,
+ * succeeded, exited) and 3 more per retry, other states 2. Map iterations run as child executions (Distributed Map),
+ * each with its own history.
+ */
+async function collectStats(logs: AsyncGenerator<{ type: string; index?: number; state?: { type?: string } }>) {
+  let transitions = 0;
+  let retries = 0;
+  let parentHistory = 2; // ExecutionStarted, ExecutionSucceeded/Failed
+  const childHistory = new Map<number, number>();
+  for await (const event of logs) {
+    const weight =
+      event.type === "StateEntered" ? (event.state?.type === "Task" ? 5 : 2) : event.type === "StateRetried" ? 3 : 0;
+    if (event.type === "StateEntered") transitions++;
+    if (event.type === "StateRetried") {
+      transitions++;
+      retries++;
+    }
+    if (event.index !== undefined) childHistory.set(event.index, (childHistory.get(event.index) ?? 2) + weight);
+    else parentHistory += weight;
+  }
+  // The parent records the Map run itself: MapRunStarted/Succeeded and the state's own events.
+  return {
+    transitions,
+    historyEvents: parentHistory + (childHistory.size > 0 ? 4 : 0),
+    maxChildHistoryEvents: Math.max(0, ...childHistory.values()),
+    retries,
+  } satisfies ExecutionStats;
+}

@@ -1,0 +1,72 @@
+import { z } from "zod";
+import { flowSettingsSchema } from "../../shared/domain/model.js";
+import { describeIssues } from "../../shared/runtime/config.js";
+
+/**
+ * The scenario file `npm start -- --scenario FILE` loads: EventBridge events as delivered, and the instances of the
+ * simulated account they talk about. Knobs beyond the issue's format (`imds`, `modifyError`, ...) describe real-world
+ * conditions the guard must handle; they default to a well-behaved instance.
+ */
+export const scenarioInstanceSchema = z.object({
+  id: z.string(),
+  platform: z.enum(["linux", "windows"]).default("linux"),
+  state: z.enum(["pending", "running", "stopping", "stopped", "shutting-down", "terminated"]).default("running"),
+  httpTokens: z.enum(["optional", "required"]).default("optional"),
+  httpEndpoint: z.enum(["enabled", "disabled"]).default("enabled"),
+  tags: z.record(z.string(), z.string()).default({}),
+  /** SSM registration: online within ~30 s of launch, late (~3 min), or never (no agent or instance profile). */
+  ssm: z.enum(["online", "late", "none"]).default("online"),
+  /** Probe this IMDS-compatible endpoint (e.g. amazon-ec2-metadata-mock) instead of the built-in emulator. */
+  imdsUrl: z.string().url().optional(),
+  /** Seconds MetadataOptions.State stays `pending` after a modify. */
+  applyDelaySeconds: z.number().min(0).default(20),
+  /**
+   * `answers-without-token` models something on the instance answering plain GETs whatever EC2 says, such as a local
+   * metadata proxy: the API reports `required`, and only the probe can tell.
+   */
+  imds: z.enum(["follows-options", "answers-without-token"]).default("follows-options"),
+  /** An AWS error code ModifyInstanceMetadataOptions fails with for this instance (e.g. an SCP's UnauthorizedOperation). */
+  modifyError: z.string().optional(),
+  /** How Run Command ends on this instance. */
+  runCommand: z.enum(["ok", "failed", "timed-out"]).default("ok"),
+  /** Seconds after launch before DescribeInstances shows the instance (EC2's eventual consistency). */
+  visibleAfterSeconds: z.number().min(0).default(0),
+  /** Terminate the instance this many seconds into the scenario (mid-flow). */
+  terminateAfterSeconds: z.number().min(0).optional(),
+  imageId: z.string().default("ami-0abcdef1234567890"),
+  /** Software on the instance calling IMDSv1 this often: answered while tokens are optional (MetadataNoToken), refused once they are required (MetadataNoTokenRejected). */
+  imdsV1CallsPerHour: z.number().min(0).default(0),
+  /** How long the instance ran before the scenario started, with its initial options: history for the metrics. */
+  ageHours: z.number().min(0).default(0),
+});
+export type ScenarioInstance = z.infer<typeof scenarioInstanceSchema>;
+
+export const scenarioSchema = z.object({
+  name: z.string().default("scenario"),
+  description: z.string().optional(),
+  settings: flowSettingsSchema.partial().default({}),
+  /** Seconds between the deliveries of consecutive events (simulated time). */
+  eventSpacingSeconds: z.number().min(0).default(600),
+  events: z.array(z.unknown()).default([]),
+  /** The account's IMDS defaults (GetInstanceMetadataDefaults) in the simulated region. */
+  account: z
+    .object({
+      httpTokens: z.enum(["optional", "required", "no-preference"]).default("no-preference"),
+      httpTokensEnforced: z.boolean().default(false),
+      managedBy: z.enum(["account", "declarative-policy"]).default("account"),
+    })
+    .default({ httpTokens: "no-preference", httpTokensEnforced: false, managedBy: "account" }),
+  /** AMIs by id with their ImdsSupport; an AMI not listed has none ("unset"). */
+  images: z.record(z.string(), z.object({ imdsSupport: z.enum(["v2.0", "unset"]) })).default({}),
+  /** Run the scheduled reconciliation sweep at these simulated times (seconds from the start). */
+  sweepAtSeconds: z.array(z.number().min(0)).default([]),
+  instances: z.array(scenarioInstanceSchema),
+});
+export type Scenario = z.infer<typeof scenarioSchema>;
+
+/** Parses a scenario, naming every wrong field at once. */
+export function parseScenario(raw: unknown, source: string): Scenario {
+  const parsed = scenarioSchema.safeParse(raw);
+  if (!parsed.success) throw new Error(`Invalid scenario ${source}: ${describeIssues(parsed.error)}`);
+  return parsed.data;
+}

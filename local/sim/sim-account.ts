@@ -1,0 +1,642 @@
+import { CloudWatchClient, GetMetricDataCommand, type GetMetricDataCommandInput } from "@aws-sdk/client-cloudwatch";
+import {
+  type AttributeValue,
+  DynamoDBClient,
+  PutItemCommand,
+  type PutItemCommandInput,
+  QueryCommand,
+  type QueryCommandInput,
+} from "@aws-sdk/client-dynamodb";
+import {
+  DescribeImagesCommand,
+  type DescribeImagesCommandInput,
+  DescribeInstancesCommand,
+  type DescribeInstancesCommandInput,
+  EC2Client,
+  GetInstanceMetadataDefaultsCommand,
+  type Instance,
+  ModifyInstanceMetadataDefaultsCommand,
+  ModifyInstanceMetadataOptionsCommand,
+} from "@aws-sdk/client-ec2";
+import { SFNClient, StartExecutionCommand, type StartExecutionCommandInput } from "@aws-sdk/client-sfn";
+import { PublishCommand, type PublishCommandInput, SNSClient } from "@aws-sdk/client-sns";
+import {
+  DescribeInstanceInformationCommand,
+  GetCommandInvocationCommand,
+  SendCommandCommand,
+  SSMClient,
+} from "@aws-sdk/client-ssm";
+import { mockClient } from "aws-sdk-client-mock";
+import type { Scenario, ScenarioInstance } from "../runner/scenario.js";
+import { type ImdsOptionsView, startImdsEmulator } from "./imds-emulator.js";
+import { runLinuxProbe } from "./run-linux-probe.js";
+
+/** EC2's documented token buckets: bucket size and refill per second. */
+export interface BucketSpec {
+  capacity: number;
+  refillPerSecond: number;
+}
+
+export interface SimFaults {
+  /** Throttle EC2 with AWS's documented buckets (mutating ModifyInstanceMetadataOptions 100/5 s⁻¹, reads 100/20 s⁻¹). */
+  ec2Throttling?: boolean;
+  /** Throttle SendCommand with this bucket (ThrottlingException). */
+  sendCommandBucket?: BucketSpec;
+  /** Fail this share (0..1) of calls to the named APIs with a 500, deterministically spread. */
+  transient5xx?: Partial<Record<SimApi, number>>;
+  /** SNS Publish fails with a 500 this many times first. */
+  publishFailures?: number;
+  /** The event ledger's table answers 500 to the verdicts' PutItem and Query (ClaimEvent still works). */
+  ledgerUnavailable?: boolean;
+}
+
+export type SimApi =
+  | "DescribeInstances"
+  | "ModifyInstanceMetadataOptions"
+  | "DescribeInstanceInformation"
+  | "SendCommand"
+  | "GetCommandInvocation"
+  | "Publish"
+  | "StartExecution"
+  | "GetMetricData"
+  | "GetInstanceMetadataDefaults"
+  | "ModifyInstanceMetadataDefaults"
+  | "DescribeImages"
+  | "PutItem"
+  | "Query";
+
+export const EC2_MUTATING_BUCKET: BucketSpec = { capacity: 100, refillPerSecond: 5 };
+export const EC2_NON_MUTATING_BUCKET: BucketSpec = { capacity: 100, refillPerSecond: 20 };
+
+interface SimInstanceState {
+  spec: ScenarioInstance;
+  state: ScenarioInstance["state"];
+  httpTokens: "optional" | "required";
+  httpEndpoint: "enabled" | "disabled";
+  /** What the instance's IMDS enforces right now: it follows a modify only once the change is applied. */
+  imdsTokens: "optional" | "required";
+  /** When the instance's IMDS switched between optional and required: what the CloudWatch metrics integrate. */
+  tokenHistory: { at: number; tokens: "optional" | "required" }[];
+  applyAt?: number;
+  launchedAt: number;
+  registeredAt?: number;
+}
+
+interface SimInvocation {
+  commandId: string;
+  instanceId: string;
+  visibleAt: number;
+  doneAt: number;
+  outcome: "ok" | "failed" | "timed-out";
+  stdout?: string;
+}
+
+/** A published SNS message as the simulated topic received it. */
+export interface SimPublished {
+  at: number;
+  input: PublishCommandInput;
+}
+
+class TokenBucket {
+  private tokens: number;
+  private last: number;
+  constructor(
+    private readonly spec: BucketSpec,
+    now: number,
+  ) {
+    this.tokens = spec.capacity;
+    this.last = now;
+  }
+  take(now: number): boolean {
+    this.tokens = Math.min(this.spec.capacity, this.tokens + ((now - this.last) / 1000) * this.spec.refillPerSecond);
+    this.last = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+}
+
+function awsError(name: string, message: string, httpStatusCode = 400): Error {
+  return Object.assign(new Error(message), {
+    name,
+    $fault: httpStatusCode >= 500 ? "server" : "client",
+    $metadata: { httpStatusCode },
+  });
+}
+
+/**
+ * A stateful simulated AWS account behind the real SDK clients (aws-sdk-client-mock intercepts `send`). Instances
+ * have states and metadata options that go `pending` → `applied` after a delay; SSM registration happens on time,
+ * late or never; Run Command on a Linux instance runs the very script it was sent with `sh`, against an IMDS emulator
+ * on 127.0.0.1 that follows the instance's current, applied options. Time is whatever `Date.now()` says, so the
+ * runner can compress it.
+ */
+export class SimAccount {
+  readonly calls: Record<SimApi, number> = {
+    DescribeInstances: 0,
+    ModifyInstanceMetadataOptions: 0,
+    DescribeInstanceInformation: 0,
+    SendCommand: 0,
+    GetCommandInvocation: 0,
+    Publish: 0,
+    StartExecution: 0,
+    GetMetricData: 0,
+    GetInstanceMetadataDefaults: 0,
+    ModifyInstanceMetadataDefaults: 0,
+    DescribeImages: 0,
+    PutItem: 0,
+    Query: 0,
+  };
+  readonly throttled: Record<SimApi, number> = { ...this.calls };
+  readonly modifiedInstanceIds: string[] = [];
+  readonly published: SimPublished[] = [];
+  readonly probeRuns: { instanceId: string; platform: "linux" | "windows"; stdout: string }[] = [];
+  private readonly instances = new Map<string, SimInstanceState>();
+  private readonly invocations = new Map<string, SimInvocation>();
+  /** The event ledger table: items by `eventId` then `item` (ClaimEvent's claims, the batches' stored results). */
+  private readonly ledger = new Map<string, Map<string, Record<string, AttributeValue>>>();
+  private readonly executionNames = new Set<string>();
+  /** Set by the runner: starts an execution of the state machine, as StartExecution does. */
+  onStartExecution: ((name: string, input: unknown) => void) | undefined;
+  private readonly buckets: Partial<Record<"mutating" | "nonMutating" | "sendCommand", TokenBucket>> = {};
+  private readonly mocks: { restore(): void }[] = [];
+  private realWork = 0;
+  private commandSeq = 0;
+  private publishFailuresLeft: number;
+
+  /** The account's IMDS defaults in the simulated region. */
+  readonly account: Scenario["account"];
+  private readonly images: Scenario["images"];
+
+  constructor(
+    instances: readonly ScenarioInstance[],
+    private readonly faults: SimFaults = {},
+    world: Partial<Pick<Scenario, "account" | "images">> = {},
+  ) {
+    const now = Date.now();
+    this.account = { httpTokens: "no-preference", httpTokensEnforced: false, managedBy: "account", ...world.account };
+    this.images = world.images ?? {};
+    for (const spec of instances) this.addInstance(spec, now);
+    if (faults.ec2Throttling) {
+      this.buckets.mutating = new TokenBucket(EC2_MUTATING_BUCKET, now);
+      this.buckets.nonMutating = new TokenBucket(EC2_NON_MUTATING_BUCKET, now);
+    }
+    if (faults.sendCommandBucket) this.buckets.sendCommand = new TokenBucket(faults.sendCommandBucket, now);
+    this.publishFailuresLeft = faults.publishFailures ?? 0;
+  }
+
+  /** Launches an instance now (what a RunInstances call did). */
+  addInstance(spec: ScenarioInstance, now = Date.now()): void {
+    const registrationDelay = { online: 30, late: 180, none: undefined }[spec.ssm];
+    this.instances.set(spec.id, {
+      spec,
+      state: spec.state,
+      httpTokens: spec.httpTokens,
+      httpEndpoint: spec.httpEndpoint,
+      imdsTokens: spec.httpTokens,
+      tokenHistory: [{ at: now - spec.ageHours * 3_600_000, tokens: spec.httpTokens }],
+      launchedAt: now,
+      ...(registrationDelay !== undefined ? { registeredAt: now + registrationDelay * 1000 } : {}),
+    });
+  }
+
+  /** Real (wall-clock) work in flight, such as a probe running in `sh`: simulated time must not jump meanwhile. */
+  get realWorkInFlight(): number {
+    return this.realWork;
+  }
+
+  /** Intercepts every EC2, SSM and SNS client in this process. */
+  install(): void {
+    const ec2 = mockClient(EC2Client);
+    ec2.on(DescribeInstancesCommand).callsFake((input: DescribeInstancesCommandInput) => this.describeInstances(input));
+    ec2
+      .on(ModifyInstanceMetadataOptionsCommand)
+      .callsFake((input: { InstanceId?: string; HttpTokens?: string }) => this.modifyMetadataOptions(input));
+    const ssm = mockClient(SSMClient);
+    ssm
+      .on(DescribeInstanceInformationCommand)
+      .callsFake((input: { Filters?: { Key?: string; Values?: string[] }[] }) =>
+        this.describeInstanceInformation(input),
+      );
+    ssm
+      .on(SendCommandCommand)
+      .callsFake((input: { DocumentName?: string; InstanceIds?: string[]; Parameters?: Record<string, string[]> }) =>
+        this.sendCommand(input),
+      );
+    ssm
+      .on(GetCommandInvocationCommand)
+      .callsFake((input: { CommandId?: string; InstanceId?: string }) => this.getCommandInvocation(input));
+    ec2.on(DescribeImagesCommand).callsFake((input: DescribeImagesCommandInput) => this.describeImages(input));
+    ec2.on(GetInstanceMetadataDefaultsCommand).callsFake(() => this.getMetadataDefaults());
+    ec2
+      .on(ModifyInstanceMetadataDefaultsCommand)
+      .callsFake((input: { HttpTokens?: string }) => this.modifyMetadataDefaults(input));
+    const cloudwatch = mockClient(CloudWatchClient);
+    cloudwatch.on(GetMetricDataCommand).callsFake((input: GetMetricDataCommandInput) => this.getMetricData(input));
+    this.mocks.push(cloudwatch);
+    const sns = mockClient(SNSClient);
+    sns.on(PublishCommand).callsFake((input: PublishCommandInput) => this.publish(input));
+    const dynamodb = mockClient(DynamoDBClient);
+    dynamodb.on(PutItemCommand).callsFake((input: PutItemCommandInput) => this.putItem(input));
+    dynamodb.on(QueryCommand).callsFake((input: QueryCommandInput) => this.query(input));
+    this.mocks.push(dynamodb);
+    const sfn = mockClient(SFNClient);
+    sfn.on(StartExecutionCommand).callsFake((input: StartExecutionCommandInput) => this.startExecution(input));
+    this.mocks.push(ec2, ssm, sns, sfn);
+  }
+
+  restore(): void {
+    for (const m of this.mocks) m.restore();
+    this.mocks.length = 0;
+  }
+
+  /** The ClaimEvent state's conditional PutItem (`attribute_not_exists(eventId)` on item "claim"). */
+  claimEvent(key: string): boolean {
+    const items = this.ledger.get(key) ?? new Map<string, Record<string, AttributeValue>>();
+    if (items.has("claim")) return false;
+    items.set("claim", { eventId: { S: key }, item: { S: "claim" } });
+    this.ledger.set(key, items);
+    return true;
+  }
+
+  private async putItem(input: PutItemCommandInput) {
+    this.gate("PutItem", undefined, Date.now());
+    if (this.faults.ledgerUnavailable) throw awsError("InternalServerError", "simulated DynamoDB 500", 500);
+    const eventId = input.Item?.eventId?.S;
+    const item = input.Item?.item?.S;
+    if (!eventId || !item || !input.Item) throw awsError("ValidationException", "The key eventId+item is required");
+    const items = this.ledger.get(eventId) ?? new Map<string, Record<string, AttributeValue>>();
+    items.set(item, input.Item);
+    this.ledger.set(eventId, items);
+    return {};
+  }
+
+  /** Only the query the result store makes: `eventId = :e AND begins_with(item, :prefix)`. */
+  private async query(input: QueryCommandInput) {
+    this.gate("Query", undefined, Date.now());
+    if (this.faults.ledgerUnavailable) throw awsError("InternalServerError", "simulated DynamoDB 500", 500);
+    const eventId = input.ExpressionAttributeValues?.[":e"]?.S ?? "";
+    const prefix = input.ExpressionAttributeValues?.[":prefix"]?.S ?? "";
+    const items = [...(this.ledger.get(eventId)?.entries() ?? [])]
+      .filter(([key]) => key.startsWith(prefix))
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([, value]) => value);
+    return { Items: items, Count: items.length };
+  }
+
+  /** Applies the effect of an API call that a delivered CloudTrail event records (someone else's call). */
+  applyRecordedCall(event: unknown): void {
+    const detail = (event as { detail?: Record<string, unknown> })?.detail;
+    if (detail?.eventName !== "ModifyInstanceMetadataOptions" || detail.errorCode) return;
+    const params = detail.requestParameters as Record<string, Record<string, unknown> | unknown> | undefined;
+    const request = (params?.ModifyInstanceMetadataOptionsRequest ?? params) as Record<string, unknown> | undefined;
+    const id = request?.InstanceId ?? request?.instanceId;
+    const tokens = request?.HttpTokens ?? request?.httpTokens;
+    const instance = typeof id === "string" ? this.instances.get(id) : undefined;
+    if (instance && (tokens === "optional" || tokens === "required")) this.setTokens(instance, tokens, Date.now());
+  }
+
+  /** The instance as the simulation sees it, for tests. */
+  instance(id: string): Readonly<SimInstanceState> | undefined {
+    const s = this.instances.get(id);
+    if (s) this.tick(s, Date.now());
+    return s;
+  }
+
+  private tick(s: SimInstanceState, now: number): void {
+    if (s.applyAt !== undefined && now >= s.applyAt) {
+      if (s.imdsTokens !== s.httpTokens) s.tokenHistory.push({ at: s.applyAt, tokens: s.httpTokens });
+      s.imdsTokens = s.httpTokens;
+      s.applyAt = undefined;
+    }
+    if (s.spec.terminateAfterSeconds !== undefined && now >= s.launchedAt + s.spec.terminateAfterSeconds * 1000) {
+      s.state = "terminated";
+    }
+  }
+
+  private setTokens(s: SimInstanceState, tokens: "optional" | "required", now: number): void {
+    s.httpTokens = tokens;
+    s.applyAt = now + s.spec.applyDelaySeconds * 1000;
+    this.tick(s, now);
+  }
+
+  private gate(api: SimApi, bucket: "mutating" | "nonMutating" | "sendCommand" | undefined, now: number): void {
+    this.calls[api]++;
+    const share = this.faults.transient5xx?.[api];
+    // Every n-th call fails: deterministic, so a test failure reproduces.
+    if (share && share > 0 && this.calls[api] % Math.max(1, Math.round(1 / share)) === 0) {
+      throw awsError("InternalError", `${api}: simulated 500`, 500);
+    }
+    const b = bucket ? this.buckets[bucket] : undefined;
+    if (b && !b.take(now)) {
+      this.throttled[api]++;
+      throw bucket === "sendCommand"
+        ? awsError("ThrottlingException", "Rate exceeded")
+        : awsError("RequestLimitExceeded", "Request limit exceeded.");
+    }
+  }
+
+  private visible(s: SimInstanceState, now: number): boolean {
+    return now >= s.launchedAt + s.spec.visibleAfterSeconds * 1000;
+  }
+
+  private async describeInstances(input: DescribeInstancesCommandInput) {
+    const now = Date.now();
+    this.gate("DescribeInstances", "nonMutating", now);
+    const idFilter = input.Filters?.find((f) => f.Name === "instance-id")?.Values;
+    const tokenFilter = input.Filters?.find((f) => f.Name === "metadata-options.http-tokens")?.Values;
+    const stateFilter = input.Filters?.find((f) => f.Name === "instance-state-name")?.Values;
+    const wanted = input.InstanceIds?.length ? input.InstanceIds : idFilter;
+    const found: Instance[] = [];
+    for (const [id, s] of this.instances) {
+      if (wanted && !wanted.includes(id)) continue;
+      this.tick(s, now);
+      if (!this.visible(s, now)) continue;
+      if (tokenFilter && !tokenFilter.includes(s.httpTokens)) continue;
+      if (stateFilter && !stateFilter.includes(s.state)) continue;
+      found.push(this.toInstance(s));
+    }
+    if (input.InstanceIds?.length) {
+      const missing = input.InstanceIds.filter((id) => !found.some((i) => i.InstanceId === id));
+      if (missing.length)
+        throw awsError("InvalidInstanceID.NotFound", `The instance IDs '${missing.join(", ")}' do not exist`);
+    }
+    // Pages of 200 instances, so callers must follow NextToken as they would in a real account.
+    const start = input.NextToken ? Number(input.NextToken) : 0;
+    const page = found.slice(start, start + 200);
+    const next = start + 200 < found.length ? String(start + 200) : undefined;
+    return { Reservations: page.map((i) => ({ Instances: [i] })), ...(next ? { NextToken: next } : {}) };
+  }
+
+  private toInstance(s: SimInstanceState): Instance {
+    return {
+      InstanceId: s.spec.id,
+      ImageId: s.spec.imageId,
+      State: { Name: s.state },
+      ...(s.spec.platform === "windows" ? { Platform: "Windows" as const } : {}),
+      LaunchTime: new Date(s.launchedAt),
+      Tags: Object.entries(s.spec.tags).map(([Key, Value]) => ({ Key, Value })),
+      MetadataOptions: {
+        State: s.applyAt !== undefined ? "pending" : "applied",
+        HttpTokens: s.httpTokens,
+        HttpEndpoint: s.httpEndpoint,
+        HttpPutResponseHopLimit: 2,
+        HttpProtocolIpv6: "disabled",
+        InstanceMetadataTags: "disabled",
+      },
+    };
+  }
+
+  private async modifyMetadataOptions(input: { InstanceId?: string; HttpTokens?: string }) {
+    const now = Date.now();
+    this.gate("ModifyInstanceMetadataOptions", "mutating", now);
+    const s = input.InstanceId ? this.instances.get(input.InstanceId) : undefined;
+    if (!s || !this.visible(s, now)) {
+      throw awsError("InvalidInstanceID.NotFound", `The instance ID '${input.InstanceId}' does not exist`);
+    }
+    this.tick(s, now);
+    if (s.spec.modifyError) throw awsError(s.spec.modifyError, `You are not authorized to perform this operation.`);
+    if (s.state === "terminated" || s.state === "shutting-down") {
+      throw awsError(
+        "IncorrectInstanceState",
+        `The instance '${s.spec.id}' is not in a state from which it can be modified.`,
+      );
+    }
+    if (s.httpEndpoint === "disabled" && input.HttpTokens) {
+      throw awsError("InvalidParameterCombination", "HttpTokens cannot be set while the HTTP endpoint is disabled.");
+    }
+    if (input.HttpTokens === "required" || input.HttpTokens === "optional") {
+      this.setTokens(s, input.HttpTokens, now);
+      this.modifiedInstanceIds.push(s.spec.id);
+    }
+    return {
+      InstanceId: s.spec.id,
+      InstanceMetadataOptions: this.toInstance(s).MetadataOptions,
+    };
+  }
+
+  private online(s: SimInstanceState, now: number): boolean {
+    this.tick(s, now);
+    return s.state === "running" && s.registeredAt !== undefined && now >= s.registeredAt;
+  }
+
+  private async describeInstanceInformation(input: { Filters?: { Key?: string; Values?: string[] }[] }) {
+    const now = Date.now();
+    this.gate("DescribeInstanceInformation", undefined, now);
+    const ids = input.Filters?.find((f) => f.Key === "InstanceIds")?.Values ?? [...this.instances.keys()];
+    const list = [];
+    for (const id of ids) {
+      const s = this.instances.get(id);
+      if (!s || s.registeredAt === undefined || now < s.registeredAt) continue;
+      list.push({
+        InstanceId: id,
+        PingStatus: this.online(s, now) ? "Online" : "ConnectionLost",
+        PlatformType: s.spec.platform === "windows" ? "Windows" : "Linux",
+        ResourceType: "EC2Instance",
+      });
+    }
+    return { InstanceInformationList: list };
+  }
+
+  private async sendCommand(input: {
+    DocumentName?: string;
+    InstanceIds?: string[];
+    Parameters?: Record<string, string[]>;
+  }) {
+    const now = Date.now();
+    this.gate("SendCommand", "sendCommand", now);
+    const ids = input.InstanceIds ?? [];
+    if (ids.length === 0 || ids.length > 50)
+      throw awsError("ValidationException", "InstanceIds must have 1 to 50 items");
+    const script = input.Parameters?.commands?.join("\n") ?? "";
+    const expectedDocument = (platform: "linux" | "windows") =>
+      platform === "windows" ? "AWS-RunPowerShellScript" : "AWS-RunShellScript";
+    for (const id of ids) {
+      const s = this.instances.get(id);
+      if (!s || !this.online(s, now))
+        throw awsError("InvalidInstanceId", `Instance ${id} is not in a valid state for the document.`);
+      if (input.DocumentName !== expectedDocument(s.spec.platform)) {
+        throw awsError(
+          "InvalidDocument",
+          `Document ${input.DocumentName} does not support platform ${s.spec.platform}`,
+        );
+      }
+    }
+    this.commandSeq++;
+    const commandId = `00000000-0000-4000-8000-${String(this.commandSeq).padStart(12, "0")}`;
+    const runs: Promise<void>[] = [];
+    for (const id of ids) {
+      const s = this.instances.get(id);
+      if (!s) continue;
+      const invocation: SimInvocation = {
+        commandId,
+        instanceId: id,
+        visibleAt: now + 1000,
+        doneAt: now + (s.spec.runCommand === "timed-out" ? 60_000 : 2000),
+        outcome: s.spec.runCommand,
+      };
+      this.invocations.set(`${commandId}/${id}`, invocation);
+      if (s.spec.runCommand === "ok") runs.push(this.runProbe(s, script, invocation));
+    }
+    // The probes run now, in real time, while simulated time holds still; the invocation shows as InProgress
+    // until its simulated completion time.
+    this.realWork++;
+    try {
+      await Promise.all(runs);
+    } finally {
+      this.realWork--;
+    }
+    return { Command: { CommandId: commandId, DocumentName: input.DocumentName, Status: "Pending" } };
+  }
+
+  private async runProbe(s: SimInstanceState, script: string, invocation: SimInvocation): Promise<void> {
+    const view = (): ImdsOptionsView => {
+      this.tick(s, Date.now());
+      return {
+        httpTokens: s.spec.imds === "answers-without-token" ? "optional" : s.imdsTokens,
+        httpEndpoint: s.httpEndpoint,
+      };
+    };
+    if (s.spec.platform === "windows") {
+      // No PowerShell here: the Windows probe's answers are computed from the same IMDS rules the emulator follows.
+      const v = view();
+      const reading =
+        v.httpEndpoint === "disabled"
+          ? { v1: 403, token: 403, v2: null }
+          : { v1: v.httpTokens === "required" ? 401 : 200, token: 200, v2: 200 };
+      invocation.stdout = `${JSON.stringify({ ...reading, client: "HttpWebRequest" })}\r\n`;
+      this.probeRuns.push({ instanceId: s.spec.id, platform: "windows", stdout: invocation.stdout });
+      return;
+    }
+    if (s.spec.imdsUrl) {
+      invocation.stdout = (await runLinuxProbe(script, s.spec.imdsUrl)).stdout;
+    } else {
+      const emulator = await startImdsEmulator(view);
+      try {
+        invocation.stdout = (await runLinuxProbe(script, emulator.url)).stdout;
+      } finally {
+        await emulator.close();
+      }
+    }
+    this.probeRuns.push({ instanceId: s.spec.id, platform: "linux", stdout: invocation.stdout });
+  }
+
+  private async getCommandInvocation(input: { CommandId?: string; InstanceId?: string }) {
+    const now = Date.now();
+    this.gate("GetCommandInvocation", undefined, now);
+    const invocation = this.invocations.get(`${input.CommandId}/${input.InstanceId}`);
+    if (!invocation || now < invocation.visibleAt) {
+      throw awsError("InvocationDoesNotExist", "An error occurred (InvocationDoesNotExist)");
+    }
+    const base = { CommandId: invocation.commandId, InstanceId: invocation.instanceId };
+    if (now < invocation.doneAt) return { ...base, Status: "InProgress", StatusDetails: "InProgress" };
+    if (invocation.outcome === "failed") {
+      return { ...base, Status: "Failed", StatusDetails: "Failed", ResponseCode: 1, StandardOutputContent: "" };
+    }
+    if (invocation.outcome === "timed-out") {
+      return { ...base, Status: "TimedOut", StatusDetails: "DeliveryTimedOut", StandardOutputContent: "" };
+    }
+    return {
+      ...base,
+      Status: "Success",
+      StatusDetails: "Success",
+      ResponseCode: 0,
+      StandardOutputContent: invocation.stdout ?? "",
+    };
+  }
+
+  private async describeImages(input: DescribeImagesCommandInput) {
+    this.gate("DescribeImages", "nonMutating", Date.now());
+    const ids = input.Filters?.find((f) => f.Name === "image-id")?.Values ?? input.ImageIds ?? [];
+    // Every AMI the scenario's instances use exists; ImdsSupport is set only where `images` says v2.0.
+    const known = new Set([...this.instances.values()].map((i) => i.spec.imageId));
+    return {
+      Images: ids
+        .filter((id) => known.has(id) || id in this.images)
+        .map((id) => ({
+          ImageId: id,
+          ...(this.images[id]?.imdsSupport === "v2.0" ? { ImdsSupport: "v2.0" as const } : {}),
+        })),
+    };
+  }
+
+  private async getMetadataDefaults() {
+    this.gate("GetInstanceMetadataDefaults", "nonMutating", Date.now());
+    return {
+      AccountLevel: {
+        ...(this.account.httpTokens !== "no-preference" ? { HttpTokens: this.account.httpTokens } : {}),
+        HttpTokensEnforced: this.account.httpTokensEnforced ? ("enabled" as const) : ("disabled" as const),
+        ManagedBy: this.account.managedBy,
+      },
+    };
+  }
+
+  private async modifyMetadataDefaults(input: { HttpTokens?: string }) {
+    this.gate("ModifyInstanceMetadataDefaults", "mutating", Date.now());
+    if (this.account.managedBy === "declarative-policy") {
+      throw awsError("UnsupportedOperation", "The IMDS defaults are managed by a declarative policy.");
+    }
+    if (input.HttpTokens === "required" || input.HttpTokens === "optional" || input.HttpTokens === "no-preference") {
+      this.account.httpTokens = input.HttpTokens;
+    }
+    return { Return: true };
+  }
+
+  /**
+   * AWS/EC2 MetadataNoToken and MetadataNoTokenRejected, Sum by InstanceId: the instance's IMDSv1 callers, integrated
+   * over the time its IMDS was optional (answered) or required (refused) within the window.
+   */
+  private async getMetricData(input: GetMetricDataCommandInput) {
+    const now = Date.now();
+    this.gate("GetMetricData", undefined, now);
+    const start = input.StartTime ? new Date(input.StartTime).getTime() : now - 3_600_000;
+    const end = Math.min(now, input.EndTime ? new Date(input.EndTime).getTime() : now);
+    const results = (input.MetricDataQueries ?? []).map((q) => {
+      const metric = q.MetricStat?.Metric;
+      const id = metric?.Dimensions?.find((d) => d.Name === "InstanceId")?.Value;
+      const s = id ? this.instances.get(id) : undefined;
+      if (!s || metric?.Namespace !== "AWS/EC2") return { Id: q.Id, Label: q.Label, Values: [], Timestamps: [] };
+      this.tick(s, now);
+      const counting = metric.MetricName === "MetadataNoTokenRejected" ? "required" : "optional";
+      const seconds = this.secondsWithTokens(s, counting, start, end);
+      const sum = Math.round((s.spec.imdsV1CallsPerHour * seconds) / 3600);
+      return sum > 0
+        ? { Id: q.Id, Label: q.Label, Values: [sum], Timestamps: [new Date(start)], StatusCode: "Complete" as const }
+        : { Id: q.Id, Label: q.Label, Values: [], Timestamps: [], StatusCode: "Complete" as const };
+    });
+    return { MetricDataResults: results };
+  }
+
+  private secondsWithTokens(s: SimInstanceState, tokens: "optional" | "required", start: number, end: number): number {
+    let total = 0;
+    s.tokenHistory.forEach((h, i) => {
+      if (h.tokens !== tokens || s.httpEndpoint === "disabled") return;
+      const until = s.tokenHistory[i + 1]?.at ?? Number.POSITIVE_INFINITY;
+      total += Math.max(0, Math.min(until, end) - Math.max(h.at, start));
+    });
+    return total / 1000;
+  }
+
+  private async startExecution(input: StartExecutionCommandInput) {
+    const now = Date.now();
+    this.gate("StartExecution", undefined, now);
+    const name = input.name ?? `execution-${this.calls.StartExecution}`;
+    if (this.executionNames.has(name)) {
+      throw awsError("ExecutionAlreadyExists", `Execution Already Exists: '${input.stateMachineArn}:${name}'`);
+    }
+    this.executionNames.add(name);
+    this.onStartExecution?.(name, JSON.parse(input.input ?? "{}") as unknown);
+    return { executionArn: `${input.stateMachineArn}:${name}`, startDate: new Date(now) };
+  }
+
+  private async publish(input: PublishCommandInput) {
+    const now = Date.now();
+    this.gate("Publish", undefined, now);
+    if (this.publishFailuresLeft > 0) {
+      this.publishFailuresLeft--;
+      throw awsError("InternalErrorException", "simulated SNS 500", 500);
+    }
+    this.published.push({ at: now, input });
+    return { MessageId: `sim-${this.published.length}` };
+  }
+}

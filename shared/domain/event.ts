@@ -1,0 +1,84 @@
+import { createHash } from "node:crypto";
+import type { EventRef } from "./model.js";
+
+/** Source and detail-type of the inputs the reconciliation sweep starts executions with. */
+export const SWEEP_SOURCE = "imdsv2-guard.sweep";
+export const SWEEP_DETAIL_TYPE = "IMDSv1 Reconciliation";
+
+export interface RejectedTarget {
+  /** The offending value, truncated and JSON-encoded so a hostile string cannot shape the report. */
+  value: string;
+  reason: string;
+}
+
+const MAX_ECHOED_LENGTH = 80;
+
+/** Who did what, when, from any input, however malformed: the report needs it even when nothing else is readable. */
+export function describeEvent(raw: unknown): EventRef {
+  const envelope = asRecord(raw);
+  const detail = asRecord(envelope?.detail);
+  const identity = asRecord(detail?.userIdentity);
+  const isSweep = envelope?.source === SWEEP_SOURCE;
+  return {
+    eventId: text(detail?.eventID) ?? text(detail?.sweepId) ?? text(envelope?.id) ?? fingerprint(raw),
+    eventName: isSweep ? "ReconciliationSweep" : (text(detail?.eventName) ?? "unknown"),
+    eventTime: text(detail?.eventTime) ?? text(envelope?.time) ?? "unknown",
+    actor: isSweep ? "imdsv2-guard reconciliation sweep" : (text(identity?.arn) ?? describeActorWithoutArn(identity)),
+    account: text(envelope?.account) ?? text(detail?.recipientAccountId) ?? "unknown",
+    region: text(envelope?.region) ?? text(detail?.awsRegion) ?? "unknown",
+    source: isSweep ? "sweep" : "cloudtrail",
+    ...launchTemplateOf(asRecord(detail?.requestParameters)),
+  };
+}
+
+/** RunInstances names its launch template as `launchTemplate: {launchTemplateId | launchTemplateName, version}`. */
+function launchTemplateOf(params: Record<string, unknown> | undefined): Pick<EventRef, "launchTemplate"> {
+  const lt = asRecord(params?.launchTemplate);
+  if (!lt) return {};
+  const id = text(lt.launchTemplateId);
+  const name = text(lt.launchTemplateName);
+  const version = text(lt.version) ?? (typeof lt.version === "number" ? String(lt.version) : undefined);
+  if (!id && !name) return {};
+  return { launchTemplate: { ...(id ? { id } : {}), ...(name ? { name } : {}), ...(version ? { version } : {}) } };
+}
+
+/** AWS services acting on their own (userIdentity.type AWSService) have no ARN; name them by what invoked them. */
+function describeActorWithoutArn(identity: Record<string, unknown> | undefined): string {
+  const invokedBy = text(identity?.invokedBy);
+  const type = text(identity?.type);
+  if (invokedBy) return `${type ?? "AWSService"}:${invokedBy}`;
+  return type ?? "unknown";
+}
+
+/** A stable id for an event that has none, so duplicates of even a malformed event are recognised. */
+function fingerprint(raw: unknown): string {
+  let serialized: string;
+  try {
+    serialized = JSON.stringify(raw) ?? String(raw);
+  } catch {
+    serialized = String(raw);
+  }
+  return `unidentified-${createHash("sha256").update(serialized).digest("hex").slice(0, 32)}`;
+}
+
+export function asRecord(value: unknown): Record<string, unknown> | undefined {
+  return typeof value === "object" && value !== null && !Array.isArray(value)
+    ? (value as Record<string, unknown>)
+    : undefined;
+}
+
+/** Strings only, capped: identifiers from the event end up in notifications and log lines. */
+export function text(value: unknown): string | undefined {
+  return typeof value === "string" && value.length > 0 ? value.slice(0, 512) : undefined;
+}
+
+/** A value as it may be shown to people: JSON-encoded and truncated. */
+export function echo(value: unknown): string {
+  let shown: string;
+  try {
+    shown = JSON.stringify(value) ?? "undefined";
+  } catch {
+    shown = "(unserializable)";
+  }
+  return shown.length > MAX_ECHOED_LENGTH ? `${shown.slice(0, MAX_ECHOED_LENGTH)}…` : shown;
+}

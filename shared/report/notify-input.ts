@@ -1,0 +1,173 @@
+import { z } from "zod";
+import { accountPostureSchema } from "../domain/account-posture.js";
+import { describeEvent } from "../domain/event.js";
+import {
+  batchSummarySchema,
+  eventRefSchema,
+  flowSettingsSchema,
+  type InstanceResult,
+  instanceProgressSchema,
+  stepFailureSchema,
+  triggerSchema,
+} from "../domain/model.js";
+import { type RejectedAlertInput, rejectedAlertInputSchema } from "../report/rejected-calls.js";
+import { buildReport, type EventReport, type SnsMessage } from "../report/report.js";
+import { markdownSafe, plainSafe, toAscii } from "./text-safety.js";
+
+/**
+ * What reaches Notify: the event's work list (`batches`), and the results the batches stored (result-store.ts).
+ * A batch that stored nothing (its child execution failed, or the Map did) is reported instance by instance as
+ * `error`. After a ResolveTargets failure only the raw event is left.
+ */
+export const notifyInputSchema = z.union([
+  z.object({
+    event: eventRefSchema,
+    trigger: triggerSchema.optional(),
+    accountPosture: accountPostureSchema.optional(),
+    fleet: z.object({ allowingImdsV1: z.number(), exempt: z.number() }).optional(),
+    settings: flowSettingsSchema,
+    rejected: z.array(z.object({ value: z.string(), reason: z.string() })),
+    problem: z.string().optional(),
+    batches: z.array(z.array(instanceProgressSchema)),
+    /** The Map's output: one summary per batch (a failed child leaves an error object instead). */
+    batchSummaries: z.array(z.unknown()).optional(),
+    mapFailure: stepFailureSchema.optional(),
+    /** Set when ClaimEvent could not use the ledger: this event is not protected against a redelivery. */
+    ledgerFailure: stepFailureSchema.optional(),
+  }),
+  z.object({ resolveFailure: stepFailureSchema, rawEvent: z.unknown() }),
+  rejectedAlertInputSchema,
+  /** Notify itself failed after its retries (e.g. the report was refused): a minimal message still goes out. */
+  z.object({ notifyFailure: stepFailureSchema, event: z.unknown().optional(), rawEvent: z.unknown().optional() }),
+]);
+export type NotifyInput = z.infer<typeof notifyInputSchema>;
+export type NotifyFallbackInput = Extract<NotifyInput, { notifyFailure: unknown }>;
+
+/** The last-resort message when the report itself could not be published: the event, the error, where to look. */
+export function fallbackMessage(input: NotifyFallbackInput): SnsMessage {
+  const parsedEvent = eventRefSchema.safeParse(input.event);
+  const event = parsedEvent.success ? parsedEvent.data : describeEvent(input.rawEvent);
+  const text = [
+    `imdsv2-guard could not publish its report for ${plainSafe(event.eventName)} ${plainSafe(event.eventId)} (${plainSafe(event.region)}).`,
+    `Why: ${plainSafe(failureText(input.notifyFailure))}`,
+    "The verdicts are in the child executions of the execution's ForEachBatch Map Run (each FinalizeBatch output) and, unless the ledger failed too, in the event ledger table. The watch for refused IMDSv1 calls after enforcing was skipped for this event.",
+  ].join("\n");
+  return {
+    Subject: toAscii(`[imdsv2-guard] ERROR: report not published - ${event.eventName} in ${event.region}`).slice(0, 99),
+    MessageStructure: "json",
+    Message: JSON.stringify({
+      default: text,
+      https: JSON.stringify({
+        version: "1.0",
+        source: "custom",
+        content: {
+          textType: "client-markdown",
+          title: "🚨 imdsv2-guard: report not published",
+          description: markdownSafe(text),
+        },
+      }),
+    }),
+    MessageAttributes: {
+      // `alert`, like the refused-calls alert, passes every email filter and goes to Slack by default: this message
+      // is the only sign that a report was lost.
+      verdict: { DataType: "String", StringValue: "alert" },
+      verdicts: { DataType: "String.Array", StringValue: JSON.stringify(["alert"]) },
+    },
+  };
+}
+
+/**
+ * Turns whatever the flow reached into one report in which every instance has exactly one verdict: the stored results
+ * of each batch, or `error` for every instance of a batch that stored none.
+ */
+export function reportFromNotifyInput(
+  input: Exclude<NotifyInput, RejectedAlertInput | NotifyFallbackInput>,
+  stored: ReadonlyMap<number, InstanceResult[]> = new Map(),
+  readFailure?: string,
+): EventReport {
+  if ("resolveFailure" in input) {
+    return buildReport({
+      event: describeEvent(input.rawEvent),
+      mode: "enforce",
+      results: [],
+      rejected: [],
+      problem: `The event could not be resolved: ${failureText(input.resolveFailure)}`,
+    });
+  }
+  const inline = inlineResultsByBatch(input.batchSummaries ?? []);
+  const results: InstanceResult[] = input.batches.flatMap((batch, index) => {
+    const found = stored.get(index) ?? inline.get(index);
+    const byId = new Map((found ?? []).map((r) => [r.instanceId, r]));
+    return batch.map(
+      (item): InstanceResult =>
+        byId.get(item.instanceId) ?? {
+          instanceId: item.instanceId,
+          verdict: "error",
+          reason: `The flow failed before a verdict: ${input.mapFailure ? failureText(input.mapFailure) : "this batch's child execution stored no result"}`,
+          warnings: [],
+        },
+    );
+  });
+  return buildReport({
+    event: input.event,
+    mode: input.settings.mode,
+    results,
+    rejected: input.rejected,
+    ...(input.problem ? { problem: input.problem } : {}),
+    ...(input.trigger ? { trigger: input.trigger } : {}),
+    ...(input.accountPosture ? { accountPosture: input.accountPosture } : {}),
+    ...(input.fleet ? { fleet: input.fleet } : {}),
+    ...noticeOf(input.ledgerFailure, readFailure),
+  });
+}
+
+/** What the operator should know about the ledger: deduplication or the stored verdicts were unavailable. */
+function noticeOf(
+  ledgerFailure: { Error?: string | undefined; Cause?: string | undefined } | undefined,
+  readFailure: string | undefined,
+) {
+  const notices = [
+    ...(ledgerFailure
+      ? [
+          `Deduplication was unavailable (${failureText(ledgerFailure)}): a redelivery of this event would be handled again.`,
+        ]
+      : []),
+    ...(readFailure
+      ? [`The stored verdicts could not be read (${readFailure}); only those returned inline are shown.`]
+      : []),
+  ];
+  return notices.length ? { notice: notices.join(" ") } : {};
+}
+
+/** Verdicts a batch returned inline because the ledger could not store them. */
+function inlineResultsByBatch(summaries: readonly unknown[]): Map<number, InstanceResult[]> {
+  const byBatch = new Map<number, InstanceResult[]>();
+  for (const summary of summaries) {
+    const parsed = batchSummarySchema.safeParse(summary);
+    if (!parsed.success || !parsed.data.inline) continue;
+    const { passed, others } = parsed.data.inline;
+    byBatch.set(parsed.data.batchIndex, [
+      ...passed.map(
+        (instanceId): InstanceResult => ({
+          instanceId,
+          verdict: "pass",
+          reason: "IMDSv1 refused from inside the instance (details not kept: the event ledger was unavailable).",
+          warnings: [],
+        }),
+      ),
+      ...others,
+    ]);
+  }
+  return byBatch;
+}
+
+function failureText(failure: { Error?: string | undefined; Cause?: string | undefined }): string {
+  let cause = failure.Cause ?? "";
+  try {
+    const parsed = JSON.parse(cause) as { errorMessage?: unknown };
+    if (typeof parsed.errorMessage === "string") cause = parsed.errorMessage;
+  } catch {
+    // plain text cause
+  }
+  return `${failure.Error ?? "UnknownError"}${cause ? `: ${cause.slice(0, 400)}` : ""}`;
+}

@@ -1,0 +1,289 @@
+import type { AccountPosture } from "../domain/account-posture.js";
+import type { RejectedTarget } from "../domain/event.js";
+import {
+  type EventRef,
+  type InstanceResult,
+  type Trigger,
+  VERDICT_SEVERITY,
+  VERDICTS,
+  type Verdict,
+} from "../domain/model.js";
+import { allowedImdsV1, describeOrigin, describePosture, sourceFixes } from "../domain/root-cause.js";
+import { codeSafe, markdownSafe, plainSafe, toAscii } from "./text-safety.js";
+
+/** Everything a person or a program needs to know about one triggering event. */
+export interface EventReport {
+  event: EventRef;
+  mode: "enforce" | "audit";
+  /** The worst verdict of the event: what subscriptions filter on. */
+  verdict: Verdict;
+  counts: Record<Verdict, number>;
+  results: InstanceResult[];
+  /** What is wrong with the event itself, when it could not be read. */
+  problem?: string;
+  trigger?: Trigger;
+  accountPosture?: AccountPosture;
+  /** A sweep's view of the fleet. */
+  fleet?: { allowingImdsV1: number; exempt: number };
+  /** Something the operator should know about how the guard itself ran (e.g. deduplication unavailable). */
+  notice?: string;
+}
+
+export interface ReportInput {
+  event: EventRef;
+  mode: "enforce" | "audit";
+  results: InstanceResult[];
+  rejected: RejectedTarget[];
+  problem?: string;
+  trigger?: Trigger;
+  accountPosture?: AccountPosture;
+  fleet?: { allowingImdsV1: number; exempt: number };
+  notice?: string;
+}
+
+/** Builds the report; rejected instance ids count as `error` results, so nothing an event named is left unreported. */
+export function buildReport(input: ReportInput): EventReport {
+  const results = [
+    ...input.results,
+    ...input.rejected.map(
+      (r): InstanceResult => ({
+        instanceId: r.value,
+        verdict: "error",
+        reason: `Rejected: ${r.reason}.`,
+        warnings: [],
+      }),
+    ),
+  ];
+  const counts = Object.fromEntries(VERDICTS.map((v) => [v, 0])) as Record<Verdict, number>;
+  for (const r of results) counts[r.verdict]++;
+  const verdict: Verdict = input.problem
+    ? "error"
+    : results.reduce<Verdict>(
+        (worst, r) => (VERDICT_SEVERITY[r.verdict] > VERDICT_SEVERITY[worst] ? r.verdict : worst),
+        "pass",
+      );
+  return {
+    event: input.event,
+    mode: input.mode,
+    verdict,
+    counts,
+    results,
+    ...(input.problem ? { problem: input.problem } : {}),
+    ...(input.trigger ? { trigger: input.trigger } : {}),
+    ...(input.accountPosture ? { accountPosture: input.accountPosture } : {}),
+    ...(input.fleet ? { fleet: input.fleet } : {}),
+    ...(input.notice ? { notice: input.notice } : {}),
+  };
+}
+
+/** Instances listed one by one in human formats; the rest are counted. Keeps every message far below SNS's 256 KB. */
+const MAX_LISTED = 50;
+/** Reasons quote tag values; in human formats they are cut here (the machine report keeps them whole). */
+const MAX_REASON_CHARS = 400;
+
+const NEXT_STEPS: Partial<Record<Verdict, string>> = {
+  fail: "IMDSv1 still answers on a failed instance: check who reverted HttpTokens (the actor above) and set `MetadataOptions.HttpTokens=required` where it is launched (launch template, AMI `ImdsSupport v2.0`, or the account default).",
+  unverified:
+    "Unverified means the guard could not prove it from inside: check the SSM Agent and the instance profile (AmazonSSMManagedInstanceCore), then start the instance; the next sweep checks it again, or send it now with `npx imdsv2-guard audit --start --instances <id>`.",
+  error:
+    "An error means the guard could not finish: the reason names the step and the AWS error; the execution in Step Functions has the full history.",
+  exempt:
+    "Exempt instances keep IMDSv1 by their tag; review the reason, and remove the tag once the software is fixed.",
+  held: "Held instances still allow IMDSv1 because something on them uses it: find the caller (old AWS SDKs and agents; AWS's aws-imds-packet-analyzer names the process), update it to IMDSv2, and the next sweep enforces once MetadataNoToken stays at 0.",
+};
+
+/** Subject line: ASCII only, one line, under 100 characters, as SNS requires for email. */
+export function subjectLine(report: EventReport): string {
+  const total = report.results.length;
+  const worst = report.verdict.toUpperCase();
+  const what = report.problem ? "event could not be read" : `${report.counts[report.verdict]} of ${total} instance(s)`;
+  const raw = `[imdsv2-guard] ${worst}: ${what} - ${report.event.eventName} in ${report.event.region}`;
+  return toAscii(raw).slice(0, 99);
+}
+
+/** The readable text for email and the `default` protocol. */
+export function plainText(report: EventReport): string {
+  const lines: string[] = [];
+  const e = report.event;
+  lines.push(`imdsv2-guard ${report.mode === "audit" ? "(audit mode: nothing was changed)" : ""}`.trim());
+  lines.push(`Event:   ${plainSafe(e.eventName)} ${plainSafe(e.eventId)} at ${plainSafe(e.eventTime)}`);
+  lines.push(`Actor:   ${plainSafe(e.actor)}`);
+  lines.push(`Account: ${plainSafe(e.account)}  Region: ${plainSafe(e.region)}`);
+  lines.push(`Verdict: ${report.verdict}  (${countsLine(report)})`);
+  if (e.launchTemplate) lines.push(`Launch template in the request: ${plainSafe(launchTemplateText(e))}`);
+  if (report.accountPosture) lines.push(`Account: ${plainSafe(describePosture(report.accountPosture))}`);
+  if (report.fleet) {
+    lines.push(
+      `Fleet:   ${report.fleet.allowingImdsV1} instance(s) allow IMDSv1, ${report.fleet.exempt} of them exempt; the rest are below.`,
+    );
+  }
+  if (report.problem) lines.push("", `Problem with the event: ${plainSafe(report.problem)}`);
+  if (report.notice) lines.push("", `Notice: ${plainSafe(report.notice)}`);
+  lines.push("");
+  for (const r of listed(report)) {
+    lines.push(
+      `- ${plainSafe(r.instanceId)}: ${r.verdict.toUpperCase()} - ${plainSafe(r.reason).slice(0, MAX_REASON_CHARS)}`,
+    );
+    for (const w of r.warnings) lines.push(`    warning: ${plainSafe(w)}`);
+    if (r.origin && allowedImdsV1(r)) lines.push(`    origin: ${plainSafe(describeOrigin(r.origin))}`);
+  }
+  const hidden = report.results.length - listed(report).length;
+  if (hidden > 0) lines.push(`... and ${hidden} more (see the JSON report on the SQS/Lambda subscription).`);
+  const steps = nextSteps(report);
+  if (steps.length > 0) lines.push("", "Next steps:", ...steps.map((s) => `- ${s.replaceAll("`", "")}`));
+  return lines.join("\n");
+}
+
+/**
+ * An AWS Chatbot / Amazon Q Developer custom notification, which renders in Slack. Every user-controlled string
+ * (tag values, role and session names, event fields) is escaped for markdown, so a tag cannot forge a verdict line.
+ */
+export function chatbotNotification(report: EventReport): string {
+  const e = report.event;
+  const rows = listed(report).map(
+    (r) =>
+      `• \`${codeSafe(r.instanceId)}\` *${r.verdict}*: ${markdownSafe(r.reason)}${r.warnings.length ? ` _(${markdownSafe(r.warnings.join("; "))})_` : ""}${r.origin && allowedImdsV1(r) ? ` — origin: ${markdownSafe(describeOrigin(r.origin))}` : ""}`,
+  );
+  const hidden = report.results.length - rows.length;
+  if (hidden > 0) rows.push(`…and ${hidden} more`);
+  const description = [
+    `*${markdownSafe(e.eventName)}* by \`${codeSafe(e.actor)}\` in ${markdownSafe(e.account)}/${markdownSafe(e.region)}`,
+    `Event \`${codeSafe(e.eventId)}\` at ${markdownSafe(e.eventTime)}${report.mode === "audit" ? " — audit mode, nothing changed" : ""}`,
+    report.problem ? `Problem: ${markdownSafe(report.problem)}` : countsLine(report),
+    ...(report.notice ? [`Notice: ${markdownSafe(report.notice)}`] : []),
+    ...(e.launchTemplate ? [`Launch template: ${markdownSafe(launchTemplateText(e))}`] : []),
+    ...(report.accountPosture ? [`Account: ${markdownSafe(describePosture(report.accountPosture))}`] : []),
+    ...rows,
+  ].join("\n");
+  return JSON.stringify({
+    version: "1.0",
+    source: "custom",
+    id: e.eventId,
+    content: {
+      textType: "client-markdown",
+      title: `${emojiFor(report.verdict)} imdsv2-guard: ${report.verdict.toUpperCase()} (${markdownSafe(e.eventName)})`,
+      description: description.slice(0, 3800),
+      nextSteps: nextSteps(report).slice(0, 5),
+      keywords: [report.verdict, e.region, e.account, report.mode].map((k) => k.slice(0, 64)),
+    },
+    metadata: { threadId: e.eventId, enableCustomActions: false },
+  });
+}
+
+/**
+ * Bytes of full results in each machine-readable copy. SNS caps a message at 256 KiB and the report goes out twice
+ * (`sqs` and `lambda`), so past this budget the remaining results travel as `[instanceId, verdict]` pairs: a
+ * thousand of them take about 35 KB. The worst verdicts come first, so what is cut is detail about passes.
+ */
+export const FULL_RESULTS_BUDGET_BYTES = 60_000;
+
+/** The machine-readable report for the `sqs` and `lambda` protocols; `parseMachineReport` reads it back. */
+export function machineReport(report: EventReport, budgetBytes = FULL_RESULTS_BUDGET_BYTES): string {
+  const fits = Buffer.byteLength(JSON.stringify(report.results)) <= budgetBytes;
+  const sorted = fits ? report.results : worstFirst(report.results);
+  const full: InstanceResult[] = [];
+  let bytes = 0;
+  for (const r of sorted) {
+    const size = Buffer.byteLength(JSON.stringify(r));
+    if (bytes + size > budgetBytes) break;
+    bytes += size;
+    full.push(r);
+  }
+  const rest = sorted.slice(full.length).map((r) => [r.instanceId, r.verdict]);
+  return JSON.stringify({
+    schema: "imdsv2-guard.report.v1",
+    ...report,
+    results: full,
+    ...(rest.length > 0 ? { briefResults: rest } : {}),
+  });
+}
+
+/** Reads a machine report back, expanding brief results into results without their detail. */
+export function parseMachineReport(json: string): EventReport {
+  const parsed = JSON.parse(json) as EventReport & { briefResults?: [string, Verdict][] };
+  const brief = (parsed.briefResults ?? []).map(
+    ([instanceId, verdict]): InstanceResult => ({
+      instanceId,
+      verdict,
+      reason: "(detail left out of the SNS message to stay under its 256 KiB limit; see the execution's output)",
+      warnings: [],
+    }),
+  );
+  const { briefResults: _brief, ...report } = parsed;
+  return { ...report, results: [...report.results, ...brief] };
+}
+
+export interface SnsMessage {
+  Subject: string;
+  Message: string;
+  MessageStructure: "json";
+  MessageAttributes: Record<string, { DataType: "String" | "String.Array"; StringValue: string }>;
+}
+
+/** SNS refuses messages over 256 KiB (262,144 bytes, subject and attributes included); this leaves headroom. */
+const SNS_MESSAGE_BUDGET_BYTES = 250_000;
+
+/**
+ * One SNS message per event, each protocol in its own format, with attributes subscriptions can filter on. Email
+ * uses `default`. If the message would not fit in SNS's limit, the machine report's full results shrink (worst
+ * verdicts kept) until it does; every instance is still listed, at least as `[instanceId, verdict]`.
+ */
+export function snsMessage(report: EventReport): SnsMessage {
+  const text = plainText(report);
+  const https = chatbotNotification(report);
+  const verdicts = VERDICTS.filter((v) => report.counts[v] > 0);
+  let message = "";
+  for (const budget of [FULL_RESULTS_BUDGET_BYTES, 30_000, 10_000, 0]) {
+    const machine = machineReport(report, budget);
+    message = JSON.stringify({ default: text, https, sqs: machine, lambda: machine });
+    if (Buffer.byteLength(message) <= SNS_MESSAGE_BUDGET_BYTES) break;
+  }
+  return {
+    Subject: subjectLine(report),
+    MessageStructure: "json",
+    Message: message,
+    MessageAttributes: {
+      verdict: { DataType: "String", StringValue: report.verdict },
+      verdicts: {
+        DataType: "String.Array",
+        StringValue: JSON.stringify(verdicts.length ? verdicts : [report.verdict]),
+      },
+    },
+  };
+}
+
+function listed(report: EventReport): InstanceResult[] {
+  return worstFirst(report.results).slice(0, MAX_LISTED);
+}
+
+/** Worst first, so a truncated list still shows what needs attention. */
+function worstFirst(results: readonly InstanceResult[]): InstanceResult[] {
+  return [...results].sort((a, b) => VERDICT_SEVERITY[b.verdict] - VERDICT_SEVERITY[a.verdict]);
+}
+
+function nextSteps(report: EventReport): string[] {
+  const steps = [
+    ...sourceFixes(report.results, report.event.region, report.accountPosture),
+    ...VERDICTS.filter((v) => report.counts[v] > 0)
+      .map((v) => NEXT_STEPS[v])
+      .filter((s): s is string => s !== undefined),
+  ];
+  if (report.problem) steps.unshift("The event could not be read: look it up by its id in CloudTrail.");
+  return steps;
+}
+
+function launchTemplateText(e: EventRef): string {
+  const lt = e.launchTemplate;
+  if (!lt) return "";
+  return `${lt.id ?? lt.name ?? ""}${lt.version ? ` version ${lt.version}` : ""}`;
+}
+
+function countsLine(report: EventReport): string {
+  return VERDICTS.filter((v) => report.counts[v] > 0)
+    .map((v) => `${report.counts[v]} ${v}`)
+    .join(", ");
+}
+
+function emojiFor(verdict: Verdict): string {
+  return verdict === "pass" ? "✅" : verdict === "fail" || verdict === "error" ? "🚨" : "⚠️";
+}

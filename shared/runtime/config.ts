@@ -1,0 +1,159 @@
+import { z } from "zod";
+import { NonRetryableConfigurationError } from "../domain/errors.js";
+import type { FlowSettings } from "../domain/model.js";
+
+const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+
+/** The flow's settings as environment variables, each with the default a deploy without overrides gets. */
+const flowSettingsEnvSchema = z.object({
+  GUARD_MODE: z.enum(["enforce", "audit"]).default("enforce"),
+  EXEMPT_TAG_KEY: z.string().min(1).max(128).default("imdsv2-guard:exempt"),
+  EXEMPT_UNTIL_TAG_KEY: z.string().min(1).max(128).default("imdsv2-guard:exempt-until"),
+  ON_V1_USAGE: z.enum(["enforce", "hold"]).default("hold"),
+  V1_USAGE_LOOKBACK_HOURS: z.coerce.number().int().positive().max(336).default(24),
+  WATCH_REJECTED_SECONDS: z.coerce.number().int().min(0).max(86_400).default(900),
+  APPLY_TIMEOUT_SECONDS: positiveInt(300),
+  MANAGED_TIMEOUT_SECONDS: positiveInt(600),
+  PROBE_TIMEOUT_SECONDS: positiveInt(300),
+});
+
+const resolveTargetsEnvSchema = flowSettingsEnvSchema.extend({
+  /** Calls made by an ARN starting with this are the guard's own; they must not trigger it again. */
+  GUARD_ROLE_ARN_PREFIX: z.string().startsWith("arn:"),
+  BATCH_SIZE: z.coerce.number().int().min(1).max(50).default(50),
+});
+
+export interface ResolveTargetsConfig {
+  settings: FlowSettings;
+  guardRoleArnPrefix: string;
+  batchSize: number;
+}
+
+/**
+ * Reads ResolveTargets' settings from the environment. Throws at cold start, naming the variable, so a bad deploy
+ * fails every execution loudly (and trips the ExecutionsFailed alarm) instead of judging instances with defaults.
+ */
+export function loadResolveTargetsConfig(env: NodeJS.ProcessEnv): ResolveTargetsConfig {
+  const e = parseEnv(resolveTargetsEnvSchema, env);
+  return { settings: settingsOf(e), guardRoleArnPrefix: e.GUARD_ROLE_ARN_PREFIX, batchSize: e.BATCH_SIZE };
+}
+
+function settingsOf(e: z.infer<typeof flowSettingsEnvSchema>): FlowSettings {
+  return {
+    mode: e.GUARD_MODE,
+    exemptTagKey: e.EXEMPT_TAG_KEY,
+    exemptUntilTagKey: e.EXEMPT_UNTIL_TAG_KEY,
+    onV1Usage: e.ON_V1_USAGE,
+    v1UsageLookbackHours: e.V1_USAGE_LOOKBACK_HOURS,
+    watchRejectedSeconds: e.WATCH_REJECTED_SECONDS,
+    applyTimeoutSeconds: e.APPLY_TIMEOUT_SECONDS,
+    managedTimeoutSeconds: e.MANAGED_TIMEOUT_SECONDS,
+    probeTimeoutSeconds: e.PROBE_TIMEOUT_SECONDS,
+  };
+}
+
+/** The settings of a deploy without overrides: the environment schema's own defaults, so there is one list of them. */
+export const DEFAULT_FLOW_SETTINGS: FlowSettings = settingsOf(flowSettingsEnvSchema.parse({}));
+
+const ledgerEnvSchema = z.object({ LEDGER_TABLE_NAME: z.string().min(3).max(255) });
+
+/** The event ledger's table name (ClaimEvent's claims and the stored batch results). */
+export function loadLedgerTableName(env: NodeJS.ProcessEnv): string {
+  return parseEnv(ledgerEnvSchema, env).LEDGER_TABLE_NAME;
+}
+
+const notifyEnvSchema = z.object({
+  TOPIC_ARN: z.string().startsWith("arn:"),
+  SLACK_TOPIC_ARN: z.string().startsWith("arn:").optional(),
+  SLACK_VERDICTS: z.string().default("fail,error,held,unverified,alert"),
+});
+
+export interface NotifyConfig {
+  topicArn: string;
+  slackTopicArn?: string;
+  slackVerdicts: string[];
+}
+
+/** Reads the notifier's topics from the environment; throws at cold start when one is missing. */
+export function loadNotifyConfig(env: NodeJS.ProcessEnv): NotifyConfig {
+  const e = parseEnv(notifyEnvSchema, { ...env, SLACK_TOPIC_ARN: env.SLACK_TOPIC_ARN || undefined });
+  return {
+    topicArn: e.TOPIC_ARN,
+    ...(e.SLACK_TOPIC_ARN ? { slackTopicArn: e.SLACK_TOPIC_ARN } : {}),
+    slackVerdicts: e.SLACK_VERDICTS.split(",")
+      .map((v) => v.trim())
+      .filter(Boolean),
+  };
+}
+
+/** Parses a function's environment, naming every wrong variable in one NonRetryableConfigurationError. */
+function parseEnv<T extends z.ZodType>(schema: T, env: NodeJS.ProcessEnv): z.infer<T> {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    throw new NonRetryableConfigurationError(`Invalid configuration: ${describeIssues(parsed.error)}`);
+  }
+  return parsed.data;
+}
+
+/**
+ * `field: message; field: message` — the form every boundary error in the guard uses. For a union (Notify accepts
+ * two shapes) the closest alternative's issues are named, rather than zod's bare "Invalid input".
+ */
+export function describeIssues(error: z.ZodError): string {
+  return flatIssues(error.issues, [])
+    .map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`)
+    .join("; ");
+}
+
+type Issue = z.core.$ZodIssue;
+
+function flatIssues(issues: readonly Issue[], prefix: PropertyKey[]): { path: PropertyKey[]; message: string }[] {
+  return issues.flatMap((issue) => {
+    const path = [...prefix, ...issue.path];
+    if (issue.code === "invalid_union" && issue.errors.length > 0) {
+      const closest = [...issue.errors].sort((a, b) => a.length - b.length)[0] ?? [];
+      return flatIssues(closest, path);
+    }
+    return [{ path, message: issue.message }];
+  });
+}
+
+export interface SweepConfig {
+  stateMachineArn: string;
+  /** In audit mode the sweep changes nothing, not even the account default. */
+  mode: "enforce" | "audit";
+  exemptTagKey: string;
+  exemptUntilTagKey: string;
+  /** Set the account's IMDS default to HttpTokens=required (ModifyInstanceMetadataDefaults). */
+  enforceAccountDefault: boolean;
+  /** Instances per execution: 500 keeps each execution's state far below 256 KiB and its Map at 10 batches. */
+  instancesPerExecution: number;
+  account: string;
+  region: string;
+}
+
+const sweepEnvSchema = z.object({
+  STATE_MACHINE_ARN: z.string().startsWith("arn:"),
+  GUARD_MODE: z.enum(["enforce", "audit"]).default("enforce"),
+  EXEMPT_TAG_KEY: z.string().min(1).max(128).default("imdsv2-guard:exempt"),
+  EXEMPT_UNTIL_TAG_KEY: z.string().min(1).max(128).default("imdsv2-guard:exempt-until"),
+  ENFORCE_ACCOUNT_DEFAULT: z.enum(["true", "false"]).default("false"),
+  INSTANCES_PER_EXECUTION: z.coerce.number().int().min(1).max(1000).default(500),
+  AWS_REGION: z.string().min(1),
+  ACCOUNT_ID: z.string().regex(/^\d{12}$/),
+});
+
+/** Reads the sweep's settings from the environment; throws at cold start when one is missing. */
+export function loadSweepConfig(env: NodeJS.ProcessEnv): SweepConfig {
+  const e = parseEnv(sweepEnvSchema, env);
+  return {
+    stateMachineArn: e.STATE_MACHINE_ARN,
+    mode: e.GUARD_MODE,
+    exemptTagKey: e.EXEMPT_TAG_KEY,
+    exemptUntilTagKey: e.EXEMPT_UNTIL_TAG_KEY,
+    enforceAccountDefault: e.ENFORCE_ACCOUNT_DEFAULT === "true",
+    instancesPerExecution: e.INSTANCES_PER_EXECUTION,
+    account: e.ACCOUNT_ID,
+    region: e.AWS_REGION,
+  };
+}

@@ -1,0 +1,381 @@
+import type { Logger } from "@aws-lambda-powertools/logger";
+import type { CloudWatchClient } from "@aws-sdk/client-cloudwatch";
+import { type EC2Client, type Instance, ModifyInstanceMetadataOptionsCommand } from "@aws-sdk/client-ec2";
+import { describeInstancesById, isGone, isStopped, tagValue } from "../aws/ec2-instances.js";
+import { awsErrorCode, classifyAwsError, isThrottling, isTransient, isWorthRetryingNextRound } from "../aws/errors.js";
+import { sumImdsMetric } from "../aws/imds-metrics.js";
+import { conclude, deadlineAfter, isPast, readOrDrain, type Throttled, withInstances } from "../domain/batch.js";
+import { RetryableServiceError, RetryableThrottlingError } from "../domain/errors.js";
+import { exemptionOf } from "../domain/exemption.js";
+import type { Batch, InstanceProgress, Origin } from "../domain/model.js";
+
+export interface EnforceDeps {
+  ec2: EC2Client;
+  cloudwatch: CloudWatchClient;
+  logger: Logger;
+  now: () => Date;
+  /** AMI → ImdsSupport, cached per container (see image-support.ts). */
+  imageSupport: (ec2: EC2Client, imageIds: readonly string[]) => Promise<Map<string, string>>;
+}
+
+/** How long an instance named by RunInstances may stay invisible to DescribeInstances before it is an error. */
+export const NOT_FOUND_GRACE_SECONDS = 120;
+
+/**
+ * Enforces `HttpTokens=required` on the batch's instances in the `enforce` stage: one DescribeInstances for all of
+ * them, then one ModifyInstanceMetadataOptions per instance that needs it, changing nothing else (hop limit, endpoint,
+ * tags stay as they are). Decisions that need no change (terminated, exempt, already required, IMDS off, audit mode)
+ * are made from the describe alone. Before changing an existing instance (a regression or a sweep, not a launch),
+ * the safety gate reads its IMDSv1 use from CloudWatch, and holds it when policy says so. A throttled modify leaves
+ * that instance, and the rest of the round, in `enforce` for the next round, so only requests AWS refused are ever
+ * repeated.
+ */
+export async function enforceBatch(batch: Batch, deps: EnforceDeps): Promise<Batch> {
+  const now = deps.now();
+  const pending = batch.instances.filter((i) => i.stage === "enforce");
+  const outcome = await readOrDrain(
+    batch,
+    "enforce",
+    (p) => stillThrottled(entering(p, batch, now), batch, now, "DescribeInstances"),
+    () =>
+      describeInstancesById(
+        deps.ec2,
+        pending.map((i) => i.instanceId),
+      ),
+  );
+  if ("drained" in outcome) return outcome.drained;
+  const described = outcome.read;
+  const origins = await originsOf([...described.values()], deps);
+
+  // Decide what needs no change; the rest are candidates for the gate and the modify call.
+  const decided = new Map<string, InstanceProgress>();
+  const candidates: InstanceProgress[] = [];
+  for (const progress of pending) {
+    const entered = entering(progress, batch, now);
+    const instance = described.get(progress.instanceId);
+    if (!instance) {
+      decided.set(progress.instanceId, notYetVisible(entered, batch, now));
+      continue;
+    }
+    const withOrigin: InstanceProgress = { ...entered, origin: origins.get(progress.instanceId) ?? entered.origin };
+    const outcome = decideWithoutChange(withOrigin, instance, batch, now);
+    if (outcome.decided) decided.set(progress.instanceId, outcome.decided);
+    else candidates.push(outcome.progress);
+  }
+
+  const gated = await safetyGate(candidates, batch, deps, now);
+  let throttled: Throttled = gated.throttled ? "drain" : false;
+  for (const progress of gated.decided) decided.set(progress.instanceId, progress);
+
+  for (const progress of gated.proceed) {
+    const instance = described.get(progress.instanceId);
+    if (!instance) continue;
+    if (batch.settings.mode === "audit") {
+      decided.set(
+        progress.instanceId,
+        toManaged(
+          {
+            ...progress,
+            action: `audit: would set HttpTokens=required (now ${instance.MetadataOptions?.HttpTokens ?? "unknown"})`,
+            notes: [...progress.notes, "Audit mode: nothing was changed."],
+          },
+          batch,
+          now,
+          instance,
+        ),
+      );
+      continue;
+    }
+    if (throttled === "modify") {
+      decided.set(progress.instanceId, stillThrottled(progress, batch, now));
+      continue;
+    }
+    try {
+      await deps.ec2.send(
+        new ModifyInstanceMetadataOptionsCommand({ InstanceId: progress.instanceId, HttpTokens: "required" }),
+      );
+      deps.logger.info("Set HttpTokens=required", { instanceId: progress.instanceId, eventId: batch.eventId });
+      decided.set(progress.instanceId, afterModify(progress, instance, batch, now));
+    } catch (error) {
+      if (isWorthRetryingNextRound(error)) {
+        throttled = "modify";
+        // EC2 sends RequestLimitExceeded as a 503: only a 5xx that is not throttling leaves the outcome unknown.
+        const unknown =
+          isTransient(error) && !isThrottling(error) ? { ...progress, modifyOutcomeUnknown: true } : progress;
+        decided.set(progress.instanceId, stillThrottled(unknown, batch, now));
+      } else if (awsErrorCode(error) === "InvalidInstanceID.NotFound") {
+        decided.set(progress.instanceId, notYetVisible(progress, batch, now));
+      } else {
+        const classified = classifyAwsError(error, "ModifyInstanceMetadataOptions");
+        deps.logger.error("Could not enforce", { instanceId: progress.instanceId, error: classified.message });
+        decided.set(progress.instanceId, conclude(progress, batch, now, "error", classified.message));
+      }
+    }
+  }
+  return withInstances(
+    batch,
+    batch.instances.map((i) => decided.get(i.instanceId) ?? i),
+    throttled,
+  );
+}
+
+/** The first time an instance is in `enforce`, its deadline starts. */
+function entering(progress: InstanceProgress, batch: Batch, now: Date): InstanceProgress {
+  return progress.stageDeadline
+    ? progress
+    : { ...progress, stageDeadline: deadlineAfter(now, batch.settings.applyTimeoutSeconds) };
+}
+
+/**
+ * Where each instance came from: its launch template and Auto Scaling group (the tags EC2 and Auto Scaling put on
+ * every instance they launch) and its AMI's ImdsSupport. Attribution is advice, so a failed lookup leaves the AMI's
+ * support "unknown" rather than blocking enforcement.
+ */
+async function originsOf(instances: Instance[], deps: EnforceDeps): Promise<Map<string, Origin>> {
+  const imageIds = instances.map((i) => i.ImageId).filter((id): id is string => id !== undefined);
+  let support = new Map<string, string>();
+  try {
+    support = await deps.imageSupport(deps.ec2, imageIds);
+  } catch (error) {
+    deps.logger.warn("Could not read AMI ImdsSupport", {
+      error: error instanceof Error ? error.message : String(error),
+    });
+  }
+  const origins = new Map<string, Origin>();
+  for (const instance of instances) {
+    if (!instance.InstanceId) continue;
+    const tag = (key: string) => tagValue(instance, key);
+    const origin: Origin = {
+      ...(tag("aws:ec2launchtemplate:id") ? { launchTemplateId: tag("aws:ec2launchtemplate:id") } : {}),
+      ...(tag("aws:ec2launchtemplate:version") ? { launchTemplateVersion: tag("aws:ec2launchtemplate:version") } : {}),
+      ...(tag("aws:autoscaling:groupName") ? { autoScalingGroup: tag("aws:autoscaling:groupName") } : {}),
+      ...(instance.ImageId
+        ? { imageId: instance.ImageId, imageImdsSupport: support.get(instance.ImageId) ?? "unknown" }
+        : {}),
+      ...(instance.MetadataOptions?.HttpPutResponseHopLimit !== undefined
+        ? { hopLimit: instance.MetadataOptions.HttpPutResponseHopLimit }
+        : {}),
+    };
+    origins.set(instance.InstanceId, origin);
+  }
+  return origins;
+}
+
+interface GateOutcome {
+  proceed: InstanceProgress[];
+  decided: InstanceProgress[];
+  throttled: boolean;
+}
+
+/**
+ * The safety gate: never silently break software that still uses IMDSv1. A launch has no history and goes through.
+ * An existing instance's IMDSv1 calls (MetadataNoToken) over the look-back decide: with onV1Usage=hold it is `held`,
+ * with enforce it goes on with a note. If the metric cannot be read, nothing is enforced (a gate that errors must
+ * not wave the change through): a throttled read waits for the next round, any other failure is an `error`.
+ */
+async function safetyGate(
+  candidates: InstanceProgress[],
+  batch: Batch,
+  deps: EnforceDeps,
+  now: Date,
+): Promise<GateOutcome> {
+  if (batch.trigger === "launch" || candidates.length === 0)
+    return { proceed: candidates, decided: [], throttled: false };
+  const hours = batch.settings.v1UsageLookbackHours;
+  const unread = candidates.filter((c) => c.v1Usage === undefined).map((c) => c.instanceId);
+  let usage = new Map<string, number>();
+  try {
+    usage = await sumImdsMetric(
+      deps.cloudwatch,
+      "MetadataNoToken",
+      unread,
+      new Date(now.getTime() - hours * 3_600_000),
+      now,
+    );
+  } catch (error) {
+    if (error instanceof RetryableThrottlingError || error instanceof RetryableServiceError) {
+      return {
+        proceed: [],
+        decided: candidates.map((c) => stillThrottled(c, batch, now, "GetMetricData")),
+        throttled: true,
+      };
+    }
+    const reason = `IMDSv1 use could not be checked, so nothing was changed: ${error instanceof Error ? error.message : String(error)}`;
+    return { proceed: [], decided: candidates.map((c) => conclude(c, batch, now, "error", reason)), throttled: false };
+  }
+  const proceed: InstanceProgress[] = [];
+  const decided: InstanceProgress[] = [];
+  for (const candidate of candidates) {
+    const calls = candidate.v1Usage?.calls ?? usage.get(candidate.instanceId) ?? 0;
+    const withUsage: InstanceProgress = { ...candidate, v1Usage: { calls, hours } };
+    if (calls === 0) {
+      proceed.push(withUsage);
+    } else if (batch.settings.onV1Usage === "hold") {
+      decided.push(
+        conclude(
+          { ...withUsage, action: "none: held" },
+          batch,
+          now,
+          "held",
+          `IMDSv1 answered ${calls} call(s) in the last ${hours} h (CloudWatch MetadataNoToken), so HttpTokens was not changed (policy onV1Usage=hold): enforcing now would break what makes those calls.`,
+        ),
+      );
+    } else if (candidate.v1Usage !== undefined) {
+      // Read in an earlier round whose modify was throttled: the note is already there.
+      proceed.push(withUsage);
+    } else {
+      proceed.push({
+        ...withUsage,
+        notes: [
+          ...withUsage.notes,
+          `IMDSv1 answered ${calls} call(s) in the last ${hours} h; enforced anyway (policy onV1Usage=enforce).`,
+        ],
+      });
+    }
+  }
+  return { proceed, decided, throttled: false };
+}
+
+/** The decisions that need no modify call; otherwise the instance, annotated, goes on to the gate. */
+function decideWithoutChange(
+  progress: InstanceProgress,
+  instance: Instance,
+  batch: Batch,
+  now: Date,
+): { decided: InstanceProgress; progress?: undefined } | { decided?: undefined; progress: InstanceProgress } {
+  const { settings } = batch;
+  if (isGone(instance)) {
+    return {
+      decided: conclude(progress, batch, now, "skipped", `Instance is ${instance.State?.Name}; nothing to protect.`),
+    };
+  }
+  let annotated = progress;
+  const exemption = exemptionOf(instance.Tags, settings, now);
+  if (exemption.status === "active") {
+    const until = exemption.until ? ` until ${exemption.until}` : "";
+    return {
+      decided: conclude(
+        {
+          ...progress,
+          action: "none: exempt",
+          notes: [...progress.notes, ...(exemption.warning ? [exemption.warning] : [])],
+        },
+        batch,
+        now,
+        "exempt",
+        `Exempt${until} by tag ${settings.exemptTagKey}: ${exemption.reason}. Nothing was changed.`,
+      ),
+    };
+  }
+  if (exemption.status === "lapsed") {
+    annotated = {
+      ...progress,
+      notes: [
+        ...progress.notes,
+        `The exemption lapsed on ${exemption.until} (${settings.exemptUntilTagKey}); it was: ${exemption.reason}`,
+      ],
+    };
+  }
+  const options = instance.MetadataOptions;
+  if (options?.HttpEndpoint === "disabled") {
+    return {
+      decided: toManaged(
+        { ...annotated, action: "none: the IMDS endpoint is disabled, so there is no HttpTokens to set" },
+        batch,
+        now,
+        instance,
+      ),
+    };
+  }
+  if (options?.HttpTokens === "required") {
+    // After a 5xx on our modify, `required` means our change went through: report it (and watch it) as ours.
+    const already = annotated.modifyOutcomeUnknown
+      ? {
+          ...annotated,
+          action: "set HttpTokens=required (was optional; EC2 answered the call with an error, but the change took)",
+          enforcedAt: now.toISOString(),
+        }
+      : { ...annotated, action: "none: HttpTokens was already required" };
+    if (options.State === "applied") {
+      return { decided: toManaged({ ...already, appliedAt: now.toISOString() }, batch, now, instance) };
+    }
+    return {
+      decided: { ...already, stage: "await-applied", stageDeadline: deadlineAfter(now, settings.applyTimeoutSeconds) },
+    };
+  }
+  return { progress: annotated };
+}
+
+function afterModify(progress: InstanceProgress, instance: Instance, batch: Batch, now: Date): InstanceProgress {
+  const modified: InstanceProgress = {
+    ...progress,
+    action: `set HttpTokens=required (was ${instance.MetadataOptions?.HttpTokens ?? "unknown"})`,
+    enforcedAt: now.toISOString(),
+  };
+  if (isStopped(instance)) {
+    return conclude(
+      modified,
+      batch,
+      now,
+      "unverified",
+      `Instance is ${instance.State?.Name}: HttpTokens=required is set and takes effect when it starts; a stopped instance cannot run the probe.`,
+    );
+  }
+  return {
+    ...modified,
+    stage: "await-applied",
+    stageDeadline: deadlineAfter(now, batch.settings.applyTimeoutSeconds),
+  };
+}
+
+/** Next stage for an instance whose options need no change: prove it from inside, unless it cannot run anything. */
+function toManaged(progress: InstanceProgress, batch: Batch, now: Date, instance: Instance): InstanceProgress {
+  if (isStopped(instance)) {
+    return conclude(
+      progress,
+      batch,
+      now,
+      "unverified",
+      `Instance is ${instance.State?.Name}; it cannot run the probe.`,
+    );
+  }
+  return {
+    ...progress,
+    stage: "await-managed",
+    stageDeadline: deadlineAfter(now, batch.settings.managedTimeoutSeconds),
+  };
+}
+
+function notYetVisible(progress: InstanceProgress, batch: Batch, now: Date): InstanceProgress {
+  const since = progress.firstNotFoundAt ?? now.toISOString();
+  if (now.getTime() - Date.parse(since) >= NOT_FOUND_GRACE_SECONDS * 1000) {
+    return conclude(
+      { ...progress, firstNotFoundAt: since },
+      batch,
+      now,
+      "error",
+      `Instance not found: DescribeInstances has not shown it for ${NOT_FOUND_GRACE_SECONDS} s.`,
+    );
+  }
+  return { ...progress, firstNotFoundAt: since };
+}
+
+function stillThrottled(
+  progress: InstanceProgress,
+  batch: Batch,
+  now: Date,
+  api = "ModifyInstanceMetadataOptions",
+): InstanceProgress {
+  if (isPast(progress.stageDeadline, now)) {
+    return conclude(
+      progress,
+      batch,
+      now,
+      "error",
+      progress.modifyOutcomeUnknown
+        ? `EC2 kept refusing ${api} (throttled or 5xx) for ${batch.settings.applyTimeoutSeconds} s; one refusal was a 5xx, so HttpTokens may or may not have been changed: check the instance.`
+        : `EC2 kept refusing ${api} (throttled or 5xx) for ${batch.settings.applyTimeoutSeconds} s; HttpTokens was not changed.`,
+    );
+  }
+  return progress;
+}

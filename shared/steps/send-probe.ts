@@ -1,0 +1,128 @@
+import type { Logger } from "@aws-lambda-powertools/logger";
+import { SendCommandCommand, type SSMClient } from "@aws-sdk/client-ssm";
+import { awsErrorCode, classifyAwsError, isWorthRetryingNextRound } from "../aws/errors.js";
+import { conclude, deadlineAfter, isPast, withInstances } from "../domain/batch.js";
+import type { Batch, InstanceProgress, Platform } from "../domain/model.js";
+import probeLinux from "../probes/probe-linux.sh";
+import probeWindows from "../probes/probe-windows.ps1";
+
+export interface SendProbeDeps {
+  ssm: SSMClient;
+  logger: Logger;
+  now: () => Date;
+}
+
+/**
+ * The only commands the guard ever sends: fixed scripts from this repository, with nothing from the event, the
+ * instance or its tags spliced in. The documents are AWS-owned, which is what the prober's IAM policy pins.
+ */
+export const PROBE_DOCUMENTS: Record<Platform, { documentName: string; script: string }> = {
+  linux: { documentName: "AWS-RunShellScript", script: probeLinux },
+  windows: { documentName: "AWS-RunPowerShellScript", script: probeWindows },
+};
+
+/** SendCommand accepts at most 50 instance ids per call. */
+const SEND_COMMAND_MAX_TARGETS = 50;
+/** The probe's own requests time out after 3 s each; this only stops a hung shell. */
+const PROBE_EXECUTION_TIMEOUT_SECONDS = 60;
+
+/**
+ * Sends the probe to the batch's instances in `send-probe`: one SendCommand per platform for up to 50 instances.
+ * A throttled send leaves its instances in `send-probe` for the next round; AWS ran nothing, so sending again is safe.
+ */
+export async function sendProbeBatch(batch: Batch, deps: SendProbeDeps): Promise<Batch> {
+  const now = deps.now();
+  const updates = new Map<string, InstanceProgress>();
+  let throttled = false;
+  for (const platform of ["linux", "windows"] as const) {
+    const group = batch.instances.filter((i) => i.stage === "send-probe" && i.platform === platform);
+    // Instances of a chunk SSM refused as a whole are sent one by one, so one bad target cannot sink the rest.
+    const chunks = [
+      ...group.filter((i) => i.sendAlone).map((i) => [i]),
+      ...chunked(
+        group.filter((i) => !i.sendAlone),
+        SEND_COMMAND_MAX_TARGETS,
+      ),
+    ];
+    for (const chunk of chunks) {
+      const sent = await sendChunk(chunk, platform, batch, deps, now);
+      throttled ||= sent.throttled;
+      for (const [id, progress] of sent.updates) updates.set(id, progress);
+    }
+  }
+  return withInstances(
+    batch,
+    batch.instances.map((i) => updates.get(i.instanceId) ?? i),
+    throttled && "drain",
+  );
+}
+
+async function sendChunk(
+  chunk: InstanceProgress[],
+  platform: Platform,
+  batch: Batch,
+  deps: SendProbeDeps,
+  now: Date,
+): Promise<{ updates: Map<string, InstanceProgress>; throttled: boolean }> {
+  const { documentName, script } = PROBE_DOCUMENTS[platform];
+  const out = new Map<string, InstanceProgress>();
+  try {
+    const sent = await deps.ssm.send(
+      new SendCommandCommand({
+        DocumentName: documentName,
+        InstanceIds: chunk.map((i) => i.instanceId),
+        Parameters: { commands: [script], executionTimeout: [String(PROBE_EXECUTION_TIMEOUT_SECONDS)] },
+        Comment: "imdsv2-guard: prove IMDSv1 is refused",
+        TimeoutSeconds: Math.max(30, batch.settings.probeTimeoutSeconds),
+      }),
+    );
+    const commandId = sent.Command?.CommandId;
+    if (!commandId) throw new Error("SendCommand returned no CommandId");
+    deps.logger.info("Sent probe", { eventId: batch.eventId, commandId, instanceIds: chunk.map((i) => i.instanceId) });
+    for (const progress of chunk) {
+      out.set(progress.instanceId, {
+        ...progress,
+        commandId,
+        stage: "await-probe",
+        stageDeadline: deadlineAfter(now, batch.settings.probeTimeoutSeconds),
+      });
+    }
+  } catch (error) {
+    if (isWorthRetryingNextRound(error)) {
+      for (const progress of chunk) {
+        out.set(
+          progress.instanceId,
+          isPast(progress.stageDeadline, now)
+            ? conclude(
+                progress,
+                batch,
+                now,
+                "unverified",
+                "SendCommand kept being refused (throttled or 5xx); the probe could not be sent.",
+              )
+            : progress,
+        );
+      }
+      return { updates: out, throttled: true };
+    }
+    const reason = classifyAwsError(error, "SendCommand").message;
+    // SendCommand refuses the whole call when one target is not ready (e.g. it went offline a moment ago).
+    if (awsErrorCode(error) === "InvalidInstanceId" && chunk.length > 1) {
+      for (const progress of chunk) out.set(progress.instanceId, { ...progress, sendAlone: true });
+      return { updates: out, throttled: false };
+    }
+    for (const progress of chunk) {
+      out.set(
+        progress.instanceId,
+        conclude(progress, batch, now, "unverified", `The probe could not be sent: ${reason}`),
+      );
+    }
+  }
+  return { updates: out, throttled: false };
+}
+
+function chunked<T>(items: readonly T[], size: number): T[][] {
+  const chunks: T[][] = [];
+  for (let i = 0; i < items.length; i += size) chunks.push(items.slice(i, i + size));
+  return chunks;
+}

@@ -1,0 +1,152 @@
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { dirname, join, normalize, relative } from "node:path";
+import { describe, expect, it } from "vitest";
+
+/**
+ * The layout is the architecture (README, "Where the code lives"), so it is checked here rather than kept by
+ * convention: imports flow from the steps down to the domain, never back, and nothing deployed reaches the simulator.
+ */
+
+const ROOMS = ["steps", "domain", "report", "aws", "runtime", "probes"] as const;
+type Room = (typeof ROOMS)[number];
+
+/** Which rooms of `shared/` each room may import. A room may always import itself, except `steps`. */
+const MAY_IMPORT: Record<Room, readonly Room[]> = {
+  // Each step's core stands alone: a step that needs another's logic means that logic belongs in the domain.
+  steps: ["domain", "report", "aws", "runtime", "probes"],
+  report: ["domain", "report"],
+  aws: ["domain", "aws"],
+  runtime: ["domain", "runtime"],
+  domain: ["domain"],
+  probes: [],
+};
+
+/** Packages each room may import; the domain is plain data and rules, so it needs no AWS SDK and no Lambda glue. */
+const PACKAGES_ALLOWED: Record<Room, RegExp> = {
+  steps: /^(node:|zod$|@aws-sdk\/|@aws-lambda-powertools\/logger$)/,
+  report: /^(node:|zod$)/,
+  aws: /^(node:|zod$|@aws-sdk\/)/,
+  runtime: /^(node:|zod$|@aws-lambda-powertools\/|@middy\/|aws-lambda$)/,
+  domain: /^(node:|zod$)/,
+  probes: /^$/,
+};
+
+function sourceFiles(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) return sourceFiles(path);
+    return /\.(ts|mts|mjs)$/.test(name) && !name.endsWith(".d.ts") ? [path] : [];
+  });
+}
+
+/** Every module specifier a file imports or re-exports, statically or dynamically. */
+function specifiers(file: string): string[] {
+  const text = readFileSync(file, "utf8");
+  const found = [
+    ...text.matchAll(/^\s*(?:import|export)\b[^;"']*?\bfrom\s+["']([^"']+)["']/gms),
+    ...text.matchAll(/^\s*import\s+["']([^"']+)["']/gm),
+    ...text.matchAll(/\bimport\(\s*["']([^"']+)["']\s*\)/g),
+  ];
+  return found.map((m) => m[1] ?? "");
+}
+
+/** A relative specifier as a repository path (`.js` written for `.ts`, as NodeNext and esbuild resolve it). */
+function resolved(from: string, specifier: string): string {
+  return normalize(join(dirname(from), specifier)).replace(/\.js$/, ".ts");
+}
+
+function roomOf(path: string): Room | undefined {
+  const [top, room] = relative(".", path).split("/");
+  return top === "shared" && (ROOMS as readonly string[]).includes(room ?? "") ? (room as Room) : undefined;
+}
+
+const SHARED = sourceFiles("shared");
+
+describe("the layout", () => {
+  it("puts every file of shared/ in a room", () => {
+    expect(SHARED.filter((f) => roomOf(f) === undefined)).toEqual([]);
+  });
+
+  it("gives every Lambda step its core in shared/steps/, named after its functions/<step>", () => {
+    const steps = readdirSync("functions");
+    const missing = steps.filter((step) => !SHARED.includes(join("shared", "steps", `${step}.ts`)));
+    expect(missing).toEqual([]);
+    for (const step of steps) {
+      const imports = specifiers(join("functions", step, "handler.ts")).map((s) =>
+        resolved(join("functions", step, "handler.ts"), s),
+      );
+      expect(imports, `functions/${step}/handler.ts`).toContain(join("shared", "steps", `${step}.ts`));
+    }
+  });
+
+  it("lets imports flow one way between the rooms of shared/", () => {
+    const violations: string[] = [];
+    for (const file of SHARED) {
+      const room = roomOf(file) as Room;
+      for (const specifier of specifiers(file)) {
+        if (specifier.startsWith(".")) {
+          const target = resolved(file, specifier);
+          const targetRoom = roomOf(target);
+          const allowed = targetRoom !== undefined && MAY_IMPORT[room].includes(targetRoom);
+          if (!allowed) violations.push(`${file} -> ${target}`);
+        } else if (!PACKAGES_ALLOWED[room].test(specifier)) {
+          violations.push(`${file} -> package ${specifier}`);
+        }
+      }
+    }
+    expect(violations).toEqual([]);
+  });
+
+  it("has no import cycle in shared/, type-only imports included", () => {
+    const graph = new Map(
+      SHARED.map((f) => [
+        f,
+        specifiers(f)
+          .filter((s) => s.startsWith("."))
+          .map((s) => resolved(f, s)),
+      ]),
+    );
+    const cycles: string[] = [];
+    const state = new Map<string, "open" | "done">();
+    const visit = (file: string, path: string[]) => {
+      if (state.get(file) === "done") return;
+      if (state.get(file) === "open") {
+        cycles.push([...path.slice(path.indexOf(file)), file].join(" -> "));
+        return;
+      }
+      state.set(file, "open");
+      for (const next of graph.get(file) ?? []) visit(next, [...path, file]);
+      state.set(file, "done");
+    };
+    for (const file of SHARED) visit(file, []);
+    expect(cycles).toEqual([]);
+  });
+
+  it("keeps the simulator, the tests, the bench and dev-only packages out of what is deployed or shipped", () => {
+    const shipped = [...sourceFiles("functions"), ...SHARED, ...sourceFiles("audit")];
+    const devOnly = /^(aws-sdk-client-mock|@sinonjs\/|aws-local-stepfunctions|esbuild|vitest|tsx)/;
+    // Issue 8 moves the simulated audit next to the local runner; until then these are the known exceptions.
+    const known = new Set(["audit/command.ts", "audit/simulated.ts"]);
+    const violations = shipped
+      .filter((file) => !known.has(file))
+      .flatMap((file) =>
+        specifiers(file)
+          .filter((s) => {
+            if (!s.startsWith(".")) return devOnly.test(s);
+            const top = relative(".", resolved(file, s)).split("/")[0];
+            return top === "local" || top === "test" || top === "bench";
+          })
+          .map((s) => `${file} -> ${s}`),
+      );
+    expect(violations).toEqual([]);
+  });
+
+  it("keeps tests independent of the bench", () => {
+    const violations = sourceFiles("test").flatMap((file) =>
+      specifiers(file)
+        .filter((s) => s.startsWith(".") && relative(".", resolved(file, s)).startsWith("bench"))
+        .map((s) => `${file} -> ${s}`),
+    );
+    expect(violations).toEqual([]);
+  });
+});
