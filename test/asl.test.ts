@@ -1,12 +1,13 @@
 import { existsSync, readFileSync } from "node:fs";
 import aslValidator from "asl-validator";
 import { describe, expect, it } from "vitest";
+import { aslText, CRASH_SAFE, type StepFunction } from "../infra/state-machine.js";
 import {
   DYNAMODB_ERROR_NAMES,
   GUARD_ERROR_NAMES,
   LAMBDA_CRASH_ERROR_NAMES,
   LAMBDA_SERVICE_ERROR_NAMES,
-} from "../shared/errors.js";
+} from "../shared/domain/errors.js";
 
 interface Retrier {
   ErrorEquals: string[];
@@ -28,6 +29,16 @@ function allStates(states: Record<string, State> = definition.States): [string, 
     [name, state] as [string, State],
     ...(state.ItemProcessor ? allStates(state.ItemProcessor.States) : []),
   ]);
+}
+
+/** Every task state that invokes one of the guard's functions: state name, function, state. */
+function lambdaTasks(): [string, StepFunction, State][] {
+  return allStates().flatMap(([name, state]) => {
+    const fn = state.Resource?.match(/^\$\{(\w+)FunctionArn\}$/)?.[1];
+    if (state.Type !== "Task" || !fn) return [];
+    expect(Object.keys(CRASH_SAFE), `${name} invokes ${fn}`).toContain(fn);
+    return [[name, fn as StepFunction, state] as [string, StepFunction, State]];
+  });
 }
 
 describe("infra/state-machine.asl.json", () => {
@@ -66,10 +77,27 @@ describe("infra/state-machine.asl.json", () => {
     expect(blind.map(([name]) => name)).toEqual([]);
   });
 
-  it("does not retry the probe's SendCommand after a crash, since a crash may follow a successful send", () => {
-    const sendProbe = allStates().find(([name]) => name === "SendProbe")?.[1];
-    const retried = sendProbe?.Retry?.flatMap((r) => r.ErrorEquals) ?? [];
-    for (const crash of LAMBDA_CRASH_ERROR_NAMES) expect(retried).not.toContain(crash);
+  it("is exactly what infra/state-machine.ts builds (npm run build:asl rewrites it)", () => {
+    expect(readFileSync("infra/state-machine.asl.json", "utf8")).toBe(aslText());
+  });
+
+  it("gives every Lambda task the standard retry of Lambda's service exceptions", () => {
+    const tasks = lambdaTasks();
+    expect(tasks.length).toBeGreaterThanOrEqual(14);
+    for (const [name, , state] of tasks) {
+      const covered = new Set((state.Retry ?? []).flatMap((r) => r.ErrorEquals));
+      for (const error of LAMBDA_SERVICE_ERROR_NAMES) expect(covered.has(error), `${name}: ${error}`).toBe(true);
+    }
+  });
+
+  it("retries a crash only on the functions named crash-safe, where a second run cannot act twice", () => {
+    expect(CRASH_SAFE.SendProbe).toBe(false);
+    for (const [name, fn, state] of lambdaTasks()) {
+      const retried = (state.Retry ?? []).flatMap((r) => r.ErrorEquals);
+      for (const crash of LAMBDA_CRASH_ERROR_NAMES) {
+        expect(retried.includes(crash), `${name} (${fn}) retries ${crash}`).toBe(CRASH_SAFE[fn]);
+      }
+    }
   });
 
   it("invokes only functions that exist under functions/, by their placeholder", () => {
