@@ -373,7 +373,8 @@ beforeAll(async () => {
     "mode=enforce",
     "enforceAccountDefault=true",
   ]));
-});
+  // Three bundling runs: on a loaded 2-core machine they outlast the default hook timeout.
+}, 360_000);
 
 afterAll(async () => {
   for (const dir of [defaultsDir, configuredDir, enforcingDefaultDir]) {
@@ -1014,6 +1015,48 @@ describe("state machine", () => {
     }
   });
 
+  it("lets each function's own timeout fire before its task's, so no retry races the attempt it replaces", () => {
+    const machine = resource(defaults, "GuardStateMachine");
+    const substitutions = z
+      .record(z.string(), z.object({ "Fn::GetAtt": z.tuple([z.string(), z.literal("Arn")]) }))
+      .parse(
+        Object.fromEntries(
+          Object.entries(z.record(z.string(), z.unknown()).parse(machine.Properties.DefinitionSubstitutions)).filter(
+            ([name]) => name.endsWith("FunctionArn"),
+          ),
+        ),
+      );
+    const taskSchema = z.object({
+      Type: z.string(),
+      Resource: z.string().optional(),
+      TimeoutSeconds: z.number().optional(),
+    });
+    const tasks: z.infer<typeof taskSchema>[] = [];
+    const visit = (states: Record<string, unknown>) => {
+      for (const state of Object.values(states)) {
+        const parsed = taskSchema.passthrough().parse(state);
+        if (parsed.Type === "Task" && parsed.Resource?.endsWith("FunctionArn}")) tasks.push(parsed);
+        const inner = z
+          .object({ ItemProcessor: z.object({ States: z.record(z.string(), z.unknown()) }) })
+          .safeParse(state);
+        if (inner.success) visit(inner.data.ItemProcessor.States);
+      }
+    };
+    visit(
+      z
+        .object({ States: z.record(z.string(), z.unknown()) })
+        .parse(JSON.parse(z.string().parse(machine.Properties.DefinitionString))).States,
+    );
+    expect(tasks.length).toBeGreaterThanOrEqual(10);
+    for (const task of tasks) {
+      const placeholder = task.Resource?.slice(2, -1) ?? "";
+      const functionId = substitutions[placeholder]?.["Fn::GetAtt"][0] ?? "";
+      const lambdaTimeout = Number(resource(defaults, functionId).Properties.Timeout);
+      expect(lambdaTimeout, functionId).toBeGreaterThan(0);
+      expect(task.TimeoutSeconds ?? 0, `${placeholder}: task timeout vs Lambda timeout`).toBeGreaterThan(lambdaTimeout);
+    }
+  });
+
   it("sets no execution timeout that could cut the verdicts or the watch after enforcing short", () => {
     for (const template of [defaults, configured]) {
       const machine = resource(template, "GuardStateMachine");
@@ -1049,7 +1092,9 @@ describe("optional email and Slack", () => {
     expect(resource(configured, "SlackChannel").Condition).toBe("HasSlack");
   });
 
-  it("refuses Slack at package time in a partition without Chatbot, naming the partition", async () => {
+  it("refuses Slack at package time in a partition without Chatbot, naming the partition", {
+    timeout: 240_000,
+  }, async () => {
     for (const region of ["cn-north-1", "us-gov-west-1"]) {
       const refused = await packageStack(["slackWorkspaceId=T0EXAMPLE1", "slackChannelId=C0EXAMPLE2"], region).then(
         () => "packaged",
