@@ -57,7 +57,7 @@ const READINESS_LABELS: Record<Readiness, string> = {
 };
 
 /** The readable report: per region, the account's defaults, one row per instance, and what to do next. */
-export function auditText(report: AuditReport, options: { start: boolean }): string {
+export function auditText(report: AuditReport, options: { start: boolean; command: string }): string {
   const out: string[] = [];
   for (const r of report.regions) {
     out.push(`== ${r.region}: account default ${postureText(r.account)}`, "");
@@ -88,7 +88,7 @@ export function auditText(report: AuditReport, options: { start: boolean }): str
   const ready = report.regions.reduce((n, r) => n + r.summary.readyToEnforce.length, 0);
   if (!options.start && ready > 0) {
     out.push(
-      `Next: \`imdsv2-guard audit --start\` sends the ${plural(ready, "ready instance")} through the guard's state machine (or pick some with --instances).`,
+      `Next: \`${options.command} --start\` sends the ${plural(ready, "ready instance")} through the guard's state machine (or pick some with --instances).`,
     );
   }
   return `${out.join("\n").trimEnd()}\n`;

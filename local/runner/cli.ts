@@ -1,23 +1,33 @@
-import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import defaultScenario from "../scenarios/default.json" with { type: "json" };
 import { type FlowRun, runFlow } from "./run-flow.js";
-import { parseScenario } from "./scenario.js";
+import { parseScenario, readScenarioFile } from "./scenario.js";
+import { runSimulatedAudit } from "./simulated-audit.js";
 
 const USAGE = `Usage: npm start -- [--scenario FILE] [--json] [--verbose]
+       npm start -- audit [--help]
 
 Runs imdsv2-guard end to end on a simulated AWS account: the real state machine (infra/state-machine.asl.json),
 the real Lambda handlers, and the real Linux probe against an IMDS emulator on 127.0.0.1. No AWS credentials needed.
 
-  --scenario FILE  a scenario (events + instances) instead of the built-in mixed fleet; see README "Scenarios"
-  --json           print the reports as JSON (a "results" array with instanceId, verdict, reason, ...)
+  --scenario FILE  a scenario (events + instances) instead of the built-in mixed fleet; see README "Scenarios".
+                   A relative path is read from the directory you run npm in.
+  --json           print the reports as JSON: each instance's result, each report, and each notification as
+                   every channel receives it (email text, Slack card). npm prints a banner on stdout before it:
+                   for a file that parses, use  npm start --silent -- --json > out.json
   --verbose        keep the handlers' structured JSON logs (POWERTOOLS_LOG_LEVEL=INFO)
+
+  audit            the audit command (imdsv2-guard audit) against a simulated fleet instead of AWS;
+                   npm start -- audit --help lists its options
 `;
 
-async function main(): Promise<number> {
+async function main(argv: string[]): Promise<number> {
+  if (argv[0] === "audit") {
+    return runSimulatedAudit(argv.slice(1), { stdout: process.stdout, stderr: process.stderr });
+  }
   let args: ReturnType<typeof parse>;
   try {
-    args = parse();
+    args = parse(argv);
   } catch (error) {
     process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n\n${USAGE}`);
     return 2;
@@ -29,9 +39,7 @@ async function main(): Promise<number> {
   let scenario: ReturnType<typeof parseScenario>;
   try {
     const file = args.values.scenario;
-    scenario = file
-      ? parseScenario(JSON.parse(readFileSync(file, "utf8")) as unknown, file)
-      : parseScenario(defaultScenario, "built-in default");
+    scenario = file ? readScenarioFile(file) : parseScenario(defaultScenario, "built-in default");
   } catch (error) {
     process.stderr.write(`imdsv2-guard: ${error instanceof Error ? error.message : String(error)}\n`);
     return 2;
@@ -46,8 +54,9 @@ async function main(): Promise<number> {
   return failedExecutions.length > 0 ? 1 : 0;
 }
 
-function parse() {
+function parse(argv: string[]) {
   return parseArgs({
+    args: argv,
     options: {
       scenario: { type: "string" },
       json: { type: "boolean", default: false },
@@ -120,7 +129,7 @@ function table(header: string[], rows: string[][]): string {
   return [line(header), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n");
 }
 
-main().then(
+main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
   },
