@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
 import type { ExemptionKeys } from "../shared/domain/exemption.js";
 import { INSTANCE_ID_PATTERN } from "../shared/domain/model.js";
+import { outputWidth } from "../shared/report/text-table.js";
 import {
   type AuditProgress,
   auditIdAt,
@@ -70,11 +71,15 @@ const STATE_MACHINE_ARN_PATTERN = /^arn:aws[a-z-]*:states:([a-z0-9-]+):(\d{12}):
 export interface Terminal {
   write(text: string): unknown;
   isTTY?: boolean;
+  /** A terminal's width (Node sets it on a TTY stream). */
+  columns?: number;
 }
 
 export interface AuditIo {
   stdout: Terminal;
   stderr: Terminal;
+  /** Columns the text report may use; default: COLUMNS, else the terminal's, else 100 (outputWidth). */
+  width?: number;
 }
 
 export interface AuditHooks {
@@ -228,7 +233,14 @@ async function audit(options: AuditOptions, access: AwsAccess, io: AuditIo, mode
   errors.sort((a, b) => regions.indexOf(a.region) - regions.indexOf(b.region));
   const report: AuditReport = { generatedAt: new Date(), regions: audited, errors, ...(started ? { started } : {}) };
   if (options.json) io.stdout.write(`${JSON.stringify(auditJson(report), null, 2)}\n`);
-  else if (audited.length > 0) io.stdout.write(auditText(report, { start: options.start, command: mode.command }));
+  else if (audited.length > 0)
+    io.stdout.write(
+      auditText(report, {
+        start: options.start,
+        command: mode.command,
+        width: io.width ?? outputWidth(process.env, io.stdout),
+      }),
+    );
   for (const e of errors) io.stderr.write(`${PREFIX} ${e.region}: ${e.message}\n`);
   return errors.length > 0 ? 1 : 0;
 }

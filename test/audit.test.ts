@@ -133,6 +133,7 @@ async function captured(tty: boolean, run: (io: AuditIo) => Promise<number>): Pr
   let stdout = "";
   let stderr = "";
   const code = await run({
+    width: 100,
     stdout: { write: (t: string) => (stdout += t), isTTY: tty },
     stderr: { write: (t: string) => (stderr += t), isTTY: tty },
   });
