@@ -130,6 +130,85 @@ var batchSummarySchema = z.object({
   inline: z.object({ passed: z.array(z.string()), others: z.array(instanceResultSchema) }).optional()
 });
 
+// shared/report/text-table.ts
+var DEFAULT_WIDTH = 100;
+function outputWidth(env, stream) {
+  const fromEnv = Number.parseInt(env.COLUMNS ?? "", 10);
+  if (Number.isInteger(fromEnv) && fromEnv > 0) return fromEnv;
+  if (stream.isTTY && typeof stream.columns === "number" && stream.columns > 0) return stream.columns;
+  return DEFAULT_WIDTH;
+}
+var GAP = "  ";
+function textTable(columns, rows, width) {
+  const widths = columns.map((c, i) => Math.max(c.header.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const total = () => widths.reduce((a, b) => a + b, 0) + GAP.length * (columns.length - 1);
+  let overflow = total() - width;
+  while (overflow > 0) {
+    let widest = -1;
+    let widestSlack = 0;
+    for (const [i, c] of columns.entries()) {
+      const slack = c.minWidth === void 0 ? 0 : (widths[i] ?? 0) - Math.max(c.minWidth, c.header.length);
+      if (slack > widestSlack) {
+        widest = i;
+        widestSlack = slack;
+      }
+    }
+    if (widest < 0) break;
+    widths[widest] = (widths[widest] ?? 0) - 1;
+    overflow--;
+  }
+  const render = (cells) => {
+    const wrapped = columns.map(
+      (c, i) => c.minWidth === void 0 ? [cells[i] ?? ""] : wrapText(cells[i] ?? "", widths[i] ?? 0)
+    );
+    const height = Math.max(...wrapped.map((w) => w.length));
+    return Array.from(
+      { length: height },
+      (_, line) => columns.map((c, i) => {
+        const text = wrapped[i]?.[line] ?? "";
+        const w = widths[i] ?? 0;
+        if (c.right) return text.padStart(w);
+        return i === columns.length - 1 ? text : text.padEnd(w);
+      }).join(GAP).trimEnd()
+    );
+  };
+  return [
+    ...render(columns.map((c) => c.header)),
+    widths.map((w) => "-".repeat(w)).join(GAP),
+    ...rows.flatMap(render)
+  ].join("\n");
+}
+function wrapText(text, width) {
+  if (text.length <= width) return [text];
+  const indent = /^ */.exec(text)?.[0] ?? "";
+  const room = width - indent.length;
+  if (room < 1) return [text];
+  const lines = [];
+  let line = "";
+  for (const whole of text.slice(indent.length).split(/ +/).filter(Boolean)) {
+    let word = whole;
+    while (word.length > 0) {
+      const space = line === "" ? room : room - line.length - 1;
+      if (word.length <= space) {
+        line = line === "" ? word : `${line} ${word}`;
+        word = "";
+      } else if (line !== "" && (word.length <= room || space < 2)) {
+        lines.push(line);
+        line = "";
+      } else {
+        const piece = word.slice(0, space);
+        const hyphen = piece.lastIndexOf("-");
+        const cut = hyphen > 0 ? hyphen + 1 : piece.length;
+        lines.push(line === "" ? word.slice(0, cut) : `${line} ${word.slice(0, cut)}`);
+        line = "";
+        word = word.slice(cut);
+      }
+    }
+  }
+  if (line !== "") lines.push(line);
+  return lines.map((l) => `${indent}${l}`);
+}
+
 // audit/audit.ts
 import { DescribeRegionsCommand } from "@aws-sdk/client-ec2";
 import {
@@ -218,10 +297,10 @@ function isTransient(error) {
   return code === "InternalError" || code === "ServiceUnavailable" || code === "Unavailable";
 }
 function classifyAwsError(error, api, detail) {
-  const code = networkErrorCode(error) ?? awsErrorCode(error) ?? "UnknownError";
+  const code = networkErrorCode(error) ?? awsErrorCode(error);
   const message = typeof error?.message === "string" ? String(error.message) : "";
-  const text = `${api}${detail ? ` ${detail}` : ""}: ${code}${message ? `: ${message}` : ""}`;
-  const options = { cause: error, api, code };
+  const text = `${api}${detail ? ` ${detail}` : ""}: ${code ?? "UnknownError"}${message ? `: ${message}` : ""}`;
+  const options = { cause: error, api, ...code ? { code } : {} };
   if (isThrottling(error)) return new RetryableThrottlingError(text, options);
   if (isTransient(error)) return new RetryableServiceError(text, options);
   return new NonRetryableAwsError(text, options);
@@ -715,25 +794,30 @@ var READINESS_LABELS = {
   "imds-disabled": "IMDS off",
   "shutting-down": "shutting down"
 };
+var COLUMNS = [
+  { header: "instance" },
+  { header: "name", minWidth: 10 },
+  { header: "state" },
+  { header: "HttpTokens" },
+  { header: "exemption", minWidth: 12 },
+  // IMDSv1 calls (MetadataNoToken), as the summary below the table says.
+  { header: "v1 24h", right: true },
+  { header: "v1 7d", right: true },
+  { header: "readiness" }
+];
 function auditText(report, options) {
   const out = [];
+  const prose = (text, indent = "") => wrapText(text, options.width - indent.length).map((l, i) => i === 0 ? l : `${indent}${l}`);
   for (const r of report.regions) {
-    out.push(`== ${r.region}: account default ${postureText(r.account)}`, "");
+    out.push(...prose(`== ${r.region}: account default ${postureText(r.account)}`, "   "), "");
     if (r.instances.length === 0) {
       out.push("No instances (other than terminated ones).", "");
     } else {
-      out.push(
-        table(
-          ["instance", "name", "state", "HttpTokens", "exemption", "IMDSv1 24h", "7d", "readiness"],
-          r.instances.map(row),
-          /* @__PURE__ */ new Set([5, 6])
-        ),
-        ""
-      );
+      out.push(textTable(COLUMNS, r.instances.map(row), options.width), "");
     }
-    out.push(...summaryText(r), "");
+    out.push(...summaryText(r).flatMap((line) => prose(line, "    ")), "");
   }
-  if (report.regions.length > 1) out.push(...totalText(report.regions), "");
+  if (report.regions.length > 1) out.push(...totalText(report.regions).flatMap((line) => prose(line, "    ")), "");
   for (const s of report.started ?? []) {
     const instances = s.executions.reduce((n, e) => n + e.instances, 0);
     out.push(
@@ -746,7 +830,10 @@ function auditText(report, options) {
   const ready = report.regions.reduce((n, r) => n + r.summary.readyToEnforce.length, 0);
   if (!options.start && ready > 0) {
     out.push(
-      `Next: \`${options.command} --start\` sends the ${plural(ready, "ready instance")} through the guard's state machine (or pick some with --instances).`
+      ...prose(
+        `Next: \`${options.command} --start\` sends the ${plural(ready, "ready instance")} through the guard's state machine (or pick some with --instances).`,
+        "      "
+      )
     );
   }
   return `${out.join("\n").trimEnd()}
@@ -761,7 +848,7 @@ function row(i) {
     clip(i.name ?? "-", 24),
     i.state,
     i.httpTokens,
-    clip(exemptionText(i.exemption), 40),
+    clip(exemptionText(i.exemption), 160),
     String(i.imdsV1Calls.last24h),
     String(i.imdsV1Calls.last7d),
     READINESS_LABELS[i.readiness]
@@ -806,15 +893,6 @@ function plural(n, noun) {
 function clip(text, max) {
   const safe = text.replace(/[\u0000-\u001f\u007f-\u009f]/g, "?");
   return safe.length > max ? `${safe.slice(0, max - 1)}\u2026` : safe;
-}
-function table(header, rows, rightAligned) {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const line = (cells) => cells.map((c, i) => {
-    const width = widths[i] ?? 0;
-    if (rightAligned.has(i)) return c.padStart(width);
-    return i === cells.length - 1 ? c : c.padEnd(width);
-  }).join("  ");
-  return [line(header), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n");
 }
 
 // audit/command.ts
@@ -964,7 +1042,14 @@ async function audit(options, access, io, mode) {
   const report = { generatedAt: /* @__PURE__ */ new Date(), regions: audited, errors, ...started ? { started } : {} };
   if (options.json) io.stdout.write(`${JSON.stringify(auditJson(report), null, 2)}
 `);
-  else if (audited.length > 0) io.stdout.write(auditText(report, { start: options.start, command: mode.command }));
+  else if (audited.length > 0)
+    io.stdout.write(
+      auditText(report, {
+        start: options.start,
+        command: mode.command,
+        width: io.width ?? outputWidth(process.env, io.stdout)
+      })
+    );
   for (const e of errors) io.stderr.write(`${PREFIX} ${e.region}: ${e.message}
 `);
   return errors.length > 0 ? 1 : 0;

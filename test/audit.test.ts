@@ -121,19 +121,27 @@ interface Captured {
 
 /** Runs the command in this process, as the bin does, with stdout and stderr captured. */
 async function audit(argv: string[], hooks: AuditHooks = {}, tty = false): Promise<Captured> {
-  return captured(tty, (io) => runAudit(argv, io, hooks));
+  return captured(tty, WIDE, (io) => runAudit(argv, io, hooks));
 }
 
 /** Runs `npm start -- audit ...` (the audit against the simulated account) in this process. */
-async function simulated(argv: string[], hooks: SimulatedAuditHooks = {}, tty = false): Promise<Captured> {
-  return captured(tty, (io) => runSimulatedAudit(argv, io, hooks));
+async function simulated(
+  argv: string[],
+  hooks: SimulatedAuditHooks = {},
+  tty = false,
+  width = WIDE,
+): Promise<Captured> {
+  return captured(tty, width, (io) => runSimulatedAudit(argv, io, hooks));
 }
 
-async function captured(tty: boolean, run: (io: AuditIo) => Promise<number>): Promise<Captured> {
+/** Wide enough that no row wraps, so a row can be read as one line. */
+const WIDE = 300;
+
+async function captured(tty: boolean, width: number, run: (io: AuditIo) => Promise<number>): Promise<Captured> {
   let stdout = "";
   let stderr = "";
   const code = await run({
-    width: 100,
+    width,
     stdout: { write: (t: string) => (stdout += t), isTTY: tty },
     stderr: { write: (t: string) => (stderr += t), isTTY: tty },
   });
@@ -188,6 +196,22 @@ describe("npm start -- audit (the simulated account): the report", () => {
       `Needs work first, IMDSv1 in use (3): ${FLEET.legacyV1}, ${FLEET.youngV1}, ${FLEET.windowsV1}`,
     );
     expect(out.stdout).toContain("npm start -- audit --start");
+  });
+
+  it("fits 100 columns: names and exemptions wrap inside their column, and readiness stays whole", async () => {
+    // Act
+    const out = await simulated([], {}, false, 100);
+
+    // Assess
+    const lines = out.stdout.split("\n");
+    expect(lines.filter((l) => [...l].length > 100)).toEqual([]);
+    const exempt = lines.findIndex((l) => l.startsWith(FLEET.exempt));
+    expect(lines[exempt]).toMatch(/\s1440\s+10080\s+exempt$/);
+    const column = lines.find((l) => l.startsWith("instance "))?.indexOf("exemption") ?? -1;
+    expect(column).toBeGreaterThan(0);
+    const below = lines.slice(exempt + 1, exempt + 6).map((l) => l.slice(column).trim());
+    expect(below.join(" ")).toContain("vendor agent needs IMDSv1");
+    expect(lines.filter((l) => /\b(READY|IMDSv1 IN USE|exempt|compliant|IMDS off)$/.test(l))).toHaveLength(9);
   });
 
   it("prints the JSON document: posture, instances, counts, readiness, exemptions and 24 h vs 7 d use", async () => {

@@ -99,10 +99,10 @@ export function isWorthRetryingNextRound(error: unknown): boolean {
  * @param detail what the call was for, shown after the API (`MetadataNoToken`, `to the alert topic`)
  */
 export function classifyAwsError(error: unknown, api: string, detail?: string): AwsCallError {
-  const code = networkErrorCode(error) ?? awsErrorCode(error) ?? "UnknownError";
+  const code = networkErrorCode(error) ?? awsErrorCode(error);
   const message = typeof (error as SdkErrorShape)?.message === "string" ? String((error as SdkErrorShape).message) : "";
-  const text = `${api}${detail ? ` ${detail}` : ""}: ${code}${message ? `: ${message}` : ""}`;
-  const options = { cause: error, api, code };
+  const text = `${api}${detail ? ` ${detail}` : ""}: ${code ?? "UnknownError"}${message ? `: ${message}` : ""}`;
+  const options = { cause: error, api, ...(code ? { code } : {}) };
   if (isThrottling(error)) return new RetryableThrottlingError(text, options);
   if (isTransient(error)) return new RetryableServiceError(text, options);
   return new NonRetryableAwsError(text, options);
