@@ -57,6 +57,8 @@ async function cfnLintVersion(): Promise<string | undefined> {
 /** `osls package` with the test suite's environment: no AWS credentials, config or metadata endpoint. */
 async function packageStack(params: string[]): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), "imdsv2-guard-lint-"));
+  // serverless-esbuild leaves its build folders in os.tmpdir(): give the child one of its own, removed below.
+  const scratch = await mkdtemp(join(tmpdir(), "imdsv2-guard-lint-tmp-"));
   const env: NodeJS.ProcessEnv = {};
   for (const [key, value] of Object.entries(process.env)) if (!key.startsWith("AWS_")) env[key] = value;
   Object.assign(env, {
@@ -64,14 +66,24 @@ async function packageStack(params: string[]): Promise<string> {
     AWS_SHARED_CREDENTIALS_FILE: "/dev/null",
     AWS_CONFIG_FILE: "/dev/null",
     SLS_TELEMETRY_DISABLED: "1",
+    TMPDIR: scratch,
+    TMP: scratch,
+    TEMP: scratch,
   });
   const args = ["package", "--stage", "dev", "--region", "us-east-1", "--package", dir];
   for (const param of params) args.push(`--param=${param}`);
-  await run(process.execPath, [join(root, "node_modules/osls/bin/serverless.js"), ...args], {
-    cwd: root,
-    env,
-    maxBuffer: 16 * 1024 * 1024,
-  });
+  try {
+    await run(process.execPath, [join(root, "node_modules/osls/bin/serverless.js"), ...args], {
+      cwd: root,
+      env,
+      maxBuffer: 16 * 1024 * 1024,
+    });
+  } catch (error) {
+    await rm(dir, { recursive: true, force: true });
+    throw error;
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
   return dir;
 }
 
