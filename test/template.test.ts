@@ -373,14 +373,20 @@ afterAll(async () => {
 describe("EventBridge rule", () => {
   const pattern = () => resolve(resource(defaults, "GuardEventRule").Properties.EventPattern);
 
-  it("selects successful RunInstances and ModifyInstanceMetadataOptions calls from CloudTrail, nothing else", () => {
+  it("selects the successful launch, start, fleet and metadata calls from CloudTrail, nothing else", () => {
     const raw = resource(defaults, "GuardEventRule").Properties.EventPattern;
     expect(raw).toMatchObject({
       source: ["aws.ec2"],
       "detail-type": ["AWS API Call via CloudTrail"],
       detail: {
         eventSource: ["ec2.amazonaws.com"],
-        eventName: ["RunInstances", "ModifyInstanceMetadataOptions"],
+        eventName: [
+          "RunInstances",
+          "StartInstances",
+          "CreateFleet",
+          "ModifyInstanceMetadataOptions",
+          "ModifyInstanceMetadataDefaults",
+        ],
         errorCode: [{ exists: false }],
       },
     });
@@ -396,6 +402,10 @@ describe("EventBridge rule", () => {
     "modify-instance-metadata-options.json",
     "run-instances-by-iam-user.json",
     "modify-instance-metadata-options-by-root.json",
+    "start-instances.json",
+    "create-fleet-instant.json",
+    "run-instances-by-ec2fleet-without-response.json",
+    "run-instances-root-invoked-by-autoscaling-2016.json",
   ])("matches %s", async (name) => {
     expect(matchesEventPattern(pattern(), await readFixture(name))).toBe(true);
   });

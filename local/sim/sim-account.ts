@@ -287,6 +287,12 @@ export class SimAccount {
   /** Applies the effect of an API call that a delivered CloudTrail event records (someone else's call). */
   applyRecordedCall(event: unknown): void {
     const detail = (event as { detail?: Record<string, unknown> })?.detail;
+    if (detail?.eventName === "StartInstances" && !detail.errorCode) {
+      const items = (detail.responseElements as { instancesSet?: { items?: { instanceId?: unknown }[] } } | undefined)
+        ?.instancesSet?.items;
+      for (const item of items ?? []) if (typeof item.instanceId === "string") this.startInstance(item.instanceId);
+      return;
+    }
     if (detail?.eventName !== "ModifyInstanceMetadataOptions" || detail.errorCode) return;
     const params = detail.requestParameters as Record<string, Record<string, unknown> | unknown> | undefined;
     const request = (params?.ModifyInstanceMetadataOptionsRequest ?? params) as Record<string, unknown> | undefined;
@@ -294,6 +300,20 @@ export class SimAccount {
     const tokens = request?.HttpTokens ?? request?.httpTokens;
     const instance = typeof id === "string" ? this.instances.get(id) : undefined;
     if (instance && (tokens === "optional" || tokens === "required")) this.setTokens(instance, tokens, Date.now());
+  }
+
+  /**
+   * Starts a stopped instance (what a StartInstances call did): it runs again, with the metadata options it was
+   * given while stopped, and its SSM Agent registers again after the usual delay.
+   */
+  startInstance(id: string, now = Date.now()): void {
+    const s = this.instances.get(id);
+    if (!s || (s.state !== "stopped" && s.state !== "stopping")) return;
+    s.state = "running";
+    if (s.applyAt !== undefined) s.applyAt = now;
+    this.tick(s, now);
+    const registrationDelay = { online: 30, late: 180, none: undefined }[s.spec.ssm];
+    s.registeredAt = registrationDelay !== undefined ? now + registrationDelay * 1000 : undefined;
   }
 
   /** The instance as the simulation sees it, for tests. */

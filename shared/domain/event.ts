@@ -23,7 +23,7 @@ export function describeEvent(raw: unknown): EventRef {
     eventId: text(detail?.eventID) ?? text(detail?.sweepId) ?? text(envelope?.id) ?? fingerprint(raw),
     eventName: isSweep ? "ReconciliationSweep" : (text(detail?.eventName) ?? "unknown"),
     eventTime: text(detail?.eventTime) ?? text(envelope?.time) ?? "unknown",
-    actor: isSweep ? "imdsv2-guard reconciliation sweep" : (text(identity?.arn) ?? describeActorWithoutArn(identity)),
+    actor: isSweep ? "imdsv2-guard reconciliation sweep" : describeActor(identity),
     account: text(envelope?.account) ?? text(detail?.recipientAccountId) ?? "unknown",
     region: text(envelope?.region) ?? text(detail?.awsRegion) ?? "unknown",
     source: isSweep ? "sweep" : "cloudtrail",
@@ -42,10 +42,40 @@ function launchTemplateOf(params: Record<string, unknown> | undefined): Pick<Eve
   return { launchTemplate: { ...(id ? { id } : {}), ...(name ? { name } : {}), ...(version ? { version } : {}) } };
 }
 
-/** AWS services acting on their own (userIdentity.type AWSService) have no ARN; name them by what invoked them. */
-function describeActorWithoutArn(identity: Record<string, unknown> | undefined): string {
+/** The services that launch instances for someone else, by the name CloudTrail puts in `userIdentity.invokedBy`. */
+export const LAUNCHING_SERVICES: Readonly<Record<string, string>> = {
+  "autoscaling.amazonaws.com": "Auto Scaling",
+  "ec2fleet.amazonaws.com": "EC2 Fleet",
+  "spotfleet.amazonaws.com": "Spot Fleet",
+  "spot.amazonaws.com": "Spot",
+  "eks.amazonaws.com": "EKS",
+  "eks-nodegroup.amazonaws.com": "EKS managed node groups",
+  "elasticbeanstalk.amazonaws.com": "Elastic Beanstalk",
+  "cloudformation.amazonaws.com": "CloudFormation",
+};
+
+/**
+ * Who made the call, in words. A call an AWS service made (`invokedBy` names it) says so first, then on whose
+ * behalf: a 2016-era Auto Scaling record carries `type: Root` with `invokedBy: autoscaling.amazonaws.com`, and must
+ * not read as someone signing in as root to launch an instance.
+ */
+function describeActor(identity: Record<string, unknown> | undefined): string {
   const invokedBy = text(identity?.invokedBy);
+  const arn = text(identity?.arn);
   const type = text(identity?.type);
+  if (invokedBy?.endsWith(".amazonaws.com")) {
+    const service = LAUNCHING_SERVICES[invokedBy];
+    const named = service ? `${service} (${invokedBy})` : `AWS service ${invokedBy}`;
+    const account = text(identity?.accountId);
+    const principal =
+      type === "Root"
+        ? account
+          ? `account ${account}`
+          : "the account"
+        : (arn ?? (account ? `account ${account}` : undefined));
+    return principal ? `${named}, on behalf of ${principal}` : named;
+  }
+  if (arn) return arn;
   if (invokedBy) return `${type ?? "AWSService"}:${invokedBy}`;
   return type ?? "unknown";
 }

@@ -49,8 +49,13 @@ export const flowSettingsSchema = z.object({
 });
 export type FlowSettings = z.infer<typeof flowSettingsSchema>;
 
-/** Why the flow runs for an instance: a launch has no IMDSv1 history to protect; the others may. */
-export const triggerSchema = z.enum(["launch", "regression", "sweep"]);
+/**
+ * Why the flow runs for an instance: a launch has no IMDSv1 history to protect; the others may. `start` is a stopped
+ * instance started again (StartInstances), `state-change` EC2's trail-free `pending` notification (a launch or a
+ * start: the event does not say which, so the safety gate applies), `account-default` a change of the region's
+ * IMDS defaults (no instance).
+ */
+export const triggerSchema = z.enum(["launch", "regression", "sweep", "start", "state-change", "account-default"]);
 export type Trigger = z.infer<typeof triggerSchema>;
 
 /** Where a non-compliant instance came from, so the source can be fixed and the next launch needs no remediation. */
