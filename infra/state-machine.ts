@@ -17,7 +17,8 @@ export type StepFunction =
   | "CheckProbe"
   | "FinalizeBatch"
   | "Notify"
-  | "CheckRejected";
+  | "CheckRejected"
+  | "GuardAccountDefault";
 
 /**
  * Whether a function may run again after it crashed part-way (Lambda.Unknown, Sandbox.Timedout), when it may already
@@ -37,6 +38,8 @@ export const CRASH_SAFE: Record<StepFunction, boolean> = {
   FinalizeBatch: true,
   Notify: true,
   CheckRejected: true,
+  // It reads the defaults before it sets them, and setting HttpTokens=required twice is the same as once.
+  GuardAccountDefault: true,
 };
 
 /** Our own retryable errors (shared/domain/errors.ts): AWS throttled or failed before acting. */
@@ -201,12 +204,60 @@ export const DEFINITION = {
       Type: "Choice",
       Choices: [
         {
+          Variable: "$.accountDefaultChange",
+          IsPresent: true,
+          Next: "GuardAccountDefault",
+        },
+        {
           Variable: "$.targetCount",
           NumericGreaterThan: 0,
           Next: "NeedsAccountPosture",
         },
       ],
       Default: "Notify",
+    },
+    GuardAccountDefault: {
+      Type: "Task",
+      Comment:
+        "Someone weakened the region's IMDS defaults: read them now and, with enforceAccountDefault in enforce mode, set HttpTokens back to required. If it fails, the alert still goes out and says so.",
+      Resource: functionArn("GuardAccountDefault"),
+      TimeoutSeconds: 60,
+      Parameters: {
+        "event.$": "$.event",
+        "change.$": "$.accountDefaultChange",
+      },
+      ResultPath: "$.accountDefaultOutcome",
+      Retry: lambdaRetry("GuardAccountDefault", { guardErrorsMaxDelaySeconds: 30, lambdaAttempts: 4 }),
+      Catch: [
+        {
+          ErrorEquals: ["States.ALL"],
+          ResultPath: "$.accountDefaultOutcome",
+          Next: "AlertAccountDefault",
+        },
+      ],
+      Next: "AlertAccountDefault",
+    },
+    AlertAccountDefault: {
+      Type: "Task",
+      Comment: "The alert: the actor, the new value, what the guard read afterwards and what it did.",
+      Resource: functionArn("Notify"),
+      TimeoutSeconds: 60,
+      Parameters: {
+        alert: "account-default",
+        "event.$": "$.event",
+        "change.$": "$.accountDefaultChange",
+        "outcome.$": "$.accountDefaultOutcome",
+      },
+      ResultPath: "$.notified",
+      Retry: lambdaRetry("Notify", { guardErrorsMaxDelaySeconds: 60, lambdaAttempts: 4 }),
+      Catch: [
+        {
+          ErrorEquals: ["States.ALL"],
+          ResultPath: "$.notifyFailure",
+          Next: "FallbackHasEvent",
+        },
+      ],
+      Next: "Done",
     },
     NeedsAccountPosture: {
       Type: "Choice",

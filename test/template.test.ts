@@ -244,6 +244,7 @@ const FUNCTIONS = {
   finalizeBatch: { logicalId: "FinalizeBatchLambdaFunction", role: "FinalizeBatchRole" },
   notify: { logicalId: "NotifyLambdaFunction", role: "NotifyRole" },
   checkRejected: { logicalId: "CheckRejectedLambdaFunction", role: "CheckRejectedRole" },
+  guardAccountDefault: { logicalId: "GuardAccountDefaultLambdaFunction", role: "GuardAccountDefaultRole" },
   sweep: { logicalId: "SweepLambdaFunction", role: "SweepRole" },
 } as const;
 
@@ -275,6 +276,7 @@ const EXPECTED_ACTIONS: Record<string, string[]> = {
   FinalizeBatchRole: ["dynamodb:PutItem", ...LOGS],
   NotifyRole: ["dynamodb:Query", "kms:Decrypt", "kms:GenerateDataKey*", "sns:Publish", ...LOGS],
   CheckRejectedRole: ["cloudwatch:GetMetricData", "ec2:GetInstanceMetadataDefaults", ...LOGS],
+  GuardAccountDefaultRole: ["ec2:GetInstanceMetadataDefaults", ...LOGS],
   StateMachineRole: [
     "dynamodb:PutItem",
     "lambda:InvokeFunction",
@@ -291,6 +293,7 @@ const EXPECTED_ACTIONS: Record<string, string[]> = {
 const EXPECTED_ACTIONS_ENFORCING_ACCOUNT_DEFAULT: Record<string, string[]> = {
   ...EXPECTED_ACTIONS,
   SweepRole: [...(EXPECTED_ACTIONS.SweepRole ?? []), "ec2:ModifyInstanceMetadataDefaults"],
+  GuardAccountDefaultRole: [...(EXPECTED_ACTIONS.GuardAccountDefaultRole ?? []), "ec2:ModifyInstanceMetadataDefaults"],
 };
 
 /** Actions AWS does not scope by resource: the only ones allowed on Resource "*" in an identity policy. */
@@ -406,16 +409,18 @@ describe("EventBridge rule", () => {
     "create-fleet-instant.json",
     "run-instances-by-ec2fleet-without-response.json",
     "run-instances-root-invoked-by-autoscaling-2016.json",
+    "modify-instance-metadata-defaults.json",
   ])("matches %s", async (name) => {
     expect(matchesEventPattern(pattern(), await readFixture(name))).toBe(true);
   });
 
-  it.each(["modify-instance-metadata-options-failed.json", "modify-instance-metadata-options-by-guard.json"])(
-    "does not match %s",
-    async (name) => {
-      expect(matchesEventPattern(pattern(), await readFixture(name))).toBe(false);
-    },
-  );
+  it.each([
+    "modify-instance-metadata-options-failed.json",
+    "modify-instance-metadata-options-by-guard.json",
+    "modify-instance-metadata-defaults-failed.json",
+  ])("does not match %s", async (name) => {
+    expect(matchesEventPattern(pattern(), await readFixture(name))).toBe(false);
+  });
 
   it("still matches calls whose userIdentity has no arn (AWS services), instead of dropping them unseen", async () => {
     const event = await readFixture("run-instances.json");
@@ -555,10 +560,11 @@ describe("IAM", () => {
       },
     ]);
     expect(statementFor(enforcingDefault, "SweepRole", "ec2:ModifyInstanceMetadataDefaults")).toEqual(statements[0]);
-    // No other role, in any template, may change the account default.
+    // No other role, in any template, may change the account default, but GuardAccountDefault under the same
+    // condition (below).
     for (const template of [defaults, configured, enforcingDefault]) {
       for (const role of ofType(template, "AWS::IAM::Role").map(([id]) => id)) {
-        if (role !== "SweepRole")
+        if (role !== "SweepRole" && (role !== "GuardAccountDefaultRole" || template !== enforcingDefault))
           expect(allowedActions(template, role), role).not.toContain("ec2:ModifyInstanceMetadataDefaults");
       }
     }
@@ -567,6 +573,27 @@ describe("IAM", () => {
     expect(sweepEnv(defaults)).toBe("false");
     expect(sweepEnv(configured)).toBe("false");
     expect(sweepEnv(enforcingDefault)).toBe("true");
+  });
+
+  it("lets GuardAccountDefault set a weakened default back only under the sweep's condition, and tells it so", () => {
+    const policy = resource(defaults, "GuardAccountDefaultPolicy");
+    expect(policy.Condition).toBe("EnforceAccountDefault");
+    expect(policy.Properties.RoleName).toEqual(ref("GuardAccountDefaultRole"));
+    expect(policyDocumentSchema.parse(policy.Properties.PolicyDocument).Statement).toEqual([
+      {
+        Sid: "SetAccountImdsDefault",
+        Effect: "Allow",
+        Action: "ec2:ModifyInstanceMetadataDefaults",
+        Resource: "*",
+        Condition: thisRegionOnly,
+      },
+    ]);
+    expect(allowedActions(configured, "GuardAccountDefaultRole")).not.toContain("ec2:ModifyInstanceMetadataDefaults");
+    expect(allowedActions(enforcingDefault, "GuardAccountDefaultRole")).toContain("ec2:ModifyInstanceMetadataDefaults");
+    const env = (t: Template) => evaluateIfs(t, envOf(t, "GuardAccountDefaultLambdaFunction").ENFORCE_ACCOUNT_DEFAULT);
+    expect(env(defaults)).toBe("false");
+    expect(env(configured)).toBe("false");
+    expect(env(enforcingDefault)).toBe("true");
   });
 
   it("lets each function write only to its own log group", () => {

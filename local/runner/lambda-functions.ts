@@ -6,12 +6,13 @@ import { createHandler as createCheckProbe } from "../../functions/check-probe/h
 import { createHandler as createCheckRejected } from "../../functions/check-rejected/handler.js";
 import { createHandler as createEnforce } from "../../functions/enforce/handler.js";
 import { createHandler as createFinalizeBatch } from "../../functions/finalize-batch/handler.js";
+import { createHandler as createGuardAccountDefault } from "../../functions/guard-account-default/handler.js";
 import { createHandler as createNotify } from "../../functions/notify/handler.js";
 import { createHandler as createResolveTargets } from "../../functions/resolve-targets/handler.js";
 import { createHandler as createSendProbe } from "../../functions/send-probe/handler.js";
 import { dynamodb } from "../../shared/aws/clients/index.js";
 import { dynamoResultStore } from "../../shared/aws/result-store.js";
-import type { NotifyConfig, ResolveTargetsConfig } from "../../shared/runtime/config.js";
+import type { GuardAccountDefaultConfig, NotifyConfig, ResolveTargetsConfig } from "../../shared/runtime/config.js";
 
 export type LambdaHandler = (event: unknown, context: Context) => Promise<unknown>;
 
@@ -20,6 +21,7 @@ export function localFunctions(config: {
   resolveTargets: ResolveTargetsConfig;
   notify: NotifyConfig;
   ledgerTableName: string;
+  guardAccountDefault: GuardAccountDefaultConfig;
 }): Record<string, LambdaHandler> {
   const store = dynamoResultStore(dynamodb, config.ledgerTableName);
   return {
@@ -33,5 +35,6 @@ export function localFunctions(config: {
     NotifyFunctionArn: createNotify(config.notify, store),
     AssessAccountFunctionArn: createAssessAccount(),
     CheckRejectedFunctionArn: createCheckRejected(),
+    GuardAccountDefaultFunctionArn: createGuardAccountDefault(config.guardAccountDefault),
   };
 }

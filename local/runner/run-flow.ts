@@ -10,6 +10,7 @@ type JSONValue = Parameters<StateMachine["run"]>[0];
 
 import { createHandler as createSweepHandler } from "../../functions/sweep/handler.js";
 import type { FlowSettings } from "../../shared/domain/model.js";
+import type { AccountDefaultAlertInput } from "../../shared/report/account-default-alert.js";
 import type { RejectedCalls } from "../../shared/report/rejected-calls.js";
 import { type EventReport, parseMachineReport } from "../../shared/report/report.js";
 import { DEFAULT_FLOW_SETTINGS, type NotifyConfig, type ResolveTargetsConfig } from "../../shared/runtime/config.js";
@@ -51,13 +52,14 @@ export interface RunOptions {
   batchSize?: number;
   /** Deliver these event indexes twice (EventBridge's at-least-once delivery). */
   duplicateDeliveries?: number[];
-  /** The sweep sets the account's IMDS default to required. */
+  /** The sweep sets the account's IMDS default to required, and the guard sets a weakened default back. */
   enforceAccountDefault?: boolean;
   /** Instances per execution the sweep starts. */
   sweepInstancesPerExecution?: number;
 }
 
 export type RejectedCallsAlert = RejectedCalls & { event: EventReport["event"] };
+export type AccountDefaultAlert = Omit<AccountDefaultAlertInput, "alert">;
 
 /** What Step Functions would show for one execution, estimated from the states it ran. */
 export interface ExecutionStats {
@@ -89,6 +91,8 @@ export interface FlowRun {
   reports: EventReport[];
   /** Alerts about software refused IMDSv1 after the guard enforced (the watch after enforcing). */
   alerts: RejectedCallsAlert[];
+  /** Alerts about a weakened account IMDS default (ModifyInstanceMetadataDefaults). */
+  accountDefaultAlerts: AccountDefaultAlert[];
   /** Last-resort messages: the report itself could not be published. */
   fallbacks: string[];
   sweeps: SweepOutcome[];
@@ -172,7 +176,12 @@ export async function runFlow(scenario: Scenario, options: RunOptions = {}): Pro
       batchSize: options.batchSize ?? 50,
     };
     const notify: NotifyConfig = { topicArn: TOPIC_ARN, slackVerdicts: ["fail", "error", "unverified"] };
-    const functions = localFunctions({ resolveTargets, notify, ledgerTableName: LEDGER_TABLE_NAME });
+    const functions = localFunctions({
+      resolveTargets,
+      notify,
+      ledgerTableName: LEDGER_TABLE_NAME,
+      guardAccountDefault: { mode: settings.mode, enforceAccountDefault: options.enforceAccountDefault ?? false },
+    });
     const definition = loadDefinition();
     const overrides = buildTaskOverrides(definition, functions, sim, lambdaInvocations, options.lambdaFaults ?? {});
     const machine = new StateMachine(definition as never);
@@ -250,6 +259,7 @@ export async function runFlow(scenario: Scenario, options: RunOptions = {}): Pro
     }
     const reports: EventReport[] = [];
     const alerts: RejectedCallsAlert[] = [];
+    const accountDefaultAlerts: AccountDefaultAlert[] = [];
     const fallbacks: string[] = [];
     let lastReportAt = SCENARIO_EPOCH;
     for (const p of sim.published) {
@@ -261,6 +271,8 @@ export async function runFlow(scenario: Scenario, options: RunOptions = {}): Pro
         fallbacks.push(message.default ?? "");
       } else if (schema === "imdsv2-guard.rejected-calls.v1") {
         alerts.push(JSON.parse(sqs) as RejectedCallsAlert);
+      } else if (schema === "imdsv2-guard.account-default.v1") {
+        accountDefaultAlerts.push(JSON.parse(sqs) as AccountDefaultAlert);
       } else {
         reports.push(parseMachineReport(sqs));
         lastReportAt = Math.max(lastReportAt, p.at);
@@ -271,6 +283,7 @@ export async function runFlow(scenario: Scenario, options: RunOptions = {}): Pro
       executions: executions.sort((a, b) => a.startedAt - b.startedAt),
       reports,
       alerts,
+      accountDefaultAlerts,
       fallbacks,
       sweeps,
       sim,

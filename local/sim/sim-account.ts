@@ -293,6 +293,18 @@ export class SimAccount {
       for (const item of items ?? []) if (typeof item.instanceId === "string") this.startInstance(item.instanceId);
       return;
     }
+    if (detail?.eventName === "ModifyInstanceMetadataDefaults" && !detail.errorCode) {
+      const params = detail.requestParameters as Record<string, unknown> | undefined;
+      const request = (params?.ModifyInstanceMetadataDefaultsRequest ?? params) as Record<string, unknown> | undefined;
+      const tokens = request?.HttpTokens;
+      if (tokens === "required" || tokens === "optional" || tokens === "no-preference")
+        this.account.httpTokens = tokens;
+      if (request?.HttpTokensEnforced === "enabled") this.account.httpTokensEnforced = true;
+      if (request?.HttpTokensEnforced === "disabled" || request?.HttpTokensEnforced === "no-preference") {
+        this.account.httpTokensEnforced = false;
+      }
+      return;
+    }
     if (detail?.eventName !== "ModifyInstanceMetadataOptions" || detail.errorCode) return;
     const params = detail.requestParameters as Record<string, Record<string, unknown> | unknown> | undefined;
     const request = (params?.ModifyInstanceMetadataOptionsRequest ?? params) as Record<string, unknown> | undefined;

@@ -12,6 +12,7 @@ import {
 } from "../domain/model.js";
 import { type RejectedAlertInput, rejectedAlertInputSchema } from "../report/rejected-calls.js";
 import { buildReport, type EventReport, type SnsMessage } from "../report/report.js";
+import { type AccountDefaultAlertInput, accountDefaultAlertInputSchema } from "./account-default-alert.js";
 import { markdownSafe, plainSafe, toAscii } from "./text-safety.js";
 
 /**
@@ -37,6 +38,7 @@ export const notifyInputSchema = z.union([
   }),
   z.object({ resolveFailure: stepFailureSchema, rawEvent: z.unknown() }),
   rejectedAlertInputSchema,
+  accountDefaultAlertInputSchema,
   /** Notify itself failed after its retries (e.g. the report was refused): a minimal message still goes out. */
   z.object({ notifyFailure: stepFailureSchema, event: z.unknown().optional(), rawEvent: z.unknown().optional() }),
 ]);
@@ -81,7 +83,7 @@ export function fallbackMessage(input: NotifyFallbackInput): SnsMessage {
  * of each batch, or `error` for every instance of a batch that stored none.
  */
 export function reportFromNotifyInput(
-  input: Exclude<NotifyInput, RejectedAlertInput | NotifyFallbackInput>,
+  input: Exclude<NotifyInput, RejectedAlertInput | AccountDefaultAlertInput | NotifyFallbackInput>,
   stored: ReadonlyMap<number, InstanceResult[]> = new Map(),
   readFailure?: string,
 ): EventReport {

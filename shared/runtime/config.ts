@@ -157,3 +157,21 @@ export function loadSweepConfig(env: NodeJS.ProcessEnv): SweepConfig {
     region: e.AWS_REGION,
   };
 }
+
+export interface GuardAccountDefaultConfig {
+  /** In audit mode the guard never changes the account default. */
+  mode: "enforce" | "audit";
+  /** Set a weakened default back to HttpTokens=required (the same switch as the sweep's). */
+  enforceAccountDefault: boolean;
+}
+
+const guardAccountDefaultEnvSchema = z.object({
+  GUARD_MODE: z.enum(["enforce", "audit"]).default("enforce"),
+  ENFORCE_ACCOUNT_DEFAULT: z.enum(["true", "false"]).default("false"),
+});
+
+/** Reads GuardAccountDefault's settings from the environment; throws at cold start when one is wrong. */
+export function loadGuardAccountDefaultConfig(env: NodeJS.ProcessEnv): GuardAccountDefaultConfig {
+  const e = parseEnv(guardAccountDefaultEnvSchema, env);
+  return { mode: e.GUARD_MODE, enforceAccountDefault: e.ENFORCE_ACCOUNT_DEFAULT === "true" };
+}

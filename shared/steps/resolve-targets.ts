@@ -1,4 +1,5 @@
 import { LEDGER_RETENTION_SECONDS } from "../aws/result-store.js";
+import { type AccountDefaultChange, weakenedDefaults } from "../domain/account-default-change.js";
 import { type AccountPosture, accountPostureSchema } from "../domain/account-posture.js";
 import {
   asRecord,
@@ -35,6 +36,8 @@ export interface ResolvedTargets {
   problem?: string;
   /** The ledger entry that makes a redelivered event a no-op (see ClaimEvent in the ASL). */
   dedupe: { key: string; expiresAt: string };
+  /** A ModifyInstanceMetadataDefaults call that weakened the region's defaults: alerted, and set back if configured. */
+  accountDefaultChange?: AccountDefaultChange;
   /** Routed on by the state machine: false only for ignored events. */
   notify: boolean;
   targetCount: number;
@@ -94,6 +97,8 @@ export function resolveTargets(raw: unknown, config: ResolveTargetsConfig, now: 
       return startInstancesTargets(base, detail, config);
     case "CreateFleet":
       return createFleetTargets(base, detail, config);
+    case "ModifyInstanceMetadataDefaults":
+      return accountDefaultTargets(base, detail);
     case "ModifyInstanceMetadataOptions": {
       const id = modifiedInstanceId(asRecord(detail.requestParameters));
       if (id === undefined) {
@@ -124,6 +129,8 @@ function triggerOf(
       return "launch";
     case "StartInstances":
       return "start";
+    case "ModifyInstanceMetadataDefaults":
+      return "account-default";
     default:
       return "regression";
   }
@@ -237,6 +244,30 @@ function createFleetTargets(
     notify: true,
     problem:
       "Instant CreateFleet record lists no instance in `responseElements.CreateFleetResponse.fleetInstanceSet`: the guard cannot tell which instances it launched; the state-change trigger (if deployed) or the next sweep checks them.",
+  };
+}
+
+/**
+ * The region's IMDS defaults changed. A call that leaves them at HttpTokens=required (or only changes the hop limit)
+ * needs nothing; one that weakens them has no instance to check and goes to the account-default alert instead.
+ */
+function accountDefaultTargets(base: TargetsBase, detail: Record<string, unknown>): ResolvedTargets {
+  const params = asRecord(detail.requestParameters);
+  const request = asRecord(params?.ModifyInstanceMetadataDefaultsRequest) ?? params;
+  const httpTokens = text(request?.HttpTokens) ?? text(request?.httpTokens);
+  const httpTokensEnforced = text(request?.HttpTokensEnforced) ?? text(request?.httpTokensEnforced);
+  const weakened = weakenedDefaults(httpTokens, httpTokensEnforced);
+  if (weakened.length === 0) {
+    return { ...base, notify: false, ignored: "The call leaves the account default requiring IMDSv2." };
+  }
+  return {
+    ...base,
+    notify: true,
+    accountDefaultChange: {
+      ...(httpTokens ? { httpTokens } : {}),
+      ...(httpTokensEnforced ? { httpTokensEnforced } : {}),
+      weakened,
+    },
   };
 }
 

@@ -464,6 +464,56 @@ describe("resolveTargets: CreateFleet", () => {
   });
 });
 
+describe("resolveTargets: ModifyInstanceMetadataDefaults", () => {
+  it("turns a weakening call into an account-default change, with no instance to check", () => {
+    // Prepare
+    const event = fixture("modify-instance-metadata-defaults.json");
+
+    // Act
+    const resolved = resolveTargets(event, config(), NOW);
+
+    // Assess
+    expect(resolved.trigger).toBe("account-default");
+    expect(resolved.notify).toBe(true);
+    expect(resolved.targetCount).toBe(0);
+    expect(resolved.problem).toBeUndefined();
+    expect(resolved.accountDefaultChange).toEqual({
+      httpTokens: "optional",
+      httpTokensEnforced: "disabled",
+      weakened: ["HttpTokens set to optional", "HttpTokensEnforced set to disabled"],
+    });
+  });
+
+  it.each([
+    [{ HttpTokens: "no-preference" }, ["HttpTokens set to no-preference"]],
+    [{ HttpTokensEnforced: "disabled" }, ["HttpTokensEnforced set to disabled"]],
+    [{ HttpTokens: "required", HttpTokensEnforced: "no-preference" }, ["HttpTokensEnforced set to no-preference"]],
+  ])("sees %j as weakening", (request, weakened) => {
+    const event = fixture("modify-instance-metadata-defaults.json");
+    event.detail.requestParameters = { ModifyInstanceMetadataDefaultsRequest: request };
+    expect(resolveTargets(event, config(), NOW).accountDefaultChange?.weakened).toEqual(weakened);
+  });
+
+  it.each([
+    { HttpTokens: "required" },
+    { HttpTokens: "required", HttpTokensEnforced: "enabled" },
+    { HttpPutResponseHopLimit: 2 },
+  ])("needs nothing for %j, which leaves IMDSv2 required", (request) => {
+    const event = fixture("modify-instance-metadata-defaults.json");
+    event.detail.requestParameters = { ModifyInstanceMetadataDefaultsRequest: request };
+    const resolved = resolveTargets(event, config(), NOW);
+    expect(resolved.notify).toBe(false);
+    expect(resolved.accountDefaultChange).toBeUndefined();
+  });
+
+  it("ignores the failed call", () => {
+    const resolved = resolveTargets(fixture("modify-instance-metadata-defaults-failed.json"), config(), NOW);
+    expect(resolved.notify).toBe(false);
+    expect(resolved.ignored).toContain("Client.UnauthorizedOperation");
+    expect(resolved.accountDefaultChange).toBeUndefined();
+  });
+});
+
 describe("resolveTargets: malformed events", () => {
   it.each([
     { label: "null", raw: null },
