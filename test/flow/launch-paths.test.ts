@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { runFlow } from "../../local/runner/run-flow.js";
 import { plainText } from "../../shared/report/report.js";
-import { ACCOUNT, allResults, REGION, scenario, startInstancesEvent, verdictOf } from "./helpers.js";
+import { ACCOUNT, allResults, REGION, runInstancesEvent, scenario, startInstancesEvent, verdictOf } from "./helpers.js";
 
 /** A fixture re-addressed to the simulated account and region, as that account's EventBridge would deliver it. */
 function fixtureInSimAccount(name: string): unknown {
@@ -100,5 +100,37 @@ describe("launches by services", () => {
     expect(run.reports).toHaveLength(1);
     expect(run.reports[0]?.verdict).toBe("error");
     expect(run.reports[0]?.problem).toContain("made by EC2 Fleet");
+  });
+});
+
+describe("fixes at the platform's own source", () => {
+  it("tells an EKS node group's owner to roll out a launch template version, not to repoint EKS's Auto Scaling group", async () => {
+    const id = "i-0e1f2a3b4c5d60041";
+    const run = await runFlow(
+      scenario({
+        settings: { watchRejectedSeconds: 0 },
+        events: [runInstancesEvent([id])],
+        instances: [
+          {
+            id,
+            tags: {
+              "eks:cluster-name": "prod",
+              "eks:nodegroup-name": "general",
+              "aws:autoscaling:groupName": "eks-general-1ac6a1c2",
+              "aws:ec2launchtemplate:id": "lt-0123456789abcdef0",
+              "aws:ec2launchtemplate:version": "4",
+            },
+          },
+        ],
+      }),
+    );
+    const [report] = run.reports;
+    const text = report ? plainText(report) : "";
+    expect(verdictOf(run, id)).toBe("pass");
+    expect(text).toContain("origin: EKS node group general of cluster prod");
+    expect(text).toContain(
+      "aws eks update-nodegroup-version --region eu-west-1 --cluster-name prod --nodegroup-name general --launch-template id=lt-0123456789abcdef0,version=<new version>",
+    );
+    expect(text).not.toContain("point Auto Scaling group");
   });
 });
