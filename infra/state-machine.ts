@@ -18,7 +18,8 @@ export type StepFunction =
   | "FinalizeBatch"
   | "Notify"
   | "CheckRejected"
-  | "GuardAccountDefault";
+  | "GuardAccountDefault"
+  | "ClaimInstances";
 
 /**
  * Whether a function may run again after it crashed part-way (Lambda.Unknown, Sandbox.Timedout), when it may already
@@ -40,6 +41,8 @@ export const CRASH_SAFE: Record<StepFunction, boolean> = {
   CheckRejected: true,
   // It reads the defaults before it sets them, and setting HttpTokens=required twice is the same as once.
   GuardAccountDefault: true,
+  // Its claim is a conditional put that the same execution may repeat (executionId = :me); attributions overwrite.
+  ClaimInstances: true,
 };
 
 /** Our own retryable errors (shared/domain/errors.ts): AWS throttled or failed before acting. */
@@ -194,7 +197,65 @@ export const DEFINITION = {
           Next: "HasTargets",
         },
       ],
-      Next: "HasTargets",
+      Next: "NeedsInstanceClaims",
+    },
+    NeedsInstanceClaims: {
+      Type: "Choice",
+      Comment:
+        "A launch or a start can be heard twice, from EC2's state-change notification and from its CloudTrail record: claim each instance occurrence once.",
+      Choices: [
+        {
+          And: [
+            { Variable: "$.targetCount", NumericGreaterThan: 0 },
+            {
+              Or: [
+                { Variable: "$.trigger", StringEquals: "launch" },
+                { Variable: "$.trigger", StringEquals: "start" },
+                { Variable: "$.trigger", StringEquals: "state-change" },
+              ],
+            },
+          ],
+          Next: "ClaimInstances",
+        },
+      ],
+      Default: "HasTargets",
+    },
+    ClaimInstances: {
+      Type: "Task",
+      Comment:
+        "One conditional put per instance occurrence (inst#account#region#id#LaunchTime). Instances another execution claimed first leave this one; a CloudTrail record leaves its actor and launch template for that execution's report. If the ledger fails, go on: a possible duplicate verdict beats a lost one.",
+      Resource: functionArn("ClaimInstances"),
+      TimeoutSeconds: 60,
+      Parameters: {
+        "state.$": "$",
+        "executionId.$": "$$.Execution.Id",
+      },
+      // No ResultPath: the result (the state with the instances this execution keeps) replaces the input.
+      Retry: lambdaRetry("ClaimInstances", { guardErrorsMaxDelaySeconds: 30, lambdaAttempts: 4 }),
+      Catch: [
+        {
+          ErrorEquals: ["States.ALL"],
+          ResultPath: "$.instanceClaimFailure",
+          Next: "HasTargets",
+        },
+      ],
+      Next: "ClaimedElsewhere",
+    },
+    ClaimedElsewhere: {
+      Type: "Choice",
+      Comment: "Every instance belongs to another execution, which reports it: nothing to do here.",
+      Choices: [
+        {
+          Variable: "$.ignored",
+          IsPresent: true,
+          Next: "AlreadyClaimed",
+        },
+      ],
+      Default: "HasTargets",
+    },
+    AlreadyClaimed: {
+      Type: "Succeed",
+      Comment: "Another execution holds the claim on every instance of this event.",
     },
     Duplicate: {
       Type: "Succeed",
@@ -519,8 +580,59 @@ export const DEFINITION = {
           Next: "Notify",
         },
       ],
-      Next: "Notify",
+      Next: "NeedsAttribution",
       ToleratedFailurePercentage: 100,
+    },
+    NeedsAttribution: {
+      Type: "Choice",
+      Comment:
+        "Started from EC2's state-change notification: the instances are enforced and proven; the report waits for the CloudTrail record's actor and launch template, until the attribution deadline.",
+      Choices: [
+        {
+          And: [
+            { Variable: "$.awaitAttribution.deadline", IsPresent: true },
+            { Variable: "$.instanceClaims.claimed", IsPresent: true },
+          ],
+          Next: "ReadAttribution",
+        },
+      ],
+      Default: "Notify",
+    },
+    ReadAttribution: {
+      Type: "Task",
+      Comment: "Read-only: has the CloudTrail record left its attribution on the claim yet?",
+      Resource: functionArn("ClaimInstances"),
+      TimeoutSeconds: 60,
+      Parameters: {
+        "keys.$": "$.instanceClaims.claimed",
+        "deadline.$": "$.awaitAttribution.deadline",
+      },
+      ResultPath: "$.attribution",
+      Retry: lambdaRetry("ClaimInstances", { guardErrorsMaxDelaySeconds: 30, lambdaAttempts: 4 }),
+      Catch: [
+        {
+          ErrorEquals: ["States.ALL"],
+          ResultPath: "$.attributionFailure",
+          Next: "Notify",
+        },
+      ],
+      Next: "AttributionArrived",
+    },
+    AttributionArrived: {
+      Type: "Choice",
+      Choices: [
+        {
+          Variable: "$.attribution.done",
+          BooleanEquals: true,
+          Next: "Notify",
+        },
+      ],
+      Default: "WaitForAttribution",
+    },
+    WaitForAttribution: {
+      Type: "Wait",
+      SecondsPath: "$.attribution.pollSeconds",
+      Next: "ReadAttribution",
     },
     Notify: {
       Type: "Task",

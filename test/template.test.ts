@@ -245,6 +245,7 @@ const FUNCTIONS = {
   notify: { logicalId: "NotifyLambdaFunction", role: "NotifyRole" },
   checkRejected: { logicalId: "CheckRejectedLambdaFunction", role: "CheckRejectedRole" },
   guardAccountDefault: { logicalId: "GuardAccountDefaultLambdaFunction", role: "GuardAccountDefaultRole" },
+  claimInstances: { logicalId: "ClaimInstancesLambdaFunction", role: "ClaimInstancesRole" },
   sweep: { logicalId: "SweepLambdaFunction", role: "SweepRole" },
 } as const;
 
@@ -277,6 +278,7 @@ const EXPECTED_ACTIONS: Record<string, string[]> = {
   NotifyRole: ["dynamodb:Query", "kms:Decrypt", "kms:GenerateDataKey*", "sns:Publish", ...LOGS],
   CheckRejectedRole: ["cloudwatch:GetMetricData", "ec2:GetInstanceMetadataDefaults", ...LOGS],
   GuardAccountDefaultRole: ["ec2:GetInstanceMetadataDefaults", ...LOGS],
+  ClaimInstancesRole: ["dynamodb:PutItem", "dynamodb:Query", "ec2:DescribeInstances", ...LOGS],
   StateMachineRole: [
     "dynamodb:PutItem",
     "lambda:InvokeFunction",
@@ -373,6 +375,27 @@ afterAll(async () => {
   }
 });
 
+describe("EventBridge state-change rule (no trail needed)", () => {
+  const pattern = () => resolve(resource(defaults, "GuardStateChangeRule").Properties.EventPattern);
+
+  it("selects EC2's pending notifications only", async () => {
+    expect(resource(defaults, "GuardStateChangeRule").Properties.EventPattern).toEqual({
+      source: ["aws.ec2"],
+      "detail-type": ["EC2 Instance State-change Notification"],
+      detail: { state: ["pending"] },
+    });
+    expect(matchesEventPattern(pattern(), await readFixture("state-change-pending.json"))).toBe(true);
+    expect(matchesEventPattern(pattern(), await readFixture("state-change-running.json"))).toBe(false);
+    expect(matchesEventPattern(pattern(), await readFixture("run-instances.json"))).toBe(false);
+  });
+
+  it("starts the same state machine with the same role, retries and dead-letter queue as the CloudTrail rule", () => {
+    const targetsOf = (id: string) =>
+      z.array(z.record(z.string(), z.unknown())).parse(resource(defaults, id).Properties.Targets);
+    expect(targetsOf("GuardStateChangeRule")).toEqual(targetsOf("GuardEventRule"));
+  });
+});
+
 describe("EventBridge rule", () => {
   const pattern = () => resolve(resource(defaults, "GuardEventRule").Properties.EventPattern);
 
@@ -420,6 +443,10 @@ describe("EventBridge rule", () => {
     "modify-instance-metadata-defaults-failed.json",
   ])("does not match %s", async (name) => {
     expect(matchesEventPattern(pattern(), await readFixture(name))).toBe(false);
+  });
+
+  it("is not where the state-change notification goes: that has its own rule", async () => {
+    expect(matchesEventPattern(pattern(), await readFixture("state-change-pending.json"))).toBe(false);
   });
 
   it("still matches calls whose userIdentity has no arn (AWS services), instead of dropping them unseen", async () => {
@@ -677,7 +704,7 @@ describe("IAM", () => {
       },
     ]);
     const rules = ofType(defaults, "AWS::Events::Rule").map(([id]) => id);
-    expect(rules.sort()).toEqual(["GuardEventRule", "SweepEventsRuleSchedule1"]);
+    expect(rules.sort()).toEqual(["GuardEventRule", "GuardStateChangeRule", "SweepEventsRuleSchedule1"]);
     expect(resource(defaults, "SweepEventsRuleSchedule1").Properties).toMatchObject({
       ScheduleExpression: "rate(1 day)",
       Targets: [{ Arn: getAtt("SweepLambdaFunction") }],
@@ -705,13 +732,15 @@ describe("IAM", () => {
       expect(s.Resource, role).toEqual(getAtt("EventLedgerTable"));
       expect(s.Condition, role).toBeUndefined();
     }
-    // The ledger is reached by these two roles and the state machine's (ClaimEvent), nobody else.
+    // The ledger is reached by these two roles, the state machine's (ClaimEvent) and ClaimInstances (a conditional
+    // put per instance occurrence, the record's attribution, and reading it back), nobody else.
     for (const role of ofType(defaults, "AWS::IAM::Role").map(([id]) => id)) {
       const dynamo = allowedActions(defaults, role).filter((a) => a.startsWith("dynamodb:"));
       const expected: Record<string, string[]> = {
         FinalizeBatchRole: ["dynamodb:PutItem"],
         NotifyRole: ["dynamodb:Query"],
         StateMachineRole: ["dynamodb:PutItem"],
+        ClaimInstancesRole: ["dynamodb:PutItem", "dynamodb:Query"],
       };
       expect(dynamo, role).toEqual(expected[role] ?? []);
     }
@@ -769,7 +798,7 @@ describe("IAM", () => {
 });
 
 describe("failure paths and alerting", () => {
-  it("encrypts the dead-letter queue and lets only this rule send to it", () => {
+  it("encrypts the dead-letter queue and lets only the guard's two rules send to it", () => {
     const queue = resource(defaults, "EventDeadLetterQueue");
     expect(queue.Properties.SqsManagedSseEnabled === true || queue.Properties.KmsMasterKeyId !== undefined).toBe(true);
     const policy = resource(defaults, "EventDeadLetterQueuePolicy");
@@ -782,7 +811,7 @@ describe("failure paths and alerting", () => {
       Principal: { Service: "events.amazonaws.com" },
       Action: "sqs:SendMessage",
       Resource: getAtt("EventDeadLetterQueue"),
-      Condition: { ArnEquals: { "aws:SourceArn": getAtt("GuardEventRule") } },
+      Condition: { ArnEquals: { "aws:SourceArn": [getAtt("GuardEventRule"), getAtt("GuardStateChangeRule")] } },
     });
   });
 

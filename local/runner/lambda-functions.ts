@@ -4,6 +4,7 @@ import { createHandler as createCheckApplied } from "../../functions/check-appli
 import { createHandler as createCheckManaged } from "../../functions/check-managed/handler.js";
 import { createHandler as createCheckProbe } from "../../functions/check-probe/handler.js";
 import { createHandler as createCheckRejected } from "../../functions/check-rejected/handler.js";
+import { createHandler as createClaimInstances } from "../../functions/claim-instances/handler.js";
 import { createHandler as createEnforce } from "../../functions/enforce/handler.js";
 import { createHandler as createFinalizeBatch } from "../../functions/finalize-batch/handler.js";
 import { createHandler as createGuardAccountDefault } from "../../functions/guard-account-default/handler.js";
@@ -11,6 +12,7 @@ import { createHandler as createNotify } from "../../functions/notify/handler.js
 import { createHandler as createResolveTargets } from "../../functions/resolve-targets/handler.js";
 import { createHandler as createSendProbe } from "../../functions/send-probe/handler.js";
 import { dynamodb } from "../../shared/aws/clients/index.js";
+import { dynamoInstanceClaims } from "../../shared/aws/instance-claims.js";
 import { dynamoResultStore } from "../../shared/aws/result-store.js";
 import type { GuardAccountDefaultConfig, NotifyConfig, ResolveTargetsConfig } from "../../shared/runtime/config.js";
 
@@ -36,5 +38,6 @@ export function localFunctions(config: {
     AssessAccountFunctionArn: createAssessAccount(),
     CheckRejectedFunctionArn: createCheckRejected(),
     GuardAccountDefaultFunctionArn: createGuardAccountDefault(config.guardAccountDefault),
+    ClaimInstancesFunctionArn: createClaimInstances(dynamoInstanceClaims(dynamodb, config.ledgerTableName)),
   };
 }

@@ -174,6 +174,7 @@ export async function runFlow(scenario: Scenario, options: RunOptions = {}): Pro
       settings,
       guardRoleArnPrefix: GUARD_ROLE_ARN_PREFIX,
       batchSize: options.batchSize ?? 50,
+      attributionTimeoutSeconds: scenario.attributionTimeoutSeconds,
     };
     const notify: NotifyConfig = { topicArn: TOPIC_ARN, slackVerdicts: ["fail", "error", "unverified"] };
     const functions = localFunctions({
@@ -189,8 +190,8 @@ export async function runFlow(scenario: Scenario, options: RunOptions = {}): Pro
     const executions: ExecutionRecord[] = [];
     const sweeps: SweepOutcome[] = [];
     const deliveries: { eventIndex: number; delivery: number; at: number }[] = [];
-    scenario.events.forEach((_, i) => {
-      const at = i * scenario.eventSpacingSeconds * 1000;
+    scenario.events.forEach((event, i) => {
+      const at = (i * scenario.eventSpacingSeconds + eventDelaySeconds(event)) * 1000;
       deliveries.push({ eventIndex: i, delivery: 1, at });
       if (options.duplicateDeliveries?.includes(i)) deliveries.push({ eventIndex: i, delivery: 2, at: at + 1500 });
     });
@@ -232,7 +233,7 @@ export async function runFlow(scenario: Scenario, options: RunOptions = {}): Pro
     for (const d of deliveries) {
       setTimeout(() => {
         scheduled--;
-        const event = scenario.events[d.eventIndex];
+        const event = asDelivered(scenario.events[d.eventIndex]);
         if (d.delivery === 1) sim.applyRecordedCall(event);
         track(execute(machine, event, d, overrides, executions));
       }, d.at);
@@ -338,6 +339,21 @@ function buildTaskOverrides(
     return {};
   };
   return overrides;
+}
+
+/**
+ * `eventDelaySeconds` on an event entry delays that one delivery, so a scenario can deliver EC2's state-change
+ * notification before, or without, the CloudTrail record. It is the scenario's, not the event's: it is not delivered.
+ */
+function eventDelaySeconds(event: unknown): number {
+  const delay = (event as { eventDelaySeconds?: unknown } | null)?.eventDelaySeconds;
+  return typeof delay === "number" && delay >= 0 ? delay : 0;
+}
+
+function asDelivered(event: unknown): unknown {
+  if (typeof event !== "object" || event === null || !("eventDelaySeconds" in event)) return event;
+  const { eventDelaySeconds: _delay, ...delivered } = event as Record<string, unknown>;
+  return delivered;
 }
 
 /** An error as Step Functions presents a failed Lambda: the name routes Retry/Catch, the cause is Lambda's JSON. */

@@ -4,6 +4,10 @@ import type { EventRef } from "./model.js";
 /** Source and detail-type of the inputs the reconciliation sweep starts executions with. */
 export const SWEEP_SOURCE = "imdsv2-guard.sweep";
 export const SWEEP_DETAIL_TYPE = "IMDSv1 Reconciliation";
+/** EC2's own notification of an instance state change: no trail needed, and no actor in it. */
+export const STATE_CHANGE_DETAIL_TYPE = "EC2 Instance State-change Notification";
+/** The actor of a launch known only from EC2's state-change notification, until (unless) its record arrives. */
+export const ACTOR_UNKNOWN = "actor unknown: no CloudTrail record";
 
 export interface RejectedTarget {
   /** The offending value, truncated and JSON-encoded so a hostile string cannot shape the report. */
@@ -19,6 +23,17 @@ export function describeEvent(raw: unknown): EventRef {
   const detail = asRecord(envelope?.detail);
   const identity = asRecord(detail?.userIdentity);
   const isSweep = envelope?.source === SWEEP_SOURCE;
+  if (envelope?.source === "aws.ec2" && envelope["detail-type"] === STATE_CHANGE_DETAIL_TYPE) {
+    return {
+      eventId: text(envelope.id) ?? fingerprint(raw),
+      eventName: `EC2 Instance State-change Notification (${text(detail?.state) ?? "unknown"})`,
+      eventTime: text(envelope.time) ?? "unknown",
+      actor: ACTOR_UNKNOWN,
+      account: text(envelope.account) ?? "unknown",
+      region: text(envelope.region) ?? "unknown",
+      source: "state-change",
+    };
+  }
   return {
     eventId: text(detail?.eventID) ?? text(detail?.sweepId) ?? text(envelope?.id) ?? fingerprint(raw),
     eventName: isSweep ? "ReconciliationSweep" : (text(detail?.eventName) ?? "unknown"),

@@ -99,7 +99,7 @@ export const eventRefSchema = z.object({
   actor: z.string(),
   account: z.string(),
   region: z.string(),
-  source: z.enum(["cloudtrail", "sweep"]),
+  source: z.enum(["cloudtrail", "sweep", "state-change"]),
   /** The launch template a RunInstances call named, as the request gave it. */
   launchTemplate: z
     .object({ id: z.string().optional(), name: z.string().optional(), version: z.string().optional() })

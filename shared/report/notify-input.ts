@@ -1,8 +1,9 @@
 import { z } from "zod";
 import { accountPostureSchema } from "../domain/account-posture.js";
-import { describeEvent } from "../domain/event.js";
+import { ACTOR_UNKNOWN, describeEvent } from "../domain/event.js";
 import {
   batchSummarySchema,
+  type EventRef,
   eventRefSchema,
   flowSettingsSchema,
   type InstanceResult,
@@ -35,6 +36,14 @@ export const notifyInputSchema = z.union([
     mapFailure: stepFailureSchema.optional(),
     /** Set when ClaimEvent could not use the ledger: this event is not protected against a redelivery. */
     ledgerFailure: stepFailureSchema.optional(),
+    /** State-change path: the deadline the report waited until for the CloudTrail record, and what it found. */
+    awaitAttribution: z.object({ deadline: z.string() }).optional(),
+    attribution: z
+      .object({ done: z.boolean(), record: eventRefSchema.optional(), timedOut: z.boolean().optional() })
+      .optional(),
+    attributionFailure: stepFailureSchema.optional(),
+    /** Set when ClaimInstances could not use the ledger: another signal for these instances may report them too. */
+    instanceClaimFailure: stepFailureSchema.optional(),
   }),
   z.object({ resolveFailure: stepFailureSchema, rawEvent: z.unknown() }),
   rejectedAlertInputSchema,
@@ -110,8 +119,11 @@ export function reportFromNotifyInput(
         },
     );
   });
+  const attributed = attributedEvent(input);
+  const ledgerNotice = noticeOf(input.ledgerFailure, readFailure).notice;
+  const notice = [attributed.notice, ledgerNotice, claimNotice(input.instanceClaimFailure)].filter(Boolean).join(" ");
   return buildReport({
-    event: input.event,
+    event: attributed.event,
     mode: input.settings.mode,
     results,
     rejected: input.rejected,
@@ -119,8 +131,46 @@ export function reportFromNotifyInput(
     ...(input.trigger ? { trigger: input.trigger } : {}),
     ...(input.accountPosture ? { accountPosture: input.accountPosture } : {}),
     ...(input.fleet ? { fleet: input.fleet } : {}),
-    ...noticeOf(input.ledgerFailure, readFailure),
+    ...(notice ? { notice } : {}),
   });
+}
+
+type ReportInput = Extract<NotifyInput, { batches: unknown }>;
+
+/**
+ * A report started from EC2's state-change notification names the actor and launch template of the CloudTrail
+ * record when it arrived in time; otherwise it says the actor is unknown and why, and the origin comes from the
+ * instance's tags and AMI alone.
+ */
+function attributedEvent(input: ReportInput): { event: EventRef; notice?: string } {
+  if (!input.awaitAttribution) return { event: input.event };
+  const record = input.attribution?.record;
+  if (record) {
+    return {
+      event: {
+        ...input.event,
+        actor: record.actor,
+        ...(record.launchTemplate ? { launchTemplate: record.launchTemplate } : {}),
+      },
+      notice: `Enforced from EC2's state-change notification, before its CloudTrail record arrived; actor and launch template from ${record.eventName} ${record.eventId} at ${record.eventTime}.`,
+    };
+  }
+  if (input.attributionFailure) {
+    return {
+      event: input.event,
+      notice: `${ACTOR_UNKNOWN}: the attribution could not be read (${failureText(input.attributionFailure)}); the origin is from the instance's tags and AMI.`,
+    };
+  }
+  return {
+    event: input.event,
+    notice: `${ACTOR_UNKNOWN} by ${input.awaitAttribution.deadline}: the origin is from the instance's tags and AMI only.`,
+  };
+}
+
+function claimNotice(failure: { Error?: string | undefined; Cause?: string | undefined } | undefined) {
+  return failure
+    ? `The per-instance claim was unavailable (${failureText(failure)}): another signal for these instances may report them too.`
+    : undefined;
 }
 
 /** What the operator should know about the ledger: deduplication or the stored verdicts were unavailable. */

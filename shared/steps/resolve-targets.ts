@@ -7,6 +7,7 @@ import {
   echo,
   LAUNCHING_SERVICES,
   type RejectedTarget,
+  STATE_CHANGE_DETAIL_TYPE,
   SWEEP_SOURCE,
   text,
 } from "../domain/event.js";
@@ -17,7 +18,7 @@ import {
   type InstanceProgress,
   type Trigger,
 } from "../domain/model.js";
-import type { ResolveTargetsConfig } from "../runtime/config.js";
+import { DEFAULT_ATTRIBUTION_TIMEOUT_SECONDS, type ResolveTargetsConfig } from "../runtime/config.js";
 
 export interface ResolvedTargets {
   event: EventRef;
@@ -38,6 +39,8 @@ export interface ResolvedTargets {
   dedupe: { key: string; expiresAt: string };
   /** A ModifyInstanceMetadataDefaults call that weakened the region's defaults: alerted, and set back if configured. */
   accountDefaultChange?: AccountDefaultChange;
+  /** State-change path: the report waits until this time for the CloudTrail record's attribution. */
+  awaitAttribution?: { deadline: string };
   /** Routed on by the state machine: false only for ignored events. */
   notify: boolean;
   targetCount: number;
@@ -78,6 +81,9 @@ export function resolveTargets(raw: unknown, config: ResolveTargetsConfig, now: 
 
   if (envelope.source === SWEEP_SOURCE) return sweepTargets(base, detail, config);
 
+  if (envelope.source === "aws.ec2" && envelope["detail-type"] === STATE_CHANGE_DETAIL_TYPE) {
+    return stateChangeTargets(base, envelope, detail, config, now);
+  }
   if (envelope.source !== "aws.ec2" || envelope["detail-type"] !== "AWS API Call via CloudTrail") {
     return {
       ...base,
@@ -123,6 +129,7 @@ function triggerOf(
   detail: Record<string, unknown> | undefined,
 ): Trigger {
   if (envelope?.source === SWEEP_SOURCE) return "sweep";
+  if (envelope?.["detail-type"] === STATE_CHANGE_DETAIL_TYPE) return "state-change";
   switch (detail?.eventName) {
     case "RunInstances":
     case "CreateFleet":
@@ -157,6 +164,44 @@ function sweepTargets(
   // A sweep that found nothing to do still reports: the account's posture is news too.
   if (ids.length === 0) return { ...sweepBase, notify: true };
   return withTargets(sweepBase, ids, config);
+}
+
+/**
+ * EC2's trail-free signal: an instance entered `pending`, at a launch or a start (the event does not say which, so
+ * the safety gate applies, which a new instance passes: it has no IMDSv1 history). The report waits for the
+ * CloudTrail record (actor, launch template) until `attributionTimeoutSeconds` after the event, then goes out without
+ * it. The ledger key does not rely on the envelope id surviving forwarding: account, region, instance, state, time.
+ */
+function stateChangeTargets(
+  base: TargetsBase,
+  envelope: Record<string, unknown>,
+  detail: Record<string, unknown>,
+  config: ResolveTargetsConfig,
+  now: Date,
+): ResolvedTargets {
+  if (typeof detail.state !== "string" || detail["instance-id"] === undefined) {
+    return {
+      ...base,
+      notify: true,
+      problem: "State-change notification without `detail.state` and `detail.instance-id`: the instance is unknown.",
+    };
+  }
+  if (detail.state !== "pending") {
+    return { ...base, notify: false, ignored: `State ${echo(detail.state)} needs nothing; only pending does.` };
+  }
+  const id = detail["instance-id"];
+  const time = text(envelope.time);
+  const at = time && !Number.isNaN(Date.parse(time)) ? Date.parse(time) : now.getTime();
+  const deadline = new Date(at + (config.attributionTimeoutSeconds ?? DEFAULT_ATTRIBUTION_TIMEOUT_SECONDS) * 1000);
+  const keyed = {
+    ...base,
+    dedupe: {
+      ...base.dedupe,
+      key: `state#${base.event.account}#${base.event.region}#${typeof id === "string" ? id : echo(id)}#pending#${time ?? "unknown"}`,
+    },
+    awaitAttribution: { deadline: deadline.toISOString() },
+  };
+  return withTargets(keyed, [id], config);
 }
 
 /** `responseElements.instancesSet.items[].instanceId`: where RunInstances and StartInstances list their instances. */

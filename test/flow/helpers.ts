@@ -116,3 +116,23 @@ export function startInstancesEvent(
     },
   };
 }
+
+/** EC2's state-change notification, as EventBridge delivers it: only the instance id and the state. */
+export function stateChangeEvent(
+  instanceId: string,
+  secondsAfterStart = 0,
+  state = "pending",
+  id = `sc-${instanceId}`,
+) {
+  return {
+    version: "0",
+    id,
+    "detail-type": "EC2 Instance State-change Notification",
+    source: "aws.ec2",
+    account: ACCOUNT,
+    time: new Date(Date.parse("2026-11-28T09:00:00Z") + secondsAfterStart * 1000).toISOString().replace(".000Z", "Z"),
+    region: REGION,
+    resources: [`arn:aws:ec2:${REGION}:${ACCOUNT}:instance/${instanceId}`],
+    detail: { "instance-id": instanceId, state },
+  };
+}

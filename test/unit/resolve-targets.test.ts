@@ -464,6 +464,44 @@ describe("resolveTargets: CreateFleet", () => {
   });
 });
 
+describe("resolveTargets: EC2's state-change notification (no trail)", () => {
+  it("makes a pending instance a target whose report waits for the CloudTrail record", () => {
+    // Prepare
+    const event = fixture("state-change-pending.json");
+
+    // Act
+    const resolved = resolveTargets(event, { ...config(), attributionTimeoutSeconds: 600 }, NOW);
+
+    // Assess
+    expect(resolved.trigger).toBe("state-change");
+    expect(idsOf(resolved.batches)).toEqual(["i-0e1f2a3b4c5d60031"]);
+    expect(resolved.event.actor).toBe("actor unknown: no CloudTrail record");
+    expect(resolved.event.source).toBe("state-change");
+    expect(resolved.dedupe.key).toBe("state#123456789012#eu-west-1#i-0e1f2a3b4c5d60031#pending#2026-11-28T16:40:06Z");
+    expect(resolved.awaitAttribution).toEqual({ deadline: "2026-11-28T16:50:06.000Z" });
+  });
+
+  it("waits 15 minutes by default", () => {
+    const resolved = resolveTargets(fixture("state-change-pending.json"), config(), NOW);
+    expect(resolved.awaitAttribution).toEqual({ deadline: "2026-11-28T16:55:06.000Z" });
+  });
+
+  it("needs nothing for any other state", () => {
+    const resolved = resolveTargets(fixture("state-change-running.json"), config(), NOW);
+    expect(resolved.notify).toBe(false);
+    expect(resolved.ignored).toContain('"running"');
+  });
+
+  it("rejects a hostile instance id as data", () => {
+    const event = fixture("state-change-pending.json");
+    event.detail["instance-id"] = "i-1; rm -rf /";
+    const resolved = resolveTargets(event, config(), NOW);
+    expect(resolved.rejected).toHaveLength(1);
+    expect(resolved.targetCount).toBe(0);
+    expect(resolved.dedupe.key.startsWith("state#123456789012#eu-west-1#")).toBe(true);
+  });
+});
+
 describe("resolveTargets: ModifyInstanceMetadataDefaults", () => {
   it("turns a weakening call into an account-default change, with no instance to check", () => {
     // Prepare
@@ -557,13 +595,13 @@ describe("resolveTargets: malformed events", () => {
   it("reports an event of another detail-type", () => {
     // Prepare
     const event = fixture("run-instances.json");
-    event["detail-type"] = "EC2 Instance State-change Notification";
+    event["detail-type"] = "EC2 Spot Instance Interruption Warning";
 
     // Act
     const resolved = resolveTargets(event, config(), NOW);
 
     // Assess
-    expect(resolved.problem).toContain('detail-type "EC2 Instance State-change Notification"');
+    expect(resolved.problem).toContain('detail-type "EC2 Spot Instance Interruption Warning"');
     expect(resolved.batches).toEqual([]);
   });
 
