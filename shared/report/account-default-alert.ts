@@ -3,7 +3,7 @@ import { accountDefaultChangeSchema, accountDefaultOutcomeSchema } from "../doma
 import { eventRefSchema, stepFailureSchema } from "../domain/model.js";
 import { commandRegion, describePosture } from "../domain/root-cause.js";
 import type { SnsMessage } from "./report.js";
-import { markdownSafe, plainSafe, toAscii } from "./text-safety.js";
+import { codeSafe, markdownSafe, plainSafe, toAscii } from "./text-safety.js";
 
 /** What AlertAccountDefault hands Notify: the change from the record, and what GuardAccountDefault found and did. */
 export const accountDefaultAlertInputSchema = z.object({
@@ -61,7 +61,7 @@ export function accountDefaultAlertMessage(input: AccountDefaultAlertInput): Sns
       textType: "client-markdown",
       title: `🚨 imdsv2-guard: account IMDS default weakened in ${markdownSafe(region)}`,
       description: [
-        `*${markdownSafe(event.eventName)}* by \`${plainSafe(event.actor).replaceAll("`", "'")}\`: ${change.weakened.map(markdownSafe).join("; ")}.`,
+        `*${markdownSafe(event.eventName)}* by \`${codeSafe(event.actor)}\`: ${change.weakened.map(markdownSafe).join("; ")}.`,
         "Old value: not in the CloudTrail record.",
         `Now: ${markdownSafe(now)}`,
         outcome ? markdownSafe(outcome.action) : "The guard changed nothing.",
