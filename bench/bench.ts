@@ -56,9 +56,10 @@ async function flowFigures(): Promise<void> {
   );
   const runs: [string, FlowRun][] = [];
   runs.push(["1 instance, pass path", await runFlow(singleInstanceScenario())]);
+  const defaultScenario = parseScenario(JSON.parse(readFileSync("local/scenarios/default.json", "utf8")), "default");
   runs.push([
-    "default scenario (8 mixed instances, 2 events)",
-    await runFlow(parseScenario(JSON.parse(readFileSync("local/scenarios/default.json", "utf8")), "default")),
+    `default scenario (${defaultScenario.instances.length} instances, ${defaultScenario.events.length} events)`,
+    await runFlow(defaultScenario),
   ]);
   const burst = await runFlow(burstScenario(1000), { faults: { ec2Throttling: true } });
   runs.push(["burst: 1 event x 1,000 instances, throttled", burst]);
