@@ -26,7 +26,8 @@ export function describeEvent(raw: unknown): EventRef {
   if (envelope?.source === "aws.ec2" && envelope["detail-type"] === STATE_CHANGE_DETAIL_TYPE) {
     return {
       eventId: text(envelope.id) ?? fingerprint(raw),
-      eventName: `EC2 Instance State-change Notification (${text(detail?.state) ?? "unknown"})`,
+      // Short: it ends up in email subjects, which SNS caps at 100 characters.
+      eventName: `${text(detail?.state)?.slice(0, 20) ?? "unknown"} (EC2 state-change)`,
       eventTime: text(envelope.time) ?? "unknown",
       actor: ACTOR_UNKNOWN,
       account: text(envelope.account) ?? "unknown",
