@@ -23,7 +23,14 @@ var flowSettingsSchema = z.object({
   /** How long to watch MetadataNoTokenRejected after enforcing; 0 switches the watch off. */
   watchRejectedSeconds: z.number().int().min(0).max(86400)
 });
-var triggerSchema = z.enum(["launch", "regression", "sweep"]);
+var triggerSchema = z.enum(["launch", "regression", "sweep", "start", "state-change", "account-default"]);
+var platformOwnerSchema = z.discriminatedUnion("kind", [
+  z.object({ kind: z.literal("eks-nodegroup"), cluster: z.string(), nodegroup: z.string() }),
+  z.object({ kind: z.literal("karpenter"), nodePool: z.string().optional(), nodeClass: z.string().optional() }),
+  z.object({ kind: z.literal("elastic-beanstalk"), environment: z.string() }),
+  z.object({ kind: z.literal("ec2-fleet"), fleetId: z.string() }),
+  z.object({ kind: z.literal("spot-fleet"), requestId: z.string() })
+]);
 var originSchema = z.object({
   launchTemplateId: z.string().optional(),
   launchTemplateVersion: z.string().optional(),
@@ -32,7 +39,9 @@ var originSchema = z.object({
   /** The AMI's ImdsSupport: "v2.0" makes every launch from it IMDSv2-only; "unset" when it has none. */
   imageImdsSupport: z.string().optional(),
   /** The instance's hop limit, which a launch template fix must keep (containers need 2 with IMDSv2). */
-  hopLimit: z.number().int().optional()
+  hopLimit: z.number().int().optional(),
+  /** EKS, Karpenter, Elastic Beanstalk, EC2 Fleet or Spot Fleet, when its tags say one launched the instance. */
+  owner: platformOwnerSchema.optional()
 });
 var v1UsageSchema = z.object({ calls: z.number().min(0), hours: z.number().positive() });
 var eventRefSchema = z.object({
@@ -42,7 +51,7 @@ var eventRefSchema = z.object({
   actor: z.string(),
   account: z.string(),
   region: z.string(),
-  source: z.enum(["cloudtrail", "sweep"]),
+  source: z.enum(["cloudtrail", "sweep", "state-change"]),
   /** The launch template a RunInstances call named, as the request gave it. */
   launchTemplate: z.object({ id: z.string().optional(), name: z.string().optional(), version: z.string().optional() }).optional()
 });
