@@ -224,10 +224,14 @@ export const DEFINITION = {
     AssessAccount: {
       Type: "Task",
       Comment:
-        "Read-only: the account's IMDS defaults (GetInstanceMetadataDefaults), cached per container. Attribution is advice: if it fails, the flow goes on without it.",
+        "Read-only: the account's IMDS defaults (GetInstanceMetadataDefaults) in the event's account and region, cached per container. Attribution is advice: if it fails, the flow goes on without it.",
       Resource: functionArn("AssessAccount"),
       TimeoutSeconds: 60,
-      Parameters: {},
+      Parameters: {
+        "account.$": "$.event.account",
+        "region.$": "$.event.region",
+        "eventId.$": "$.event.eventId",
+      },
       ResultPath: "$.accountPosture",
       Retry: lambdaRetry("AssessAccount", { guardErrorsMaxDelaySeconds: 30, lambdaAttempts: 4 }),
       Catch: [
@@ -246,6 +250,9 @@ export const DEFINITION = {
       ItemsPath: "$.batches",
       ItemSelector: {
         "eventId.$": "$.event.eventId",
+        "account.$": "$.event.account",
+        "region.$": "$.event.region",
+        "ledgerKey.$": "$.dedupe.key",
         "batchIndex.$": "$$.Map.Item.Index",
         "trigger.$": "$.trigger",
         "settings.$": "$.settings",

@@ -27,6 +27,70 @@ export interface ResolveTargetsConfig {
   settings: FlowSettings;
   guardRoleArnPrefix: string;
   batchSize: number;
+  /** Set in organization mode (the hub): the checks that keep the guard from acting in an account it should not. */
+  organization?: OrganizationConfig;
+}
+
+const commaList = (item: z.ZodString) =>
+  z
+    .string()
+    .default("")
+    .transform((v) =>
+      v
+        .split(",")
+        .map((x) => x.trim())
+        .filter(Boolean),
+    )
+    .pipe(z.array(item));
+
+const organizationEnvSchema = z.object({
+  /** Empty: single-account mode. Set: this stack is the hub of this organization. */
+  ORGANIZATION_ID: z
+    .string()
+    .regex(/^(o-[a-z0-9]{10,32})?$/, "must be an organization id (o-...) or empty")
+    .default(""),
+  SPOKE_ROLE_NAME: z
+    .string()
+    .regex(/^[\w+=,.@-]{1,64}$/)
+    .default("imdsv2-guard-spoke"),
+  /** Optional allow-lists: when either is set, an account must be listed or sit under a listed OU. */
+  ALLOWED_ACCOUNT_IDS: commaList(z.string().regex(/^\d{12}$/, "must be 12-digit account ids")),
+  ALLOWED_OU_IDS: commaList(z.string().regex(/^ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}$/, "must be OU ids (ou-...)")),
+  /**
+   * The organization's accounts as `id=name,...`, for a hub that may not call Organizations (no delegated
+   * administration or delegation policy). Empty: read them with ListAccounts.
+   */
+  ORGANIZATION_ACCOUNTS: commaList(z.string().regex(/^\d{12}(=[^,=]{1,50})?$/, "must be id or id=name")),
+});
+
+/** Organization mode's settings: the hub's organization, the spoke role's name, the allow-lists. */
+export interface OrganizationConfig {
+  id: string;
+  spokeRoleName: string;
+  allowedAccounts: string[];
+  allowedOus: string[];
+  /** A configured list of the organization's accounts (id and name), instead of Organizations ListAccounts. */
+  accounts?: { id: string; name?: string }[];
+}
+
+/** Organization mode's settings, or undefined in single-account mode (ORGANIZATION_ID empty or unset). */
+export function loadOrganizationConfig(env: NodeJS.ProcessEnv): OrganizationConfig | undefined {
+  const e = parseEnv(organizationEnvSchema, env);
+  if (!e.ORGANIZATION_ID) return undefined;
+  return {
+    id: e.ORGANIZATION_ID,
+    spokeRoleName: e.SPOKE_ROLE_NAME,
+    allowedAccounts: e.ALLOWED_ACCOUNT_IDS,
+    allowedOus: e.ALLOWED_OU_IDS,
+    ...(e.ORGANIZATION_ACCOUNTS.length > 0
+      ? {
+          accounts: e.ORGANIZATION_ACCOUNTS.map((entry) => {
+            const [id = "", name] = entry.split("=");
+            return { id, ...(name ? { name } : {}) };
+          }),
+        }
+      : {}),
+  };
 }
 
 /**
@@ -35,7 +99,13 @@ export interface ResolveTargetsConfig {
  */
 export function loadResolveTargetsConfig(env: NodeJS.ProcessEnv): ResolveTargetsConfig {
   const e = parseEnv(resolveTargetsEnvSchema, env);
-  return { settings: settingsOf(e), guardRoleArnPrefix: e.GUARD_ROLE_ARN_PREFIX, batchSize: e.BATCH_SIZE };
+  const organization = loadOrganizationConfig(env);
+  return {
+    settings: settingsOf(e),
+    guardRoleArnPrefix: e.GUARD_ROLE_ARN_PREFIX,
+    batchSize: e.BATCH_SIZE,
+    ...(organization ? { organization } : {}),
+  };
 }
 
 function settingsOf(e: z.infer<typeof flowSettingsEnvSchema>): FlowSettings {

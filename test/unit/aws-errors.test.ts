@@ -184,6 +184,7 @@ describe("error names", () => {
       "NonRetryableInvalidInputError",
       "NonRetryableAwsError",
       "NonRetryableConfigurationError",
+      "NonRetryableSpokeUnreachableError",
     ]);
   });
 
