@@ -58,7 +58,9 @@ async function flowFigures(): Promise<void> {
   runs.push(["1 instance, pass path", await runFlow(singleInstanceScenario())]);
   runs.push([
     "default scenario (8 mixed instances, 2 events)",
-    await runFlow(parseScenario(JSON.parse(readFileSync("local/scenarios/default.json", "utf8")), "default")),
+    await runFlow(
+      parseScenario(JSON.parse(readFileSync("local/scenarios/single-account.json", "utf8")), "single-account"),
+    ),
   ]);
   const burst = await runFlow(burstScenario(1000), { faults: { ec2Throttling: true } });
   runs.push(["burst: 1 event x 1,000 instances, throttled", burst]);

@@ -73,21 +73,37 @@ function jsonOutput(run: FlowRun) {
       ...(e.error ? { error: e.error } : {}),
       stats: e.stats,
     })),
-    apiCalls: run.sim.calls,
+    apiCalls: run.org?.calls ?? run.sim.calls,
+    ...(run.org
+      ? {
+          organization: {
+            id: run.org.spec.id,
+            hubAccount: run.org.spec.hubAccount,
+            assumeRoleCalls: run.org.assumeRoleCalls.map(({ at: _at, ...call }) => call),
+          },
+        }
+      : {}),
     lambdaInvocations: run.lambdaInvocations,
   };
 }
 
 function humanOutput(run: FlowRun): string {
   const out: string[] = [];
-  out.push(`imdsv2-guard, local run of scenario "${run.scenario.name}" on a simulated account`);
+  const org = run.scenario.organization;
+  out.push(
+    org
+      ? `imdsv2-guard, local run of scenario "${run.scenario.name}" on a simulated organization ${org.id}: hub ${org.hubAccount} in ${org.hubRegion}, ${org.accounts.length} member account(s)`
+      : `imdsv2-guard, local run of scenario "${run.scenario.name}" on a simulated account`,
+  );
   if (run.scenario.description) out.push(run.scenario.description);
   out.push(
     `${run.scenario.events.length} event(s), ${run.scenario.instances.length} instance(s); ${run.simulatedSeconds.toFixed(0)} s of simulated AWS time in ${(run.wallMilliseconds / 1000).toFixed(1)} s.`,
     "",
   );
   for (const report of reportsInEventOrder(run)) {
-    out.push(`== ${report.event.eventName} ${report.event.eventId} by ${report.event.actor}`);
+    const e = report.event;
+    const where = `${e.accountName ? `${e.accountName} (${e.account})` : e.account}/${e.region}`;
+    out.push(`== ${e.eventName} ${e.eventId} in ${where} by ${e.actor}`);
     const rows = report.results.map((r) => [
       r.instanceId,
       r.verdict.toUpperCase(),

@@ -11,27 +11,33 @@ import { createHandler as createResolveTargets } from "../../functions/resolve-t
 import { createHandler as createSendProbe } from "../../functions/send-probe/handler.js";
 import { dynamodb } from "../../shared/aws/clients/index.js";
 import { dynamoResultStore } from "../../shared/aws/result-store.js";
+import { spokeAccessFor } from "../../shared/aws/spoke-credentials.js";
 import type { NotifyConfig, ResolveTargetsConfig } from "../../shared/runtime/config.js";
 
 export type LambdaHandler = (event: unknown, context: Context) => Promise<unknown>;
 
-/** The deployed functions, keyed by the ASL placeholder that names each, built from the same handler modules. */
+/**
+ * The deployed functions, keyed by the ASL placeholder that names each, built from the same handler modules. In
+ * organization mode (`resolveTargets.organization` set) each function has its own spoke session cache, as each
+ * deployed function's containers do.
+ */
 export function localFunctions(config: {
   resolveTargets: ResolveTargetsConfig;
   notify: NotifyConfig;
   ledgerTableName: string;
 }): Record<string, LambdaHandler> {
   const store = dynamoResultStore(dynamodb, config.ledgerTableName);
+  const access = () => spokeAccessFor(config.resolveTargets.organization);
   return {
     ResolveTargetsFunctionArn: createResolveTargets(config.resolveTargets),
-    EnforceFunctionArn: createEnforce(),
-    CheckAppliedFunctionArn: createCheckApplied(),
-    CheckManagedFunctionArn: createCheckManaged(),
-    SendProbeFunctionArn: createSendProbe(),
-    CheckProbeFunctionArn: createCheckProbe(),
+    EnforceFunctionArn: createEnforce(undefined, access()),
+    CheckAppliedFunctionArn: createCheckApplied(undefined, access()),
+    CheckManagedFunctionArn: createCheckManaged(undefined, access()),
+    SendProbeFunctionArn: createSendProbe(undefined, access()),
+    CheckProbeFunctionArn: createCheckProbe(undefined, access()),
     FinalizeBatchFunctionArn: createFinalizeBatch(store),
     NotifyFunctionArn: createNotify(config.notify, store),
-    AssessAccountFunctionArn: createAssessAccount(),
-    CheckRejectedFunctionArn: createCheckRejected(),
+    AssessAccountFunctionArn: createAssessAccount(undefined, access()),
+    CheckRejectedFunctionArn: createCheckRejected(undefined, access()),
   };
 }
