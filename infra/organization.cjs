@@ -27,7 +27,9 @@ module.exports = async ({ resolveVariable }) => {
   const organizationId = String((await resolveVariable("param:organizationId")) ?? "");
   if (organizationId === "") return {};
   if (!/^o-[a-z0-9]{10,32}$/.test(organizationId)) {
-    throw new Error(`organizationId must be an organization id (o-...) or empty, not ${JSON.stringify(organizationId)}`);
+    throw new Error(
+      `organizationId must be an organization id (o-...) or empty, not ${JSON.stringify(organizationId)}`,
+    );
   }
   const allowedAccountIds = String((await resolveVariable("param:allowedAccountIds")) ?? "");
   const allowedOuIds = String((await resolveVariable("param:allowedOuIds")) ?? "");
