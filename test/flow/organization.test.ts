@@ -1,4 +1,9 @@
 import { describe, expect, it } from "vitest";
+import {
+  BURST_ACCOUNTS,
+  modifyLowerBoundSeconds,
+  organizationBurstScenario,
+} from "../../local/runner/burst-scenarios.js";
 import { runFlow } from "../../local/runner/run-flow.js";
 import type { ScenarioOrganization } from "../../local/runner/scenario.js";
 import { allResults, defaultScenario, runInstancesEvent, scenario } from "./helpers.js";
@@ -188,4 +193,30 @@ describe("organization mode: accounts are walls", () => {
     expect(run.reports).toEqual([]);
     expect(run.org?.assumeRoleCalls).toEqual([]);
   });
+});
+
+describe("organization mode: quotas are per account", () => {
+  it("a 1,000-instance burst over 3 accounts ends near the single-account lower bound, and no account starves another", async () => {
+    // Act
+    const run = await runFlow(organizationBurstScenario(1000), { faults: { ec2Throttling: true } });
+
+    // Assess
+    const results = allResults(run);
+    expect(results).toHaveLength(1000);
+    expect(results.filter((r) => r.verdict !== "pass")).toEqual([]);
+    // Each account has its own EC2 buckets: together they finish well inside one account's bound for 1,000.
+    expect(run.lastReportSeconds).toBeLessThanOrEqual(modifyLowerBoundSeconds(1000));
+    const lastByAccount = new Map<string, number>();
+    for (const p of run.sim.published) {
+      const account = p.input.MessageAttributes?.account?.StringValue ?? "";
+      lastByAccount.set(account, Math.max(lastByAccount.get(account) ?? 0, p.at));
+    }
+    expect([...lastByAccount.keys()].sort()).toEqual([...BURST_ACCOUNTS]);
+    const times = [...lastByAccount.values()];
+    // No starvation: the slowest account is within 20% of the fastest (each has a third of the work).
+    expect(Math.max(...times) - Date.parse("2026-11-28T09:00:00Z")).toBeLessThanOrEqual(
+      1.2 * (Math.min(...times) - Date.parse("2026-11-28T09:00:00Z")),
+    );
+    for (const m of run.org?.memberAccounts() ?? []) expect(m.sim.modifiedInstanceIds.length).toBeGreaterThan(300);
+  }, 600_000);
 });
