@@ -33,6 +33,12 @@ module.exports = async ({ resolveVariable }) => {
   }
   const allowedAccountIds = String((await resolveVariable("param:allowedAccountIds")) ?? "");
   const allowedOuIds = String((await resolveVariable("param:allowedOuIds")) ?? "");
+  // account=topicArn,...: each listed account's reports go to its own Slack topic (with its own Chatbot channel).
+  const slackRoutes = String((await resolveVariable("param:slackRoutes")) ?? "");
+  const routedTopics = slackRoutes
+    .split(",")
+    .map((entry) => entry.trim().split("=")[1])
+    .filter(Boolean);
   const service = await resolveVariable("self:service");
   const stage = await resolveVariable("sls:stage");
   const busName = `${service}-${stage}-hub`;
@@ -97,6 +103,32 @@ module.exports = async ({ resolveVariable }) => {
           },
         },
       },
+      ...(routedTopics.length > 0
+        ? {
+            NotifyLambdaFunction: {
+              Type: "AWS::Lambda::Function",
+              Properties: { Environment: { Variables: { SLACK_ROUTES: slackRoutes } } },
+            },
+            HubPublishToRoutedSlackTopicsPolicy: {
+              Type: "AWS::IAM::Policy",
+              Properties: {
+                PolicyName: "publish-to-routed-slack-topics",
+                Roles: [{ Ref: "NotifyRole" }],
+                PolicyDocument: {
+                  Version: "2012-10-17",
+                  Statement: [
+                    {
+                      Sid: "PublishToRoutedSlackTopics",
+                      Effect: "Allow",
+                      Action: "sns:Publish",
+                      Resource: routedTopics,
+                    },
+                  ],
+                },
+              },
+            },
+          }
+        : {}),
       // Only the spoke role, only in the organization's accounts. No wildcard action.
       HubAssumeSpokeRolePolicy: {
         Type: "AWS::IAM::Policy",

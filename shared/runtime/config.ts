@@ -136,12 +136,28 @@ const notifyEnvSchema = z.object({
   TOPIC_ARN: z.string().startsWith("arn:"),
   SLACK_TOPIC_ARN: z.string().startsWith("arn:").optional(),
   SLACK_VERDICTS: z.string().default("fail,error,held,unverified,alert"),
+  /**
+   * Organization mode: `account=topicArn,...`, each account's reports to its own Slack topic (its own Chatbot
+   * channel); other accounts go to SLACK_TOPIC_ARN.
+   */
+  SLACK_ROUTES: z
+    .string()
+    .default("")
+    .transform((v) =>
+      v
+        .split(",")
+        .map((x) => x.trim())
+        .filter(Boolean),
+    )
+    .pipe(z.array(z.string().regex(/^\d{12}=arn:[^,=\s]+$/, "must be account=topicArn entries"))),
 });
 
 export interface NotifyConfig {
   topicArn: string;
   slackTopicArn?: string;
   slackVerdicts: string[];
+  /** Slack topic by account id (organization mode); an account not listed uses slackTopicArn. */
+  slackTopicByAccount?: Record<string, string>;
 }
 
 /** Reads the notifier's topics from the environment; throws at cold start when one is missing. */
@@ -153,6 +169,13 @@ export function loadNotifyConfig(env: NodeJS.ProcessEnv): NotifyConfig {
     slackVerdicts: e.SLACK_VERDICTS.split(",")
       .map((v) => v.trim())
       .filter(Boolean),
+    ...(e.SLACK_ROUTES.length > 0
+      ? {
+          slackTopicByAccount: Object.fromEntries(
+            e.SLACK_ROUTES.map((entry) => [entry.slice(0, 12), entry.slice(13)] as const),
+          ),
+        }
+      : {}),
   };
 }
 

@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import type { PublishCommand, SNSClient } from "@aws-sdk/client-sns";
 import { AssumeRoleCommand, STSClient } from "@aws-sdk/client-sts";
 import { mockClient } from "aws-sdk-client-mock";
 import { afterEach, describe, expect, it } from "vitest";
@@ -6,14 +7,17 @@ import { z } from "zod";
 import { roleSessionName, spokeCredentialCache } from "../../shared/aws/spoke-credentials.js";
 import type { AccountMembership } from "../../shared/domain/confused-deputy.js";
 import { NonRetryableSpokeUnreachableError, RetryableThrottlingError } from "../../shared/domain/errors.js";
+import { buildReport } from "../../shared/report/report.js";
 import {
   DEFAULT_FLOW_SETTINGS,
+  loadNotifyConfig,
   loadOrganizationConfig,
   type ResolveTargetsConfig,
 } from "../../shared/runtime/config.js";
 import { batchStepInAccount } from "../../shared/runtime/lambda-handler.js";
+import { publishReport } from "../../shared/steps/notify.js";
 import { resolveTargets } from "../../shared/steps/resolve-targets.js";
-import { batchFactory, enforcing, fakeContext } from "./support.js";
+import { batchFactory, enforcing, eventRef, fakeContext, silentLogger } from "./support.js";
 
 const NOW = new Date("2026-11-28T15:00:00.000Z");
 const ORG = "o-a1b2c3d4e5";
@@ -349,5 +353,52 @@ describe("loadOrganizationConfig", () => {
     expect(() => loadOrganizationConfig({ ORGANIZATION_ID: ORG, ALLOWED_ACCOUNT_IDS: "12345" })).toThrow(
       /ALLOWED_ACCOUNT_IDS/,
     );
+  });
+});
+
+describe("Slack routing per account", () => {
+  const PAYMENTS_SLACK = "arn:aws:sns:eu-west-1:999900000000:imdsv2-guard-slack-payments";
+  const DEFAULT_SLACK = "arn:aws:sns:eu-west-1:999900000000:imdsv2-guard-slack";
+
+  it("reads SLACK_ROUTES as account=topic entries, naming a wrong one", () => {
+    const config = loadNotifyConfig({
+      TOPIC_ARN: "arn:aws:sns:eu-west-1:999900000000:alerts",
+      SLACK_TOPIC_ARN: DEFAULT_SLACK,
+      SLACK_ROUTES: `111122223333=${PAYMENTS_SLACK}`,
+    });
+    expect(config.slackTopicByAccount).toEqual({ "111122223333": PAYMENTS_SLACK });
+    expect(() =>
+      loadNotifyConfig({ TOPIC_ARN: "arn:aws:sns:eu-west-1:999900000000:alerts", SLACK_ROUTES: "payments=#ops" }),
+    ).toThrow(/SLACK_ROUTES/);
+  });
+
+  it("sends a routed account's report to its own Slack topic and the others to the default one", async () => {
+    // Prepare
+    const sent: (string | undefined)[] = [];
+    const sns = { send: async (command: PublishCommand) => (sent.push(command.input.TopicArn), { MessageId: "m" }) };
+    const deps = {
+      sns: sns as unknown as SNSClient,
+      logger: silentLogger("notify"),
+      config: {
+        topicArn: "arn:aws:sns:eu-west-1:999900000000:alerts",
+        slackTopicArn: DEFAULT_SLACK,
+        slackVerdicts: ["error"],
+        slackTopicByAccount: { "111122223333": PAYMENTS_SLACK },
+      },
+    };
+    const reportIn = (account: string) =>
+      buildReport({
+        event: eventRef({ account, region: "eu-west-1" }),
+        mode: "enforce",
+        results: [],
+        rejected: [{ value: "i-0a1b2c3d4e5f60001", reason: "x" }],
+      });
+
+    // Act
+    await publishReport(reportIn("111122223333"), deps);
+    await publishReport(reportIn("444455556666"), deps);
+
+    // Assess
+    expect(sent).toEqual([deps.config.topicArn, PAYMENTS_SLACK, deps.config.topicArn, DEFAULT_SLACK]);
   });
 });
