@@ -100,8 +100,13 @@ export function subjectLine(report: EventReport): string {
   const total = report.results.length;
   const worst = report.verdict.toUpperCase();
   const what = report.problem ? "event could not be read" : `${report.counts[report.verdict]} of ${total} instance(s)`;
-  const raw = `[imdsv2-guard] ${worst}: ${what} - ${report.event.eventName} in ${accountLabel(report.event)}/${report.event.region}`;
-  return toAscii(raw).slice(0, 99);
+  // The account by its name where the organization knows it (the id is in the body and the `account` attribute).
+  // Where it does not fit, the event name is cut rather than the place: the account and region are what an email
+  // rule or a reader sorts by.
+  const head = toAscii(`[imdsv2-guard] ${worst}: ${what} - `);
+  const place = toAscii(` in ${report.event.accountName ?? report.event.account}/${report.event.region}`).slice(0, 60);
+  const eventName = toAscii(report.event.eventName).slice(0, Math.max(0, 99 - head.length - place.length));
+  return `${head}${eventName}${place}`.slice(0, 99);
 }
 
 /** The readable text for email and the `default` protocol. */

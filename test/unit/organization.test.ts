@@ -7,7 +7,7 @@ import { z } from "zod";
 import { roleSessionName, spokeCredentialCache } from "../../shared/aws/spoke-credentials.js";
 import type { AccountMembership } from "../../shared/domain/confused-deputy.js";
 import { NonRetryableSpokeUnreachableError, RetryableThrottlingError } from "../../shared/domain/errors.js";
-import { buildReport } from "../../shared/report/report.js";
+import { buildReport, subjectLine } from "../../shared/report/report.js";
 import {
   DEFAULT_FLOW_SETTINGS,
   loadNotifyConfig,
@@ -400,5 +400,26 @@ describe("Slack routing per account", () => {
 
     // Assess
     expect(sent).toEqual([deps.config.topicArn, PAYMENTS_SLACK, deps.config.topicArn, DEFAULT_SLACK]);
+  });
+});
+
+describe("the subject in organization mode", () => {
+  it("names the account by its name and keeps the region inside SNS's 100 characters", () => {
+    const report = buildReport({
+      event: eventRef({
+        eventName: "ModifyInstanceMetadataOptions",
+        account: "111122223333",
+        accountName: "payments-prod",
+        region: "ap-southeast-2",
+      }),
+      mode: "enforce",
+      results: [],
+      rejected: [{ value: "i-0a1b2c3d4e5f60001", reason: "x" }],
+    });
+    const subject = subjectLine(report);
+    expect(subject).toBe(
+      "[imdsv2-guard] ERROR: 1 of 1 instance(s) - ModifyInstanceMetadataOptions in payments-prod/ap-southeast-2",
+    );
+    expect(subject.length).toBeLessThan(100);
   });
 });
