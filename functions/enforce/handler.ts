@@ -1,11 +1,28 @@
+import { z } from "zod";
 import { cloudwatchForTarget } from "../../shared/aws/clients/cloudwatch.js";
 import { ec2ForTarget } from "../../shared/aws/clients/ec2.js";
 import { imageSupportLookup } from "../../shared/aws/image-support.js";
 import { perAccountRegion, type SpokeAccess, spokeAccessFor } from "../../shared/aws/spoke-credentials.js";
+import { batchSchema } from "../../shared/domain/model.js";
 import { loadOrganizationConfig } from "../../shared/runtime/config.js";
-import { batchStepInAccount, onColdStart } from "../../shared/runtime/lambda-handler.js";
+import { inBatchAccount, lambdaHandler, onColdStart } from "../../shared/runtime/lambda-handler.js";
 import { logger } from "../../shared/runtime/logger.js";
-import { enforceBatch } from "../../shared/steps/enforce.js";
+import { parseStepInput } from "../../shared/runtime/step-input.js";
+import { enforceBatch, FIRST_ATTEMPT } from "../../shared/steps/enforce.js";
+
+/**
+ * The state machine hands Enforce its batch with `$$.State.RetryCount`, so a retry after a crash can tell a change
+ * an earlier attempt made from one it found. A bare batch (an execution still running on the definition from
+ * before this field) is a first attempt.
+ */
+const attemptInputSchema = z.object({ batch: batchSchema, retryCount: z.number().int().min(0) });
+
+function parseEnforceInput(input: unknown): z.infer<typeof attemptInputSchema> {
+  const wrapped = typeof input === "object" && input !== null && "batch" in input;
+  return wrapped
+    ? parseStepInput(attemptInputSchema, input, "Enforce")
+    : { batch: parseStepInput(batchSchema, input, "Enforce"), ...FIRST_ATTEMPT };
+}
 
 /**
  * Sets HttpTokens=required where needed (or says why not), in the batch's account and region. The AMI lookup is
@@ -15,16 +32,20 @@ export function createHandler(now: () => Date = () => new Date(), access?: Spoke
   const ec2For = ec2ForTarget(access);
   const cloudwatchFor = cloudwatchForTarget(access);
   const imageSupportFor = perAccountRegion(imageSupportLookup);
-  return batchStepInAccount(
-    "Enforce",
-    async (target) => ({
-      ec2: await ec2For(target),
-      cloudwatch: await cloudwatchFor(target),
-      imageSupport: imageSupportFor(target),
-    }),
-    (batch, clients) => enforceBatch(batch, { ...clients, logger, now }),
-    now,
-  );
+  return lambdaHandler(async (input: unknown) => {
+    const { batch, retryCount } = parseEnforceInput(input);
+    logger.appendKeys({ eventId: batch.eventId, instanceIds: batch.instances.map((i) => i.instanceId), retryCount });
+    return inBatchAccount(
+      batch,
+      async (target) => ({
+        ec2: await ec2For(target),
+        cloudwatch: await cloudwatchFor(target),
+        imageSupport: imageSupportFor(target),
+      }),
+      (clients) => enforceBatch(batch, { ...clients, logger, now }, { retryCount }),
+      now,
+    );
+  });
 }
 
 export const handler = onColdStart(() => createHandler(undefined, spokeAccessFor(loadOrganizationConfig(process.env))));

@@ -60,15 +60,23 @@ export function batchStepInAccount<C>(
   run: (batch: Batch, clients: C) => Promise<Batch>,
   now: () => Date,
 ) {
-  return batchStepHandler(step, async (batch) => {
-    let clients: C;
-    try {
-      clients = await clientsFor(targetOf(batch));
-    } catch (error) {
-      if (!(error instanceof NonRetryableSpokeUnreachableError)) throw error;
-      logger.warn("Spoke unreachable", { account: batch.account, region: batch.region, error: error.message });
-      return concludeUnreachable(batch, error.message, now());
-    }
-    return run(batch, clients);
-  });
+  return batchStepHandler(step, (batch) => inBatchAccount(batch, clientsFor, (clients) => run(batch, clients), now));
+}
+
+/** Runs a step on the batch with clients for its account and region; an unreachable spoke ends it `error`. */
+export async function inBatchAccount<C>(
+  batch: Batch,
+  clientsFor: (target: SpokeTarget | undefined) => Promise<C>,
+  run: (clients: C) => Promise<Batch>,
+  now: () => Date,
+): Promise<Batch> {
+  let clients: C;
+  try {
+    clients = await clientsFor(targetOf(batch));
+  } catch (error) {
+    if (!(error instanceof NonRetryableSpokeUnreachableError)) throw error;
+    logger.warn("Spoke unreachable", { account: batch.account, region: batch.region, error: error.message });
+    return concludeUnreachable(batch, error.message, now());
+  }
+  return run(clients);
 }
