@@ -22,7 +22,9 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: "forks",
-    // The handlers' structured logs are for CloudWatch; tests assert on behaviour, not on log lines.
-    env: { POWERTOOLS_LOG_LEVEL: "SILENT" },
+    // The handlers' structured logs are for CloudWatch; tests assert on behaviour, not on log lines. The SDK's default
+    // credential chain ends at the EC2 instance metadata service (169.254.169.254): switched off, so no client in a
+    // test can ever reach for real credentials.
+    env: { POWERTOOLS_LOG_LEVEL: "SILENT", AWS_EC2_METADATA_DISABLED: "true" },
   },
 });

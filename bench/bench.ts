@@ -4,7 +4,12 @@ import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { gzipSync } from "node:zlib";
 import { type BuildOptions, build } from "esbuild";
-import { burstScenario, modifyLowerBoundSeconds, stormScenario } from "../local/runner/burst-scenarios.js";
+import {
+  burstScenario,
+  modifyLowerBoundSeconds,
+  organizationBurstScenario,
+  stormScenario,
+} from "../local/runner/burst-scenarios.js";
 import { type FlowRun, runFlow } from "../local/runner/run-flow.js";
 import { parseScenario } from "../local/runner/scenario.js";
 import { flowCosts } from "./flow-costs.js";
@@ -50,21 +55,40 @@ function singleInstanceScenario() {
   );
 }
 
+/**
+ * Simulated seconds to each member account's last report: EC2 and SSM throttle per account and region, so one
+ * account's burst must not hold up another's.
+ */
+function lastReportByAccount(run: FlowRun): Record<string, number> {
+  const start = Date.parse("2026-11-28T09:00:00Z");
+  const last: Record<string, number> = {};
+  for (const p of run.sim.published) {
+    const account = p.input.MessageAttributes?.account?.StringValue ?? "unknown";
+    last[account] = Math.max(last[account] ?? 0, (p.at - start) / 1000);
+  }
+  return last;
+}
+
 async function flowFigures(): Promise<void> {
   section(
     "Per instance, on the simulated account (Step Functions Standard + Lambda arm64, 256 MB, 100 ms billed per invocation assumed)",
   );
   const runs: [string, FlowRun][] = [];
   runs.push(["1 instance, pass path", await runFlow(singleInstanceScenario())]);
-  const defaultScenario = parseScenario(JSON.parse(readFileSync("local/scenarios/default.json", "utf8")), "default");
+  const defaultScenario = parseScenario(
+    JSON.parse(readFileSync("local/scenarios/single-account.json", "utf8")),
+    "single-account",
+  );
   runs.push([
-    `default scenario (${defaultScenario.instances.length} instances, ${defaultScenario.events.length} events)`,
+    `single-account scenario (${defaultScenario.instances.length} instances, ${defaultScenario.events.length} events)`,
     await runFlow(defaultScenario),
   ]);
   const burst = await runFlow(burstScenario(1000), { faults: { ec2Throttling: true } });
   runs.push(["burst: 1 event x 1,000 instances, throttled", burst]);
   const storm = await runFlow(stormScenario(1000), { faults: { ec2Throttling: true } });
   runs.push(["storm: 1,000 events x 1 instance, throttled", storm]);
+  const orgBurst = await runFlow(organizationBurstScenario(1000), { faults: { ec2Throttling: true } });
+  runs.push(["organization burst: 3 accounts x 1 event, 1,000 instances, throttled", orgBurst]);
 
   process.stdout.write(
     `${row(["run", "API calls", "transitions", "Lambda invocations", "USD per 1,000 instances"])}\n${row(["---", "---:", "---:", "---:", "---:"])}\n`,
@@ -84,6 +108,7 @@ async function flowFigures(): Promise<void> {
   for (const [name, run] of [
     ["burst 1 x 1,000", burst],
     ["storm 1,000 x 1", storm],
+    ["organization burst 3 accounts x 333", orgBurst],
   ] as const) {
     const verdicts: Record<string, number> = {};
     for (const r of run.reports) for (const x of r.results) verdicts[x.verdict] = (verdicts[x.verdict] ?? 0) + 1;
@@ -104,6 +129,13 @@ async function flowFigures(): Promise<void> {
       ])}\n`,
     );
   }
+  process.stdout.write(
+    `\nOrganization burst, simulated s to each account's last verdict (lower bound per account ${modifyLowerBoundSeconds(Math.ceil(1000 / 3)).toFixed(0)} s; the single-account lower bound for 1,000 is ${bound.toFixed(0)} s): ${Object.entries(
+      lastReportByAccount(orgBurst),
+    )
+      .map(([account, seconds]) => `${account} ${seconds.toFixed(0)} s`)
+      .join(", ")}\n`,
+  );
 }
 
 /**

@@ -21,7 +21,8 @@ export interface FlowCosts {
 /** Per-instance API calls, transitions, invocations and estimated cost of a run. */
 export function flowCosts(run: FlowRun): FlowCosts {
   const instances = run.reports.reduce((n, r) => n + r.results.length, 0);
-  const apiCalls = Object.values(run.sim.calls).reduce((a, b) => a + b, 0);
+  // Organization mode: every member account's calls, not only the hub's.
+  const apiCalls = Object.values(run.org?.calls ?? run.sim.calls).reduce((a, b) => a + b, 0);
   const transitions = run.executions.reduce((n, e) => n + e.stats.transitions, 0);
   const invocations = Object.values(run.lambdaInvocations).reduce((a, b) => a + b, 0);
   const usd =

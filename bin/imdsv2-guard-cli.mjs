@@ -78,6 +78,8 @@ var eventRefSchema = z2.object({
   eventTime: z2.string(),
   actor: z2.string(),
   account: z2.string(),
+  /** Organization mode: the account's name in the organization, for the report's subject. */
+  accountName: z2.string().optional(),
   region: z2.string(),
   source: z2.enum(["cloudtrail", "sweep", "state-change"]),
   /** The launch template a RunInstances call named, as the request gave it. */
@@ -92,6 +94,9 @@ var probeReadingSchema = z2.object({
 });
 var instanceResultSchema = z2.object({
   instanceId: z2.string(),
+  /** Where the instance is: the event envelope's account and region (set when the report is built). */
+  account: z2.string().optional(),
+  region: z2.string().optional(),
   verdict: verdictSchema,
   reason: z2.string(),
   warnings: z2.array(z2.string()).default([]),
@@ -147,6 +152,11 @@ var stageCountsSchema = z2.object({
 });
 var batchSchema = z2.object({
   eventId: z2.string(),
+  /** The event envelope's account and region: where this batch's instances are (organization mode acts there). */
+  account: z2.string().optional(),
+  region: z2.string().optional(),
+  /** The event's ledger key (ResolveTargets' dedupe key), under which FinalizeBatch stores the results. */
+  ledgerKey: z2.string().optional(),
   /** The batch's position in the event's work list: where FinalizeBatch stores its results. */
   batchIndex: z2.number().int().min(0),
   trigger: triggerSchema,

@@ -347,10 +347,14 @@ export const DEFINITION = {
     AssessAccount: {
       Type: "Task",
       Comment:
-        "Read-only: the account's IMDS defaults (GetInstanceMetadataDefaults), cached per container. Attribution is advice: if it fails, the flow goes on without it.",
+        "Read-only: the account's IMDS defaults (GetInstanceMetadataDefaults) in the event's account and region, cached per container. Attribution is advice: if it fails, the flow goes on without it.",
       Resource: functionArn("AssessAccount"),
       TimeoutSeconds: TASK_TIMEOUT_SECONDS,
-      Parameters: {},
+      Parameters: {
+        "account.$": "$.event.account",
+        "region.$": "$.event.region",
+        "eventId.$": "$.event.eventId",
+      },
       ResultPath: "$.accountPosture",
       Retry: lambdaRetry("AssessAccount", { guardErrorsMaxDelaySeconds: 30, lambdaAttempts: 4 }),
       Catch: [
@@ -369,6 +373,9 @@ export const DEFINITION = {
       ItemsPath: "$.batches",
       ItemSelector: {
         "eventId.$": "$.event.eventId",
+        "account.$": "$.event.account",
+        "region.$": "$.event.region",
+        "ledgerKey.$": "$.dedupe.key",
         "batchIndex.$": "$$.Map.Item.Index",
         "trigger.$": "$.trigger",
         "settings.$": "$.settings",

@@ -28,6 +28,12 @@ export const STACK_PARAMETER_SETS: Record<string, string[]> = {
     "enforceAccountDefault=true",
     "ledgerPointInTimeRecovery=true",
   ],
+  // Organization mode: the hub (README "Organization mode"), with per-account Slack routing.
+  hub: [
+    "organizationId=o-a1b2c3d4e5",
+    "allowedOuIds=ou-ab12-11111111",
+    "slackRoutes=111122223333=arn:aws:sns:us-east-1:123456789012:imdsv2-guard-slack-payments",
+  ],
 };
 
 /** cfn-lint 1.51.0: later versions download their schemas at run time, so they fail offline. */

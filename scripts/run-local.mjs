@@ -26,5 +26,8 @@ await build({
 // Handler logs are structured JSON for CloudWatch; in a terminal they drown the table unless asked for.
 // Set before the bundle loads, because Powertools reads the level when the logger is created.
 if (!args.includes("--verbose")) process.env.POWERTOOLS_LOG_LEVEL ??= "SILENT";
+// The SDK's default credential chain ends at the EC2 instance metadata service (169.254.169.254): switched off, so
+// nothing the runner starts can reach for real credentials, even on an EC2 host.
+process.env.AWS_EC2_METADATA_DISABLED = "true";
 process.argv = [process.argv[0], outfile, ...args];
 await import(pathToFileURL(outfile).href);

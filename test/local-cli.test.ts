@@ -70,7 +70,7 @@ describe("npm start", () => {
 
     // Assess
     expect(run.stdout).toContain(
-      "--- Email\nSubject: [imdsv2-guard] FAIL: 1 of 8 instance(s) - RunInstances in eu-west-1",
+      "--- Email\nSubject: [imdsv2-guard] FAIL: 1 of 8 instance(s) - RunInstances in payments-prod/eu-west-1",
     );
     expect(run.stdout).toContain("--- Slack (AWS Chatbot custom notification)\n🚨 imdsv2-guard: FAIL (RunInstances)");
     const slack = run.stdout.slice(run.stdout.indexOf("--- Slack"));

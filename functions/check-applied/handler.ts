@@ -1,11 +1,19 @@
-import { ec2 } from "../../shared/aws/clients/ec2.js";
-import { batchStepHandler } from "../../shared/runtime/lambda-handler.js";
+import { ec2ForTarget } from "../../shared/aws/clients/ec2.js";
+import { type SpokeAccess, spokeAccessFor } from "../../shared/aws/spoke-credentials.js";
+import { loadOrganizationConfig } from "../../shared/runtime/config.js";
+import { batchStepInAccount, onColdStart } from "../../shared/runtime/lambda-handler.js";
 import { logger } from "../../shared/runtime/logger.js";
 import { checkAppliedBatch } from "../../shared/steps/check-applied.js";
 
-/** One poll of MetadataOptions.State for the batch. */
-export function createHandler(now: () => Date = () => new Date()) {
-  return batchStepHandler("CheckApplied", (batch) => checkAppliedBatch(batch, { ec2, logger, now }));
+/** One poll of MetadataOptions.State for the batch, in its account and region. */
+export function createHandler(now: () => Date = () => new Date(), access?: SpokeAccess) {
+  const ec2For = ec2ForTarget(access);
+  return batchStepInAccount(
+    "CheckApplied",
+    ec2For,
+    (batch, ec2) => checkAppliedBatch(batch, { ec2, logger, now }),
+    now,
+  );
 }
 
-export const handler = createHandler();
+export const handler = onColdStart(() => createHandler(undefined, spokeAccessFor(loadOrganizationConfig(process.env))));

@@ -1,12 +1,21 @@
-import { ec2 } from "../../shared/aws/clients/ec2.js";
-import { ssm } from "../../shared/aws/clients/ssm.js";
-import { batchStepHandler } from "../../shared/runtime/lambda-handler.js";
+import { ec2ForTarget } from "../../shared/aws/clients/ec2.js";
+import { ssmForTarget } from "../../shared/aws/clients/ssm.js";
+import { type SpokeAccess, spokeAccessFor } from "../../shared/aws/spoke-credentials.js";
+import { loadOrganizationConfig } from "../../shared/runtime/config.js";
+import { batchStepInAccount, onColdStart } from "../../shared/runtime/lambda-handler.js";
 import { logger } from "../../shared/runtime/logger.js";
 import { checkManagedBatch } from "../../shared/steps/check-managed.js";
 
-/** One poll of SSM registration for the batch; picks each instance's probe. */
-export function createHandler(now: () => Date = () => new Date()) {
-  return batchStepHandler("CheckManaged", (batch) => checkManagedBatch(batch, { ec2, ssm, logger, now }));
+/** One poll of SSM registration for the batch, in its account and region; picks each instance's probe. */
+export function createHandler(now: () => Date = () => new Date(), access?: SpokeAccess) {
+  const ec2For = ec2ForTarget(access);
+  const ssmFor = ssmForTarget(access);
+  return batchStepInAccount(
+    "CheckManaged",
+    async (target) => ({ ec2: await ec2For(target), ssm: await ssmFor(target) }),
+    (batch, clients) => checkManagedBatch(batch, { ...clients, logger, now }),
+    now,
+  );
 }
 
-export const handler = createHandler();
+export const handler = onColdStart(() => createHandler(undefined, spokeAccessFor(loadOrganizationConfig(process.env))));

@@ -1,11 +1,14 @@
-import { ssm } from "../../shared/aws/clients/ssm.js";
-import { batchStepHandler } from "../../shared/runtime/lambda-handler.js";
+import { ssmForTarget } from "../../shared/aws/clients/ssm.js";
+import { type SpokeAccess, spokeAccessFor } from "../../shared/aws/spoke-credentials.js";
+import { loadOrganizationConfig } from "../../shared/runtime/config.js";
+import { batchStepInAccount, onColdStart } from "../../shared/runtime/lambda-handler.js";
 import { logger } from "../../shared/runtime/logger.js";
 import { checkProbeBatch } from "../../shared/steps/check-probe.js";
 
-/** Reads the probe's results and turns them into verdicts. */
-export function createHandler(now: () => Date = () => new Date()) {
-  return batchStepHandler("CheckProbe", (batch) => checkProbeBatch(batch, { ssm, logger, now }));
+/** Reads the probe's results, in the batch's account and region, and turns them into verdicts. */
+export function createHandler(now: () => Date = () => new Date(), access?: SpokeAccess) {
+  const ssmFor = ssmForTarget(access);
+  return batchStepInAccount("CheckProbe", ssmFor, (batch, ssm) => checkProbeBatch(batch, { ssm, logger, now }), now);
 }
 
-export const handler = createHandler();
+export const handler = onColdStart(() => createHandler(undefined, spokeAccessFor(loadOrganizationConfig(process.env))));

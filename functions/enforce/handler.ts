@@ -1,9 +1,11 @@
 import { z } from "zod";
-import { cloudwatch } from "../../shared/aws/clients/cloudwatch.js";
-import { ec2 } from "../../shared/aws/clients/ec2.js";
+import { cloudwatchForTarget } from "../../shared/aws/clients/cloudwatch.js";
+import { ec2ForTarget } from "../../shared/aws/clients/ec2.js";
 import { imageSupportLookup } from "../../shared/aws/image-support.js";
+import { perAccountRegion, type SpokeAccess, spokeAccessFor } from "../../shared/aws/spoke-credentials.js";
 import { batchSchema } from "../../shared/domain/model.js";
-import { lambdaHandler } from "../../shared/runtime/lambda-handler.js";
+import { loadOrganizationConfig } from "../../shared/runtime/config.js";
+import { inBatchAccount, lambdaHandler, onColdStart } from "../../shared/runtime/lambda-handler.js";
 import { logger } from "../../shared/runtime/logger.js";
 import { parseStepInput } from "../../shared/runtime/step-input.js";
 import { enforceBatch, FIRST_ATTEMPT } from "../../shared/steps/enforce.js";
@@ -22,14 +24,28 @@ function parseEnforceInput(input: unknown): z.infer<typeof attemptInputSchema> {
     : { batch: parseStepInput(batchSchema, input, "Enforce"), ...FIRST_ATTEMPT };
 }
 
-/** Sets HttpTokens=required where needed (or says why not). The AMI lookup is cached per container. */
-export function createHandler(now: () => Date = () => new Date()) {
-  const imageSupport = imageSupportLookup();
+/**
+ * Sets HttpTokens=required where needed (or says why not), in the batch's account and region. The AMI lookup is
+ * cached per container and per account and region (AMIs are regional, and private ones per account).
+ */
+export function createHandler(now: () => Date = () => new Date(), access?: SpokeAccess) {
+  const ec2For = ec2ForTarget(access);
+  const cloudwatchFor = cloudwatchForTarget(access);
+  const imageSupportFor = perAccountRegion(imageSupportLookup);
   return lambdaHandler(async (input: unknown) => {
     const { batch, retryCount } = parseEnforceInput(input);
     logger.appendKeys({ eventId: batch.eventId, instanceIds: batch.instances.map((i) => i.instanceId), retryCount });
-    return enforceBatch(batch, { ec2, cloudwatch, logger, now, imageSupport }, { retryCount });
+    return inBatchAccount(
+      batch,
+      async (target) => ({
+        ec2: await ec2For(target),
+        cloudwatch: await cloudwatchFor(target),
+        imageSupport: imageSupportFor(target),
+      }),
+      (clients) => enforceBatch(batch, { ...clients, logger, now }, { retryCount }),
+      now,
+    );
   });
 }
 
-export const handler = createHandler();
+export const handler = onColdStart(() => createHandler(undefined, spokeAccessFor(loadOrganizationConfig(process.env))));

@@ -24,7 +24,8 @@ export function createHandler(store: ResultStore, now: () => Date = () => new Da
       return { ...summarizeBatch(batch.batchIndex, results), inline: inlineResults(results) };
     }
     const expiresAt = Math.floor(at.getTime() / 1000) + LEDGER_RETENTION_SECONDS;
-    await store.put(batch.eventId, batch.batchIndex, results, expiresAt);
+    // The event's ledger key: namespaced by account and region in organization mode, where eventIDs may repeat.
+    await store.put(batch.ledgerKey ?? batch.eventId, batch.batchIndex, results, expiresAt);
     return summarizeBatch(batch.batchIndex, results);
   });
 }

@@ -32,7 +32,7 @@ export function createHandler(config: NotifyConfig, store: ResultStore) {
     let readFailure: string | undefined;
     if ("batches" in parsed && parsed.batches.length > 0) {
       try {
-        stored = await store.load(parsed.event.eventId);
+        stored = await store.load(parsed.dedupe?.key ?? parsed.event.eventId);
       } catch (error) {
         // Report what the Map returned inline rather than nothing; the instances without a result become errors.
         readFailure = error instanceof Error ? error.message : String(error);

@@ -56,3 +56,43 @@ export function stormScenario(n: number): Scenario {
 export function modifyLowerBoundSeconds(n: number): number {
   return Math.max(0, n - 100) / 5;
 }
+
+/** The member accounts of the organization burst, each with the guard's spoke, in one region. */
+export const BURST_ACCOUNTS = ["111100000000", "222200000000", "333300000000"] as const;
+
+/**
+ * One RunInstances event per member account, all delivered at the same moment, `n` instances split evenly over
+ * the accounts: the organization-scale burst. Each account has its own EC2 token buckets, as in AWS.
+ */
+export function organizationBurstScenario(n: number, accounts: readonly string[] = BURST_ACCOUNTS): Scenario {
+  const all = ids(n);
+  const share = (i: number) => all.filter((_, k) => k % accounts.length === i);
+  return parseScenario(
+    {
+      name: `organization-burst-${n}x${accounts.length}`,
+      eventSpacingSeconds: 0,
+      organization: {
+        id: "o-a1b2c3d4e5",
+        hubAccount: "999900000000",
+        hubRegion: "eu-west-1",
+        accounts: accounts.map((id, i) => ({ id, name: `member-${i + 1}`, regions: ["eu-west-1"], spoke: true })),
+      },
+      events: accounts.map((account, i) => {
+        const event = runInstances(share(i), `burst-${account}`);
+        const actor = `arn:aws:sts::${account}:assumed-role/Autoscaler/burst`;
+        return {
+          ...event,
+          account,
+          detail: {
+            ...event.detail,
+            recipientAccountId: account,
+            awsRegion: "eu-west-1",
+            userIdentity: { type: "AssumedRole", arn: actor },
+          },
+        };
+      }),
+      instances: accounts.flatMap((account, i) => share(i).map((id) => ({ id, account, region: "eu-west-1" }))),
+    },
+    "organization-burst",
+  );
+}

@@ -60,7 +60,14 @@ export function mrkdwnAsShown(text: string): string {
 export function notificationText(n: DeliveredNotification, width: number): string[] {
   const wrap = (line: string, indent = "") =>
     wrapText(line, width - indent.length).map((l, i) => (i === 0 ? l : `${indent}${l}`));
-  const out = ["--- Email", `Subject: ${n.subject}`, "", ...n.email.split("\n").flatMap((l) => wrap(l, "    ")), ""];
+  // A subject of up to 99 characters (SNS's limit) does not fit after "Subject: " in 100 columns: it wraps too.
+  const out = [
+    "--- Email",
+    ...wrap(`Subject: ${n.subject}`, "         "),
+    "",
+    ...n.email.split("\n").flatMap((l) => wrap(l, "    ")),
+    "",
+  ];
   if (n.slack) {
     const c = n.slack.content;
     out.push("--- Slack (AWS Chatbot custom notification)", ...wrap(mrkdwnAsShown(c.title)), "");

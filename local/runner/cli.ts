@@ -87,7 +87,16 @@ function jsonOutput(run: FlowRun) {
       ...(e.error ? { error: e.error } : {}),
       stats: e.stats,
     })),
-    apiCalls: run.sim.calls,
+    apiCalls: run.org?.calls ?? run.sim.calls,
+    ...(run.org
+      ? {
+          organization: {
+            id: run.org.spec.id,
+            hubAccount: run.org.spec.hubAccount,
+            assumeRoleCalls: run.org.assumeRoleCalls.map(({ at: _at, ...call }) => call),
+          },
+        }
+      : {}),
     lambdaInvocations: run.lambdaInvocations,
   };
 }
@@ -104,7 +113,14 @@ const RESULT_COLUMNS = [
 function humanOutput(run: FlowRun, width: number): string {
   const out: string[] = [];
   const prose = (text: string) => wrapText(text, width);
-  out.push(...prose(`imdsv2-guard, local run of scenario "${run.scenario.name}" on a simulated account`));
+  const org = run.scenario.organization;
+  out.push(
+    ...prose(
+      org
+        ? `imdsv2-guard, local run of scenario "${run.scenario.name}" on a simulated organization ${org.id}: hub ${org.hubAccount} in ${org.hubRegion}, ${org.accounts.length} member account(s)`
+        : `imdsv2-guard, local run of scenario "${run.scenario.name}" on a simulated account`,
+    ),
+  );
   if (run.scenario.description) out.push(...prose(run.scenario.description));
   out.push(
     ...prose(
@@ -113,7 +129,9 @@ function humanOutput(run: FlowRun, width: number): string {
     "",
   );
   for (const report of reportsInEventOrder(run)) {
-    out.push(...prose(`== ${report.event.eventName} ${report.event.eventId} by ${report.event.actor}`));
+    const e = report.event;
+    const where = `${e.accountName ? `${e.accountName} (${e.account})` : e.account}/${e.region}`;
+    out.push(...prose(`== ${e.eventName} ${e.eventId} in ${where} by ${e.actor}`));
     const rows = report.results.map((r) => [
       r.instanceId,
       r.verdict.toUpperCase(),

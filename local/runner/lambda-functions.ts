@@ -14,11 +14,16 @@ import { createHandler as createSendProbe } from "../../functions/send-probe/han
 import { dynamodb } from "../../shared/aws/clients/index.js";
 import { dynamoInstanceClaims } from "../../shared/aws/instance-claims.js";
 import { dynamoResultStore } from "../../shared/aws/result-store.js";
+import { spokeAccessFor } from "../../shared/aws/spoke-credentials.js";
 import type { GuardAccountDefaultConfig, NotifyConfig, ResolveTargetsConfig } from "../../shared/runtime/config.js";
 
 export type LambdaHandler = (event: unknown, context: Context) => Promise<unknown>;
 
-/** The deployed functions, keyed by the ASL placeholder that names each, built from the same handler modules. */
+/**
+ * The deployed functions, keyed by the ASL placeholder that names each, built from the same handler modules. In
+ * organization mode (`resolveTargets.organization` set) each function has its own spoke session cache, as each
+ * deployed function's containers do.
+ */
 export function localFunctions(config: {
   resolveTargets: ResolveTargetsConfig;
   notify: NotifyConfig;
@@ -26,18 +31,23 @@ export function localFunctions(config: {
   guardAccountDefault: GuardAccountDefaultConfig;
 }): Record<string, LambdaHandler> {
   const store = dynamoResultStore(dynamodb, config.ledgerTableName);
+  const access = () => spokeAccessFor(config.resolveTargets.organization);
   return {
     ResolveTargetsFunctionArn: createResolveTargets(config.resolveTargets),
-    EnforceFunctionArn: createEnforce(),
-    CheckAppliedFunctionArn: createCheckApplied(),
-    CheckManagedFunctionArn: createCheckManaged(),
-    SendProbeFunctionArn: createSendProbe(),
-    CheckProbeFunctionArn: createCheckProbe(),
+    EnforceFunctionArn: createEnforce(undefined, access()),
+    CheckAppliedFunctionArn: createCheckApplied(undefined, access()),
+    CheckManagedFunctionArn: createCheckManaged(undefined, access()),
+    SendProbeFunctionArn: createSendProbe(undefined, access()),
+    CheckProbeFunctionArn: createCheckProbe(undefined, access()),
     FinalizeBatchFunctionArn: createFinalizeBatch(store),
     NotifyFunctionArn: createNotify(config.notify, store),
-    AssessAccountFunctionArn: createAssessAccount(),
-    CheckRejectedFunctionArn: createCheckRejected(),
-    GuardAccountDefaultFunctionArn: createGuardAccountDefault(config.guardAccountDefault),
-    ClaimInstancesFunctionArn: createClaimInstances(dynamoInstanceClaims(dynamodb, config.ledgerTableName)),
+    AssessAccountFunctionArn: createAssessAccount(undefined, access()),
+    CheckRejectedFunctionArn: createCheckRejected(undefined, access()),
+    GuardAccountDefaultFunctionArn: createGuardAccountDefault(config.guardAccountDefault, undefined, access()),
+    ClaimInstancesFunctionArn: createClaimInstances(
+      dynamoInstanceClaims(dynamodb, config.ledgerTableName),
+      undefined,
+      access(),
+    ),
   };
 }

@@ -16,6 +16,7 @@ import { type EventReport, parseMachineReport } from "../../shared/report/report
 import { DEFAULT_FLOW_SETTINGS, type NotifyConfig, type ResolveTargetsConfig } from "../../shared/runtime/config.js";
 import type { SweepOutcome } from "../../shared/steps/sweep.js";
 import { SimAccount, type SimFaults } from "../sim/sim-account.js";
+import { SIM_SPOKE_ROLE_NAME, SimOrganization } from "../sim/sim-organization.js";
 import { type LambdaHandler, localFunctions } from "./lambda-functions.js";
 import type { Scenario } from "./scenario.js";
 
@@ -101,7 +102,10 @@ export interface FlowRun {
   /** Last-resort messages: the report itself could not be published. */
   fallbacks: string[];
   sweeps: SweepOutcome[];
+  /** The simulated account (single-account mode), or the hub's (organization mode: ledger, topic, executions). */
   sim: SimAccount;
+  /** Organization mode: the simulated organization, its member accounts and the AssumeRole calls made. */
+  org?: SimOrganization;
   lambdaInvocations: Record<string, number>;
   simulatedSeconds: number;
   /** Simulated seconds from the start to the last report (verdicts) published, before any watch after enforcing. */
@@ -214,16 +218,32 @@ export async function runFlow(scenario: Scenario, options: RunOptions = {}): Pro
     now: SCENARIO_EPOCH,
     toFake: ["setTimeout", "clearTimeout", "setInterval", "clearInterval", "Date"],
   });
-  const sim = new SimAccount(scenario.instances, options.faults, scenario);
-  sim.install();
+  const org = scenario.organization
+    ? new SimOrganization(scenario.organization, scenario.instances, options.faults, scenario)
+    : undefined;
+  const sim = org ? org.hub : new SimAccount(scenario.instances, options.faults, scenario);
+  const world = org ?? sim;
+  world.install();
   const lambdaInvocations: Record<string, number> = {};
   try {
     const settings: FlowSettings = { ...DEFAULT_SETTINGS, ...scenario.settings };
     const resolveTargets: ResolveTargetsConfig = {
       settings,
-      guardRoleArnPrefix: GUARD_ROLE_ARN_PREFIX,
+      guardRoleArnPrefix: org
+        ? `arn:aws:sts::${org.spec.hubAccount}:assumed-role/imdsv2-guard-local-enforce/`
+        : GUARD_ROLE_ARN_PREFIX,
       batchSize: options.batchSize ?? 50,
       attributionTimeoutSeconds: scenario.attributionTimeoutSeconds,
+      ...(org
+        ? {
+            organization: {
+              id: org.spec.id,
+              spokeRoleName: SIM_SPOKE_ROLE_NAME,
+              allowedAccounts: org.spec.allowedAccounts,
+              allowedOus: [],
+            },
+          }
+        : {}),
     };
     const notify: NotifyConfig = { topicArn: TOPIC_ARN, slackVerdicts: ["fail", "error", "unverified"] };
     const functions = localFunctions({
@@ -288,7 +308,7 @@ export async function runFlow(scenario: Scenario, options: RunOptions = {}): Pro
       setTimeout(() => {
         scheduled--;
         const event = asDelivered(scenario.events[d.eventIndex]);
-        if (d.delivery === 1) sim.applyRecordedCall(event);
+        if (d.delivery === 1) world.applyRecordedCall(event);
         track(execute(machine, event, d, overrides, executions));
       }, d.at);
     }
@@ -298,7 +318,7 @@ export async function runFlow(scenario: Scenario, options: RunOptions = {}): Pro
     for (;;) {
       await new Promise((r) => realSetImmediate(r));
       if (scheduled === 0 && inFlight === 0) break;
-      if (sim.realWorkInFlight > 0) {
+      if (world.realWorkInFlight > 0) {
         await new Promise((r) => realSetTimeout(r, 2));
         continue;
       }
@@ -342,13 +362,14 @@ export async function runFlow(scenario: Scenario, options: RunOptions = {}): Pro
       fallbacks,
       sweeps,
       sim,
+      ...(org ? { org } : {}),
       lambdaInvocations,
       simulatedSeconds: (Date.now() - SCENARIO_EPOCH) / 1000,
       lastReportSeconds: (lastReportAt - SCENARIO_EPOCH) / 1000,
       wallMilliseconds: performance.now() - wallStart,
     };
   } finally {
-    sim.restore();
+    world.restore();
     clock.uninstall();
   }
 }

@@ -40,8 +40,39 @@ export const scenarioInstanceSchema = z.strictObject({
   imdsV1CallsPerHour: z.number().min(0).default(0),
   /** How long the instance ran before the scenario started, with its initial options: history for the metrics. */
   ageHours: z.number().min(0).default(0),
+  /** Organization mode: the member account and region the instance is in (default: the first account, its first region). */
+  account: z
+    .string()
+    .regex(/^\d{12}$/)
+    .optional(),
+  region: z.string().optional(),
 });
 export type ScenarioInstance = z.infer<typeof scenarioInstanceSchema>;
+
+const ACCOUNT_ID = z.string().regex(/^\d{12}$/, "must be a 12-digit account id");
+
+/**
+ * A simulated organization (README "Organization mode"): the hub's account and region, and member accounts, each
+ * with its regions and whether the spoke stacks are deployed in it.
+ */
+export const scenarioOrganizationSchema = z.strictObject({
+  id: z.string().regex(/^o-[a-z0-9]{10,32}$/, "must be an organization id (o-...)"),
+  hubAccount: ACCOUNT_ID,
+  hubRegion: z.string().min(1),
+  accounts: z
+    .array(
+      z.strictObject({
+        id: ACCOUNT_ID,
+        name: z.string().min(1).max(50),
+        regions: z.array(z.string().min(1)).min(1),
+        spoke: z.boolean().default(true),
+      }),
+    )
+    .min(1),
+  /** Optional allow-list of the hub: only these accounts (ALLOWED_ACCOUNT_IDS). */
+  allowedAccounts: z.array(ACCOUNT_ID).default([]),
+});
+export type ScenarioOrganization = z.infer<typeof scenarioOrganizationSchema>;
 
 // Strict objects: a misspelt key ("event" for "events") is an error naming it, not a default that quietly does nothing.
 export const scenarioSchema = z.strictObject({
@@ -79,6 +110,8 @@ export const scenarioSchema = z.strictObject({
   /** Run the scheduled reconciliation sweep at these simulated times (seconds from the start). */
   sweepAtSeconds: z.array(z.number().min(0)).default([]),
   instances: z.array(scenarioInstanceSchema),
+  /** Set: organization mode, a hub guarding these accounts. Unset: one account in one region, as before. */
+  organization: scenarioOrganizationSchema.optional(),
 });
 export type Scenario = z.infer<typeof scenarioSchema>;
 
@@ -86,6 +119,20 @@ export type Scenario = z.infer<typeof scenarioSchema>;
 export function parseScenario(raw: unknown, source: string): Scenario {
   const parsed = scenarioSchema.safeParse(raw);
   if (!parsed.success) throw new Error(`Invalid scenario ${source}: ${describeIssues(parsed.error)}`);
+  const org = parsed.data.organization;
+  if (org) {
+    if (parsed.data.sweepAtSeconds.length > 0) {
+      throw new Error(`Invalid scenario ${source}: sweepAtSeconds: the organization sweep is not simulated yet`);
+    }
+    parsed.data.instances.forEach((instance, i) => {
+      const account = org.accounts.find((a) => a.id === (instance.account ?? org.accounts[0]?.id));
+      if (!account)
+        throw new Error(`Invalid scenario ${source}: instances.${i}.account: not an account of the organization`);
+      if (instance.region !== undefined && !account.regions.includes(instance.region)) {
+        throw new Error(`Invalid scenario ${source}: instances.${i}.region: not a region of account ${account.id}`);
+      }
+    });
+  }
   return parsed.data;
 }
 

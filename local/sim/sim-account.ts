@@ -208,44 +208,43 @@ export class SimAccount {
     return this.realWork;
   }
 
-  /** Intercepts every EC2, SSM and SNS client in this process. */
+  /** Intercepts every EC2, SSM, CloudWatch, SNS, DynamoDB and Step Functions client in this process. */
   install(): void {
-    const ec2 = mockClient(EC2Client);
-    ec2.on(DescribeInstancesCommand).callsFake((input: DescribeInstancesCommandInput) => this.describeInstances(input));
-    ec2
-      .on(ModifyInstanceMetadataOptionsCommand)
-      .callsFake((input: { InstanceId?: string; HttpTokens?: string }) => this.modifyMetadataOptions(input));
-    const ssm = mockClient(SSMClient);
-    ssm
-      .on(DescribeInstanceInformationCommand)
-      .callsFake((input: { Filters?: { Key?: string; Values?: string[] }[] }) =>
-        this.describeInstanceInformation(input),
-      );
-    ssm
-      .on(SendCommandCommand)
-      .callsFake((input: { DocumentName?: string; InstanceIds?: string[]; Parameters?: Record<string, string[]> }) =>
-        this.sendCommand(input),
-      );
-    ssm
-      .on(GetCommandInvocationCommand)
-      .callsFake((input: { CommandId?: string; InstanceId?: string }) => this.getCommandInvocation(input));
-    ec2.on(DescribeImagesCommand).callsFake((input: DescribeImagesCommandInput) => this.describeImages(input));
-    ec2.on(GetInstanceMetadataDefaultsCommand).callsFake(() => this.getMetadataDefaults());
-    ec2
-      .on(ModifyInstanceMetadataDefaultsCommand)
-      .callsFake((input: { HttpTokens?: string }) => this.modifyMetadataDefaults(input));
-    const cloudwatch = mockClient(CloudWatchClient);
-    cloudwatch.on(GetMetricDataCommand).callsFake((input: GetMetricDataCommandInput) => this.getMetricData(input));
-    this.mocks.push(cloudwatch);
-    const sns = mockClient(SNSClient);
-    sns.on(PublishCommand).callsFake((input: PublishCommandInput) => this.publish(input));
-    const dynamodb = mockClient(DynamoDBClient);
-    dynamodb.on(PutItemCommand).callsFake((input: PutItemCommandInput) => this.putItem(input));
-    dynamodb.on(QueryCommand).callsFake((input: QueryCommandInput) => this.query(input));
-    this.mocks.push(dynamodb);
-    const sfn = mockClient(SFNClient);
-    sfn.on(StartExecutionCommand).callsFake((input: StartExecutionCommandInput) => this.startExecution(input));
-    this.mocks.push(ec2, ssm, sns, sfn);
+    this.mocks.push(...installSimClients(async () => this));
+  }
+
+  /** Answers one API call as this account would: what the installed mocks call, here or through an organization. */
+  async handle(api: SimApi, request: unknown): Promise<unknown> {
+    // Each private handler declares the input shape it reads; the SDK's command input is that shape.
+    const input = request as never;
+    switch (api) {
+      case "DescribeInstances":
+        return this.describeInstances(input);
+      case "ModifyInstanceMetadataOptions":
+        return this.modifyMetadataOptions(input);
+      case "DescribeInstanceInformation":
+        return this.describeInstanceInformation(input);
+      case "SendCommand":
+        return this.sendCommand(input);
+      case "GetCommandInvocation":
+        return this.getCommandInvocation(input);
+      case "DescribeImages":
+        return this.describeImages(input);
+      case "GetInstanceMetadataDefaults":
+        return this.getMetadataDefaults();
+      case "ModifyInstanceMetadataDefaults":
+        return this.modifyMetadataDefaults(input);
+      case "GetMetricData":
+        return this.getMetricData(input);
+      case "Publish":
+        return this.publish(input);
+      case "PutItem":
+        return this.putItem(input);
+      case "Query":
+        return this.query(input);
+      case "StartExecution":
+        return this.startExecution(input);
+    }
   }
 
   restore(): void {
@@ -695,4 +694,46 @@ export class SimAccount {
     this.published.push({ at: now, input });
     return { MessageId: `sim-${this.published.length}` };
   }
+}
+
+/** The simulated service an API belongs to, for routing a call to the account that answers it. */
+export type SimService = "ec2" | "ssm" | "cloudwatch" | "sns" | "dynamodb" | "sfn";
+
+/** A client as aws-sdk-client-mock's callsFake hands it over: its resolved configuration tells who is calling. */
+export interface SimCaller {
+  config: { credentials: () => Promise<{ accessKeyId: string }>; region: () => Promise<string> };
+}
+
+/** Picks the simulated account that answers a call, from the calling client (its credentials and region). */
+export type SimRouter = (service: SimService, caller: () => SimCaller) => Promise<SimAccount>;
+
+/**
+ * Intercepts every client of the services the guard uses and hands each call to the account `route` picks: the one
+ * account in single-account mode, or (local/sim/sim-organization.ts) the account whose credentials the client holds.
+ */
+export function installSimClients(route: SimRouter): { restore(): void }[] {
+  const routed =
+    (service: SimService, api: SimApi) =>
+    async (input: unknown, getClient: () => unknown): Promise<unknown> =>
+      (await route(service, getClient as () => SimCaller)).handle(api, input);
+  const ec2 = mockClient(EC2Client);
+  ec2.on(DescribeInstancesCommand).callsFake(routed("ec2", "DescribeInstances"));
+  ec2.on(ModifyInstanceMetadataOptionsCommand).callsFake(routed("ec2", "ModifyInstanceMetadataOptions"));
+  ec2.on(DescribeImagesCommand).callsFake(routed("ec2", "DescribeImages"));
+  ec2.on(GetInstanceMetadataDefaultsCommand).callsFake(routed("ec2", "GetInstanceMetadataDefaults"));
+  ec2.on(ModifyInstanceMetadataDefaultsCommand).callsFake(routed("ec2", "ModifyInstanceMetadataDefaults"));
+  const ssm = mockClient(SSMClient);
+  ssm.on(DescribeInstanceInformationCommand).callsFake(routed("ssm", "DescribeInstanceInformation"));
+  ssm.on(SendCommandCommand).callsFake(routed("ssm", "SendCommand"));
+  ssm.on(GetCommandInvocationCommand).callsFake(routed("ssm", "GetCommandInvocation"));
+  const cloudwatch = mockClient(CloudWatchClient);
+  cloudwatch.on(GetMetricDataCommand).callsFake(routed("cloudwatch", "GetMetricData"));
+  const sns = mockClient(SNSClient);
+  sns.on(PublishCommand).callsFake(routed("sns", "Publish"));
+  const dynamodb = mockClient(DynamoDBClient);
+  dynamodb.on(PutItemCommand).callsFake(routed("dynamodb", "PutItem"));
+  dynamodb.on(QueryCommand).callsFake(routed("dynamodb", "Query"));
+  const sfn = mockClient(SFNClient);
+  sfn.on(StartExecutionCommand).callsFake(routed("sfn", "StartExecution"));
+  return [ec2, ssm, cloudwatch, sns, dynamodb, sfn];
 }

@@ -1,3 +1,4 @@
+import type { SpokeTarget } from "./confused-deputy.js";
 import { describeEnforcement } from "./enforcement.js";
 import { RetryableServiceError, RetryableThrottlingError } from "./errors.js";
 import type { Batch, InstanceProgress, InstanceResult, ProbeReading, Stage, StageCounts, Verdict } from "./model.js";
@@ -135,4 +136,22 @@ export function isPast(deadline: string | undefined, now: Date): boolean {
 
 function secondsBetween(fromMs: number, toMs: number): number {
   return Math.max(0, Math.round((toMs - fromMs) / 100) / 10);
+}
+
+/** Where the batch's instances are, for organization mode's clients; undefined if the batch does not say. */
+export function targetOf(batch: Pick<Batch, "account" | "region" | "eventId">): SpokeTarget | undefined {
+  return batch.account && batch.region
+    ? { account: batch.account, region: batch.region, eventId: batch.eventId }
+    : undefined;
+}
+
+/**
+ * The spoke role could not be assumed: every unfinished instance ends `error` with the reason (a verdict, not a
+ * failed execution), and the batch goes straight to FinalizeBatch.
+ */
+export function concludeUnreachable(batch: Batch, reason: string, now: Date): Batch {
+  return withInstances(
+    batch,
+    batch.instances.map((p) => (p.stage === "done" ? p : conclude(p, batch, now, "error", reason))),
+  );
 }

@@ -46,6 +46,14 @@ export class NonRetryableAwsError extends AwsCallError {
   override readonly name = "NonRetryableAwsError";
 }
 
+/**
+ * Organization mode: the spoke role in the event's account and region cannot be assumed (no spoke deployed, an SCP
+ * denying the region, a trust that does not name this hub). Not retried: each instance ends `error` with this reason.
+ */
+export class NonRetryableSpokeUnreachableError extends Error {
+  override readonly name = "NonRetryableSpokeUnreachableError";
+}
+
 /** A required setting is missing or invalid. Thrown at cold start so a bad deploy fails loudly, not per instance. */
 export class NonRetryableConfigurationError extends Error {
   override readonly name = "NonRetryableConfigurationError";
@@ -58,6 +66,7 @@ export const GUARD_ERROR_NAMES = [
   "NonRetryableInvalidInputError",
   "NonRetryableAwsError",
   "NonRetryableConfigurationError",
+  "NonRetryableSpokeUnreachableError",
 ] as const;
 
 /** Errors raised by the Lambda service before our code ran; safe to retry on any step. */

@@ -102,6 +102,8 @@ export const eventRefSchema = z.object({
   eventTime: z.string(),
   actor: z.string(),
   account: z.string(),
+  /** Organization mode: the account's name in the organization, for the report's subject. */
+  accountName: z.string().optional(),
   region: z.string(),
   source: z.enum(["cloudtrail", "sweep", "state-change"]),
   /** The launch template a RunInstances call named, as the request gave it. */
@@ -126,6 +128,9 @@ export type ProbeReading = z.infer<typeof probeReadingSchema>;
 /** The single verdict an instance ends with. */
 export const instanceResultSchema = z.object({
   instanceId: z.string(),
+  /** Where the instance is: the event envelope's account and region (set when the report is built). */
+  account: z.string().optional(),
+  region: z.string().optional(),
   verdict: verdictSchema,
   reason: z.string(),
   warnings: z.array(z.string()).default([]),
@@ -195,6 +200,11 @@ export type StageCounts = z.infer<typeof stageCountsSchema>;
 /** One Map item: a batch of instances from one event, and what the Choice states route on (`counts`). */
 export const batchSchema = z.object({
   eventId: z.string(),
+  /** The event envelope's account and region: where this batch's instances are (organization mode acts there). */
+  account: z.string().optional(),
+  region: z.string().optional(),
+  /** The event's ledger key (ResolveTargets' dedupe key), under which FinalizeBatch stores the results. */
+  ledgerKey: z.string().optional(),
   /** The batch's position in the event's work list: where FinalizeBatch stores its results. */
   batchIndex: z.number().int().min(0),
   trigger: triggerSchema,

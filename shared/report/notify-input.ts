@@ -35,6 +35,8 @@ export const notifyInputSchema = z.union([
     /** The Map's output: one summary per batch (a failed child leaves an error object instead). */
     batchSummaries: z.array(z.unknown()).optional(),
     mapFailure: stepFailureSchema.optional(),
+    /** The event's ledger key (ResolveTargets'): where the batches stored their results. */
+    dedupe: z.object({ key: z.string() }).optional(),
     /** Set when ClaimEvent could not use the ledger: this event is not protected against a redelivery. */
     ledgerFailure: stepFailureSchema.optional(),
     /** State-change path: the deadline the report waited until for the CloudTrail record, and what it found. */

@@ -47,6 +47,9 @@ export interface ReportInput {
 
 /** Builds the report; rejected instance ids count as `error` results, so nothing an event named is left unreported. */
 export function buildReport(input: ReportInput): EventReport {
+  // One event is one account and region (the envelope's), so every result carries them: a reader of a merged
+  // feed, or of one result, knows where the instance is.
+  const where = { account: input.event.account, region: input.event.region };
   const results = [
     ...input.results,
     ...input.rejected.map(
@@ -57,7 +60,7 @@ export function buildReport(input: ReportInput): EventReport {
         warnings: [],
       }),
     ),
-  ];
+  ].map((r): InstanceResult => ({ ...r, ...where }));
   const counts = Object.fromEntries(VERDICTS.map((v) => [v, 0])) as Record<Verdict, number>;
   for (const r of results) counts[r.verdict]++;
   const verdict: Verdict = input.problem
@@ -102,8 +105,13 @@ export function subjectLine(report: EventReport): string {
   const total = report.results.length;
   const worst = report.verdict.toUpperCase();
   const what = report.problem ? "event could not be read" : `${report.counts[report.verdict]} of ${total} instance(s)`;
-  const raw = `[imdsv2-guard] ${worst}: ${what} - ${report.event.eventName} in ${report.event.region}`;
-  return toAscii(raw).slice(0, 99);
+  // The account by its name where the organization knows it (the id is in the body and the `account` attribute).
+  // Where it does not fit, the event name is cut rather than the place: the account and region are what an email
+  // rule or a reader sorts by.
+  const head = toAscii(`[imdsv2-guard] ${worst}: ${what} - `);
+  const place = toAscii(` in ${report.event.accountName ?? report.event.account}/${report.event.region}`).slice(0, 60);
+  const eventName = toAscii(report.event.eventName).slice(0, Math.max(0, 99 - head.length - place.length));
+  return `${head}${eventName}${place}`.slice(0, 99);
 }
 
 /** The readable text for email and the `default` protocol. */
@@ -113,7 +121,7 @@ export function plainText(report: EventReport): string {
   lines.push(`imdsv2-guard ${report.mode === "audit" ? "(audit mode: nothing was changed)" : ""}`.trim());
   lines.push(`Event:   ${plainSafe(e.eventName)} ${plainSafe(e.eventId)} at ${plainSafe(e.eventTime)}`);
   lines.push(`Actor:   ${plainSafe(e.actor)}`);
-  lines.push(`Account: ${plainSafe(e.account)}  Region: ${plainSafe(e.region)}`);
+  lines.push(`Account: ${plainSafe(accountLabel(e))}  Region: ${plainSafe(e.region)}`);
   lines.push(`Verdict: ${report.verdict}  (${countsLine(report)})`);
   if (e.launchTemplate) lines.push(`Launch template in the request: ${plainSafe(launchTemplateText(e))}`);
   if (report.accountPosture) lines.push(`Account: ${plainSafe(describePosture(report.accountPosture))}`);
@@ -258,8 +266,16 @@ export function snsMessage(report: EventReport): SnsMessage {
         DataType: "String.Array",
         StringValue: JSON.stringify(verdicts.length ? verdicts : [report.verdict]),
       },
+      // Email subscriptions of one account's team filter on these (organization mode: one hub topic for all).
+      account: { DataType: "String", StringValue: toAscii(report.event.account).slice(0, 64) || "unknown" },
+      region: { DataType: "String", StringValue: toAscii(report.event.region).slice(0, 64) || "unknown" },
     },
   };
+}
+
+/** The account as people know it: its name in the organization where known, and its id. */
+function accountLabel(e: EventRef): string {
+  return e.accountName ? `${e.accountName} (${e.account})` : e.account;
 }
 
 function listed(report: EventReport): InstanceResult[] {

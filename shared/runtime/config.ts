@@ -33,6 +33,70 @@ export interface ResolveTargetsConfig {
   batchSize: number;
   /** State-change path: how long the report waits for the CloudTrail record (actor, launch template). */
   attributionTimeoutSeconds?: number;
+  /** Set in organization mode (the hub): the checks that keep the guard from acting in an account it should not. */
+  organization?: OrganizationConfig;
+}
+
+const commaList = (item: z.ZodString) =>
+  z
+    .string()
+    .default("")
+    .transform((v) =>
+      v
+        .split(",")
+        .map((x) => x.trim())
+        .filter(Boolean),
+    )
+    .pipe(z.array(item));
+
+const organizationEnvSchema = z.object({
+  /** Empty: single-account mode. Set: this stack is the hub of this organization. */
+  ORGANIZATION_ID: z
+    .string()
+    .regex(/^(o-[a-z0-9]{10,32})?$/, "must be an organization id (o-...) or empty")
+    .default(""),
+  SPOKE_ROLE_NAME: z
+    .string()
+    .regex(/^[\w+=,.@-]{1,64}$/)
+    .default("imdsv2-guard-spoke"),
+  /** Optional allow-lists: when either is set, an account must be listed or sit under a listed OU. */
+  ALLOWED_ACCOUNT_IDS: commaList(z.string().regex(/^\d{12}$/, "must be 12-digit account ids")),
+  ALLOWED_OU_IDS: commaList(z.string().regex(/^ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}$/, "must be OU ids (ou-...)")),
+  /**
+   * The organization's accounts as `id=name,...`, for a hub that may not call Organizations (no delegated
+   * administration or delegation policy). Empty: read them with ListAccounts.
+   */
+  ORGANIZATION_ACCOUNTS: commaList(z.string().regex(/^\d{12}(=[^,=]{1,50})?$/, "must be id or id=name")),
+});
+
+/** Organization mode's settings: the hub's organization, the spoke role's name, the allow-lists. */
+export interface OrganizationConfig {
+  id: string;
+  spokeRoleName: string;
+  allowedAccounts: string[];
+  allowedOus: string[];
+  /** A configured list of the organization's accounts (id and name), instead of Organizations ListAccounts. */
+  accounts?: { id: string; name?: string }[];
+}
+
+/** Organization mode's settings, or undefined in single-account mode (ORGANIZATION_ID empty or unset). */
+export function loadOrganizationConfig(env: NodeJS.ProcessEnv): OrganizationConfig | undefined {
+  const e = parseEnv(organizationEnvSchema, env);
+  if (!e.ORGANIZATION_ID) return undefined;
+  return {
+    id: e.ORGANIZATION_ID,
+    spokeRoleName: e.SPOKE_ROLE_NAME,
+    allowedAccounts: e.ALLOWED_ACCOUNT_IDS,
+    allowedOus: e.ALLOWED_OU_IDS,
+    ...(e.ORGANIZATION_ACCOUNTS.length > 0
+      ? {
+          accounts: e.ORGANIZATION_ACCOUNTS.map((entry) => {
+            const [id = "", name] = entry.split("=");
+            return { id, ...(name ? { name } : {}) };
+          }),
+        }
+      : {}),
+  };
 }
 
 /**
@@ -41,11 +105,13 @@ export interface ResolveTargetsConfig {
  */
 export function loadResolveTargetsConfig(env: NodeJS.ProcessEnv): ResolveTargetsConfig {
   const e = parseEnv(resolveTargetsEnvSchema, env);
+  const organization = loadOrganizationConfig(env);
   return {
     settings: settingsOf(e),
     guardRoleArnPrefix: e.GUARD_ROLE_ARN_PREFIX,
     batchSize: e.BATCH_SIZE,
     attributionTimeoutSeconds: e.ATTRIBUTION_TIMEOUT_SECONDS,
+    ...(organization ? { organization } : {}),
   };
 }
 
@@ -77,12 +143,28 @@ const notifyEnvSchema = z.object({
   TOPIC_ARN: z.string().startsWith("arn:"),
   SLACK_TOPIC_ARN: z.string().startsWith("arn:").optional(),
   SLACK_VERDICTS: z.string().default("fail,error,held,unverified,alert"),
+  /**
+   * Organization mode: `account=topicArn,...`, each account's reports to its own Slack topic (its own Chatbot
+   * channel); other accounts go to SLACK_TOPIC_ARN.
+   */
+  SLACK_ROUTES: z
+    .string()
+    .default("")
+    .transform((v) =>
+      v
+        .split(",")
+        .map((x) => x.trim())
+        .filter(Boolean),
+    )
+    .pipe(z.array(z.string().regex(/^\d{12}=arn:[^,=\s]+$/, "must be account=topicArn entries"))),
 });
 
 export interface NotifyConfig {
   topicArn: string;
   slackTopicArn?: string;
   slackVerdicts: string[];
+  /** Slack topic by account id (organization mode); an account not listed uses slackTopicArn. */
+  slackTopicByAccount?: Record<string, string>;
 }
 
 /** Reads the notifier's topics from the environment; throws at cold start when one is missing. */
@@ -94,6 +176,13 @@ export function loadNotifyConfig(env: NodeJS.ProcessEnv): NotifyConfig {
     slackVerdicts: e.SLACK_VERDICTS.split(",")
       .map((v) => v.trim())
       .filter(Boolean),
+    ...(e.SLACK_ROUTES.length > 0
+      ? {
+          slackTopicByAccount: Object.fromEntries(
+            e.SLACK_ROUTES.map((entry) => [entry.slice(0, 12), entry.slice(13)] as const),
+          ),
+        }
+      : {}),
   };
 }
 

@@ -1,6 +1,9 @@
 import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
 import middy from "@middy/core";
 import type { Context } from "aws-lambda";
+import { concludeUnreachable, targetOf } from "../domain/batch.js";
+import type { SpokeTarget } from "../domain/confused-deputy.js";
+import { NonRetryableSpokeUnreachableError } from "../domain/errors.js";
 import { type Batch, batchSchema } from "../domain/model.js";
 import { logger } from "./logger.js";
 import { parseStepInput } from "./step-input.js";
@@ -43,4 +46,37 @@ export function batchStepHandler(step: string, run: (batch: Batch) => Promise<Ba
     logger.appendKeys({ eventId: batch.eventId, instanceIds: batch.instances.map((i) => i.instanceId) });
     return run(batch);
   });
+}
+
+/**
+ * A batch step that acts in the batch's account and region: `clientsFor` gives the module-level clients in
+ * single-account mode, or clients holding the spoke session in organization mode. When the spoke role cannot be
+ * assumed, the batch's instances end `error` ("cannot assume the spoke role in ACCOUNT/REGION: CODE") and the
+ * execution goes on.
+ */
+export function batchStepInAccount<C>(
+  step: string,
+  clientsFor: (target: SpokeTarget | undefined) => Promise<C>,
+  run: (batch: Batch, clients: C) => Promise<Batch>,
+  now: () => Date,
+) {
+  return batchStepHandler(step, (batch) => inBatchAccount(batch, clientsFor, (clients) => run(batch, clients), now));
+}
+
+/** Runs a step on the batch with clients for its account and region; an unreachable spoke ends it `error`. */
+export async function inBatchAccount<C>(
+  batch: Batch,
+  clientsFor: (target: SpokeTarget | undefined) => Promise<C>,
+  run: (clients: C) => Promise<Batch>,
+  now: () => Date,
+): Promise<Batch> {
+  let clients: C;
+  try {
+    clients = await clientsFor(targetOf(batch));
+  } catch (error) {
+    if (!(error instanceof NonRetryableSpokeUnreachableError)) throw error;
+    logger.warn("Spoke unreachable", { account: batch.account, region: batch.region, error: error.message });
+    return concludeUnreachable(batch, error.message, now());
+  }
+  return run(clients);
 }

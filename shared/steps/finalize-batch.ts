@@ -8,10 +8,15 @@ import { type Batch, type BatchSummary, type InstanceResult, VERDICTS } from "..
  */
 export function finalizeBatch(batch: Batch, now: Date): InstanceResult[] {
   const cause = batch.failure ? describeFailure(batch.failure) : "The flow ended before this instance had a verdict.";
-  return batch.instances.map(
-    (progress) =>
-      progress.result ?? conclude(progress, batch, now, "error", unfinishedReason(progress, batch, cause)).result,
-  );
+  // The batch's account and region go with each stored result, as with each reported one.
+  const where = {
+    ...(batch.account !== undefined ? { account: batch.account } : {}),
+    ...(batch.region !== undefined ? { region: batch.region } : {}),
+  };
+  return batch.instances.map((progress) => ({
+    ...(progress.result ?? conclude(progress, batch, now, "error", unfinishedReason(progress, batch, cause)).result),
+    ...where,
+  }));
 }
 
 /**

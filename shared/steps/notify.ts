@@ -39,9 +39,10 @@ export async function publish(message: SnsMessage, verdict: string, deps: Notify
   } catch (error) {
     throw classifyAwsError(error, "Publish", "to the alert topic");
   }
-  if (deps.config.slackTopicArn && deps.config.slackVerdicts.includes(verdict)) {
+  const slackTopicArn = slackTopicFor(message, deps.config);
+  if (slackTopicArn && deps.config.slackVerdicts.includes(verdict)) {
     try {
-      const out = await deps.sns.send(new PublishCommand({ TopicArn: deps.config.slackTopicArn, ...message }));
+      const out = await deps.sns.send(new PublishCommand({ TopicArn: slackTopicArn, ...message }));
       messageIds.push(out.MessageId ?? "");
     } catch (error) {
       deps.logger.error("Publish to the Slack topic failed; the alert topic has the message", {
@@ -50,4 +51,10 @@ export async function publish(message: SnsMessage, verdict: string, deps: Notify
     }
   }
   return messageIds;
+}
+
+/** The Slack topic for a message: its account's own (organization mode's routes), or the default one. */
+function slackTopicFor(message: SnsMessage, config: NotifyConfig): string | undefined {
+  const account = message.MessageAttributes.account?.StringValue;
+  return (account !== undefined ? config.slackTopicByAccount?.[account] : undefined) ?? config.slackTopicArn;
 }

@@ -2,6 +2,13 @@ import { LEDGER_RETENTION_SECONDS } from "../aws/result-store.js";
 import { type AccountDefaultChange, weakenedDefaults } from "../domain/account-default-change.js";
 import { type AccountPosture, accountPostureSchema } from "../domain/account-posture.js";
 import {
+  type AccountMembership,
+  envelopeRefusal,
+  membershipRefusal,
+  namespacedLedgerKey,
+  spokeSessionPrefix,
+} from "../domain/confused-deputy.js";
+import {
   asRecord,
   describeEvent,
   echo,
@@ -35,6 +42,11 @@ export interface ResolvedTargets {
   ignored?: string;
   /** What is wrong with the event itself; such events end in an `error` notification. */
   problem?: string;
+  /**
+   * Organization mode: why the hub refused to act in the event's account (confused-deputy checks). Its instances
+   * are in `rejected` with this reason, and no call is made in that account.
+   */
+  refused?: string;
   /** The ledger entry that makes a redelivered event a no-op (see ClaimEvent in the ASL). */
   dedupe: { key: string; expiresAt: string };
   /** A ModifyInstanceMetadataDefaults call that weakened the region's defaults: alerted, and set back if configured. */
@@ -51,7 +63,70 @@ export interface ResolvedTargets {
  * Never throws on bad input: a malformed event or instance id is reported as data, because a remediator that crashes
  * on input an attacker can shape (tag values, request parameters) is one they can switch off.
  */
-export function resolveTargets(raw: unknown, config: ResolveTargetsConfig, now: Date): ResolvedTargets {
+export function resolveTargets(
+  raw: unknown,
+  config: ResolveTargetsConfig,
+  now: Date,
+  membership?: AccountMembership,
+): ResolvedTargets {
+  const resolved = resolveEvent(raw, config, now);
+  return config.organization ? checkedForOrganization(resolved, raw, config, membership) : resolved;
+}
+
+/**
+ * Organization mode: namespaces the ledger key, names the account, excludes the spoke role's own sessions, and
+ * refuses an event whose envelope or account fails the confused-deputy checks (shared/domain/confused-deputy.ts).
+ */
+function checkedForOrganization(
+  resolved: ResolvedTargets,
+  raw: unknown,
+  config: ResolveTargetsConfig,
+  membership: AccountMembership = { status: "unavailable", reason: "the organization was not consulted" },
+): ResolvedTargets {
+  const org = config.organization;
+  const envelope = asRecord(raw);
+  const detail = asRecord(envelope?.detail);
+  if (!org || !envelope || !detail) return resolved;
+  const { account, region, eventId } = resolved.event;
+  const keyed: ResolvedTargets = {
+    ...resolved,
+    event: {
+      ...resolved.event,
+      ...(membership.status === "member" && membership.name ? { accountName: membership.name } : {}),
+    },
+    dedupe: { ...resolved.dedupe, key: namespacedLedgerKey(account, region, eventId) },
+  };
+  const refusal = envelopeRefusal(envelope, detail) ?? membershipRefusal(account, membership, org);
+  if (refusal) return refuse(keyed, refusal);
+  if (resolved.trigger !== "sweep" && resolved.event.actor.startsWith(spokeSessionPrefix(account, org.spokeRoleName))) {
+    return {
+      ...keyed,
+      batches: [],
+      rejected: [],
+      targetCount: 0,
+      notify: false,
+      ignored: "The call was made by the guard itself (its spoke role in this account).",
+    };
+  }
+  return keyed;
+}
+
+/** The event's instances leave as `error` with the reason; nothing reaches the Map, so no call is made there. */
+function refuse(resolved: ResolvedTargets, reason: string): ResolvedTargets {
+  const why = `event refused, nothing was done in account ${resolved.event.account}: ${reason}`;
+  const { ignored: _ignored, ...rest } = resolved;
+  return {
+    ...rest,
+    batches: [],
+    targetCount: 0,
+    rejected: [...resolved.batches.flat().map((p) => ({ value: p.instanceId, reason: why })), ...resolved.rejected],
+    notify: true,
+    refused: reason,
+    ...(resolved.batches.length === 0 && resolved.rejected.length === 0 ? { problem: `Refused: ${reason}.` } : {}),
+  };
+}
+
+function resolveEvent(raw: unknown, config: ResolveTargetsConfig, now: Date): ResolvedTargets {
   const startedAt = now.toISOString();
   const envelope = asRecord(raw);
   const detail = asRecord(envelope?.detail);

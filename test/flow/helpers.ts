@@ -79,6 +79,12 @@ export function scenario(raw: Record<string, unknown>): Scenario {
   return parseScenario({ name: "test", ...raw }, "test");
 }
 
+/** The single-account scenario (one account, one region, with the daily sweep): what `npm start` showed before. */
+export function singleAccountScenario(): Scenario {
+  return parseScenario(JSON.parse(readFileSync("local/scenarios/single-account.json", "utf8")), "single-account");
+}
+
+/** The `npm start` default: an organization of three member accounts, two regions, a hub. */
 export function defaultScenario(): Scenario {
   return parseScenario(JSON.parse(readFileSync("local/scenarios/default.json", "utf8")), "default");
 }

@@ -3,18 +3,18 @@ import { runFlow } from "../../local/runner/run-flow.js";
 import { VERDICTS } from "../../shared/domain/model.js";
 import {
   allResults,
-  defaultScenario,
   instanceIds,
   modifyEvent,
   runInstancesEvent,
   scenario,
+  singleAccountScenario,
   verdictOf,
 } from "./helpers.js";
 
 describe("the state machine, end to end on the simulated account", () => {
   it("runs the default scenario to every verdict, one per instance per event, one report per event", async () => {
     // Act
-    const run = await runFlow(defaultScenario());
+    const run = await runFlow(singleAccountScenario());
 
     // Assess: five events and one sweep execution; a report per event with instances, the alert about refused
     // IMDSv1 calls, and the alert about the weakened account default.

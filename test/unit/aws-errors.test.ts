@@ -229,6 +229,7 @@ describe("error names", () => {
       "NonRetryableInvalidInputError",
       "NonRetryableAwsError",
       "NonRetryableConfigurationError",
+      "NonRetryableSpokeUnreachableError",
     ]);
   });
 

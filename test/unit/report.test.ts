@@ -119,7 +119,7 @@ describe("subjectLine", () => {
     const subject = subjectLine(report);
 
     // Assess
-    expect(subject).toBe("[imdsv2-guard] ERROR: event could not be read - RunInstances in us-east-1");
+    expect(subject).toBe("[imdsv2-guard] ERROR: event could not be read - RunInstances in 123456789012/us-east-1");
   });
 });
 
@@ -292,7 +292,7 @@ describe("snsMessage", () => {
         .parse(JSON.parse(body));
       expect(parsed.schema).toBe("imdsv2-guard.report.v1");
       expect(parsed.verdict).toBe("error");
-      expect(parsed.results).toEqual(results);
+      expect(parsed.results).toEqual(results.map((r) => ({ ...r, account: EVENT.account, region: EVENT.region })));
       expect(parsed.event).toEqual(EVENT);
     }
   });
@@ -421,14 +421,14 @@ describe("snsMessage: sized in UTF-8 bytes", () => {
     // Prepare
     const results = instanceIds(10).map((id) => result(id, "exempt", WIDE_TAG));
     const report = reportOf(results);
-    const oneResultBytes = Buffer.byteLength(JSON.stringify(results[0]));
+    const oneResultBytes = Buffer.byteLength(JSON.stringify(report.results[0]));
     const budget = oneResultBytes * 3 + 10;
 
     // Act
     const machine = JSON.parse(machineReport(report, budget)) as { results: unknown[]; briefResults?: unknown[] };
 
     // Assess
-    expect(Math.floor(budget / JSON.stringify(results[0]).length)).toBeGreaterThan(3);
+    expect(Math.floor(budget / JSON.stringify(report.results[0]).length)).toBeGreaterThan(3);
     expect(machine.results).toHaveLength(3);
     expect(Buffer.byteLength(JSON.stringify(machine.results))).toBeLessThanOrEqual(budget);
     expect(machine.briefResults).toHaveLength(7);

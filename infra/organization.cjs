@@ -1,0 +1,180 @@
+// Organization mode (README "Organization mode"). With the `organizationId` param empty this returns nothing, so the
+// packaged template is exactly the single-account one. With `organizationId=o-...` the stack becomes the hub:
+// - a custom event bus whose policy lets only the organization's accounts put only the guard's events on it;
+// - the guard's rule moved from the default bus to that bus (same pattern, retry policy, DLQ and alarms);
+// - each function told it is the hub (ORGANIZATION_ID), and allowed to assume the spoke role in the organization's
+//   accounts only (aws:ResourceOrgID), ResolveTargets to read the organization's accounts.
+// It is a function rather than YAML because osls merges every file listed under `resources`, and a YAML file would
+// add its resources whatever the param says.
+
+// The functions that act in member accounts, and the role each runs as (iam.yml names them namePrefix-<function>).
+const ACTING_FUNCTIONS = {
+  Enforce: "EnforceRole",
+  CheckApplied: "CheckAppliedRole",
+  CheckManaged: "CheckManagedRole",
+  SendProbe: "SendProbeRole",
+  CheckProbe: "CheckProbeRole",
+  AssessAccount: "AssessAccountRole",
+  CheckRejected: "CheckRejectedRole",
+};
+
+const SPOKE_ROLE_NAME = "imdsv2-guard-spoke";
+// What the spoke rule forwards (infra/spoke/spoke-region.yml) and the hub's rule matches.
+const SOURCES = ["aws.ec2"];
+const DETAIL_TYPES = ["AWS API Call via CloudTrail"];
+
+module.exports = async ({ resolveVariable }) => {
+  const organizationId = String((await resolveVariable("param:organizationId")) ?? "");
+  if (organizationId === "") return {};
+  if (!/^o-[a-z0-9]{10,32}$/.test(organizationId)) {
+    throw new Error(
+      `organizationId must be an organization id (o-...) or empty, not ${JSON.stringify(organizationId)}`,
+    );
+  }
+  const allowedAccountIds = String((await resolveVariable("param:allowedAccountIds")) ?? "");
+  const allowedOuIds = String((await resolveVariable("param:allowedOuIds")) ?? "");
+  // account=topicArn,...: each listed account's reports go to its own Slack topic (with its own Chatbot channel).
+  const slackRoutes = String((await resolveVariable("param:slackRoutes")) ?? "");
+  const routedTopics = slackRoutes
+    .split(",")
+    .map((entry) => entry.trim().split("=")[1])
+    .filter(Boolean);
+  const service = await resolveVariable("self:service");
+  const stage = await resolveVariable("sls:stage");
+  const busName = `${service}-${stage}-hub`;
+
+  const organizationEnv = {
+    Environment: {
+      Variables: {
+        ORGANIZATION_ID: organizationId,
+        SPOKE_ROLE_NAME: SPOKE_ROLE_NAME,
+      },
+    },
+  };
+  const functionOverrides = Object.fromEntries(
+    Object.keys(ACTING_FUNCTIONS).map((fn) => [
+      `${fn}LambdaFunction`,
+      { Type: "AWS::Lambda::Function", Properties: organizationEnv },
+    ]),
+  );
+
+  return {
+    Resources: {
+      HubEventBus: {
+        Type: "AWS::Events::EventBus",
+        Properties: { Name: busName },
+      },
+      // Only accounts of the organization, and only the events the guard handles. The spoke rule's target role
+      // (the forwarder) is the principal EventBridge presents, so aws:PrincipalOrgID applies to it.
+      HubEventBusPolicy: {
+        Type: "AWS::Events::EventBusPolicy",
+        Properties: {
+          EventBusName: { Ref: "HubEventBus" },
+          StatementId: "OrganizationPutsGuardEventsOnly",
+          Statement: {
+            Sid: "OrganizationPutsGuardEventsOnly",
+            Effect: "Allow",
+            Principal: "*",
+            Action: "events:PutEvents",
+            Resource: { "Fn::GetAtt": ["HubEventBus", "Arn"] },
+            Condition: {
+              StringEquals: { "aws:PrincipalOrgID": organizationId },
+              "ForAllValues:StringEquals": { "events:source": SOURCES, "events:detail-type": DETAIL_TYPES },
+            },
+          },
+        },
+      },
+      // The rule keeps its pattern, target, retry policy and DLQ; only the bus changes.
+      GuardEventRule: {
+        Type: "AWS::Events::Rule",
+        Properties: { EventBusName: { Ref: "HubEventBus" } },
+      },
+      ...functionOverrides,
+      ResolveTargetsLambdaFunction: {
+        Type: "AWS::Lambda::Function",
+        Properties: {
+          Environment: {
+            Variables: {
+              ORGANIZATION_ID: organizationId,
+              SPOKE_ROLE_NAME: SPOKE_ROLE_NAME,
+              ALLOWED_ACCOUNT_IDS: allowedAccountIds,
+              ALLOWED_OU_IDS: allowedOuIds,
+            },
+          },
+        },
+      },
+      ...(routedTopics.length > 0
+        ? {
+            NotifyLambdaFunction: {
+              Type: "AWS::Lambda::Function",
+              Properties: { Environment: { Variables: { SLACK_ROUTES: slackRoutes } } },
+            },
+            HubPublishToRoutedSlackTopicsPolicy: {
+              Type: "AWS::IAM::Policy",
+              Properties: {
+                PolicyName: "publish-to-routed-slack-topics",
+                Roles: [{ Ref: "NotifyRole" }],
+                PolicyDocument: {
+                  Version: "2012-10-17",
+                  Statement: [
+                    {
+                      Sid: "PublishToRoutedSlackTopics",
+                      Effect: "Allow",
+                      Action: "sns:Publish",
+                      Resource: routedTopics,
+                    },
+                  ],
+                },
+              },
+            },
+          }
+        : {}),
+      // Only the spoke role, only in the organization's accounts. No wildcard action.
+      HubAssumeSpokeRolePolicy: {
+        Type: "AWS::IAM::Policy",
+        Properties: {
+          PolicyName: "assume-spoke-role",
+          Roles: Object.values(ACTING_FUNCTIONS).map((role) => ({ Ref: role })),
+          PolicyDocument: {
+            Version: "2012-10-17",
+            Statement: [
+              {
+                Sid: "AssumeSpokeRoleInOrganization",
+                Effect: "Allow",
+                Action: "sts:AssumeRole",
+                Resource: { "Fn::Sub": `arn:\${AWS::Partition}:iam::*:role/${SPOKE_ROLE_NAME}` },
+                Condition: { StringEquals: { "aws:ResourceOrgID": organizationId } },
+              },
+            ],
+          },
+        },
+      },
+      // The confused-deputy check reads the organization's accounts (delegated administration or a delegation
+      // policy on the organization). Organizations actions have no resource-level scoping for these two.
+      HubReadOrganizationPolicy: {
+        Type: "AWS::IAM::Policy",
+        Properties: {
+          PolicyName: "read-organization",
+          Roles: [{ Ref: "ResolveTargetsRole" }],
+          PolicyDocument: {
+            Version: "2012-10-17",
+            Statement: [
+              {
+                Sid: "ListOrganizationAccounts",
+                Effect: "Allow",
+                Action: ["organizations:ListAccounts", "organizations:ListParents"],
+                Resource: "*",
+              },
+            ],
+          },
+        },
+      },
+    },
+    Outputs: {
+      HubEventBusArn: {
+        Description: "The hub bus: the HubEventBusArn parameter of infra/spoke/spoke-account.yml and spoke-region.yml.",
+        Value: { "Fn::GetAtt": ["HubEventBus", "Arn"] },
+      },
+    },
+  };
+};

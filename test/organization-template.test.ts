@@ -1,0 +1,419 @@
+import { execFile } from "node:child_process";
+import { cp, mkdtemp, readFile, rm, symlink } from "node:fs/promises";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { z } from "zod";
+import { matchesEventPattern } from "./event-pattern.js";
+
+/**
+ * Organization mode's infrastructure: the hub (serverless.yml packaged with organizationId) and the code-free spokes
+ * (infra/spoke/*.yml, read with the CloudFormation YAML parser osls itself uses). Expectations are exact: broadening
+ * a trust, a permission or a pattern must fail here and be reviewed.
+ */
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const ORG = "o-a1b2c3d4e5";
+const HUB = "999900000000";
+const MEMBER = "111122223333";
+const HUB_ROLE_PREFIX = "imdsv2-guard-dev-us-east-1";
+const HUB_BUS = `arn:aws:events:eu-west-1:${HUB}:event-bus/imdsv2-guard-dev-hub`;
+
+const resourceSchema = z.object({
+  Type: z.string(),
+  Properties: z.record(z.string(), z.unknown()).default({}),
+  Condition: z.string().optional(),
+});
+const templateSchema = z.looseObject({
+  Resources: z.record(z.string(), resourceSchema),
+  Conditions: z.record(z.string(), z.unknown()).default({}),
+  Parameters: z.record(z.string(), z.unknown()).default({}),
+});
+type Template = z.infer<typeof templateSchema>;
+
+const statementSchema = z.object({
+  Sid: z.string().optional(),
+  Effect: z.enum(["Allow", "Deny"]),
+  Action: z.union([z.string(), z.array(z.string())]),
+  Resource: z.unknown().optional(),
+  Principal: z.unknown().optional(),
+  Condition: z.unknown().optional(),
+});
+type Statement = z.infer<typeof statementSchema>;
+
+const cfnYaml = createRequire(import.meta.url)(join(root, "node_modules/osls/lib/utils/fs/parse.js")) as (
+  path: string,
+  contents: string,
+) => unknown;
+
+async function spoke(name: string): Promise<{ text: string; template: Template }> {
+  const path = join(root, "infra/spoke", name);
+  const text = await readFile(path, "utf8");
+  return { text, template: templateSchema.parse(cfnYaml(path, text)) };
+}
+
+const execFileAsync = promisify(execFile);
+const packaged: string[] = [];
+
+/**
+ * `osls package` offline (no AWS credentials, no instance metadata service), from a copy of the project: the bundler
+ * works in .build/ of the project it packages, and test/template.test.ts packages the checkout at the same time.
+ */
+async function packageStack(params: string[]): Promise<Template> {
+  const work = await mkdtemp(join(tmpdir(), "imdsv2-guard-org-project-"));
+  packaged.push(work);
+  for (const entry of ["serverless.yml", "package.json", "tsconfig.json", "infra", "functions", "shared"]) {
+    await cp(join(root, entry), join(work, entry), { recursive: true });
+  }
+  await symlink(join(root, "node_modules"), join(work, "node_modules"));
+  const dir = join(work, "package");
+  const env: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries(process.env)) if (!key.startsWith("AWS_")) env[key] = value;
+  Object.assign(env, {
+    AWS_EC2_METADATA_DISABLED: "true",
+    AWS_SHARED_CREDENTIALS_FILE: "/dev/null",
+    AWS_CONFIG_FILE: "/dev/null",
+    SLS_TELEMETRY_DISABLED: "1",
+  });
+  const args = [
+    "package",
+    "--stage",
+    "dev",
+    "--region",
+    "us-east-1",
+    "--package",
+    dir,
+    ...params.map((p) => `--param=${p}`),
+  ];
+  await execFileAsync(process.execPath, [join(root, "node_modules/osls/bin/serverless.js"), ...args], {
+    cwd: work,
+    env,
+    timeout: 200_000,
+  });
+  return templateSchema.parse(
+    JSON.parse(await readFile(join(dir, "cloudformation-template-update-stack.json"), "utf8")),
+  );
+}
+
+function resource(template: Template, id: string) {
+  const found = template.Resources[id];
+  if (!found) throw new Error(`${id} is not in the template`);
+  return found;
+}
+
+/** Fn::Sub with the pseudo parameters and the parameters given; anything else left to fail loudly. */
+function resolve(value: unknown, values: Record<string, string>): unknown {
+  if (Array.isArray(value)) return value.map((v) => resolve(v, values));
+  if (typeof value !== "object" || value === null) return value;
+  const entries = Object.entries(value);
+  const [first] = entries;
+  if (entries.length === 1 && first?.[0] === "Fn::Sub" && typeof first[1] === "string") {
+    return first[1].replace(/\$\{([^}]+)\}/g, (_, name: string) => {
+      const v = values[name];
+      if (v === undefined) throw new Error(`Cannot resolve \${${name}}`);
+      return v;
+    });
+  }
+  if (entries.length === 1 && first?.[0] === "Ref" && typeof first[1] === "string" && values[first[1]] !== undefined) {
+    return values[first[1]];
+  }
+  return Object.fromEntries(entries.map(([k, v]) => [k, resolve(v, values)]));
+}
+
+/** Every policy statement of a template, with its place; `Fn::If` branches both included (worst case). */
+function statements(template: Template): { where: string; statement: Statement }[] {
+  const out: { where: string; statement: Statement }[] = [];
+  const visit = (where: string, value: unknown) => {
+    if (Array.isArray(value)) {
+      value.forEach((v, i) => {
+        visit(`${where}[${i}]`, v);
+      });
+      return;
+    }
+    if (typeof value !== "object" || value === null) return;
+    const record = value as Record<string, unknown>;
+    if (Array.isArray(record.Statement) || (typeof record.Statement === "object" && record.Statement !== null)) {
+      const list = Array.isArray(record.Statement) ? record.Statement : [record.Statement];
+      for (const s of list) out.push({ where, statement: statementSchema.parse(s) });
+    }
+    for (const [k, v] of Object.entries(record)) if (k !== "Statement") visit(`${where}.${k}`, v);
+  };
+  for (const [id, r] of Object.entries(template.Resources)) visit(id, r.Properties);
+  return out;
+}
+
+const actionsOf = (s: Statement) => (Array.isArray(s.Action) ? s.Action : [s.Action]);
+
+async function fixture(name: string): Promise<Record<string, unknown>> {
+  return JSON.parse(await readFile(join(root, "test/fixtures/events", name), "utf8"));
+}
+
+/** A fixture as it happens in `account`: the envelope, the record and the actor all in that account. */
+function inAccount(event: Record<string, unknown>, account: string, actorArn?: string): Record<string, unknown> {
+  const text = JSON.stringify(event).replaceAll("123456789012", account);
+  const moved = JSON.parse(text) as { detail: { userIdentity: Record<string, unknown> } };
+  if (actorArn) moved.detail.userIdentity.arn = actorArn;
+  return moved;
+}
+
+describe("spokes: plain CloudFormation, no code", () => {
+  it.each(["spoke-account.yml", "spoke-region.yml"])(
+    "%s holds no function, no nested stack, no transform",
+    async (name) => {
+      const { text, template } = await spoke(name);
+      const types = Object.values(template.Resources).map((r) => r.Type);
+      expect(types.filter((t) => /Lambda|CloudFormation::Stack|Serverless|CustomResource|Custom::/.test(t))).toEqual(
+        [],
+      );
+      expect(text).not.toMatch(/ZipFile|S3Key|CodeUri|InlineCode|Transform:/);
+      expect(template.AWSTemplateFormatVersion).toBe("2010-09-09");
+    },
+  );
+
+  it.each(["spoke-account.yml", "spoke-region.yml"])("%s allows no wildcard action", async (name) => {
+    const { template } = await spoke(name);
+    for (const { where, statement } of statements(template)) {
+      for (const action of actionsOf(statement)) expect(action, where).not.toContain("*");
+    }
+  });
+});
+
+describe("spoke-account.yml: the roles", () => {
+  it("trusts only the hub's function roles, by the hub account's root and aws:PrincipalArn, within the organization", async () => {
+    const { template } = await spoke("spoke-account.yml");
+    const role = resource(template, "SpokeRole").Properties;
+    expect(role.RoleName).toBe("imdsv2-guard-spoke");
+    const values = {
+      "AWS::Partition": "aws",
+      HubAccountId: HUB,
+      HubRoleNamePrefix: HUB_ROLE_PREFIX,
+      OrganizationId: ORG,
+    };
+    const trust = z
+      .object({ Statement: z.array(statementSchema) })
+      .parse(resolve(role.AssumeRolePolicyDocument, values));
+    expect(trust.Statement).toEqual([
+      {
+        Sid: "HubFunctionRolesOfThisOrganization",
+        Effect: "Allow",
+        Principal: { AWS: `arn:aws:iam::${HUB}:root` },
+        Action: "sts:AssumeRole",
+        Condition: {
+          ArnEquals: {
+            "aws:PrincipalArn": [
+              "enforce",
+              "assessAccount",
+              "checkApplied",
+              "checkManaged",
+              "sendProbe",
+              "checkProbe",
+              "checkRejected",
+            ].map((fn) => `arn:aws:iam::${HUB}:role/${HUB_ROLE_PREFIX}-${fn}`),
+          },
+          StringEquals: { "aws:PrincipalOrgID": ORG },
+        },
+      },
+    ]);
+  });
+
+  it("runs only the two AWS shell documents, on this account's instances, and changes only metadata options", async () => {
+    const { template } = await spoke("spoke-account.yml");
+    const all = statements(template)
+      .filter((s) => !s.where.includes("AssumeRolePolicyDocument"))
+      .map((s) => s.statement);
+    const send = all.filter((s) => actionsOf(s).includes("ssm:SendCommand"));
+    expect(send.map((s) => resolve(s.Resource, { "AWS::Partition": "aws", "AWS::AccountId": MEMBER }))).toEqual([
+      [
+        "arn:aws:ssm:*::document/AWS-RunShellScript",
+        "arn:aws:ssm:*::document/AWS-RunPowerShellScript",
+        `arn:aws:ec2:*:${MEMBER}:instance/*`,
+      ],
+    ]);
+    const mutating = all.flatMap(actionsOf).filter((a) => !/^(ec2|ssm|cloudwatch):(Describe|Get)/.test(a));
+    expect(mutating.sort()).toEqual(["ec2:ModifyInstanceMetadataOptions", "events:PutEvents", "ssm:SendCommand"]);
+  });
+
+  it("has a read-only variant: no change and no Run Command, only describes and metric reads", async () => {
+    const { template } = await spoke("spoke-account.yml");
+    const policies = z
+      .array(z.unknown())
+      .parse(resource(template, "SpokeRole").Properties.Policies)
+      .map((p) => z.record(z.string(), z.unknown()).parse(p));
+    // The enforce and probe policies exist only under conditions that are false for AccessMode=read-only.
+    const conditional = policies.filter((p) => "Fn::If" in p).map((p) => z.array(z.unknown()).parse(p["Fn::If"])[0]);
+    expect(conditional).toEqual(["MayEnforce", "MayProbe"]);
+    expect(template.Conditions).toEqual({
+      MayEnforce: { "Fn::Equals": [{ Ref: "AccessMode" }, "enforce"] },
+      MayProbe: { "Fn::Not": [{ "Fn::Equals": [{ Ref: "AccessMode" }, "read-only"] }] },
+    });
+    const unconditional = policies.filter((p) => !("Fn::If" in p));
+    const actions = JSON.stringify(unconditional);
+    expect(actions).not.toMatch(/Modify|SendCommand|Put|Create|Delete/);
+  });
+
+  it("lets EventBridge of this account only forward, and only to the hub bus", async () => {
+    const { template } = await spoke("spoke-account.yml");
+    const forwarder = resource(template, "ForwarderRole").Properties;
+    expect(JSON.stringify(forwarder.AssumeRolePolicyDocument)).toContain(
+      '"aws:SourceAccount":{"Ref":"AWS::AccountId"}',
+    );
+    expect(JSON.stringify(forwarder.Policies)).toContain(
+      '"Action":"events:PutEvents","Resource":{"Ref":"HubEventBusArn"}',
+    );
+  });
+});
+
+describe("spoke-region.yml: the forwarding rule", () => {
+  async function rule() {
+    const { template } = await spoke("spoke-region.yml");
+    return { template, rule: resource(template, "ForwardRule").Properties };
+  }
+
+  it("forwards launches and metadata changes of this account, but not failed calls or the spoke role's own", async () => {
+    const { rule: forward } = await rule();
+    const pattern = resolve(forward.EventPattern, { "AWS::Partition": "aws", "AWS::AccountId": MEMBER });
+    for (const name of [
+      "run-instances.json",
+      "modify-instance-metadata-options.json",
+      "parse-run-instances-by-aws-service.json",
+    ]) {
+      expect(matchesEventPattern(pattern, inAccount(await fixture(name), MEMBER)), name).toBe(true);
+    }
+    expect(
+      matchesEventPattern(pattern, inAccount(await fixture("modify-instance-metadata-options-failed.json"), MEMBER)),
+    ).toBe(false);
+    const own = inAccount(
+      await fixture("modify-instance-metadata-options.json"),
+      MEMBER,
+      `arn:aws:sts::${MEMBER}:assumed-role/imdsv2-guard-spoke/imdsv2-guard-5e8f7c6d`,
+    );
+    expect(matchesEventPattern(pattern, own)).toBe(false);
+  });
+
+  it("targets the hub bus with the forwarder role, a retry policy and a dead-letter queue", async () => {
+    const { rule: forward } = await rule();
+    const [target] = z.array(z.record(z.string(), z.unknown())).parse(forward.Targets);
+    expect(resolve(target, { "AWS::Partition": "aws", "AWS::AccountId": MEMBER, HubEventBusArn: HUB_BUS })).toEqual({
+      Id: "imdsv2-guard-hub",
+      Arn: HUB_BUS,
+      RoleArn: `arn:aws:iam::${MEMBER}:role/imdsv2-guard-forwarder`,
+      RetryPolicy: { MaximumRetryAttempts: 24, MaximumEventAgeInSeconds: 3600 },
+      DeadLetterConfig: { Arn: { "Fn::GetAtt": ["ForwardDeadLetterQueue", "Arn"] } },
+    });
+    expect(forward.EventBusName).toBeUndefined();
+  });
+});
+
+describe("the hub: serverless.yml with organizationId", () => {
+  let single: Template;
+  let hub: Template;
+  beforeAll(async () => {
+    single = await packageStack([]);
+    hub = await packageStack([`organizationId=${ORG}`]);
+  }, 240_000);
+  afterAll(async () => {
+    await Promise.all(packaged.map((dir) => rm(dir, { recursive: true, force: true })));
+  });
+
+  it("adds only the hub: without its bus, policies and settings, the template is the single-account one", () => {
+    const stripped = structuredClone(hub);
+    for (const id of ["HubEventBus", "HubEventBusPolicy", "HubAssumeSpokeRolePolicy", "HubReadOrganizationPolicy"]) {
+      expect(stripped.Resources[id], id).toBeDefined();
+      delete stripped.Resources[id];
+    }
+    delete resource(stripped, "GuardEventRule").Properties.EventBusName;
+    const hubOnlyVariables = ["ORGANIZATION_ID", "SPOKE_ROLE_NAME", "ALLOWED_ACCOUNT_IDS", "ALLOWED_OU_IDS"];
+    for (const r of Object.values(stripped.Resources)) {
+      const variables = (r.Properties.Environment as { Variables?: Record<string, unknown> } | undefined)?.Variables;
+      for (const name of hubOnlyVariables) if (variables) delete variables[name];
+    }
+    delete (stripped.Outputs as Record<string, unknown>).HubEventBusArn;
+    const withoutCodeKeys = (t: Template) => JSON.stringify(t).replace(/"S3Key":"[^"]*"/g, '"S3Key":""');
+    expect(withoutCodeKeys(stripped)).toBe(withoutCodeKeys(single));
+    expect(JSON.stringify(single)).not.toMatch(/HubEventBus|ORGANIZATION_ID|imdsv2-guard-spoke/);
+  });
+
+  it("lets only the organization put only the guard's events on the hub bus", () => {
+    expect(resource(hub, "HubEventBusPolicy").Properties.Statement).toEqual({
+      Sid: "OrganizationPutsGuardEventsOnly",
+      Effect: "Allow",
+      Principal: "*",
+      Action: "events:PutEvents",
+      Resource: { "Fn::GetAtt": ["HubEventBus", "Arn"] },
+      Condition: {
+        StringEquals: { "aws:PrincipalOrgID": ORG },
+        "ForAllValues:StringEquals": {
+          "events:source": ["aws.ec2"],
+          "events:detail-type": ["AWS API Call via CloudTrail"],
+        },
+      },
+    });
+  });
+
+  it("moves the guard's rule to the hub bus with its pattern, retry policy and dead-letter queue", () => {
+    const moved = resource(hub, "GuardEventRule").Properties;
+    const before = resource(single, "GuardEventRule").Properties;
+    expect(moved.EventBusName).toEqual({ Ref: "HubEventBus" });
+    expect(moved.Targets).toEqual(before.Targets);
+    expect(moved.EventPattern).toEqual(before.EventPattern);
+  });
+
+  it("matches what a spoke forwards from a member account", async () => {
+    const pattern = resolve(resource(hub, "GuardEventRule").Properties.EventPattern, {
+      "AWS::Partition": "aws",
+      "AWS::AccountId": HUB,
+    });
+    for (const name of ["run-instances.json", "modify-instance-metadata-options.json"]) {
+      expect(matchesEventPattern(pattern, inAccount(await fixture(name), MEMBER)), name).toBe(true);
+    }
+  });
+
+  it("lets the acting functions assume only the spoke role, only in the organization", () => {
+    const policy = resource(hub, "HubAssumeSpokeRolePolicy").Properties;
+    expect(policy.Roles).toEqual(
+      [
+        "EnforceRole",
+        "CheckAppliedRole",
+        "CheckManagedRole",
+        "SendProbeRole",
+        "CheckProbeRole",
+        "AssessAccountRole",
+        "CheckRejectedRole",
+      ].map((r) => ({ Ref: r })),
+    );
+    expect(z.object({ Statement: z.array(statementSchema) }).parse(policy.PolicyDocument).Statement).toEqual([
+      {
+        Sid: "AssumeSpokeRoleInOrganization",
+        Effect: "Allow",
+        Action: "sts:AssumeRole",
+        Resource: { "Fn::Sub": `arn:\${AWS::Partition}:iam::*:role/imdsv2-guard-spoke` },
+        Condition: { StringEquals: { "aws:ResourceOrgID": ORG } },
+      },
+    ]);
+    for (const { where, statement } of statements(hub)) {
+      if (statement.Effect === "Allow") for (const a of actionsOf(statement)) expect(a, where).not.toBe("*");
+    }
+  });
+
+  it("tells every acting function and ResolveTargets that it is the hub", () => {
+    for (const fn of [
+      "Enforce",
+      "CheckApplied",
+      "CheckManaged",
+      "SendProbe",
+      "CheckProbe",
+      "AssessAccount",
+      "CheckRejected",
+      "ResolveTargets",
+    ]) {
+      const variables = z
+        .object({ Variables: z.record(z.string(), z.unknown()) })
+        .parse(resource(hub, `${fn}LambdaFunction`).Properties.Environment).Variables;
+      expect(variables.ORGANIZATION_ID, fn).toBe(ORG);
+      expect(variables.SPOKE_ROLE_NAME, fn).toBe("imdsv2-guard-spoke");
+    }
+  });
+});
