@@ -21,7 +21,7 @@ const ACTING_FUNCTIONS = {
 const SPOKE_ROLE_NAME = "imdsv2-guard-spoke";
 // What the spoke rule forwards (infra/spoke/spoke-region.yml) and the hub's rule matches.
 const SOURCES = ["aws.ec2"];
-const DETAIL_TYPES = ["AWS API Call via CloudTrail"];
+const DETAIL_TYPES = ["AWS API Call via CloudTrail", "EC2 Instance State-change Notification"];
 
 module.exports = async ({ resolveVariable }) => {
   const organizationId = String((await resolveVariable("param:organizationId")) ?? "");
@@ -86,6 +86,10 @@ module.exports = async ({ resolveVariable }) => {
       },
       // The rule keeps its pattern, target, retry policy and DLQ; only the bus changes.
       GuardEventRule: {
+        Type: "AWS::Events::Rule",
+        Properties: { EventBusName: { Ref: "HubEventBus" } },
+      },
+      GuardStateChangeRule: {
         Type: "AWS::Events::Rule",
         Properties: { EventBusName: { Ref: "HubEventBus" } },
       },

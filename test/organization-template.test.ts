@@ -279,9 +279,16 @@ describe("spoke-region.yml: the forwarding rule", () => {
       "run-instances.json",
       "modify-instance-metadata-options.json",
       "parse-run-instances-by-aws-service.json",
+      "start-instances.json",
+      "create-fleet-instant.json",
+      "modify-instance-metadata-defaults.json",
+      "run-instances-root-invoked-by-autoscaling-2016.json",
     ]) {
       expect(matchesEventPattern(pattern, inAccount(await fixture(name), MEMBER)), name).toBe(true);
     }
+    expect(
+      matchesEventPattern(pattern, inAccount(await fixture("modify-instance-metadata-defaults-failed.json"), MEMBER)),
+    ).toBe(false);
     expect(
       matchesEventPattern(pattern, inAccount(await fixture("modify-instance-metadata-options-failed.json"), MEMBER)),
     ).toBe(false);
@@ -291,6 +298,21 @@ describe("spoke-region.yml: the forwarding rule", () => {
       `arn:aws:sts::${MEMBER}:assumed-role/imdsv2-guard-spoke/imdsv2-guard-5e8f7c6d`,
     );
     expect(matchesEventPattern(pattern, own)).toBe(false);
+  });
+
+  it("forwards EC2's trail-free pending notification to the hub, and no other state", async () => {
+    const { template } = await spoke("spoke-region.yml");
+    const pending = resource(template, "ForwardStateChangeRule").Properties;
+    expect(matchesEventPattern(pending.EventPattern, await fixture("state-change-pending.json"))).toBe(true);
+    expect(matchesEventPattern(pending.EventPattern, await fixture("state-change-running.json"))).toBe(false);
+    const [target] = z.array(z.record(z.string(), z.unknown())).parse(pending.Targets);
+    expect(resolve(target, { "AWS::Partition": "aws", "AWS::AccountId": MEMBER, HubEventBusArn: HUB_BUS })).toEqual({
+      Id: "imdsv2-guard-hub",
+      Arn: HUB_BUS,
+      RoleArn: `arn:aws:iam::${MEMBER}:role/imdsv2-guard-forwarder`,
+      RetryPolicy: { MaximumRetryAttempts: 24, MaximumEventAgeInSeconds: 3600 },
+      DeadLetterConfig: { Arn: { "Fn::GetAtt": ["ForwardDeadLetterQueue", "Arn"] } },
+    });
   });
 
   it("targets the hub bus with the forwarder role, a retry policy and a dead-letter queue", async () => {
@@ -325,6 +347,7 @@ describe("the hub: serverless.yml with organizationId", () => {
       delete stripped.Resources[id];
     }
     delete resource(stripped, "GuardEventRule").Properties.EventBusName;
+    delete resource(stripped, "GuardStateChangeRule").Properties.EventBusName;
     const hubOnlyVariables = ["ORGANIZATION_ID", "SPOKE_ROLE_NAME", "ALLOWED_ACCOUNT_IDS", "ALLOWED_OU_IDS"];
     for (const r of Object.values(stripped.Resources)) {
       const variables = (r.Properties.Environment as { Variables?: Record<string, unknown> } | undefined)?.Variables;
@@ -347,7 +370,7 @@ describe("the hub: serverless.yml with organizationId", () => {
         StringEquals: { "aws:PrincipalOrgID": ORG },
         "ForAllValues:StringEquals": {
           "events:source": ["aws.ec2"],
-          "events:detail-type": ["AWS API Call via CloudTrail"],
+          "events:detail-type": ["AWS API Call via CloudTrail", "EC2 Instance State-change Notification"],
         },
       },
     });
