@@ -170,7 +170,7 @@ describe("options and lifecycle", () => {
 
   it("closes promptly while a hanging emulator holds a request open", async () => {
     // Prepare
-    const hanging = await startImdsEmulator(() => options, { hang: true });
+    const hanging = await startImdsEmulator(() => options, { mode: "hang" });
     const pending = fetch(`${hanging.url}/latest/meta-data/`).catch((error: unknown) => error);
     await vi.waitFor(() => expect(hanging.requests).toHaveLength(1));
 

@@ -7,7 +7,8 @@ import { parseScenario } from "./scenario.js";
 const USAGE = `Usage: npm start -- [--scenario FILE] [--json] [--verbose]
 
 Runs imdsv2-guard end to end on a simulated AWS account: the real state machine (infra/state-machine.asl.json),
-the real Lambda handlers, and the real Linux probe against an IMDS emulator on 127.0.0.1. No AWS credentials needed.
+the real Lambda handlers, and the real probes against an IMDS emulator on loopback (Linux in sh; Windows in pwsh when
+installed, else computed, as the "probe" column says). No AWS credentials needed.
 
   --scenario FILE  a scenario (events + instances) instead of the built-in mixed fleet; see README "Scenarios"
   --json           print the reports as JSON (a "results" array with instanceId, verdict, reason, ...)
@@ -63,7 +64,12 @@ function jsonOutput(run: FlowRun) {
     scenario: run.scenario.name,
     simulatedSeconds: run.simulatedSeconds,
     results: run.reports.flatMap((r) =>
-      r.results.map((x) => ({ eventId: r.event.eventId, eventName: r.event.eventName, ...x })),
+      r.results.map((x) => ({
+        eventId: r.event.eventId,
+        eventName: r.event.eventName,
+        ...x,
+        ...(probeSources(run).has(x.instanceId) ? { probe: probeSources(run).get(x.instanceId) } : {}),
+      })),
     ),
     reports: run.reports,
     executions: run.executions.map((e) => ({
@@ -91,11 +97,12 @@ function humanOutput(run: FlowRun): string {
     const rows = report.results.map((r) => [
       r.instanceId,
       r.verdict.toUpperCase(),
+      probeSources(run).get(r.instanceId) ?? "-",
       r.secondsToApplied === undefined ? "-" : `${r.secondsToApplied}s`,
       r.secondsToVerdict === undefined ? "-" : `${r.secondsToVerdict}s`,
       r.reason + (r.warnings.length ? ` [${r.warnings.join("; ")}]` : ""),
     ]);
-    out.push(table(["instance", "verdict", "applied", "verdict at", "reason"], rows), "");
+    out.push(table(["instance", "verdict", "probe", "applied", "verdict at", "reason"], rows), "");
   }
   const failed = run.executions.filter((e) => e.status === "failed");
   for (const e of failed) out.push(`!! execution for event ${e.eventIndex} failed: ${e.error}`);
@@ -105,6 +112,19 @@ function humanOutput(run: FlowRun): string {
     out.push(`Subject: ${p.input.Subject ?? ""}`, "", message.default ?? "", "", "-".repeat(100), "");
   }
   return `${out.join("\n")}\n`;
+}
+
+/**
+ * Per instance, how its probe reading came about: `real` when the script itself ran (sh for Linux, pwsh for
+ * Windows), `computed` when a Windows instance's answers were computed because pwsh is not installed.
+ */
+function probeSources(run: FlowRun): Map<string, string> {
+  return new Map(
+    run.sim.probeRuns.map((p) => [
+      p.instanceId,
+      p.source === "computed" ? "computed" : `real (${p.platform === "windows" ? "pwsh" : "sh"})`,
+    ]),
+  );
 }
 
 function reportsInEventOrder(run: FlowRun) {

@@ -117,8 +117,6 @@ export const probeReadingSchema = z.object({
     .array(z.enum(["ipv4", "ipv6"]))
     .max(2)
     .optional(),
-  /** Set by the local simulator only: whether a probe really ran ("real") or its answers were computed. */
-  source: z.enum(["real", "computed"]).optional(),
 });
 export type ProbeReading = z.infer<typeof probeReadingSchema>;
 
