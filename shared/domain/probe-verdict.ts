@@ -26,6 +26,14 @@ const CREDENTIALS = "/latest/meta-data/iam/security-credentials/";
  */
 export function judgeProbe(reading: ProbeReading): ProbeJudgement {
   if (reading.v1Credentials === undefined || reading.v6 === undefined) {
+    // What is missing can only hide a refusal, never excuse an answer.
+    if (reading.v1 === 200 || reading.v1Credentials === 200) {
+      return {
+        verdict: "fail",
+        reason: "IMDSv1 still answers (IPv4: a GET without a token returned 200 for /latest/meta-data/).",
+        warnings: [],
+      };
+    }
     return {
       verdict: "unverified",
       reason: `The probe's answer lacks the credentials path or the IPv6 endpoint (IPv4 GET without a token: ${show(reading.v1)}); an older probe proves too little.`,
