@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import type { EndpointReading, ProbeReading } from "../../shared/domain/model.js";
 import { judgeProbe } from "../../shared/domain/probe-verdict.js";
@@ -235,5 +236,35 @@ describe("judgeProbe: both endpoints", () => {
     // Assess
     expect(judgement.verdict).toBe("unverified");
     expect(judgement.reason).toContain("IPv4 or IPv6");
+  });
+});
+
+describe("the README's table of what the probe proves", () => {
+  /** The rows of the README table under "What the probe proves": IPv4 statuses, IPv6 statuses, verdict. */
+  function readmeRows(): Array<{ v4: EndpointReading; v6: EndpointReading; verdict: string; line: string }> {
+    const readme = readFileSync("README.md", "utf8");
+    const start = readme.indexOf("| IPv4 v1, v1Credentials, token, v2 |");
+    const table = readme.slice(start, readme.indexOf("\n\n", start)).split("\n").slice(2);
+    const endpoint = (cell: string): EndpointReading => {
+      const [v1, v1Credentials, token, v2] = cell.split(",").map((s) => (s.trim() === "null" ? null : Number(s)));
+      return { v1: v1 ?? null, v1Credentials: v1Credentials ?? null, token: token ?? null, v2: v2 ?? null };
+    };
+    return table.map((line) => {
+      const [, v4 = "", v6 = "", verdict = ""] = line.split("|");
+      return { v4: endpoint(v4), v6: endpoint(v6), verdict: verdict.trim().replaceAll("`", ""), line };
+    });
+  }
+
+  it("has rows for every verdict the probe can give", () => {
+    // Assess
+    expect(new Set(readmeRows().map((row) => row.verdict))).toEqual(new Set(["pass", "fail", "unverified"]));
+  });
+
+  it.each(readmeRows().map((row) => [row.line, row] as const))("matches judgeProbe: %s", (_line, row) => {
+    // Act
+    const judgement = judgeProbe({ ...row.v4, client: "curl", v6: row.v6 });
+
+    // Assess
+    expect(judgement.verdict).toBe(row.verdict);
   });
 });
