@@ -68,7 +68,7 @@ function jsonOutput(run: FlowRun) {
         eventId: r.event.eventId,
         eventName: r.event.eventName,
         ...x,
-        ...(probeSources(run).has(x.instanceId) ? { probe: probeSources(run).get(x.instanceId) } : {}),
+        ...(x.reading ? { probe: probeSources(run).get(x.instanceId) ?? "computed" } : {}),
       })),
     ),
     reports: run.reports,
@@ -97,7 +97,7 @@ function humanOutput(run: FlowRun): string {
     const rows = report.results.map((r) => [
       r.instanceId,
       r.verdict.toUpperCase(),
-      probeSources(run).get(r.instanceId) ?? "-",
+      r.reading ? (probeSources(run).get(r.instanceId) ?? "computed") : "-",
       r.secondsToApplied === undefined ? "-" : `${r.secondsToApplied}s`,
       r.secondsToVerdict === undefined ? "-" : `${r.secondsToVerdict}s`,
       r.reason + (r.warnings.length ? ` [${r.warnings.join("; ")}]` : ""),
