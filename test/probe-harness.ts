@@ -217,3 +217,39 @@ export function expectNoTokenLeak(run: ProbeRun, running: RunningCase): void {
 
 /** The correctness bound for one probe run against a hostile server: the 15 s promise, with room for a loaded machine. */
 export const PROBE_BOUND_MS = 20_000;
+
+/**
+ * Both endpoints answer every request correctly but 2 s late, inside each request's deadline: only the
+ * whole-probe deadline keeps the run under 15 s, so the IPv6 endpoint is not asked everything.
+ */
+export const SLOW_CASE: ProbeCase = {
+  name: "slow",
+  v4: { mode: "slow", options: REQUIRED },
+  v6: { mode: "slow", options: REQUIRED },
+  expected: { v4: { v1: 401, v1Credentials: 401, token: 200, v2: 200 }, v6: SILENT },
+  verdict: "pass",
+  reason: "at the IPv4 endpoint",
+};
+
+/**
+ * Runs a probe in the slow case: the IPv4 endpoint is read in full, the IPv6 one is cut short by the whole-probe
+ * deadline (no request starts after about 11 s), and the run ends within the bound.
+ */
+export async function expectWholeProbeDeadline(
+  probe: (endpoints: ProbeEndpoints) => Promise<ProbeRun>,
+  expectedV4: EndpointReading,
+): Promise<void> {
+  const running = await startCase(SLOW_CASE);
+  try {
+    const run = await probe(running.endpoints);
+    const reading = readingOf(run);
+    expect(reading).toMatchObject(expectedV4);
+    expect(run.durationMs).toBeLessThan(PROBE_BOUND_MS);
+    const [, v6] = running.emulators;
+    expect(v6?.requests.length).toBeGreaterThanOrEqual(1);
+    expect(v6?.requests.length).toBeLessThan(4);
+    expect(reading.v6.v2).toBeNull();
+  } finally {
+    await running.close();
+  }
+}

@@ -10,6 +10,7 @@ import probeLinux from "../shared/probes/probe-linux.sh";
 import {
   closedPortUrl,
   expectNoTokenLeak,
+  expectWholeProbeDeadline,
   PROBE_BOUND_MS,
   PROBE_CASES,
   readingOf,
@@ -107,6 +108,23 @@ describe.each(["curl", "python3", "wget", "busybox-wget"])("probe-linux.sh with 
       } finally {
         await running.close();
       }
+    },
+  );
+});
+
+describe("probe-linux.sh and its whole-probe deadline", () => {
+  it.concurrent.each(["curl", "python3", "wget", "busybox-wget"])(
+    "%s stops asking a server that answers each request just in time",
+    async (client) => {
+      // Prepare
+      const setup = clients[client];
+      const v4 = { v1: 401, v1Credentials: 401, token: client === "busybox-wget" ? null : 200 };
+
+      // Act / Assess
+      await expectWholeProbeDeadline(
+        (endpoints) => runLinuxProbe(probeLinux, endpoints, { path: setup?.path, shell: setup?.shell }),
+        { ...v4, v2: client === "busybox-wget" ? null : 200 },
+      );
     },
   );
 });

@@ -8,7 +8,14 @@ import { afterAll, describe, expect, it } from "vitest";
 import { findPwsh, pwshVersion, runWindowsProbe } from "../local/sim/run-windows-probe.js";
 import { judgeProbe, parseProbeOutput } from "../shared/domain/probe-verdict.js";
 import probeWindows from "../shared/probes/probe-windows.ps1";
-import { expectNoTokenLeak, PROBE_BOUND_MS, PROBE_CASES, readingOf, startCase } from "./probe-harness.js";
+import {
+  expectNoTokenLeak,
+  expectWholeProbeDeadline,
+  PROBE_BOUND_MS,
+  PROBE_CASES,
+  readingOf,
+  startCase,
+} from "./probe-harness.js";
 
 // The Windows probe runs in PowerShell 7 (pwsh) when it is installed, against the same IMDS emulator as the Linux
 // probe. .ci/run installs pwsh and sets IMDSV2_GUARD_REQUIRE_PWSH=1, so there a missing pwsh fails the suite; on a
@@ -133,6 +140,16 @@ withPwsh("probe-windows.ps1 run in pwsh against the IMDS emulator", () => {
       }
     },
   );
+
+  it("stops asking a server that answers each request just in time", async () => {
+    // Act / Assess
+    await expectWholeProbeDeadline((endpoints) => runWindowsProbe(pwsh ?? "", probeWindows, endpoints), {
+      v1: 401,
+      v1Credentials: 401,
+      token: 200,
+      v2: 200,
+    });
+  });
 
   it("refuses endpoints that are not loopback, in the runner and in the script", async () => {
     // Act / Assess

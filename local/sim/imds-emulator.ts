@@ -13,6 +13,7 @@ export interface ImdsOptionsView {
  * - `hang`: accepts and never answers; `reset`: closes every connection at once;
  * - `trickle`: sends a 200 header at once, then the body one byte a second (what kept GNU wget's -T busy for 60 s);
  * - `redirect`: answers the token PUT, but every GET with a 302 to `redirectTo` (a collector that records tokens);
+ * - `slow`: answers as `follows-options` does, but each answer 2 s late, inside a request's deadline;
  * - `error-500`: 500 to everything; `garbage`: bytes that are not HTTP, then close;
  * - `gates-listing-only`: a local responder that refuses a token-less `/latest/meta-data/` but serves the credentials
  *   path to anyone, as an SSRF target would.
@@ -22,6 +23,7 @@ export type ImdsEmulatorMode =
   | "hang"
   | "reset"
   | "trickle"
+  | "slow"
   | "redirect"
   | "error-500"
   | "garbage"
@@ -51,6 +53,7 @@ const MAX_TTL_SECONDS = 21_600;
 export const CREDENTIALS_PATH = "/latest/meta-data/iam/security-credentials/";
 const ROLE_NAME = "imdsv2-guard-sim-role";
 const TRICKLE_BODY_BYTES = 200;
+const SLOW_ANSWER_MS = 2_000;
 
 const METADATA: Readonly<Record<string, string>> = {
   "ami-id": "ami-0abcdef1234567890",
@@ -137,6 +140,7 @@ export function startImdsEmulator(
     return { status: 404 };
   }
 
+  const timers = new Set<NodeJS.Timeout>();
   const server = createServer((request, response: ServerResponse) => {
     const path = new URL(request.url ?? "/", "http://imds").pathname;
     requests.push({ method: request.method ?? "", path });
@@ -150,10 +154,20 @@ export function startImdsEmulator(
       return;
     }
     const { status, body = "", headers = {} } = answer(request, path);
-    response.writeHead(status, { "content-type": "text/plain", ...headers });
-    response.end(body);
+    const send = () => {
+      response.writeHead(status, { "content-type": "text/plain", ...headers });
+      response.end(body);
+    };
+    if (mode === "slow") {
+      const timer = setTimeout(() => {
+        timers.delete(timer);
+        send();
+      }, SLOW_ANSWER_MS);
+      timers.add(timer);
+    } else {
+      send();
+    }
   });
-  const timers = new Set<NodeJS.Timeout>();
   function trickle(response: ServerResponse): void {
     response.writeHead(200, { "content-type": "text/plain", "content-length": String(TRICKLE_BODY_BYTES) });
     let sent = 0;
@@ -193,7 +207,7 @@ export function startImdsEmulator(
         close: () =>
           new Promise<void>((resolveClose, rejectClose) => {
             // A hanging emulator holds requests open forever; without this, close() would wait on them.
-            for (const timer of timers) clearInterval(timer);
+            for (const timer of timers) clearTimeout(timer);
             for (const socket of sockets) socket.destroy();
             server.close((error) => (error ? rejectClose(error) : resolveClose()));
           }),

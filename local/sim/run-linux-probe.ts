@@ -7,7 +7,10 @@ export interface ProbeRun {
   stdout: string;
   stderr: string;
   exitCode: number | null;
+  /** From the script's start to its end: for pwsh, after PowerShell itself has started (see `startMarker`). */
   durationMs: number;
+  /** From the spawn to the end, interpreter start-up included. */
+  wallMs: number;
 }
 export type LinuxProbeRun = ProbeRun;
 
@@ -50,9 +53,11 @@ export function runBounded(
   command: string,
   args: string[],
   env: Record<string, string>,
-  opts: { killAfterMs?: number; onSpawn?: (pid: number) => void } = {},
+  opts: { killAfterMs?: number; onSpawn?: (pid: number) => void; startMarker?: string } = {},
 ): Promise<ProbeRun> {
-  const startedAt = performance.now();
+  const spawnedAt = performance.now();
+  // A line the wrapper writes to stderr just before the script runs: the script's own time starts there.
+  let startedAt = opts.startMarker === undefined ? spawnedAt : undefined;
   const child = spawn(command, args, { env, stdio: ["ignore", "pipe", "pipe"], detached: true });
   let stdout = "";
   let stderr = "";
@@ -61,6 +66,11 @@ export function runBounded(
   });
   child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
     stderr += chunk;
+    const marker = opts.startMarker;
+    if (marker !== undefined && startedAt === undefined && stderr.includes(`${marker}\n`)) {
+      startedAt = performance.now();
+      stderr = stderr.replace(`${marker}\n`, "");
+    }
   });
   if (child.pid !== undefined) opts.onSpawn?.(child.pid);
 
@@ -74,7 +84,14 @@ export function runBounded(
     });
     child.once("close", (exitCode) => {
       clearTimeout(killer);
-      resolve({ stdout, stderr, exitCode, durationMs: performance.now() - startedAt });
+      const endedAt = performance.now();
+      resolve({
+        stdout,
+        stderr,
+        exitCode,
+        durationMs: endedAt - (startedAt ?? spawnedAt),
+        wallMs: endedAt - spawnedAt,
+      });
     });
   });
 }

@@ -5,6 +5,8 @@ import { join } from "node:path";
 import { type ProbeEndpoints, probeEnvironment } from "./probe-endpoints.js";
 import { type ProbeRun, runBounded } from "./run-linux-probe.js";
 
+const START_MARKER = "probe-windows.ps1: starting";
+
 /** Where pwsh is: on PATH, else the .NET global tool's default place (~/.dotnet/tools). undefined: not installed. */
 export function findPwsh(): string | undefined {
   const candidates = [
@@ -49,9 +51,18 @@ export async function runWindowsProbe(
     ...probeEnvironment(endpoints),
   };
   try {
-    return await runBounded(pwsh, ["-NoProfile", "-NonInteractive", "-File", file], env, {
-      killAfterMs: opts.killAfterMs ?? 30_000,
-    });
+    // The marker line separates PowerShell's own start-up (seconds on a loaded machine, and paid by the SSM Agent on
+    // Windows too) from the script's time, which is what the probe's deadlines bound.
+    const wrapper = `[Console]::Error.WriteLine('${START_MARKER}'); & $env:PROBE_SCRIPT; exit $LASTEXITCODE`;
+    return await runBounded(
+      pwsh,
+      ["-NoProfile", "-NonInteractive", "-Command", wrapper],
+      { ...env, PROBE_SCRIPT: file },
+      {
+        killAfterMs: opts.killAfterMs ?? 40_000,
+        startMarker: START_MARKER,
+      },
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

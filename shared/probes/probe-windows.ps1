@@ -28,8 +28,8 @@ $requestMs = 3000
 # answer), the body if asked, and Cut: the deadline ended it, so the body is not to be trusted.
 function Invoke-ImdsRequest([string]$Url, [string]$Method, [hashtable]$Headers, [switch]$ReadBody) {
     $outcome = @{ Status = $null; Body = $null; Cut = $false }
-    # The whole probe stops sending at 12 s, so at most one more 3 s request ends it before 15 s.
-    if ($probeClock.ElapsedMilliseconds -ge 12000) { return $outcome }
+    # No request starts after 11.5 s, so the last one, bounded to 3 s, ends before 15 s.
+    if ($probeClock.ElapsedMilliseconds -ge 11500) { return $outcome }
     $clock = [System.Diagnostics.Stopwatch]::StartNew()
     $request = $null
     $response = $null
