@@ -1,4 +1,40 @@
-// Entry of `imdsv2-guard audit` (bin/imdsv2-guard.mjs bundles and runs it): process wiring only.
-import { runAudit } from "./command.js";
+// The installed command, `imdsv2-guard`: what bin/imdsv2-guard.mjs runs, from the committed bundle
+// (bin/imdsv2-guard-cli.mjs, `npm run build:cli`). Production code only: the simulated audit is `npm start -- audit`.
+import { type AuditIo, runAudit } from "./command.js";
 
-process.exitCode = await runAudit(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr });
+export const HELP = `imdsv2-guard: enforces IMDSv2 (HttpTokens=required) on EC2 instances and proves it from inside them.
+
+This command is the guard's operator tool. The guard itself runs in your account (EventBridge -> Step Functions ->
+Lambda); see the README for deploying it.
+
+Usage: imdsv2-guard <command> [options]
+
+Commands:
+  audit     list every instance with its IMDS settings, exemption and IMDSv1 use, and which are ready to enforce;
+            with --start, send them through the deployed guard (imdsv2-guard audit --help)
+  help      this text
+
+Try it without AWS: in a clone of the repository, \`npm ci && npm start -- audit\` audits a simulated account.
+Read more: README.md, next to this command's package.json ("Audit the existing fleet", "Troubleshooting").
+`;
+
+/** Runs `imdsv2-guard <command> ...`; returns the exit status. */
+export async function main(argv: readonly string[], io: AuditIo): Promise<number> {
+  const [command, ...args] = argv;
+  if (command === undefined || command === "-h" || command === "--help" || command === "help") {
+    (command === undefined ? io.stderr : io.stdout).write(HELP);
+    return command === undefined ? 2 : 0;
+  }
+  if (command !== "audit") {
+    io.stderr.write(`imdsv2-guard: unknown command: ${command}\n\n${HELP}`);
+    return 2;
+  }
+  // The audit runs where people work: on a laptop, in CI, in CloudShell. On an EC2 instance, the SDK would fall back
+  // to the instance's own role through IMDS, auditing with credentials nobody chose; and without credentials it
+  // would wait on 169.254.169.254 before saying so. Asked for explicitly, the instance role is still used.
+  process.env.AWS_EC2_METADATA_DISABLED ??= "true";
+  // On Node 20 the SDK warns, in eight lines, that its releases after January 2027 need Node 22: true, not about the
+  // SDK this package locks, and it would bury the one line this command prints. =false shows it.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
+  return runAudit(args, io);
+}

@@ -1,7 +1,7 @@
 import { parseArgs } from "node:util";
-import type { SimAccount } from "../local/sim/sim-account.js";
 import type { ExemptionKeys } from "../shared/domain/exemption.js";
 import { INSTANCE_ID_PATTERN } from "../shared/domain/model.js";
+import { outputWidth } from "../shared/report/text-table.js";
 import {
   type AuditProgress,
   auditIdAt,
@@ -15,13 +15,37 @@ import { type AwsAccess, sdkAccess } from "./aws-access.js";
 import { describeFailure } from "./failure.js";
 import { type AuditReport, auditJson, auditText, type RegionError, type RegionExecutions } from "./render.js";
 
-export const USAGE = `Usage: imdsv2-guard audit [--regions r1,r2|all] [--json] [--start [--instances i-a,i-b]]
-                          [--simulated [--scenario FILE]]
+/**
+ * Who is running the audit: the installed command against AWS, or `npm start -- audit` against the simulated
+ * account. Usage and hints name the command of the mode the user is in, so following one never changes the target.
+ */
+export interface AuditMode {
+  /** How the user types this command: `imdsv2-guard audit`, `npm start -- audit`. */
+  command: string;
+  /** One sentence of what the command audits, for --help. */
+  target: string;
+  /** Options of this mode only, as --help lines (the simulation's --scenario). */
+  extraOptions?: string;
+  /** The only regions this account has, checked with the other options (the simulated account has one). */
+  regions?: readonly string[];
+}
+
+export const AWS_MODE: AuditMode = {
+  command: "imdsv2-guard audit",
+  target:
+    "Uses your default AWS credentials (profile, environment, SSO...); the instance metadata service is not asked " +
+    "for credentials unless AWS_EC2_METADATA_DISABLED=false.",
+};
+
+/** The --help text of this mode. */
+export function usage(mode: AuditMode = AWS_MODE): string {
+  const pad = " ".repeat(`Usage: ${mode.command} `.length);
+  return `Usage: ${mode.command} [--regions r1,r2|all] [--json] [--start [--instances i-a,i-b]]${mode.extraOptions ? `\n${pad}[--scenario FILE]` : ""}
 
 Lists every EC2 instance that is not terminated, with its IMDS settings, its exemption and its IMDSv1 use
 (CloudWatch AWS/EC2 MetadataNoToken over 24 hours and 7 days), and says which instances can be switched to IMDSv2
-now and which need work first. Uses your default AWS credentials (profile, environment, SSO...). Read-only unless
---start is given.
+now and which need work first. Read-only unless --start is given.
+${mode.target}
 
   --regions LIST              comma-separated regions, or "all" (every region enabled for the account);
                               default: the region your AWS configuration names
@@ -32,12 +56,11 @@ now and which need work first. Uses your default AWS credentials (profile, envir
                               only state machine named imdsv2-guard-* in the region
   --exempt-tag-key KEY        exemption tag (default imdsv2-guard:exempt)
   --exempt-until-tag-key KEY  exemption end-date tag (default imdsv2-guard:exempt-until)
-  --simulated                 audit the simulated account of \`npm start\` instead of AWS (no credentials needed)
-  --scenario FILE             with --simulated: the fleet (default local/scenarios/audit-fleet.json)
-  -h, --help                  this help
+${mode.extraOptions ?? ""}  -h, --help                  this help
 
 Exit status: 0 when every region was audited (and every start succeeded), 1 when something failed, 2 on bad usage.
 `;
+}
 
 /** Regions are audited this many at a time: `--regions all` is about 17 regions of a few calls each. */
 const REGION_CONCURRENCY = 4;
@@ -48,18 +71,22 @@ const STATE_MACHINE_ARN_PATTERN = /^arn:aws[a-z-]*:states:([a-z0-9-]+):(\d{12}):
 export interface Terminal {
   write(text: string): unknown;
   isTTY?: boolean;
+  /** A terminal's width (Node sets it on a TTY stream). */
+  columns?: number;
 }
 
 export interface AuditIo {
   stdout: Terminal;
   stderr: Terminal;
+  /** Columns the text report may use; default: COLUMNS, else the terminal's, else 100 (outputWidth). */
+  width?: number;
 }
 
 export interface AuditHooks {
-  /** Use this account instead of AWS or the simulation (tests). */
+  /** Use this account instead of AWS (the simulation, tests). */
   access?: AwsAccess;
-  /** Called with the simulated account once it is installed (tests observe StartExecution through it). */
-  onSimulatedAccount?: (sim: SimAccount) => void;
+  /** Default: the installed command against AWS. */
+  mode?: AuditMode;
 }
 
 interface AuditOptions {
@@ -69,8 +96,6 @@ interface AuditOptions {
   instances?: string[];
   stateMachineArns: Map<string, string>;
   exemptionKeys: ExemptionKeys;
-  simulated: boolean;
-  scenario?: string;
 }
 
 class UsageError extends Error {
@@ -87,28 +112,28 @@ class RegionListError extends Error {
 
 const PREFIX = "imdsv2-guard audit:";
 
-/** Runs `imdsv2-guard audit` with these arguments; returns the exit status. Never throws, never prints a stack. */
+/**
+ * Runs `imdsv2-guard audit` with these arguments; returns the exit status. Never throws, never prints a stack.
+ * Closes the access it is given, whatever happens.
+ */
 export async function runAudit(argv: readonly string[], io: AuditIo, hooks: AuditHooks = {}): Promise<number> {
+  const mode = hooks.mode ?? AWS_MODE;
   let options: AuditOptions | "help";
   try {
-    options = parseOptions(argv);
+    options = parseOptions(argv, mode);
   } catch (error) {
-    io.stderr.write(`${PREFIX} ${error instanceof Error ? error.message : String(error)}\n\n${USAGE}`);
+    hooks.access?.close();
+    io.stderr.write(`${PREFIX} ${error instanceof Error ? error.message : String(error)}\n\n${usage(mode)}`);
     return 2;
   }
   if (options === "help") {
-    io.stdout.write(USAGE);
+    hooks.access?.close();
+    io.stdout.write(usage(mode));
     return 0;
   }
-  let access: AwsAccess;
+  const access = hooks.access ?? sdkAccess();
   try {
-    access = hooks.access ?? (await openAccess(options, hooks));
-  } catch (error) {
-    io.stderr.write(`${PREFIX} ${error instanceof Error ? error.message : String(error)}\n`);
-    return 2;
-  }
-  try {
-    return await audit(options, access, io);
+    return await audit(options, access, io, mode);
   } catch (error) {
     if (error instanceof UsageError) {
       io.stderr.write(`${PREFIX} ${error.message}\n`);
@@ -125,14 +150,7 @@ export async function runAudit(argv: readonly string[], io: AuditIo, hooks: Audi
   }
 }
 
-async function openAccess(options: AuditOptions, hooks: AuditHooks): Promise<AwsAccess> {
-  if (!options.simulated) return sdkAccess();
-  // Evaluated only when asked for, so the path to real AWS never sets up the simulation's mocks.
-  const { loadScenario, simulatedAccess } = await import("./simulated.js");
-  return simulatedAccess(loadScenario(options.scenario), hooks.onSimulatedAccount);
-}
-
-async function audit(options: AuditOptions, access: AwsAccess, io: AuditIo): Promise<number> {
+async function audit(options: AuditOptions, access: AwsAccess, io: AuditIo, mode: AuditMode): Promise<number> {
   await access.checkCredentials();
   const regions =
     options.regions === "all"
@@ -215,7 +233,14 @@ async function audit(options: AuditOptions, access: AwsAccess, io: AuditIo): Pro
   errors.sort((a, b) => regions.indexOf(a.region) - regions.indexOf(b.region));
   const report: AuditReport = { generatedAt: new Date(), regions: audited, errors, ...(started ? { started } : {}) };
   if (options.json) io.stdout.write(`${JSON.stringify(auditJson(report), null, 2)}\n`);
-  else if (audited.length > 0) io.stdout.write(auditText(report, { start: options.start }));
+  else if (audited.length > 0)
+    io.stdout.write(
+      auditText(report, {
+        start: options.start,
+        command: mode.command,
+        width: io.width ?? outputWidth(process.env, io.stdout),
+      }),
+    );
   for (const e of errors) io.stderr.write(`${PREFIX} ${e.region}: ${e.message}\n`);
   return errors.length > 0 ? 1 : 0;
 }
@@ -248,7 +273,7 @@ function startTargets(
   return targets;
 }
 
-function parseOptions(argv: readonly string[]): AuditOptions | "help" {
+function parseOptions(argv: readonly string[], mode: AuditMode): AuditOptions | "help" {
   let parsed: ReturnType<typeof parseRaw>;
   try {
     parsed = parseRaw(argv);
@@ -258,7 +283,6 @@ function parseOptions(argv: readonly string[]): AuditOptions | "help" {
   const v = parsed.values;
   if (v.help) return "help";
   if (parsed.positionals.length > 0) throw new UsageError(`unexpected argument: ${parsed.positionals[0]}`);
-  if (v.scenario !== undefined && !v.simulated) throw new UsageError("--scenario needs --simulated");
   if (!v.start && (v.instances !== undefined || v["state-machine-arn"] !== undefined)) {
     throw new UsageError("--instances and --state-machine-arn only apply with --start");
   }
@@ -275,8 +299,9 @@ function parseOptions(argv: readonly string[]): AuditOptions | "help" {
       regions = [...new Set(list)];
     }
   }
-  if (v.simulated && Array.isArray(regions) && regions.some((r) => r !== "eu-west-1")) {
-    throw new UsageError("--simulated: the simulated account has one region, eu-west-1");
+  const only = mode.regions;
+  if (only && Array.isArray(regions) && regions.some((r) => !only.includes(r))) {
+    throw new UsageError(`--regions: this account has only ${only.join(", ")}`);
   }
 
   let instances: string[] | undefined;
@@ -316,8 +341,6 @@ function parseOptions(argv: readonly string[]): AuditOptions | "help" {
     ...(instances ? { instances } : {}),
     stateMachineArns,
     exemptionKeys,
-    simulated: v.simulated,
-    ...(v.scenario !== undefined ? { scenario: v.scenario } : {}),
   };
 }
 
@@ -332,8 +355,6 @@ function parseRaw(argv: readonly string[]) {
       "state-machine-arn": { type: "string", multiple: true },
       "exempt-tag-key": { type: "string" },
       "exempt-until-tag-key": { type: "string" },
-      simulated: { type: "boolean", default: false },
-      scenario: { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
     strict: true,

@@ -1,5 +1,5 @@
-import { awsErrorCode, isThrottling } from "../shared/aws/errors.js";
-import { GUARD_ERROR_NAMES } from "../shared/domain/errors.js";
+import { awsErrorCode, isThrottling, NETWORK_ERROR_CODES, networkErrorCode } from "../shared/aws/errors.js";
+import { AwsCallError } from "../shared/domain/errors.js";
 import { StateMachineNotFoundError } from "./audit.js";
 
 export const DOCS = 'see README "Audit the existing fleet" > "Troubleshooting"';
@@ -37,19 +37,6 @@ const REJECTED_CREDENTIALS = new Set([
   "IncompleteSignature",
 ]);
 const ACCESS_DENIED = new Set(["AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnauthorizedAccess"]);
-const NETWORK_CODES = new Set([
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "ENOTFOUND",
-  "EAI_AGAIN",
-  "ETIMEDOUT",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "EPIPE",
-  "TimeoutError",
-  "RequestTimeout",
-]);
-
 /** The IAM action behind each call the audit makes, for access-denied messages. */
 const IAM_ACTIONS: Record<string, string> = {
   GetInstanceMetadataDefaults: "ec2:GetInstanceMetadataDefaults",
@@ -66,9 +53,10 @@ const SERVICES: Record<string, string> = { ec2: "EC2", cloudwatch: "CloudWatch",
 export function describeFailure(error: unknown): AuditFailure {
   if (error instanceof StateMachineNotFoundError)
     return { kind: "state-machine", global: false, message: error.message };
-  const api = apiOf(error);
+  const call = awsCall(error);
+  const api = call?.api;
   const root = rootCause(error);
-  const code = networkCode(root) ?? awsErrorCode(root);
+  const code = call?.code ?? networkErrorCode(root) ?? awsErrorCode(root);
   const detail = cleanMessage(root);
   const action = api ? IAM_ACTIONS[api] : undefined;
   const service = action ? SERVICES[action.split(":")[0] ?? ""] : undefined;
@@ -126,7 +114,7 @@ export function describeFailure(error: unknown): AuditFailure {
       message: `access denied to ${action ?? api ?? "an AWS API"} (${code}${detail ? `: ${detail}` : ""}) — ${DOCS}`,
     };
   }
-  if (code !== undefined && NETWORK_CODES.has(code)) {
+  if (code !== undefined && NETWORK_ERROR_CODES.has(code)) {
     const where = endpointOf(root);
     return {
       kind: "unreachable",
@@ -158,10 +146,14 @@ export function describeFailure(error: unknown): AuditFailure {
   };
 }
 
-/** The API a guard error names: shared/ wraps SDK errors as `<API>[ detail]: <code>: <message>`. */
-function apiOf(error: unknown): string | undefined {
-  if (!(error instanceof Error) || !(GUARD_ERROR_NAMES as readonly string[]).includes(error.name)) return undefined;
-  return /^([A-Za-z]+)[ :]/.exec(error.message)?.[1];
+/** The guard's record of the failed AWS call (shared/aws/errors.ts classifyAwsError), wherever it is in the chain. */
+function awsCall(error: unknown): AwsCallError | undefined {
+  let current = error;
+  for (let depth = 0; depth < 10 && current !== undefined && current !== null; depth++) {
+    if (current instanceof AwsCallError) return current;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return undefined;
 }
 
 function rootCause(error: unknown): unknown {
@@ -172,11 +164,6 @@ function rootCause(error: unknown): unknown {
     current = cause;
   }
   return current;
-}
-
-function networkCode(error: unknown): string | undefined {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === "string" && NETWORK_CODES.has(code) ? code : undefined;
 }
 
 function endpointOf(error: unknown): string | undefined {

@@ -1,5 +1,6 @@
 import type { AccountPosture } from "../shared/domain/account-posture.js";
 import type { Exemption } from "../shared/domain/exemption.js";
+import { textTable, wrapText } from "../shared/report/text-table.js";
 import {
   AUDIT_SCHEMA,
   type AuditedInstance,
@@ -56,26 +57,40 @@ const READINESS_LABELS: Record<Readiness, string> = {
   "shutting-down": "shutting down",
 };
 
-/** The readable report: per region, the account's defaults, one row per instance, and what to do next. */
-export function auditText(report: AuditReport, options: { start: boolean }): string {
+/**
+ * The columns of the instance table. Name and exemption give up width when the terminal is narrow, and wrap; the
+ * readiness, what the table is for, keeps its width at the end of the row.
+ */
+const COLUMNS = [
+  { header: "instance" },
+  { header: "name", minWidth: 10 },
+  { header: "state" },
+  { header: "HttpTokens" },
+  { header: "exemption", minWidth: 12 },
+  // IMDSv1 calls (MetadataNoToken), as the summary below the table says.
+  { header: "v1 24h", right: true },
+  { header: "v1 7d", right: true },
+  { header: "readiness" },
+];
+
+/**
+ * The readable report: per region, the account's defaults, one row per instance, and what to do next, in `width`
+ * columns.
+ */
+export function auditText(report: AuditReport, options: { start: boolean; command: string; width: number }): string {
   const out: string[] = [];
+  const prose = (text: string, indent = "") =>
+    wrapText(text, options.width - indent.length).map((l, i) => (i === 0 ? l : `${indent}${l}`));
   for (const r of report.regions) {
-    out.push(`== ${r.region}: account default ${postureText(r.account)}`, "");
+    out.push(...prose(`== ${r.region}: account default ${postureText(r.account)}`, "   "), "");
     if (r.instances.length === 0) {
       out.push("No instances (other than terminated ones).", "");
     } else {
-      out.push(
-        table(
-          ["instance", "name", "state", "HttpTokens", "exemption", "IMDSv1 24h", "7d", "readiness"],
-          r.instances.map(row),
-          new Set([5, 6]),
-        ),
-        "",
-      );
+      out.push(textTable(COLUMNS, r.instances.map(row), options.width), "");
     }
-    out.push(...summaryText(r), "");
+    out.push(...summaryText(r).flatMap((line) => prose(line, "    ")), "");
   }
-  if (report.regions.length > 1) out.push(...totalText(report.regions), "");
+  if (report.regions.length > 1) out.push(...totalText(report.regions).flatMap((line) => prose(line, "    ")), "");
   for (const s of report.started ?? []) {
     const instances = s.executions.reduce((n, e) => n + e.instances, 0);
     out.push(
@@ -88,7 +103,10 @@ export function auditText(report: AuditReport, options: { start: boolean }): str
   const ready = report.regions.reduce((n, r) => n + r.summary.readyToEnforce.length, 0);
   if (!options.start && ready > 0) {
     out.push(
-      `Next: \`imdsv2-guard audit --start\` sends the ${plural(ready, "ready instance")} through the guard's state machine (or pick some with --instances).`,
+      ...prose(
+        `Next: \`${options.command} --start\` sends the ${plural(ready, "ready instance")} through the guard's state machine (or pick some with --instances).`,
+        "      ",
+      ),
     );
   }
   return `${out.join("\n").trimEnd()}\n`;
@@ -104,7 +122,7 @@ function row(i: AuditedInstance): string[] {
     clip(i.name ?? "-", 24),
     i.state,
     i.httpTokens,
-    clip(exemptionText(i.exemption), 40),
+    clip(exemptionText(i.exemption), 160),
     String(i.imdsV1Calls.last24h),
     String(i.imdsV1Calls.last7d),
     READINESS_LABELS[i.readiness],
@@ -165,17 +183,4 @@ function clip(text: string, max: number): string {
   // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point.
   const safe = text.replace(/[\u0000-\u001f\u007f-\u009f]/g, "?");
   return safe.length > max ? `${safe.slice(0, max - 1)}…` : safe;
-}
-
-function table(header: string[], rows: string[][], rightAligned: ReadonlySet<number>): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const line = (cells: string[]) =>
-    cells
-      .map((c, i) => {
-        const width = widths[i] ?? 0;
-        if (rightAligned.has(i)) return c.padStart(width);
-        return i === cells.length - 1 ? c : c.padEnd(width);
-      })
-      .join("  ");
-  return [line(header), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n");
 }

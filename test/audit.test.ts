@@ -1,5 +1,6 @@
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer as createHttpServer } from "node:http";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -22,7 +23,8 @@ import {
   StateMachineNotFoundError,
 } from "../audit/audit.js";
 import type { AwsAccess } from "../audit/aws-access.js";
-import { type AuditHooks, runAudit } from "../audit/command.js";
+import { type AuditHooks, type AuditIo, runAudit } from "../audit/command.js";
+import { runSimulatedAudit, type SimulatedAuditHooks } from "../local/runner/simulated-audit.js";
 import type { SimAccount } from "../local/sim/sim-account.js";
 import { SWEEP_DETAIL_TYPE, SWEEP_SOURCE } from "../shared/domain/event.js";
 import { DEFAULT_FLOW_SETTINGS } from "../shared/runtime/config.js";
@@ -119,16 +121,30 @@ interface Captured {
 
 /** Runs the command in this process, as the bin does, with stdout and stderr captured. */
 async function audit(argv: string[], hooks: AuditHooks = {}, tty = false): Promise<Captured> {
+  return captured(tty, WIDE, (io) => runAudit(argv, io, hooks));
+}
+
+/** Runs `npm start -- audit ...` (the audit against the simulated account) in this process. */
+async function simulated(
+  argv: string[],
+  hooks: SimulatedAuditHooks = {},
+  tty = false,
+  width = WIDE,
+): Promise<Captured> {
+  return captured(tty, width, (io) => runSimulatedAudit(argv, io, hooks));
+}
+
+/** Wide enough that no row wraps, so a row can be read as one line. */
+const WIDE = 300;
+
+async function captured(tty: boolean, width: number, run: (io: AuditIo) => Promise<number>): Promise<Captured> {
   let stdout = "";
   let stderr = "";
-  const code = await runAudit(
-    argv,
-    {
-      stdout: { write: (t: string) => (stdout += t), isTTY: tty },
-      stderr: { write: (t: string) => (stderr += t), isTTY: tty },
-    },
-    hooks,
-  );
+  const code = await run({
+    width,
+    stdout: { write: (t: string) => (stdout += t), isTTY: tty },
+    stderr: { write: (t: string) => (stderr += t), isTTY: tty },
+  });
   return { code, stdout, stderr };
 }
 
@@ -153,10 +169,10 @@ afterAll(() => {
   for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
 });
 
-describe("audit --simulated: the report", () => {
+describe("npm start -- audit (the simulated account): the report", () => {
   it("prints one row per instance with its readiness, then the region's summary", async () => {
     // Act
-    const out = await audit(["--simulated"]);
+    const out = await simulated([]);
 
     // Assess
     expect(out.code).toBe(0);
@@ -179,12 +195,28 @@ describe("audit --simulated: the report", () => {
     expect(out.stdout).toContain(
       `Needs work first, IMDSv1 in use (3): ${FLEET.legacyV1}, ${FLEET.youngV1}, ${FLEET.windowsV1}`,
     );
-    expect(out.stdout).toContain("imdsv2-guard audit --start");
+    expect(out.stdout).toContain("npm start -- audit --start");
+  });
+
+  it("fits 100 columns: names and exemptions wrap inside their column, and readiness stays whole", async () => {
+    // Act
+    const out = await simulated([], {}, false, 100);
+
+    // Assess
+    const lines = out.stdout.split("\n");
+    expect(lines.filter((l) => [...l].length > 100)).toEqual([]);
+    const exempt = lines.findIndex((l) => l.startsWith(FLEET.exempt));
+    expect(lines[exempt]).toMatch(/\s1440\s+10080\s+exempt$/);
+    const column = lines.find((l) => l.startsWith("instance "))?.indexOf("exemption") ?? -1;
+    expect(column).toBeGreaterThan(0);
+    const below = lines.slice(exempt + 1, exempt + 6).map((l) => l.slice(column).trim());
+    expect(below.join(" ")).toContain("vendor agent needs IMDSv1");
+    expect(lines.filter((l) => /\b(READY|IMDSv1 IN USE|exempt|compliant|IMDS off)$/.test(l))).toHaveLength(9);
   });
 
   it("prints the JSON document: posture, instances, counts, readiness, exemptions and 24 h vs 7 d use", async () => {
     // Act
-    const out = await audit(["--simulated", "--json", "--regions", "all"]);
+    const out = await simulated(["--json", "--regions", "all"]);
 
     // Assess
     expect(out.code).toBe(0);
@@ -235,14 +267,7 @@ describe("audit --simulated: the report", () => {
 
   it("reads exemptions from the tag keys given on the command line", async () => {
     // Act: with other keys, the fleet's imdsv2-guard:* tags mean nothing.
-    const out = await audit([
-      "--simulated",
-      "--json",
-      "--exempt-tag-key",
-      "acme:exempt",
-      "--exempt-until-tag-key",
-      "acme:until",
-    ]);
+    const out = await simulated(["--json", "--exempt-tag-key", "acme:exempt", "--exempt-until-tag-key", "acme:until"]);
 
     // Assess
     const summary = json(out).regions[0]?.summary;
@@ -252,9 +277,9 @@ describe("audit --simulated: the report", () => {
 
   it("shows progress on stderr at a terminal, and nothing otherwise", async () => {
     // Act
-    const atTerminal = await audit(["--simulated"], {}, true);
-    const piped = await audit(["--simulated"], {}, false);
-    const jsonAtTerminal = await audit(["--simulated", "--json"], {}, true);
+    const atTerminal = await simulated([], {}, true);
+    const piped = await simulated([], {}, false);
+    const jsonAtTerminal = await simulated(["--json"], {}, true);
 
     // Assess
     expect(atTerminal.stderr).toContain("scanning eu-west-1: 9 instances…");
@@ -270,7 +295,7 @@ describe("audit --simulated: the report", () => {
       ["--instances", "i-0a0d1700000000002"],
       ["--start", "--instances", "web-1"],
       ["--scenario", "x.json"],
-      ["--simulated", "--regions", "us-east-1"],
+      ["--simulated"],
       ["--start", "--state-machine-arn", "arn:aws:lambda:eu-west-1:111122223333:function:x"],
       ["--bogus"],
     ]) {
@@ -280,10 +305,35 @@ describe("audit --simulated: the report", () => {
       expect(out.stdout).toBe("");
     }
   });
+
+  it("rejects bad usage of the simulated audit with its own usage text", async () => {
+    for (const argv of [["--regions", "us-east-1"], ["--scenario"], ["--bogus"]]) {
+      const out = await simulated(argv);
+      expect(out.code, argv.join(" ")).toBe(2);
+      expect(out.stderr).toMatch(/^imdsv2-guard audit: .+\n/);
+      expect(out.stdout).toBe("");
+    }
+    expect((await simulated(["--regions", "us-east-1"])).stderr).toMatch(/\n\nUsage: npm start -- audit /);
+  });
+
+  it("names, in its hints and help, the command of the mode the user is in", async () => {
+    // Act
+    const sim = await simulated([]);
+    const simHelp = await simulated(["--help"]);
+    const awsHelp = await audit(["--help"]);
+
+    // Assess: following the simulated audit's hint audits the simulation again, never real AWS.
+    expect(sim.stdout).toContain("Next: `npm start -- audit --start` sends the 3 ready instances");
+    expect(sim.stdout).not.toContain("imdsv2-guard audit");
+    expect(simHelp.stdout).toMatch(/^Usage: npm start -- audit .*\n.*\[--scenario FILE\]/);
+    expect(simHelp.stdout).toContain("no AWS credentials needed");
+    expect(awsHelp.stdout).toMatch(/^Usage: imdsv2-guard audit /);
+    expect(awsHelp.stdout).not.toContain("--scenario");
+  });
 });
 
-describe("audit --simulated --start", () => {
-  function recordStarts(): { started: { name: string; input: unknown }[]; hooks: AuditHooks } {
+describe("npm start -- audit --start", () => {
+  function recordStarts(): { started: { name: string; input: unknown }[]; hooks: SimulatedAuditHooks } {
     const started: { name: string; input: unknown }[] = [];
     return {
       started,
@@ -300,7 +350,7 @@ describe("audit --simulated --start", () => {
     const { started, hooks } = recordStarts();
 
     // Act
-    const out = await audit(["--simulated", "--start"], hooks);
+    const out = await simulated(["--start"], hooks);
 
     // Assess
     expect(out.code).toBe(0);
@@ -348,16 +398,8 @@ describe("audit --simulated --start", () => {
     const arn = "arn:aws:states:eu-west-1:444455556666:stateMachine:imdsv2-guard-prod";
 
     // Act
-    const out = await audit(
-      [
-        "--simulated",
-        "--start",
-        "--json",
-        "--instances",
-        `${FLEET.legacyV1},${FLEET.quiet}`,
-        "--state-machine-arn",
-        arn,
-      ],
+    const out = await simulated(
+      ["--start", "--json", "--instances", `${FLEET.legacyV1},${FLEET.quiet}`, "--state-machine-arn", arn],
       hooks,
     );
 
@@ -383,7 +425,7 @@ describe("audit --simulated --start", () => {
     const { started, hooks } = recordStarts();
 
     // Act
-    const out = await audit(["--simulated", "--start", "--instances", `${FLEET.quiet},i-0fffffffffffffff0`], hooks);
+    const out = await simulated(["--start", "--instances", `${FLEET.quiet},i-0fffffffffffffff0`], hooks);
 
     // Assess
     expect(out.code).toBe(1);
@@ -398,13 +440,8 @@ describe("audit --simulated --start", () => {
     const { started, hooks } = recordStarts();
 
     // Act
-    const out = await audit(
-      [
-        "--simulated",
-        "--start",
-        "--state-machine-arn",
-        "arn:aws:states:us-east-1:111122223333:stateMachine:imdsv2-guard-prod",
-      ],
+    const out = await simulated(
+      ["--start", "--state-machine-arn", "arn:aws:states:us-east-1:111122223333:stateMachine:imdsv2-guard-prod"],
       hooks,
     );
 
@@ -425,7 +462,7 @@ describe("audit --simulated --start", () => {
     let sim: SimAccount | undefined;
 
     // Act
-    const out = await audit(["--simulated", "--scenario", file, "--start", "--json"], {
+    const out = await simulated(["--scenario", file, "--start", "--json"], {
       onSimulatedAccount: (s) => {
         sim = s;
         hooks.onSimulatedAccount?.(s);
@@ -711,13 +748,44 @@ describe("the installed command (bin/imdsv2-guard.mjs in a child process)", () =
     expect(out.ms).toBeLessThan(15_000);
   });
 
-  it("audits the simulated account", async () => {
+  it("never asks the instance metadata service for credentials, unless told to", async () => {
+    // Prepare: an IMDS stand-in on loopback that counts its callers, where the SDK would look for an instance role.
+    let asked = 0;
+    const imds = createHttpServer((_req, res) => {
+      asked++;
+      res.writeHead(404).end();
+    });
+    await new Promise<void>((resolve) => imds.listen(0, "127.0.0.1", resolve));
+    const address = imds.address();
+    const endpoint = `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}`;
+    const { AWS_EC2_METADATA_DISABLED: _unset, ...env } = bareEnvironment({
+      AWS_EC2_METADATA_SERVICE_ENDPOINT: endpoint,
+    });
+
+    try {
+      // Act
+      const out = await run(["audit"], env);
+
+      // Assess
+      expect(out.code).toBe(1);
+      expect(out.stderr).toMatch(/^imdsv2-guard audit: no AWS credentials found .*\n$/);
+      expect(asked).toBe(0);
+    } finally {
+      await new Promise((resolve) => imds.close(resolve));
+    }
+  });
+
+  it("says what it is, its commands and where to read more", async () => {
     // Act
-    const out = await run(["audit", "--simulated", "--json"], { PATH: process.env.PATH ?? "", HOME: tempDir() });
+    const help = await run(["--help"], bareEnvironment());
+    const unknown = await run(["audti"], bareEnvironment());
 
     // Assess
-    expect(out.code).toBe(0);
-    expect(out.stderr).toBe("");
-    expect(auditDocumentSchema.parse(JSON.parse(out.stdout)).regions[0]?.summary.instances).toBe(9);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/^imdsv2-guard: enforces IMDSv2 \(HttpTokens=required\) on EC2 instances/);
+    expect(help.stdout).toMatch(/\n {2}audit {5}list every instance/);
+    expect(help.stdout).toContain("Read more: README.md");
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/^imdsv2-guard: unknown command: audti\n/);
   });
 });

@@ -116,7 +116,8 @@ describe("hostile tag values and actor names", () => {
     const chatbot = JSON.parse(chatbotNotification(report)) as { content: { description: string } };
     expect(chatbot.content.description).not.toContain("[click](https://evil.example)");
     expect(chatbot.content.description).not.toContain("<!channel>");
-    expect(chatbot.content.description).toContain("\\*bold\\*");
+    expect(chatbot.content.description).toContain("\u2217bold\u2217");
+    expect(chatbot.content.description).not.toMatch(/[*_~`]bold|\\/);
     expect(chatbot.content.description.split("\n").some((l) => l.startsWith("Verdict: pass"))).toBe(false);
     // Subject: ASCII, one line, short.
     expect(subjectLine(report)).toMatch(/^[\x20-\x7e]{1,99}$/);

@@ -82,7 +82,7 @@ export const PROBE_CASES: ProbeCase[] = [
     v6: "closed",
     expected: { v4: { v1: 401, v1Credentials: 401, token: 200, v2: 200 }, v6: SILENT },
     verdict: "pass",
-    reason: "IMDSv1 refused (401) at the IPv4 endpoint",
+    reason: "IMDSv1 refused (401) on IPv4",
   },
   {
     name: "disabled",
@@ -147,7 +147,7 @@ export const PROBE_CASES: ProbeCase[] = [
     v6: { mode: "follows-options", options: REQUIRED },
     expected: { v4: SILENT, v6: { v1: 401, v1Credentials: 401, token: 200, v2: 200 } },
     verdict: "pass",
-    reason: "at the IPv6 endpoint",
+    reason: "on IPv6,",
   },
   {
     name: "IPv6 answering IMDSv1",
@@ -166,7 +166,7 @@ export const PROBE_CASES: ProbeCase[] = [
     v6: "closed",
     expected: { v4: { v1: 401, v1Credentials: 200, token: 200, v2: 200 }, v6: SILENT },
     verdict: "fail",
-    reason: "/latest/meta-data/iam/security-credentials/",
+    reason: "iam/security-credentials/",
   },
 ];
 
@@ -228,7 +228,7 @@ export const SLOW_CASE: ProbeCase = {
   v6: { mode: "slow", options: REQUIRED },
   expected: { v4: { v1: 401, v1Credentials: 401, token: 200, v2: 200 }, v6: SILENT },
   verdict: "pass",
-  reason: "at the IPv4 endpoint",
+  reason: "on IPv4,",
 };
 
 /**

@@ -51,6 +51,9 @@ const execFileAsync = promisify(execFile);
 /** Runs `osls package` into a temporary folder; the environment carries no AWS credentials or endpoints. */
 async function packageStack(params: string[]): Promise<{ template: Template; dir: string }> {
   const dir = await mkdtemp(join(tmpdir(), "imdsv2-guard-package-"));
+  // serverless-esbuild builds each function in a folder of os.tmpdir() and leaves it there (about 5 MB each):
+  // the child gets a temporary directory of its own, removed below, so a test run leaves nothing behind.
+  const scratch = await mkdtemp(join(tmpdir(), "imdsv2-guard-osls-tmp-"));
   const env: NodeJS.ProcessEnv = {};
   for (const [key, value] of Object.entries(process.env)) {
     if (!key.startsWith("AWS_")) env[key] = value;
@@ -60,14 +63,22 @@ async function packageStack(params: string[]): Promise<{ template: Template; dir
     AWS_SHARED_CREDENTIALS_FILE: "/dev/null",
     AWS_CONFIG_FILE: "/dev/null",
     SLS_TELEMETRY_DISABLED: "1",
+    TMPDIR: scratch,
+    TMP: scratch,
+    TEMP: scratch,
   });
   const args = ["package", "--stage", STAGE, "--region", REGION, "--package", dir];
   for (const param of params) args.push(`--param=${param}`);
-  await execFileAsync(process.execPath, [join(root, "node_modules/osls/bin/serverless.js"), ...args], {
-    cwd: root,
-    env,
-    timeout: 110_000,
-  });
+  try {
+    // Generous: packaging is slow on a loaded machine, and speed is not what this test is about.
+    await execFileAsync(process.execPath, [join(root, "node_modules/osls/bin/serverless.js"), ...args], {
+      cwd: root,
+      env,
+      timeout: 400_000,
+    });
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
   const raw = JSON.parse(await readFile(join(dir, "cloudformation-template-update-stack.json"), "utf8"));
   return { template: templateSchema.parse(raw), dir };
 }
@@ -362,7 +373,8 @@ beforeAll(async () => {
     "mode=enforce",
     "enforceAccountDefault=true",
   ]));
-});
+  // Three packagings in a row: minutes on a loaded machine. The assertions are on the templates, not on the time.
+}, 1_200_000);
 
 afterAll(async () => {
   for (const dir of [defaultsDir, configuredDir, enforcingDefaultDir]) {

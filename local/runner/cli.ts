@@ -1,24 +1,36 @@
-import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { outputWidth, textTable, wrapText } from "../../shared/report/text-table.js";
 import defaultScenario from "../scenarios/default.json" with { type: "json" };
+import { deliveredNotification, notificationText } from "./channels.js";
 import { type FlowRun, runFlow } from "./run-flow.js";
-import { parseScenario } from "./scenario.js";
+import { parseScenario, readScenarioFile } from "./scenario.js";
+import { runSimulatedAudit } from "./simulated-audit.js";
 
 const USAGE = `Usage: npm start -- [--scenario FILE] [--json] [--verbose]
+       npm start -- audit [--help]
 
 Runs imdsv2-guard end to end on a simulated AWS account: the real state machine (infra/state-machine.asl.json),
 the real Lambda handlers, and the real probes against an IMDS emulator on loopback (Linux in sh; Windows in pwsh when
 installed, else computed, as the "probe" column says). No AWS credentials needed.
 
-  --scenario FILE  a scenario (events + instances) instead of the built-in mixed fleet; see README "Scenarios"
-  --json           print the reports as JSON (a "results" array with instanceId, verdict, reason, ...)
+  --scenario FILE  a scenario (events + instances) instead of the built-in mixed fleet; see README "Scenarios".
+                   A relative path is read from the directory you run npm in.
+  --json           print the reports as JSON: each instance's result, each report, and each notification as
+                   every channel receives it (email text, Slack card). npm prints a banner on stdout before it:
+                   for a file that parses, use  npm start --silent -- --json > out.json
   --verbose        keep the handlers' structured JSON logs (POWERTOOLS_LOG_LEVEL=INFO)
+
+  audit            the audit command (imdsv2-guard audit) against a simulated fleet instead of AWS;
+                   npm start -- audit --help lists its options
 `;
 
-async function main(): Promise<number> {
+async function main(argv: string[]): Promise<number> {
+  if (argv[0] === "audit") {
+    return runSimulatedAudit(argv.slice(1), { stdout: process.stdout, stderr: process.stderr });
+  }
   let args: ReturnType<typeof parse>;
   try {
-    args = parse();
+    args = parse(argv);
   } catch (error) {
     process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n\n${USAGE}`);
     return 2;
@@ -30,9 +42,7 @@ async function main(): Promise<number> {
   let scenario: ReturnType<typeof parseScenario>;
   try {
     const file = args.values.scenario;
-    scenario = file
-      ? parseScenario(JSON.parse(readFileSync(file, "utf8")) as unknown, file)
-      : parseScenario(defaultScenario, "built-in default");
+    scenario = file ? readScenarioFile(file) : parseScenario(defaultScenario, "built-in default");
   } catch (error) {
     process.stderr.write(`imdsv2-guard: ${error instanceof Error ? error.message : String(error)}\n`);
     return 2;
@@ -41,14 +51,15 @@ async function main(): Promise<number> {
   if (args.values.json) {
     process.stdout.write(`${JSON.stringify(jsonOutput(run), null, 2)}\n`);
   } else {
-    process.stdout.write(humanOutput(run));
+    process.stdout.write(humanOutput(run, outputWidth(process.env, process.stdout)));
   }
   const failedExecutions = run.executions.filter((e) => e.status === "failed");
   return failedExecutions.length > 0 ? 1 : 0;
 }
 
-function parse() {
+function parse(argv: string[]) {
   return parseArgs({
+    args: argv,
     options: {
       scenario: { type: "string" },
       json: { type: "boolean", default: false },
@@ -72,6 +83,9 @@ function jsonOutput(run: FlowRun) {
       })),
     ),
     reports: run.reports,
+    // Every published message, as each channel receives it: `email` is SNS's default text, `slack` the AWS Chatbot
+    // custom notification (title, description, nextSteps) that Slack shows.
+    notifications: run.sim.published.map((p) => deliveredNotification(p.input)),
     executions: run.executions.map((e) => ({
       eventIndex: e.eventIndex,
       delivery: e.delivery,
@@ -84,16 +98,29 @@ function jsonOutput(run: FlowRun) {
   };
 }
 
-function humanOutput(run: FlowRun): string {
+/** The verdict comes before the reason, and keeps its width: a narrow terminal wraps the reason, never the verdict. */
+const RESULT_COLUMNS = [
+  { header: "instance" },
+  { header: "verdict" },
+  { header: "probe" },
+  { header: "applied", right: true },
+  { header: "verdict at", right: true },
+  { header: "reason", minWidth: 24 },
+];
+
+function humanOutput(run: FlowRun, width: number): string {
   const out: string[] = [];
-  out.push(`imdsv2-guard, local run of scenario "${run.scenario.name}" on a simulated account`);
-  if (run.scenario.description) out.push(run.scenario.description);
+  const prose = (text: string) => wrapText(text, width);
+  out.push(...prose(`imdsv2-guard, local run of scenario "${run.scenario.name}" on a simulated account`));
+  if (run.scenario.description) out.push(...prose(run.scenario.description));
   out.push(
-    `${run.scenario.events.length} event(s), ${run.scenario.instances.length} instance(s); ${run.simulatedSeconds.toFixed(0)} s of simulated AWS time in ${(run.wallMilliseconds / 1000).toFixed(1)} s.`,
+    ...prose(
+      `${run.scenario.events.length} event(s), ${run.scenario.instances.length} instance(s); ${run.simulatedSeconds.toFixed(0)} s of simulated AWS time in ${(run.wallMilliseconds / 1000).toFixed(1)} s.`,
+    ),
     "",
   );
   for (const report of reportsInEventOrder(run)) {
-    out.push(`== ${report.event.eventName} ${report.event.eventId} by ${report.event.actor}`);
+    out.push(...prose(`== ${report.event.eventName} ${report.event.eventId} by ${report.event.actor}`));
     const rows = report.results.map((r) => [
       r.instanceId,
       r.verdict.toUpperCase(),
@@ -102,14 +129,13 @@ function humanOutput(run: FlowRun): string {
       r.secondsToVerdict === undefined ? "-" : `${r.secondsToVerdict}s`,
       r.reason + (r.warnings.length ? ` [${r.warnings.join("; ")}]` : ""),
     ]);
-    out.push(table(["instance", "verdict", "probe", "applied", "verdict at", "reason"], rows), "");
+    out.push(textTable(RESULT_COLUMNS, rows, width), "");
   }
   const failed = run.executions.filter((e) => e.status === "failed");
-  for (const e of failed) out.push(`!! execution for event ${e.eventIndex} failed: ${e.error}`);
-  out.push("== Notifications, as people receive them (email / SNS default)", "");
+  for (const e of failed) out.push(...prose(`!! execution for event ${e.eventIndex} failed: ${e.error}`));
+  out.push("== Notifications, as each channel shows them: the email, and the Slack card AWS Chatbot posts", "");
   for (const p of run.sim.published) {
-    const message = JSON.parse(p.input.Message ?? "{}") as { default?: string };
-    out.push(`Subject: ${p.input.Subject ?? ""}`, "", message.default ?? "", "", "-".repeat(100), "");
+    out.push(...notificationText(deliveredNotification(p.input), width), "-".repeat(Math.min(width, 100)), "");
   }
   return `${out.join("\n")}\n`;
 }
@@ -131,16 +157,7 @@ function reportsInEventOrder(run: FlowRun) {
   return [...run.reports].sort((a, b) => a.event.eventTime.localeCompare(b.event.eventTime));
 }
 
-function table(header: string[], rows: string[][]): string {
-  const widths = header.map((h, i) =>
-    Math.max(h.length, ...rows.map((r) => (i === header.length - 1 ? 0 : (r[i] ?? "").length))),
-  );
-  const line = (cells: string[]) =>
-    cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join("  ");
-  return [line(header), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n");
-}
-
-main().then(
+main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
   },

@@ -1,3 +1,5 @@
+import { readFileSync } from "node:fs";
+import { isAbsolute, resolve } from "node:path";
 import { z } from "zod";
 import { flowSettingsSchema } from "../../shared/domain/model.js";
 import { describeIssues } from "../../shared/runtime/config.js";
@@ -7,7 +9,7 @@ import { describeIssues } from "../../shared/runtime/config.js";
  * simulated account they talk about. Knobs beyond the issue's format (`imds`, `modifyError`, ...) describe real-world
  * conditions the guard must handle; they default to a well-behaved instance.
  */
-export const scenarioInstanceSchema = z.object({
+export const scenarioInstanceSchema = z.strictObject({
   id: z.string(),
   platform: z.enum(["linux", "windows"]).default("linux"),
   state: z.enum(["pending", "running", "stopping", "stopped", "shutting-down", "terminated"]).default("running"),
@@ -47,23 +49,24 @@ export const scenarioInstanceSchema = z.object({
 });
 export type ScenarioInstance = z.infer<typeof scenarioInstanceSchema>;
 
-export const scenarioSchema = z.object({
+// Strict objects: a misspelt key ("event" for "events") is an error naming it, not a default that quietly does nothing.
+export const scenarioSchema = z.strictObject({
   name: z.string().default("scenario"),
   description: z.string().optional(),
-  settings: flowSettingsSchema.partial().default({}),
+  settings: flowSettingsSchema.partial().strict().default({}),
   /** Seconds between the deliveries of consecutive events (simulated time). */
   eventSpacingSeconds: z.number().min(0).default(600),
   events: z.array(z.unknown()).default([]),
   /** The account's IMDS defaults (GetInstanceMetadataDefaults) in the simulated region. */
   account: z
-    .object({
+    .strictObject({
       httpTokens: z.enum(["optional", "required", "no-preference"]).default("no-preference"),
       httpTokensEnforced: z.boolean().default(false),
       managedBy: z.enum(["account", "declarative-policy"]).default("account"),
     })
     .default({ httpTokens: "no-preference", httpTokensEnforced: false, managedBy: "account" }),
   /** AMIs by id with their ImdsSupport; an AMI not listed has none ("unset"). */
-  images: z.record(z.string(), z.object({ imdsSupport: z.enum(["v2.0", "unset"]) })).default({}),
+  images: z.record(z.string(), z.strictObject({ imdsSupport: z.enum(["v2.0", "unset"]) })).default({}),
   /** Run the scheduled reconciliation sweep at these simulated times (seconds from the start). */
   sweepAtSeconds: z.array(z.number().min(0)).default([]),
   instances: z.array(scenarioInstanceSchema),
@@ -75,4 +78,27 @@ export function parseScenario(raw: unknown, source: string): Scenario {
   const parsed = scenarioSchema.safeParse(raw);
   if (!parsed.success) throw new Error(`Invalid scenario ${source}: ${describeIssues(parsed.error)}`);
   return parsed.data;
+}
+
+/**
+ * Reads and parses a scenario file; every error names the file. A relative path means what it means where the user
+ * typed it: npm runs scripts from the package root, and says where the user was in INIT_CWD.
+ */
+export function readScenarioFile(file: string, callerDirectory = process.env.INIT_CWD ?? process.cwd()): Scenario {
+  const path = isAbsolute(file) ? file : resolve(callerDirectory, file);
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    const why = code === "ENOENT" ? "no such file" : code === "EISDIR" ? "a directory, not a file" : String(code);
+    throw new Error(`Cannot read scenario ${path}: ${why}`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (error) {
+    throw new Error(`Scenario ${path} is not valid JSON: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  return parseScenario(raw, path);
 }

@@ -1,4 +1,9 @@
-import { NonRetryableAwsError, RetryableServiceError, RetryableThrottlingError } from "../domain/errors.js";
+import {
+  type AwsCallError,
+  NonRetryableAwsError,
+  RetryableServiceError,
+  RetryableThrottlingError,
+} from "../domain/errors.js";
 
 /** Error codes with which EC2, SSM and SNS ask the caller to slow down. */
 const THROTTLING_CODES = new Set([
@@ -15,8 +20,23 @@ const THROTTLING_CODES = new Set([
   "ProvisionedThroughputExceededException",
 ]);
 
-/** Network-level failures (Node's error codes) that the SDK itself treats as transient. */
-const NETWORK_ERROR_CODES = new Set(["ECONNRESET", "ETIMEDOUT", "ECONNREFUSED", "EPIPE", "EAI_AGAIN", "ENOTFOUND"]);
+/**
+ * Network-level failures: Node's error codes (on `code`) and the SDK's request-timeout names. AWS never saw the
+ * request, or never answered it, so asking again is safe. The one list: the Lambdas' retry taxonomy and the audit
+ * CLI's "cannot reach" message both read it.
+ */
+export const NETWORK_ERROR_CODES: ReadonlySet<string> = new Set([
+  "ECONNRESET",
+  "ECONNREFUSED",
+  "ETIMEDOUT",
+  "EPIPE",
+  "EAI_AGAIN",
+  "ENOTFOUND",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "TimeoutError",
+  "RequestTimeout",
+]);
 
 interface SdkErrorShape {
   name?: unknown;
@@ -35,6 +55,15 @@ export function awsErrorCode(error: unknown): string | undefined {
   return undefined;
 }
 
+/** The network-level code of a failure (`ECONNREFUSED`, `TimeoutError`...), or undefined if it is not one. */
+export function networkErrorCode(error: unknown): string | undefined {
+  if (typeof error !== "object" || error === null) return undefined;
+  const nodeCode = (error as { code?: unknown }).code;
+  if (typeof nodeCode === "string" && NETWORK_ERROR_CODES.has(nodeCode)) return nodeCode;
+  const code = awsErrorCode(error);
+  return code !== undefined && NETWORK_ERROR_CODES.has(code) ? code : undefined;
+}
+
 export function isThrottling(error: unknown): boolean {
   const code = awsErrorCode(error);
   return code !== undefined && THROTTLING_CODES.has(code);
@@ -46,10 +75,9 @@ export function isTransient(error: unknown): boolean {
   const e = error as SdkErrorShape;
   const status = e.$metadata?.httpStatusCode;
   if (status !== undefined && status >= 500) return true;
+  if (networkErrorCode(error) !== undefined) return true;
   const code = awsErrorCode(error);
-  const networkCode = (error as { code?: unknown }).code;
-  if (typeof networkCode === "string" && NETWORK_ERROR_CODES.has(networkCode)) return true;
-  return code === "InternalError" || code === "ServiceUnavailable" || code === "Unavailable" || code === "TimeoutError";
+  return code === "InternalError" || code === "ServiceUnavailable" || code === "Unavailable";
 }
 
 /**
@@ -63,14 +91,19 @@ export function isWorthRetryingNextRound(error: unknown): boolean {
 
 /**
  * Maps an SDK exception to the guard's error taxonomy, keeping the original as `cause`, so the state machine can
- * retry by name. Unknown errors become NonRetryableAwsError: retrying what we do not understand is how a remediator
- * ends up modifying an instance twice.
+ * retry by name. The API and the code are fields of the result (`api`, `code`) as well as words of its message.
+ * Unknown errors become NonRetryableAwsError: retrying what we do not understand is how a remediator ends up
+ * modifying an instance twice.
+ *
+ * @param api the AWS API that failed, as AWS names it (`GetMetricData`)
+ * @param detail what the call was for, shown after the API (`MetadataNoToken`, `to the alert topic`)
  */
-export function classifyAwsError(error: unknown, during: string): Error {
-  const code = awsErrorCode(error) ?? "UnknownError";
+export function classifyAwsError(error: unknown, api: string, detail?: string): AwsCallError {
+  const code = networkErrorCode(error) ?? awsErrorCode(error);
   const message = typeof (error as SdkErrorShape)?.message === "string" ? String((error as SdkErrorShape).message) : "";
-  const text = `${during}: ${code}${message ? `: ${message}` : ""}`;
-  if (isThrottling(error)) return new RetryableThrottlingError(text, { cause: error });
-  if (isTransient(error)) return new RetryableServiceError(text, { cause: error });
-  return new NonRetryableAwsError(text, { cause: error });
+  const text = `${api}${detail ? ` ${detail}` : ""}: ${code ?? "UnknownError"}${message ? `: ${message}` : ""}`;
+  const options = { cause: error, api, ...(code ? { code } : {}) };
+  if (isThrottling(error)) return new RetryableThrottlingError(text, options);
+  if (isTransient(error)) return new RetryableServiceError(text, options);
+  return new NonRetryableAwsError(text, options);
 }

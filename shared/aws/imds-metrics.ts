@@ -55,7 +55,7 @@ export async function sumImdsMetric(
         }
         nextToken = page.NextToken;
       } catch (error) {
-        throw classifyAwsError(error, `GetMetricData ${metric}`);
+        throw classifyAwsError(error, "GetMetricData", metric);
       }
     } while (nextToken);
   }

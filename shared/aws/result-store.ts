@@ -37,7 +37,7 @@ export function dynamoResultStore(dynamodb: DynamoDBClient, tableName: string): 
           }),
         );
       } catch (error) {
-        throw classifyAwsError(error, "PutItem (results)");
+        throw classifyAwsError(error, "PutItem", "(results)");
       }
     },
     async load(eventId) {
@@ -57,7 +57,7 @@ export function dynamoResultStore(dynamodb: DynamoDBClient, tableName: string): 
             }),
           );
         } catch (error) {
-          throw classifyAwsError(error, "Query (results)");
+          throw classifyAwsError(error, "Query", "(results)");
         }
         for (const item of page.Items ?? []) {
           const index = Number(item.item?.S?.slice("result#".length));

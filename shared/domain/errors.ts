@@ -7,13 +7,32 @@
  * - NonRetryable*: retrying cannot help; the flow records the instance as `error` with this message.
  */
 
+/** Which AWS call failed, and with which code: data for whoever explains the failure, so no one parses the message. */
+export interface AwsCallFacts {
+  /** The API, as AWS names it (`DescribeInstances`, `GetMetricData`...). */
+  api?: string;
+  /** The AWS error code (`UnauthorizedOperation`...) or Node's network code (`ECONNREFUSED`...). */
+  code?: string;
+}
+
+/** An AWS call that failed, with the API and code as fields (shared/aws/errors.ts classifyAwsError builds these). */
+export abstract class AwsCallError extends Error {
+  readonly api: string | undefined;
+  readonly code: string | undefined;
+  constructor(message: string, options?: ErrorOptions & AwsCallFacts) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.api = options?.api;
+    this.code = options?.code;
+  }
+}
+
 /** EC2, SSM or SNS asked us to slow down (RequestLimitExceeded, ThrottlingException, ...). Retried with backoff. */
-export class RetryableThrottlingError extends Error {
+export class RetryableThrottlingError extends AwsCallError {
   override readonly name = "RetryableThrottlingError";
 }
 
 /** A 5xx or network failure before AWS acted on the request. Retried with backoff. */
-export class RetryableServiceError extends Error {
+export class RetryableServiceError extends AwsCallError {
   override readonly name = "RetryableServiceError";
 }
 
@@ -23,7 +42,7 @@ export class NonRetryableInvalidInputError extends Error {
 }
 
 /** AWS refused the request for a reason retrying cannot fix (AccessDenied, UnsupportedOperation, ...). */
-export class NonRetryableAwsError extends Error {
+export class NonRetryableAwsError extends AwsCallError {
   override readonly name = "NonRetryableAwsError";
 }
 

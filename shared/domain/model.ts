@@ -14,10 +14,13 @@ export const VERDICTS = ["pass", "fail", "held", "unverified", "exempt", "skippe
 export const verdictSchema = z.enum(VERDICTS);
 export type Verdict = z.infer<typeof verdictSchema>;
 
-/** Worst first: the verdict of an event is the worst verdict of its instances. */
+/**
+ * Worst first: the verdict of an event is the worst verdict of its instances. How the headline ranks its instances' verdicts, for a security reader: a proven exposure (`fail`: IMDSv1
+ * still answers) comes first, above an `error` (the guard could not finish, nothing proven either way).
+ */
 export const VERDICT_SEVERITY: Record<Verdict, number> = {
-  error: 6,
-  fail: 5,
+  fail: 6,
+  error: 5,
   held: 4,
   unverified: 3,
   exempt: 2,

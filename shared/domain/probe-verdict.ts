@@ -16,8 +16,8 @@ type EndpointJudgement =
   | { kind: "disabled" }
   | { kind: "refused"; tokenFlow: string | undefined };
 
-const LISTING = "/latest/meta-data/";
-const CREDENTIALS = "/latest/meta-data/iam/security-credentials/";
+const LISTING = "the listing";
+const CREDENTIALS = "the credentials path (iam/security-credentials/)";
 
 /**
  * Judges what the probe saw from inside the instance. The API's HttpTokens is not consulted on purpose: the point of
@@ -30,7 +30,7 @@ export function judgeProbe(reading: ProbeReading): ProbeJudgement {
     if (reading.v1 === 200 || reading.v1Credentials === 200) {
       return {
         verdict: "fail",
-        reason: "IMDSv1 still answers (IPv4: a GET without a token returned 200 for /latest/meta-data/).",
+        reason: `IMDSv1 still answers on IPv4: a GET without a token returned 200 for ${LISTING}.`,
         warnings: [],
       };
     }
@@ -53,7 +53,7 @@ export function judgeProbe(reading: ProbeReading): ProbeJudgement {
 
   const failed = endpoints.flatMap(([name, j]) => (j.kind === "fail" ? [`${name}: ${j.reason}`] : []));
   if (failed.length > 0) {
-    return { verdict: "fail", reason: `IMDSv1 still answers (${failed.join("; ")}).`, warnings: [] };
+    return { verdict: "fail", reason: `IMDSv1 still answers on ${failed.join("; on ")}.`, warnings: [] };
   }
   const unproven = endpoints.flatMap(([name, j]) => (j.kind === "unverified" ? [`${name}: ${j.reason}`] : []));
   if (unproven.length > 0) {
@@ -73,11 +73,11 @@ export function judgeProbe(reading: ProbeReading): ProbeJudgement {
   const warnings = answering.flatMap(([name, j]) =>
     j.kind === "refused" && j.tokenFlow !== undefined
       ? [
-          `The IMDSv2 token flow did not complete at the ${name} endpoint (${j.tokenFlow}): software on the instance may be unable to read its metadata.`,
+          `The IMDSv2 token flow did not complete on ${name} (${j.tokenFlow}): software on the instance may be unable to read its metadata.`,
         ]
       : [],
   );
-  const silence = silent.length > 0 ? ` The ${silent[0]} endpoint did not answer.` : "";
+  const silence = silent.length > 0 ? ` ${silent[0]} did not answer.` : "";
   return { verdict: "pass", reason: `${proofs.join(" ")}${silence}`, warnings };
 }
 
@@ -125,10 +125,10 @@ function judgeEndpoint(e: EndpointReading): EndpointJudgement {
 
 function describeRefusal(name: EndpointName, j: EndpointJudgement): string {
   if (j.kind === "disabled") {
-    return `IMDS disabled at the ${name} endpoint: it refuses every request (403) and issues no token, so IMDSv1 cannot leak credentials.`;
+    return `IMDS disabled on ${name}: it refuses every request (403) and issues no token, so IMDSv1 cannot leak credentials.`;
   }
   const flow = j.kind === "refused" && j.tokenFlow === undefined ? "; the IMDSv2 token flow works" : "";
-  return `IMDSv1 refused (401) at the ${name} endpoint, for the listing and the credentials path${flow}.`;
+  return `IMDSv1 refused (401) on ${name}, both paths${flow}.`;
 }
 
 function show(status: number | null): string {

@@ -9,7 +9,7 @@ import {
   type Verdict,
 } from "../domain/model.js";
 import { allowedImdsV1, describeOrigin, describePosture, sourceFixes } from "../domain/root-cause.js";
-import { codeSafe, markdownSafe, plainSafe, toAscii } from "./text-safety.js";
+import { codeSafe, markdownSafe, plainSafe, slackEntities, toAscii } from "./text-safety.js";
 
 /** Everything a person or a program needs to know about one triggering event. */
 export interface EventReport {
@@ -135,8 +135,9 @@ export function plainText(report: EventReport): string {
 }
 
 /**
- * An AWS Chatbot / Amazon Q Developer custom notification, which renders in Slack. Every user-controlled string
- * (tag values, role and session names, event fields) is escaped for markdown, so a tag cannot forge a verdict line.
+ * An AWS Chatbot / Amazon Q Developer custom notification. With `textType: client-markdown` Chatbot renders it in the
+ * chat platform's own markdown: Slack's mrkdwn. Every user-controlled string (tag values, role and session names,
+ * event fields) goes through markdownSafe, so a tag cannot forge a verdict line, a mention or a link.
  */
 export function chatbotNotification(report: EventReport): string {
   const e = report.event;
@@ -163,7 +164,9 @@ export function chatbotNotification(report: EventReport): string {
       textType: "client-markdown",
       title: `${emojiFor(report.verdict)} imdsv2-guard: ${report.verdict.toUpperCase()} (${markdownSafe(e.eventName)})`,
       description: description.slice(0, 3800),
-      nextSteps: nextSteps(report).slice(0, 5),
+      // Our own sentences, with code spans meant as such; what users control in them is already quoted by the domain
+      // (root-cause's quotedName), so only Slack's reserved characters need their entities.
+      nextSteps: nextSteps(report).slice(0, 5).map(slackEntities),
       keywords: [report.verdict, e.region, e.account, report.mode].map((k) => k.slice(0, 64)),
     },
     metadata: { threadId: e.eventId, enableCustomActions: false },

@@ -37,7 +37,7 @@ export async function publish(message: SnsMessage, verdict: string, deps: Notify
     const out = await deps.sns.send(new PublishCommand({ TopicArn: deps.config.topicArn, ...message }));
     messageIds.push(out.MessageId ?? "");
   } catch (error) {
-    throw classifyAwsError(error, "Publish to the alert topic");
+    throw classifyAwsError(error, "Publish", "to the alert topic");
   }
   if (deps.config.slackTopicArn && deps.config.slackVerdicts.includes(verdict)) {
     try {
@@ -45,7 +45,7 @@ export async function publish(message: SnsMessage, verdict: string, deps: Notify
       messageIds.push(out.MessageId ?? "");
     } catch (error) {
       deps.logger.error("Publish to the Slack topic failed; the alert topic has the message", {
-        error: classifyAwsError(error, "Publish to the Slack topic").message,
+        error: classifyAwsError(error, "Publish", "to the Slack topic").message,
       });
     }
   }

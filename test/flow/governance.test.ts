@@ -182,7 +182,9 @@ describe("root cause in every notification", () => {
     const chatbot = JSON.parse(chatbotNotification(report)) as {
       content: { description: string; nextSteps: string[] };
     };
-    expect(chatbot.content.description).toContain("origin: launch template lt\\-0123456789abcdef0 v7");
+    expect(chatbot.content.description).toContain(
+      "origin: launch template lt-0123456789abcdef0 v7, Auto Scaling group web-asg",
+    );
     expect(chatbot.content.nextSteps[0]).toContain("create-launch-template-version");
   });
 

@@ -1,7 +1,14 @@
 import { EC2ServiceException } from "@aws-sdk/client-ec2";
 import { InvocationDoesNotExist, SSMServiceException } from "@aws-sdk/client-ssm";
 import { describe, expect, it } from "vitest";
-import { awsErrorCode, classifyAwsError, isThrottling, isTransient } from "../../shared/aws/errors.js";
+import { describeFailure } from "../../audit/failure.js";
+import {
+  awsErrorCode,
+  classifyAwsError,
+  isThrottling,
+  isTransient,
+  NETWORK_ERROR_CODES,
+} from "../../shared/aws/errors.js";
 import { GUARD_ERROR_NAMES, LAMBDA_CRASH_ERROR_NAMES, LAMBDA_SERVICE_ERROR_NAMES } from "../../shared/domain/errors.js";
 import { serviceError } from "./support.js";
 
@@ -64,6 +71,44 @@ describe("classifyAwsError", () => {
       expect(classified.cause).toBe(error);
     },
   );
+
+  it("keeps one list of network failures, which both the Lambdas' retries and the audit CLI read", () => {
+    // Prepare: each code as @smithy/node-http-handler rejects with it (Node's `code`), or as the SDK names a timeout.
+    const failures = [...NETWORK_ERROR_CODES].map((code) =>
+      code.startsWith("E")
+        ? Object.assign(new Error(`connect ${code}`), { code, syscall: "connect", $metadata: { attempts: 3 } })
+        : Object.assign(new Error("timed out"), { name: code }),
+    );
+
+    // Act
+    const classified = failures.map((error) => classifyAwsError(error, "DescribeInstances"));
+    const described = classified.map((error) => describeFailure(error));
+
+    // Assess: EHOSTUNREACH (a route that went away) is retried like the others, and the audit calls each unreachable.
+    expect([...NETWORK_ERROR_CODES]).toContain("EHOSTUNREACH");
+    expect(classified.map((e) => e.name)).toEqual(failures.map(() => "RetryableServiceError"));
+    expect(classified.map((e) => e.code)).toEqual([...NETWORK_ERROR_CODES]);
+    expect(described.map((d) => d.kind)).toEqual(failures.map(() => "unreachable"));
+    expect(described[0]?.message).toMatch(/^cannot reach EC2 \(ECONNRESET\)/);
+  });
+
+  it("carries the API and the code as fields, apart from the message", () => {
+    // Prepare
+    const error = ec2Error("UnauthorizedOperation", 403);
+
+    // Act
+    const classified = classifyAwsError(error, "GetMetricData", "MetadataNoToken");
+
+    // Assess
+    expect(classified).toMatchObject({
+      name: "NonRetryableAwsError",
+      api: "GetMetricData",
+      code: "UnauthorizedOperation",
+    });
+    expect(classified.message).toBe(
+      "GetMetricData MetadataNoToken: UnauthorizedOperation: UnauthorizedOperation happened",
+    );
+  });
 
   it.each([
     {

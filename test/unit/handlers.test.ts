@@ -822,7 +822,7 @@ describe("notify handler: the fallback when the report could not be published", 
     expect(message.default).toContain("Why: States.Timeout");
     const description = (JSON.parse(message.https) as { content: { description: string } }).content.description;
     expect(description).not.toContain("<!channel>");
-    expect(description).toContain("\\<\\!channel\\>");
+    expect(description).toContain("Run\u2217Instances\u2217 &lt;!channel&gt;");
   });
 
   it("lets a refused fallback fail with its classified name, so the execution fails and the alarm fires", async () => {

@@ -32,7 +32,8 @@ const EVENT: EventRef = eventRef();
 
 /** What a tag value could hold: markdown, a Slack mention and a line break, to forge a line of the report. */
 const HOSTILE = "*bold* `code` [link](http://x) <!here> _x_ | # \n new line";
-const MARKDOWN_SPECIALS = new Set(["*", "_", "`", "[", "]", "(", ")", "<", ">", "|", "#", "~", "!", "\\"]);
+/** What Slack's mrkdwn reads as markup: formatting marks, and the reserved characters of links and mentions. */
+const MRKDWN_SPECIALS = new Set(["*", "_", "`", "~", "<", ">"]);
 
 function result(instanceId: string, verdict: Verdict, reason = `${verdict} reason`): InstanceResult {
   return { instanceId, verdict, reason, warnings: [] };
@@ -72,17 +73,14 @@ function chatbot(report: EventReport) {
   return chatbotSchema.parse(JSON.parse(protocols(report).https));
 }
 
-/** Characters that would format markdown, outside a backslash escape. */
+/**
+ * Characters Slack would read as markup: formatting marks, `<`/`>`, an `&` that starts no entity Slack asks for, and
+ * a markdown link's `](`. Slack has no backslash escape, so a backslash would show as one.
+ */
 function unescapedSpecials(text: string): string[] {
-  const found: string[] = [];
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charAt(i);
-    if (c === "\\") {
-      i++;
-      continue;
-    }
-    if (MARKDOWN_SPECIALS.has(c)) found.push(c);
-  }
+  const found = [...text].filter((c) => MRKDWN_SPECIALS.has(c) || c === "\\");
+  found.push(...(text.replace(/&(amp|lt|gt);/g, "").match(/&/g) ?? []));
+  if (text.includes("](")) found.push("](");
   return found;
 }
 
@@ -141,6 +139,29 @@ describe("buildReport", () => {
     // Assess
     expect(report.verdict).toBe("fail");
     expect(report.counts).toEqual({ pass: 2, fail: 1, held: 0, unverified: 1, exempt: 0, skipped: 0, error: 0 });
+  });
+
+  it("heads an event with a proven exposure FAIL, even when another instance is an error", () => {
+    // Prepare: one instance still answers IMDSv1 (fail), the guard could not finish another (error).
+    const report = reportOf([
+      result("i-0a1b2c3d4e5f60001", "error"),
+      result("i-0a1b2c3d4e5f60002", "fail"),
+      result("i-0a1b2c3d4e5f60003", "pass"),
+    ]);
+
+    // Act
+    const subject = subjectLine(report);
+    const title = chatbot(report).content.title;
+    const rows = chatbot(report)
+      .content.description.split("\n")
+      .filter((l) => l.startsWith("• "));
+
+    // Assess
+    expect(report.verdict).toBe("fail");
+    expect(subject.startsWith("[imdsv2-guard] FAIL: 1 of 3 instance(s)")).toBe(true);
+    expect(title).toContain("FAIL");
+    expect(rows.map((r) => /\*(\w+)\*/.exec(r)?.[1])).toEqual(["fail", "error", "pass"]);
+    expect(snsMessage(report).MessageAttributes.verdict?.StringValue).toBe("fail");
   });
 
   it("reports rejected instance ids as errors", () => {
@@ -205,16 +226,16 @@ describe("snsMessage", () => {
     expect(row.startsWith(prefix)).toBe(true);
     const reason = row.slice(prefix.length);
     expect(unescapedSpecials(reason)).toEqual([]);
-    for (const escaped of [
-      "\\*bold\\*",
-      "\\`code\\`",
-      "\\[link\\]\\(http://x\\)",
-      "\\<\\!here\\>",
-      "\\_x\\_",
-      "\\|",
-      "\\#",
+    for (const shown of [
+      "\u2217bold\u2217",
+      "'code'",
+      "[link] (http://x)",
+      "&lt;!here&gt;",
+      "\u02cdx\u02cd",
+      "|",
+      "#",
     ]) {
-      expect(reason).toContain(escaped);
+      expect(reason).toContain(shown);
     }
     expect(reason).toContain("new line");
   });
@@ -233,11 +254,11 @@ describe("snsMessage", () => {
     const lines = notification.content.description.split("\n");
     expect(lines).toHaveLength(4);
     expect(notification.content.title).not.toMatch(/[\r\n]/);
-    expect(notification.content.title).toContain("\\*bold\\* \\`code\\`");
-    expect(notification.content.title).toContain("\\<\\!here\\>");
+    expect(notification.content.title).toContain("\u2217bold\u2217 'code'");
+    expect(notification.content.title).toContain("&lt;!here&gt;");
     const actorSpan = /by `([^`]*)` in/.exec(lines[0] ?? "");
     expect(actorSpan?.[1]).toContain("'code'");
-    expect(lines[3]).toContain("\\*bold\\*");
+    expect(lines[3]).toContain("\u2217bold\u2217");
   });
 
   it("keeps the email text free of injected lines", () => {
@@ -468,16 +489,37 @@ describe("notice", () => {
   });
 });
 
-describe("markdownSafe", () => {
-  it.each(["*", "_", "`", "[", "]", "(", ")", "<", ">", "|", "#", "~", "!", "\\"])("escapes %s", (c) => {
-    // Prepare
-    const text = `a${c}b`;
+describe("markdownSafe (what a client-markdown card shows in Slack)", () => {
+  it.each([
+    { c: "*", shown: "\u2217" },
+    { c: "_", shown: "\u02cd" },
+    { c: "~", shown: "\u223c" },
+    { c: "`", shown: "'" },
+    { c: "<", shown: "&lt;" },
+    { c: ">", shown: "&gt;" },
+    { c: "&", shown: "&amp;" },
+  ])("shows $c, which Slack would read as markup, as $shown", ({ c, shown }) => {
+    // Act
+    const safe = markdownSafe(`a${c}b`);
+
+    // Assess
+    expect(safe).toBe(`a${shown}b`);
+  });
+
+  it("shows ordinary text as typed, without backslashes", () => {
+    // Prepare: what reasons and event lines hold every day.
+    const text = "eu-west-1 at 2026-11-28T09:00:00Z (a local metadata proxy?) #42 | 100% ! [x] \\ done.";
 
     // Act
     const safe = markdownSafe(text);
 
     // Assess
-    expect(safe).toBe(`a\\${c}b`);
+    expect(safe).toBe(text);
+  });
+
+  it("keeps a markdown link from forming", () => {
+    // Act + Assess
+    expect(markdownSafe("[docs](https://evil.example)")).toBe("[docs] (https://evil.example)");
   });
 });
 

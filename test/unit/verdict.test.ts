@@ -151,8 +151,8 @@ describe("judgeProbe: the credentials path", () => {
 
     // Assess
     expect(judgement.verdict).toBe("fail");
-    expect(judgement.reason).toContain("/latest/meta-data/iam/security-credentials/");
-    expect(judgement.reason).not.toContain("/latest/meta-data/ and");
+    expect(judgement.reason).toContain("iam/security-credentials/");
+    expect(judgement.reason).not.toContain("the listing");
   });
 
   it.each([null, 404, 500])("is unverified when the listing refuses but the credentials path gives %s", (creds) => {
@@ -161,7 +161,7 @@ describe("judgeProbe: the credentials path", () => {
 
     // Assess
     expect(judgement.verdict).toBe("unverified");
-    expect(judgement.reason).toContain("/latest/meta-data/iam/security-credentials/");
+    expect(judgement.reason).toContain("iam/security-credentials/");
   });
 
   it("is unverified for a reading from an older probe, without the second path or IPv6", () => {
@@ -185,7 +185,7 @@ describe("judgeProbe: both endpoints", () => {
     // Assess
     expect(judgement).toEqual({
       verdict: "pass",
-      reason: expect.stringMatching(/IMDSv1 refused \(401\) at the IPv6 endpoint.*The IPv4 endpoint did not answer\./),
+      reason: expect.stringMatching(/IMDSv1 refused \(401\) on IPv6, both paths.*IPv4 did not answer\./),
       warnings: [],
     });
   });
@@ -196,8 +196,8 @@ describe("judgeProbe: both endpoints", () => {
 
     // Assess
     expect(judgement.verdict).toBe("pass");
-    expect(judgement.reason).toContain("at the IPv4 endpoint");
-    expect(judgement.reason).toContain("at the IPv6 endpoint");
+    expect(judgement.reason).toContain("on IPv4,");
+    expect(judgement.reason).toContain("on IPv6,");
     expect(judgement.reason).not.toContain("did not answer");
   });
 
@@ -226,7 +226,7 @@ describe("judgeProbe: both endpoints", () => {
 
     // Assess
     expect(judgement.verdict).toBe("pass");
-    expect(judgement.warnings).toEqual([expect.stringContaining("at the IPv6 endpoint (token no answer")]);
+    expect(judgement.warnings).toEqual([expect.stringContaining("on IPv6 (token no answer")]);
   });
 
   it("is unverified when neither endpoint answers", () => {
