@@ -47,11 +47,21 @@ var eventRefSchema = z.object({
   launchTemplate: z.object({ id: z.string().optional(), name: z.string().optional(), version: z.string().optional() }).optional()
 });
 var platformSchema = z.enum(["linux", "windows"]);
+var probeStatusSchema = z.number().int().nullable();
+var endpointReadingSchema = z.object({
+  v1: probeStatusSchema,
+  v1Credentials: probeStatusSchema,
+  token: probeStatusSchema,
+  v2: probeStatusSchema
+});
 var probeReadingSchema = z.object({
-  v1: z.number().int().nullable(),
-  token: z.number().int().nullable(),
-  v2: z.number().int().nullable(),
-  client: z.string().max(64)
+  v1: probeStatusSchema,
+  v1Credentials: probeStatusSchema.optional(),
+  token: probeStatusSchema,
+  v2: probeStatusSchema,
+  client: z.string().max(64),
+  v6: endpointReadingSchema.optional(),
+  answered: z.array(z.enum(["ipv4", "ipv6"])).max(2).optional()
 });
 var instanceResultSchema = z.object({
   instanceId: z.string(),
