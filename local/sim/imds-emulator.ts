@@ -13,7 +13,7 @@ export interface ImdsOptionsView {
  * - `hang`: accepts and never answers; `reset`: closes every connection at once;
  * - `trickle`: sends a 200 header at once, then the body one byte a second (what kept GNU wget's -T busy for 60 s);
  * - `redirect`: answers the token PUT, but every GET with a 302 to `redirectTo` (a collector that records tokens);
- * - `slow`: answers as `follows-options` does, but each answer 2 s late, inside a request's deadline;
+ * - `slow`: answers as `follows-options` does, but each answer 1.7 s late, inside a request's deadline;
  * - `error-500`: 500 to everything; `garbage`: bytes that are not HTTP, then close;
  * - `gates-listing-only`: a local responder that refuses a token-less `/latest/meta-data/` but serves the credentials
  *   path to anyone, as an SSRF target would.
@@ -53,7 +53,7 @@ const MAX_TTL_SECONDS = 21_600;
 export const CREDENTIALS_PATH = "/latest/meta-data/iam/security-credentials/";
 const ROLE_NAME = "imdsv2-guard-sim-role";
 const TRICKLE_BODY_BYTES = 200;
-const SLOW_ANSWER_MS = 2_000;
+const SLOW_ANSWER_MS = 1_700;
 
 const METADATA: Readonly<Record<string, string>> = {
   "ami-id": "ami-0abcdef1234567890",
