@@ -4,140 +4,176 @@
 import { parseArgs } from "node:util";
 
 // shared/domain/model.ts
+import { z as z2 } from "zod";
+
+// shared/domain/enforcement.ts
 import { z } from "zod";
+var ENFORCEMENT_KINDS = [
+  /** The guard set HttpTokens=required. */
+  "set-required",
+  /** Audit mode: the guard would have set it. */
+  "would-set-required",
+  /** HttpTokens was required before the guard acted (or someone else made it so). */
+  "already-required",
+  /** The IMDS endpoint is off: there is no HttpTokens to set. */
+  "endpoint-disabled",
+  "exempt",
+  /** The safety gate held it: IMDSv1 was in use. */
+  "held"
+];
+var enforcementKindSchema = z.enum(ENFORCEMENT_KINDS);
+var ENFORCEMENT_EVIDENCE = ["answered", "answered-with-error", "attempt-stopped-after-call"];
+var enforcementSchema = z.object({
+  kind: enforcementKindSchema,
+  /** HttpTokens before the guard acted, as the guard knows it ("optional", "required", "unknown"). */
+  was: z.string().max(32).optional(),
+  evidence: z.enum(ENFORCEMENT_EVIDENCE).optional(),
+  /** already-required: the triggering event recorded `optional`, so someone other than the guard changed it since. */
+  changedSinceEvent: z.boolean().optional()
+});
+
+// shared/domain/model.ts
 var VERDICTS = ["pass", "fail", "held", "unverified", "exempt", "skipped", "error"];
-var verdictSchema = z.enum(VERDICTS);
+var verdictSchema = z2.enum(VERDICTS);
 var INSTANCE_ID_PATTERN = /^i-[0-9a-f]{8,17}$/;
-var instanceIdSchema = z.string().regex(INSTANCE_ID_PATTERN, "must match ^i-[0-9a-f]{8,17}$");
-var flowSettingsSchema = z.object({
-  mode: z.enum(["enforce", "audit"]),
-  exemptTagKey: z.string().min(1).max(128),
-  applyTimeoutSeconds: z.number().int().positive(),
-  managedTimeoutSeconds: z.number().int().positive(),
-  probeTimeoutSeconds: z.number().int().positive(),
+var instanceIdSchema = z2.string().regex(INSTANCE_ID_PATTERN, "must match ^i-[0-9a-f]{8,17}$");
+var flowSettingsSchema = z2.object({
+  mode: z2.enum(["enforce", "audit"]),
+  exemptTagKey: z2.string().min(1).max(128),
+  applyTimeoutSeconds: z2.number().int().positive(),
+  managedTimeoutSeconds: z2.number().int().positive(),
+  probeTimeoutSeconds: z2.number().int().positive(),
   /** An ISO date in this tag ends the exemption: past it, the instance is enforced and the report says so. */
-  exemptUntilTagKey: z.string().min(1).max(128),
+  exemptUntilTagKey: z2.string().min(1).max(128),
   /** What to do with an existing instance that used IMDSv1 within the look-back: enforce anyway, or hold. */
-  onV1Usage: z.enum(["enforce", "hold"]),
-  v1UsageLookbackHours: z.number().int().positive().max(24 * 14),
+  onV1Usage: z2.enum(["enforce", "hold"]),
+  v1UsageLookbackHours: z2.number().int().positive().max(24 * 14),
   /** How long to watch MetadataNoTokenRejected after enforcing; 0 switches the watch off. */
-  watchRejectedSeconds: z.number().int().min(0).max(86400)
+  watchRejectedSeconds: z2.number().int().min(0).max(86400)
 });
-var triggerSchema = z.enum(["launch", "regression", "sweep"]);
-var originSchema = z.object({
-  launchTemplateId: z.string().optional(),
-  launchTemplateVersion: z.string().optional(),
-  autoScalingGroup: z.string().optional(),
-  imageId: z.string().optional(),
+var triggerSchema = z2.enum(["launch", "regression", "sweep"]);
+var originSchema = z2.object({
+  launchTemplateId: z2.string().optional(),
+  launchTemplateVersion: z2.string().optional(),
+  autoScalingGroup: z2.string().optional(),
+  imageId: z2.string().optional(),
   /** The AMI's ImdsSupport: "v2.0" makes every launch from it IMDSv2-only; "unset" when it has none. */
-  imageImdsSupport: z.string().optional(),
+  imageImdsSupport: z2.string().optional(),
   /** The instance's hop limit, which a launch template fix must keep (containers need 2 with IMDSv2). */
-  hopLimit: z.number().int().optional()
+  hopLimit: z2.number().int().optional()
 });
-var v1UsageSchema = z.object({ calls: z.number().min(0), hours: z.number().positive() });
-var eventRefSchema = z.object({
-  eventId: z.string(),
-  eventName: z.string(),
-  eventTime: z.string(),
-  actor: z.string(),
-  account: z.string(),
-  region: z.string(),
-  source: z.enum(["cloudtrail", "sweep"]),
+var v1UsageSchema = z2.object({ calls: z2.number().min(0), hours: z2.number().positive() });
+var eventRefSchema = z2.object({
+  eventId: z2.string(),
+  eventName: z2.string(),
+  eventTime: z2.string(),
+  actor: z2.string(),
+  account: z2.string(),
+  region: z2.string(),
+  source: z2.enum(["cloudtrail", "sweep"]),
   /** The launch template a RunInstances call named, as the request gave it. */
-  launchTemplate: z.object({ id: z.string().optional(), name: z.string().optional(), version: z.string().optional() }).optional()
+  launchTemplate: z2.object({ id: z2.string().optional(), name: z2.string().optional(), version: z2.string().optional() }).optional()
 });
-var platformSchema = z.enum(["linux", "windows"]);
-var probeStatusSchema = z.number().int().nullable();
-var endpointReadingSchema = z.object({
+var platformSchema = z2.enum(["linux", "windows"]);
+var probeStatusSchema = z2.number().int().nullable();
+var endpointReadingSchema = z2.object({
   v1: probeStatusSchema,
   v1Credentials: probeStatusSchema,
   token: probeStatusSchema,
   v2: probeStatusSchema
 });
-var probeReadingSchema = z.object({
+var probeReadingSchema = z2.object({
   v1: probeStatusSchema,
   v1Credentials: probeStatusSchema.optional(),
   token: probeStatusSchema,
   v2: probeStatusSchema,
-  client: z.string().max(64),
+  client: z2.string().max(64),
   v6: endpointReadingSchema.optional(),
-  answered: z.array(z.enum(["ipv4", "ipv6"])).max(2).optional()
+  answered: z2.array(z2.enum(["ipv4", "ipv6"])).max(2).optional()
 });
-var instanceResultSchema = z.object({
-  instanceId: z.string(),
+var instanceResultSchema = z2.object({
+  instanceId: z2.string(),
   verdict: verdictSchema,
-  reason: z.string(),
-  warnings: z.array(z.string()).default([]),
+  reason: z2.string(),
+  warnings: z2.array(z2.string()).default([]),
   platform: platformSchema.optional(),
   reading: probeReadingSchema.optional(),
   origin: originSchema.optional(),
   v1Usage: v1UsageSchema.optional(),
-  /** What Enforce did, e.g. "set HttpTokens=required (was optional)"; the watch after enforcing keys on it. */
-  action: z.string().optional(),
-  enforcedAt: z.string().optional(),
+  /** What Enforce did, as data: the watch after enforcing and the root cause decide from it. */
+  enforcement: enforcementSchema.optional(),
+  /** The sentence for people, derived from `enforcement` (describeEnforcement), e.g. "set HttpTokens=required (was optional)". */
+  action: z2.string().optional(),
+  enforcedAt: z2.string().optional(),
   /** Seconds from the flow's start until MetadataOptions.State=applied was observed. */
-  secondsToApplied: z.number().optional(),
-  secondsToVerdict: z.number().optional()
+  secondsToApplied: z2.number().optional(),
+  secondsToVerdict: z2.number().optional()
 });
 var STAGES = ["enforce", "await-applied", "await-managed", "send-probe", "await-probe", "done"];
-var stageSchema = z.enum(STAGES);
-var instanceProgressSchema = z.object({
-  instanceId: z.string(),
+var stageSchema = z2.enum(STAGES);
+var instanceProgressSchema = z2.object({
+  instanceId: z2.string(),
   stage: stageSchema,
-  /** What Enforce did: shown in the report ("set HttpTokens=required", "already required", "audit: would set"...). */
-  action: z.string().optional(),
-  notes: z.array(z.string()).default([]),
+  /** What Enforce did, as data; the result's `action` sentence is derived from it. */
+  enforcement: enforcementSchema.optional(),
+  /**
+   * HttpTokens as the triggering event recorded it before the guard acted: RunInstances' responseElements carry it
+   * per instance, a ModifyInstanceMetadataOptions call names it, a sweep selected the instance because it was
+   * optional. With the retry count, it tells a change the guard made before a crash from one it found.
+   */
+  recordedHttpTokens: z2.string().max(32).optional(),
+  notes: z2.array(z2.string()).default([]),
   /** Times, ISO 8601, of the milestones the report shows. */
-  firstNotFoundAt: z.string().optional(),
-  enforcedAt: z.string().optional(),
-  appliedAt: z.string().optional(),
-  stageDeadline: z.string().optional(),
+  firstNotFoundAt: z2.string().optional(),
+  enforcedAt: z2.string().optional(),
+  appliedAt: z2.string().optional(),
+  stageDeadline: z2.string().optional(),
   platform: platformSchema.optional(),
-  commandId: z.string().optional(),
+  commandId: z2.string().optional(),
   /** SSM refused a SendCommand for this instance's chunk as a whole: send to it on its own. */
-  sendAlone: z.boolean().optional(),
+  sendAlone: z2.boolean().optional(),
   /** A modify was answered with a 5xx: it may have taken effect, and if so the guard made the change. */
-  modifyOutcomeUnknown: z.boolean().optional(),
+  modifyOutcomeUnknown: z2.boolean().optional(),
   origin: originSchema.optional(),
   v1Usage: v1UsageSchema.optional(),
   result: instanceResultSchema.optional()
 });
-var stageCountsSchema = z.object({
-  enforce: z.number().int(),
-  awaitApplied: z.number().int(),
-  awaitManaged: z.number().int(),
-  sendProbe: z.number().int(),
-  awaitProbe: z.number().int(),
-  done: z.number().int()
+var stageCountsSchema = z2.object({
+  enforce: z2.number().int(),
+  awaitApplied: z2.number().int(),
+  awaitManaged: z2.number().int(),
+  sendProbe: z2.number().int(),
+  awaitProbe: z2.number().int(),
+  done: z2.number().int()
 });
-var batchSchema = z.object({
-  eventId: z.string(),
+var batchSchema = z2.object({
+  eventId: z2.string(),
   /** The batch's position in the event's work list: where FinalizeBatch stores its results. */
-  batchIndex: z.number().int().min(0),
+  batchIndex: z2.number().int().min(0),
   trigger: triggerSchema,
   settings: flowSettingsSchema,
-  startedAt: z.string(),
-  instances: z.array(instanceProgressSchema).min(1).max(50),
+  startedAt: z2.string(),
+  instances: z2.array(instanceProgressSchema).min(1).max(50),
   counts: stageCountsSchema.optional(),
   /** How long the Wait state before the next round waits. */
-  pollSeconds: z.number().int().min(0).optional(),
+  pollSeconds: z2.number().int().min(0).optional(),
   /** Consecutive rounds in which AWS throttled this batch; drives the backoff. */
-  throttledRounds: z.number().int().min(0).optional(),
+  throttledRounds: z2.number().int().min(0).optional(),
   /** Set when storing the results in the ledger failed after retries: FinalizeBatch then returns them inline. */
-  storeFailure: z.object({ Error: z.string().optional(), Cause: z.string().optional() }).optional(),
+  storeFailure: z2.object({ Error: z2.string().optional(), Cause: z2.string().optional() }).optional(),
   /** Set by a Catch: the step that failed after its retries, and why. Finalize turns the unfinished into `error`. */
-  failure: z.object({ Error: z.string().optional(), Cause: z.string().optional() }).optional()
+  failure: z2.object({ Error: z2.string().optional(), Cause: z2.string().optional() }).optional()
 });
-var stepFailureSchema = z.object({ Error: z.string().optional(), Cause: z.string().optional() });
-var batchSummarySchema = z.object({
-  batchIndex: z.number().int().min(0),
-  instances: z.number().int().min(0),
-  counts: z.record(z.string(), z.number()),
+var stepFailureSchema = z2.object({ Error: z2.string().optional(), Cause: z2.string().optional() });
+var batchSummarySchema = z2.object({
+  batchIndex: z2.number().int().min(0),
+  instances: z2.number().int().min(0),
+  counts: z2.record(z2.string(), z2.number()),
   /**
    * Only when the ledger could not store them: the verdicts themselves, compact enough for the execution's state
    * (passes as ids, the rest with a shortened reason).
    */
-  inline: z.object({ passed: z.array(z.string()), others: z.array(instanceResultSchema) }).optional()
+  inline: z2.object({ passed: z2.array(z2.string()), others: z2.array(instanceResultSchema) }).optional()
 });
 
 // shared/report/text-table.ts

@@ -22,7 +22,8 @@ export type StepFunction =
 /**
  * Whether a function may run again after it crashed part-way (Lambda.Unknown, Sandbox.Timedout), when it may already
  * have acted. The one place this is decided: the retry policy below reads it, and test/asl.test.ts checks it.
- * - Reads are safe to repeat. Enforce describes before it modifies, so a repeat finds its own change.
+ * - Reads are safe to repeat. Enforce describes before it modifies, and a repeat that finds `required` where the
+ *   triggering event recorded `optional` knows from `$$.State.RetryCount` that the change was its own (enforce.ts).
  * - FinalizeBatch overwrites the batch's own ledger item; Notify may send a report twice, which is better than none.
  * - SendProbe is not: a crash after SendCommand succeeded would send a second probe.
  */
@@ -38,6 +39,16 @@ export const CRASH_SAFE: Record<StepFunction, boolean> = {
   Notify: true,
   CheckRejected: true,
 };
+
+/**
+ * Every Lambda task's TimeoutSeconds. On purpose longer than any of the functions' own timeouts (serverless.yml:
+ * 30 s, ResolveTargets and FinalizeBatch 10 s; test/template.test.ts checks the order), so the Lambda always ends
+ * first: Step Functions then sees Sandbox.Timedout, a crash it retries only where CRASH_SAFE says so, and no retry
+ * ever runs while the attempt it replaces is still calling AWS. Were the task's timeout shorter, States.Timeout
+ * would fire while the function still runs, and a retried Enforce could race its own earlier attempt. This timeout
+ * is the backstop for an invoke whose answer never comes back.
+ */
+export const TASK_TIMEOUT_SECONDS = 60;
 
 /** Our own retryable errors (shared/domain/errors.ts): AWS throttled or failed before acting. */
 export const GUARD_RETRYABLE_ERRORS = GUARD_ERROR_NAMES.filter((name) => name.startsWith("Retryable"));
@@ -105,7 +116,7 @@ export const DEFINITION = {
       Comment:
         "Pure: the event in, batches of at most 50 instances out. Never throws on bad input; failures here are infrastructure (config, Lambda).",
       Resource: functionArn("ResolveTargets"),
-      TimeoutSeconds: 60,
+      TimeoutSeconds: TASK_TIMEOUT_SECONDS,
       Retry: lambdaRetry("ResolveTargets", { lambdaAttempts: 4 }),
       Catch: [
         {
@@ -226,7 +237,7 @@ export const DEFINITION = {
       Comment:
         "Read-only: the account's IMDS defaults (GetInstanceMetadataDefaults), cached per container. Attribution is advice: if it fails, the flow goes on without it.",
       Resource: functionArn("AssessAccount"),
-      TimeoutSeconds: 60,
+      TimeoutSeconds: TASK_TIMEOUT_SECONDS,
       Parameters: {},
       ResultPath: "$.accountPosture",
       Retry: lambdaRetry("AssessAccount", { guardErrorsMaxDelaySeconds: 30, lambdaAttempts: 4 }),
@@ -263,9 +274,13 @@ export const DEFINITION = {
           Enforce: {
             Type: "Task",
             Comment:
-              "Describe, then set HttpTokens=required where needed. Idempotent (it describes before it modifies), so a crash (Lambda.Unknown) may be retried; throttled modifies stay in the `enforce` stage for the next round.",
+              "Describe, then set HttpTokens=required where needed. Idempotent (it describes before it modifies), so a crash (Lambda.Unknown) may be retried: it gets $$.State.RetryCount, so a retry reports a change its crashed attempt made as the guard's. Throttled modifies stay in the `enforce` stage for the next round.",
             Resource: functionArn("Enforce"),
-            TimeoutSeconds: 60,
+            TimeoutSeconds: TASK_TIMEOUT_SECONDS,
+            Parameters: {
+              "batch.$": "$",
+              "retryCount.$": "$$.State.RetryCount",
+            },
             Retry: lambdaRetry("Enforce", { guardErrorsMaxDelaySeconds: 30, lambdaAttempts: 4 }),
             Catch: [
               {
@@ -292,7 +307,7 @@ export const DEFINITION = {
             Type: "Task",
             Comment: "Read-only: one DescribeInstances for the batch.",
             Resource: functionArn("CheckApplied"),
-            TimeoutSeconds: 60,
+            TimeoutSeconds: TASK_TIMEOUT_SECONDS,
             Retry: lambdaRetry("CheckApplied", { guardErrorsMaxDelaySeconds: 30, lambdaAttempts: 4 }),
             Catch: [
               {
@@ -319,7 +334,7 @@ export const DEFINITION = {
             Type: "Task",
             Comment: "Read-only: DescribeInstanceInformation picks the platform and its probe.",
             Resource: functionArn("CheckManaged"),
-            TimeoutSeconds: 60,
+            TimeoutSeconds: TASK_TIMEOUT_SECONDS,
             Retry: lambdaRetry("CheckManaged", { guardErrorsMaxDelaySeconds: 30, lambdaAttempts: 4 }),
             Catch: [
               {
@@ -347,7 +362,7 @@ export const DEFINITION = {
             Comment:
               "One SendCommand per platform per 50 instances. Not retried on Lambda.Unknown: a crash after the send would run the probe twice; such a batch ends `error` instead. Throttled sends stay in `send-probe`.",
             Resource: functionArn("SendProbe"),
-            TimeoutSeconds: 60,
+            TimeoutSeconds: TASK_TIMEOUT_SECONDS,
             Retry: lambdaRetry("SendProbe", { guardErrorsMaxDelaySeconds: 30, lambdaAttempts: 4 }),
             Catch: [
               {
@@ -374,7 +389,7 @@ export const DEFINITION = {
             Type: "Task",
             Comment: "Read-only: GetCommandInvocation, then the verdict from what the probe saw.",
             Resource: functionArn("CheckProbe"),
-            TimeoutSeconds: 60,
+            TimeoutSeconds: TASK_TIMEOUT_SECONDS,
             Retry: lambdaRetry("CheckProbe", { guardErrorsMaxDelaySeconds: 30, lambdaAttempts: 4 }),
             Catch: [
               {
@@ -438,7 +453,7 @@ export const DEFINITION = {
             Comment:
               "Every instance leaves with exactly one verdict (unfinished ones become `error` with the failed step's cause), stored in the event ledger. An overwrite of the same item, so every retry is safe.",
             Resource: functionArn("FinalizeBatch"),
-            TimeoutSeconds: 60,
+            TimeoutSeconds: TASK_TIMEOUT_SECONDS,
             Retry: lambdaRetry("FinalizeBatch", { guardErrorsMaxDelaySeconds: 30, lambdaAttempts: 6 }),
             End: true,
             Catch: [
@@ -454,7 +469,7 @@ export const DEFINITION = {
             Comment:
               "The ledger could not store the verdicts after retries: return them inline (compact), so Notify still reports them.",
             Resource: functionArn("FinalizeBatch"),
-            TimeoutSeconds: 60,
+            TimeoutSeconds: TASK_TIMEOUT_SECONDS,
             Retry: lambdaRetry("FinalizeBatch", { lambdaAttempts: 6 }),
             End: true,
           },
@@ -476,7 +491,7 @@ export const DEFINITION = {
       Comment:
         "One SNS message per event, with the results the batches stored. Retried on a crash too: a rare duplicate message beats a lost one. If it still fails (e.g. the message is refused), a minimal message says so.",
       Resource: functionArn("Notify"),
-      TimeoutSeconds: 60,
+      TimeoutSeconds: TASK_TIMEOUT_SECONDS,
       Retry: lambdaRetry("Notify", { guardErrorsMaxDelaySeconds: 60, lambdaAttempts: 4 }),
       ResultPath: "$.notified",
       Next: "ShouldWatch",
@@ -506,7 +521,7 @@ export const DEFINITION = {
       Comment:
         "Last resort: the report could not be published; say so in a minimal message. If this fails too, the execution fails and the executions-failed alarm fires.",
       Resource: functionArn("Notify"),
-      TimeoutSeconds: 60,
+      TimeoutSeconds: TASK_TIMEOUT_SECONDS,
       Parameters: {
         "notifyFailure.$": "$.notifyFailure",
         "event.$": "$.event",
@@ -519,7 +534,7 @@ export const DEFINITION = {
       Type: "Task",
       Comment: "As NotifyFallback, for an event ResolveTargets could not read.",
       Resource: functionArn("Notify"),
-      TimeoutSeconds: 60,
+      TimeoutSeconds: TASK_TIMEOUT_SECONDS,
       Parameters: {
         "notifyFailure.$": "$.notifyFailure",
         "rawEvent.$": "$.rawEvent",
@@ -578,7 +593,7 @@ export const DEFINITION = {
       Type: "Task",
       Comment: "Read-only: MetadataNoTokenRejected since the first modify, per enforced instance.",
       Resource: functionArn("CheckRejected"),
-      TimeoutSeconds: 60,
+      TimeoutSeconds: TASK_TIMEOUT_SECONDS,
       Parameters: {
         "event.$": "$.event",
         "watch.$": "$.notified.watch",
@@ -616,7 +631,7 @@ export const DEFINITION = {
       Type: "Task",
       Comment: "Software keeps calling IMDSv1 and is refused: alert with the counts and the exact rollback command.",
       Resource: functionArn("Notify"),
-      TimeoutSeconds: 60,
+      TimeoutSeconds: TASK_TIMEOUT_SECONDS,
       Parameters: {
         alert: "rejected-calls",
         "event.$": "$.event",

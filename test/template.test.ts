@@ -25,6 +25,8 @@ const resourceSchema = z.object({
   Type: z.string(),
   Properties: z.record(z.string(), z.unknown()).default({}),
   Condition: z.string().optional(),
+  DeletionPolicy: z.string().optional(),
+  UpdateReplacePolicy: z.string().optional(),
 });
 const templateSchema = z.object({
   Resources: z.record(z.string(), resourceSchema),
@@ -49,7 +51,7 @@ const policyDocumentSchema = z.object({ Statement: z.array(statementSchema) });
 const execFileAsync = promisify(execFile);
 
 /** Runs `osls package` into a temporary folder; the environment carries no AWS credentials or endpoints. */
-async function packageStack(params: string[]): Promise<{ template: Template; dir: string }> {
+async function packageStack(params: string[], region = REGION): Promise<{ template: Template; dir: string }> {
   const dir = await mkdtemp(join(tmpdir(), "imdsv2-guard-package-"));
   // serverless-esbuild builds each function in a folder of os.tmpdir() and leaves it there (about 5 MB each):
   // the child gets a temporary directory of its own, removed below, so a test run leaves nothing behind.
@@ -67,7 +69,7 @@ async function packageStack(params: string[]): Promise<{ template: Template; dir
     TMP: scratch,
     TEMP: scratch,
   });
-  const args = ["package", "--stage", STAGE, "--region", REGION, "--package", dir];
+  const args = ["package", "--stage", STAGE, "--region", region, "--package", dir];
   for (const param of params) args.push(`--param=${param}`);
   try {
     // Generous: packaging is slow on a loaded machine, and speed is not what this test is about.
@@ -76,6 +78,9 @@ async function packageStack(params: string[]): Promise<{ template: Template; dir
       env,
       timeout: 400_000,
     });
+  } catch (error) {
+    await rm(dir, { recursive: true, force: true });
+    throw error;
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }
@@ -284,7 +289,7 @@ const EXPECTED_ACTIONS: Record<string, string[]> = {
   SendProbeRole: ["ssm:SendCommand", ...LOGS],
   CheckProbeRole: ["ssm:GetCommandInvocation", ...LOGS],
   FinalizeBatchRole: ["dynamodb:PutItem", ...LOGS],
-  NotifyRole: ["dynamodb:Query", "kms:Decrypt", "kms:GenerateDataKey*", "sns:Publish", ...LOGS],
+  NotifyRole: ["dynamodb:Query", "kms:Decrypt", "kms:GenerateDataKey", "sns:Publish", ...LOGS],
   CheckRejectedRole: ["cloudwatch:GetMetricData", "ec2:GetInstanceMetadataDefaults", ...LOGS],
   StateMachineRole: [
     "dynamodb:PutItem",
@@ -293,7 +298,13 @@ const EXPECTED_ACTIONS: Record<string, string[]> = {
     "states:StartExecution",
     "states:StopExecution",
   ],
-  SweepRole: ["ec2:DescribeInstances", "ec2:GetInstanceMetadataDefaults", "states:StartExecution", ...LOGS],
+  SweepRole: [
+    "ec2:DescribeInstances",
+    "ec2:GetInstanceMetadataDefaults",
+    "sqs:SendMessage",
+    "states:StartExecution",
+    ...LOGS,
+  ],
   EventsInvokeRole: ["states:StartExecution"],
   ChatbotRole: [],
 };
@@ -648,12 +659,12 @@ describe("IAM", () => {
         FunctionName: getAtt("SweepLambdaFunction"),
         Action: "lambda:InvokeFunction",
         Principal: "events.amazonaws.com",
-        SourceArn: getAtt("SweepEventsRuleSchedule1"),
+        SourceArn: getAtt("SweepScheduleRule"),
       },
     ]);
     const rules = ofType(defaults, "AWS::Events::Rule").map(([id]) => id);
-    expect(rules.sort()).toEqual(["GuardEventRule", "SweepEventsRuleSchedule1"]);
-    expect(resource(defaults, "SweepEventsRuleSchedule1").Properties).toMatchObject({
+    expect(rules.sort()).toEqual(["GuardEventRule", "SweepScheduleRule"]);
+    expect(resource(defaults, "SweepScheduleRule").Properties).toMatchObject({
       ScheduleExpression: "rate(1 day)",
       Targets: [{ Arn: getAtt("SweepLambdaFunction") }],
     });
@@ -665,8 +676,8 @@ describe("IAM", () => {
       ref("AlertTopic"),
       { "Fn::If": ["HasSlack", ref("SlackTopic"), ref("AWS::NoValue")] },
     ]);
-    const kms = statementFor(defaults, "NotifyRole", "kms:GenerateDataKey*");
-    expect(actionsOf(kms).sort()).toEqual(["kms:Decrypt", "kms:GenerateDataKey*"]);
+    const kms = statementFor(defaults, "NotifyRole", "kms:GenerateDataKey");
+    expect(actionsOf(kms).sort()).toEqual(["kms:Decrypt", "kms:GenerateDataKey"]);
     expect(kms.Resource).toEqual(getAtt("AlertKey"));
   });
 
@@ -718,7 +729,8 @@ describe("IAM", () => {
     const [admin, cloudwatch, notify] = statements.map((s) => ({ ...s, actions: actionsOf(s).sort() }));
     const account = { AWS: sub(`arn:\${AWS::Partition}:iam::\${AWS::AccountId}:root`) };
     const notifyRole = String(resource(defaults, "NotifyRole").Properties.RoleName);
-    const use = ["kms:Decrypt", "kms:GenerateDataKey*"];
+    // Exact: SNS asks KMS for a data key and decrypts it, nothing more (no GenerateDataKey* variants).
+    const use = ["kms:Decrypt", "kms:GenerateDataKey"];
 
     expect(admin).toMatchObject({ Effect: "Allow", Principal: account });
     expect(admin?.Condition).toBeUndefined();
@@ -763,8 +775,49 @@ describe("failure paths and alerting", () => {
 
   const alarms = (template: Template) => ofType(template, "AWS::CloudWatch::Alarm").map(([, a]) => a.Properties);
 
+  it("gives the sweep's schedule a failure path: target retries and DLQ, async-invoke destination, alarm", () => {
+    const [target] = z
+      .array(z.record(z.string(), z.unknown()))
+      .parse(resource(defaults, "SweepScheduleRule").Properties.Targets);
+    expect(target).toMatchObject({
+      RetryPolicy: { MaximumRetryAttempts: 24, MaximumEventAgeInSeconds: 3600 },
+      DeadLetterConfig: { Arn: getAtt("SweepFailureQueue") },
+    });
+    expect(resource(defaults, "SweepInvokeConfig").Properties).toEqual({
+      FunctionName: ref("SweepLambdaFunction"),
+      Qualifier: "$LATEST",
+      MaximumRetryAttempts: 2,
+      MaximumEventAgeInSeconds: 3600,
+      DestinationConfig: { OnFailure: { Destination: getAtt("SweepFailureQueue") } },
+    });
+    // Lambda delivers the on-failure record with the function's role: the sweep may send there and nowhere else.
+    expect(statementFor(defaults, "SweepRole", "sqs:SendMessage").Resource).toEqual(getAtt("SweepFailureQueue"));
+    const allows = policyDocumentSchema
+      .parse(resource(defaults, "SweepFailureQueuePolicy").Properties.PolicyDocument)
+      .Statement.filter((s) => s.Effect === "Allow");
+    expect(allows).toEqual([
+      expect.objectContaining({
+        Principal: { Service: "events.amazonaws.com" },
+        Action: "sqs:SendMessage",
+        Condition: { ArnEquals: { "aws:SourceArn": getAtt("SweepScheduleRule") } },
+      }),
+    ]);
+    const queueAlarms = alarms(defaults).filter(
+      (a) =>
+        JSON.stringify(a.Dimensions) ===
+        JSON.stringify([{ Name: "QueueName", Value: getAtt("SweepFailureQueue", "QueueName") }]),
+    );
+    expect(queueAlarms).toHaveLength(1);
+    expect(queueAlarms[0]).toMatchObject({ MetricName: "ApproximateNumberOfMessagesVisible", Threshold: 0 });
+  });
+
   it("alarms on the first dead-lettered event", () => {
-    const dlq = alarms(defaults).filter((a) => a.MetricName === "ApproximateNumberOfMessagesVisible");
+    const dlq = alarms(defaults).filter(
+      (a) =>
+        a.MetricName === "ApproximateNumberOfMessagesVisible" &&
+        JSON.stringify(a.Dimensions) ===
+          JSON.stringify([{ Name: "QueueName", Value: getAtt("EventDeadLetterQueue", "QueueName") }]),
+    );
     expect(dlq).toHaveLength(1);
     expect(dlq[0]).toMatchObject({
       Namespace: "AWS/SQS",
@@ -798,7 +851,7 @@ describe("failure paths and alerting", () => {
   });
 
   it("sends every alarm to the alert topic, and to Slack when it is set up", () => {
-    expect(alarms(defaults)).toHaveLength(5);
+    expect(alarms(defaults)).toHaveLength(6);
     for (const alarm of alarms(defaults)) {
       expect(alarm.AlarmActions).toEqual([
         ref("AlertTopic"),
@@ -832,6 +885,29 @@ describe("failure paths and alerting", () => {
     ]);
     // No fixed name: changing the key schema replaces the table, which CloudFormation cannot do for a named one.
     expect(table.TableName).toBeUndefined();
+  });
+
+  it("keeps undelivered events when the stack goes, and decides deletion for every stateful resource", () => {
+    const policies = (id: string) => {
+      const { DeletionPolicy, UpdateReplacePolicy } = resource(defaults, id);
+      return { DeletionPolicy, UpdateReplacePolicy };
+    };
+    // The README's "Deleting the stack" says why each is what it is.
+    expect(policies("EventDeadLetterQueue")).toEqual({ DeletionPolicy: "Retain", UpdateReplacePolicy: "Retain" });
+    expect(policies("EventLedgerTable")).toEqual({ DeletionPolicy: "Delete", UpdateReplacePolicy: "Retain" });
+    expect(policies("AlertKey")).toEqual({ DeletionPolicy: "Delete", UpdateReplacePolicy: "Delete" });
+    expect(policies("SweepFailureQueue")).toEqual({ DeletionPolicy: "Delete", UpdateReplacePolicy: "Delete" });
+  });
+
+  it("versions the deployment bucket and blocks its public access", () => {
+    const bucket = resource(defaults, "ServerlessDeploymentBucket").Properties;
+    expect(bucket.VersioningConfiguration).toEqual({ Status: "Enabled" });
+    expect(bucket.PublicAccessBlockConfiguration).toEqual({
+      BlockPublicAcls: true,
+      BlockPublicPolicy: true,
+      IgnorePublicAcls: true,
+      RestrictPublicBuckets: true,
+    });
   });
 });
 
@@ -950,6 +1026,48 @@ describe("state machine", () => {
     }
   });
 
+  it("lets each function's own timeout fire before its task's, so no retry races the attempt it replaces", () => {
+    const machine = resource(defaults, "GuardStateMachine");
+    const substitutions = z
+      .record(z.string(), z.object({ "Fn::GetAtt": z.tuple([z.string(), z.literal("Arn")]) }))
+      .parse(
+        Object.fromEntries(
+          Object.entries(z.record(z.string(), z.unknown()).parse(machine.Properties.DefinitionSubstitutions)).filter(
+            ([name]) => name.endsWith("FunctionArn"),
+          ),
+        ),
+      );
+    const taskSchema = z.object({
+      Type: z.string(),
+      Resource: z.string().optional(),
+      TimeoutSeconds: z.number().optional(),
+    });
+    const tasks: z.infer<typeof taskSchema>[] = [];
+    const visit = (states: Record<string, unknown>) => {
+      for (const state of Object.values(states)) {
+        const parsed = taskSchema.passthrough().parse(state);
+        if (parsed.Type === "Task" && parsed.Resource?.endsWith("FunctionArn}")) tasks.push(parsed);
+        const inner = z
+          .object({ ItemProcessor: z.object({ States: z.record(z.string(), z.unknown()) }) })
+          .safeParse(state);
+        if (inner.success) visit(inner.data.ItemProcessor.States);
+      }
+    };
+    visit(
+      z
+        .object({ States: z.record(z.string(), z.unknown()) })
+        .parse(JSON.parse(z.string().parse(machine.Properties.DefinitionString))).States,
+    );
+    expect(tasks.length).toBeGreaterThanOrEqual(10);
+    for (const task of tasks) {
+      const placeholder = task.Resource?.slice(2, -1) ?? "";
+      const functionId = substitutions[placeholder]?.["Fn::GetAtt"][0] ?? "";
+      const lambdaTimeout = Number(resource(defaults, functionId).Properties.Timeout);
+      expect(lambdaTimeout, functionId).toBeGreaterThan(0);
+      expect(task.TimeoutSeconds ?? 0, `${placeholder}: task timeout vs Lambda timeout`).toBeGreaterThan(lambdaTimeout);
+    }
+  });
+
   it("sets no execution timeout that could cut the verdicts or the watch after enforcing short", () => {
     for (const template of [defaults, configured]) {
       const machine = resource(template, "GuardStateMachine");
@@ -975,11 +1093,29 @@ describe("state machine", () => {
 describe("optional email and Slack", () => {
   it("creates the email subscription and the Slack resources only under their conditions", () => {
     expect(resource(defaults, "AlertEmailSubscription").Condition).toBe("HasAlertEmail");
-    for (const id of ["SlackChannel", "SlackTopic", "ChatbotRole", "ChatbotReadOnlyPolicy"]) {
+    for (const id of ["SlackTopic", "ChatbotRole", "ChatbotReadOnlyPolicy"]) {
       expect(resource(defaults, id).Condition, id).toBe("HasSlack");
     }
     expect(ofType(defaults, "AWS::SNS::Subscription")).toHaveLength(1);
-    expect(ofType(defaults, "AWS::Chatbot::SlackChannelConfiguration")).toHaveLength(1);
+    // The channel itself is rendered only when Slack is configured: with empty ids it is not a valid resource.
+    expect(ofType(defaults, "AWS::Chatbot::SlackChannelConfiguration")).toHaveLength(0);
+    expect(ofType(configured, "AWS::Chatbot::SlackChannelConfiguration")).toHaveLength(1);
+    expect(resource(configured, "SlackChannel").Condition).toBe("HasSlack");
+  });
+
+  it("refuses Slack at package time in a partition without Chatbot, naming the partition", {
+    timeout: 240_000,
+  }, async () => {
+    for (const region of ["cn-north-1", "us-gov-west-1"]) {
+      const refused = await packageStack(["slackWorkspaceId=T0EXAMPLE1", "slackChannelId=C0EXAMPLE2"], region).then(
+        () => "packaged",
+        (error: unknown) => {
+          const output = z.object({ stdout: z.string(), stderr: z.string() }).parse(error);
+          return output.stdout + output.stderr;
+        },
+      );
+      expect(refused, region).toMatch(/Slack is configured .* partition, where AWS Chatbot .* does not exist/);
+    }
   });
 
   it("leaves email and Slack off by default and turns them on when their params are set", () => {

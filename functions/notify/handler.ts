@@ -1,6 +1,6 @@
 import { dynamodb } from "../../shared/aws/clients/dynamodb.js";
 import { sns } from "../../shared/aws/clients/sns.js";
-import { dynamoResultStore, type ResultStore } from "../../shared/aws/result-store.js";
+import { dynamoResultStore, LEDGER_RETENTION_SECONDS, type ResultStore } from "../../shared/aws/result-store.js";
 import { watchListOf } from "../../shared/domain/watch-list.js";
 import { fallbackMessage, notifyInputSchema, reportFromNotifyInput } from "../../shared/report/notify-input.js";
 import { rejectedCallsMessage } from "../../shared/report/rejected-calls.js";
@@ -36,7 +36,10 @@ export function createHandler(config: NotifyConfig, store: ResultStore) {
         logger.error("Could not read the stored verdicts", { error: readFailure });
       }
     }
-    const report = reportFromNotifyInput(parsed, stored, readFailure);
+    const ledger = store.tableName
+      ? { tableName: store.tableName, keptForDays: LEDGER_RETENTION_SECONDS / 86_400 }
+      : undefined;
+    const report = reportFromNotifyInput(parsed, stored, readFailure, ledger);
     logger.appendKeys({ eventId: report.event.eventId });
     const outcome = await publishReport(report, deps);
     // What the watch after enforcing looks at: the instances this execution switched to IMDSv2.

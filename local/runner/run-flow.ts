@@ -42,12 +42,17 @@ const SCENARIO_EPOCH = Date.parse("2026-11-28T09:00:00Z");
 /** The local runner judges by what a deploy without overrides would (scenarios may override `settings`). */
 export const DEFAULT_SETTINGS: FlowSettings = DEFAULT_FLOW_SETTINGS;
 
-/** Crash a function (Lambda.Unknown, as Step Functions reports a runtime crash) on these invocation numbers. */
+/**
+ * Crash a function (Lambda.Unknown, as Step Functions reports a runtime crash) on these invocation numbers: before
+ * its handler runs (nothing happened), or after it ran to the end, every AWS call made, with its output lost (the
+ * worst moment: everything done, nothing recorded).
+ */
 export type LambdaFaults = Partial<Record<string, number[]>>;
 
 export interface RunOptions {
   faults?: SimFaults;
   lambdaFaults?: LambdaFaults;
+  lambdaCrashesAfter?: LambdaFaults;
   batchSize?: number;
   /** Deliver these event indexes twice (EventBridge's at-least-once delivery). */
   duplicateDeliveries?: number[];
@@ -130,6 +135,50 @@ function taskFunctions(definition: Record<string, unknown>): Map<string, string>
   return out;
 }
 
+const RETRY_COUNT_PATH = "$$.State.RetryCount";
+
+/**
+ * aws-local-stepfunctions has no `$$.State` in its context object, so a Parameters field reading
+ * `$$.State.RetryCount` would fail the execution. The runner takes such fields out of the definition (state name →
+ * field) and supplies them itself (withRetryCounts).
+ */
+function takeRetryCountParameters(definition: Record<string, unknown>): Map<string, string> {
+  const fields = new Map<string, string>();
+  const visit = (states: Record<string, StateDef & { Parameters?: Record<string, unknown> }>) => {
+    for (const [name, state] of Object.entries(states)) {
+      for (const [key, value] of Object.entries(state.Parameters ?? {})) {
+        if (value === RETRY_COUNT_PATH && state.Parameters) {
+          delete state.Parameters[key];
+          fields.set(name, key.replace(/\.\$$/, ""));
+        }
+      }
+      if (state.ItemProcessor) visit(state.ItemProcessor.States);
+    }
+  };
+  visit(definition.States as Record<string, StateDef>);
+  return fields;
+}
+
+/**
+ * Emulates `$$.State.RetryCount`: Step Functions retries a task with exactly the input of the failed attempt, so the
+ * number of earlier calls of the state with the same input is its retry count. A new round, another batch or another
+ * event has a different input and starts at 0.
+ */
+function withRetryCounts(overrides: TaskOverrides, fields: Map<string, string>): void {
+  for (const [stateName, field] of fields) {
+    const invoke = overrides[stateName];
+    if (!invoke) continue;
+    const attempts = new Map<string, number>();
+    overrides[stateName] = (input) => {
+      const key = JSON.stringify(input);
+      const retryCount = attempts.get(key) ?? 0;
+      attempts.set(key, retryCount + 1);
+      const withCount = { ...(input as Record<string, JSONValue>), [field]: retryCount };
+      return invoke(withCount as JSONValue);
+    };
+  }
+}
+
 function lambdaContext(functionName: string, invocation: number): Context {
   return {
     callbackWaitsForEmptyEventLoop: false,
@@ -174,7 +223,12 @@ export async function runFlow(scenario: Scenario, options: RunOptions = {}): Pro
     const notify: NotifyConfig = { topicArn: TOPIC_ARN, slackVerdicts: ["fail", "error", "unverified"] };
     const functions = localFunctions({ resolveTargets, notify, ledgerTableName: LEDGER_TABLE_NAME });
     const definition = loadDefinition();
-    const overrides = buildTaskOverrides(definition, functions, sim, lambdaInvocations, options.lambdaFaults ?? {});
+    const retryCountFields = takeRetryCountParameters(definition);
+    const overrides = buildTaskOverrides(definition, functions, sim, lambdaInvocations, {
+      before: options.lambdaFaults ?? {},
+      after: options.lambdaCrashesAfter ?? {},
+    });
+    withRetryCounts(overrides, retryCountFields);
     const machine = new StateMachine(definition as never);
 
     const executions: ExecutionRecord[] = [];
@@ -292,7 +346,7 @@ function buildTaskOverrides(
   functions: Record<string, LambdaHandler>,
   sim: SimAccount,
   invocations: Record<string, number>,
-  lambdaFaults: LambdaFaults,
+  lambdaFaults: { before: LambdaFaults; after: LambdaFaults },
 ): TaskOverrides {
   const overrides: TaskOverrides = {};
   for (const [stateName, placeholder] of taskFunctions(definition)) {
@@ -302,18 +356,23 @@ function buildTaskOverrides(
     overrides[stateName] = async (input) => {
       const n = (invocations[functionName] ?? 0) + 1;
       invocations[functionName] = n;
-      if (lambdaFaults[functionName]?.includes(n)) {
+      if (lambdaFaults.before[functionName]?.includes(n)) {
         throw lambdaError("Lambda.Unknown", "The function crashed (simulated): Runtime.ExitError");
       }
+      const crashesAfter = lambdaFaults.after[functionName]?.includes(n) ?? false;
       // A JSON round trip, as Lambda's invoke does: nothing but data crosses between states.
       const payload = JSON.parse(JSON.stringify(input)) as JSONValue;
+      let output: unknown;
       try {
-        const output = await handler(payload, lambdaContext(functionName, n));
-        return JSON.parse(JSON.stringify(output ?? null)) as JSONValue;
+        output = await handler(payload, lambdaContext(functionName, n));
       } catch (error) {
         const e = error instanceof Error ? error : new Error(String(error));
         throw lambdaError(e.name, e.message);
       }
+      if (crashesAfter) {
+        throw lambdaError("Lambda.Unknown", "The function crashed after its work (simulated): Runtime.ExitError");
+      }
+      return JSON.parse(JSON.stringify(output ?? null)) as JSONValue;
     };
   }
   overrides.ClaimEvent = async (input) => {

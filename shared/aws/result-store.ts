@@ -12,6 +12,8 @@ import { classifyAwsError } from "./errors.js";
 export interface ResultStore {
   put(eventId: string, batchIndex: number, results: InstanceResult[], expiresAt: number): Promise<void>;
   load(eventId: string): Promise<Map<number, InstanceResult[]>>;
+  /** The ledger table, so a report can say where its full detail is. */
+  readonly tableName?: string;
 }
 
 const storedResultsSchema = z.array(instanceResultSchema);
@@ -22,6 +24,7 @@ export const LEDGER_RETENTION_SECONDS = 7 * 24 * 3600;
 /** The ledger-backed store; `tableName` is the ledger table's name. */
 export function dynamoResultStore(dynamodb: DynamoDBClient, tableName: string): ResultStore {
   return {
+    tableName,
     async put(eventId, batchIndex, results, expiresAt) {
       try {
         // An overwrite, so a retried FinalizeBatch stores the same item again: idempotent.

@@ -1,3 +1,4 @@
+import { describeEnforcement } from "./enforcement.js";
 import { RetryableServiceError, RetryableThrottlingError } from "./errors.js";
 import type { Batch, InstanceProgress, InstanceResult, ProbeReading, Stage, StageCounts, Verdict } from "./model.js";
 
@@ -112,7 +113,9 @@ export function conclude(
     ...(instance.platform ? { platform: instance.platform } : {}),
     ...(instance.origin ? { origin: instance.origin } : {}),
     ...(instance.v1Usage ? { v1Usage: instance.v1Usage } : {}),
-    ...(instance.action ? { action: instance.action } : {}),
+    ...(instance.enforcement
+      ? { enforcement: instance.enforcement, action: describeEnforcement(instance.enforcement) }
+      : {}),
     ...(instance.enforcedAt ? { enforcedAt: instance.enforcedAt } : {}),
     ...(extra.reading ? { reading: extra.reading } : {}),
     ...(instance.appliedAt ? { secondsToApplied: secondsBetween(started, Date.parse(instance.appliedAt)) } : {}),

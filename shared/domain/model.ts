@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { enforcementSchema } from "./enforcement.js";
 
 /**
  * The data that flows between the steps of the state machine. Each step validates its input against these schemas
@@ -133,7 +134,9 @@ export const instanceResultSchema = z.object({
   reading: probeReadingSchema.optional(),
   origin: originSchema.optional(),
   v1Usage: v1UsageSchema.optional(),
-  /** What Enforce did, e.g. "set HttpTokens=required (was optional)"; the watch after enforcing keys on it. */
+  /** What Enforce did, as data: the watch after enforcing and the root cause decide from it. */
+  enforcement: enforcementSchema.optional(),
+  /** The sentence for people, derived from `enforcement` (describeEnforcement), e.g. "set HttpTokens=required (was optional)". */
   action: z.string().optional(),
   enforcedAt: z.string().optional(),
   /** Seconds from the flow's start until MetadataOptions.State=applied was observed. */
@@ -154,8 +157,14 @@ export type Stage = z.infer<typeof stageSchema>;
 export const instanceProgressSchema = z.object({
   instanceId: z.string(),
   stage: stageSchema,
-  /** What Enforce did: shown in the report ("set HttpTokens=required", "already required", "audit: would set"...). */
-  action: z.string().optional(),
+  /** What Enforce did, as data; the result's `action` sentence is derived from it. */
+  enforcement: enforcementSchema.optional(),
+  /**
+   * HttpTokens as the triggering event recorded it before the guard acted: RunInstances' responseElements carry it
+   * per instance, a ModifyInstanceMetadataOptions call names it, a sweep selected the instance because it was
+   * optional. With the retry count, it tells a change the guard made before a crash from one it found.
+   */
+  recordedHttpTokens: z.string().max(32).optional(),
   notes: z.array(z.string()).default([]),
   /** Times, ISO 8601, of the milestones the report shows. */
   firstNotFoundAt: z.string().optional(),

@@ -1,4 +1,5 @@
 import type { AccountPosture } from "./account-posture.js";
+import { foundAllowingImdsV1 } from "./enforcement.js";
 import type { InstanceResult, Origin } from "./model.js";
 
 /** "launch template lt-0abc v7, Auto Scaling group web, AMI ami-0def (ImdsSupport unset)": plain text, unescaped. */
@@ -16,8 +17,7 @@ export function describeOrigin(origin: Origin): string {
 
 /** Did this instance allow IMDSv1 when the guard found it? Only those point at a source that needs fixing. */
 export function allowedImdsV1(result: InstanceResult): boolean {
-  const action = result.action ?? "";
-  return action.startsWith("set HttpTokens") || action.startsWith("audit: would set") || result.verdict === "held";
+  return foundAllowingImdsV1(result.enforcement) || result.verdict === "held";
 }
 
 const LAUNCH_TEMPLATE_ID = /^lt-[0-9a-f]{8,17}$/;

@@ -12,6 +12,7 @@ import {
 } from "../domain/model.js";
 import { type RejectedAlertInput, rejectedAlertInputSchema } from "../report/rejected-calls.js";
 import { buildReport, type EventReport, type SnsMessage } from "../report/report.js";
+import { ledgerDetail } from "./full-detail.js";
 import { markdownSafe, plainSafe, toAscii } from "./text-safety.js";
 
 /**
@@ -84,6 +85,7 @@ export function reportFromNotifyInput(
   input: Exclude<NotifyInput, RejectedAlertInput | NotifyFallbackInput>,
   stored: ReadonlyMap<number, InstanceResult[]> = new Map(),
   readFailure?: string,
+  ledger?: { tableName: string; keptForDays: number },
 ): EventReport {
   if ("resolveFailure" in input) {
     return buildReport({
@@ -118,6 +120,10 @@ export function reportFromNotifyInput(
     ...(input.accountPosture ? { accountPosture: input.accountPosture } : {}),
     ...(input.fleet ? { fleet: input.fleet } : {}),
     ...noticeOf(input.ledgerFailure, readFailure),
+    // Only when every batch's results are in the ledger: a pointer must never promise detail it does not hold.
+    ...(ledger && input.batches.length > 0 && input.batches.every((_, index) => stored.has(index))
+      ? { fullDetail: ledgerDetail(ledger.tableName, input.event.eventId, input.event.region, ledger.keptForDays) }
+      : {}),
   });
 }
 

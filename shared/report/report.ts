@@ -9,6 +9,7 @@ import {
   type Verdict,
 } from "../domain/model.js";
 import { allowedImdsV1, describeOrigin, describePosture, sourceFixes } from "../domain/root-cause.js";
+import { type FullDetail, hiddenDetailSentence } from "./full-detail.js";
 import { codeSafe, markdownSafe, plainSafe, slackEntities, toAscii } from "./text-safety.js";
 
 /** Everything a person or a program needs to know about one triggering event. */
@@ -27,6 +28,8 @@ export interface EventReport {
   fleet?: { allowingImdsV1: number; exempt: number };
   /** Something the operator should know about how the guard itself ran (e.g. deduplication unavailable). */
   notice?: string;
+  /** Where every instance's full result is kept, for when a message lists only some (full-detail.ts). */
+  fullDetail?: FullDetail;
 }
 
 export interface ReportInput {
@@ -39,6 +42,7 @@ export interface ReportInput {
   accountPosture?: AccountPosture;
   fleet?: { allowingImdsV1: number; exempt: number };
   notice?: string;
+  fullDetail?: FullDetail;
 }
 
 /** Builds the report; rejected instance ids count as `error` results, so nothing an event named is left unreported. */
@@ -73,6 +77,7 @@ export function buildReport(input: ReportInput): EventReport {
     ...(input.accountPosture ? { accountPosture: input.accountPosture } : {}),
     ...(input.fleet ? { fleet: input.fleet } : {}),
     ...(input.notice ? { notice: input.notice } : {}),
+    ...(input.fullDetail ? { fullDetail: input.fullDetail } : {}),
   };
 }
 
@@ -128,7 +133,7 @@ export function plainText(report: EventReport): string {
     if (r.origin && allowedImdsV1(r)) lines.push(`    origin: ${plainSafe(describeOrigin(r.origin))}`);
   }
   const hidden = report.results.length - listed(report).length;
-  if (hidden > 0) lines.push(`... and ${hidden} more (see the JSON report on the SQS/Lambda subscription).`);
+  if (hidden > 0) lines.push(hiddenDetailSentence(hidden, report.fullDetail));
   const steps = nextSteps(report);
   if (steps.length > 0) lines.push("", "Next steps:", ...steps.map((s) => `- ${s.replaceAll("`", "")}`));
   return lines.join("\n");
@@ -208,7 +213,9 @@ export function parseMachineReport(json: string): EventReport {
     ([instanceId, verdict]): InstanceResult => ({
       instanceId,
       verdict,
-      reason: "(detail left out of the SNS message to stay under its 256 KiB limit; see the execution's output)",
+      reason: parsed.fullDetail
+        ? `(detail left out of the SNS message to stay under its 256 KiB limit; it is in the ledger: ${parsed.fullDetail.command})`
+        : "(detail left out of the SNS message to stay under its 256 KiB limit)",
       warnings: [],
     }),
   );

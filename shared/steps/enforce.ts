@@ -5,9 +5,16 @@ import { describeInstancesById, isGone, isStopped, tagValue } from "../aws/ec2-i
 import { awsErrorCode, classifyAwsError, isThrottling, isTransient, isWorthRetryingNextRound } from "../aws/errors.js";
 import { sumImdsMetric } from "../aws/imds-metrics.js";
 import { conclude, deadlineAfter, isPast, readOrDrain, type Throttled, withInstances } from "../domain/batch.js";
+import type { Enforcement } from "../domain/enforcement.js";
 import { RetryableServiceError, RetryableThrottlingError } from "../domain/errors.js";
 import { exemptionOf } from "../domain/exemption.js";
 import type { Batch, InstanceProgress, Origin } from "../domain/model.js";
+
+/** Which attempt of the Enforce task this is: Step Functions passes `$$.State.RetryCount` (0 on the first). */
+export interface EnforceAttempt {
+  retryCount: number;
+}
+export const FIRST_ATTEMPT: EnforceAttempt = { retryCount: 0 };
 
 export interface EnforceDeps {
   ec2: EC2Client;
@@ -30,7 +37,11 @@ export const NOT_FOUND_GRACE_SECONDS = 120;
  * that instance, and the rest of the round, in `enforce` for the next round, so only requests AWS refused are ever
  * repeated.
  */
-export async function enforceBatch(batch: Batch, deps: EnforceDeps): Promise<Batch> {
+export async function enforceBatch(
+  batch: Batch,
+  deps: EnforceDeps,
+  attempt: EnforceAttempt = FIRST_ATTEMPT,
+): Promise<Batch> {
   const now = deps.now();
   const pending = batch.instances.filter((i) => i.stage === "enforce");
   const outcome = await readOrDrain(
@@ -58,7 +69,7 @@ export async function enforceBatch(batch: Batch, deps: EnforceDeps): Promise<Bat
       continue;
     }
     const withOrigin: InstanceProgress = { ...entered, origin: origins.get(progress.instanceId) ?? entered.origin };
-    const outcome = decideWithoutChange(withOrigin, instance, batch, now);
+    const outcome = decideWithoutChange(withOrigin, instance, batch, now, attempt);
     if (outcome.decided) decided.set(progress.instanceId, outcome.decided);
     else candidates.push(outcome.progress);
   }
@@ -76,7 +87,7 @@ export async function enforceBatch(batch: Batch, deps: EnforceDeps): Promise<Bat
         toManaged(
           {
             ...progress,
-            action: `audit: would set HttpTokens=required (now ${instance.MetadataOptions?.HttpTokens ?? "unknown"})`,
+            enforcement: { kind: "would-set-required", was: instance.MetadataOptions?.HttpTokens ?? "unknown" },
             notes: [...progress.notes, "Audit mode: nothing was changed."],
           },
           batch,
@@ -213,7 +224,7 @@ async function safetyGate(
     } else if (batch.settings.onV1Usage === "hold") {
       decided.push(
         conclude(
-          { ...withUsage, action: "none: held" },
+          { ...withUsage, enforcement: { kind: "held" } },
           batch,
           now,
           "held",
@@ -242,6 +253,7 @@ function decideWithoutChange(
   instance: Instance,
   batch: Batch,
   now: Date,
+  attempt: EnforceAttempt,
 ): { decided: InstanceProgress; progress?: undefined } | { decided?: undefined; progress: InstanceProgress } {
   const { settings } = batch;
   if (isGone(instance)) {
@@ -257,7 +269,7 @@ function decideWithoutChange(
       decided: conclude(
         {
           ...progress,
-          action: "none: exempt",
+          enforcement: { kind: "exempt" },
           notes: [...progress.notes, ...(exemption.warning ? [exemption.warning] : [])],
         },
         batch,
@@ -279,23 +291,15 @@ function decideWithoutChange(
   const options = instance.MetadataOptions;
   if (options?.HttpEndpoint === "disabled") {
     return {
-      decided: toManaged(
-        { ...annotated, action: "none: the IMDS endpoint is disabled, so there is no HttpTokens to set" },
-        batch,
-        now,
-        instance,
-      ),
+      decided: toManaged({ ...annotated, enforcement: { kind: "endpoint-disabled" } }, batch, now, instance),
     };
   }
   if (options?.HttpTokens === "required") {
-    // After a 5xx on our modify, `required` means our change went through: report it (and watch it) as ours.
-    const already = annotated.modifyOutcomeUnknown
-      ? {
-          ...annotated,
-          action: "set HttpTokens=required (was optional; EC2 answered the call with an error, but the change took)",
-          enforcedAt: now.toISOString(),
-        }
-      : { ...annotated, action: "none: HttpTokens was already required" };
+    const enforcement = requiredFoundBy(annotated, batch, attempt);
+    const already: InstanceProgress =
+      enforcement.kind === "set-required"
+        ? { ...annotated, enforcement, enforcedAt: now.toISOString() }
+        : { ...annotated, enforcement };
     if (options.State === "applied") {
       return { decided: toManaged({ ...already, appliedAt: now.toISOString() }, batch, now, instance) };
     }
@@ -306,10 +310,30 @@ function decideWithoutChange(
   return { progress: annotated };
 }
 
+/**
+ * Was this `required` the guard's doing? Decided from recorded facts, never from the absence of a flag:
+ * - a modify answered with a 5xx in an earlier round (`modifyOutcomeUnknown`): the guard's call took;
+ * - this is a retry of the step (`$$.State.RetryCount` > 0), so an earlier attempt may have made the call and then
+ *   died before returning, and the triggering event recorded the instance as `optional`: the guard's call took
+ *   (in audit mode no attempt calls, so this cannot apply);
+ * - the event recorded `optional` and this is the step's first attempt: someone else changed it since;
+ * - otherwise it was required already.
+ */
+function requiredFoundBy(progress: InstanceProgress, batch: Batch, attempt: EnforceAttempt): Enforcement {
+  if (batch.settings.mode === "audit") return { kind: "already-required" };
+  if (progress.modifyOutcomeUnknown) return { kind: "set-required", was: "optional", evidence: "answered-with-error" };
+  if (progress.recordedHttpTokens === "optional") {
+    return attempt.retryCount > 0
+      ? { kind: "set-required", was: "optional", evidence: "attempt-stopped-after-call" }
+      : { kind: "already-required", changedSinceEvent: true };
+  }
+  return { kind: "already-required" };
+}
+
 function afterModify(progress: InstanceProgress, instance: Instance, batch: Batch, now: Date): InstanceProgress {
   const modified: InstanceProgress = {
     ...progress,
-    action: `set HttpTokens=required (was ${instance.MetadataOptions?.HttpTokens ?? "unknown"})`,
+    enforcement: { kind: "set-required", was: instance.MetadataOptions?.HttpTokens ?? "unknown", evidence: "answered" },
     enforcedAt: now.toISOString(),
   };
   if (isStopped(instance)) {

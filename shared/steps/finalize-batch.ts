@@ -1,4 +1,5 @@
 import { conclude } from "../domain/batch.js";
+import { LAMBDA_CRASH_ERROR_NAMES } from "../domain/errors.js";
 import { type Batch, type BatchSummary, type InstanceResult, VERDICTS } from "../domain/model.js";
 
 /**
@@ -7,7 +8,20 @@ import { type Batch, type BatchSummary, type InstanceResult, VERDICTS } from "..
  */
 export function finalizeBatch(batch: Batch, now: Date): InstanceResult[] {
   const cause = batch.failure ? describeFailure(batch.failure) : "The flow ended before this instance had a verdict.";
-  return batch.instances.map((progress) => progress.result ?? conclude(progress, batch, now, "error", cause).result);
+  return batch.instances.map(
+    (progress) =>
+      progress.result ?? conclude(progress, batch, now, "error", unfinishedReason(progress, batch, cause)).result,
+  );
+}
+
+/**
+ * Left in `enforce` by an Enforce that kept stopping (crash, timeout), an instance may have been changed by an attempt
+ * that died after its modify call: say so, rather than imply nothing happened.
+ */
+function unfinishedReason(progress: Batch["instances"][number], batch: Batch, cause: string): string {
+  const stopped = [...LAMBDA_CRASH_ERROR_NAMES, "States.Timeout"].includes(batch.failure?.Error ?? "");
+  if (progress.stage !== "enforce" || batch.settings.mode !== "enforce" || !stopped) return cause;
+  return `${cause} HttpTokens may or may not have been set to required by an attempt that stopped: check the instance.`;
 }
 
 /** Step Functions' Catch gives `{Error, Cause}`, where Cause is often the JSON of the Lambda's error. */

@@ -79,7 +79,8 @@ export function resolveTargets(raw: unknown, config: ResolveTargetsConfig, now: 
     };
     // A sweep that found nothing to do still reports: the account's posture is news too.
     if (ids.length === 0) return { ...sweepBase, notify: true };
-    return withTargets(sweepBase, ids, config);
+    // The sweep sends only instances EC2 reported with HttpTokens=optional.
+    return withTargets(sweepBase, ids, config, () => "optional");
   }
 
   if (envelope.source !== "aws.ec2" || envelope["detail-type"] !== "AWS API Call via CloudTrail") {
@@ -102,10 +103,15 @@ export function resolveTargets(raw: unknown, config: ResolveTargetsConfig, now: 
       if (!Array.isArray(items)) {
         return { ...base, notify: true, problem: "RunInstances event has no `responseElements.instancesSet.items`." };
       }
+      // Each item records the instance's metadata options as EC2 launched it, before the guard could act.
+      const recorded = new Map<unknown, unknown>(
+        items.map((item) => [asRecord(item)?.instanceId, asRecord(asRecord(item)?.metadataOptions)?.httpTokens]),
+      );
       return withTargets(
         base,
         items.map((item) => asRecord(item)?.instanceId),
         config,
+        (id) => recorded.get(id),
       );
     }
     case "ModifyInstanceMetadataOptions": {
@@ -117,7 +123,7 @@ export function resolveTargets(raw: unknown, config: ResolveTargetsConfig, now: 
           problem: "ModifyInstanceMetadataOptions event names no instance in `requestParameters`.",
         };
       }
-      return withTargets(base, [id], config);
+      return withTargets(base, [id], config, () => modifiedHttpTokens(asRecord(detail.requestParameters)));
     }
     default:
       return { ...base, notify: true, problem: `Unsupported eventName ${echo(detail.eventName)}.` };
@@ -134,10 +140,20 @@ function modifiedInstanceId(params: Record<string, unknown> | undefined): unknow
   return nested?.InstanceId ?? nested?.instanceId ?? params.InstanceId ?? params.instanceId;
 }
 
+/** The HttpTokens value the call set, when it set one. */
+function modifiedHttpTokens(params: Record<string, unknown> | undefined): unknown {
+  if (!params) return undefined;
+  const nested = asRecord(params.ModifyInstanceMetadataOptionsRequest);
+  return nested?.HttpTokens ?? nested?.httpTokens ?? params.HttpTokens ?? params.httpTokens;
+}
+
+const HTTP_TOKENS_VALUES = new Set(["optional", "required"]);
+
 function withTargets(
   base: Omit<ResolvedTargets, "notify">,
   candidates: unknown[],
   config: ResolveTargetsConfig,
+  recordedHttpTokens: (instanceId: string) => unknown = () => undefined,
 ): ResolvedTargets {
   const seen = new Set<string>();
   const valid: string[] = [];
@@ -154,7 +170,13 @@ function withTargets(
   const batches: InstanceProgress[][] = [];
   for (let i = 0; i < valid.length; i += config.batchSize) {
     batches.push(
-      valid.slice(i, i + config.batchSize).map((instanceId) => ({ instanceId, stage: "enforce", notes: [] })),
+      valid.slice(i, i + config.batchSize).map((instanceId): InstanceProgress => {
+        const recorded = recordedHttpTokens(instanceId);
+        // Only EC2's two values are kept: anything else in an event is not a fact the guard can decide from.
+        return typeof recorded === "string" && HTTP_TOKENS_VALUES.has(recorded)
+          ? { instanceId, stage: "enforce", notes: [], recordedHttpTokens: recorded }
+          : { instanceId, stage: "enforce", notes: [] };
+      }),
     );
   }
   const problem = valid.length === 0 && rejected.length === 0 ? "The event names no instances." : undefined;

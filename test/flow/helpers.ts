@@ -36,6 +36,19 @@ export function runInstancesEvent(
   };
 }
 
+/**
+ * A RunInstances delivery whose items carry the instances' metadata options as CloudTrail records them at launch
+ * (`responseElements.instancesSet.items[].metadataOptions`), as real ones do.
+ */
+export function recordedRunInstancesEvent(instanceIds: string[], httpTokens: "optional" | "required" = "optional") {
+  const event = runInstancesEvent(instanceIds);
+  event.detail.responseElements.instancesSet.items = instanceIds.map((instanceId) => ({
+    instanceId,
+    metadataOptions: { state: "pending", httpTokens, httpPutResponseHopLimit: 1, httpEndpoint: "enabled" },
+  }));
+  return event;
+}
+
 export function modifyEvent(instanceId: string, httpTokens: string, eventId = "e-mod-1") {
   return {
     version: "0",

@@ -34,7 +34,7 @@ function awaiting(instanceId: string, deadline = isoAfter(NOW, 60)): InstancePro
     instanceId,
     stage: "await-applied",
     notes: [],
-    action: "set HttpTokens=required (was optional)",
+    enforcement: { kind: "set-required", was: "optional", evidence: "answered" },
     enforcedAt: STARTED_AT,
     stageDeadline: deadline,
   };

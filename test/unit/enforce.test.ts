@@ -10,6 +10,7 @@ import { allowedImdsV1, sourceFixes } from "../../shared/domain/root-cause.js";
 import { watchListOf } from "../../shared/domain/watch-list.js";
 import { type EnforceDeps, enforceBatch, NOT_FOUND_GRACE_SECONDS } from "../../shared/steps/enforce.js";
 import {
+  actionOf,
   batchFactory,
   describes,
   ec2Instance,
@@ -77,7 +78,7 @@ describe("enforceBatch: decisions that change nothing", () => {
 
     // Assess
     const progress = only(out, ID_A);
-    expect(progress.action).toBe("none: exempt");
+    expect(actionOf(progress)).toBe("none: exempt");
     expect(progress.result?.verdict).toBe("exempt");
     expect(progress.result?.reason).toContain("ops:keep-imdsv1");
     expect(progress.result?.reason).toContain("vendor agent needs IMDSv1 until Q3");
@@ -122,8 +123,61 @@ describe("enforceBatch: decisions that change nothing", () => {
     const progress = only(out, ID_A);
     expect(progress.stage).toBe("await-managed");
     expect(progress.stageDeadline).toBe(isoAfter(SETTINGS.managedTimeoutSeconds));
-    expect(progress.action).toContain("endpoint is disabled");
+    expect(actionOf(progress)).toContain("endpoint is disabled");
     expect(modifyInputs()).toEqual([]);
+  });
+
+  describe("deciding whether a required instance is the guard's change, from recorded facts", () => {
+    const recordedOptional = () => enforcing(ID_A, { recordedHttpTokens: "optional" });
+
+    it.each([
+      {
+        label: "a retry after the launch recorded optional: the crashed attempt's call took",
+        progress: recordedOptional,
+        retryCount: 1,
+        mode: "enforce" as const,
+        expected: { kind: "set-required", was: "optional", evidence: "attempt-stopped-after-call" },
+        watched: true,
+      },
+      {
+        label: "the first attempt after the launch recorded optional: someone else changed it",
+        progress: recordedOptional,
+        retryCount: 0,
+        mode: "enforce" as const,
+        expected: { kind: "already-required", changedSinceEvent: true },
+        watched: false,
+      },
+      {
+        label: "a retry in audit mode: no attempt calls modify, so not the guard's",
+        progress: recordedOptional,
+        retryCount: 2,
+        mode: "audit" as const,
+        expected: { kind: "already-required" },
+        watched: false,
+      },
+      {
+        label: "a retry where the event recorded nothing: no fact to claim it from",
+        progress: () => enforcing(ID_A),
+        retryCount: 1,
+        mode: "enforce" as const,
+        expected: { kind: "already-required" },
+        watched: false,
+      },
+    ])("$label", async ({ progress, retryCount, mode, expected, watched }) => {
+      // Prepare
+      describes(ec2Instance(ID_A, { httpTokens: "required", optionsState: "applied" }));
+
+      // Act
+      const out = await enforceBatch(batchOf([progress()], { settings: { mode } }), deps(), { retryCount });
+
+      // Assess
+      const decided = only(out, ID_A);
+      expect(modifyInputs()).toEqual([]);
+      expect(decided.enforcement).toEqual(expected);
+      expect(decided.enforcedAt !== undefined).toBe(watched);
+      const results = [result(ID_A, { enforcement: decided.enforcement, enforcedAt: decided.enforcedAt })];
+      expect(watchListOf(results).instanceIds).toEqual(watched ? [ID_A] : []);
+    });
   });
 
   it("does not modify an instance already required and applied, and goes on to prove it", async () => {
@@ -138,7 +192,7 @@ describe("enforceBatch: decisions that change nothing", () => {
     const progress = only(out, ID_A);
     expect(progress.stage).toBe("await-managed");
     expect(progress.appliedAt).toBe(NOW.toISOString());
-    expect(progress.action).toBe("none: HttpTokens was already required");
+    expect(actionOf(progress)).toBe("none: HttpTokens was already required");
     expect(modifyInputs()).toEqual([]);
   });
 
@@ -207,7 +261,7 @@ describe("enforceBatch: audit mode", () => {
     for (const id of [ID_A, ID_B]) {
       const progress = only(out, id);
       expect(progress.stage).toBe("await-managed");
-      expect(progress.action).toBe("audit: would set HttpTokens=required (now optional)");
+      expect(actionOf(progress)).toBe("audit: would set HttpTokens=required (now optional)");
       expect(progress.notes).toContain("Audit mode: nothing was changed.");
       expect(progress.enforcedAt).toBeUndefined();
     }
@@ -231,7 +285,7 @@ describe("enforceBatch: enforcing", () => {
     const progress = only(out, ID_A);
     expect(progress).toMatchObject({
       stage: "await-applied",
-      action: "set HttpTokens=required (was optional)",
+      enforcement: { kind: "set-required", was: "optional", evidence: "answered" },
       enforcedAt: NOW.toISOString(),
       stageDeadline: isoAfter(SETTINGS.applyTimeoutSeconds),
     });
@@ -302,7 +356,7 @@ describe("enforceBatch: enforcing", () => {
     // Assess
     expect(modifyInputs()).toStrictEqual([{ InstanceId: ID_A, HttpTokens: "required" }]);
     const progress = only(out, ID_A);
-    expect(progress.action).toBe("set HttpTokens=required (was optional)");
+    expect(actionOf(progress)).toBe("set HttpTokens=required (was optional)");
     expect(progress.result).toMatchObject({ verdict: "unverified", reason: expect.stringContaining("stopped") });
   });
 
@@ -495,7 +549,7 @@ describe("enforceBatch: throttling", () => {
 });
 
 describe("enforceBatch: a modify answered with a 5xx", () => {
-  const TOOK = "set HttpTokens=required (was optional; EC2 answered the call with an error, but the change took)";
+  const TOOK = { kind: "set-required", was: "optional", evidence: "answered-with-error" };
 
   async function afterA500(): Promise<InstanceProgress> {
     describes(ec2Instance(ID_A));
@@ -550,7 +604,7 @@ describe("enforceBatch: a modify answered with a 5xx", () => {
     expect(modifyInputs()).toEqual([]);
     expect(only(out, ID_A)).toMatchObject({
       stage: "await-managed",
-      action: TOOK,
+      enforcement: TOOK,
       enforcedAt: isoAfter(10),
       appliedAt: isoAfter(10),
     });
@@ -566,7 +620,7 @@ describe("enforceBatch: a modify answered with a 5xx", () => {
 
     // Assess
     expect(modifyInputs()).toEqual([]);
-    expect(only(out, ID_A)).toMatchObject({ stage: "await-applied", action: TOOK, enforcedAt: isoAfter(10) });
+    expect(only(out, ID_A)).toMatchObject({ stage: "await-applied", enforcement: TOOK, enforcedAt: isoAfter(10) });
     expect(only(out, ID_A).appliedAt).toBeUndefined();
   });
 
@@ -583,7 +637,7 @@ describe("enforceBatch: a modify answered with a 5xx", () => {
     expect(modifyInputs()).toEqual([{ InstanceId: ID_A, HttpTokens: "required" }]);
     expect(only(out, ID_A)).toMatchObject({
       stage: "await-applied",
-      action: "set HttpTokens=required (was optional)",
+      enforcement: { kind: "set-required", was: "optional", evidence: "answered" },
       enforcedAt: isoAfter(10),
     });
   });
@@ -608,8 +662,8 @@ describe("enforceBatch: a modify answered with a 5xx", () => {
     describes(ec2Instance(ID_A, { httpTokens: "required" }), ec2Instance(ID_B, { httpTokens: "required" }));
     const out = await enforceBatch(batchOf([progress, enforcing(ID_B)]), deps(at(10)));
     const results = [ID_A, ID_B].map((id) => {
-      const { action, enforcedAt } = only(out, id);
-      return result(id, { action, enforcedAt, origin: { launchTemplateId: "lt-0a1b2c3d4e5f60718" } });
+      const { enforcement, enforcedAt } = only(out, id);
+      return result(id, { enforcement, enforcedAt, origin: { launchTemplateId: "lt-0a1b2c3d4e5f60718" } });
     });
 
     // Act

@@ -4,6 +4,7 @@ import { beforeEach, describe, expect, it } from "vitest";
 import type { Trigger } from "../../shared/domain/model.js";
 import { type EnforceDeps, enforceBatch } from "../../shared/steps/enforce.js";
 import {
+  actionOf,
   batchFactory,
   cloudWatchMock,
   describes,
@@ -66,7 +67,10 @@ describe("safety gate: launches", () => {
     // Assess
     expect(cloudWatchMock.commandCalls(GetMetricDataCommand)).toHaveLength(0);
     expect(modifyInputs()).toStrictEqual([{ InstanceId: ID_A, HttpTokens: "required" }]);
-    expect(only(out, ID_A)).toMatchObject({ stage: "await-applied", action: "set HttpTokens=required (was optional)" });
+    expect(only(out, ID_A)).toMatchObject({
+      stage: "await-applied",
+      enforcement: { kind: "set-required", was: "optional", evidence: "answered" },
+    });
     expect(only(out, ID_A).v1Usage).toBeUndefined();
   });
 });
@@ -108,7 +112,7 @@ describe.each(EXISTING)("safety gate: trigger %s", (trigger) => {
     expect(modifyInputs()).toEqual([]);
     const progress = only(out, ID_A);
     expect(progress.stage).toBe("done");
-    expect(progress.action).toBe("none: held");
+    expect(actionOf(progress)).toBe("none: held");
     expect(progress.enforcedAt).toBeUndefined();
     expect(progress.result).toMatchObject({ verdict: "held", v1Usage: { calls: 7, hours: 24 } });
     expect(progress.result?.reason).toContain("7 call(s)");
@@ -195,7 +199,7 @@ describe.each(EXISTING)("safety gate: trigger %s", (trigger) => {
     // Assess
     expect(ec2Mock.commandCalls(ModifyInstanceMetadataOptionsCommand)).toHaveLength(0);
     expect(only(out, ID_A).result?.verdict).toBe("held");
-    expect(only(out, ID_B).action).toBe("audit: would set HttpTokens=required (now optional)");
+    expect(actionOf(only(out, ID_B))).toBe("audit: would set HttpTokens=required (now optional)");
   });
 
   it("does not read the metric for instances that need no change", async () => {
@@ -385,7 +389,7 @@ describe("exemptions that expire", () => {
     expect(modifyInputs()).toEqual([]);
     expect(cloudWatchMock.commandCalls(GetMetricDataCommand)).toHaveLength(0);
     const progress = only(out, ID_A);
-    expect(progress.action).toBe("none: exempt");
+    expect(actionOf(progress)).toBe("none: exempt");
     expect(progress.result?.verdict).toBe("exempt");
     expect(progress.result?.reason).toContain("until 2026-12-31");
     expect(progress.result?.reason).toContain("vendor agent");

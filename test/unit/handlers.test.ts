@@ -943,8 +943,12 @@ describe("governance handlers", () => {
     snsMock.on(PublishCommand).resolves({ MessageId: "m-5" });
     const enforcedAt = "2026-11-28T09:42:40.000Z";
     const stored = [
-      result(ID_A, { action: "set HttpTokens=required (was optional)", enforcedAt }),
-      result(ID_B, { action: "none: HttpTokens was already required" }),
+      result(ID_A, {
+        enforcement: { kind: "set-required", was: "optional", evidence: "answered" },
+        action: "set HttpTokens=required (was optional)",
+        enforcedAt,
+      }),
+      result(ID_B, { enforcement: { kind: "already-required" }, action: "none: HttpTokens was already required" }),
     ];
     const input = { ...VALID_NOTIFY_INPUT, batches: [[enforcing(ID_A), enforcing(ID_B)]] };
 

@@ -34,14 +34,14 @@ const NOW = new Date("2026-11-28T10:03:00.000Z");
 const HOSTILE = "$(rm -rf /)";
 const batchOf = batchFactory({ eventId: "evt-probe-1" });
 
-/** Ready to be probed; its action and notes carry what Enforce saw, including a hostile tag value. */
+/** Ready to be probed; its enforcement and notes carry what Enforce saw, including a hostile tag value. */
 function readyToProbe(instanceId: string, platform: Platform, deadline = isoAfter(NOW, 120)): InstanceProgress {
   return {
     instanceId,
     stage: "send-probe",
     platform,
     notes: [`Tag Name=${HOSTILE}`],
-    action: `none: exempt ${HOSTILE}`,
+    enforcement: { kind: "exempt" },
     appliedAt: "2026-11-28T10:00:20.000Z",
     stageDeadline: deadline,
   };

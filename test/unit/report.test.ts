@@ -687,12 +687,14 @@ describe("attribution in every format", () => {
   };
   const ENFORCED: InstanceResult = {
     ...result("i-0a1b2c3d4e5f60001", "pass"),
+    enforcement: { kind: "set-required", was: "optional", evidence: "answered" },
     action: "set HttpTokens=required (was optional)",
     enforcedAt: "2026-11-28T09:42:40.000Z",
     origin: ORIGIN,
   };
   const COMPLIANT: InstanceResult = {
     ...result("i-0a1b2c3d4e5f60002", "pass"),
+    enforcement: { kind: "already-required" },
     action: "none: HttpTokens was already required",
     origin: { imageId: "ami-0a1b2c3d4e5f60009", imageImdsSupport: "v2.0" },
   };
@@ -839,6 +841,7 @@ describe("held in reports", () => {
       "held",
       "IMDSv1 answered 7 call(s) in the last 24 h (CloudWatch MetadataNoToken), so HttpTokens was not changed (policy onV1Usage=hold).",
     ),
+    enforcement: { kind: "held" },
     action: "none: held",
     v1Usage: { calls: 7, hours: 24 },
   };

@@ -45,20 +45,39 @@ function instanceIds(count: number): string[] {
 }
 
 describe("resolveTargets: RunInstances", () => {
-  it("targets every instance of the call in one batch, each waiting in the enforce stage", () => {
+  it("keeps no recorded HttpTokens when an item has none, or a value EC2 does not use", () => {
+    const event = fixture("run-instances.json");
+    const items = (event.detail as { responseElements: { instancesSet: { items: Record<string, unknown>[] } } })
+      .responseElements.instancesSet.items;
+    items.forEach((item, n) => {
+      if (n === 0) delete item.metadataOptions;
+      else item.metadataOptions = { httpTokens: n === 1 ? "$(reboot)" : "required" };
+    });
+    const [batch = []] = resolveTargets(event, config(), NOW).batches;
+    expect(batch.map((i) => i.recordedHttpTokens)).toEqual([undefined, undefined, "required"]);
+  });
+
+  it("records the HttpTokens a ModifyInstanceMetadataOptions call set", () => {
+    const [batch = []] = resolveTargets(fixture("modify-instance-metadata-options.json"), config(), NOW).batches;
+    expect(batch.map((i) => i.recordedHttpTokens)).toEqual(["optional"]);
+  });
+
+  it("targets every instance of the call in one batch, each waiting in the enforce stage, with HttpTokens as launched", () => {
     // Prepare
     const event = fixture("run-instances.json");
 
     // Act
     const resolved = resolveTargets(event, config(), NOW);
 
-    // Assess
+    // Assess: each item of the real record carries metadataOptions.httpTokens, the fact a retried Enforce decides from.
+    const enforcing = (instanceId: string) => ({
+      instanceId,
+      stage: "enforce",
+      notes: [],
+      recordedHttpTokens: "optional",
+    });
     expect(resolved.batches).toEqual([
-      [
-        { instanceId: "i-0a1b2c3d4e5f60001", stage: "enforce", notes: [] },
-        { instanceId: "i-0a1b2c3d4e5f60002", stage: "enforce", notes: [] },
-        { instanceId: "i-0a1b2c3d4e5f60003", stage: "enforce", notes: [] },
-      ],
+      [enforcing("i-0a1b2c3d4e5f60001"), enforcing("i-0a1b2c3d4e5f60002"), enforcing("i-0a1b2c3d4e5f60003")],
     ]);
     expect(resolved.targetCount).toBe(3);
     expect(resolved.notify).toBe(true);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { AccountPosture } from "../../shared/domain/account-posture.js";
+import { describeEnforcement, type Enforcement } from "../../shared/domain/enforcement.js";
 import type { InstanceResult, Origin, Verdict } from "../../shared/domain/model.js";
 import {
   allowedImdsV1,
@@ -16,8 +17,22 @@ const ENFORCED = "set HttpTokens=required (was optional)";
 
 const ACCOUNT_OPTIONAL: AccountPosture = { httpTokens: "optional", httpTokensEnforced: false, managedBy: "account" };
 
+/** The typed enforcement behind each sentence these tests use. */
+const ENFORCEMENT_OF: Record<string, Enforcement> = {
+  [ENFORCED]: { kind: "set-required", was: "optional", evidence: "answered" },
+  "audit: would set HttpTokens=required (now optional)": { kind: "would-set-required", was: "optional" },
+  "none: held": { kind: "held" },
+  "none: HttpTokens was already required": { kind: "already-required" },
+  "none: the IMDS endpoint is disabled, so there is no HttpTokens to set": { kind: "endpoint-disabled" },
+  "none: exempt": { kind: "exempt" },
+};
+
 function enforced(instanceId: string, origin: Origin, verdict: Verdict = "pass", action = ENFORCED): InstanceResult {
-  return { instanceId, verdict, reason: `${verdict} reason`, warnings: [], action, origin };
+  const enforcement = ENFORCEMENT_OF[action];
+  if (!enforcement) throw new Error(`No enforcement for ${action}`);
+  // The sentence is derived from the data, as in every real result.
+  expect(describeEnforcement(enforcement)).toBe(action);
+  return { instanceId, verdict, reason: `${verdict} reason`, warnings: [], action, enforcement, origin };
 }
 
 /** The spans a Chatbot (markdown) reader would take for commands: text between pairs of backticks. */
@@ -282,7 +297,7 @@ describe("sourceFixes: what needs no fix", () => {
       verdict,
       reason: "r",
       warnings: [],
-      ...(action ? { action } : {}),
+      ...(action ? { action, enforcement: ENFORCEMENT_OF[action] } : {}),
       origin: { launchTemplateId: LT, imageId: AMI, imageImdsSupport: "unset" },
     };
 

@@ -19,6 +19,7 @@ import { mockClient } from "aws-sdk-client-mock";
 import { cloudwatch, ec2 } from "../../shared/aws/clients/index.js";
 import { imageSupportLookup } from "../../shared/aws/image-support.js";
 import type { ResultStore } from "../../shared/aws/result-store.js";
+import { describeEnforcement, type Enforcement } from "../../shared/domain/enforcement.js";
 import type {
   Batch,
   EventRef,
@@ -43,6 +44,11 @@ export const snsMock = mockClient(SNSClient);
 export const cloudWatchMock = mockClient(CloudWatchClient);
 export const sfnMock = mockClient(SFNClient);
 export const dynamoMock = mockClient(DynamoDBClient);
+
+/** The sentence people read for what Enforce did (derived from the typed `enforcement`). */
+export function actionOf(progress: { enforcement?: Enforcement | undefined }): string | undefined {
+  return progress.enforcement ? describeEnforcement(progress.enforcement) : undefined;
+}
 
 export function resetMocks(): void {
   for (const mock of [ec2Mock, ssmMock, snsMock, cloudWatchMock, sfnMock, dynamoMock]) mock.reset();

@@ -86,16 +86,24 @@ describe("watchListOf", () => {
   it("keeps only the instances this execution switched to required, from the earliest enforcement", () => {
     // Prepare
     const results = [
-      result(ID_A, { action: "set HttpTokens=required (was optional)", enforcedAt: "2026-11-28T10:03:00.000Z" }),
+      result(ID_A, {
+        enforcement: { kind: "set-required", was: "optional", evidence: "answered" },
+        action: "set HttpTokens=required (was optional)",
+        enforcedAt: "2026-11-28T10:03:00.000Z",
+      }),
       result(ID_B, {
         verdict: "unverified",
+        enforcement: { kind: "set-required", was: "optional", evidence: "answered" },
         action: "set HttpTokens=required (was optional)",
         enforcedAt: "2026-11-28T10:01:00.000Z",
       }),
-      result(ID_C, { action: "none: HttpTokens was already required" }),
-      result("i-0a1b2c3d4e5f60004", { action: "audit: would set HttpTokens=required (now optional)" }),
-      result("i-0a1b2c3d4e5f60005", { verdict: "held", action: "none: held" }),
-      result("i-0a1b2c3d4e5f60006", { verdict: "exempt", action: "none: exempt" }),
+      result(ID_C, { enforcement: { kind: "already-required" }, action: "none: HttpTokens was already required" }),
+      result("i-0a1b2c3d4e5f60004", {
+        enforcement: { kind: "would-set-required", was: "optional" },
+        action: "audit: would set HttpTokens=required (now optional)",
+      }),
+      result("i-0a1b2c3d4e5f60005", { verdict: "held", enforcement: { kind: "held" }, action: "none: held" }),
+      result("i-0a1b2c3d4e5f60006", { verdict: "exempt", enforcement: { kind: "exempt" }, action: "none: exempt" }),
       result("i-0a1b2c3d4e5f60007", { verdict: "error" }),
     ];
 
@@ -108,7 +116,9 @@ describe("watchListOf", () => {
 
   it("has nothing to watch when nothing was switched", () => {
     // Prepare
-    const results = [result(ID_A, { action: "none: HttpTokens was already required" })];
+    const results = [
+      result(ID_A, { enforcement: { kind: "already-required" }, action: "none: HttpTokens was already required" }),
+    ];
 
     // Act
     const watch = watchListOf(results);

@@ -1,0 +1,122 @@
+import { describe, expect, it } from "vitest";
+import { type FlowRun, runFlow } from "../../local/runner/run-flow.js";
+import { allResults, instanceIds, recordedRunInstancesEvent, scenario } from "./helpers.js";
+
+/**
+ * A Lambda that dies after it did its work, every AWS call made, with its answer lost: the worst moment. Each step is
+ * crashed that way once; the flow must still end every instance in one truthful verdict, notify, and watch exactly
+ * the instances the guard changed.
+ */
+
+function crashAfter(step: string, invocation = 1) {
+  return { lambdaCrashesAfter: { [step]: [invocation] } };
+}
+
+/** Software calling IMDSv1 on the instance, so the watch after enforcing alerts if (and only if) it covers it. */
+async function launchWithV1Caller(options: Parameters<typeof runFlow>[1]) {
+  const [id = ""] = instanceIds(1);
+  const run = await runFlow(
+    scenario({ events: [recordedRunInstancesEvent([id])], instances: [{ id, imdsV1CallsPerHour: 240 }] }),
+    options,
+  );
+  return { id, run };
+}
+
+function expectOneVerdictEach(run: FlowRun, ids: string[]) {
+  const results = allResults(run);
+  expect(results.map((r) => r.instanceId).sort()).toEqual([...ids].sort());
+  expect(run.executions.filter((e) => e.status === "failed")).toEqual([]);
+}
+
+describe("a Lambda that crashes after its AWS calls", () => {
+  it("Enforce after its modify call: the report says the guard set HttpTokens=required, and the watch covers it", async () => {
+    // Act
+    const { id, run } = await launchWithV1Caller(crashAfter("Enforce"));
+
+    // Assess
+    expect(run.lambdaInvocations.Enforce).toBeGreaterThanOrEqual(2);
+    expect(run.sim.modifiedInstanceIds).toEqual([id]); // the retry found the change, it did not repeat it
+    expectOneVerdictEach(run, [id]);
+    const [result] = allResults(run);
+    expect(result?.verdict).toBe("pass");
+    expect(result?.enforcement).toEqual({
+      kind: "set-required",
+      was: "optional",
+      evidence: "attempt-stopped-after-call",
+    });
+    expect(result?.action).toMatch(
+      /^set HttpTokens=required \(was optional; the guard's Lambda stopped after the call/,
+    );
+    expect(result?.enforcedAt).toBeDefined();
+    expect(run.alerts).toHaveLength(1);
+    expect(run.alerts[0]?.instances.map((i) => i.instanceId)).toEqual([id]);
+  });
+
+  it("Enforce, where someone else made the instance required: not reported as the guard's change", async () => {
+    // The event recorded `optional`, but the instance is `required` before the guard's first attempt.
+    const [id = ""] = instanceIds(1);
+    const run = await runFlow(
+      scenario({ events: [recordedRunInstancesEvent([id])], instances: [{ id, httpTokens: "required" }] }),
+    );
+    expect(run.sim.modifiedInstanceIds).toEqual([]);
+    const [result] = allResults(run);
+    expect(result?.enforcement).toEqual({ kind: "already-required", changedSinceEvent: true });
+    expect(result?.enforcedAt).toBeUndefined();
+    expect(run.alerts).toEqual([]);
+  });
+
+  it("Enforce after every attempt: error, saying HttpTokens may have been set, still notified", async () => {
+    const { id, run } = await launchWithV1Caller({ lambdaCrashesAfter: { Enforce: [1, 2, 3, 4, 5, 6, 7, 8] } });
+    expectOneVerdictEach(run, [id]);
+    expect(run.reports).toHaveLength(1);
+    const [result] = allResults(run);
+    expect(result?.verdict).toBe("error");
+    expect(result?.reason).toMatch(/Lambda\.Unknown.*HttpTokens may or may not have been set to required/);
+  });
+
+  it.each(["ResolveTargets", "AssessAccount", "CheckApplied", "CheckManaged", "CheckProbe", "FinalizeBatch"])(
+    "%s: retried, one verdict per instance, one report, the enforced instance watched",
+    async (step) => {
+      const { id, run } = await launchWithV1Caller(crashAfter(step));
+      expect(run.lambdaInvocations[step]).toBeGreaterThanOrEqual(2);
+      expectOneVerdictEach(run, [id]);
+      expect(run.reports).toHaveLength(1);
+      expect(allResults(run)[0]).toMatchObject({
+        verdict: "pass",
+        enforcement: { kind: "set-required", evidence: "answered" },
+      });
+      expect(run.sim.modifiedInstanceIds).toEqual([id]);
+      expect(run.alerts.map((a) => a.instances.map((i) => i.instanceId))).toEqual([[id]]);
+    },
+  );
+
+  it("SendProbe after its SendCommand: not retried (a second probe), so error with the cause; the change is still reported and watched", async () => {
+    const { id, run } = await launchWithV1Caller(crashAfter("SendProbe"));
+    expect(run.lambdaInvocations.SendProbe).toBe(1);
+    expect(run.sim.calls.SendCommand).toBe(1);
+    expectOneVerdictEach(run, [id]);
+    const [result] = allResults(run);
+    expect(result?.verdict).toBe("error");
+    expect(result?.reason).toMatch(/Lambda\.Unknown/);
+    expect(result?.enforcement?.kind).toBe("set-required");
+    expect(run.alerts.map((a) => a.instances.map((i) => i.instanceId))).toEqual([[id]]);
+  });
+
+  it("Notify after its publish: retried, so the report may arrive twice, identical, and the watch runs once", async () => {
+    const { id, run } = await launchWithV1Caller(crashAfter("Notify"));
+    // The crashed report, its retry, and the alert of the watch after enforcing (also sent by Notify).
+    expect(run.lambdaInvocations.Notify).toBe(3);
+    // At least once: a duplicate report beats a lost one (CRASH_SAFE in infra/state-machine.ts).
+    expect(run.reports).toHaveLength(2);
+    expect(run.reports[0]?.results).toEqual(run.reports[1]?.results);
+    expect(run.reports[0]?.results.map((r) => r.instanceId)).toEqual([id]);
+    expect(run.alerts).toHaveLength(1);
+  });
+
+  it("CheckRejected after its read: retried, one alert", async () => {
+    const { id, run } = await launchWithV1Caller(crashAfter("CheckRejected"));
+    expect(run.lambdaInvocations.CheckRejected).toBe(2);
+    expectOneVerdictEach(run, [id]);
+    expect(run.alerts.map((a) => a.instances.map((i) => i.instanceId))).toEqual([[id]]);
+  });
+});
