@@ -56,9 +56,10 @@ async function flowFigures(): Promise<void> {
   );
   const runs: [string, FlowRun][] = [];
   runs.push(["1 instance, pass path", await runFlow(singleInstanceScenario())]);
+  const defaultScenario = parseScenario(JSON.parse(readFileSync("local/scenarios/default.json", "utf8")), "default");
   runs.push([
-    "default scenario (8 mixed instances, 2 events)",
-    await runFlow(parseScenario(JSON.parse(readFileSync("local/scenarios/default.json", "utf8")), "default")),
+    `default scenario (${defaultScenario.instances.length} instances, ${defaultScenario.events.length} events)`,
+    await runFlow(defaultScenario),
   ]);
   const burst = await runFlow(burstScenario(1000), { faults: { ec2Throttling: true } });
   runs.push(["burst: 1 event x 1,000 instances, throttled", burst]);
@@ -101,6 +102,90 @@ async function flowFigures(): Promise<void> {
         maxHistory,
         (run.wallMilliseconds / 1000).toFixed(1),
       ])}\n`,
+    );
+  }
+}
+
+/**
+ * Assumed delivery delays (AWS documents no figure for either): EC2's state-change notification arrives within
+ * seconds; CloudTrail's record reaches EventBridge after a delay that is typically a minute or more and best effort.
+ */
+const STATE_CHANGE_DELAY_SECONDS = 2;
+const CLOUDTRAIL_DELAYS_SECONDS = [60, 300];
+const EXPOSED_ID = "i-0c000000000000002";
+
+function exposureScenario(events: unknown[]) {
+  return parseScenario(
+    {
+      name: "exposure window",
+      eventSpacingSeconds: 0,
+      settings: { watchRejectedSeconds: 0 },
+      events,
+      instances: [{ id: EXPOSED_ID }],
+    },
+    "bench",
+  );
+}
+
+function runInstancesRecord(delaySeconds: number) {
+  return {
+    eventDelaySeconds: delaySeconds,
+    "detail-type": "AWS API Call via CloudTrail",
+    source: "aws.ec2",
+    account: "111122223333",
+    region: "eu-west-1",
+    detail: {
+      eventName: "RunInstances",
+      eventID: `bench-exposure-${delaySeconds}`,
+      eventTime: "2026-11-28T09:00:00Z",
+      userIdentity: { arn: "arn:aws:iam::111122223333:user/bench" },
+      responseElements: { instancesSet: { items: [{ instanceId: EXPOSED_ID }] } },
+    },
+  };
+}
+
+function pendingNotification(delaySeconds: number) {
+  return {
+    eventDelaySeconds: delaySeconds,
+    id: "bench-pending",
+    "detail-type": "EC2 Instance State-change Notification",
+    source: "aws.ec2",
+    account: "111122223333",
+    region: "eu-west-1",
+    time: "2026-11-28T09:00:00Z",
+    detail: { "instance-id": EXPOSED_ID, state: "pending" },
+  };
+}
+
+/** Seconds from the instance's `pending` (the run's start) until EC2 applied HttpTokens=required. */
+function exposureSeconds(run: FlowRun): number {
+  const applied = run.sim.instance(EXPOSED_ID)?.tokenHistory.find((h) => h.tokens === "required");
+  return applied ? (applied.at - Date.parse("2026-11-28T09:00:00Z")) / 1000 : Number.NaN;
+}
+
+async function exposureFigures(): Promise<void> {
+  section(
+    "Exposure window per trigger: from the instance's pending to HttpTokens=required applied (EC2's apply time in the simulation: 20 s)",
+  );
+  process.stdout.write(
+    `${row(["trigger", "delivery delay assumed", "exposure s (pending -> applied)", "report at s", "reports"])}\n${row(["---", "---", "---:", "---:", "---:"])}\n`,
+  );
+  for (const ct of CLOUDTRAIL_DELAYS_SECONDS) {
+    const run = await runFlow(
+      exposureScenario([pendingNotification(STATE_CHANGE_DELAY_SECONDS), runInstancesRecord(ct)]),
+    );
+    process.stdout.write(
+      `${row([`state-change (record at ${ct} s names the actor)`, `state-change ${STATE_CHANGE_DELAY_SECONDS} s`, exposureSeconds(run).toFixed(0), run.lastReportSeconds.toFixed(0), run.reports.length])}\n`,
+    );
+  }
+  const alone = await runFlow(exposureScenario([pendingNotification(STATE_CHANGE_DELAY_SECONDS)]));
+  process.stdout.write(
+    `${row(["state-change, no record (actor unknown)", `state-change ${STATE_CHANGE_DELAY_SECONDS} s`, exposureSeconds(alone).toFixed(0), alone.lastReportSeconds.toFixed(0), alone.reports.length])}\n`,
+  );
+  for (const ct of CLOUDTRAIL_DELAYS_SECONDS) {
+    const run = await runFlow(exposureScenario([runInstancesRecord(ct)]));
+    process.stdout.write(
+      `${row(["CloudTrail record only", `CloudTrail ${ct} s`, exposureSeconds(run).toFixed(0), run.lastReportSeconds.toFixed(0), run.reports.length])}\n`,
     );
   }
 }
@@ -163,4 +248,5 @@ function median(values: number[]): number {
 
 process.stdout.write(`# imdsv2-guard bench (${new Date().toISOString()}, Node ${process.version}, ${process.arch})\n`);
 await flowFigures();
+await exposureFigures();
 await bundleFigures();

@@ -51,7 +51,14 @@ var flowSettingsSchema = z2.object({
   /** How long to watch MetadataNoTokenRejected after enforcing; 0 switches the watch off. */
   watchRejectedSeconds: z2.number().int().min(0).max(86400)
 });
-var triggerSchema = z2.enum(["launch", "regression", "sweep"]);
+var triggerSchema = z2.enum(["launch", "regression", "sweep", "start", "state-change", "account-default"]);
+var platformOwnerSchema = z2.discriminatedUnion("kind", [
+  z2.object({ kind: z2.literal("eks-nodegroup"), cluster: z2.string(), nodegroup: z2.string() }),
+  z2.object({ kind: z2.literal("karpenter"), nodePool: z2.string().optional(), nodeClass: z2.string().optional() }),
+  z2.object({ kind: z2.literal("elastic-beanstalk"), environment: z2.string() }),
+  z2.object({ kind: z2.literal("ec2-fleet"), fleetId: z2.string() }),
+  z2.object({ kind: z2.literal("spot-fleet"), requestId: z2.string() })
+]);
 var originSchema = z2.object({
   launchTemplateId: z2.string().optional(),
   launchTemplateVersion: z2.string().optional(),
@@ -60,7 +67,9 @@ var originSchema = z2.object({
   /** The AMI's ImdsSupport: "v2.0" makes every launch from it IMDSv2-only; "unset" when it has none. */
   imageImdsSupport: z2.string().optional(),
   /** The instance's hop limit, which a launch template fix must keep (containers need 2 with IMDSv2). */
-  hopLimit: z2.number().int().optional()
+  hopLimit: z2.number().int().optional(),
+  /** EKS, Karpenter, Elastic Beanstalk, EC2 Fleet or Spot Fleet, when its tags say one launched the instance. */
+  owner: platformOwnerSchema.optional()
 });
 var v1UsageSchema = z2.object({ calls: z2.number().min(0), hours: z2.number().positive() });
 var eventRefSchema = z2.object({
@@ -70,7 +79,7 @@ var eventRefSchema = z2.object({
   actor: z2.string(),
   account: z2.string(),
   region: z2.string(),
-  source: z2.enum(["cloudtrail", "sweep"]),
+  source: z2.enum(["cloudtrail", "sweep", "state-change"]),
   /** The launch template a RunInstances call named, as the request gave it. */
   launchTemplate: z2.object({ id: z2.string().optional(), name: z2.string().optional(), version: z2.string().optional() }).optional()
 });

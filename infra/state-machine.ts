@@ -17,7 +17,9 @@ export type StepFunction =
   | "CheckProbe"
   | "FinalizeBatch"
   | "Notify"
-  | "CheckRejected";
+  | "CheckRejected"
+  | "GuardAccountDefault"
+  | "ClaimInstances";
 
 /**
  * Whether a function may run again after it crashed part-way (Lambda.Unknown, Sandbox.Timedout), when it may already
@@ -38,6 +40,10 @@ export const CRASH_SAFE: Record<StepFunction, boolean> = {
   FinalizeBatch: true,
   Notify: true,
   CheckRejected: true,
+  // It reads the defaults before it sets them, and setting HttpTokens=required twice is the same as once.
+  GuardAccountDefault: true,
+  // Its claim is a conditional put that the same execution may repeat (executionId = :me); attributions overwrite.
+  ClaimInstances: true,
 };
 
 /**
@@ -202,7 +208,65 @@ export const DEFINITION = {
           Next: "HasTargets",
         },
       ],
-      Next: "HasTargets",
+      Next: "NeedsInstanceClaims",
+    },
+    NeedsInstanceClaims: {
+      Type: "Choice",
+      Comment:
+        "A launch or a start can be heard twice, from EC2's state-change notification and from its CloudTrail record: claim each instance occurrence once.",
+      Choices: [
+        {
+          And: [
+            { Variable: "$.targetCount", NumericGreaterThan: 0 },
+            {
+              Or: [
+                { Variable: "$.trigger", StringEquals: "launch" },
+                { Variable: "$.trigger", StringEquals: "start" },
+                { Variable: "$.trigger", StringEquals: "state-change" },
+              ],
+            },
+          ],
+          Next: "ClaimInstances",
+        },
+      ],
+      Default: "HasTargets",
+    },
+    ClaimInstances: {
+      Type: "Task",
+      Comment:
+        "One conditional put per instance occurrence (inst#account#region#id#LaunchTime). Instances another execution claimed first leave this one; a CloudTrail record leaves its actor and launch template for that execution's report. If the ledger fails, go on: a possible duplicate verdict beats a lost one.",
+      Resource: functionArn("ClaimInstances"),
+      TimeoutSeconds: 60,
+      Parameters: {
+        "state.$": "$",
+        "executionId.$": "$$.Execution.Id",
+      },
+      // No ResultPath: the result (the state with the instances this execution keeps) replaces the input.
+      Retry: lambdaRetry("ClaimInstances", { guardErrorsMaxDelaySeconds: 30, lambdaAttempts: 4 }),
+      Catch: [
+        {
+          ErrorEquals: ["States.ALL"],
+          ResultPath: "$.instanceClaimFailure",
+          Next: "HasTargets",
+        },
+      ],
+      Next: "ClaimedElsewhere",
+    },
+    ClaimedElsewhere: {
+      Type: "Choice",
+      Comment: "Every instance belongs to another execution, which reports it: nothing to do here.",
+      Choices: [
+        {
+          Variable: "$.ignored",
+          IsPresent: true,
+          Next: "AlreadyClaimed",
+        },
+      ],
+      Default: "HasTargets",
+    },
+    AlreadyClaimed: {
+      Type: "Succeed",
+      Comment: "Another execution holds the claim on every instance of this event.",
     },
     Duplicate: {
       Type: "Succeed",
@@ -212,12 +276,60 @@ export const DEFINITION = {
       Type: "Choice",
       Choices: [
         {
+          Variable: "$.accountDefaultChange",
+          IsPresent: true,
+          Next: "GuardAccountDefault",
+        },
+        {
           Variable: "$.targetCount",
           NumericGreaterThan: 0,
           Next: "NeedsAccountPosture",
         },
       ],
       Default: "Notify",
+    },
+    GuardAccountDefault: {
+      Type: "Task",
+      Comment:
+        "Someone weakened the region's IMDS defaults: read them now and, with enforceAccountDefault in enforce mode, set HttpTokens back to required. If it fails, the alert still goes out and says so.",
+      Resource: functionArn("GuardAccountDefault"),
+      TimeoutSeconds: 60,
+      Parameters: {
+        "event.$": "$.event",
+        "change.$": "$.accountDefaultChange",
+      },
+      ResultPath: "$.accountDefaultOutcome",
+      Retry: lambdaRetry("GuardAccountDefault", { guardErrorsMaxDelaySeconds: 30, lambdaAttempts: 4 }),
+      Catch: [
+        {
+          ErrorEquals: ["States.ALL"],
+          ResultPath: "$.accountDefaultOutcome",
+          Next: "AlertAccountDefault",
+        },
+      ],
+      Next: "AlertAccountDefault",
+    },
+    AlertAccountDefault: {
+      Type: "Task",
+      Comment: "The alert: the actor, the new value, what the guard read afterwards and what it did.",
+      Resource: functionArn("Notify"),
+      TimeoutSeconds: 60,
+      Parameters: {
+        alert: "account-default",
+        "event.$": "$.event",
+        "change.$": "$.accountDefaultChange",
+        "outcome.$": "$.accountDefaultOutcome",
+      },
+      ResultPath: "$.notified",
+      Retry: lambdaRetry("Notify", { guardErrorsMaxDelaySeconds: 60, lambdaAttempts: 4 }),
+      Catch: [
+        {
+          ErrorEquals: ["States.ALL"],
+          ResultPath: "$.notifyFailure",
+          Next: "FallbackHasEvent",
+        },
+      ],
+      Next: "Done",
     },
     NeedsAccountPosture: {
       Type: "Choice",
@@ -483,8 +595,59 @@ export const DEFINITION = {
           Next: "Notify",
         },
       ],
-      Next: "Notify",
+      Next: "NeedsAttribution",
       ToleratedFailurePercentage: 100,
+    },
+    NeedsAttribution: {
+      Type: "Choice",
+      Comment:
+        "Started from EC2's state-change notification: the instances are enforced and proven; the report waits for the CloudTrail record's actor and launch template, until the attribution deadline.",
+      Choices: [
+        {
+          And: [
+            { Variable: "$.awaitAttribution.deadline", IsPresent: true },
+            { Variable: "$.instanceClaims.claimed", IsPresent: true },
+          ],
+          Next: "ReadAttribution",
+        },
+      ],
+      Default: "Notify",
+    },
+    ReadAttribution: {
+      Type: "Task",
+      Comment: "Read-only: has the CloudTrail record left its attribution on the claim yet?",
+      Resource: functionArn("ClaimInstances"),
+      TimeoutSeconds: 60,
+      Parameters: {
+        "keys.$": "$.instanceClaims.claimed",
+        "deadline.$": "$.awaitAttribution.deadline",
+      },
+      ResultPath: "$.attribution",
+      Retry: lambdaRetry("ClaimInstances", { guardErrorsMaxDelaySeconds: 30, lambdaAttempts: 4 }),
+      Catch: [
+        {
+          ErrorEquals: ["States.ALL"],
+          ResultPath: "$.attributionFailure",
+          Next: "Notify",
+        },
+      ],
+      Next: "AttributionArrived",
+    },
+    AttributionArrived: {
+      Type: "Choice",
+      Choices: [
+        {
+          Variable: "$.attribution.done",
+          BooleanEquals: true,
+          Next: "Notify",
+        },
+      ],
+      Default: "WaitForAttribution",
+    },
+    WaitForAttribution: {
+      Type: "Wait",
+      SecondsPath: "$.attribution.pollSeconds",
+      Next: "ReadAttribution",
     },
     Notify: {
       Type: "Task",

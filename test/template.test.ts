@@ -260,6 +260,8 @@ const FUNCTIONS = {
   finalizeBatch: { logicalId: "FinalizeBatchLambdaFunction", role: "FinalizeBatchRole" },
   notify: { logicalId: "NotifyLambdaFunction", role: "NotifyRole" },
   checkRejected: { logicalId: "CheckRejectedLambdaFunction", role: "CheckRejectedRole" },
+  guardAccountDefault: { logicalId: "GuardAccountDefaultLambdaFunction", role: "GuardAccountDefaultRole" },
+  claimInstances: { logicalId: "ClaimInstancesLambdaFunction", role: "ClaimInstancesRole" },
   sweep: { logicalId: "SweepLambdaFunction", role: "SweepRole" },
 } as const;
 
@@ -291,6 +293,8 @@ const EXPECTED_ACTIONS: Record<string, string[]> = {
   FinalizeBatchRole: ["dynamodb:PutItem", ...LOGS],
   NotifyRole: ["dynamodb:Query", "kms:Decrypt", "kms:GenerateDataKey", "sns:Publish", ...LOGS],
   CheckRejectedRole: ["cloudwatch:GetMetricData", "ec2:GetInstanceMetadataDefaults", ...LOGS],
+  GuardAccountDefaultRole: ["ec2:GetInstanceMetadataDefaults", ...LOGS],
+  ClaimInstancesRole: ["dynamodb:PutItem", "dynamodb:Query", "ec2:DescribeInstances", ...LOGS],
   StateMachineRole: [
     "dynamodb:PutItem",
     "lambda:InvokeFunction",
@@ -313,6 +317,7 @@ const EXPECTED_ACTIONS: Record<string, string[]> = {
 const EXPECTED_ACTIONS_ENFORCING_ACCOUNT_DEFAULT: Record<string, string[]> = {
   ...EXPECTED_ACTIONS,
   SweepRole: [...(EXPECTED_ACTIONS.SweepRole ?? []), "ec2:ModifyInstanceMetadataDefaults"],
+  GuardAccountDefaultRole: [...(EXPECTED_ACTIONS.GuardAccountDefaultRole ?? []), "ec2:ModifyInstanceMetadataDefaults"],
 };
 
 /** Actions AWS does not scope by resource: the only ones allowed on Resource "*" in an identity policy. */
@@ -393,17 +398,44 @@ afterAll(async () => {
   }
 });
 
+describe("EventBridge state-change rule (no trail needed)", () => {
+  const pattern = () => resolve(resource(defaults, "GuardStateChangeRule").Properties.EventPattern);
+
+  it("selects EC2's pending notifications only", async () => {
+    expect(resource(defaults, "GuardStateChangeRule").Properties.EventPattern).toEqual({
+      source: ["aws.ec2"],
+      "detail-type": ["EC2 Instance State-change Notification"],
+      detail: { state: ["pending"] },
+    });
+    expect(matchesEventPattern(pattern(), await readFixture("state-change-pending.json"))).toBe(true);
+    expect(matchesEventPattern(pattern(), await readFixture("state-change-running.json"))).toBe(false);
+    expect(matchesEventPattern(pattern(), await readFixture("run-instances.json"))).toBe(false);
+  });
+
+  it("starts the same state machine with the same role, retries and dead-letter queue as the CloudTrail rule", () => {
+    const targetsOf = (id: string) =>
+      z.array(z.record(z.string(), z.unknown())).parse(resource(defaults, id).Properties.Targets);
+    expect(targetsOf("GuardStateChangeRule")).toEqual(targetsOf("GuardEventRule"));
+  });
+});
+
 describe("EventBridge rule", () => {
   const pattern = () => resolve(resource(defaults, "GuardEventRule").Properties.EventPattern);
 
-  it("selects successful RunInstances and ModifyInstanceMetadataOptions calls from CloudTrail, nothing else", () => {
+  it("selects the successful launch, start, fleet and metadata calls from CloudTrail, nothing else", () => {
     const raw = resource(defaults, "GuardEventRule").Properties.EventPattern;
     expect(raw).toMatchObject({
       source: ["aws.ec2"],
       "detail-type": ["AWS API Call via CloudTrail"],
       detail: {
         eventSource: ["ec2.amazonaws.com"],
-        eventName: ["RunInstances", "ModifyInstanceMetadataOptions"],
+        eventName: [
+          "RunInstances",
+          "StartInstances",
+          "CreateFleet",
+          "ModifyInstanceMetadataOptions",
+          "ModifyInstanceMetadataDefaults",
+        ],
         errorCode: [{ exists: false }],
       },
     });
@@ -419,16 +451,26 @@ describe("EventBridge rule", () => {
     "modify-instance-metadata-options.json",
     "run-instances-by-iam-user.json",
     "modify-instance-metadata-options-by-root.json",
+    "start-instances.json",
+    "create-fleet-instant.json",
+    "run-instances-by-ec2fleet-without-response.json",
+    "run-instances-root-invoked-by-autoscaling-2016.json",
+    "modify-instance-metadata-defaults.json",
   ])("matches %s", async (name) => {
     expect(matchesEventPattern(pattern(), await readFixture(name))).toBe(true);
   });
 
-  it.each(["modify-instance-metadata-options-failed.json", "modify-instance-metadata-options-by-guard.json"])(
-    "does not match %s",
-    async (name) => {
-      expect(matchesEventPattern(pattern(), await readFixture(name))).toBe(false);
-    },
-  );
+  it.each([
+    "modify-instance-metadata-options-failed.json",
+    "modify-instance-metadata-options-by-guard.json",
+    "modify-instance-metadata-defaults-failed.json",
+  ])("does not match %s", async (name) => {
+    expect(matchesEventPattern(pattern(), await readFixture(name))).toBe(false);
+  });
+
+  it("is not where the state-change notification goes: that has its own rule", async () => {
+    expect(matchesEventPattern(pattern(), await readFixture("state-change-pending.json"))).toBe(false);
+  });
 
   it("still matches calls whose userIdentity has no arn (AWS services), instead of dropping them unseen", async () => {
     const event = await readFixture("run-instances.json");
@@ -568,10 +610,11 @@ describe("IAM", () => {
       },
     ]);
     expect(statementFor(enforcingDefault, "SweepRole", "ec2:ModifyInstanceMetadataDefaults")).toEqual(statements[0]);
-    // No other role, in any template, may change the account default.
+    // No other role, in any template, may change the account default, but GuardAccountDefault under the same
+    // condition (below).
     for (const template of [defaults, configured, enforcingDefault]) {
       for (const role of ofType(template, "AWS::IAM::Role").map(([id]) => id)) {
-        if (role !== "SweepRole")
+        if (role !== "SweepRole" && (role !== "GuardAccountDefaultRole" || template !== enforcingDefault))
           expect(allowedActions(template, role), role).not.toContain("ec2:ModifyInstanceMetadataDefaults");
       }
     }
@@ -580,6 +623,27 @@ describe("IAM", () => {
     expect(sweepEnv(defaults)).toBe("false");
     expect(sweepEnv(configured)).toBe("false");
     expect(sweepEnv(enforcingDefault)).toBe("true");
+  });
+
+  it("lets GuardAccountDefault set a weakened default back only under the sweep's condition, and tells it so", () => {
+    const policy = resource(defaults, "GuardAccountDefaultPolicy");
+    expect(policy.Condition).toBe("EnforceAccountDefault");
+    expect(policy.Properties.RoleName).toEqual(ref("GuardAccountDefaultRole"));
+    expect(policyDocumentSchema.parse(policy.Properties.PolicyDocument).Statement).toEqual([
+      {
+        Sid: "SetAccountImdsDefault",
+        Effect: "Allow",
+        Action: "ec2:ModifyInstanceMetadataDefaults",
+        Resource: "*",
+        Condition: thisRegionOnly,
+      },
+    ]);
+    expect(allowedActions(configured, "GuardAccountDefaultRole")).not.toContain("ec2:ModifyInstanceMetadataDefaults");
+    expect(allowedActions(enforcingDefault, "GuardAccountDefaultRole")).toContain("ec2:ModifyInstanceMetadataDefaults");
+    const env = (t: Template) => evaluateIfs(t, envOf(t, "GuardAccountDefaultLambdaFunction").ENFORCE_ACCOUNT_DEFAULT);
+    expect(env(defaults)).toBe("false");
+    expect(env(configured)).toBe("false");
+    expect(env(enforcingDefault)).toBe("true");
   });
 
   it("lets each function write only to its own log group", () => {
@@ -663,7 +727,7 @@ describe("IAM", () => {
       },
     ]);
     const rules = ofType(defaults, "AWS::Events::Rule").map(([id]) => id);
-    expect(rules.sort()).toEqual(["GuardEventRule", "SweepScheduleRule"]);
+    expect(rules.sort()).toEqual(["GuardEventRule", "GuardStateChangeRule", "SweepScheduleRule"]);
     expect(resource(defaults, "SweepScheduleRule").Properties).toMatchObject({
       ScheduleExpression: "rate(1 day)",
       Targets: [{ Arn: getAtt("SweepLambdaFunction") }],
@@ -691,13 +755,15 @@ describe("IAM", () => {
       expect(s.Resource, role).toEqual(getAtt("EventLedgerTable"));
       expect(s.Condition, role).toBeUndefined();
     }
-    // The ledger is reached by these two roles and the state machine's (ClaimEvent), nobody else.
+    // The ledger is reached by these two roles, the state machine's (ClaimEvent) and ClaimInstances (a conditional
+    // put per instance occurrence, the record's attribution, and reading it back), nobody else.
     for (const role of ofType(defaults, "AWS::IAM::Role").map(([id]) => id)) {
       const dynamo = allowedActions(defaults, role).filter((a) => a.startsWith("dynamodb:"));
       const expected: Record<string, string[]> = {
         FinalizeBatchRole: ["dynamodb:PutItem"],
         NotifyRole: ["dynamodb:Query"],
         StateMachineRole: ["dynamodb:PutItem"],
+        ClaimInstancesRole: ["dynamodb:PutItem", "dynamodb:Query"],
       };
       expect(dynamo, role).toEqual(expected[role] ?? []);
     }
@@ -756,7 +822,7 @@ describe("IAM", () => {
 });
 
 describe("failure paths and alerting", () => {
-  it("encrypts the dead-letter queue and lets only this rule send to it", () => {
+  it("encrypts the dead-letter queue and lets only the guard's two rules send to it", () => {
     const queue = resource(defaults, "EventDeadLetterQueue");
     expect(queue.Properties.SqsManagedSseEnabled === true || queue.Properties.KmsMasterKeyId !== undefined).toBe(true);
     const policy = resource(defaults, "EventDeadLetterQueuePolicy");
@@ -769,7 +835,7 @@ describe("failure paths and alerting", () => {
       Principal: { Service: "events.amazonaws.com" },
       Action: "sqs:SendMessage",
       Resource: getAtt("EventDeadLetterQueue"),
-      Condition: { ArnEquals: { "aws:SourceArn": getAtt("GuardEventRule") } },
+      Condition: { ArnEquals: { "aws:SourceArn": [getAtt("GuardEventRule"), getAtt("GuardStateChangeRule")] } },
     });
   });
 

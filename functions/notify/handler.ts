@@ -2,6 +2,7 @@ import { dynamodb } from "../../shared/aws/clients/dynamodb.js";
 import { sns } from "../../shared/aws/clients/sns.js";
 import { dynamoResultStore, LEDGER_RETENTION_SECONDS, type ResultStore } from "../../shared/aws/result-store.js";
 import { watchListOf } from "../../shared/domain/watch-list.js";
+import { accountDefaultAlertMessage } from "../../shared/report/account-default-alert.js";
 import { fallbackMessage, notifyInputSchema, reportFromNotifyInput } from "../../shared/report/notify-input.js";
 import { rejectedCallsMessage } from "../../shared/report/rejected-calls.js";
 import { loadLedgerTableName, loadNotifyConfig, type NotifyConfig } from "../../shared/runtime/config.js";
@@ -20,7 +21,9 @@ export function createHandler(config: NotifyConfig, store: ResultStore) {
     const deps = { sns, logger, config };
     if ("alert" in parsed) {
       logger.appendKeys({ eventId: parsed.event.eventId });
-      return { verdict: "alert", messageIds: await publish(rejectedCallsMessage(parsed), "alert", deps) };
+      const message =
+        parsed.alert === "account-default" ? accountDefaultAlertMessage(parsed) : rejectedCallsMessage(parsed);
+      return { verdict: "alert", messageIds: await publish(message, "alert", deps) };
     }
     if ("notifyFailure" in parsed) {
       return { verdict: "alert", messageIds: await publish(fallbackMessage(parsed), "alert", deps) };

@@ -4,14 +4,17 @@ import { createHandler as createCheckApplied } from "../../functions/check-appli
 import { createHandler as createCheckManaged } from "../../functions/check-managed/handler.js";
 import { createHandler as createCheckProbe } from "../../functions/check-probe/handler.js";
 import { createHandler as createCheckRejected } from "../../functions/check-rejected/handler.js";
+import { createHandler as createClaimInstances } from "../../functions/claim-instances/handler.js";
 import { createHandler as createEnforce } from "../../functions/enforce/handler.js";
 import { createHandler as createFinalizeBatch } from "../../functions/finalize-batch/handler.js";
+import { createHandler as createGuardAccountDefault } from "../../functions/guard-account-default/handler.js";
 import { createHandler as createNotify } from "../../functions/notify/handler.js";
 import { createHandler as createResolveTargets } from "../../functions/resolve-targets/handler.js";
 import { createHandler as createSendProbe } from "../../functions/send-probe/handler.js";
 import { dynamodb } from "../../shared/aws/clients/index.js";
+import { dynamoInstanceClaims } from "../../shared/aws/instance-claims.js";
 import { dynamoResultStore } from "../../shared/aws/result-store.js";
-import type { NotifyConfig, ResolveTargetsConfig } from "../../shared/runtime/config.js";
+import type { GuardAccountDefaultConfig, NotifyConfig, ResolveTargetsConfig } from "../../shared/runtime/config.js";
 
 export type LambdaHandler = (event: unknown, context: Context) => Promise<unknown>;
 
@@ -20,6 +23,7 @@ export function localFunctions(config: {
   resolveTargets: ResolveTargetsConfig;
   notify: NotifyConfig;
   ledgerTableName: string;
+  guardAccountDefault: GuardAccountDefaultConfig;
 }): Record<string, LambdaHandler> {
   const store = dynamoResultStore(dynamodb, config.ledgerTableName);
   return {
@@ -33,5 +37,7 @@ export function localFunctions(config: {
     NotifyFunctionArn: createNotify(config.notify, store),
     AssessAccountFunctionArn: createAssessAccount(),
     CheckRejectedFunctionArn: createCheckRejected(),
+    GuardAccountDefaultFunctionArn: createGuardAccountDefault(config.guardAccountDefault),
+    ClaimInstancesFunctionArn: createClaimInstances(dynamoInstanceClaims(dynamodb, config.ledgerTableName)),
   };
 }

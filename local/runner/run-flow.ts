@@ -10,6 +10,7 @@ type JSONValue = Parameters<StateMachine["run"]>[0];
 
 import { createHandler as createSweepHandler } from "../../functions/sweep/handler.js";
 import type { FlowSettings } from "../../shared/domain/model.js";
+import type { AccountDefaultAlertInput } from "../../shared/report/account-default-alert.js";
 import type { RejectedCalls } from "../../shared/report/rejected-calls.js";
 import { type EventReport, parseMachineReport } from "../../shared/report/report.js";
 import { DEFAULT_FLOW_SETTINGS, type NotifyConfig, type ResolveTargetsConfig } from "../../shared/runtime/config.js";
@@ -56,13 +57,14 @@ export interface RunOptions {
   batchSize?: number;
   /** Deliver these event indexes twice (EventBridge's at-least-once delivery). */
   duplicateDeliveries?: number[];
-  /** The sweep sets the account's IMDS default to required. */
+  /** The sweep sets the account's IMDS default to required, and the guard sets a weakened default back. */
   enforceAccountDefault?: boolean;
   /** Instances per execution the sweep starts. */
   sweepInstancesPerExecution?: number;
 }
 
 export type RejectedCallsAlert = RejectedCalls & { event: EventReport["event"] };
+export type AccountDefaultAlert = Omit<AccountDefaultAlertInput, "alert">;
 
 /** What Step Functions would show for one execution, estimated from the states it ran. */
 export interface ExecutionStats {
@@ -94,6 +96,8 @@ export interface FlowRun {
   reports: EventReport[];
   /** Alerts about software refused IMDSv1 after the guard enforced (the watch after enforcing). */
   alerts: RejectedCallsAlert[];
+  /** Alerts about a weakened account IMDS default (ModifyInstanceMetadataDefaults). */
+  accountDefaultAlerts: AccountDefaultAlert[];
   /** Last-resort messages: the report itself could not be published. */
   fallbacks: string[];
   sweeps: SweepOutcome[];
@@ -219,9 +223,15 @@ export async function runFlow(scenario: Scenario, options: RunOptions = {}): Pro
       settings,
       guardRoleArnPrefix: GUARD_ROLE_ARN_PREFIX,
       batchSize: options.batchSize ?? 50,
+      attributionTimeoutSeconds: scenario.attributionTimeoutSeconds,
     };
     const notify: NotifyConfig = { topicArn: TOPIC_ARN, slackVerdicts: ["fail", "error", "unverified"] };
-    const functions = localFunctions({ resolveTargets, notify, ledgerTableName: LEDGER_TABLE_NAME });
+    const functions = localFunctions({
+      resolveTargets,
+      notify,
+      ledgerTableName: LEDGER_TABLE_NAME,
+      guardAccountDefault: { mode: settings.mode, enforceAccountDefault: options.enforceAccountDefault ?? false },
+    });
     const definition = loadDefinition();
     const retryCountFields = takeRetryCountParameters(definition);
     const overrides = buildTaskOverrides(definition, functions, sim, lambdaInvocations, {
@@ -234,8 +244,8 @@ export async function runFlow(scenario: Scenario, options: RunOptions = {}): Pro
     const executions: ExecutionRecord[] = [];
     const sweeps: SweepOutcome[] = [];
     const deliveries: { eventIndex: number; delivery: number; at: number }[] = [];
-    scenario.events.forEach((_, i) => {
-      const at = i * scenario.eventSpacingSeconds * 1000;
+    scenario.events.forEach((event, i) => {
+      const at = (i * scenario.eventSpacingSeconds + eventDelaySeconds(event)) * 1000;
       deliveries.push({ eventIndex: i, delivery: 1, at });
       if (options.duplicateDeliveries?.includes(i)) deliveries.push({ eventIndex: i, delivery: 2, at: at + 1500 });
     });
@@ -277,7 +287,7 @@ export async function runFlow(scenario: Scenario, options: RunOptions = {}): Pro
     for (const d of deliveries) {
       setTimeout(() => {
         scheduled--;
-        const event = scenario.events[d.eventIndex];
+        const event = asDelivered(scenario.events[d.eventIndex]);
         if (d.delivery === 1) sim.applyRecordedCall(event);
         track(execute(machine, event, d, overrides, executions));
       }, d.at);
@@ -304,6 +314,7 @@ export async function runFlow(scenario: Scenario, options: RunOptions = {}): Pro
     }
     const reports: EventReport[] = [];
     const alerts: RejectedCallsAlert[] = [];
+    const accountDefaultAlerts: AccountDefaultAlert[] = [];
     const fallbacks: string[] = [];
     let lastReportAt = SCENARIO_EPOCH;
     for (const p of sim.published) {
@@ -315,6 +326,8 @@ export async function runFlow(scenario: Scenario, options: RunOptions = {}): Pro
         fallbacks.push(message.default ?? "");
       } else if (schema === "imdsv2-guard.rejected-calls.v1") {
         alerts.push(JSON.parse(sqs) as RejectedCallsAlert);
+      } else if (schema === "imdsv2-guard.account-default.v1") {
+        accountDefaultAlerts.push(JSON.parse(sqs) as AccountDefaultAlert);
       } else {
         reports.push(parseMachineReport(sqs));
         lastReportAt = Math.max(lastReportAt, p.at);
@@ -325,6 +338,7 @@ export async function runFlow(scenario: Scenario, options: RunOptions = {}): Pro
       executions: executions.sort((a, b) => a.startedAt - b.startedAt),
       reports,
       alerts,
+      accountDefaultAlerts,
       fallbacks,
       sweeps,
       sim,
@@ -384,6 +398,21 @@ function buildTaskOverrides(
     return {};
   };
   return overrides;
+}
+
+/**
+ * `eventDelaySeconds` on an event entry delays that one delivery, so a scenario can deliver EC2's state-change
+ * notification before, or without, the CloudTrail record. It is the scenario's, not the event's: it is not delivered.
+ */
+function eventDelaySeconds(event: unknown): number {
+  const delay = (event as { eventDelaySeconds?: unknown } | null)?.eventDelaySeconds;
+  return typeof delay === "number" && delay >= 0 ? delay : 0;
+}
+
+function asDelivered(event: unknown): unknown {
+  if (typeof event !== "object" || event === null || !("eventDelaySeconds" in event)) return event;
+  const { eventDelaySeconds: _delay, ...delivered } = event as Record<string, unknown>;
+  return delivered;
 }
 
 /** An error as Step Functions presents a failed Lambda: the name routes Retry/Catch, the cause is Lambda's JSON. */

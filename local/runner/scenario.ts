@@ -56,7 +56,22 @@ export const scenarioSchema = z.strictObject({
   settings: flowSettingsSchema.partial().strict().default({}),
   /** Seconds between the deliveries of consecutive events (simulated time). */
   eventSpacingSeconds: z.number().min(0).default(600),
-  events: z.array(z.unknown()).default([]),
+  /**
+   * EventBridge events exactly as delivered. `eventDelaySeconds` on an entry (removed before delivery) delays that
+   * one delivery, e.g. to deliver EC2's state-change notification before, or without, the CloudTrail record.
+   */
+  events: z
+    .array(
+      z.unknown().superRefine((event, ctx) => {
+        const delay = (event as { eventDelaySeconds?: unknown } | null)?.eventDelaySeconds;
+        if (delay !== undefined && (typeof delay !== "number" || !(delay >= 0))) {
+          ctx.addIssue({ code: "custom", message: "eventDelaySeconds must be a number of seconds >= 0" });
+        }
+      }),
+    )
+    .default([]),
+  /** State-change path: how long the report waits for the CloudTrail record (the deploy's attributionTimeoutSeconds). */
+  attributionTimeoutSeconds: z.number().int().min(0).default(900),
   /** The account's IMDS defaults (GetInstanceMetadataDefaults) in the simulated region. */
   account: z
     .strictObject({

@@ -88,6 +88,8 @@ interface SimInstanceState {
   tokenHistory: { at: number; tokens: "optional" | "required" }[];
   applyAt?: number;
   launchedAt: number;
+  /** What DescribeInstances says as LaunchTime: EC2 sets it at the launch and again at every start. */
+  lastLaunchTime: number;
   registeredAt?: number;
 }
 
@@ -210,6 +212,7 @@ export class SimAccount {
       imdsTokens: spec.httpTokens,
       tokenHistory: [{ at: now - spec.ageHours * 3_600_000, tokens: spec.httpTokens }],
       launchedAt: now,
+      lastLaunchTime: now,
       ...(registrationDelay !== undefined ? { registeredAt: now + registrationDelay * 1000 } : {}),
     });
   }
@@ -280,6 +283,17 @@ export class SimAccount {
     const item = input.Item?.item?.S;
     if (!eventId || !item || !input.Item) throw awsError("ValidationException", "The key eventId+item is required");
     const items = this.ledger.get(eventId) ?? new Map<string, Record<string, AttributeValue>>();
+    if (input.ConditionExpression !== undefined) {
+      // Only the condition the instance claims use; anything else is a test bug, not something to ignore.
+      if (input.ConditionExpression !== "attribute_not_exists(eventId) OR executionId = :me") {
+        throw awsError("ValidationException", `The simulation does not evaluate ${input.ConditionExpression}`);
+      }
+      const existing = items.get(item);
+      const me = input.ExpressionAttributeValues?.[":me"]?.S;
+      if (existing && existing.executionId?.S !== me) {
+        throw awsError("ConditionalCheckFailedException", "The conditional request failed");
+      }
+    }
     items.set(item, input.Item);
     this.ledger.set(eventId, items);
     return {};
@@ -298,9 +312,36 @@ export class SimAccount {
     return { Items: items, Count: items.length };
   }
 
-  /** Applies the effect of an API call that a delivered CloudTrail event records (someone else's call). */
+  /**
+   * Applies the effect of what a delivered event reports (someone else's call, or EC2's own state change), so the
+   * simulated account is in the state the event describes when the guard looks.
+   */
   applyRecordedCall(event: unknown): void {
-    const detail = (event as { detail?: Record<string, unknown> })?.detail;
+    const envelope = event as { "detail-type"?: unknown; detail?: Record<string, unknown> } | null;
+    const detail = envelope?.detail;
+    // EC2's notification that an instance entered pending: a stopped instance was started (whoever's record says so).
+    if (envelope?.["detail-type"] === "EC2 Instance State-change Notification" && detail?.state === "pending") {
+      if (typeof detail["instance-id"] === "string") this.startInstance(detail["instance-id"]);
+      return;
+    }
+    if (detail?.eventName === "StartInstances" && !detail.errorCode) {
+      const items = (detail.responseElements as { instancesSet?: { items?: { instanceId?: unknown }[] } } | undefined)
+        ?.instancesSet?.items;
+      for (const item of items ?? []) if (typeof item.instanceId === "string") this.startInstance(item.instanceId);
+      return;
+    }
+    if (detail?.eventName === "ModifyInstanceMetadataDefaults" && !detail.errorCode) {
+      const params = detail.requestParameters as Record<string, unknown> | undefined;
+      const request = (params?.ModifyInstanceMetadataDefaultsRequest ?? params) as Record<string, unknown> | undefined;
+      const tokens = request?.HttpTokens;
+      if (tokens === "required" || tokens === "optional" || tokens === "no-preference")
+        this.account.httpTokens = tokens;
+      if (request?.HttpTokensEnforced === "enabled") this.account.httpTokensEnforced = true;
+      if (request?.HttpTokensEnforced === "disabled" || request?.HttpTokensEnforced === "no-preference") {
+        this.account.httpTokensEnforced = false;
+      }
+      return;
+    }
     if (detail?.eventName !== "ModifyInstanceMetadataOptions" || detail.errorCode) return;
     const params = detail.requestParameters as Record<string, Record<string, unknown> | unknown> | undefined;
     const request = (params?.ModifyInstanceMetadataOptionsRequest ?? params) as Record<string, unknown> | undefined;
@@ -308,6 +349,21 @@ export class SimAccount {
     const tokens = request?.HttpTokens ?? request?.httpTokens;
     const instance = typeof id === "string" ? this.instances.get(id) : undefined;
     if (instance && (tokens === "optional" || tokens === "required")) this.setTokens(instance, tokens, Date.now());
+  }
+
+  /**
+   * Starts a stopped instance (what a StartInstances call did): it runs again, with the metadata options it was
+   * given while stopped, and its SSM Agent registers again after the usual delay.
+   */
+  startInstance(id: string, now = Date.now()): void {
+    const s = this.instances.get(id);
+    if (!s || (s.state !== "stopped" && s.state !== "stopping")) return;
+    s.state = "running";
+    s.lastLaunchTime = now;
+    if (s.applyAt !== undefined) s.applyAt = now;
+    this.tick(s, now);
+    const registrationDelay = { online: 30, late: 180, none: undefined }[s.spec.ssm];
+    s.registeredAt = registrationDelay !== undefined ? now + registrationDelay * 1000 : undefined;
   }
 
   /** The instance as the simulation sees it, for tests. */
@@ -388,7 +444,7 @@ export class SimAccount {
       ImageId: s.spec.imageId,
       State: { Name: s.state },
       ...(s.spec.platform === "windows" ? { Platform: "Windows" as const } : {}),
-      LaunchTime: new Date(s.launchedAt),
+      LaunchTime: new Date(s.lastLaunchTime),
       Tags: Object.entries(s.spec.tags).map(([Key, Value]) => ({ Key, Value })),
       MetadataOptions: {
         State: s.applyAt !== undefined ? "pending" : "applied",

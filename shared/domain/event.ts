@@ -4,6 +4,10 @@ import type { EventRef } from "./model.js";
 /** Source and detail-type of the inputs the reconciliation sweep starts executions with. */
 export const SWEEP_SOURCE = "imdsv2-guard.sweep";
 export const SWEEP_DETAIL_TYPE = "IMDSv1 Reconciliation";
+/** EC2's own notification of an instance state change: no trail needed, and no actor in it. */
+export const STATE_CHANGE_DETAIL_TYPE = "EC2 Instance State-change Notification";
+/** The actor of a launch known only from EC2's state-change notification, until (unless) its record arrives. */
+export const ACTOR_UNKNOWN = "actor unknown: no CloudTrail record";
 
 export interface RejectedTarget {
   /** The offending value, truncated and JSON-encoded so a hostile string cannot shape the report. */
@@ -19,11 +23,23 @@ export function describeEvent(raw: unknown): EventRef {
   const detail = asRecord(envelope?.detail);
   const identity = asRecord(detail?.userIdentity);
   const isSweep = envelope?.source === SWEEP_SOURCE;
+  if (envelope?.source === "aws.ec2" && envelope["detail-type"] === STATE_CHANGE_DETAIL_TYPE) {
+    return {
+      eventId: text(envelope.id) ?? fingerprint(raw),
+      // Short: it ends up in email subjects, which SNS caps at 100 characters.
+      eventName: `${text(detail?.state)?.slice(0, 20) ?? "unknown"} (EC2 state-change)`,
+      eventTime: text(envelope.time) ?? "unknown",
+      actor: ACTOR_UNKNOWN,
+      account: text(envelope.account) ?? "unknown",
+      region: text(envelope.region) ?? "unknown",
+      source: "state-change",
+    };
+  }
   return {
     eventId: text(detail?.eventID) ?? text(detail?.sweepId) ?? text(envelope?.id) ?? fingerprint(raw),
     eventName: isSweep ? "ReconciliationSweep" : (text(detail?.eventName) ?? "unknown"),
     eventTime: text(detail?.eventTime) ?? text(envelope?.time) ?? "unknown",
-    actor: isSweep ? "imdsv2-guard reconciliation sweep" : (text(identity?.arn) ?? describeActorWithoutArn(identity)),
+    actor: isSweep ? "imdsv2-guard reconciliation sweep" : describeActor(identity),
     account: text(envelope?.account) ?? text(detail?.recipientAccountId) ?? "unknown",
     region: text(envelope?.region) ?? text(detail?.awsRegion) ?? "unknown",
     source: isSweep ? "sweep" : "cloudtrail",
@@ -42,10 +58,40 @@ function launchTemplateOf(params: Record<string, unknown> | undefined): Pick<Eve
   return { launchTemplate: { ...(id ? { id } : {}), ...(name ? { name } : {}), ...(version ? { version } : {}) } };
 }
 
-/** AWS services acting on their own (userIdentity.type AWSService) have no ARN; name them by what invoked them. */
-function describeActorWithoutArn(identity: Record<string, unknown> | undefined): string {
+/** The services that launch instances for someone else, by the name CloudTrail puts in `userIdentity.invokedBy`. */
+export const LAUNCHING_SERVICES: Readonly<Record<string, string>> = {
+  "autoscaling.amazonaws.com": "Auto Scaling",
+  "ec2fleet.amazonaws.com": "EC2 Fleet",
+  "spotfleet.amazonaws.com": "Spot Fleet",
+  "spot.amazonaws.com": "Spot",
+  "eks.amazonaws.com": "EKS",
+  "eks-nodegroup.amazonaws.com": "EKS managed node groups",
+  "elasticbeanstalk.amazonaws.com": "Elastic Beanstalk",
+  "cloudformation.amazonaws.com": "CloudFormation",
+};
+
+/**
+ * Who made the call, in words. A call an AWS service made (`invokedBy` names it) says so first, then on whose
+ * behalf: a 2016-era Auto Scaling record carries `type: Root` with `invokedBy: autoscaling.amazonaws.com`, and must
+ * not read as someone signing in as root to launch an instance.
+ */
+function describeActor(identity: Record<string, unknown> | undefined): string {
   const invokedBy = text(identity?.invokedBy);
+  const arn = text(identity?.arn);
   const type = text(identity?.type);
+  if (invokedBy?.endsWith(".amazonaws.com")) {
+    const service = LAUNCHING_SERVICES[invokedBy];
+    const named = service ? `${service} (${invokedBy})` : `AWS service ${invokedBy}`;
+    const account = text(identity?.accountId);
+    const principal =
+      type === "Root"
+        ? account
+          ? `account ${account}`
+          : "the account"
+        : (arn ?? (account ? `account ${account}` : undefined));
+    return principal ? `${named}, on behalf of ${principal}` : named;
+  }
+  if (arn) return arn;
   if (invokedBy) return `${type ?? "AWSService"}:${invokedBy}`;
   return type ?? "unknown";
 }

@@ -53,9 +53,28 @@ export const flowSettingsSchema = z.object({
 });
 export type FlowSettings = z.infer<typeof flowSettingsSchema>;
 
-/** Why the flow runs for an instance: a launch has no IMDSv1 history to protect; the others may. */
-export const triggerSchema = z.enum(["launch", "regression", "sweep"]);
+/**
+ * Why the flow runs for an instance: a launch has no IMDSv1 history to protect; the others may. `start` is a stopped
+ * instance started again (StartInstances), `state-change` EC2's trail-free `pending` notification (a launch or a
+ * start: the event does not say which, so the safety gate applies), `account-default` a change of the region's
+ * IMDS defaults (no instance).
+ */
+export const triggerSchema = z.enum(["launch", "regression", "sweep", "start", "state-change", "account-default"]);
 export type Trigger = z.infer<typeof triggerSchema>;
+
+/**
+ * The platform that owns an instance's launch template, read from the tags it puts on every instance: its own
+ * template must be fixed where the platform keeps it, or the platform undoes the fix at its next update. Values are
+ * tag values, so anyone who can tag an instance chooses them: they are validated before they reach a command.
+ */
+export const platformOwnerSchema = z.discriminatedUnion("kind", [
+  z.object({ kind: z.literal("eks-nodegroup"), cluster: z.string(), nodegroup: z.string() }),
+  z.object({ kind: z.literal("karpenter"), nodePool: z.string().optional(), nodeClass: z.string().optional() }),
+  z.object({ kind: z.literal("elastic-beanstalk"), environment: z.string() }),
+  z.object({ kind: z.literal("ec2-fleet"), fleetId: z.string() }),
+  z.object({ kind: z.literal("spot-fleet"), requestId: z.string() }),
+]);
+export type PlatformOwner = z.infer<typeof platformOwnerSchema>;
 
 /** Where a non-compliant instance came from, so the source can be fixed and the next launch needs no remediation. */
 export const originSchema = z.object({
@@ -67,6 +86,8 @@ export const originSchema = z.object({
   imageImdsSupport: z.string().optional(),
   /** The instance's hop limit, which a launch template fix must keep (containers need 2 with IMDSv2). */
   hopLimit: z.number().int().optional(),
+  /** EKS, Karpenter, Elastic Beanstalk, EC2 Fleet or Spot Fleet, when its tags say one launched the instance. */
+  owner: platformOwnerSchema.optional(),
 });
 export type Origin = z.infer<typeof originSchema>;
 
@@ -82,7 +103,7 @@ export const eventRefSchema = z.object({
   actor: z.string(),
   account: z.string(),
   region: z.string(),
-  source: z.enum(["cloudtrail", "sweep"]),
+  source: z.enum(["cloudtrail", "sweep", "state-change"]),
   /** The launch template a RunInstances call named, as the request gave it. */
   launchTemplate: z
     .object({ id: z.string().optional(), name: z.string().optional(), version: z.string().optional() })

@@ -1,10 +1,11 @@
 import type { AccountPosture } from "./account-posture.js";
 import { foundAllowingImdsV1 } from "./enforcement.js";
 import type { InstanceResult, Origin } from "./model.js";
+import { describeOwner, platformFixes } from "./platform-owner.js";
 
 /** "launch template lt-0abc v7, Auto Scaling group web, AMI ami-0def (ImdsSupport unset)": plain text, unescaped. */
 export function describeOrigin(origin: Origin): string {
-  const parts: string[] = [];
+  const parts: string[] = origin.owner ? [describeOwner(origin.owner)] : [];
   if (origin.launchTemplateId) {
     parts.push(
       `launch template ${origin.launchTemplateId}${origin.launchTemplateVersion ? ` v${origin.launchTemplateVersion}` : ""}`,
@@ -52,10 +53,14 @@ export function sourceFixes(
   const region = commandRegion(eventRegion);
   const sources = results.filter(allowedImdsV1).map((r) => r.origin ?? {});
   if (sources.length === 0) return [];
-  const fixes: string[] = [];
+  // The platforms that own their launch templates first: fixing their template where the guard would otherwise
+  // point (or repointing their Auto Scaling group) is undone by the platform's next update.
+  const platform = platformFixes(sources, region);
+  const fixes: string[] = [...platform.fixes];
   const templates = new Map<string, { version?: string; hopLimit?: number; groups: Set<string> }>();
   for (const o of sources) {
     if (!o.launchTemplateId || !LAUNCH_TEMPLATE_ID.test(o.launchTemplateId)) continue;
+    if (platform.coveredTemplates.has(o.launchTemplateId)) continue;
     const entry = templates.get(o.launchTemplateId) ?? {
       ...(o.launchTemplateVersion && VERSION.test(o.launchTemplateVersion) ? { version: o.launchTemplateVersion } : {}),
       ...(o.hopLimit !== undefined && Number.isInteger(o.hopLimit) ? { hopLimit: o.hopLimit } : {}),
@@ -73,7 +78,7 @@ export function sourceFixes(
       ...(hopLimit !== undefined ? { HttpPutResponseHopLimit: hopLimit } : {}),
     });
     const groupText = groups.size
-      ? `, then point Auto Scaling group(s) ${[...groups].map(quotedName).join(", ")} at the new version`
+      ? `, then point Auto Scaling group(s) ${[...groups].map(quotedName).join(", ")} at the new version${mixedInstancesPolicyHint(id, groups, region)}`
       : "";
     fixes.push(
       `Launch template ${id}${version ? ` (version ${version})` : ""} launches with IMDSv1 allowed: \`aws ec2 create-launch-template-version --region ${region} --launch-template-id ${id}${version ? ` --source-version ${version}` : ""} --launch-template-data '{"MetadataOptions":${metadataOptions}}'\`${groupText}; check the template's other MetadataOptions (IPv6 endpoint, instance tags) carry over.`,
@@ -105,6 +110,22 @@ export function sourceFixes(
     );
   }
   return fixes;
+}
+
+/** Auto Scaling group names the guard will put into a command: no quotes, spaces or shell characters. */
+const COMMAND_SAFE_GROUP = /^[A-Za-z0-9._:/@+=-]{1,255}$/;
+
+/**
+ * A group with a mixed instances policy launches from the template in that policy, not from its own
+ * LaunchTemplate field: the command repoints the policy's template, leaving the properties it does not name as they are.
+ */
+function mixedInstancesPolicyHint(templateId: string, groups: ReadonlySet<string>, region: string): string {
+  const [group] = [...groups].filter((g) => COMMAND_SAFE_GROUP.test(g));
+  if (!group) return "";
+  const policy = JSON.stringify({
+    LaunchTemplate: { LaunchTemplateSpecification: { LaunchTemplateId: templateId, Version: "<new version>" } },
+  });
+  return ` (a group with a mixed instances policy takes it in the policy: \`aws autoscaling update-auto-scaling-group --region ${region} --auto-scaling-group-name ${group} --mixed-instances-policy '${policy}'\`, then check its overrides are unchanged)`;
 }
 
 /** The account's IMDS defaults in one line. */

@@ -1,8 +1,9 @@
 import { z } from "zod";
 import { accountPostureSchema } from "../domain/account-posture.js";
-import { describeEvent } from "../domain/event.js";
+import { ACTOR_UNKNOWN, describeEvent } from "../domain/event.js";
 import {
   batchSummarySchema,
+  type EventRef,
   eventRefSchema,
   flowSettingsSchema,
   type InstanceResult,
@@ -12,6 +13,7 @@ import {
 } from "../domain/model.js";
 import { type RejectedAlertInput, rejectedAlertInputSchema } from "../report/rejected-calls.js";
 import { buildReport, type EventReport, type SnsMessage } from "../report/report.js";
+import { type AccountDefaultAlertInput, accountDefaultAlertInputSchema } from "./account-default-alert.js";
 import { ledgerDetail } from "./full-detail.js";
 import { markdownSafe, plainSafe, toAscii } from "./text-safety.js";
 
@@ -35,9 +37,18 @@ export const notifyInputSchema = z.union([
     mapFailure: stepFailureSchema.optional(),
     /** Set when ClaimEvent could not use the ledger: this event is not protected against a redelivery. */
     ledgerFailure: stepFailureSchema.optional(),
+    /** State-change path: the deadline the report waited until for the CloudTrail record, and what it found. */
+    awaitAttribution: z.object({ deadline: z.string() }).optional(),
+    attribution: z
+      .object({ done: z.boolean(), record: eventRefSchema.optional(), timedOut: z.boolean().optional() })
+      .optional(),
+    attributionFailure: stepFailureSchema.optional(),
+    /** Set when ClaimInstances could not use the ledger: another signal for these instances may report them too. */
+    instanceClaimFailure: stepFailureSchema.optional(),
   }),
   z.object({ resolveFailure: stepFailureSchema, rawEvent: z.unknown() }),
   rejectedAlertInputSchema,
+  accountDefaultAlertInputSchema,
   /** Notify itself failed after its retries (e.g. the report was refused): a minimal message still goes out. */
   z.object({ notifyFailure: stepFailureSchema, event: z.unknown().optional(), rawEvent: z.unknown().optional() }),
 ]);
@@ -82,7 +93,7 @@ export function fallbackMessage(input: NotifyFallbackInput): SnsMessage {
  * of each batch, or `error` for every instance of a batch that stored none.
  */
 export function reportFromNotifyInput(
-  input: Exclude<NotifyInput, RejectedAlertInput | NotifyFallbackInput>,
+  input: Exclude<NotifyInput, RejectedAlertInput | AccountDefaultAlertInput | NotifyFallbackInput>,
   stored: ReadonlyMap<number, InstanceResult[]> = new Map(),
   readFailure?: string,
   ledger?: { tableName: string; keptForDays: number },
@@ -110,8 +121,11 @@ export function reportFromNotifyInput(
         },
     );
   });
+  const attributed = attributedEvent(input);
+  const ledgerNotice = noticeOf(input.ledgerFailure, readFailure).notice;
+  const notice = [attributed.notice, ledgerNotice, claimNotice(input.instanceClaimFailure)].filter(Boolean).join(" ");
   return buildReport({
-    event: input.event,
+    event: attributed.event,
     mode: input.settings.mode,
     results,
     rejected: input.rejected,
@@ -119,12 +133,50 @@ export function reportFromNotifyInput(
     ...(input.trigger ? { trigger: input.trigger } : {}),
     ...(input.accountPosture ? { accountPosture: input.accountPosture } : {}),
     ...(input.fleet ? { fleet: input.fleet } : {}),
-    ...noticeOf(input.ledgerFailure, readFailure),
+    ...(notice ? { notice } : {}),
     // Only when every batch's results are in the ledger: a pointer must never promise detail it does not hold.
     ...(ledger && input.batches.length > 0 && input.batches.every((_, index) => stored.has(index))
       ? { fullDetail: ledgerDetail(ledger.tableName, input.event.eventId, input.event.region, ledger.keptForDays) }
       : {}),
   });
+}
+
+type ReportInput = Extract<NotifyInput, { batches: unknown }>;
+
+/**
+ * A report started from EC2's state-change notification names the actor and launch template of the CloudTrail
+ * record when it arrived in time; otherwise it says the actor is unknown and why, and the origin comes from the
+ * instance's tags and AMI alone.
+ */
+function attributedEvent(input: ReportInput): { event: EventRef; notice?: string } {
+  if (!input.awaitAttribution) return { event: input.event };
+  const record = input.attribution?.record;
+  if (record) {
+    return {
+      event: {
+        ...input.event,
+        actor: record.actor,
+        ...(record.launchTemplate ? { launchTemplate: record.launchTemplate } : {}),
+      },
+      notice: `Enforced from EC2's state-change notification, before its CloudTrail record arrived; actor and launch template from ${record.eventName} ${record.eventId} at ${record.eventTime}.`,
+    };
+  }
+  if (input.attributionFailure) {
+    return {
+      event: input.event,
+      notice: `${ACTOR_UNKNOWN}: the attribution could not be read (${failureText(input.attributionFailure)}); the origin is from the instance's tags and AMI.`,
+    };
+  }
+  return {
+    event: input.event,
+    notice: `${ACTOR_UNKNOWN} by ${input.awaitAttribution.deadline}: the origin is from the instance's tags and AMI only.`,
+  };
+}
+
+function claimNotice(failure: { Error?: string | undefined; Cause?: string | undefined } | undefined) {
+  return failure
+    ? `The per-instance claim was unavailable (${failureText(failure)}): another signal for these instances may report them too.`
+    : undefined;
 }
 
 /** What the operator should know about the ledger: deduplication or the stored verdicts were unavailable. */

@@ -21,12 +21,18 @@ const resolveTargetsEnvSchema = flowSettingsEnvSchema.extend({
   /** Calls made by an ARN starting with this are the guard's own; they must not trigger it again. */
   GUARD_ROLE_ARN_PREFIX: z.string().startsWith("arn:"),
   BATCH_SIZE: z.coerce.number().int().min(1).max(50).default(50),
+  ATTRIBUTION_TIMEOUT_SECONDS: z.coerce.number().int().min(0).max(86_400).default(900),
 });
+
+/** How long a report started from a state-change notification waits for the CloudTrail record, by default. */
+export const DEFAULT_ATTRIBUTION_TIMEOUT_SECONDS = 900;
 
 export interface ResolveTargetsConfig {
   settings: FlowSettings;
   guardRoleArnPrefix: string;
   batchSize: number;
+  /** State-change path: how long the report waits for the CloudTrail record (actor, launch template). */
+  attributionTimeoutSeconds?: number;
 }
 
 /**
@@ -35,7 +41,12 @@ export interface ResolveTargetsConfig {
  */
 export function loadResolveTargetsConfig(env: NodeJS.ProcessEnv): ResolveTargetsConfig {
   const e = parseEnv(resolveTargetsEnvSchema, env);
-  return { settings: settingsOf(e), guardRoleArnPrefix: e.GUARD_ROLE_ARN_PREFIX, batchSize: e.BATCH_SIZE };
+  return {
+    settings: settingsOf(e),
+    guardRoleArnPrefix: e.GUARD_ROLE_ARN_PREFIX,
+    batchSize: e.BATCH_SIZE,
+    attributionTimeoutSeconds: e.ATTRIBUTION_TIMEOUT_SECONDS,
+  };
 }
 
 function settingsOf(e: z.infer<typeof flowSettingsEnvSchema>): FlowSettings {
@@ -156,4 +167,22 @@ export function loadSweepConfig(env: NodeJS.ProcessEnv): SweepConfig {
     account: e.ACCOUNT_ID,
     region: e.AWS_REGION,
   };
+}
+
+export interface GuardAccountDefaultConfig {
+  /** In audit mode the guard never changes the account default. */
+  mode: "enforce" | "audit";
+  /** Set a weakened default back to HttpTokens=required (the same switch as the sweep's). */
+  enforceAccountDefault: boolean;
+}
+
+const guardAccountDefaultEnvSchema = z.object({
+  GUARD_MODE: z.enum(["enforce", "audit"]).default("enforce"),
+  ENFORCE_ACCOUNT_DEFAULT: z.enum(["true", "false"]).default("false"),
+});
+
+/** Reads GuardAccountDefault's settings from the environment; throws at cold start when one is wrong. */
+export function loadGuardAccountDefaultConfig(env: NodeJS.ProcessEnv): GuardAccountDefaultConfig {
+  const e = parseEnv(guardAccountDefaultEnvSchema, env);
+  return { mode: e.GUARD_MODE, enforceAccountDefault: e.ENFORCE_ACCOUNT_DEFAULT === "true" };
 }

@@ -9,6 +9,7 @@ import type { Enforcement } from "../domain/enforcement.js";
 import { RetryableServiceError, RetryableThrottlingError } from "../domain/errors.js";
 import { exemptionOf } from "../domain/exemption.js";
 import type { Batch, InstanceProgress, Origin } from "../domain/model.js";
+import { platformOwnerOf } from "../domain/platform-owner.js";
 
 /** Which attempt of the Enforce task this is: Step Functions passes `$$.State.RetryCount` (0 on the first). */
 export interface EnforceAttempt {
@@ -156,7 +157,9 @@ async function originsOf(instances: Instance[], deps: EnforceDeps): Promise<Map<
   for (const instance of instances) {
     if (!instance.InstanceId) continue;
     const tag = (key: string) => tagValue(instance, key);
+    const owner = platformOwnerOf(tag);
     const origin: Origin = {
+      ...(owner ? { owner } : {}),
       ...(tag("aws:ec2launchtemplate:id") ? { launchTemplateId: tag("aws:ec2launchtemplate:id") } : {}),
       ...(tag("aws:ec2launchtemplate:version") ? { launchTemplateVersion: tag("aws:ec2launchtemplate:version") } : {}),
       ...(tag("aws:autoscaling:groupName") ? { autoScalingGroup: tag("aws:autoscaling:groupName") } : {}),

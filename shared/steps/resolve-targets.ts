@@ -1,6 +1,16 @@
 import { LEDGER_RETENTION_SECONDS } from "../aws/result-store.js";
+import { type AccountDefaultChange, weakenedDefaults } from "../domain/account-default-change.js";
 import { type AccountPosture, accountPostureSchema } from "../domain/account-posture.js";
-import { asRecord, describeEvent, echo, type RejectedTarget, SWEEP_SOURCE } from "../domain/event.js";
+import {
+  asRecord,
+  describeEvent,
+  echo,
+  LAUNCHING_SERVICES,
+  type RejectedTarget,
+  STATE_CHANGE_DETAIL_TYPE,
+  SWEEP_SOURCE,
+  text,
+} from "../domain/event.js";
 import {
   type EventRef,
   type FlowSettings,
@@ -8,7 +18,7 @@ import {
   type InstanceProgress,
   type Trigger,
 } from "../domain/model.js";
-import type { ResolveTargetsConfig } from "../runtime/config.js";
+import { DEFAULT_ATTRIBUTION_TIMEOUT_SECONDS, type ResolveTargetsConfig } from "../runtime/config.js";
 
 export interface ResolvedTargets {
   event: EventRef;
@@ -27,6 +37,10 @@ export interface ResolvedTargets {
   problem?: string;
   /** The ledger entry that makes a redelivered event a no-op (see ClaimEvent in the ASL). */
   dedupe: { key: string; expiresAt: string };
+  /** A ModifyInstanceMetadataDefaults call that weakened the region's defaults: alerted, and set back if configured. */
+  accountDefaultChange?: AccountDefaultChange;
+  /** State-change path: the report waits until this time for the CloudTrail record's attribution. */
+  awaitAttribution?: { deadline: string };
   /** Routed on by the state machine: false only for ignored events. */
   notify: boolean;
   targetCount: number;
@@ -46,11 +60,9 @@ export function resolveTargets(raw: unknown, config: ResolveTargetsConfig, now: 
     key: event.eventId,
     expiresAt: String(Math.floor(now.getTime() / 1000) + LEDGER_RETENTION_SECONDS),
   };
-  const trigger: Trigger =
-    envelope?.source === SWEEP_SOURCE ? "sweep" : detail?.eventName === "RunInstances" ? "launch" : "regression";
   const base = {
     event,
-    trigger,
+    trigger: triggerOf(envelope, detail),
     settings: config.settings,
     startedAt,
     dedupe,
@@ -62,27 +74,16 @@ export function resolveTargets(raw: unknown, config: ResolveTargetsConfig, now: 
   if (!envelope || !detail) {
     return { ...base, notify: true, problem: "Event is not an EventBridge event with a `detail` object." };
   }
-
-  if (envelope.source === SWEEP_SOURCE) {
-    const ids = detail.instanceIds;
-    if (!Array.isArray(ids)) {
-      return { ...base, notify: true, problem: "Sweep request has no `detail.instanceIds` array." };
-    }
-    const posture = accountPostureSchema.safeParse(detail.accountPosture);
-    const fleet = asRecord(detail.fleet);
-    const sweepBase = {
-      ...base,
-      ...(posture.success ? { accountPosture: posture.data } : {}),
-      ...(fleet && typeof fleet.allowingImdsV1 === "number" && typeof fleet.exempt === "number"
-        ? { fleet: { allowingImdsV1: fleet.allowingImdsV1, exempt: fleet.exempt } }
-        : {}),
-    };
-    // A sweep that found nothing to do still reports: the account's posture is news too.
-    if (ids.length === 0) return { ...sweepBase, notify: true };
-    // The sweep sends only instances EC2 reported with HttpTokens=optional.
-    return withTargets(sweepBase, ids, config, () => "optional");
+  // Before any other check: a failed call changed nothing, whatever else is odd about its record.
+  if (detail.errorCode !== undefined && detail.errorCode !== null) {
+    return { ...base, notify: false, ignored: `The call failed with ${echo(detail.errorCode)}; nothing changed.` };
   }
 
+  if (envelope.source === SWEEP_SOURCE) return sweepTargets(base, detail, config);
+
+  if (envelope.source === "aws.ec2" && envelope["detail-type"] === STATE_CHANGE_DETAIL_TYPE) {
+    return stateChangeTargets(base, envelope, detail, config, now);
+  }
   if (envelope.source !== "aws.ec2" || envelope["detail-type"] !== "AWS API Call via CloudTrail") {
     return {
       ...base,
@@ -90,30 +91,20 @@ export function resolveTargets(raw: unknown, config: ResolveTargetsConfig, now: 
       problem: `Unsupported event: source ${echo(envelope.source)}, detail-type ${echo(envelope["detail-type"])}.`,
     };
   }
-  if (detail.errorCode !== undefined && detail.errorCode !== null) {
-    return { ...base, notify: false, ignored: `The call failed with ${echo(detail.errorCode)}; nothing changed.` };
-  }
-  if (event.actor.startsWith(config.guardRoleArnPrefix)) {
+  const identityArn = text(asRecord(detail.userIdentity)?.arn) ?? "";
+  if (identityArn.startsWith(config.guardRoleArnPrefix) || event.actor.startsWith(config.guardRoleArnPrefix)) {
     return { ...base, notify: false, ignored: "The call was made by the guard itself." };
   }
 
   switch (detail.eventName) {
-    case "RunInstances": {
-      const items = asRecord(asRecord(detail.responseElements)?.instancesSet)?.items;
-      if (!Array.isArray(items)) {
-        return { ...base, notify: true, problem: "RunInstances event has no `responseElements.instancesSet.items`." };
-      }
-      // Each item records the instance's metadata options as EC2 launched it, before the guard could act.
-      const recorded = new Map<unknown, unknown>(
-        items.map((item) => [asRecord(item)?.instanceId, asRecord(asRecord(item)?.metadataOptions)?.httpTokens]),
-      );
-      return withTargets(
-        base,
-        items.map((item) => asRecord(item)?.instanceId),
-        config,
-        (id) => recorded.get(id),
-      );
-    }
+    case "RunInstances":
+      return runInstancesTargets(base, detail, config);
+    case "StartInstances":
+      return startInstancesTargets(base, detail, config);
+    case "CreateFleet":
+      return createFleetTargets(base, detail, config);
+    case "ModifyInstanceMetadataDefaults":
+      return accountDefaultTargets(base, detail);
     case "ModifyInstanceMetadataOptions": {
       const id = modifiedInstanceId(asRecord(detail.requestParameters));
       if (id === undefined) {
@@ -128,6 +119,219 @@ export function resolveTargets(raw: unknown, config: ResolveTargetsConfig, now: 
     default:
       return { ...base, notify: true, problem: `Unsupported eventName ${echo(detail.eventName)}.` };
   }
+}
+
+type TargetsBase = Omit<ResolvedTargets, "notify">;
+
+/** What the instances of an event need: a launch has no IMDSv1 history to protect; everything else may have one. */
+function triggerOf(
+  envelope: Record<string, unknown> | undefined,
+  detail: Record<string, unknown> | undefined,
+): Trigger {
+  if (envelope?.source === SWEEP_SOURCE) return "sweep";
+  if (envelope?.["detail-type"] === STATE_CHANGE_DETAIL_TYPE) return "state-change";
+  switch (detail?.eventName) {
+    case "RunInstances":
+    case "CreateFleet":
+      return "launch";
+    case "StartInstances":
+      return "start";
+    case "ModifyInstanceMetadataDefaults":
+      return "account-default";
+    default:
+      return "regression";
+  }
+}
+
+function sweepTargets(
+  base: TargetsBase,
+  detail: Record<string, unknown>,
+  config: ResolveTargetsConfig,
+): ResolvedTargets {
+  const ids = detail.instanceIds;
+  if (!Array.isArray(ids)) {
+    return { ...base, notify: true, problem: "Sweep request has no `detail.instanceIds` array." };
+  }
+  const posture = accountPostureSchema.safeParse(detail.accountPosture);
+  const fleet = asRecord(detail.fleet);
+  const sweepBase = {
+    ...base,
+    ...(posture.success ? { accountPosture: posture.data } : {}),
+    ...(fleet && typeof fleet.allowingImdsV1 === "number" && typeof fleet.exempt === "number"
+      ? { fleet: { allowingImdsV1: fleet.allowingImdsV1, exempt: fleet.exempt } }
+      : {}),
+  };
+  // A sweep that found nothing to do still reports: the account's posture is news too.
+  if (ids.length === 0) return { ...sweepBase, notify: true };
+  // The sweep sends only instances EC2 reported with HttpTokens=optional.
+  return withTargets(sweepBase, ids, config, () => "optional");
+}
+
+/**
+ * EC2's trail-free signal: an instance entered `pending`, at a launch or a start (the event does not say which, so
+ * the safety gate applies, which a new instance passes: it has no IMDSv1 history). The report waits for the
+ * CloudTrail record (actor, launch template) until `attributionTimeoutSeconds` after the event, then goes out without
+ * it. The ledger key does not rely on the envelope id surviving forwarding: account, region, instance, state, time.
+ */
+function stateChangeTargets(
+  base: TargetsBase,
+  envelope: Record<string, unknown>,
+  detail: Record<string, unknown>,
+  config: ResolveTargetsConfig,
+  now: Date,
+): ResolvedTargets {
+  if (typeof detail.state !== "string" || detail["instance-id"] === undefined) {
+    return {
+      ...base,
+      notify: true,
+      problem: "State-change notification without `detail.state` and `detail.instance-id`: the instance is unknown.",
+    };
+  }
+  if (detail.state !== "pending") {
+    return { ...base, notify: false, ignored: `State ${echo(detail.state)} needs nothing; only pending does.` };
+  }
+  const id = detail["instance-id"];
+  const time = text(envelope.time);
+  const at = time && !Number.isNaN(Date.parse(time)) ? Date.parse(time) : now.getTime();
+  const deadline = new Date(at + (config.attributionTimeoutSeconds ?? DEFAULT_ATTRIBUTION_TIMEOUT_SECONDS) * 1000);
+  const keyed = {
+    ...base,
+    dedupe: {
+      ...base.dedupe,
+      key: `state#${base.event.account}#${base.event.region}#${typeof id === "string" ? id : echo(id)}#pending#${time ?? "unknown"}`,
+    },
+    awaitAttribution: { deadline: deadline.toISOString() },
+  };
+  return withTargets(keyed, [id], config);
+}
+
+/** `responseElements.instancesSet.items[].instanceId`: where RunInstances and StartInstances list their instances. */
+function instancesSetIds(detail: Record<string, unknown>): unknown[] | undefined {
+  const items = asRecord(asRecord(detail.responseElements)?.instancesSet)?.items;
+  return Array.isArray(items) ? items.map((item) => asRecord(item)?.instanceId) : undefined;
+}
+
+/** The service that made the call for someone, as the report names it ("EC2 Fleet"), if a service did. */
+function invokingService(detail: Record<string, unknown>): string | undefined {
+  const invokedBy = text(asRecord(detail.userIdentity)?.invokedBy);
+  if (!invokedBy?.endsWith(".amazonaws.com")) return undefined;
+  return LAUNCHING_SERVICES[invokedBy] ?? invokedBy;
+}
+
+/**
+ * A launch. EC2 Fleet's own RunInstances records (invokedBy ec2fleet.amazonaws.com, as Karpenter's launches show)
+ * have been seen without `responseElements`: such a record is reported as unreadable, never dropped, and says where
+ * the instances are checked instead.
+ */
+function runInstancesTargets(
+  base: TargetsBase,
+  detail: Record<string, unknown>,
+  config: ResolveTargetsConfig,
+): ResolvedTargets {
+  const items = asRecord(asRecord(detail.responseElements)?.instancesSet)?.items;
+  if (Array.isArray(items)) {
+    // Each item records the instance's metadata options as EC2 launched it, before the guard could act.
+    const recorded = new Map<unknown, unknown>(
+      items.map((item) => [asRecord(item)?.instanceId, asRecord(asRecord(item)?.metadataOptions)?.httpTokens]),
+    );
+    return withTargets(
+      base,
+      items.map((item) => asRecord(item)?.instanceId),
+      config,
+      (id) => recorded.get(id),
+    );
+  }
+  const service = invokingService(detail);
+  return {
+    ...base,
+    notify: true,
+    problem: `RunInstances record${service ? ` (made by ${service})` : ""} has no \`responseElements.instancesSet.items\`: the guard cannot tell which instances it launched. ${
+      service === "EC2 Fleet"
+        ? "If it belongs to an instant CreateFleet, that record's report covers them; otherwise the"
+        : "The"
+    } state-change trigger (if deployed) or the next sweep checks them.`,
+  };
+}
+
+/** A stopped instance started again: it is an existing instance, with IMDSv1 history, so the safety gate applies. */
+function startInstancesTargets(
+  base: TargetsBase,
+  detail: Record<string, unknown>,
+  config: ResolveTargetsConfig,
+): ResolvedTargets {
+  const ids = instancesSetIds(detail);
+  if (ids) return withTargets(base, ids, config);
+  return {
+    ...base,
+    notify: true,
+    problem: "StartInstances record has no `responseElements.instancesSet.items`: the started instances are unknown.",
+  };
+}
+
+/**
+ * EC2 Fleet. Only an `instant` fleet launches in the call and lists its instances in the record, as
+ * `responseElements.CreateFleetResponse.fleetInstanceSet.item[].instanceIds.item[]` (CloudTrail's rendering of the
+ * XML response: a single item may be an object rather than an array, and an id a string). `request` and `maintain`
+ * fleets launch later; each of those launches is checked from its own record or state-change.
+ */
+function createFleetTargets(
+  base: TargetsBase,
+  detail: Record<string, unknown>,
+  config: ResolveTargetsConfig,
+): ResolvedTargets {
+  const params = asRecord(detail.requestParameters);
+  const request = asRecord(params?.CreateFleetRequest) ?? params;
+  const type = text(request?.Type) ?? text(request?.type) ?? "maintain";
+  if (type !== "instant") {
+    return {
+      ...base,
+      notify: false,
+      ignored: `CreateFleet of type ${echo(type)} launches its instances later; each launch is checked when it happens.`,
+    };
+  }
+  const response = asRecord(asRecord(detail.responseElements)?.CreateFleetResponse);
+  const sets = listOf(asRecord(response?.fleetInstanceSet)?.item);
+  const ids = sets.flatMap((set) => listOf(asRecord(asRecord(set)?.instanceIds)?.item));
+  if (ids.length > 0) return withTargets(base, ids, config);
+  if (response && listOf(asRecord(response.errorSet)?.item).length > 0) {
+    return { ...base, notify: false, ignored: "The instant fleet launched no instance (see its errorSet)." };
+  }
+  return {
+    ...base,
+    notify: true,
+    problem:
+      "Instant CreateFleet record lists no instance in `responseElements.CreateFleetResponse.fleetInstanceSet`: the guard cannot tell which instances it launched; the state-change trigger (if deployed) or the next sweep checks them.",
+  };
+}
+
+/**
+ * The region's IMDS defaults changed. A call that leaves them at HttpTokens=required (or only changes the hop limit)
+ * needs nothing; one that weakens them has no instance to check and goes to the account-default alert instead.
+ */
+function accountDefaultTargets(base: TargetsBase, detail: Record<string, unknown>): ResolvedTargets {
+  const params = asRecord(detail.requestParameters);
+  const request = asRecord(params?.ModifyInstanceMetadataDefaultsRequest) ?? params;
+  const httpTokens = text(request?.HttpTokens) ?? text(request?.httpTokens);
+  const httpTokensEnforced = text(request?.HttpTokensEnforced) ?? text(request?.httpTokensEnforced);
+  const weakened = weakenedDefaults(httpTokens, httpTokensEnforced);
+  if (weakened.length === 0) {
+    return { ...base, notify: false, ignored: "The call leaves the account default requiring IMDSv2." };
+  }
+  return {
+    ...base,
+    notify: true,
+    accountDefaultChange: {
+      ...(httpTokens ? { httpTokens } : {}),
+      ...(httpTokensEnforced ? { httpTokensEnforced } : {}),
+      weakened,
+    },
+  };
+}
+
+/** CloudTrail renders an XML list of one as the item itself: a list either way. */
+function listOf(value: unknown): unknown[] {
+  if (value === undefined || value === null || value === "") return [];
+  return Array.isArray(value) ? value : [value];
 }
 
 /**

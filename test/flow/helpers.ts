@@ -91,3 +91,61 @@ export function allResults(run: FlowRun): (InstanceResult & { eventId: string })
 export function verdictOf(run: FlowRun, instanceId: string, eventId?: string): string | undefined {
   return allResults(run).find((r) => r.instanceId === instanceId && (!eventId || r.eventId === eventId))?.verdict;
 }
+
+/** A StartInstances delivery as EventBridge sends it: the started instances are in responseElements. */
+export function startInstancesEvent(
+  instanceIds: string[],
+  eventId = "e-start-1",
+  actor = `arn:aws:sts::${ACCOUNT}:assumed-role/Operator/ops`,
+) {
+  return {
+    version: "0",
+    id: `delivery-${eventId}`,
+    "detail-type": "AWS API Call via CloudTrail",
+    source: "aws.ec2",
+    account: ACCOUNT,
+    time: "2026-11-28T09:00:00Z",
+    region: REGION,
+    resources: [],
+    detail: {
+      eventVersion: "1.10",
+      userIdentity: { type: "AssumedRole", arn: actor, accountId: ACCOUNT },
+      eventTime: "2026-11-28T09:00:00Z",
+      eventSource: "ec2.amazonaws.com",
+      eventName: "StartInstances",
+      awsRegion: REGION,
+      requestParameters: { instancesSet: { items: instanceIds.map((instanceId) => ({ instanceId })) } },
+      responseElements: {
+        instancesSet: {
+          items: instanceIds.map((instanceId) => ({
+            instanceId,
+            currentState: { code: 0, name: "pending" },
+            previousState: { code: 80, name: "stopped" },
+          })),
+        },
+      },
+      eventID: eventId,
+      recipientAccountId: ACCOUNT,
+    },
+  };
+}
+
+/** EC2's state-change notification, as EventBridge delivers it: only the instance id and the state. */
+export function stateChangeEvent(
+  instanceId: string,
+  secondsAfterStart = 0,
+  state = "pending",
+  id = `sc-${instanceId}`,
+) {
+  return {
+    version: "0",
+    id,
+    "detail-type": "EC2 Instance State-change Notification",
+    source: "aws.ec2",
+    account: ACCOUNT,
+    time: new Date(Date.parse("2026-11-28T09:00:00Z") + secondsAfterStart * 1000).toISOString().replace(".000Z", "Z"),
+    region: REGION,
+    resources: [`arn:aws:ec2:${REGION}:${ACCOUNT}:instance/${instanceId}`],
+    detail: { "instance-id": instanceId, state },
+  };
+}

@@ -16,10 +16,17 @@ describe("the state machine, end to end on the simulated account", () => {
     // Act
     const run = await runFlow(defaultScenario());
 
-    // Assess: two events and one sweep execution, each reported once, plus the alert about refused IMDSv1 calls.
-    expect(run.executions.map((e) => e.status)).toEqual(["succeeded", "succeeded", "succeeded"]);
-    expect(run.reports).toHaveLength(3);
+    // Assess: five events and one sweep execution; a report per event with instances, the alert about refused
+    // IMDSv1 calls, and the alert about the weakened account default.
+    expect(run.executions.map((e) => e.status)).toEqual(Array(6).fill("succeeded"));
+    expect(run.reports).toHaveLength(5);
     expect(run.alerts).toHaveLength(1);
+    expect(run.accountDefaultAlerts).toHaveLength(1);
+    expect(run.accountDefaultAlerts[0]?.change.weakened).toEqual(["HttpTokens set to optional"]);
+    expect(verdictOf(run, "i-0a1b2c3d4e5f600b1", "c0ffee00-0000-4000-8000-000000000003")).toBe("pass");
+    const trailFree = run.reports.find((r) => r.trigger === "state-change");
+    expect(trailFree?.event.actor).toBe("actor unknown: no CloudTrail record");
+    expect(trailFree?.results.map((r) => [r.instanceId, r.verdict])).toEqual([["i-0a1b2c3d4e5f600c1", "pass"]]);
     const verdicts = new Set(allResults(run).map((r) => r.verdict));
     expect([...verdicts].sort()).toEqual([...VERDICTS].sort());
     const launch = run.reports.find((r) => r.event.eventName === "RunInstances");

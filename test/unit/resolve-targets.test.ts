@@ -243,6 +243,20 @@ describe("resolveTargets: whose call it was", () => {
     expect(resolved.problem).toBeUndefined();
   });
 
+  it("ignores a failed call before any other check, even with an unexpected source", () => {
+    // Prepare
+    const event = fixture("modify-instance-metadata-options-failed.json");
+    event.source = "custom.not-ec2";
+
+    // Act
+    const resolved = resolveTargets(event, config(), NOW);
+
+    // Assess
+    expect(resolved.notify).toBe(false);
+    expect(resolved.problem).toBeUndefined();
+    expect(resolved.ignored).toContain("failed");
+  });
+
   it("ignores a failed RunInstances too", () => {
     // Prepare
     const event = fixture("run-instances.json");
@@ -313,14 +327,15 @@ describe("resolveTargets: whose call it was", () => {
     const resolved = resolveTargets(event, config(), NOW);
 
     // Assess
-    expect(resolved.event.actor).toBe("AWSService:autoscaling.amazonaws.com");
+    expect(resolved.event.actor).toBe("Auto Scaling (autoscaling.amazonaws.com)");
     expect(idsOf(resolved.batches)).toEqual(["i-0d1e2f3a4b5c60011", "i-0d1e2f3a4b5c60012"]);
     expect(resolved.notify).toBe(true);
   });
 
   it.each([
     { userIdentity: { type: "AWSService" }, actor: "AWSService" },
-    { userIdentity: { invokedBy: "ec2.amazonaws.com" }, actor: "AWSService:ec2.amazonaws.com" },
+    { userIdentity: { invokedBy: "ec2.amazonaws.com" }, actor: "AWS service ec2.amazonaws.com" },
+    { userIdentity: { invokedBy: "AWS Internal" }, actor: "AWSService:AWS Internal" },
     { userIdentity: undefined, actor: "unknown" },
   ])("falls back to $actor when the identity has no ARN", ({ userIdentity, actor }) => {
     // Prepare
@@ -333,6 +348,226 @@ describe("resolveTargets: whose call it was", () => {
     // Assess
     expect(resolved.event.actor).toBe(actor);
     expect(resolved.targetCount).toBe(2);
+  });
+});
+
+describe("resolveTargets: who launched it, when a service did", () => {
+  it("reads a 2016-era Root record invoked by Auto Scaling as Auto Scaling's launch, never as a root launch", () => {
+    // Prepare
+    const event = fixture("run-instances-root-invoked-by-autoscaling-2016.json");
+
+    // Act
+    const resolved = resolveTargets(event, config(), NOW);
+
+    // Assess
+    expect(resolved.event.actor).toBe("Auto Scaling (autoscaling.amazonaws.com), on behalf of account 123456789012");
+    expect(resolved.event.actor).not.toContain(":root");
+    expect(resolved.trigger).toBe("launch");
+    expect(idsOf(resolved.batches)).toEqual(["i-0a1b2c3d"]);
+  });
+
+  it("names EC2 Fleet and the role it launched for (Karpenter)", () => {
+    // Prepare
+    const event = fixture("run-instances-by-ec2fleet-without-response.json");
+
+    // Act
+    const resolved = resolveTargets(event, config(), NOW);
+
+    // Assess
+    expect(resolved.event.actor).toBe(
+      "EC2 Fleet (ec2fleet.amazonaws.com), on behalf of arn:aws:sts::123456789012:assumed-role/KarpenterControllerRole-prod/1764348000000000000",
+    );
+  });
+
+  it("reports a matched launch record it cannot read ids from, instead of dropping it", () => {
+    // Prepare
+    const event = fixture("run-instances-by-ec2fleet-without-response.json");
+
+    // Act
+    const resolved = resolveTargets(event, config(), NOW);
+
+    // Assess
+    expect(resolved.notify).toBe(true);
+    expect(resolved.targetCount).toBe(0);
+    expect(resolved.problem).toContain("made by EC2 Fleet");
+    expect(resolved.problem).toContain("instant CreateFleet");
+  });
+});
+
+describe("resolveTargets: StartInstances", () => {
+  it("sends every started instance through the flow as an existing instance (the safety gate applies)", () => {
+    // Prepare
+    const event = fixture("start-instances.json");
+
+    // Act
+    const resolved = resolveTargets(event, config(), NOW);
+
+    // Assess
+    expect(resolved.trigger).toBe("start");
+    expect(idsOf(resolved.batches)).toEqual(["i-0d1e2f3a4b5c60021", "i-0d1e2f3a4b5c60022"]);
+    expect(resolved.event.actor).toBe("arn:aws:sts::123456789012:assumed-role/Operator/ops.oncall");
+    expect(resolved.notify).toBe(true);
+  });
+
+  it("reports a StartInstances record without its instances", () => {
+    // Prepare
+    const event = fixture("start-instances.json");
+    event.detail.responseElements = null;
+
+    // Act
+    const resolved = resolveTargets(event, config(), NOW);
+
+    // Assess
+    expect(resolved.problem).toContain("StartInstances record has no");
+    expect(resolved.notify).toBe(true);
+  });
+});
+
+describe("resolveTargets: CreateFleet", () => {
+  it("reads an instant fleet's instances from responseElements.CreateFleetResponse.fleetInstanceSet", () => {
+    // Prepare
+    const event = fixture("create-fleet-instant.json");
+
+    // Act
+    const resolved = resolveTargets(event, config(), NOW);
+
+    // Assess
+    expect(resolved.trigger).toBe("launch");
+    expect(idsOf(resolved.batches)).toEqual(["i-0e1f2a3b4c5d60031", "i-0e1f2a3b4c5d60032"]);
+  });
+
+  it("accepts CloudTrail's single-item rendering (an object, not a list)", () => {
+    // Prepare
+    const event = fixture("create-fleet-instant.json");
+    event.detail.responseElements = {
+      CreateFleetResponse: {
+        fleetInstanceSet: { item: { lifecycle: "spot", instanceIds: { item: "i-0e1f2a3b4c5d60033" } } },
+        fleetId: "fleet-1",
+      },
+    };
+
+    // Act
+    const resolved = resolveTargets(event, config(), NOW);
+
+    // Assess
+    expect(idsOf(resolved.batches)).toEqual(["i-0e1f2a3b4c5d60033"]);
+  });
+
+  it("needs no work for a request or maintain fleet, which launches later", () => {
+    // Prepare
+    const event = fixture("create-fleet-instant.json");
+    const detail = z.looseObject({ requestParameters: z.looseObject({ CreateFleetRequest: z.looseObject({}) }) });
+    const parsed = detail.parse(event.detail);
+    parsed.requestParameters.CreateFleetRequest.Type = "maintain";
+    event.detail = parsed;
+
+    // Act
+    const resolved = resolveTargets(event, config(), NOW);
+
+    // Assess
+    expect(resolved.notify).toBe(false);
+    expect(resolved.ignored).toContain("launches its instances later");
+  });
+
+  it("reports an instant fleet record without instances or errors", () => {
+    // Prepare
+    const event = fixture("create-fleet-instant.json");
+    event.detail.responseElements = { CreateFleetResponse: { fleetId: "fleet-1" } };
+
+    // Act
+    const resolved = resolveTargets(event, config(), NOW);
+
+    // Assess
+    expect(resolved.notify).toBe(true);
+    expect(resolved.problem).toContain("lists no instance");
+  });
+});
+
+describe("resolveTargets: EC2's state-change notification (no trail)", () => {
+  it("makes a pending instance a target whose report waits for the CloudTrail record", () => {
+    // Prepare
+    const event = fixture("state-change-pending.json");
+
+    // Act
+    const resolved = resolveTargets(event, { ...config(), attributionTimeoutSeconds: 600 }, NOW);
+
+    // Assess
+    expect(resolved.trigger).toBe("state-change");
+    expect(idsOf(resolved.batches)).toEqual(["i-0e1f2a3b4c5d60031"]);
+    expect(resolved.event.actor).toBe("actor unknown: no CloudTrail record");
+    expect(resolved.event.source).toBe("state-change");
+    expect(resolved.dedupe.key).toBe("state#123456789012#eu-west-1#i-0e1f2a3b4c5d60031#pending#2026-11-28T16:40:06Z");
+    expect(resolved.awaitAttribution).toEqual({ deadline: "2026-11-28T16:50:06.000Z" });
+  });
+
+  it("waits 15 minutes by default", () => {
+    const resolved = resolveTargets(fixture("state-change-pending.json"), config(), NOW);
+    expect(resolved.awaitAttribution).toEqual({ deadline: "2026-11-28T16:55:06.000Z" });
+  });
+
+  it("needs nothing for any other state", () => {
+    const resolved = resolveTargets(fixture("state-change-running.json"), config(), NOW);
+    expect(resolved.notify).toBe(false);
+    expect(resolved.ignored).toContain('"running"');
+  });
+
+  it("rejects a hostile instance id as data", () => {
+    const event = fixture("state-change-pending.json");
+    event.detail["instance-id"] = "i-1; rm -rf /";
+    const resolved = resolveTargets(event, config(), NOW);
+    expect(resolved.rejected).toHaveLength(1);
+    expect(resolved.targetCount).toBe(0);
+    expect(resolved.dedupe.key.startsWith("state#123456789012#eu-west-1#")).toBe(true);
+  });
+});
+
+describe("resolveTargets: ModifyInstanceMetadataDefaults", () => {
+  it("turns a weakening call into an account-default change, with no instance to check", () => {
+    // Prepare
+    const event = fixture("modify-instance-metadata-defaults.json");
+
+    // Act
+    const resolved = resolveTargets(event, config(), NOW);
+
+    // Assess
+    expect(resolved.trigger).toBe("account-default");
+    expect(resolved.notify).toBe(true);
+    expect(resolved.targetCount).toBe(0);
+    expect(resolved.problem).toBeUndefined();
+    expect(resolved.accountDefaultChange).toEqual({
+      httpTokens: "optional",
+      httpTokensEnforced: "disabled",
+      weakened: ["HttpTokens set to optional", "HttpTokensEnforced set to disabled"],
+    });
+  });
+
+  it.each([
+    [{ HttpTokens: "no-preference" }, ["HttpTokens set to no-preference"]],
+    [{ HttpTokensEnforced: "disabled" }, ["HttpTokensEnforced set to disabled"]],
+    [{ HttpTokens: "required", HttpTokensEnforced: "no-preference" }, ["HttpTokensEnforced set to no-preference"]],
+  ])("sees %j as weakening", (request, weakened) => {
+    const event = fixture("modify-instance-metadata-defaults.json");
+    event.detail.requestParameters = { ModifyInstanceMetadataDefaultsRequest: request };
+    expect(resolveTargets(event, config(), NOW).accountDefaultChange?.weakened).toEqual(weakened);
+  });
+
+  it.each([
+    { HttpTokens: "required" },
+    { HttpTokens: "required", HttpTokensEnforced: "enabled" },
+    { HttpPutResponseHopLimit: 2 },
+  ])("needs nothing for %j, which leaves IMDSv2 required", (request) => {
+    const event = fixture("modify-instance-metadata-defaults.json");
+    event.detail.requestParameters = { ModifyInstanceMetadataDefaultsRequest: request };
+    const resolved = resolveTargets(event, config(), NOW);
+    expect(resolved.notify).toBe(false);
+    expect(resolved.accountDefaultChange).toBeUndefined();
+  });
+
+  it("ignores the failed call", () => {
+    const resolved = resolveTargets(fixture("modify-instance-metadata-defaults-failed.json"), config(), NOW);
+    expect(resolved.notify).toBe(false);
+    expect(resolved.ignored).toContain("Client.UnauthorizedOperation");
+    expect(resolved.accountDefaultChange).toBeUndefined();
   });
 });
 
@@ -379,13 +614,13 @@ describe("resolveTargets: malformed events", () => {
   it("reports an event of another detail-type", () => {
     // Prepare
     const event = fixture("run-instances.json");
-    event["detail-type"] = "EC2 Instance State-change Notification";
+    event["detail-type"] = "EC2 Spot Instance Interruption Warning";
 
     // Act
     const resolved = resolveTargets(event, config(), NOW);
 
     // Assess
-    expect(resolved.problem).toContain('detail-type "EC2 Instance State-change Notification"');
+    expect(resolved.problem).toContain('detail-type "EC2 Spot Instance Interruption Warning"');
     expect(resolved.batches).toEqual([]);
   });
 
@@ -542,7 +777,7 @@ describe("resolveTargets: event reference and dedupe", () => {
       eventId: "6c7d8e9f-0a1b-4c2d-8e3f-4a5b6c7d8e9f",
       eventName: "RunInstances",
       eventTime: "2026-11-28T14:10:02Z",
-      actor: "AWSService:autoscaling.amazonaws.com",
+      actor: "Auto Scaling (autoscaling.amazonaws.com)",
       account: "123456789012",
       region: "eu-west-1",
       source: "cloudtrail",

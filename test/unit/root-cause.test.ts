@@ -68,7 +68,10 @@ describe("sourceFixes: launch templates", () => {
 
     // Assess
     expect(fixes).toHaveLength(1);
-    expect(codeSpans(fixes[0] ?? "")).toEqual([LT_COMMAND("7")]);
+    expect(codeSpans(fixes[0] ?? "")).toEqual([
+      LT_COMMAND("7"),
+      `aws autoscaling update-auto-scaling-group --region ${REGION} --auto-scaling-group-name web-asg --mixed-instances-policy '{"LaunchTemplate":{"LaunchTemplateSpecification":{"LaunchTemplateId":"${LT}","Version":"<new version>"}}}'`,
+    ]);
     expect(fixes[0]).toContain(`Launch template ${LT} (version 7)`);
     expect(fixes[0]).toContain('point Auto Scaling group(s) "web-asg" at the new version');
   });

@@ -1,0 +1,93 @@
+import { type DynamoDBClient, PutItemCommand, QueryCommand, type QueryCommandOutput } from "@aws-sdk/client-dynamodb";
+import { type EventRef, eventRefSchema } from "../domain/model.js";
+import { awsErrorCode, classifyAwsError } from "./errors.js";
+
+/**
+ * One claim per instance occurrence (a launch, or a start), in the event ledger, so that whichever signal arrives
+ * first (EC2's state-change notification or the CloudTrail record) does the work, and the other adds only what it
+ * knows. Key `inst#<account>#<region>#<instanceId>#<LaunchTime>`: EC2 sets LaunchTime at every launch and start,
+ * and both signals read the same value from DescribeInstances. Items: "claim" (who works on it) and "attribution"
+ * (the CloudTrail record that arrived after someone else claimed it).
+ */
+export interface InstanceClaims {
+  /** True when this execution holds the claim: it was free, or this execution took it before (a retry). */
+  claim(key: string, executionId: string, expiresAt: number): Promise<boolean>;
+  attribute(key: string, event: EventRef, expiresAt: number): Promise<void>;
+  attribution(key: string): Promise<EventRef | undefined>;
+}
+
+export function instanceClaimKey(account: string, region: string, instanceId: string, occurrence: string): string {
+  return `inst#${account}#${region}#${instanceId}#${occurrence}`;
+}
+
+export function dynamoInstanceClaims(dynamodb: DynamoDBClient, tableName: string): InstanceClaims {
+  return {
+    async claim(key, executionId, expiresAt) {
+      try {
+        await dynamodb.send(
+          new PutItemCommand({
+            TableName: tableName,
+            Item: {
+              eventId: { S: key },
+              item: { S: "claim" },
+              executionId: { S: executionId },
+              expiresAt: { N: String(expiresAt) },
+            },
+            // A retry of the same execution finds its own claim and keeps it; anyone else finds it taken.
+            ConditionExpression: "attribute_not_exists(eventId) OR executionId = :me",
+            ExpressionAttributeValues: { ":me": { S: executionId } },
+          }),
+        );
+        return true;
+      } catch (error) {
+        if (awsErrorCode(error) === "ConditionalCheckFailedException") return false;
+        throw classifyAwsError(error, "PutItem (instance claim)");
+      }
+    },
+    async attribute(key, event, expiresAt) {
+      try {
+        await dynamodb.send(
+          new PutItemCommand({
+            TableName: tableName,
+            Item: {
+              eventId: { S: key },
+              item: { S: "attribution" },
+              event: { S: JSON.stringify(event) },
+              expiresAt: { N: String(expiresAt) },
+            },
+          }),
+        );
+      } catch (error) {
+        throw classifyAwsError(error, "PutItem (attribution)");
+      }
+    },
+    async attribution(key) {
+      let out: QueryCommandOutput;
+      try {
+        out = await dynamodb.send(
+          new QueryCommand({
+            TableName: tableName,
+            KeyConditionExpression: "eventId = :e AND begins_with(#item, :prefix)",
+            ExpressionAttributeNames: { "#item": "item" },
+            ExpressionAttributeValues: { ":e": { S: key }, ":prefix": { S: "attribution" } },
+            ConsistentRead: true,
+          }),
+        );
+      } catch (error) {
+        throw classifyAwsError(error, "Query (attribution)");
+      }
+      // A corrupt item counts as no attribution: the report then says the actor is unknown, which is true.
+      const parsed = eventRefSchema.safeParse(parseJson(out.Items?.[0]?.event?.S));
+      return parsed.success ? parsed.data : undefined;
+    },
+  };
+}
+
+function parseJson(text: string | undefined): unknown {
+  if (text === undefined) return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,117 @@
+import type { Logger } from "@aws-lambda-powertools/logger";
+import type { EC2Client } from "@aws-sdk/client-ec2";
+import { z } from "zod";
+import { describeInstancesById } from "../aws/ec2-instances.js";
+import { type InstanceClaims, instanceClaimKey } from "../aws/instance-claims.js";
+import { type EventRef, eventRefSchema, instanceProgressSchema, triggerSchema } from "../domain/model.js";
+
+/** The part of the execution's state ClaimInstances reads; everything else passes through unchanged. */
+export const claimInstancesInputSchema = z.object({
+  executionId: z.string(),
+  state: z.looseObject({
+    event: eventRefSchema,
+    trigger: triggerSchema,
+    batches: z.array(z.array(instanceProgressSchema)),
+    dedupe: z.object({ key: z.string(), expiresAt: z.string() }),
+    awaitAttribution: z.object({ deadline: z.string() }).optional(),
+  }),
+});
+export type ClaimInstancesInput = z.infer<typeof claimInstancesInputSchema>;
+
+export interface ClaimInstancesDeps {
+  ec2: EC2Client;
+  claims: InstanceClaims;
+  logger: Logger;
+}
+
+/** How many claims are written at once: DynamoDB takes them in parallel, a 1,000-instance launch stays in seconds. */
+const CLAIM_CONCURRENCY = 25;
+
+/**
+ * Claims each instance occurrence for this execution, so that a launch or a start gets exactly one verdict and one
+ * report whichever signals arrive, in whatever order. An instance someone else claimed first leaves this execution:
+ * a CloudTrail record then leaves its attribution (actor, launch template) for that execution's report. An instance
+ * not yet visible to DescribeInstances cannot be keyed; it stays (a duplicate verdict is better than none) with a
+ * note. Only the state changes: instances the execution keeps, and the keys the report waits on.
+ */
+export async function claimInstances(input: ClaimInstancesInput, deps: ClaimInstancesDeps) {
+  const { state, executionId } = input;
+  const ids = state.batches.flat().map((i) => i.instanceId);
+  const described = await describeInstancesById(deps.ec2, ids);
+  const expiresAt = Number(state.dedupe.expiresAt);
+  const fromCloudTrail = state.event.source === "cloudtrail";
+  const claimed: string[] = [];
+  const elsewhere = new Set<string>();
+  const unkeyed = new Set<string>();
+  const work = ids.map((id) => async () => {
+    const launchTime = described.get(id)?.LaunchTime;
+    if (!launchTime) {
+      unkeyed.add(id);
+      return;
+    }
+    const key = instanceClaimKey(state.event.account, state.event.region, id, launchTime.toISOString());
+    if (await deps.claims.claim(key, executionId, expiresAt)) {
+      claimed.push(key);
+      return;
+    }
+    elsewhere.add(id);
+    // The record's actor and launch template, for the report of the execution that holds the claim.
+    if (fromCloudTrail) await deps.claims.attribute(key, state.event, expiresAt);
+  });
+  for (let i = 0; i < work.length; i += CLAIM_CONCURRENCY) {
+    await Promise.all(work.slice(i, i + CLAIM_CONCURRENCY).map((run) => run()));
+  }
+  const batches = state.batches
+    .map((batch) =>
+      batch
+        .filter((p) => !elsewhere.has(p.instanceId))
+        .map((p) =>
+          unkeyed.has(p.instanceId)
+            ? {
+                ...p,
+                notes: [
+                  ...p.notes,
+                  "Not yet visible to DescribeInstances when claimed: another signal for this launch may also report it.",
+                ],
+              }
+            : p,
+        ),
+    )
+    .filter((batch) => batch.length > 0);
+  const targetCount = batches.reduce((n, b) => n + b.length, 0);
+  deps.logger.info("Claimed instances", { claimed: claimed.length, elsewhere: elsewhere.size, unkeyed: unkeyed.size });
+  const { awaitAttribution: _wait, ...rest } = state;
+  return {
+    ...rest,
+    batches,
+    targetCount,
+    instanceClaims: { claimed, elsewhere: [...elsewhere].sort() },
+    // Only the state-change path waits for the record, and only for the instances it kept.
+    ...(state.awaitAttribution && claimed.length > 0 ? { awaitAttribution: state.awaitAttribution } : {}),
+    ...(targetCount === 0 && elsewhere.size > 0
+      ? {
+          ignored: fromCloudTrail
+            ? "Every instance was already claimed by EC2's state-change notification; this record's actor and launch template were left for that execution's report."
+            : "Every instance was already claimed by its CloudTrail record's execution.",
+        }
+      : {}),
+  };
+}
+
+export const readAttributionInputSchema = z.object({
+  keys: z.array(z.string()).min(1),
+  deadline: z.string(),
+});
+
+/** When the report may go out: the record has arrived for every claimed key, or the wait is over. */
+export async function readAttribution(
+  input: z.infer<typeof readAttributionInputSchema>,
+  deps: { claims: InstanceClaims; now: () => Date },
+): Promise<{ done: boolean; pollSeconds: number; record?: EventRef; timedOut?: boolean }> {
+  const found = await Promise.all(input.keys.map((key) => deps.claims.attribution(key)));
+  const record = found.find((r) => r !== undefined);
+  if (found.every((r) => r !== undefined) && record) return { done: true, pollSeconds: 0, record };
+  const left = Math.ceil((Date.parse(input.deadline) - deps.now().getTime()) / 1000);
+  if (!(left > 0)) return { done: true, pollSeconds: 0, timedOut: true, ...(record ? { record } : {}) };
+  return { done: false, pollSeconds: Math.min(60, left) };
+}
