@@ -86,11 +86,21 @@ var eventRefSchema = z2.object({
   launchTemplate: z2.object({ id: z2.string().optional(), name: z2.string().optional(), version: z2.string().optional() }).optional()
 });
 var platformSchema = z2.enum(["linux", "windows"]);
+var probeStatusSchema = z2.number().int().nullable();
+var endpointReadingSchema = z2.object({
+  v1: probeStatusSchema,
+  v1Credentials: probeStatusSchema,
+  token: probeStatusSchema,
+  v2: probeStatusSchema
+});
 var probeReadingSchema = z2.object({
-  v1: z2.number().int().nullable(),
-  token: z2.number().int().nullable(),
-  v2: z2.number().int().nullable(),
-  client: z2.string().max(64)
+  v1: probeStatusSchema,
+  v1Credentials: probeStatusSchema.optional(),
+  token: probeStatusSchema,
+  v2: probeStatusSchema,
+  client: z2.string().max(64),
+  v6: endpointReadingSchema.optional(),
+  answered: z2.array(z2.enum(["ipv4", "ipv6"])).max(2).optional()
 });
 var instanceResultSchema = z2.object({
   instanceId: z2.string(),

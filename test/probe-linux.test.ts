@@ -1,24 +1,22 @@
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync, symlinkSync } from "node:fs";
-import { createServer } from "node:net";
+import { execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, readdirSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { z } from "zod";
-import { type ImdsOptionsView, type RunningImdsEmulator, startImdsEmulator } from "../local/sim/imds-emulator.js";
-import { type LinuxProbeRun, runLinuxProbe } from "../local/sim/run-linux-probe.js";
+import { startImdsEmulator } from "../local/sim/imds-emulator.js";
+import { runLinuxProbe } from "../local/sim/run-linux-probe.js";
+import { judgeProbe, parseProbeOutput } from "../shared/domain/probe-verdict.js";
 import probeLinux from "../shared/probes/probe-linux.sh";
-
-const status = z.number().int().nullable();
-/** The contract with the verdict code: exactly these four keys, statuses as integers or null. */
-const readingSchema = z.strictObject({ v1: status, token: status, v2: status, client: z.string() });
-
-/** Exactly one line of JSON, exit code 0. */
-function readingOf(run: LinuxProbeRun): z.infer<typeof readingSchema> {
-  expect(run.exitCode).toBe(0);
-  expect(run.stdout).toMatch(/^[^\n]+\n$/);
-  return readingSchema.parse(JSON.parse(run.stdout));
-}
+import {
+  closedPortUrl,
+  expectNoTokenLeak,
+  expectWholeProbeDeadline,
+  PROBE_BOUND_MS,
+  PROBE_CASES,
+  readingOf,
+  startCase,
+  withoutTokenFlow,
+} from "./probe-harness.js";
 
 /** Where a tool really lives: python3 may be a pyenv shim that only works with pyenv itself on PATH. */
 function realPathOf(tool: string): string {
@@ -28,147 +26,265 @@ function realPathOf(tool: string): string {
     }
     return execFileSync("/bin/sh", ["-c", 'command -v "$1"', "sh", tool], { encoding: "utf8" }).trim();
   } catch (error) {
-    throw new Error(`${tool} is not installed here, but the fallback tests need it`, { cause: error });
+    throw new Error(`${tool} is not installed here, but the fallback tests need it (.ci/run installs it)`, {
+      cause: error,
+    });
   }
 }
 
 const scratchDirs: string[] = [];
 
+function scratchDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  scratchDirs.push(dir);
+  return dir;
+}
+
 /** A PATH holding only these tools, to play a minimal image without curl. */
 function pathWithOnly(tools: string[]): string {
-  const dir = mkdtempSync(join(tmpdir(), "probe-path-"));
-  scratchDirs.push(dir);
+  const dir = scratchDir("probe-path-");
   for (const tool of tools) symlinkSync(realPathOf(tool), join(dir, tool));
   return dir;
 }
 
-/** A port where nothing listens, so every connection is refused at once. */
-async function closedPortUrl(): Promise<string> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === "string") throw new Error("expected a TCP address");
-  return `http://127.0.0.1:${address.port}`;
+/** A PATH holding only busybox's applets (wget, sleep, date, mktemp, ...), as on a busybox-only image. */
+function busyboxOnlyPath(busybox: string): string {
+  const dir = scratchDir("probe-busybox-");
+  const applets = execFileSync(busybox, ["--list"], { encoding: "utf8" }).split("\n").filter(Boolean);
+  for (const applet of applets) symlinkSync(busybox, join(dir, applet));
+  return dir;
 }
 
-function expectNoTokenLeak(run: LinuxProbeRun, emulator: RunningImdsEmulator): void {
-  for (const token of emulator.issuedTokens) {
-    expect(run.stdout).not.toContain(token);
-    expect(run.stderr).not.toContain(token);
-  }
+interface ClientSetup {
+  path: string | undefined;
+  shell?: string[];
 }
 
-let options: ImdsOptionsView = { httpTokens: "required", httpEndpoint: "enabled" };
-let emulator: RunningImdsEmulator;
-let hangingEmulator: RunningImdsEmulator;
-const clientPaths: Record<string, string | undefined> = {};
+const clients: Record<string, ClientSetup> = {};
 
-beforeAll(async () => {
-  emulator = await startImdsEmulator(() => options);
-  hangingEmulator = await startImdsEmulator(() => options, { hang: true });
-  clientPaths.curl = undefined;
-  clientPaths.python3 = pathWithOnly(["python3"]);
-  // GNU wget gets its headers from a mktemp file, so those two come along as on any image that has wget.
-  clientPaths.wget = pathWithOnly(["wget", "mktemp", "rm"]);
+beforeAll(() => {
+  const busybox = realPathOf("busybox");
+  clients.curl = { path: undefined };
+  clients.python3 = { path: pathWithOnly(["python3", "sleep", "date"]) };
+  // GNU wget gets its headers from a mktemp file, and its bound from sleep: those come along on any image with wget.
+  clients.wget = { path: pathWithOnly(["wget", "mktemp", "rm", "sleep", "date"]) };
+  // busybox's own sh, too: the image has nothing else.
+  clients["busybox-wget"] = { path: busyboxOnlyPath(busybox), shell: [busybox, "sh"] };
 });
 
-afterAll(async () => {
-  await emulator.close();
-  await hangingEmulator.close();
+afterAll(() => {
   for (const dir of scratchDirs) rmSync(dir, { recursive: true, force: true });
 });
 
-describe.each(["curl", "python3", "wget"])("probe-linux.sh with %s", (client) => {
-  it("sees IMDSv1 refused and IMDSv2 answered when tokens are required", async () => {
+describe.each(["curl", "python3", "wget", "busybox-wget"])("probe-linux.sh with %s", (client) => {
+  it.concurrent.each(PROBE_CASES)(
+    "$name: prints the statuses, stays in its deadline, leaks nothing",
+    async (probeCase) => {
+      // Prepare
+      const running = await startCase(probeCase);
+      const setup = clients[client];
+      if (!setup) throw new Error(`no setup for ${client}`);
+
+      try {
+        // Act
+        const run = await runLinuxProbe(probeLinux, running.endpoints, { path: setup.path, shell: setup.shell });
+
+        // Assess
+        const fullFlow = client !== "busybox-wget";
+        const v4 = fullFlow ? probeCase.expected.v4 : withoutTokenFlow(probeCase.expected.v4);
+        const v6 = fullFlow ? probeCase.expected.v6 : withoutTokenFlow(probeCase.expected.v6);
+        const answered = [
+          ...(Object.values(v4).some((s) => s !== null) ? ["ipv4"] : []),
+          ...(Object.values(v6).some((s) => s !== null) ? ["ipv6"] : []),
+        ];
+        expect(readingOf(run)).toEqual({ ...v4, client, v6, answered });
+        expect(run.durationMs).toBeLessThan(PROBE_BOUND_MS);
+        const reading = parseProbeOutput(run.stdout);
+        if (!reading) throw new Error("the reading does not parse");
+        const judgement = judgeProbe(reading);
+        expect(judgement.verdict).toBe(probeCase.verdict);
+        expect(`${judgement.reason} ${judgement.warnings.join(" ")}`).toContain(probeCase.reason);
+        expectNoTokenLeak(run, running);
+      } finally {
+        await running.close();
+      }
+    },
+  );
+});
+
+describe("probe-linux.sh and its whole-probe deadline", () => {
+  it.concurrent.each(["curl", "python3", "wget", "busybox-wget"])(
+    "%s stops asking a server that answers each request just in time",
+    async (client) => {
+      // Prepare
+      const setup = clients[client];
+      const v4 = { v1: 401, v1Credentials: 401, token: client === "busybox-wget" ? null : 200 };
+
+      // Act / Assess
+      await expectWholeProbeDeadline(
+        (endpoints) => runLinuxProbe(probeLinux, endpoints, { path: setup?.path, shell: setup?.shell }),
+        { ...v4, v2: client === "busybox-wget" ? null : 200 },
+      );
+    },
+  );
+});
+
+describe("probe-linux.sh and redirects", () => {
+  it.concurrent.each(["curl", "python3", "wget"])("%s sends no request to the redirect target", async (client) => {
     // Prepare
-    options = { httpTokens: "required", httpEndpoint: "enabled" };
+    const redirect = PROBE_CASES.find((probeCase) => probeCase.name === "redirect");
+    if (!redirect) throw new Error("no redirect case");
+    const running = await startCase(redirect);
 
-    // Act
-    const run = await runLinuxProbe(probeLinux, emulator.url, { path: clientPaths[client] });
+    try {
+      // Act
+      await runLinuxProbe(probeLinux, running.endpoints, { path: clients[client]?.path });
 
-    // Assess
-    expect(readingOf(run)).toEqual({ v1: 401, token: 200, v2: 200, client });
-    expect(emulator.issuedTokens.length).toBeGreaterThan(0);
-    expectNoTokenLeak(run, emulator);
+      // Assess
+      expect(running.collector.received).toEqual([]);
+    } finally {
+      await running.close();
+    }
   });
 
-  it("sees IMDSv1 answered when tokens are optional", async () => {
+  it("busybox wget follows a redirect whatever it is told, but only ever with a token-less GET", async () => {
     // Prepare
-    options = { httpTokens: "optional", httpEndpoint: "enabled" };
+    const redirect = PROBE_CASES.find((probeCase) => probeCase.name === "redirect");
+    if (!redirect) throw new Error("no redirect case");
+    const running = await startCase(redirect);
 
-    // Act
-    const run = await runLinuxProbe(probeLinux, emulator.url, { path: clientPaths[client] });
+    try {
+      // Act
+      const run = await runLinuxProbe(probeLinux, running.endpoints, clients["busybox-wget"]);
 
-    // Assess
-    expect(readingOf(run)).toEqual({ v1: 200, token: 200, v2: 200, client });
-    expectNoTokenLeak(run, emulator);
-  });
-
-  it("sees 403 and does not try IMDSv2 without a token when the endpoint is disabled", async () => {
-    // Prepare
-    options = { httpTokens: "required", httpEndpoint: "disabled" };
-    const requestsBefore = emulator.requests.length;
-
-    // Act
-    const run = await runLinuxProbe(probeLinux, emulator.url, { path: clientPaths[client] });
-
-    // Assess
-    expect(readingOf(run)).toEqual({ v1: 403, token: 403, v2: null, client });
-    expect(emulator.requests.slice(requestsBefore)).toEqual([
-      { method: "GET", path: "/latest/meta-data/" },
-      { method: "PUT", path: "/latest/api/token" },
-    ]);
-  });
-
-  it("gives up on an endpoint that never answers within the bound", async () => {
-    // Prepare
-    const requestsBefore = hangingEmulator.requests.length;
-
-    // Act
-    const run = await runLinuxProbe(probeLinux, hangingEmulator.url, { path: clientPaths[client] });
-
-    // Assess: a correctness bound (two 3 s requests), not a performance measurement
-    expect(readingOf(run)).toEqual({ v1: null, token: null, v2: null, client });
-    expect(run.durationMs).toBeLessThan(15_000);
-    expect(hangingEmulator.requests.slice(requestsBefore).map((request) => request.method)).toEqual(["GET", "PUT"]);
+      // Assess: the 302 is what it reports, and what followed carried no token
+      expect(readingOf(run)).toMatchObject({ v1: 302, v1Credentials: 302, token: null });
+      expect(running.collector.received.map((request) => request.token)).toEqual([undefined, undefined]);
+    } finally {
+      await running.close();
+    }
   });
 });
 
-describe("probe-linux.sh without an answer or a client", () => {
-  it("reports nulls quickly when nothing listens", async () => {
+describe("probe-linux.sh leaves no token on disk", () => {
+  it("removes GNU wget's header file when it finishes", async () => {
     // Prepare
-    const url = await closedPortUrl();
+    const tmp = scratchDir("probe-tmp-");
+    const emulator = await startImdsEmulator(() => ({ httpTokens: "required", httpEndpoint: "enabled" }));
 
-    // Act
-    const run = await runLinuxProbe(probeLinux, url);
+    try {
+      // Act
+      const run = await runLinuxProbe(
+        probeLinux,
+        { v4: emulator.url, v6: await closedPortUrl("::1") },
+        { path: clients.wget?.path, tmpDir: tmp },
+      );
 
-    // Assess
-    expect(readingOf(run)).toEqual({ v1: null, token: null, v2: null, client: "curl" });
-    expect(run.durationMs).toBeLessThan(5_000);
+      // Assess
+      expect(readingOf(run)).toMatchObject({ v1: 401, token: 200, v2: 200, client: "wget" });
+      expect(readdirSync(tmp)).toEqual([]);
+    } finally {
+      await emulator.close();
+    }
   });
 
-  it("reports client none when no HTTP client is on PATH", async () => {
-    // Prepare
-    options = { httpTokens: "required", httpEndpoint: "enabled" };
-    const requestsBefore = emulator.requests.length;
+  it.concurrent.each(["SIGTERM", "SIGINT", "SIGHUP"] as const)(
+    "removes it when killed with %s in the middle of a request",
+    async (signal) => {
+      // Prepare: the emulator hangs, so the kill lands while wget waits
+      const tmp = scratchDir("probe-tmp-");
+      const emulator = await startImdsEmulator(() => ({ httpTokens: "required", httpEndpoint: "enabled" }), {
+        mode: "hang",
+      });
+      let pid: number | undefined;
+
+      try {
+        // Act
+        const running = runLinuxProbe(
+          probeLinux,
+          { v4: emulator.url, v6: await closedPortUrl("::1") },
+          { path: clients.wget?.path, tmpDir: tmp, onSpawn: (spawned) => (pid = spawned) },
+        );
+        await expect.poll(() => emulator.requests.length, { timeout: 5_000 }).toBe(1);
+        expect(readdirSync(tmp)).toHaveLength(1);
+        if (pid === undefined) throw new Error("the probe did not start");
+        process.kill(pid, signal);
+        const run = await running;
+
+        // Assess
+        expect(run.stdout).toBe("");
+        expect(readdirSync(tmp)).toEqual([]);
+      } finally {
+        await emulator.close();
+      }
+    },
+  );
+});
+
+describe("probe-linux.sh never reaches a real metadata address from here", () => {
+  it("the runner refuses endpoints that are not loopback", () => {
+    // Act / Assess
+    expect(() => runLinuxProbe(probeLinux, { v4: "http://169.254.169.254", v6: "http://[::1]:1" })).toThrow(/v4/);
+    expect(() => runLinuxProbe(probeLinux, { v4: "http://127.0.0.1:1", v6: "http://[fd00:ec2::254]" })).toThrow(/v6/);
+  });
+
+  it("the script refuses them itself when IMDS_PROBE_LOOPBACK_ONLY=1, before any request", async () => {
+    // Prepare: 0.0.0.0 and [::] are not what the tripwire allows, and if it failed they would reach only this host
+    const port = new URL(await closedPortUrl("127.0.0.1")).port;
+    const env = {
+      PATH: process.env.PATH ?? "/usr/bin:/bin",
+      IMDS_ENDPOINT: `http://0.0.0.0:${port}`,
+      IMDS_ENDPOINT_V6: `http://[::]:${port}`,
+      IMDS_PROBE_LOOPBACK_ONLY: "1",
+    };
 
     // Act
-    const run = await runLinuxProbe(probeLinux, emulator.url, { path: pathWithOnly([]) });
+    const child = spawn("/bin/sh", ["-c", probeLinux], { env, stdio: ["ignore", "pipe", "pipe"] });
+    let stderr = "";
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+      stderr += chunk;
+    });
+    const exitCode = await new Promise((resolve) => child.once("close", resolve));
 
     // Assess
-    expect(readingOf(run)).toEqual({ v1: null, token: null, v2: null, client: "none" });
-    expect(emulator.requests.length).toBe(requestsBefore);
+    expect(exitCode).toBe(2);
+    expect(stderr).toContain("not a loopback endpoint");
+  });
+});
+
+describe("probe-linux.sh without a client", () => {
+  it("reports client none when no HTTP client is on PATH", async () => {
+    // Prepare
+    const emulator = await startImdsEmulator(() => ({ httpTokens: "required", httpEndpoint: "enabled" }));
+
+    try {
+      // Act
+      const run = await runLinuxProbe(
+        probeLinux,
+        { v4: emulator.url, v6: await closedPortUrl("::1") },
+        { path: pathWithOnly([]) },
+      );
+
+      // Assess
+      expect(readingOf(run)).toMatchObject({ v1: null, token: null, v2: null, client: "none", answered: [] });
+      expect(emulator.requests).toEqual([]);
+    } finally {
+      await emulator.close();
+    }
   });
 
   it("takes the endpoint with a trailing slash", async () => {
     // Prepare
-    options = { httpTokens: "required", httpEndpoint: "enabled" };
+    const emulator = await startImdsEmulator(() => ({ httpTokens: "required", httpEndpoint: "enabled" }));
 
-    // Act
-    const run = await runLinuxProbe(probeLinux, `${emulator.url}/`);
+    try {
+      // Act
+      const run = await runLinuxProbe(probeLinux, { v4: `${emulator.url}/`, v6: await closedPortUrl("::1") });
 
-    // Assess
-    expect(readingOf(run)).toEqual({ v1: 401, token: 200, v2: 200, client: "curl" });
+      // Assess
+      expect(readingOf(run)).toMatchObject({ v1: 401, v1Credentials: 401, token: 200, v2: 200, client: "curl" });
+    } finally {
+      await emulator.close();
+    }
   });
 });

@@ -10,7 +10,8 @@ const USAGE = `Usage: npm start -- [--scenario FILE] [--json] [--verbose]
        npm start -- audit [--help]
 
 Runs imdsv2-guard end to end on a simulated AWS account: the real state machine (infra/state-machine.asl.json),
-the real Lambda handlers, and the real Linux probe against an IMDS emulator on 127.0.0.1. No AWS credentials needed.
+the real Lambda handlers, and the real probes against an IMDS emulator on loopback (Linux in sh; Windows in pwsh when
+installed, else computed, as the "probe" column says). No AWS credentials needed.
 
   --scenario FILE  a scenario (events + instances) instead of the built-in mixed fleet; see README "Scenarios".
                    A relative path is read from the directory you run npm in.
@@ -74,7 +75,12 @@ function jsonOutput(run: FlowRun) {
     scenario: run.scenario.name,
     simulatedSeconds: run.simulatedSeconds,
     results: run.reports.flatMap((r) =>
-      r.results.map((x) => ({ eventId: r.event.eventId, eventName: r.event.eventName, ...x })),
+      r.results.map((x) => ({
+        eventId: r.event.eventId,
+        eventName: r.event.eventName,
+        ...x,
+        ...(x.reading ? { probe: probeSources(run).get(x.instanceId) ?? "computed" } : {}),
+      })),
     ),
     reports: run.reports,
     // Every published message, as each channel receives it: `email` is SNS's default text, `slack` the AWS Chatbot
@@ -105,6 +111,7 @@ function jsonOutput(run: FlowRun) {
 const RESULT_COLUMNS = [
   { header: "instance" },
   { header: "verdict" },
+  { header: "probe" },
   { header: "applied", right: true },
   { header: "verdict at", right: true },
   { header: "reason", minWidth: 24 },
@@ -135,6 +142,7 @@ function humanOutput(run: FlowRun, width: number): string {
     const rows = report.results.map((r) => [
       r.instanceId,
       r.verdict.toUpperCase(),
+      r.reading ? (probeSources(run).get(r.instanceId) ?? "computed") : "-",
       r.secondsToApplied === undefined ? "-" : `${r.secondsToApplied}s`,
       r.secondsToVerdict === undefined ? "-" : `${r.secondsToVerdict}s`,
       r.reason + (r.warnings.length ? ` [${r.warnings.join("; ")}]` : ""),
@@ -148,6 +156,19 @@ function humanOutput(run: FlowRun, width: number): string {
     out.push(...notificationText(deliveredNotification(p.input), width), "-".repeat(Math.min(width, 100)), "");
   }
   return `${out.join("\n")}\n`;
+}
+
+/**
+ * Per instance, how its probe reading came about: `real` when the script itself ran (sh for Linux, pwsh for
+ * Windows), `computed` when a Windows instance's answers were computed because pwsh is not installed.
+ */
+function probeSources(run: FlowRun): Map<string, string> {
+  return new Map(
+    run.sim.probeRuns.map((p) => [
+      p.instanceId,
+      p.source === "computed" ? "computed" : `real (${p.platform === "windows" ? "pwsh" : "sh"})`,
+    ]),
+  );
 }
 
 function reportsInEventOrder(run: FlowRun) {

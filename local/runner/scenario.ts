@@ -19,7 +19,13 @@ export const scenarioInstanceSchema = z.strictObject({
   /** SSM registration: online within ~30 s of launch, late (~3 min), or never (no agent or instance profile). */
   ssm: z.enum(["online", "late", "none"]).default("online"),
   /** Probe this IMDS-compatible endpoint (e.g. amazon-ec2-metadata-mock) instead of the built-in emulator. */
-  imdsUrl: z.string().url().optional(),
+  imdsUrl: z
+    .string()
+    .regex(
+      /^http:\/\/(127\.0\.0\.1|\[::1\]):\d+\/?$/,
+      "must be http://127.0.0.1:PORT or http://[::1]:PORT (loopback only)",
+    )
+    .optional(),
   /** Seconds MetadataOptions.State stays `pending` after a modify. */
   applyDelaySeconds: z.number().min(0).default(20),
   /**

@@ -28,8 +28,17 @@ import {
 } from "@aws-sdk/client-ssm";
 import { mockClient } from "aws-sdk-client-mock";
 import type { Scenario, ScenarioInstance } from "../runner/scenario.js";
-import { type ImdsOptionsView, startImdsEmulator } from "./imds-emulator.js";
+import { type ImdsOptionsView, type RunningImdsEmulator, startImdsEmulator } from "./imds-emulator.js";
 import { runLinuxProbe } from "./run-linux-probe.js";
+import { findPwsh, runWindowsProbe } from "./run-windows-probe.js";
+
+/** One probe the simulated Run Command ran: `real` when the script itself ran (sh, or pwsh for Windows), `computed` when pwsh is missing. */
+export interface SimProbeRun {
+  instanceId: string;
+  platform: "linux" | "windows";
+  stdout: string;
+  source: "real" | "computed";
+}
 
 /** EC2's documented token buckets: bucket size and refill per second. */
 export interface BucketSpec {
@@ -152,7 +161,12 @@ export class SimAccount {
   readonly throttled: Record<SimApi, number> = { ...this.calls };
   readonly modifiedInstanceIds: string[] = [];
   readonly published: SimPublished[] = [];
-  readonly probeRuns: { instanceId: string; platform: "linux" | "windows"; stdout: string }[] = [];
+  readonly probeRuns: SimProbeRun[] = [];
+  /**
+   * Where pwsh is, if installed: a Windows instance then runs the real probe-windows.ps1 in it; without it, its
+   * answers are computed from the same IMDS rules the emulator follows, and the run says so.
+   */
+  pwsh: string | undefined = findPwsh();
   private readonly instances = new Map<string, SimInstanceState>();
   private readonly invocations = new Map<string, SimInvocation>();
   /** The event ledger table: items by `eventId` then `item` (ClaimEvent's claims, the batches' stored results). */
@@ -545,6 +559,7 @@ export class SimAccount {
   }
 
   private async runProbe(s: SimInstanceState, script: string, invocation: SimInvocation): Promise<void> {
+    const platform = s.spec.platform;
     const view = (): ImdsOptionsView => {
       this.tick(s, Date.now());
       return {
@@ -552,28 +567,38 @@ export class SimAccount {
         httpEndpoint: s.httpEndpoint,
       };
     };
-    if (s.spec.platform === "windows") {
-      // No PowerShell here: the Windows probe's answers are computed from the same IMDS rules the emulator follows.
+    if (platform === "windows" && this.pwsh === undefined) {
       const v = view();
-      const reading =
+      const v1 = v.httpTokens === "required" ? 401 : 200;
+      const v4 =
         v.httpEndpoint === "disabled"
-          ? { v1: 403, token: 403, v2: null }
-          : { v1: v.httpTokens === "required" ? 401 : 200, token: 200, v2: 200 };
-      invocation.stdout = `${JSON.stringify({ ...reading, client: "HttpWebRequest" })}\r\n`;
-      this.probeRuns.push({ instanceId: s.spec.id, platform: "windows", stdout: invocation.stdout });
+          ? { v1: 403, v1Credentials: 403, token: 403, v2: null }
+          : { v1, v1Credentials: v1, token: 200, v2: 200 };
+      const v6 = { v1: null, v1Credentials: null, token: null, v2: null };
+      invocation.stdout = `${JSON.stringify({ ...v4, client: "HttpWebRequest", v6, answered: ["ipv4"] })}\r\n`;
+      this.probeRuns.push({ instanceId: s.spec.id, platform, stdout: invocation.stdout, source: "computed" });
       return;
     }
-    if (s.spec.imdsUrl) {
-      invocation.stdout = (await runLinuxProbe(script, s.spec.imdsUrl)).stdout;
-    } else {
-      const emulator = await startImdsEmulator(view);
-      try {
-        invocation.stdout = (await runLinuxProbe(script, emulator.url)).stdout;
-      } finally {
-        await emulator.close();
+    // HttpProtocolIpv6 is disabled unless asked for (AWS's default), so the IPv6 endpoint closes every connection.
+    const silentV6 = await startImdsEmulator(view, { host: "::1", mode: "reset" });
+    const emulators: RunningImdsEmulator[] = [silentV6];
+    try {
+      let v4 = s.spec.imdsUrl;
+      if (v4 === undefined) {
+        const emulator = await startImdsEmulator(view);
+        emulators.push(emulator);
+        v4 = emulator.url;
       }
+      const endpoints = { v4, v6: silentV6.url };
+      const run =
+        platform === "windows" && this.pwsh !== undefined
+          ? await runWindowsProbe(this.pwsh, script, endpoints)
+          : await runLinuxProbe(script, endpoints);
+      invocation.stdout = run.stdout;
+    } finally {
+      await Promise.all(emulators.map((emulator) => emulator.close()));
     }
-    this.probeRuns.push({ instanceId: s.spec.id, platform: "linux", stdout: invocation.stdout });
+    this.probeRuns.push({ instanceId: s.spec.id, platform, stdout: invocation.stdout, source: "real" });
   }
 
   private async getCommandInvocation(input: { CommandId?: string; InstanceId?: string }) {

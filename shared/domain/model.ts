@@ -116,12 +116,34 @@ export type EventRef = z.infer<typeof eventRefSchema>;
 export const platformSchema = z.enum(["linux", "windows"]);
 export type Platform = z.infer<typeof platformSchema>;
 
-/** One line of JSON printed by either probe script. `null` means nothing answered that request. */
+const probeStatusSchema = z.number().int().nullable();
+
+/** What one metadata endpoint answered: token-less GETs of the listing and the credentials path, the token PUT, a GET with the token. */
+export const endpointReadingSchema = z.object({
+  v1: probeStatusSchema,
+  v1Credentials: probeStatusSchema,
+  token: probeStatusSchema,
+  v2: probeStatusSchema,
+});
+export type EndpointReading = z.infer<typeof endpointReadingSchema>;
+
+/**
+ * One line of JSON printed by either probe script. `null` means nothing answered that request. `v1`, `token` and `v2`
+ * are the IPv4 endpoint's, as they always were; `v1Credentials` is its second token-less path, `v6` the IPv6
+ * endpoint, `answered` which endpoints answered at all. The later fields are optional only so that a reading from an
+ * older probe still parses: the verdict treats their absence as not proven.
+ */
 export const probeReadingSchema = z.object({
-  v1: z.number().int().nullable(),
-  token: z.number().int().nullable(),
-  v2: z.number().int().nullable(),
+  v1: probeStatusSchema,
+  v1Credentials: probeStatusSchema.optional(),
+  token: probeStatusSchema,
+  v2: probeStatusSchema,
   client: z.string().max(64),
+  v6: endpointReadingSchema.optional(),
+  answered: z
+    .array(z.enum(["ipv4", "ipv6"]))
+    .max(2)
+    .optional(),
 });
 export type ProbeReading = z.infer<typeof probeReadingSchema>;
 

@@ -47,7 +47,15 @@ describe("the state machine, end to end on the simulated account", () => {
     // Assess
     const [result] = allResults(run);
     expect(result?.verdict).toBe("pass");
-    expect(result?.reading).toEqual({ v1: 401, token: 200, v2: 200, client: "curl" });
+    expect(result?.reading).toEqual({
+      v1: 401,
+      v1Credentials: 401,
+      token: 200,
+      v2: 200,
+      client: "curl",
+      v6: { v1: null, v1Credentials: null, token: null, v2: null },
+      answered: ["ipv4"],
+    });
     expect(result?.secondsToApplied).toBe(20);
     expect(run.sim.modifiedInstanceIds).toEqual([id]);
     expect(run.sim.probeRuns.map((p) => p.instanceId)).toEqual([id]);

@@ -275,7 +275,8 @@ describe("batch step handlers: valid input reaches the core", () => {
     // Prepare
     ssmMock.on(GetCommandInvocationCommand).resolves({
       Status: "Success",
-      StandardOutputContent: '{"v1":401,"token":200,"v2":200,"client":"curl"}\n',
+      StandardOutputContent:
+        '{"v1":401,"v1Credentials":401,"token":200,"v2":200,"client":"curl","v6":{"v1":null,"v1Credentials":null,"token":null,"v2":null},"answered":["ipv4"]}\n',
     });
 
     // Act

@@ -75,8 +75,10 @@ function sendInputs() {
   return ssmMock.commandCalls(SendCommandCommand).map((c) => c.args[0].input);
 }
 
-const READING_PASS = '{"v1":401,"token":200,"v2":200,"client":"curl"}';
-const READING_FAIL = '{"v1":200,"token":200,"v2":200,"client":"curl"}';
+const READING_PASS =
+  '{"v1":401,"v1Credentials":401,"token":200,"v2":200,"client":"curl","v6":{"v1":null,"v1Credentials":null,"token":null,"v2":null},"answered":["ipv4"]}';
+const READING_FAIL =
+  '{"v1":200,"v1Credentials":200,"token":200,"v2":200,"client":"curl","v6":{"v1":null,"v1Credentials":null,"token":null,"v2":null},"answered":["ipv4"]}';
 
 beforeEach(resetMocks);
 
