@@ -163,8 +163,10 @@ function humanOutput(run: FlowRun, width: number): string {
  * Windows), `computed` when a Windows instance's answers were computed because pwsh is not installed.
  */
 function probeSources(run: FlowRun): Map<string, string> {
+  // In organization mode each member account runs its own instances' probes.
+  const sims = [run.sim, ...(run.org?.memberAccounts().map((m) => m.sim) ?? [])];
   return new Map(
-    run.sim.probeRuns.map((p) => [
+    sims.flatMap((sim) => sim.probeRuns).map((p) => [
       p.instanceId,
       p.source === "computed" ? "computed" : `real (${p.platform === "windows" ? "pwsh" : "sh"})`,
     ]),
