@@ -6,12 +6,8 @@ import type { InstanceResult } from "../../shared/domain/model.js";
 export const ACCOUNT = "111122223333";
 export const REGION = "eu-west-1";
 
-/** A RunInstances delivery as EventBridge sends it, trimmed to the fields the guard and the rule read. */
-export function runInstancesEvent(
-  instanceIds: string[],
-  eventId = "e-run-1",
-  actor = `arn:aws:sts::${ACCOUNT}:assumed-role/Deployer/ci`,
-) {
+/** An EC2 API call as EventBridge delivers it from CloudTrail, trimmed to the fields the guard and the rules read. */
+function apiCallDelivery<D extends object>(eventName: string, eventId: string, actor: string, detail: D) {
   return {
     version: "0",
     id: `delivery-${eventId}`,
@@ -26,14 +22,25 @@ export function runInstancesEvent(
       userIdentity: { type: "AssumedRole", arn: actor, accountId: ACCOUNT },
       eventTime: "2026-11-28T09:00:00Z",
       eventSource: "ec2.amazonaws.com",
-      eventName: "RunInstances",
+      eventName,
       awsRegion: REGION,
-      requestParameters: { instanceType: "t4g.nano" },
-      responseElements: { instancesSet: { items: instanceIds.map((instanceId) => ({ instanceId })) } },
+      ...detail,
       eventID: eventId,
       recipientAccountId: ACCOUNT,
     },
   };
+}
+
+/** A RunInstances delivery as EventBridge sends it, trimmed to the fields the guard and the rule read. */
+export function runInstancesEvent(
+  instanceIds: string[],
+  eventId = "e-run-1",
+  actor = `arn:aws:sts::${ACCOUNT}:assumed-role/Deployer/ci`,
+) {
+  return apiCallDelivery("RunInstances", eventId, actor, {
+    requestParameters: { instanceType: "t4g.nano" },
+    responseElements: { instancesSet: { items: instanceIds.map((instanceId) => ({ instanceId })) } },
+  });
 }
 
 /**
@@ -104,36 +111,18 @@ export function startInstancesEvent(
   eventId = "e-start-1",
   actor = `arn:aws:sts::${ACCOUNT}:assumed-role/Operator/ops`,
 ) {
-  return {
-    version: "0",
-    id: `delivery-${eventId}`,
-    "detail-type": "AWS API Call via CloudTrail",
-    source: "aws.ec2",
-    account: ACCOUNT,
-    time: "2026-11-28T09:00:00Z",
-    region: REGION,
-    resources: [],
-    detail: {
-      eventVersion: "1.10",
-      userIdentity: { type: "AssumedRole", arn: actor, accountId: ACCOUNT },
-      eventTime: "2026-11-28T09:00:00Z",
-      eventSource: "ec2.amazonaws.com",
-      eventName: "StartInstances",
-      awsRegion: REGION,
-      requestParameters: { instancesSet: { items: instanceIds.map((instanceId) => ({ instanceId })) } },
-      responseElements: {
-        instancesSet: {
-          items: instanceIds.map((instanceId) => ({
-            instanceId,
-            currentState: { code: 0, name: "pending" },
-            previousState: { code: 80, name: "stopped" },
-          })),
-        },
+  return apiCallDelivery("StartInstances", eventId, actor, {
+    requestParameters: { instancesSet: { items: instanceIds.map((instanceId) => ({ instanceId })) } },
+    responseElements: {
+      instancesSet: {
+        items: instanceIds.map((instanceId) => ({
+          instanceId,
+          currentState: { code: 0, name: "pending" },
+          previousState: { code: 80, name: "stopped" },
+        })),
       },
-      eventID: eventId,
-      recipientAccountId: ACCOUNT,
     },
-  };
+  });
 }
 
 /** EC2's state-change notification, as EventBridge delivers it: only the instance id and the state. */
