@@ -166,10 +166,12 @@ function probeSources(run: FlowRun): Map<string, string> {
   // In organization mode each member account runs its own instances' probes.
   const sims = [run.sim, ...(run.org?.memberAccounts().map((m) => m.sim) ?? [])];
   return new Map(
-    sims.flatMap((sim) => sim.probeRuns).map((p) => [
-      p.instanceId,
-      p.source === "computed" ? "computed" : `real (${p.platform === "windows" ? "pwsh" : "sh"})`,
-    ]),
+    sims
+      .flatMap((sim) => sim.probeRuns)
+      .map((p) => [
+        p.instanceId,
+        p.source === "computed" ? "computed" : `real (${p.platform === "windows" ? "pwsh" : "sh"})`,
+      ]),
   );
 }
 
