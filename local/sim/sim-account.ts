@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from "node:async_hooks";
 import { CloudWatchClient, GetMetricDataCommand, type GetMetricDataCommandInput } from "@aws-sdk/client-cloudwatch";
 import {
   type AttributeValue,
@@ -39,6 +40,17 @@ export interface SimProbeRun {
   stdout: string;
   source: "real" | "computed";
 }
+
+/**
+ * A Lambda invocation the runner crashes right after one of its AWS calls took effect (run-flow.ts,
+ * `lambdaCrashesAfterCall`). The invocation runs inside `simCrashPoint.run(...)`: once its `api` call has been
+ * answered, the process counts as dead, so no later call of that invocation reaches the account.
+ */
+export interface SimCrashPoint {
+  api: SimApi;
+  crashed: boolean;
+}
+export const simCrashPoint = new AsyncLocalStorage<SimCrashPoint>();
 
 /** EC2's documented token buckets: bucket size and refill per second. */
 export interface BucketSpec {
@@ -229,6 +241,14 @@ export class SimAccount {
 
   /** Answers one API call as this account would: what the installed mocks call, here or through an organization. */
   async handle(api: SimApi, request: unknown): Promise<unknown> {
+    const crash = simCrashPoint.getStore();
+    if (crash?.crashed) throw new Error(`${api}: never sent, the function's process is gone (simulated crash)`);
+    const answer = await this.answer(api, request);
+    if (crash && crash.api === api) crash.crashed = true;
+    return answer;
+  }
+
+  private async answer(api: SimApi, request: unknown): Promise<unknown> {
     // Each private handler declares the input shape it reads; the SDK's command input is that shape.
     const input = request as never;
     switch (api) {

@@ -22,6 +22,7 @@ import {
   ID_C,
   ID_D,
   type InstanceShape,
+  memoryEnforceIntents,
   modifyInputs,
   only,
   resetMocks,
@@ -177,6 +178,128 @@ describe("enforceBatch: decisions that change nothing", () => {
       expect(decided.enforcedAt !== undefined).toBe(watched);
       const results = [result(ID_A, { enforcement: decided.enforcement, enforcedAt: decided.enforcedAt })];
       expect(watchListOf(results).instanceIds).toEqual(watched ? [ID_A] : []);
+    });
+  });
+
+  describe("the intent it stores before calling, and what a later run reads from it", () => {
+    const STORED_AT = "2026-11-28T10:00:10.000Z";
+
+    it("stores the round's intent, with HttpTokens as described, before its first modify call", async () => {
+      // Prepare
+      const { intents, stored } = memoryEnforceIntents();
+      describes(ec2Instance(ID_A), ec2Instance(ID_B, { httpTokens: "required" }));
+      let storedBeforeModify = -1;
+      ec2Mock.on(ModifyInstanceMetadataOptionsCommand).callsFake(() => {
+        storedBeforeModify = stored.length;
+        return {};
+      });
+
+      // Act
+      await enforceBatch(
+        batchOf([enforcing(ID_A), enforcing(ID_B)], { batchIndex: 3 }),
+        enforceDeps(() => NOW, undefined, intents),
+      );
+
+      // Assess
+      expect(stored).toEqual([
+        { eventId: "evt-1", batchIndex: 3, instances: { [ID_A]: "optional" }, at: NOW.toISOString() },
+      ]);
+      expect(storedBeforeModify).toBe(1);
+    });
+
+    it("stores nothing in audit mode, where nothing is called", async () => {
+      const { intents, stored } = memoryEnforceIntents();
+      describes(ec2Instance(ID_A));
+      await enforceBatch(
+        batchOf([enforcing(ID_A)], { settings: { mode: "audit" } }),
+        enforceDeps(() => NOW, undefined, intents),
+      );
+      expect(stored).toEqual([]);
+    });
+
+    it.each([
+      { label: "a retry of the step", retryCount: 1, recorded: { recordedHttpTokens: "optional" } },
+      { label: "a duplicate run of the same work, which has no retry count", retryCount: 0, recorded: {} },
+    ])(
+      "$label that finds `required` after its intent: the guard's change, enforced no later than the intent, watched",
+      async ({ retryCount, recorded }) => {
+        // Prepare: an earlier run stored its intent, called, and died before returning.
+        const { intents } = memoryEnforceIntents();
+        await intents.record({ eventId: "evt-1", batchIndex: 0 }, { [ID_A]: "optional" }, new Date(STORED_AT), 0);
+        describes(ec2Instance(ID_A, { httpTokens: "required", optionsState: "applied" }));
+
+        // Act
+        const out = await enforceBatch(
+          batchOf([enforcing(ID_A, recorded)]),
+          enforceDeps(() => NOW, undefined, intents),
+          {
+            retryCount,
+          },
+        );
+
+        // Assess
+        const decided = only(out, ID_A);
+        expect(modifyInputs()).toEqual([]);
+        expect(decided.enforcement).toEqual({ kind: "set-required", was: "optional", evidence: "intent-recorded" });
+        expect(actionOf(decided)).toMatch(/^set HttpTokens=required \(was optional; the guard recorded the call/);
+        expect(decided.enforcedAt).toBe(STORED_AT);
+        const results = [result(ID_A, { enforcement: decided.enforcement, enforcedAt: decided.enforcedAt })];
+        expect(watchListOf(results).instanceIds).toEqual([ID_A]);
+      },
+    );
+
+    it("reads another batch's intent as no evidence: someone else changed it", async () => {
+      const { intents } = memoryEnforceIntents();
+      await intents.record({ eventId: "evt-1", batchIndex: 1 }, { [ID_A]: "optional" }, new Date(STORED_AT), 0);
+      describes(ec2Instance(ID_A, { httpTokens: "required" }));
+      const out = await enforceBatch(
+        batchOf([enforcing(ID_A, { recordedHttpTokens: "optional" })]),
+        enforceDeps(() => NOW, undefined, intents),
+      );
+      expect(only(out, ID_A).enforcement).toEqual({ kind: "already-required", changedSinceEvent: true });
+    });
+
+    it("after a run that stored its intent and died before calling: the instance is still optional, so it calls now", async () => {
+      const { intents, stored } = memoryEnforceIntents();
+      await intents.record({ eventId: "evt-1", batchIndex: 0 }, { [ID_A]: "optional" }, new Date(STORED_AT), 0);
+      describes(ec2Instance(ID_A));
+      ec2Mock.on(ModifyInstanceMetadataOptionsCommand).resolves({});
+
+      const out = await enforceBatch(
+        batchOf([enforcing(ID_A)]),
+        enforceDeps(() => NOW, undefined, intents),
+        {
+          retryCount: 1,
+        },
+      );
+
+      expect(modifyInputs()).toEqual([{ InstanceId: ID_A, HttpTokens: "required" }]);
+      expect(only(out, ID_A).enforcement).toEqual({ kind: "set-required", was: "optional", evidence: "answered" });
+      expect(only(out, ID_A).enforcedAt).toBe(NOW.toISOString());
+      expect(stored).toHaveLength(2);
+    });
+
+    it("enforces even when the intent cannot be stored, and falls back on the retry count when it cannot be read", async () => {
+      // Prepare
+      const { intents } = memoryEnforceIntents({ failing: new Error("ledger unavailable") });
+      describes(ec2Instance(ID_A));
+      ec2Mock.on(ModifyInstanceMetadataOptionsCommand).resolves({});
+
+      // Act
+      const first = await enforceBatch(
+        batchOf([enforcing(ID_A)]),
+        enforceDeps(() => NOW, undefined, intents),
+      );
+      describes(ec2Instance(ID_A, { httpTokens: "required" }));
+      const retried = await enforceBatch(
+        batchOf([enforcing(ID_A, { recordedHttpTokens: "optional" })]),
+        enforceDeps(() => NOW, undefined, intents),
+        { retryCount: 1 },
+      );
+
+      // Assess
+      expect(only(first, ID_A).enforcement?.evidence).toBe("answered");
+      expect(only(retried, ID_A).enforcement?.evidence).toBe("attempt-stopped-after-call");
     });
   });
 

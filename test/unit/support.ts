@@ -17,6 +17,7 @@ import { SSMClient } from "@aws-sdk/client-ssm";
 import type { Context } from "aws-lambda";
 import { mockClient } from "aws-sdk-client-mock";
 import { cloudwatch, ec2 } from "../../shared/aws/clients/index.js";
+import type { EnforceIntents, RecordedIntent } from "../../shared/aws/enforce-intents.js";
 import { imageSupportLookup } from "../../shared/aws/image-support.js";
 import type { ResultStore } from "../../shared/aws/result-store.js";
 import { describeEnforcement, type Enforcement } from "../../shared/domain/enforcement.js";
@@ -177,9 +178,36 @@ export function modifyInputs() {
   return ec2Mock.commandCalls(ModifyInstanceMetadataOptionsCommand).map((c) => c.args[0].input);
 }
 
-/** Enforce's collaborators: the mocked clients, a silent logger, the clock, a fresh AMI lookup. */
-export function enforceDeps(now: () => Date, imageSupport = imageSupportLookup()): EnforceDeps {
-  return { ec2, cloudwatch, logger: silentLogger("enforce-test"), now, imageSupport };
+/** Enforce's collaborators: the mocked clients, a silent logger, the clock, a fresh AMI lookup, empty intents. */
+export function enforceDeps(
+  now: () => Date,
+  imageSupport = imageSupportLookup(),
+  intents: EnforceIntents = memoryEnforceIntents().intents,
+): EnforceDeps {
+  return { ec2, cloudwatch, logger: silentLogger("enforce-test"), now, imageSupport, intents };
+}
+
+/**
+ * Enforce's intents as a list, kept across calls as the ledger keeps them; `stored` records every intent, and
+ * `failing` makes every call throw (the ledger unavailable).
+ */
+export function memoryEnforceIntents(options: { failing?: Error } = {}) {
+  const stored: { eventId: string; batchIndex: number; instances: Record<string, string>; at: string }[] = [];
+  const intents: EnforceIntents = {
+    async record(scope, instances, at) {
+      if (options.failing) throw options.failing;
+      stored.push({ ...scope, instances, at: at.toISOString() });
+    },
+    async recorded(scope) {
+      if (options.failing) throw options.failing;
+      const found = new Map<string, RecordedIntent>();
+      for (const s of stored.filter((i) => i.eventId === scope.eventId && i.batchIndex === scope.batchIndex)) {
+        for (const [id, was] of Object.entries(s.instances)) if (!found.has(id)) found.set(id, { was, at: s.at });
+      }
+      return found;
+    },
+  };
+  return { intents, stored };
 }
 
 /** The options every SDK v3 service exception is built from. */
