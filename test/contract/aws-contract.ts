@@ -105,6 +105,12 @@ const EXCEPTIONS = {
   dynamodb: DynamoDBServiceException,
 } as const;
 
+/** The row for this code of the service whose SDK throws `exception`'s kind, if the table has one. */
+export function contractRowFor(exception: unknown, code: string): ErrorContract | undefined {
+  const rows: ErrorContract[] = Object.values(AWS_ERRORS);
+  return rows.find((row) => EXCEPTIONS[row.service] === exception && row.code === code);
+}
+
 /** The error a row describes, as that service's SDK client throws it. */
 export function contractError(name: ContractErrorName, message?: string): Error {
   const row: ErrorContract = AWS_ERRORS[name];

@@ -12,6 +12,7 @@ import { type EnforceDeps, enforceBatch, NOT_FOUND_GRACE_SECONDS } from "../../s
 import {
   actionOf,
   batchFactory,
+  contractError,
   describes,
   ec2Instance,
   ec2Mock,
@@ -512,7 +513,7 @@ describe("enforceBatch: throttling", () => {
     ec2Mock
       .on(ModifyInstanceMetadataOptionsCommand)
       .resolvesOnce({})
-      .rejectsOnce(awsError("RequestLimitExceeded", 503))
+      .rejectsOnce(contractError("ec2Throttled"))
       .resolves({});
 
     // Act
@@ -555,7 +556,7 @@ describe("enforceBatch: throttling", () => {
   it("gives up with an error once throttling outlasts the apply timeout", async () => {
     // Prepare
     describes(ec2Instance(ID_A));
-    ec2Mock.on(ModifyInstanceMetadataOptionsCommand).rejects(awsError("RequestLimitExceeded", 503));
+    ec2Mock.on(ModifyInstanceMetadataOptionsCommand).rejects(contractError("ec2Throttled"));
     const progress = enforcing(ID_A, { stageDeadline: NOW.toISOString() });
 
     // Act
@@ -571,7 +572,7 @@ describe("enforceBatch: throttling", () => {
 
   it("keeps the round's instances in enforce when DescribeInstances is throttled, modifying nothing", async () => {
     // Prepare
-    ec2Mock.on(DescribeInstancesCommand).rejects(awsError("RequestLimitExceeded", 503));
+    ec2Mock.on(DescribeInstancesCommand).rejects(contractError("ec2Throttled"));
     ec2Mock.on(ModifyInstanceMetadataOptionsCommand).resolves({});
     const waiting: InstanceProgress = { instanceId: ID_C, stage: "await-managed", notes: [] };
 
@@ -589,7 +590,7 @@ describe("enforceBatch: throttling", () => {
 
   it("backs off further on consecutive throttled rounds and resets once a round goes through", async () => {
     // Prepare
-    ec2Mock.on(DescribeInstancesCommand).rejectsOnce(awsError("RequestLimitExceeded", 503)).resolves({});
+    ec2Mock.on(DescribeInstancesCommand).rejectsOnce(contractError("ec2Throttled")).resolves({});
     const batch = { ...batchOf([enforcing(ID_A)]), throttledRounds: 3 };
 
     // Act
@@ -607,10 +608,10 @@ describe("enforceBatch: throttling", () => {
   it("drains reads for up to 40 s, but backs a throttled modify off for 10 s at most", async () => {
     // Prepare
     const rounds = { throttledRounds: 12 };
-    ec2Mock.on(DescribeInstancesCommand).rejectsOnce(awsError("RequestLimitExceeded", 503));
+    ec2Mock.on(DescribeInstancesCommand).rejectsOnce(contractError("ec2Throttled"));
     const drained = await enforceBatch({ ...batchOf([enforcing(ID_A)]), ...rounds }, deps());
     describes(ec2Instance(ID_A));
-    ec2Mock.on(ModifyInstanceMetadataOptionsCommand).rejects(awsError("RequestLimitExceeded", 503));
+    ec2Mock.on(ModifyInstanceMetadataOptionsCommand).rejects(contractError("ec2Throttled"));
 
     // Act
     const modified = await enforceBatch({ ...batchOf([enforcing(ID_A)]), ...rounds }, deps());
@@ -627,7 +628,7 @@ describe("enforceBatch: throttling", () => {
 
   it("ends in error once DescribeInstances stays throttled past the apply timeout", async () => {
     // Prepare
-    ec2Mock.on(DescribeInstancesCommand).rejects(awsError("RequestLimitExceeded", 503));
+    ec2Mock.on(DescribeInstancesCommand).rejects(contractError("ec2Throttled"));
     const progress = enforcing(ID_A, { stageDeadline: NOW.toISOString() });
 
     // Act
@@ -700,7 +701,7 @@ describe("enforceBatch: a modify answered with a 5xx", () => {
   });
 
   it.each([
-    { label: "RequestLimitExceeded, which EC2 sends with HTTP 503", error: awsError("RequestLimitExceeded", 503) },
+    { label: "RequestLimitExceeded, which EC2 sends with HTTP 503", error: contractError("ec2Throttled") },
     { label: "Throttling (400)", error: awsError("Throttling", 400) },
   ])("does not mark a throttled modify ($label): EC2 made no change", async ({ error }) => {
     // Prepare
@@ -848,7 +849,7 @@ describe("enforceBatch: instances EC2 does not show yet", () => {
     describes(ec2Instance(ID_A), ec2Instance(ID_B));
     ec2Mock
       .on(ModifyInstanceMetadataOptionsCommand, { InstanceId: ID_A })
-      .rejects(awsError("InvalidInstanceID.NotFound", 400))
+      .rejects(contractError("ec2InstanceNotFound"))
       .on(ModifyInstanceMetadataOptionsCommand, { InstanceId: ID_B })
       .resolves({});
 
@@ -863,7 +864,7 @@ describe("enforceBatch: instances EC2 does not show yet", () => {
   it("ends in error when the modify still says NotFound after the grace", async () => {
     // Prepare
     describes(ec2Instance(ID_A));
-    ec2Mock.on(ModifyInstanceMetadataOptionsCommand).rejects(awsError("InvalidInstanceID.NotFound", 400));
+    ec2Mock.on(ModifyInstanceMetadataOptionsCommand).rejects(contractError("ec2InstanceNotFound"));
     const progress = enforcing(ID_A, { firstNotFoundAt: NOW.toISOString() });
 
     // Act

@@ -3,7 +3,6 @@ import { GetMetricDataCommand } from "@aws-sdk/client-cloudwatch";
 import { PutItemCommand, QueryCommand } from "@aws-sdk/client-dynamodb";
 import {
   DescribeInstancesCommand,
-  EC2ServiceException,
   GetInstanceMetadataDefaultsCommand,
   ModifyInstanceMetadataOptionsCommand,
 } from "@aws-sdk/client-ec2";
@@ -31,6 +30,7 @@ import { logger } from "../../shared/runtime/logger.js";
 import {
   batchFactory,
   cloudWatchMock,
+  contractError,
   dynamoMock,
   ec2Instance,
   ec2Mock,
@@ -903,9 +903,7 @@ describe("governance handlers", () => {
 
   it("AssessAccount lets a throttled read fail with its retryable name", async () => {
     // Prepare
-    ec2Mock
-      .on(GetInstanceMetadataDefaultsCommand)
-      .rejects(serviceError(EC2ServiceException, "RequestLimitExceeded", 503, "Request limit exceeded."));
+    ec2Mock.on(GetInstanceMetadataDefaultsCommand).rejects(contractError("ec2Throttled"));
 
     // Act
     const run = createAssessAccount(now)({}, fakeContext("assess-account"));

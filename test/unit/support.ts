@@ -31,6 +31,10 @@ import type {
 } from "../../shared/domain/model.js";
 import { DEFAULT_FLOW_SETTINGS } from "../../shared/runtime/config.js";
 import type { EnforceDeps } from "../../shared/steps/enforce.js";
+import { contractRowFor } from "../contract/aws-contract.js";
+
+/** Throttling, NotFound and conditional-put errors exactly as the contract table (and the simulator) has them. */
+export { contractError } from "../contract/aws-contract.js";
 
 /**
  * What the unit tests share: the SDK mocks, one set of settings and ids, and builders for batches, EC2 instances, AWS
@@ -218,13 +222,23 @@ interface ServiceExceptionOptions {
   message: string;
 }
 
-/** An AWS error as the SDK throws it: `exception` is the client's ServiceException class; 5xx are server faults. */
+/**
+ * An AWS error as the SDK throws it: `exception` is the client's ServiceException class; 5xx are server faults. A
+ * code the contract table knows (throttling, NotFound, conditional failures: test/contract/aws-contract.ts) must
+ * come with the table's status, so the mocks cannot drift from it or from the simulator the contract test checks.
+ */
 export function serviceError<E>(
   exception: new (options: ServiceExceptionOptions) => E,
   name: string,
   status: number | undefined,
   message = `${name} (simulated)`,
 ): E {
+  const row = contractRowFor(exception, name);
+  if (row && status !== row.httpStatus) {
+    throw new Error(
+      `${name} is HTTP ${row.httpStatus} in test/contract/aws-contract.ts, not ${status}: use contractError`,
+    );
+  }
   return new exception({
     name,
     $fault: status !== undefined && status >= 500 ? "server" : "client",
