@@ -2,7 +2,7 @@ import type { Logger } from "@aws-lambda-powertools/logger";
 import type { CloudWatchClient } from "@aws-sdk/client-cloudwatch";
 import { type EC2Client, type Instance, ModifyInstanceMetadataOptionsCommand } from "@aws-sdk/client-ec2";
 import { describeInstancesById, isGone, isStopped, tagValue } from "../aws/ec2-instances.js";
-import type { EnforceIntents, RecordedIntent } from "../aws/enforce-intents.js";
+import type { EnforceIntents, IntentScope, RecordedIntent } from "../aws/enforce-intents.js";
 import { awsErrorCode, classifyAwsError, isThrottling, isTransient, isWorthRetryingNextRound } from "../aws/errors.js";
 import { sumImdsMetric } from "../aws/imds-metrics.js";
 import { LEDGER_RETENTION_SECONDS } from "../aws/result-store.js";
@@ -368,13 +368,18 @@ async function intentsIfNeeded(
   );
   if (!mayBeOurs) return new Map();
   try {
-    return await deps.intents.recorded({ eventId: batch.eventId, batchIndex: batch.batchIndex });
+    return await deps.intents.recorded(intentScope(batch));
   } catch (error) {
     deps.logger.warn("Could not read the enforce intents; deciding from the retry count", {
       error: error instanceof Error ? error.message : String(error),
     });
     return new Map();
   }
+}
+
+/** Where a batch's intents are kept: under the event's ledger key, as FinalizeBatch keeps its results. */
+function intentScope(batch: Batch): IntentScope {
+  return { eventId: batch.ledgerKey ?? batch.eventId, batchIndex: batch.batchIndex };
 }
 
 /**
@@ -397,7 +402,7 @@ async function recordIntent(
   if (Object.keys(instances).length === 0) return;
   try {
     await deps.intents.record(
-      { eventId: batch.eventId, batchIndex: batch.batchIndex },
+      intentScope(batch),
       instances,
       now,
       Math.floor(now.getTime() / 1000) + LEDGER_RETENTION_SECONDS,

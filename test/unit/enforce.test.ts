@@ -208,6 +208,17 @@ describe("enforceBatch: decisions that change nothing", () => {
       expect(storedBeforeModify).toBe(1);
     });
 
+    it("keeps the intents under the event's ledger key when it has one, as FinalizeBatch keeps the results", async () => {
+      const { intents, stored } = memoryEnforceIntents();
+      describes(ec2Instance(ID_A));
+      const batch = { ...batchOf([enforcing(ID_A)]), ledgerKey: "evt-1#111122223333#eu-west-1" };
+      await enforceBatch(
+        batch,
+        enforceDeps(() => NOW, undefined, intents),
+      );
+      expect(stored.map((i) => i.eventId)).toEqual(["evt-1#111122223333#eu-west-1"]);
+    });
+
     it("stores nothing in audit mode, where nothing is called", async () => {
       const { intents, stored } = memoryEnforceIntents();
       describes(ec2Instance(ID_A));
