@@ -189,4 +189,23 @@ describe("organization sweep", () => {
       "swept",
     );
   });
+
+  it("does not enter an account outside the hub's allow-list, and says so", async () => {
+    // Prepare
+    const s = orgSweepScenario();
+    if (s.organization) s.organization.allowedAccounts = [PAYMENTS];
+
+    // Act
+    const run = await runFlow(s);
+
+    // Assess
+    const rows = run.postureReports[0]?.rows ?? [];
+    expect(rows.filter((r) => r.account === DATA).map((r) => r.status)).toEqual([
+      "outside-allow-list",
+      "outside-allow-list",
+    ]);
+    expect((run.org?.assumeRoleCalls ?? []).some((c) => c.roleArn.includes(DATA))).toBe(false);
+    expect(run.org?.member(DATA, "eu-west-1").instance("i-0a0000000000000b1")?.httpTokens).toBe("optional");
+    expect(rows.filter((r) => r.account === PAYMENTS).map((r) => r.status)).toEqual(["swept", "swept"]);
+  });
 });
