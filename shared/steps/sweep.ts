@@ -223,6 +223,10 @@ export async function sweepOrganization(
         executions: swept.executions,
       };
     } catch (error) {
+      // The hub's own call: not the member's drift. Executions already started stay started; a retry names them again.
+      if ((error as { api?: unknown } | null)?.api === "StartExecution") {
+        return { ...base, status: "error", reason: `the hub could not start the execution: ${messageOf(error)}` };
+      }
       return { ...base, ...unreachableRow("call", codeOf(error), messageOf(error)) };
     }
   });

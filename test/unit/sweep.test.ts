@@ -451,4 +451,41 @@ describe("the organization sweep (sweepOrganization), with mocked clients", () =
     ]);
     expect(published).toHaveLength(1);
   });
+
+  it("reports the hub's own StartExecution failure as an error of the pair, not as the member's drift", async () => {
+    // Prepare
+    posture({ HttpTokens: "optional", ManagedBy: "account" });
+    fleet(optional(ID_A));
+    sfnMock.on(StartExecutionCommand).rejects(
+      Object.assign(new Error("not authorized to perform: states:StartExecution"), {
+        name: "AccessDeniedException",
+        $fault: "client",
+        $metadata: { httpStatusCode: 400 },
+      }),
+    );
+    const directory = {
+      accounts: async () => [{ id: "111100000000" }],
+      membership: async () => ({ status: "not-member" as const }),
+    };
+
+    // Act
+    const outcome = await sweepOrganization({
+      sfn,
+      sns: sns as unknown as SNSClient,
+      logger,
+      now: () => NOW,
+      config: ORG_CONFIG,
+      directory,
+      ec2For: async () => ec2,
+    });
+
+    // Assess
+    expect(outcome.rows).toEqual([
+      expect.objectContaining({
+        status: "error",
+        reason: expect.stringContaining("the hub could not start the execution"),
+      }),
+    ]);
+    expect(outcome.rows[0]?.drift).toBeUndefined();
+  });
 });
