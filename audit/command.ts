@@ -53,7 +53,7 @@ export const AWS_MODE: AuditMode = {
 export function usage(mode: AuditMode = AWS_MODE): string {
   const pad = " ".repeat(`Usage: ${mode.command} `.length);
   return `Usage: ${mode.command} [--regions r1,r2|all] [--json] [--start [--instances i-a,i-b]]
-${pad}[--accounts all|ID,ID [--role-name NAME]]${mode.extraOptions ? `\n${pad}[--scenario FILE]` : ""}
+${pad}[--accounts all|ID,ID [--role-name NAME]]${mode.extraOptions ? " [--scenario FILE]" : ""}
 
 Lists every EC2 instance that is not terminated, with its IMDS settings, its exemption and its IMDSv1 use
 (CloudWatch AWS/EC2 MetadataNoToken over 24 hours and 7 days), and says which instances can be switched to IMDSv2
