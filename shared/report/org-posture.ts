@@ -20,7 +20,7 @@ export interface OrgPostureReport {
  * "Declarative policy syntax and examples", Instance Metadata Defaults
  * (https://docs.aws.amazon.com/organizations/latest/userguide/orgs_manage_policies_declarative_syntax.html):
  * `ec2_attributes.instance_metadata_defaults` with `http_tokens` (no_preference | required | optional) and
- * `http_tokens_enforcement` (disabled | enabled), each set with `@@assign`. Accounts then read
+ * `http_tokens_enforced` (disabled | enabled), each set with `@@assign`. Accounts then read
  * `ManagedBy: declarative-policy` from GetInstanceMetadataDefaults and cannot change the defaults themselves.
  */
 export const DECLARATIVE_POLICY = {
@@ -36,7 +36,7 @@ export const DECLARATIVE_POLICY_ENFORCED = {
   ec2_attributes: {
     instance_metadata_defaults: {
       http_tokens: { "@@assign": "required" },
-      http_tokens_enforcement: { "@@assign": "enabled" },
+      http_tokens_enforced: { "@@assign": "enabled" },
     },
   },
 };
@@ -176,7 +176,7 @@ export function orgPostureText(report: OrgPostureReport, width = 96): string {
       `Recommended: the organization's EC2 declarative policy, so that new launches require IMDSv2 by default in every account and region it covers; the defaults do not require it in ${targets.length} place(s): ${targets.slice(0, 30).map(plainSafe).join(", ")}${targets.length > 30 ? ", ..." : ""}.`,
       "From the management account or a delegated administrator for declarative policies:",
       ...POLICY_COMMANDS.map((c) => `  ${c}`),
-      `Once no account shows instances still using IMDSv1, add "http_tokens_enforcement": {"@@assign": "enabled"} to refuse launches that allow it: ${JSON.stringify(DECLARATIVE_POLICY_ENFORCED)}`,
+      `Once no account shows instances still using IMDSv1, add "http_tokens_enforced": {"@@assign": "enabled"} to refuse launches that allow it: ${JSON.stringify(DECLARATIVE_POLICY_ENFORCED)}`,
       "The policy governs defaults and new launches only; the guard keeps covering existing instances.",
     );
   }

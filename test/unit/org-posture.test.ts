@@ -85,7 +85,7 @@ describe("the organization posture report", () => {
     const recommendation = needed.slice(needed.indexOf("Recommended:"));
     expect(recommendation).toContain("in 1 place(s): payments-prod (111100000000)/eu-west-1.");
     expect(recommendation).toContain(`--content '${JSON.stringify(DECLARATIVE_POLICY)}'`);
-    expect(recommendation).toContain('"http_tokens_enforcement":{"@@assign":"enabled"}');
+    expect(recommendation).toContain('"http_tokens_enforced":{"@@assign":"enabled"}');
     expect(notNeeded).not.toContain("Recommended:");
     // A policy that manages the defaults but allows IMDSv1 is the one to change: it is named too.
     const weakPolicy = swept({
