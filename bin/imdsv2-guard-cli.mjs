@@ -176,6 +176,10 @@ var batchSchema = z2.object({
   counts: stageCountsSchema.optional(),
   /** How long the Wait state before the next round waits. */
   pollSeconds: z2.number().int().min(0).optional(),
+  /** Where the batch goes next (routeAfter): the one Choice of each round routes on it and on `waitSeconds`. */
+  next: z2.enum(["enforce", "check-applied", "check-managed", "send-probe", "check-probe", "finalize"]).optional(),
+  /** Seconds to wait before `next`; 0 goes on at once, in the same round. */
+  waitSeconds: z2.number().int().min(0).optional(),
   /** Consecutive rounds in which AWS throttled this batch; drives the backoff. */
   throttledRounds: z2.number().int().min(0).optional(),
   /** Set when storing the results in the ledger failed after retries: FinalizeBatch then returns them inline. */

@@ -408,19 +408,83 @@ export const DEFINITION = {
                 Next: "FinalizeBatch",
               },
             ],
-            Next: "NextRound",
+            Next: "Route",
           },
-          RouteApplied: {
+          Route: {
             Type: "Choice",
-            Comment: "Each round advances every instance that can move: applied → managed → probe sent → probe read.",
+            Comment:
+              "The one Choice of each round: every step says where the batch goes next (routeAfter, shared/domain/batch.ts), at once or after a wait the steps chose from what is pending (a probe result is seconds away, an SSM registration a minute). Every stage is bounded by a deadline the steps enforce, so the loop ends.",
             Choices: [
+              { Variable: "$.next", StringEquals: "finalize", Next: "FinalizeBatch" },
               {
-                Variable: "$.counts.awaitApplied",
-                NumericGreaterThan: 0,
-                Next: "CheckApplied",
+                And: [
+                  { Variable: "$.next", StringEquals: "enforce" },
+                  { Variable: "$.waitSeconds", NumericGreaterThan: 0 },
+                ],
+                Next: "WaitBeforeEnforce",
               },
+              { Variable: "$.next", StringEquals: "enforce", Next: "Enforce" },
+              {
+                And: [
+                  { Variable: "$.next", StringEquals: "check-applied" },
+                  { Variable: "$.waitSeconds", NumericGreaterThan: 0 },
+                ],
+                Next: "WaitBeforeCheckApplied",
+              },
+              { Variable: "$.next", StringEquals: "check-applied", Next: "CheckApplied" },
+              {
+                And: [
+                  { Variable: "$.next", StringEquals: "check-managed" },
+                  { Variable: "$.waitSeconds", NumericGreaterThan: 0 },
+                ],
+                Next: "WaitBeforeCheckManaged",
+              },
+              { Variable: "$.next", StringEquals: "check-managed", Next: "CheckManaged" },
+              {
+                And: [
+                  { Variable: "$.next", StringEquals: "send-probe" },
+                  { Variable: "$.waitSeconds", NumericGreaterThan: 0 },
+                ],
+                Next: "WaitBeforeSendProbe",
+              },
+              { Variable: "$.next", StringEquals: "send-probe", Next: "SendProbe" },
+              {
+                And: [
+                  { Variable: "$.next", StringEquals: "check-probe" },
+                  { Variable: "$.waitSeconds", NumericGreaterThan: 0 },
+                ],
+                Next: "WaitBeforeCheckProbe",
+              },
+              { Variable: "$.next", StringEquals: "check-probe", Next: "CheckProbe" },
             ],
-            Default: "RouteManaged",
+            Default: "FinalizeBatch",
+          },
+          WaitBeforeEnforce: {
+            Type: "Wait",
+            Comment:
+              "An instance not yet visible after RunInstances, or a throttled modify: let EC2 catch up or its bucket refill.",
+            SecondsPath: "$.waitSeconds",
+            Next: "Enforce",
+          },
+          WaitBeforeCheckApplied: {
+            Type: "Wait",
+            SecondsPath: "$.waitSeconds",
+            Next: "CheckApplied",
+          },
+          WaitBeforeCheckManaged: {
+            Type: "Wait",
+            SecondsPath: "$.waitSeconds",
+            Next: "CheckManaged",
+          },
+          WaitBeforeSendProbe: {
+            Type: "Wait",
+            SecondsPath: "$.waitSeconds",
+            Next: "SendProbe",
+          },
+          WaitBeforeCheckProbe: {
+            Type: "Wait",
+            SecondsPath: "$.waitSeconds",
+            Next: "CheckProbe",
           },
           CheckApplied: {
             Type: "Task",
@@ -435,19 +499,7 @@ export const DEFINITION = {
                 Next: "FinalizeBatch",
               },
             ],
-            Next: "RouteManaged",
-          },
-          RouteManaged: {
-            Type: "Choice",
-            Comment: "Instances already online go on to the probe without waiting for slower ones.",
-            Choices: [
-              {
-                Variable: "$.counts.awaitManaged",
-                NumericGreaterThan: 0,
-                Next: "CheckManaged",
-              },
-            ],
-            Default: "RouteSend",
+            Next: "Route",
           },
           CheckManaged: {
             Type: "Task",
@@ -462,24 +514,12 @@ export const DEFINITION = {
                 Next: "FinalizeBatch",
               },
             ],
-            Next: "RouteSend",
-          },
-          RouteSend: {
-            Type: "Choice",
-            Comment: "Send the probe to every instance that just came online (or whose send was throttled).",
-            Choices: [
-              {
-                Variable: "$.counts.sendProbe",
-                NumericGreaterThan: 0,
-                Next: "SendProbe",
-              },
-            ],
-            Default: "RouteProbe",
+            Next: "Route",
           },
           SendProbe: {
             Type: "Task",
             Comment:
-              "One SendCommand per platform per 50 instances. Not retried on Lambda.Unknown: a crash after the send would run the probe twice; such a batch ends `error` instead. Throttled sends stay in `send-probe`.",
+              "One SendCommand per platform per 50 instances. Not retried on Lambda.Unknown: a crash after the send would run the probe twice; such a batch ends `error` instead. Throttled sends stay in `send-probe`. The round ends here: the invocation cannot be read before it exists.",
             Resource: functionArn("SendProbe"),
             TimeoutSeconds: TASK_TIMEOUT_SECONDS,
             Retry: lambdaRetry("SendProbe", { guardErrorsMaxDelaySeconds: 30, lambdaAttempts: 4 }),
@@ -490,19 +530,7 @@ export const DEFINITION = {
                 Next: "FinalizeBatch",
               },
             ],
-            Next: "RouteProbe",
-          },
-          RouteProbe: {
-            Type: "Choice",
-            Comment: "Read the results of probes already sent.",
-            Choices: [
-              {
-                Variable: "$.counts.awaitProbe",
-                NumericGreaterThan: 0,
-                Next: "CheckProbe",
-              },
-            ],
-            Default: "NextRound",
+            Next: "Route",
           },
           CheckProbe: {
             Type: "Task",
@@ -517,55 +545,7 @@ export const DEFINITION = {
                 Next: "FinalizeBatch",
               },
             ],
-            Next: "NextRound",
-          },
-          NextRound: {
-            Type: "Choice",
-            Comment:
-              "Polling is a loop of task → Choice → Wait; every stage is bounded by a deadline the steps enforce, so the loop ends.",
-            Choices: [
-              {
-                Variable: "$.counts.enforce",
-                NumericGreaterThan: 0,
-                Next: "WaitBeforeEnforce",
-              },
-              {
-                Or: [
-                  {
-                    Variable: "$.counts.awaitApplied",
-                    NumericGreaterThan: 0,
-                  },
-                  {
-                    Variable: "$.counts.awaitManaged",
-                    NumericGreaterThan: 0,
-                  },
-                  {
-                    Variable: "$.counts.sendProbe",
-                    NumericGreaterThan: 0,
-                  },
-                  {
-                    Variable: "$.counts.awaitProbe",
-                    NumericGreaterThan: 0,
-                  },
-                ],
-                Next: "WaitForProgress",
-              },
-            ],
-            Default: "FinalizeBatch",
-          },
-          WaitBeforeEnforce: {
-            Type: "Wait",
-            Comment:
-              "An instance not yet visible after RunInstances, or a throttled modify: let EC2 catch up or its bucket refill.",
-            SecondsPath: "$.pollSeconds",
-            Next: "Enforce",
-          },
-          WaitForProgress: {
-            Type: "Wait",
-            Comment:
-              "The steps choose the interval from what is pending: a probe result is seconds away, an SSM registration a minute.",
-            SecondsPath: "$.pollSeconds",
-            Next: "RouteApplied",
+            Next: "Route",
           },
           FinalizeBatch: {
             Type: "Task",

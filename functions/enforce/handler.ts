@@ -3,6 +3,7 @@ import { cloudwatchForTarget } from "../../shared/aws/clients/cloudwatch.js";
 import { ec2ForTarget } from "../../shared/aws/clients/ec2.js";
 import { imageSupportLookup } from "../../shared/aws/image-support.js";
 import { perAccountRegion, type SpokeAccess, spokeAccessFor } from "../../shared/aws/spoke-credentials.js";
+import { routeAfter } from "../../shared/domain/batch.js";
 import { batchSchema } from "../../shared/domain/model.js";
 import { loadOrganizationConfig } from "../../shared/runtime/config.js";
 import { inBatchAccount, lambdaHandler, onColdStart } from "../../shared/runtime/lambda-handler.js";
@@ -35,7 +36,7 @@ export function createHandler(now: () => Date = () => new Date(), access?: Spoke
   return lambdaHandler(async (input: unknown) => {
     const { batch, retryCount } = parseEnforceInput(input);
     logger.appendKeys({ eventId: batch.eventId, instanceIds: batch.instances.map((i) => i.instanceId), retryCount });
-    return inBatchAccount(
+    const enforced = await inBatchAccount(
       batch,
       async (target) => ({
         ec2: await ec2For(target),
@@ -45,6 +46,7 @@ export function createHandler(now: () => Date = () => new Date(), access?: Spoke
       (clients) => enforceBatch(batch, { ...clients, logger, now }, { retryCount }),
       now,
     );
+    return routeAfter("enforce", enforced);
   });
 }
 

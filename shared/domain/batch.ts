@@ -155,3 +155,39 @@ export function concludeUnreachable(batch: Batch, reason: string, now: Date): Ba
     batch.instances.map((p) => (p.stage === "done" ? p : conclude(p, batch, now, "error", reason))),
   );
 }
+
+/** The batch steps of a round, in the order a round runs them. */
+export const ROUND_STEPS = ["enforce", "check-applied", "check-managed", "send-probe", "check-probe"] as const;
+export type RoundStep = (typeof ROUND_STEPS)[number];
+/** Where the batch goes after a step: another step (now, or after `waitSeconds`), or FinalizeBatch. */
+export type NextStep = RoundStep | "finalize";
+
+/** Which count says a step has work. */
+const WORK_OF: Record<RoundStep, keyof StageCounts> = {
+  enforce: "enforce",
+  "check-applied": "awaitApplied",
+  "check-managed": "awaitManaged",
+  "send-probe": "sendProbe",
+  "check-probe": "awaitProbe",
+};
+
+/**
+ * Where the batch goes after `step`, as data, so the state machine needs one Choice per round instead of one per
+ * stage. Within a round every later step with work runs at once (an instance applied this round is asked about SSM
+ * this round too), except that the round that sent a probe ends there: its invocation cannot exist yet. A round
+ * ends with a wait of `pollSeconds`, then the first step with work, Enforce first (an instance not yet visible or a
+ * throttled modify), as the loop always did; with nothing left, FinalizeBatch.
+ */
+export function routeAfter(step: RoundStep, batch: Batch): Batch {
+  const counts = batch.counts ?? countStages(batch.instances);
+  const hasWork = (s: RoundStep) => counts[WORK_OF[s]] > 0;
+  const laterInRound =
+    step === "enforce" || step === "send-probe"
+      ? []
+      : ROUND_STEPS.slice(ROUND_STEPS.indexOf(step) + 1).filter((s) => s !== "enforce");
+  const now = laterInRound.find(hasWork);
+  if (now) return { ...batch, next: now, waitSeconds: 0 };
+  const nextRound = ROUND_STEPS.find(hasWork);
+  if (!nextRound) return { ...batch, next: "finalize", waitSeconds: 0 };
+  return { ...batch, next: nextRound, waitSeconds: batch.pollSeconds ?? 0 };
+}

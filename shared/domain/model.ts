@@ -236,6 +236,10 @@ export const batchSchema = z.object({
   counts: stageCountsSchema.optional(),
   /** How long the Wait state before the next round waits. */
   pollSeconds: z.number().int().min(0).optional(),
+  /** Where the batch goes next (routeAfter): the one Choice of each round routes on it and on `waitSeconds`. */
+  next: z.enum(["enforce", "check-applied", "check-managed", "send-probe", "check-probe", "finalize"]).optional(),
+  /** Seconds to wait before `next`; 0 goes on at once, in the same round. */
+  waitSeconds: z.number().int().min(0).optional(),
   /** Consecutive rounds in which AWS throttled this batch; drives the backoff. */
   throttledRounds: z.number().int().min(0).optional(),
   /** Set when storing the results in the ledger failed after retries: FinalizeBatch then returns them inline. */
