@@ -46,7 +46,7 @@ export function createHandler(now: () => Date = () => new Date(), access?: Spoke
       (clients) => enforceBatch(batch, { ...clients, logger, now }, { retryCount }),
       now,
     );
-    return routeAfter("enforce", enforced);
+    return routeAfter("enforce", enforced, now());
   });
 }
 

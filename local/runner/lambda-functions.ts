@@ -13,6 +13,7 @@ import { createHandler as createResolveTargets } from "../../functions/resolve-t
 import { createHandler as createSendProbe } from "../../functions/send-probe/handler.js";
 import { dynamodb } from "../../shared/aws/clients/index.js";
 import { dynamoInstanceClaims } from "../../shared/aws/instance-claims.js";
+import { dynamoProbeSends } from "../../shared/aws/probe-sends.js";
 import { dynamoResultStore } from "../../shared/aws/result-store.js";
 import { spokeAccessFor } from "../../shared/aws/spoke-credentials.js";
 import type { GuardAccountDefaultConfig, NotifyConfig, ResolveTargetsConfig } from "../../shared/runtime/config.js";
@@ -37,7 +38,11 @@ export function localFunctions(config: {
     EnforceFunctionArn: createEnforce(undefined, access()),
     CheckAppliedFunctionArn: createCheckApplied(undefined, access()),
     CheckManagedFunctionArn: createCheckManaged(undefined, access()),
-    SendProbeFunctionArn: createSendProbe(undefined, access()),
+    SendProbeFunctionArn: createSendProbe(
+      dynamoProbeSends(dynamodb, config.ledgerTableName, () => new Date()),
+      undefined,
+      access(),
+    ),
     CheckProbeFunctionArn: createCheckProbe(undefined, access()),
     FinalizeBatchFunctionArn: createFinalizeBatch(store),
     NotifyFunctionArn: createNotify(config.notify, store),

@@ -62,6 +62,11 @@ export interface RunOptions {
   enforceAccountDefault?: boolean;
   /** Instances per execution the sweep starts. */
   sweepInstancesPerExecution?: number;
+  /**
+   * Express runs its child workflows at least once: run every task of the batch's child workflow twice with the
+   * same input, and go on with the second run's output (the one that saw the first run's side effects).
+   */
+  duplicateChildSteps?: boolean;
 }
 
 export type RejectedCallsAlert = RejectedCalls & { event: EventReport["event"] };
@@ -158,6 +163,27 @@ function taskFunctions(definition: Record<string, unknown>): Map<string, string>
   };
   visit(definition.States as Record<string, StateDef>);
   return out;
+}
+
+/** The Task states of the Map's child workflow. */
+function childTaskStates(definition: Record<string, unknown>): string[] {
+  return Object.values(definition.States as Record<string, StateDef>).flatMap((s) =>
+    Object.entries(s.ItemProcessor?.States ?? {})
+      .filter(([, child]) => child.Type === "Task")
+      .map(([name]) => name),
+  );
+}
+
+/** At-least-once delivery of each step: the same input twice, the second output kept. */
+function runTwice(overrides: TaskOverrides, stateNames: string[]): void {
+  for (const name of stateNames) {
+    const once = overrides[name];
+    if (!once) throw new Error(`No local handler for ${name}, so it cannot be run twice`);
+    overrides[name] = async (input) => {
+      await once(input);
+      return once(input);
+    };
+  }
 }
 
 /** The ExecutionType of the (one) Distributed Map's children. */
@@ -282,6 +308,8 @@ export async function runFlow(scenario: Scenario, options: RunOptions = {}): Pro
       before: options.lambdaFaults ?? {},
       after: options.lambdaCrashesAfter ?? {},
     });
+    // Before the retry counts: a step Express runs again is not a retry, and sees RetryCount 0 both times.
+    if (options.duplicateChildSteps) runTwice(overrides, childTaskStates(definition));
     withRetryCounts(overrides, retryCountFields);
     const machine = new StateMachine(definition as never);
 
@@ -443,6 +471,18 @@ function buildTaskOverrides(
     }
     return {};
   };
+  // The slices' direct DynamoDB calls (SuspendBatch's putItem, ResumeBatch's getItem) reach the same simulated
+  // ledger as the functions' SDK calls, with its faults; errors come back named as Step Functions names them.
+  const ledgerCall = (api: "PutItem" | "GetItem") => async (input: JSONValue) => {
+    try {
+      return JSON.parse(JSON.stringify(await sim.handle(api, input))) as JSONValue;
+    } catch (error) {
+      const e = error instanceof Error ? error : new Error(String(error));
+      throw lambdaError(`DynamoDB.${e.name}`, e.message);
+    }
+  };
+  overrides.SuspendBatch = ledgerCall("PutItem");
+  overrides.ResumeBatch = ledgerCall("GetItem");
   return overrides;
 }
 

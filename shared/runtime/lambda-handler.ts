@@ -50,11 +50,11 @@ export type BatchStepName = keyof typeof ROUND_STEP_OF;
  * The handler of a step inside the Map: validates the batch it receives, tags the logs with the event and instance
  * ids, runs the step's core function on it, and says where the batch goes next (routeAfter).
  */
-export function batchStepHandler(step: BatchStepName, run: (batch: Batch) => Promise<Batch>) {
+export function batchStepHandler(step: BatchStepName, run: (batch: Batch) => Promise<Batch>, now: () => Date) {
   return lambdaHandler(async (input: unknown) => {
     const batch = parseStepInput(batchSchema, input, step);
     logger.appendKeys({ eventId: batch.eventId, instanceIds: batch.instances.map((i) => i.instanceId) });
-    return routeAfter(ROUND_STEP_OF[step], await run(batch));
+    return routeAfter(ROUND_STEP_OF[step], await run(batch), now());
   });
 }
 
@@ -70,7 +70,11 @@ export function batchStepInAccount<C>(
   run: (batch: Batch, clients: C) => Promise<Batch>,
   now: () => Date,
 ) {
-  return batchStepHandler(step, (batch) => inBatchAccount(batch, clientsFor, (clients) => run(batch, clients), now));
+  return batchStepHandler(
+    step,
+    (batch) => inBatchAccount(batch, clientsFor, (clients) => run(batch, clients), now),
+    now,
+  );
 }
 
 /** Runs a step on the batch with clients for its account and region; an unreachable spoke ends it `error`. */
