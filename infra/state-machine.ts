@@ -133,6 +133,24 @@ function functionArn(fn: StepFunction): string {
   return placeholder(`${fn}FunctionArn`);
 }
 
+/**
+ * Where an event with work goes once its claims are made: the account-default alert, the batches (reading the
+ * account's posture first unless a sweep brought it), or straight to the report. Appended to the Choice that follows
+ * each claim, so the happy path pays for one Choice there, not three (HasTargets and NeedsAccountPosture remain for
+ * the paths that skip a claim).
+ */
+const ROUTE_TO_WORK = [
+  { Variable: "$.accountDefaultChange", IsPresent: true, Next: "GuardAccountDefault" },
+  {
+    And: [
+      { Variable: "$.targetCount", NumericGreaterThan: 0 },
+      { Variable: "$.accountPosture", IsPresent: true },
+    ],
+    Next: "ForEachBatch",
+  },
+  { Variable: "$.targetCount", NumericGreaterThan: 0, Next: "AssessAccount" },
+];
+
 /** The Map over the batches, with its Express child workflow: one slice of one batch. */
 function forEachBatch(itemsPath: string) {
   return {
@@ -547,8 +565,9 @@ export const DEFINITION = {
           ],
           Next: "ClaimInstances",
         },
+        ...ROUTE_TO_WORK,
       ],
-      Default: "HasTargets",
+      Default: "Notify",
     },
     ClaimInstances: {
       Type: "Task",
@@ -580,8 +599,9 @@ export const DEFINITION = {
           IsPresent: true,
           Next: "AlreadyClaimed",
         },
+        ...ROUTE_TO_WORK,
       ],
-      Default: "HasTargets",
+      Default: "Notify",
     },
     AlreadyClaimed: {
       Type: "Succeed",
@@ -689,7 +709,7 @@ export const DEFINITION = {
     MoreSlices: {
       Type: "Choice",
       Comment:
-        "A batch still has work: run the Map again over what the slice returned. Before the first repeat, the instance lists move to `instanceLists`, where Notify reads them; the state never holds them twice for long.",
+        "A batch still has work: run the Map again over what the slice returned. Before the first repeat, the instance lists move to `instanceLists`, where Notify reads them; the state never holds them twice for long. Every batch done: the report, or first the wait for the CloudTrail record's attribution.",
       Choices: [
         {
           And: [
@@ -703,8 +723,17 @@ export const DEFINITION = {
           BooleanEquals: true,
           Next: "KeepInstanceLists",
         },
+        {
+          Comment:
+            "Started from EC2's state-change notification: the instances are enforced and proven; the report waits for the CloudTrail record's actor and launch template, until the attribution deadline.",
+          And: [
+            { Variable: "$.awaitAttribution.deadline", IsPresent: true },
+            { Variable: "$.instanceClaims.claimed", IsPresent: true },
+          ],
+          Next: "ReadAttribution",
+        },
       ],
-      Default: "NeedsAttribution",
+      Default: "Notify",
     },
     KeepInstanceLists: {
       Type: "Pass",
@@ -717,21 +746,6 @@ export const DEFINITION = {
       InputPath: "$.slice.batches",
       ResultPath: "$.batches",
       Next: "ForEachBatch",
-    },
-    NeedsAttribution: {
-      Type: "Choice",
-      Comment:
-        "Started from EC2's state-change notification: the instances are enforced and proven; the report waits for the CloudTrail record's actor and launch template, until the attribution deadline.",
-      Choices: [
-        {
-          And: [
-            { Variable: "$.awaitAttribution.deadline", IsPresent: true },
-            { Variable: "$.instanceClaims.claimed", IsPresent: true },
-          ],
-          Next: "ReadAttribution",
-        },
-      ],
-      Default: "Notify",
     },
     ReadAttribution: {
       Type: "Task",
