@@ -1,9 +1,5 @@
 import { organizations } from "../../shared/aws/clients/organizations.js";
-import {
-  configuredDirectory,
-  type OrganizationDirectory,
-  organizationsDirectory,
-} from "../../shared/aws/organization-directory.js";
+import { directoryFor, type OrganizationDirectory } from "../../shared/aws/organization-directory.js";
 import { asRecord, text } from "../../shared/domain/event.js";
 import { loadResolveTargetsConfig, type ResolveTargetsConfig } from "../../shared/runtime/config.js";
 import { lambdaHandler, onColdStart } from "../../shared/runtime/lambda-handler.js";
@@ -17,7 +13,9 @@ import { resolveTargets } from "../../shared/steps/resolve-targets.js";
 export function createHandler(
   config: ResolveTargetsConfig,
   now: () => Date = () => new Date(),
-  directory: OrganizationDirectory | undefined = directoryFor(config),
+  directory: OrganizationDirectory | undefined = config.organization
+    ? directoryFor(config.organization, organizations)
+    : undefined,
 ) {
   return lambdaHandler(async (event: unknown) => {
     const account = text(asRecord(event)?.account);
@@ -41,13 +39,6 @@ export function createHandler(
     });
     return resolved;
   });
-}
-
-function directoryFor(config: ResolveTargetsConfig): OrganizationDirectory | undefined {
-  if (!config.organization) return undefined;
-  return config.organization.accounts
-    ? configuredDirectory(config.organization.accounts)
-    : organizationsDirectory(organizations);
 }
 
 export const handler = onColdStart(() => createHandler(loadResolveTargetsConfig(process.env)));
