@@ -30,27 +30,43 @@ function row(cells: (string | number)[]): string {
   return `| ${cells.join(" | ")} |`;
 }
 
-function singleInstanceScenario() {
-  const id = "i-0c000000000000001";
+const SINGLE_ID = "i-0c000000000000001";
+
+/**
+ * One launch, as it reaches a deployed guard: EC2's `pending` notification first, then the CloudTrail record. Both
+ * start an execution (the second claims nothing and ends), so the figure is everything one launch costs.
+ */
+function singleInstanceScenario(signals: "both" | "cloudtrail") {
+  const record = {
+    eventDelaySeconds: signals === "both" ? CLOUDTRAIL_DELAYS_SECONDS[0] : 0,
+    "detail-type": "AWS API Call via CloudTrail",
+    source: "aws.ec2",
+    account: "111122223333",
+    region: "eu-west-1",
+    detail: {
+      eventName: "RunInstances",
+      eventID: "bench-one",
+      eventTime: "2026-11-28T09:00:00Z",
+      userIdentity: { arn: "arn:aws:iam::111122223333:user/bench" },
+      responseElements: { instancesSet: { items: [{ instanceId: SINGLE_ID }] } },
+    },
+  };
+  const pending = {
+    eventDelaySeconds: STATE_CHANGE_DELAY_SECONDS,
+    id: "bench-one-pending",
+    "detail-type": "EC2 Instance State-change Notification",
+    source: "aws.ec2",
+    account: "111122223333",
+    region: "eu-west-1",
+    time: "2026-11-28T09:00:00Z",
+    detail: { "instance-id": SINGLE_ID, state: "pending" },
+  };
   return parseScenario(
     {
       name: "one instance",
-      events: [
-        {
-          "detail-type": "AWS API Call via CloudTrail",
-          source: "aws.ec2",
-          account: "111122223333",
-          region: "eu-west-1",
-          detail: {
-            eventName: "RunInstances",
-            eventID: "bench-one",
-            eventTime: "2026-11-28T09:00:00Z",
-            userIdentity: { arn: "arn:aws:iam::111122223333:user/bench" },
-            responseElements: { instancesSet: { items: [{ instanceId: id }] } },
-          },
-        },
-      ],
-      instances: [{ id }],
+      eventSpacingSeconds: 0,
+      events: signals === "both" ? [pending, record] : [record],
+      instances: [{ id: SINGLE_ID }],
     },
     "bench",
   );
@@ -72,10 +88,14 @@ function lastReportByAccount(run: FlowRun): Record<string, number> {
 
 async function flowFigures(): Promise<void> {
   section(
-    "Per instance, on the simulated account (Step Functions Standard + Lambda arm64, 256 MB, 100 ms billed per invocation assumed)",
+    "Per instance, on the simulated account: every execution each event started (Step Functions Standard transitions and Express children at list price, Lambda arm64 256 MB with 100 ms billed per invocation assumed)",
   );
   const runs: [string, FlowRun][] = [];
-  runs.push(["1 instance, pass path", await runFlow(singleInstanceScenario())]);
+  runs.push([
+    `1 instance, pass path: state-change at ${STATE_CHANGE_DELAY_SECONDS} s + CloudTrail record at ${CLOUDTRAIL_DELAYS_SECONDS[0]} s`,
+    await runFlow(singleInstanceScenario("both")),
+  ]);
+  runs.push(["1 instance, pass path: CloudTrail record only", await runFlow(singleInstanceScenario("cloudtrail"))]);
   const defaultScenario = parseScenario(
     JSON.parse(readFileSync("local/scenarios/single-account.json", "utf8")),
     "single-account",
@@ -92,14 +112,28 @@ async function flowFigures(): Promise<void> {
   runs.push(["organization burst: 3 accounts x 1 event, 1,000 instances, throttled", orgBurst]);
 
   process.stdout.write(
-    `${row(["run", "API calls", "transitions", "Lambda invocations", "USD per 1,000 instances"])}\n${row(["---", "---:", "---:", "---:", "---:"])}\n`,
+    `${row(["run", "executions", "API calls", "Standard transitions", "Express runs", "Express billed s", "Lambda invocations", "s to last verdict", "USD per 1,000 instances", "of which transitions / Express / Lambda"])}\n${row(["---", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:"])}\n`,
   );
   for (const [name, run] of runs) {
     const c = flowCosts(run);
     process.stdout.write(
-      `${row([name, c.apiCallsPerInstance.toFixed(1), c.transitionsPerInstance.toFixed(1), c.lambdaInvocationsPerInstance.toFixed(1), `$${c.usdPer1000Instances.toFixed(2)}`])}\n`,
+      `${row([
+        name,
+        c.executions,
+        c.apiCallsPerInstance.toFixed(1),
+        c.transitionsPerInstance.toFixed(1),
+        c.expressExecutionsPerInstance.toFixed(2),
+        c.expressBilledSecondsPerInstance.toFixed(1),
+        c.lambdaInvocationsPerInstance.toFixed(1),
+        run.lastReportSeconds.toFixed(0),
+        `$${c.usdPer1000Instances.toFixed(3)}`,
+        `$${c.usdPer1000.transitions.toFixed(3)} / $${c.usdPer1000.express.toFixed(3)} / $${c.usdPer1000.lambda.toFixed(3)}`,
+      ])}\n`,
     );
   }
+  process.stdout.write(
+    "\nPer instance, except executions (per run) and s to last verdict (simulated, from the first event).\n",
+  );
 
   const modify = EC2_REQUEST_BUCKETS.ModifyInstanceMetadataOptions;
   const describe = EC2_REQUEST_BUCKETS.DescribeInstances;
@@ -284,6 +318,8 @@ function median(values: number[]): number {
 }
 
 process.stdout.write(`# imdsv2-guard bench (${new Date().toISOString()}, Node ${process.version}, ${process.arch})\n`);
-await flowFigures();
-await exposureFigures();
-await bundleFigures();
+// BENCH_SECTIONS=flow,exposure runs only those sections (a quick look while working); the default is all of them.
+const sections = (process.env.BENCH_SECTIONS ?? "flow,exposure,bundles").split(",");
+if (sections.includes("flow")) await flowFigures();
+if (sections.includes("exposure")) await exposureFigures();
+if (sections.includes("bundles")) await bundleFigures();

@@ -1,7 +1,22 @@
 import type { FlowRun } from "../local/runner/run-flow.js";
 
+/*
+ * Public prices, us-east-1, from https://aws.amazon.com/step-functions/pricing/ and https://aws.amazon.com/lambda/pricing/
+ * (read 2026-12-01). Standard bills every state transition, retries included, and one per Distributed Map child
+ * started. Express bills each execution started ($1.00 per million requests) and its duration, rounded up to the
+ * next 100 ms, times its memory in 64 MB chunks ($0.06 per GB-hour for the first 1,000 GB-hours a month).
+ */
 /** Step Functions Standard: $0.025 per 1,000 state transitions. */
 export const USD_PER_TRANSITION = 0.025 / 1000;
+/** Step Functions Express: $1.00 per million executions started. */
+export const USD_PER_EXPRESS_REQUEST = 1 / 1_000_000;
+/** Step Functions Express: $0.06 per GB-hour of duration (the first tier). */
+export const USD_PER_EXPRESS_GB_SECOND = 0.06 / 3600;
+/**
+ * What an Express child's memory comes to: 50 MB plus the definition (about 40 KB) plus its payload (a batch of 50
+ * instances is under 100 KB), so the first 64 MB chunk.
+ */
+export const EXPRESS_BILLED_MEMORY_GB = 64 / 1024;
 /** Lambda arm64: $0.20 per million requests and $0.0000133334 per GB-second. */
 export const USD_PER_LAMBDA_REQUEST = 0.2 / 1_000_000;
 export const USD_PER_GB_SECOND_ARM = 0.0000133334;
@@ -11,30 +26,64 @@ export const ASSUMED_BILLED_SECONDS_PER_INVOCATION = 0.1;
 
 export interface FlowCosts {
   instances: number;
+  executions: number;
   apiCallsPerInstance: number;
+  /** Standard transitions billed (parent and Standard children, including each child started). */
   transitionsPerInstance: number;
+  /** Express child executions started, and their billed seconds. */
+  expressExecutionsPerInstance: number;
+  expressBilledSecondsPerInstance: number;
   lambdaInvocationsPerInstance: number;
   usdPerInstance: number;
   usdPer1000Instances: number;
+  /** Where the money goes, per 1,000 instances. */
+  usdPer1000: { transitions: number; express: number; lambda: number };
 }
 
-/** Per-instance API calls, transitions, invocations and estimated cost of a run. */
+/** Express bills duration in 100 ms steps. */
+function billedExpressSeconds(durationMs: number): number {
+  return Math.max(1, Math.ceil(durationMs / 100)) / 10;
+}
+
+/** Per-instance API calls, transitions, invocations and estimated cost of a run: everything every execution did. */
 export function flowCosts(run: FlowRun): FlowCosts {
   const instances = run.reports.reduce((n, r) => n + r.results.length, 0);
   // Organization mode: every member account's calls, not only the hub's.
   const apiCalls = Object.values(run.org?.calls ?? run.sim.calls).reduce((a, b) => a + b, 0);
-  const transitions = run.executions.reduce((n, e) => n + e.stats.transitions, 0);
+  const express = run.childExecutionType === "EXPRESS";
+  let transitions = 0;
+  let expressExecutions = 0;
+  let expressSeconds = 0;
+  for (const e of run.executions) {
+    transitions += e.stats.parentTransitions;
+    for (const child of e.stats.children) {
+      if (express) {
+        expressExecutions++;
+        expressSeconds += billedExpressSeconds(child.durationMs);
+      } else {
+        transitions += child.transitions;
+      }
+    }
+  }
   const invocations = Object.values(run.lambdaInvocations).reduce((a, b) => a + b, 0);
-  const usd =
-    transitions * USD_PER_TRANSITION +
+  const usdTransitions = transitions * USD_PER_TRANSITION;
+  const usdExpress =
+    expressExecutions * USD_PER_EXPRESS_REQUEST + expressSeconds * EXPRESS_BILLED_MEMORY_GB * USD_PER_EXPRESS_GB_SECOND;
+  const usdLambda =
     invocations *
-      (USD_PER_LAMBDA_REQUEST + LAMBDA_MEMORY_GB * ASSUMED_BILLED_SECONDS_PER_INVOCATION * USD_PER_GB_SECOND_ARM);
+    (USD_PER_LAMBDA_REQUEST + LAMBDA_MEMORY_GB * ASSUMED_BILLED_SECONDS_PER_INVOCATION * USD_PER_GB_SECOND_ARM);
+  const usd = usdTransitions + usdExpress + usdLambda;
+  const per1000 = (x: number) => (x / instances) * 1000;
   return {
     instances,
+    executions: run.executions.length,
     apiCallsPerInstance: apiCalls / instances,
     transitionsPerInstance: transitions / instances,
+    expressExecutionsPerInstance: expressExecutions / instances,
+    expressBilledSecondsPerInstance: expressSeconds / instances,
     lambdaInvocationsPerInstance: invocations / instances,
     usdPerInstance: usd / instances,
-    usdPer1000Instances: (usd / instances) * 1000,
+    usdPer1000Instances: per1000(usd),
+    usdPer1000: { transitions: per1000(usdTransitions), express: per1000(usdExpress), lambda: per1000(usdLambda) },
   };
 }

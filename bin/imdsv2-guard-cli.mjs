@@ -219,6 +219,7 @@ var instanceResultSchema = z2.object({
 });
 var STAGES = ["enforce", "await-applied", "await-managed", "send-probe", "await-probe", "done"];
 var stageSchema = z2.enum(STAGES);
+var ROUND_STEP_NAMES = ["enforce", "check-applied", "check-managed", "send-probe", "check-probe"];
 var instanceProgressSchema = z2.object({
   instanceId: z2.string(),
   stage: stageSchema,
@@ -270,6 +271,19 @@ var batchSchema = z2.object({
   counts: stageCountsSchema.optional(),
   /** How long the Wait state before the next round waits. */
   pollSeconds: z2.number().int().min(0).optional(),
+  /** Where the batch goes next (routeAfter): the one Choice of each round routes on it and on `waitSeconds`. */
+  next: z2.enum([...ROUND_STEP_NAMES, "finalize", "suspend"]).optional(),
+  /** Seconds to wait before `next`; 0 goes on at once, in the same round. */
+  waitSeconds: z2.number().int().min(0).optional(),
+  /** When this slice's first step ran; null in stored progress, so the next slice starts its own clock. */
+  sliceStartedAt: z2.string().nullable().optional(),
+  /** Set with `next: "suspend"`: what the next slice merges back into the stored progress (SuspendBatch). */
+  resume: z2.object({
+    next: z2.enum(ROUND_STEP_NAMES),
+    waitSeconds: z2.number().int().min(0),
+    sliceStartedAt: z2.null(),
+    expiresAt: z2.number().int()
+  }).optional(),
   /** Consecutive rounds in which AWS throttled this batch; drives the backoff. */
   throttledRounds: z2.number().int().min(0).optional(),
   /** Set when storing the results in the ledger failed after retries: FinalizeBatch then returns them inline. */
@@ -280,6 +294,8 @@ var batchSchema = z2.object({
 var stepFailureSchema = z2.object({ Error: z2.string().optional(), Cause: z2.string().optional() });
 var batchSummarySchema = z2.object({
   batchIndex: z2.number().int().min(0),
+  /** Always false here: the batch is done. A suspended slice returns `true` instead (the ASL's Suspended state). */
+  suspended: z2.literal(false),
   instances: z2.number().int().min(0),
   counts: z2.record(z2.string(), z2.number()),
   /**

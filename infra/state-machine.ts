@@ -102,6 +102,28 @@ export function lambdaRetry(
   ];
 }
 
+/** The ledger's own transient errors, for the state machine's direct DynamoDB calls. */
+const DYNAMODB_RETRY: Retrier[] = [
+  {
+    ErrorEquals: [
+      "DynamoDB.ProvisionedThroughputExceededException",
+      "DynamoDB.ThrottlingException",
+      "DynamoDB.RequestLimitExceeded",
+      "DynamoDB.InternalServerErrorException",
+    ],
+    IntervalSeconds: 1,
+    BackoffRate: 2,
+    MaxAttempts: 5,
+    JitterStrategy: "FULL",
+  },
+];
+
+/** Where a batch's progress waits between two slices: its event's ledger item `slice#<batchIndex>`. */
+const SLICE_KEY = {
+  eventId: { "S.$": "$.ledgerKey" },
+  item: { "S.$": "States.Format('slice#{}', $.batchIndex)" },
+};
+
 /** A CloudFormation DefinitionSubstitutions placeholder, filled at deploy time (and by the local runner). */
 function placeholder(name: string): string {
   return `\${${name}}`;
@@ -110,6 +132,334 @@ function placeholder(name: string): string {
 /** The ARN of one of the guard's functions, as a placeholder. */
 function functionArn(fn: StepFunction): string {
   return placeholder(`${fn}FunctionArn`);
+}
+
+/**
+ * Where an event with work goes once its claims are made: the account-default alert, the batches (reading the
+ * account's posture first unless a sweep brought it), or straight to the report. Appended to the Choice that follows
+ * each claim, so the happy path pays for one Choice there, not three (HasTargets and NeedsAccountPosture remain for
+ * the paths that skip a claim).
+ */
+const ROUTE_TO_WORK = [
+  { Variable: "$.accountDefaultChange", IsPresent: true, Next: "GuardAccountDefault" },
+  {
+    And: [
+      { Variable: "$.targetCount", NumericGreaterThan: 0 },
+      { Variable: "$.accountPosture", IsPresent: true },
+    ],
+    Next: "ForEachBatch",
+  },
+  { Variable: "$.targetCount", NumericGreaterThan: 0, Next: "AssessAccount" },
+];
+
+/** The Map over the batches, with its Express child workflow: one slice of one batch. */
+function forEachBatch(itemsPath: string) {
+  return {
+    Type: "Map",
+    Comment:
+      "Distributed, with Express children: each batch runs in slices of at most a few minutes (Express stops at 5), billed by duration instead of by transition. A slice ends with its batch done (the child returns only counts; the results are in the ledger) or suspended (its progress is in the ledger, the child returns a pointer); the Map then runs again over what it returned, and a finished batch's child just hands its counts back. A failed batch does not fail the others (ToleratedFailurePercentage 100), and Notify reports its instances as errors.",
+    ItemsPath: itemsPath,
+    ItemSelector: {
+      "eventId.$": "$.event.eventId",
+      "account.$": "$.event.account",
+      "region.$": "$.event.region",
+      "ledgerKey.$": "$.dedupe.key",
+      "batchIndex.$": "$$.Map.Item.Index",
+      "trigger.$": "$.trigger",
+      "settings.$": "$.settings",
+      "startedAt.$": "$.startedAt",
+      "item.$": "$$.Map.Item.Value",
+    },
+    MaxConcurrency: 20,
+    ItemProcessor: {
+      ProcessorConfig: {
+        Mode: "DISTRIBUTED",
+        ExecutionType: "EXPRESS",
+      },
+      StartAt: "WhichSlice",
+      States: {
+        WhichSlice: {
+          Type: "Choice",
+          Comment:
+            "The first slice gets the batch's instances (an array); a later one gets what the batch's last slice returned: a pointer to its stored progress, or its counts.",
+          Choices: [
+            { Variable: "$.item.counts", IsPresent: true, Next: "AlreadyFinished" },
+            { Variable: "$.item.suspended", IsPresent: true, Next: "ResumeBatch" },
+          ],
+          Default: "NewBatch",
+        },
+        AlreadyFinished: {
+          Type: "Pass",
+          Comment: "Finished in an earlier slice: hand its counts back unchanged.",
+          OutputPath: "$.item",
+          End: true,
+        },
+        NewBatch: {
+          Type: "Pass",
+          Parameters: {
+            "eventId.$": "$.eventId",
+            "account.$": "$.account",
+            "region.$": "$.region",
+            "ledgerKey.$": "$.ledgerKey",
+            "batchIndex.$": "$.batchIndex",
+            "trigger.$": "$.trigger",
+            "settings.$": "$.settings",
+            "startedAt.$": "$.startedAt",
+            "instances.$": "$.item",
+          },
+          Next: "Enforce",
+        },
+        ResumeBatch: {
+          Type: "Task",
+          Comment:
+            "Read-only: the progress the previous slice stored, with where it was going next. Without it the batch cannot go on: the child fails and Notify reports its instances as errors.",
+          Resource: "arn:aws:states:::dynamodb:getItem",
+          Parameters: {
+            TableName: placeholder("EventLedgerTableName"),
+            Key: SLICE_KEY,
+            ConsistentRead: true,
+          },
+          ResultSelector: {
+            "batch.$": "States.StringToJson($.Item.progress.S)",
+          },
+          OutputPath: "$.batch",
+          Retry: DYNAMODB_RETRY,
+          Next: "Route",
+        },
+        Enforce: {
+          Type: "Task",
+          Comment:
+            "Describe, then set HttpTokens=required where needed. Idempotent (it describes before it modifies), so a crash (Lambda.Unknown) may be retried: it gets $$.State.RetryCount, so a retry reports a change its crashed attempt made as the guard's. Throttled modifies stay in the `enforce` stage for the next round.",
+          Resource: functionArn("Enforce"),
+          TimeoutSeconds: TASK_TIMEOUT_SECONDS,
+          Parameters: {
+            "batch.$": "$",
+            "retryCount.$": "$$.State.RetryCount",
+          },
+          Retry: lambdaRetry("Enforce", { guardErrorsMaxDelaySeconds: 30, lambdaAttempts: 4 }),
+          Catch: [
+            {
+              ErrorEquals: ["States.ALL"],
+              ResultPath: "$.failure",
+              Next: "FinalizeBatch",
+            },
+          ],
+          Next: "Route",
+        },
+        Route: {
+          Type: "Choice",
+          Comment:
+            "The one Choice of each round: every step says where the batch goes next (routeAfter, shared/domain/batch.ts), at once or after a wait the steps chose from what is pending (a probe result is seconds away, an SSM registration a minute). Every stage is bounded by a deadline the steps enforce, so the loop ends.",
+          Choices: [
+            { Variable: "$.next", StringEquals: "finalize", Next: "FinalizeBatch" },
+            { Variable: "$.next", StringEquals: "suspend", Next: "SuspendBatch" },
+            {
+              And: [
+                { Variable: "$.next", StringEquals: "enforce" },
+                { Variable: "$.waitSeconds", NumericGreaterThan: 0 },
+              ],
+              Next: "WaitBeforeEnforce",
+            },
+            { Variable: "$.next", StringEquals: "enforce", Next: "Enforce" },
+            {
+              And: [
+                { Variable: "$.next", StringEquals: "check-applied" },
+                { Variable: "$.waitSeconds", NumericGreaterThan: 0 },
+              ],
+              Next: "WaitBeforeCheckApplied",
+            },
+            { Variable: "$.next", StringEquals: "check-applied", Next: "CheckApplied" },
+            {
+              And: [
+                { Variable: "$.next", StringEquals: "check-managed" },
+                { Variable: "$.waitSeconds", NumericGreaterThan: 0 },
+              ],
+              Next: "WaitBeforeCheckManaged",
+            },
+            { Variable: "$.next", StringEquals: "check-managed", Next: "CheckManaged" },
+            {
+              And: [
+                { Variable: "$.next", StringEquals: "send-probe" },
+                { Variable: "$.waitSeconds", NumericGreaterThan: 0 },
+              ],
+              Next: "WaitBeforeSendProbe",
+            },
+            { Variable: "$.next", StringEquals: "send-probe", Next: "SendProbe" },
+            {
+              And: [
+                { Variable: "$.next", StringEquals: "check-probe" },
+                { Variable: "$.waitSeconds", NumericGreaterThan: 0 },
+              ],
+              Next: "WaitBeforeCheckProbe",
+            },
+            { Variable: "$.next", StringEquals: "check-probe", Next: "CheckProbe" },
+          ],
+          Default: "FinalizeBatch",
+        },
+        WaitBeforeEnforce: {
+          Type: "Wait",
+          Comment:
+            "An instance not yet visible after RunInstances, or a throttled modify: let EC2 catch up or its bucket refill.",
+          SecondsPath: "$.waitSeconds",
+          Next: "Enforce",
+        },
+        WaitBeforeCheckApplied: {
+          Type: "Wait",
+          SecondsPath: "$.waitSeconds",
+          Next: "CheckApplied",
+        },
+        WaitBeforeCheckManaged: {
+          Type: "Wait",
+          SecondsPath: "$.waitSeconds",
+          Next: "CheckManaged",
+        },
+        WaitBeforeSendProbe: {
+          Type: "Wait",
+          SecondsPath: "$.waitSeconds",
+          Next: "SendProbe",
+        },
+        WaitBeforeCheckProbe: {
+          Type: "Wait",
+          SecondsPath: "$.waitSeconds",
+          Next: "CheckProbe",
+        },
+        CheckApplied: {
+          Type: "Task",
+          Comment: "Read-only: one DescribeInstances for the batch.",
+          Resource: functionArn("CheckApplied"),
+          TimeoutSeconds: TASK_TIMEOUT_SECONDS,
+          Retry: lambdaRetry("CheckApplied", { guardErrorsMaxDelaySeconds: 30, lambdaAttempts: 4 }),
+          Catch: [
+            {
+              ErrorEquals: ["States.ALL"],
+              ResultPath: "$.failure",
+              Next: "FinalizeBatch",
+            },
+          ],
+          Next: "Route",
+        },
+        CheckManaged: {
+          Type: "Task",
+          Comment: "Read-only: DescribeInstanceInformation picks the platform and its probe.",
+          Resource: functionArn("CheckManaged"),
+          TimeoutSeconds: TASK_TIMEOUT_SECONDS,
+          Retry: lambdaRetry("CheckManaged", { guardErrorsMaxDelaySeconds: 30, lambdaAttempts: 4 }),
+          Catch: [
+            {
+              ErrorEquals: ["States.ALL"],
+              ResultPath: "$.failure",
+              Next: "FinalizeBatch",
+            },
+          ],
+          Next: "Route",
+        },
+        SendProbe: {
+          Type: "Task",
+          Comment:
+            "One SendCommand per platform per 50 instances. Not retried on Lambda.Unknown: a crash after the send would run the probe twice; such a batch ends `error` instead. Throttled sends stay in `send-probe`. The round ends here: the invocation cannot be read before it exists.",
+          Resource: functionArn("SendProbe"),
+          TimeoutSeconds: TASK_TIMEOUT_SECONDS,
+          Retry: lambdaRetry("SendProbe", { guardErrorsMaxDelaySeconds: 30, lambdaAttempts: 4 }),
+          Catch: [
+            {
+              ErrorEquals: ["States.ALL"],
+              ResultPath: "$.failure",
+              Next: "FinalizeBatch",
+            },
+          ],
+          Next: "Route",
+        },
+        CheckProbe: {
+          Type: "Task",
+          Comment: "Read-only: GetCommandInvocation, then the verdict from what the probe saw.",
+          Resource: functionArn("CheckProbe"),
+          TimeoutSeconds: TASK_TIMEOUT_SECONDS,
+          Retry: lambdaRetry("CheckProbe", { guardErrorsMaxDelaySeconds: 30, lambdaAttempts: 4 }),
+          Catch: [
+            {
+              ErrorEquals: ["States.ALL"],
+              ResultPath: "$.failure",
+              Next: "FinalizeBatch",
+            },
+          ],
+          Next: "Route",
+        },
+        SuspendBatch: {
+          Type: "Task",
+          Comment:
+            "The slice's time is up (routeAfter): store the batch's progress with where it goes next (`resume`), for the next slice. An overwrite of the batch's own item, so a repeat is the same write. If the ledger refuses it, the batch ends here, its unfinished instances `error`.",
+          Resource: "arn:aws:states:::dynamodb:putItem",
+          Parameters: {
+            TableName: placeholder("EventLedgerTableName"),
+            Item: {
+              ...SLICE_KEY,
+              progress: { "S.$": "States.JsonToString(States.JsonMerge($, $.resume, false))" },
+              expiresAt: { "N.$": "States.Format('{}', $.resume.expiresAt)" },
+            },
+          },
+          ResultPath: null,
+          Retry: DYNAMODB_RETRY,
+          Catch: [
+            {
+              ErrorEquals: ["States.ALL"],
+              ResultPath: "$.failure",
+              Next: "FinalizeBatch",
+            },
+          ],
+          Next: "Suspended",
+        },
+        Suspended: {
+          Type: "Pass",
+          Comment: "All the parent keeps of a suspended batch: where it is.",
+          Parameters: {
+            "batchIndex.$": "$.batchIndex",
+            suspended: true,
+          },
+          End: true,
+        },
+        FinalizeBatch: {
+          Type: "Task",
+          Comment:
+            "Every instance leaves with exactly one verdict (unfinished ones become `error` with the failed step's cause), stored in the event ledger. An overwrite of the same item, so every retry is safe.",
+          Resource: functionArn("FinalizeBatch"),
+          TimeoutSeconds: TASK_TIMEOUT_SECONDS,
+          Retry: lambdaRetry("FinalizeBatch", { guardErrorsMaxDelaySeconds: 30, lambdaAttempts: 6 }),
+          End: true,
+          Catch: [
+            {
+              ErrorEquals: ["States.ALL"],
+              ResultPath: "$.storeFailure",
+              Next: "FinalizeWithoutLedger",
+            },
+          ],
+        },
+        FinalizeWithoutLedger: {
+          Type: "Task",
+          Comment:
+            "The ledger could not store the verdicts after retries: return them inline (compact), so Notify still reports them.",
+          Resource: functionArn("FinalizeBatch"),
+          TimeoutSeconds: TASK_TIMEOUT_SECONDS,
+          Retry: lambdaRetry("FinalizeBatch", { lambdaAttempts: 6 }),
+          End: true,
+        },
+      },
+    },
+    ResultSelector: {
+      "batches.$": "$",
+      // Every child says whether its batch goes on: FinalizeBatch's counts carry `suspended: false`.
+      "more.$": "States.ArrayContains($[*].suspended, true)",
+    },
+    ResultPath: "$.slice",
+    Catch: [
+      {
+        ErrorEquals: ["States.ALL"],
+        ResultPath: "$.mapFailure",
+        Next: "Notify",
+      },
+    ],
+    Next: "MoreSlices",
+    ToleratedFailurePercentage: 100,
+  };
 }
 
 /** The definition, with CloudFormation's `${…}` placeholders (DefinitionSubstitutions) left in. */
@@ -182,20 +532,7 @@ export const DEFINITION = {
         ConditionExpression: "attribute_not_exists(eventId)",
       },
       ResultPath: null,
-      Retry: [
-        {
-          ErrorEquals: [
-            "DynamoDB.ProvisionedThroughputExceededException",
-            "DynamoDB.ThrottlingException",
-            "DynamoDB.RequestLimitExceeded",
-            "DynamoDB.InternalServerErrorException",
-          ],
-          IntervalSeconds: 1,
-          BackoffRate: 2,
-          MaxAttempts: 5,
-          JitterStrategy: "FULL",
-        },
-      ],
+      Retry: DYNAMODB_RETRY,
       Catch: [
         {
           ErrorEquals: ["DynamoDB.ConditionalCheckFailedException"],
@@ -229,8 +566,9 @@ export const DEFINITION = {
           ],
           Next: "ClaimInstances",
         },
+        ...ROUTE_TO_WORK,
       ],
-      Default: "HasTargets",
+      Default: "Notify",
     },
     ClaimInstances: {
       Type: "Task",
@@ -262,8 +600,9 @@ export const DEFINITION = {
           IsPresent: true,
           Next: "AlreadyClaimed",
         },
+        ...ROUTE_TO_WORK,
       ],
-      Default: "HasTargets",
+      Default: "Notify",
     },
     AlreadyClaimed: {
       Type: "Succeed",
@@ -367,251 +706,27 @@ export const DEFINITION = {
       ],
       Next: "ForEachBatch",
     },
-    ForEachBatch: {
-      Type: "Map",
-      Comment:
-        "Distributed: each batch is a child execution with its own history, so a 1,000-instance launch stays far from the 25,000-event limit. Each batch stores its results in the ledger and returns only counts, so the state stays small; a failed batch does not fail the others (ToleratedFailurePercentage 100), and Notify reports its instances as errors.",
-      ItemsPath: "$.batches",
-      ItemSelector: {
-        "eventId.$": "$.event.eventId",
-        "account.$": "$.event.account",
-        "region.$": "$.event.region",
-        "ledgerKey.$": "$.dedupe.key",
-        "batchIndex.$": "$$.Map.Item.Index",
-        "trigger.$": "$.trigger",
-        "settings.$": "$.settings",
-        "startedAt.$": "$.startedAt",
-        "instances.$": "$$.Map.Item.Value",
-      },
-      MaxConcurrency: 20,
-      ItemProcessor: {
-        ProcessorConfig: {
-          Mode: "DISTRIBUTED",
-          ExecutionType: "STANDARD",
-        },
-        StartAt: "Enforce",
-        States: {
-          Enforce: {
-            Type: "Task",
-            Comment:
-              "Describe, then set HttpTokens=required where needed. Idempotent (it describes before it modifies), so a crash (Lambda.Unknown) may be retried: it gets $$.State.RetryCount, so a retry reports a change its crashed attempt made as the guard's. Throttled modifies stay in the `enforce` stage for the next round.",
-            Resource: functionArn("Enforce"),
-            TimeoutSeconds: TASK_TIMEOUT_SECONDS,
-            Parameters: {
-              "batch.$": "$",
-              "retryCount.$": "$$.State.RetryCount",
-            },
-            Retry: lambdaRetry("Enforce", { guardErrorsMaxDelaySeconds: 30, lambdaAttempts: 4 }),
-            Catch: [
-              {
-                ErrorEquals: ["States.ALL"],
-                ResultPath: "$.failure",
-                Next: "FinalizeBatch",
-              },
-            ],
-            Next: "NextRound",
-          },
-          RouteApplied: {
-            Type: "Choice",
-            Comment: "Each round advances every instance that can move: applied → managed → probe sent → probe read.",
-            Choices: [
-              {
-                Variable: "$.counts.awaitApplied",
-                NumericGreaterThan: 0,
-                Next: "CheckApplied",
-              },
-            ],
-            Default: "RouteManaged",
-          },
-          CheckApplied: {
-            Type: "Task",
-            Comment: "Read-only: one DescribeInstances for the batch.",
-            Resource: functionArn("CheckApplied"),
-            TimeoutSeconds: TASK_TIMEOUT_SECONDS,
-            Retry: lambdaRetry("CheckApplied", { guardErrorsMaxDelaySeconds: 30, lambdaAttempts: 4 }),
-            Catch: [
-              {
-                ErrorEquals: ["States.ALL"],
-                ResultPath: "$.failure",
-                Next: "FinalizeBatch",
-              },
-            ],
-            Next: "RouteManaged",
-          },
-          RouteManaged: {
-            Type: "Choice",
-            Comment: "Instances already online go on to the probe without waiting for slower ones.",
-            Choices: [
-              {
-                Variable: "$.counts.awaitManaged",
-                NumericGreaterThan: 0,
-                Next: "CheckManaged",
-              },
-            ],
-            Default: "RouteSend",
-          },
-          CheckManaged: {
-            Type: "Task",
-            Comment: "Read-only: DescribeInstanceInformation picks the platform and its probe.",
-            Resource: functionArn("CheckManaged"),
-            TimeoutSeconds: TASK_TIMEOUT_SECONDS,
-            Retry: lambdaRetry("CheckManaged", { guardErrorsMaxDelaySeconds: 30, lambdaAttempts: 4 }),
-            Catch: [
-              {
-                ErrorEquals: ["States.ALL"],
-                ResultPath: "$.failure",
-                Next: "FinalizeBatch",
-              },
-            ],
-            Next: "RouteSend",
-          },
-          RouteSend: {
-            Type: "Choice",
-            Comment: "Send the probe to every instance that just came online (or whose send was throttled).",
-            Choices: [
-              {
-                Variable: "$.counts.sendProbe",
-                NumericGreaterThan: 0,
-                Next: "SendProbe",
-              },
-            ],
-            Default: "RouteProbe",
-          },
-          SendProbe: {
-            Type: "Task",
-            Comment:
-              "One SendCommand per platform per 50 instances. Not retried on Lambda.Unknown: a crash after the send would run the probe twice; such a batch ends `error` instead. Throttled sends stay in `send-probe`.",
-            Resource: functionArn("SendProbe"),
-            TimeoutSeconds: TASK_TIMEOUT_SECONDS,
-            Retry: lambdaRetry("SendProbe", { guardErrorsMaxDelaySeconds: 30, lambdaAttempts: 4 }),
-            Catch: [
-              {
-                ErrorEquals: ["States.ALL"],
-                ResultPath: "$.failure",
-                Next: "FinalizeBatch",
-              },
-            ],
-            Next: "RouteProbe",
-          },
-          RouteProbe: {
-            Type: "Choice",
-            Comment: "Read the results of probes already sent.",
-            Choices: [
-              {
-                Variable: "$.counts.awaitProbe",
-                NumericGreaterThan: 0,
-                Next: "CheckProbe",
-              },
-            ],
-            Default: "NextRound",
-          },
-          CheckProbe: {
-            Type: "Task",
-            Comment: "Read-only: GetCommandInvocation, then the verdict from what the probe saw.",
-            Resource: functionArn("CheckProbe"),
-            TimeoutSeconds: TASK_TIMEOUT_SECONDS,
-            Retry: lambdaRetry("CheckProbe", { guardErrorsMaxDelaySeconds: 30, lambdaAttempts: 4 }),
-            Catch: [
-              {
-                ErrorEquals: ["States.ALL"],
-                ResultPath: "$.failure",
-                Next: "FinalizeBatch",
-              },
-            ],
-            Next: "NextRound",
-          },
-          NextRound: {
-            Type: "Choice",
-            Comment:
-              "Polling is a loop of task → Choice → Wait; every stage is bounded by a deadline the steps enforce, so the loop ends.",
-            Choices: [
-              {
-                Variable: "$.counts.enforce",
-                NumericGreaterThan: 0,
-                Next: "WaitBeforeEnforce",
-              },
-              {
-                Or: [
-                  {
-                    Variable: "$.counts.awaitApplied",
-                    NumericGreaterThan: 0,
-                  },
-                  {
-                    Variable: "$.counts.awaitManaged",
-                    NumericGreaterThan: 0,
-                  },
-                  {
-                    Variable: "$.counts.sendProbe",
-                    NumericGreaterThan: 0,
-                  },
-                  {
-                    Variable: "$.counts.awaitProbe",
-                    NumericGreaterThan: 0,
-                  },
-                ],
-                Next: "WaitForProgress",
-              },
-            ],
-            Default: "FinalizeBatch",
-          },
-          WaitBeforeEnforce: {
-            Type: "Wait",
-            Comment:
-              "An instance not yet visible after RunInstances, or a throttled modify: let EC2 catch up or its bucket refill.",
-            SecondsPath: "$.pollSeconds",
-            Next: "Enforce",
-          },
-          WaitForProgress: {
-            Type: "Wait",
-            Comment:
-              "The steps choose the interval from what is pending: a probe result is seconds away, an SSM registration a minute.",
-            SecondsPath: "$.pollSeconds",
-            Next: "RouteApplied",
-          },
-          FinalizeBatch: {
-            Type: "Task",
-            Comment:
-              "Every instance leaves with exactly one verdict (unfinished ones become `error` with the failed step's cause), stored in the event ledger. An overwrite of the same item, so every retry is safe.",
-            Resource: functionArn("FinalizeBatch"),
-            TimeoutSeconds: TASK_TIMEOUT_SECONDS,
-            Retry: lambdaRetry("FinalizeBatch", { guardErrorsMaxDelaySeconds: 30, lambdaAttempts: 6 }),
-            End: true,
-            Catch: [
-              {
-                ErrorEquals: ["States.ALL"],
-                ResultPath: "$.storeFailure",
-                Next: "FinalizeWithoutLedger",
-              },
-            ],
-          },
-          FinalizeWithoutLedger: {
-            Type: "Task",
-            Comment:
-              "The ledger could not store the verdicts after retries: return them inline (compact), so Notify still reports them.",
-            Resource: functionArn("FinalizeBatch"),
-            TimeoutSeconds: TASK_TIMEOUT_SECONDS,
-            Retry: lambdaRetry("FinalizeBatch", { lambdaAttempts: 6 }),
-            End: true,
-          },
-        },
-      },
-      ResultPath: "$.batchSummaries",
-      Catch: [
-        {
-          ErrorEquals: ["States.ALL"],
-          ResultPath: "$.mapFailure",
-          Next: "Notify",
-        },
-      ],
-      Next: "NeedsAttribution",
-      ToleratedFailurePercentage: 100,
-    },
-    NeedsAttribution: {
+    ForEachBatch: forEachBatch("$.batches"),
+    MoreSlices: {
       Type: "Choice",
       Comment:
-        "Started from EC2's state-change notification: the instances are enforced and proven; the report waits for the CloudTrail record's actor and launch template, until the attribution deadline.",
+        "A batch still has work: run the Map again over what the slice returned. Before the first repeat, the instance lists move to `instanceLists`, where Notify reads them; the state never holds them twice for long. Every batch done: the report, or first the wait for the CloudTrail record's attribution.",
       Choices: [
         {
+          And: [
+            { Variable: "$.slice.more", BooleanEquals: true },
+            { Variable: "$.instanceLists", IsPresent: true },
+          ],
+          Next: "NextSlice",
+        },
+        {
+          Variable: "$.slice.more",
+          BooleanEquals: true,
+          Next: "KeepInstanceLists",
+        },
+        {
+          Comment:
+            "Started from EC2's state-change notification: the instances are enforced and proven; the report waits for the CloudTrail record's actor and launch template, until the attribution deadline.",
           And: [
             { Variable: "$.awaitAttribution.deadline", IsPresent: true },
             { Variable: "$.instanceClaims.claimed", IsPresent: true },
@@ -620,6 +735,18 @@ export const DEFINITION = {
         },
       ],
       Default: "Notify",
+    },
+    KeepInstanceLists: {
+      Type: "Pass",
+      InputPath: "$.batches",
+      ResultPath: "$.instanceLists",
+      Next: "NextSlice",
+    },
+    NextSlice: {
+      Type: "Pass",
+      InputPath: "$.slice.batches",
+      ResultPath: "$.batches",
+      Next: "ForEachBatch",
     },
     ReadAttribution: {
       Type: "Task",

@@ -290,7 +290,7 @@ const EXPECTED_ACTIONS: Record<string, string[]> = {
   ],
   CheckAppliedRole: ["ec2:DescribeInstances", ...LOGS],
   CheckManagedRole: ["ec2:DescribeInstances", "ssm:DescribeInstanceInformation", ...LOGS],
-  SendProbeRole: ["ssm:SendCommand", ...LOGS],
+  SendProbeRole: ["dynamodb:GetItem", "dynamodb:PutItem", "ssm:SendCommand", ...LOGS],
   CheckProbeRole: ["ssm:GetCommandInvocation", ...LOGS],
   FinalizeBatchRole: ["dynamodb:PutItem", ...LOGS],
   NotifyRole: ["dynamodb:Query", "kms:Decrypt", "kms:GenerateDataKey", "sns:Publish", ...LOGS],
@@ -298,6 +298,7 @@ const EXPECTED_ACTIONS: Record<string, string[]> = {
   GuardAccountDefaultRole: ["ec2:GetInstanceMetadataDefaults", ...LOGS],
   ClaimInstancesRole: ["dynamodb:PutItem", "dynamodb:Query", "ec2:DescribeInstances", ...LOGS],
   StateMachineRole: [
+    "dynamodb:GetItem",
     "dynamodb:PutItem",
     "lambda:InvokeFunction",
     "states:DescribeExecution",
@@ -693,8 +694,9 @@ describe("IAM", () => {
     const invoke = statementFor(defaults, "StateMachineRole", "lambda:InvokeFunction");
     expect(actionsOf(invoke)).toEqual(["lambda:InvokeFunction"]);
     expect(listOf(invoke.Resource)).toEqual(STEP_FUNCTIONS.map((id) => getAtt(id)));
+    // ClaimEvent's claim, and a batch's progress between two Express slices (SuspendBatch, ResumeBatch).
     const put = statementFor(defaults, "StateMachineRole", "dynamodb:PutItem");
-    expect(actionsOf(put)).toEqual(["dynamodb:PutItem"]);
+    expect(actionsOf(put)).toEqual(["dynamodb:PutItem", "dynamodb:GetItem"]);
     expect(put.Resource).toEqual(getAtt("EventLedgerTable"));
     // The Distributed Map starts each batch as a child execution of this state machine, with this role.
     const name = z.string().parse(resource(defaults, "GuardStateMachine").Properties.StateMachineName);
@@ -708,6 +710,7 @@ describe("IAM", () => {
       JSON.parse(z.string().parse(resource(defaults, "GuardStateMachine").Properties.DefinitionString)),
     );
     expect(asl, "the Map these permissions are for").toContain('"Mode":"DISTRIBUTED"');
+    expect(asl, "its children are Express").toContain('"ExecutionType":"EXPRESS"');
   });
 
   it("lets EventBridge and the sweep start only the guard's state machine", () => {
@@ -757,17 +760,18 @@ describe("IAM", () => {
       expect(s.Resource, role).toEqual(getAtt("EventLedgerTable"));
       expect(s.Condition, role).toBeUndefined();
     }
-    // The ledger is reached by these two roles, the state machine's (ClaimEvent), ClaimInstances (a conditional
-    // put per instance occurrence, the record's attribution, and reading it back) and Enforce (its intent before
-    // each modify, read back by a retry), nobody else.
+    // The ledger is reached by these roles and nobody else: the state machine's (ClaimEvent, and a batch's progress
+    // between slices), ClaimInstances (a conditional put per instance occurrence, the record's attribution, and
+    // reading it back), Enforce (its intent before each modify, read back by a retry) and SendProbe (its send markers).
     for (const role of ofType(defaults, "AWS::IAM::Role").map(([id]) => id)) {
       const dynamo = allowedActions(defaults, role).filter((a) => a.startsWith("dynamodb:"));
       const expected: Record<string, string[]> = {
         FinalizeBatchRole: ["dynamodb:PutItem"],
         NotifyRole: ["dynamodb:Query"],
-        StateMachineRole: ["dynamodb:PutItem"],
+        StateMachineRole: ["dynamodb:GetItem", "dynamodb:PutItem"],
         ClaimInstancesRole: ["dynamodb:PutItem", "dynamodb:Query"],
         EnforceRole: ["dynamodb:PutItem", "dynamodb:Query"],
+        SendProbeRole: ["dynamodb:GetItem", "dynamodb:PutItem"],
       };
       expect(dynamo, role).toEqual(expected[role] ?? []);
     }
@@ -1058,7 +1062,7 @@ describe("functions and logs", () => {
       LEDGER_TABLE_NAME: ref("EventLedgerTable"),
     });
     expect(envOf(configured, "NotifyLambdaFunction")).toMatchObject({ SLACK_VERDICTS: "fail,alert" });
-    for (const id of ["FinalizeBatchLambdaFunction", "EnforceLambdaFunction"]) {
+    for (const id of ["FinalizeBatchLambdaFunction", "EnforceLambdaFunction", "SendProbeLambdaFunction"]) {
       expect(envOf(defaults, id), id).toMatchObject({ LEDGER_TABLE_NAME: ref("EventLedgerTable") });
     }
     expect(envOf(defaults, "SweepLambdaFunction")).toMatchObject({

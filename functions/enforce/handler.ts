@@ -5,6 +5,7 @@ import { ec2ForTarget } from "../../shared/aws/clients/ec2.js";
 import { dynamoEnforceIntents, type EnforceIntents } from "../../shared/aws/enforce-intents.js";
 import { imageSupportLookup } from "../../shared/aws/image-support.js";
 import { perAccountRegion, type SpokeAccess, spokeAccessFor } from "../../shared/aws/spoke-credentials.js";
+import { routeAfter } from "../../shared/domain/batch.js";
 import { batchSchema } from "../../shared/domain/model.js";
 import { loadLedgerTableName, loadOrganizationConfig } from "../../shared/runtime/config.js";
 import { inBatchAccount, lambdaHandler, onColdStart } from "../../shared/runtime/lambda-handler.js";
@@ -38,7 +39,7 @@ export function createHandler(intents: EnforceIntents, now: () => Date = () => n
   return lambdaHandler(async (input: unknown) => {
     const { batch, retryCount } = parseEnforceInput(input);
     logger.appendKeys({ eventId: batch.eventId, instanceIds: batch.instances.map((i) => i.instanceId), retryCount });
-    return inBatchAccount(
+    const enforced = await inBatchAccount(
       batch,
       async (target) => ({
         ec2: await ec2For(target),
@@ -48,6 +49,7 @@ export function createHandler(intents: EnforceIntents, now: () => Date = () => n
       (clients) => enforceBatch(batch, { ...clients, intents, logger, now }, { retryCount }),
       now,
     );
+    return routeAfter("enforce", enforced, now());
   });
 }
 

@@ -14,6 +14,7 @@ import { createHandler as createSendProbe } from "../../functions/send-probe/han
 import { dynamodb } from "../../shared/aws/clients/index.js";
 import { dynamoEnforceIntents } from "../../shared/aws/enforce-intents.js";
 import { dynamoInstanceClaims } from "../../shared/aws/instance-claims.js";
+import { dynamoProbeSends } from "../../shared/aws/probe-sends.js";
 import { dynamoResultStore } from "../../shared/aws/result-store.js";
 import { spokeAccessFor } from "../../shared/aws/spoke-credentials.js";
 import type { GuardAccountDefaultConfig, NotifyConfig, ResolveTargetsConfig } from "../../shared/runtime/config.js";
@@ -38,7 +39,11 @@ export function localFunctions(config: {
     EnforceFunctionArn: createEnforce(dynamoEnforceIntents(dynamodb, config.ledgerTableName), undefined, access()),
     CheckAppliedFunctionArn: createCheckApplied(undefined, access()),
     CheckManagedFunctionArn: createCheckManaged(undefined, access()),
-    SendProbeFunctionArn: createSendProbe(undefined, access()),
+    SendProbeFunctionArn: createSendProbe(
+      dynamoProbeSends(dynamodb, config.ledgerTableName, () => new Date()),
+      undefined,
+      access(),
+    ),
     CheckProbeFunctionArn: createCheckProbe(undefined, access()),
     FinalizeBatchFunctionArn: createFinalizeBatch(store),
     NotifyFunctionArn: createNotify(config.notify, store),

@@ -65,14 +65,31 @@ export interface RunOptions {
   enforceAccountDefault?: boolean;
   /** Instances per execution the sweep starts. */
   sweepInstancesPerExecution?: number;
+  /**
+   * Express runs its child workflows at least once: run every task of the batch's child workflow twice with the
+   * same input, and go on with the second run's output (the one that saw the first run's side effects).
+   */
+  duplicateChildSteps?: boolean;
 }
 
 export type RejectedCallsAlert = RejectedCalls & { event: EventReport["event"] };
 export type AccountDefaultAlert = Omit<AccountDefaultAlertInput, "alert">;
 
+/** One Distributed Map child execution (one batch, or one slice of a batch). */
+export interface ChildExecutionStats {
+  transitions: number;
+  historyEvents: number;
+  /** Simulated milliseconds from its start to its end: what an Express child is billed by. */
+  durationMs: number;
+}
+
 /** What Step Functions would show for one execution, estimated from the states it ran. */
 export interface ExecutionStats {
+  /** Every state entered and retry, in the parent and its children, and one per child started. */
   transitions: number;
+  /** The parent's own: its states, its retries, and one per Map child it started. */
+  parentTransitions: number;
+  children: ChildExecutionStats[];
   /** Estimated history events of the parent execution (Distributed Map children have their own). */
   historyEvents: number;
   /** Estimated history events of the largest child execution (one batch). */
@@ -114,6 +131,8 @@ export interface FlowRun {
   /** Organization mode: the simulated organization, its member accounts and the AssumeRole calls made. */
   org?: SimOrganization;
   lambdaInvocations: Record<string, number>;
+  /** How the ASL runs its Distributed Map children, which decides how they are billed. */
+  childExecutionType: "STANDARD" | "EXPRESS";
   simulatedSeconds: number;
   /** Simulated seconds from the start to the last report (verdicts) published, before any watch after enforcing. */
   lastReportSeconds: number;
@@ -133,7 +152,10 @@ export function loadDefinition(): Record<string, unknown> {
 interface StateDef {
   Type: string;
   Resource?: string;
-  ItemProcessor?: { States: Record<string, StateDef> };
+  ItemProcessor?: {
+    States: Record<string, StateDef>;
+    ProcessorConfig?: { Mode?: string; ExecutionType?: string };
+  };
 }
 
 /** Task state name → placeholder of the function it invokes, across the parent and the Map's processor. */
@@ -148,6 +170,34 @@ function taskFunctions(definition: Record<string, unknown>): Map<string, string>
   };
   visit(definition.States as Record<string, StateDef>);
   return out;
+}
+
+/** The Task states of the Map's child workflow. */
+function childTaskStates(definition: Record<string, unknown>): string[] {
+  return Object.values(definition.States as Record<string, StateDef>).flatMap((s) =>
+    Object.entries(s.ItemProcessor?.States ?? {})
+      .filter(([, child]) => child.Type === "Task")
+      .map(([name]) => name),
+  );
+}
+
+/** At-least-once delivery of each step: the same input twice, the second output kept. */
+function runTwice(overrides: TaskOverrides, stateNames: string[]): void {
+  for (const name of stateNames) {
+    const once = overrides[name];
+    if (!once) throw new Error(`No local handler for ${name}, so it cannot be run twice`);
+    overrides[name] = async (input) => {
+      await once(input);
+      return once(input);
+    };
+  }
+}
+
+/** The ExecutionType of the (one) Distributed Map's children. */
+function childExecutionType(definition: Record<string, unknown>): "STANDARD" | "EXPRESS" {
+  const states = Object.values(definition.States as Record<string, StateDef>);
+  const map = states.find((s) => s.ItemProcessor?.ProcessorConfig?.Mode === "DISTRIBUTED");
+  return map?.ItemProcessor?.ProcessorConfig?.ExecutionType === "EXPRESS" ? "EXPRESS" : "STANDARD";
 }
 
 const RETRY_COUNT_PATH = "$$.State.RetryCount";
@@ -266,6 +316,8 @@ export async function runFlow(scenario: Scenario, options: RunOptions = {}): Pro
       after: options.lambdaCrashesAfter ?? {},
       afterCall: options.lambdaCrashesAfterCall ?? {},
     });
+    // Before the retry counts: a step Express runs again is not a retry, and sees RetryCount 0 both times.
+    if (options.duplicateChildSteps) runTwice(overrides, childTaskStates(definition));
     withRetryCounts(overrides, retryCountFields);
     const machine = new StateMachine(definition as never);
 
@@ -396,6 +448,7 @@ export async function runFlow(scenario: Scenario, options: RunOptions = {}): Pro
       sim,
       ...(org ? { org } : {}),
       lambdaInvocations,
+      childExecutionType: childExecutionType(definition),
       simulatedSeconds: (Date.now() - SCENARIO_EPOCH) / 1000,
       lastReportSeconds: (lastReportAt - SCENARIO_EPOCH) / 1000,
       wallMilliseconds: performance.now() - wallStart,
@@ -464,6 +517,18 @@ function buildTaskOverrides(
     }
     return {};
   };
+  // The slices' direct DynamoDB calls (SuspendBatch's putItem, ResumeBatch's getItem) reach the same simulated
+  // ledger as the functions' SDK calls, with its faults; errors come back named as Step Functions names them.
+  const ledgerCall = (api: "PutItem" | "GetItem") => async (input: JSONValue) => {
+    try {
+      return JSON.parse(JSON.stringify(await sim.handle(api, input))) as JSONValue;
+    } catch (error) {
+      const e = error instanceof Error ? error : new Error(String(error));
+      throw lambdaError(`DynamoDB.${e.name}`, e.message);
+    }
+  };
+  overrides.SuspendBatch = ledgerCall("PutItem");
+  overrides.ResumeBatch = ledgerCall("GetItem");
   return overrides;
 }
 
@@ -530,29 +595,57 @@ async function execute(
  * Estimates billing and history from the local engine's event log with Step Functions' own accounting: every state
  * entered is a transition (retries too); a Task writes about 5 history events (entered, scheduled, started,
  * succeeded, exited) and 3 more per retry, other states 2. Map iterations run as child executions (Distributed Map),
- * each with its own history.
+ * each with its own history, its own transitions and its own duration (what an Express child is billed by); starting
+ * each child is one more transition of the parent, as AWS bills it.
  */
-async function collectStats(logs: AsyncGenerator<{ type: string; index?: number; state?: { type?: string } }>) {
-  let transitions = 0;
+async function collectStats(
+  logs: AsyncGenerator<{ type: string; index?: number; timestamp?: number; state?: { type?: string } }>,
+) {
+  let parentTransitions = 0;
   let retries = 0;
   let parentHistory = 2; // ExecutionStarted, ExecutionSucceeded/Failed
-  const childHistory = new Map<number, number>();
+  const children: ChildExecutionStats[] = [];
+  // The child now running at each iteration index; a Map entered again (the next slice) reuses the indexes.
+  const open = new Map<number, ChildExecutionStats & { startedAt: number }>();
   for await (const event of logs) {
     const weight =
       event.type === "StateEntered" ? (event.state?.type === "Task" ? 5 : 2) : event.type === "StateRetried" ? 3 : 0;
-    if (event.type === "StateEntered") transitions++;
-    if (event.type === "StateRetried") {
-      transitions++;
-      retries++;
+    const counts = event.type === "StateEntered" || event.type === "StateRetried";
+    if (event.type === "StateRetried") retries++;
+    if (event.type === "MapIterationStarted" && event.index !== undefined) {
+      parentTransitions++;
+      const child = { transitions: 0, historyEvents: 2, durationMs: 0, startedAt: event.timestamp ?? Date.now() };
+      open.set(event.index, child);
+      children.push(child);
+      continue;
     }
-    if (event.index !== undefined) childHistory.set(event.index, (childHistory.get(event.index) ?? 2) + weight);
-    else parentHistory += weight;
+    if ((event.type === "MapIterationSucceeded" || event.type === "MapIterationFailed") && event.index !== undefined) {
+      const child = open.get(event.index);
+      if (child) child.durationMs = (event.timestamp ?? Date.now()) - child.startedAt;
+      open.delete(event.index);
+      continue;
+    }
+    const child = event.index !== undefined ? open.get(event.index) : undefined;
+    if (child) {
+      child.historyEvents += weight;
+      if (counts) child.transitions++;
+    } else {
+      parentHistory += weight;
+      if (counts) parentTransitions++;
+    }
   }
+  const childList = children.map(({ transitions, historyEvents, durationMs }) => ({
+    transitions,
+    historyEvents,
+    durationMs,
+  }));
   // The parent records the Map run itself: MapRunStarted/Succeeded and the state's own events.
   return {
-    transitions,
-    historyEvents: parentHistory + (childHistory.size > 0 ? 4 : 0),
-    maxChildHistoryEvents: Math.max(0, ...childHistory.values()),
+    transitions: parentTransitions + childList.reduce((n, c) => n + c.transitions, 0),
+    parentTransitions,
+    children: childList,
+    historyEvents: parentHistory + (childList.length > 0 ? 4 : 0),
+    maxChildHistoryEvents: Math.max(0, ...childList.map((c) => c.historyEvents)),
     retries,
   } satisfies ExecutionStats;
 }

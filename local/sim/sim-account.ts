@@ -3,6 +3,8 @@ import { CloudWatchClient, GetMetricDataCommand, type GetMetricDataCommandInput 
 import {
   type AttributeValue,
   DynamoDBClient,
+  GetItemCommand,
+  type GetItemCommandInput,
   PutItemCommand,
   type PutItemCommandInput,
   QueryCommand,
@@ -90,6 +92,7 @@ export type SimApi =
   | "ModifyInstanceMetadataDefaults"
   | "DescribeImages"
   | "PutItem"
+  | "GetItem"
   | "Query";
 
 interface SimInstanceState {
@@ -180,6 +183,7 @@ export class SimAccount {
     ModifyInstanceMetadataDefaults: 0,
     DescribeImages: 0,
     PutItem: 0,
+    GetItem: 0,
     Query: 0,
   };
   readonly throttled: Record<SimApi, number> = { ...this.calls };
@@ -284,6 +288,8 @@ export class SimAccount {
         return this.publish(input);
       case "PutItem":
         return this.putItem(input);
+      case "GetItem":
+        return this.getItem(input);
       case "Query":
         return this.query(input);
       case "StartExecution":
@@ -313,19 +319,31 @@ export class SimAccount {
     if (!eventId || !item || !input.Item) throw awsError("ValidationException", "The key eventId+item is required");
     const items = this.ledger.get(eventId) ?? new Map<string, Record<string, AttributeValue>>();
     if (input.ConditionExpression !== undefined) {
-      // Only the condition the instance claims use; anything else is a test bug, not something to ignore.
-      if (input.ConditionExpression !== "attribute_not_exists(eventId) OR executionId = :me") {
+      // Only the conditions the instance claims and the probe markers use; anything else is a test bug.
+      const existing = items.get(item);
+      const values = input.ExpressionAttributeValues ?? {};
+      const holds =
+        input.ConditionExpression === "attribute_not_exists(eventId) OR executionId = :me"
+          ? !existing || existing.executionId?.S === values[":me"]?.S
+          : input.ConditionExpression === "attribute_not_exists(eventId) OR probeState = :released"
+            ? !existing || existing.probeState?.S === values[":released"]?.S
+            : undefined;
+      if (holds === undefined) {
         throw awsError("ValidationException", `The simulation does not evaluate ${input.ConditionExpression}`);
       }
-      const existing = items.get(item);
-      const me = input.ExpressionAttributeValues?.[":me"]?.S;
-      if (existing && existing.executionId?.S !== me) {
-        throw awsError("ConditionalCheckFailedException", "The conditional request failed");
-      }
+      if (!holds) throw awsError("ConditionalCheckFailedException", "The conditional request failed");
     }
     items.set(item, input.Item);
     this.ledger.set(eventId, items);
     return {};
+  }
+
+  /** A consistent read of one ledger item (a suspended batch's progress, a probe's send marker). */
+  private async getItem(input: GetItemCommandInput) {
+    this.gate("GetItem", Date.now(), "ledger");
+    if (this.faults.ledgerUnavailable) throw awsError("InternalServerError", "simulated DynamoDB 500", 500);
+    const found = this.ledger.get(input.Key?.eventId?.S ?? "")?.get(input.Key?.item?.S ?? "");
+    return found ? { Item: found } : {};
   }
 
   /**
@@ -861,6 +879,7 @@ export function installSimClients(route: SimRouter): { restore(): void }[] {
   const dynamodb = mockClient(DynamoDBClient);
   dynamodb.on(PutItemCommand).callsFake(routed("dynamodb", "PutItem"));
   dynamodb.on(QueryCommand).callsFake(routed("dynamodb", "Query"));
+  dynamodb.on(GetItemCommand).callsFake(routed("dynamodb", "GetItem"));
   const sfn = mockClient(SFNClient);
   sfn.on(StartExecutionCommand).callsFake(routed("sfn", "StartExecution"));
   return [ec2, ssm, cloudwatch, sns, dynamodb, sfn];

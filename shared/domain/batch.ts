@@ -1,7 +1,16 @@
 import type { SpokeTarget } from "./confused-deputy.js";
 import { describeEnforcement } from "./enforcement.js";
 import { RetryableServiceError, RetryableThrottlingError } from "./errors.js";
-import type { Batch, InstanceProgress, InstanceResult, ProbeReading, Stage, StageCounts, Verdict } from "./model.js";
+import {
+  type Batch,
+  type InstanceProgress,
+  type InstanceResult,
+  type ProbeReading,
+  ROUND_STEP_NAMES,
+  type Stage,
+  type StageCounts,
+  type Verdict,
+} from "./model.js";
 
 /** What the Choice states route on: how many instances of the batch wait in each stage. */
 export function countStages(instances: readonly InstanceProgress[]): StageCounts {
@@ -154,4 +163,71 @@ export function concludeUnreachable(batch: Batch, reason: string, now: Date): Ba
     batch,
     batch.instances.map((p) => (p.stage === "done" ? p : conclude(p, batch, now, "error", reason))),
   );
+}
+
+/** The batch steps of a round, in the order a round runs them. */
+export const ROUND_STEPS = ROUND_STEP_NAMES;
+export type RoundStep = (typeof ROUND_STEPS)[number];
+/**
+ * Where the batch goes after a step: another step (now, or after `waitSeconds`), FinalizeBatch, or out of this slice
+ * (`suspend`: its progress is stored and the next slice goes on with `resume`).
+ */
+export type NextStep = RoundStep | "finalize" | "suspend";
+
+/**
+ * How long a slice of a batch plans to run. Express stops an execution at 5 minutes; a step that starts before this
+ * budget is spent has the rest (100 s) for itself and its retries: one Lambda timeout (30 s) and a retry fit. A slice
+ * that still overruns fails its child, and Notify reports the batch's instances as `error`, never silence.
+ */
+export const SLICE_BUDGET_SECONDS = 200;
+/** Stored progress outlives any slice by far, and the ledger's TTL removes it. */
+const SUSPENDED_PROGRESS_TTL_SECONDS = 24 * 3600;
+
+/** Which count says a step has work. */
+const WORK_OF: Record<RoundStep, keyof StageCounts> = {
+  enforce: "enforce",
+  "check-applied": "awaitApplied",
+  "check-managed": "awaitManaged",
+  "send-probe": "sendProbe",
+  "check-probe": "awaitProbe",
+};
+
+/**
+ * Where the batch goes after `step`, as data, so the state machine needs one Choice per round instead of one per
+ * stage. Within a round every later step with work runs at once (an instance applied this round is asked about SSM
+ * this round too), except that the round that sent a probe ends there: its invocation cannot exist yet. A round
+ * ends with a wait of `pollSeconds`, then the first step with work, Enforce first (an instance not yet visible or a
+ * throttled modify), as the loop always did; with nothing left, FinalizeBatch. When going on would run past the
+ * slice's budget, the batch leaves the slice instead, carrying where it was going in `resume`.
+ */
+export function routeAfter(step: RoundStep, batch: Batch, now: Date): Batch {
+  const counts = batch.counts ?? countStages(batch.instances);
+  const hasWork = (s: RoundStep) => counts[WORK_OF[s]] > 0;
+  const sliceStartedAt = batch.sliceStartedAt ?? now.toISOString();
+  const laterInRound =
+    step === "enforce" || step === "send-probe"
+      ? []
+      : ROUND_STEPS.slice(ROUND_STEPS.indexOf(step) + 1).filter((s) => s !== "enforce");
+  const inRound = laterInRound.find(hasWork);
+  const nextRound = ROUND_STEPS.find(hasWork);
+  const route = inRound
+    ? { next: inRound, waitSeconds: 0 }
+    : nextRound
+      ? { next: nextRound, waitSeconds: batch.pollSeconds ?? 0 }
+      : undefined;
+  if (!route) return { ...batch, sliceStartedAt, next: "finalize", waitSeconds: 0 };
+  const spent = (now.getTime() - Date.parse(sliceStartedAt)) / 1000;
+  if (spent + route.waitSeconds <= SLICE_BUDGET_SECONDS) return { ...batch, sliceStartedAt, ...route };
+  return {
+    ...batch,
+    sliceStartedAt,
+    next: "suspend",
+    waitSeconds: 0,
+    // The next slice starts its own clock (sliceStartedAt null) with the first step it runs.
+    resume: {
+      ...route,
+      sliceStartedAt: null,
+      expiresAt: Math.floor(now.getTime() / 1000) + SUSPENDED_PROGRESS_TTL_SECONDS,
+    },
+  };
 }

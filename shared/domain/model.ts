@@ -180,6 +180,9 @@ export const STAGES = ["enforce", "await-applied", "await-managed", "send-probe"
 export const stageSchema = z.enum(STAGES);
 export type Stage = z.infer<typeof stageSchema>;
 
+/** The batch steps of a round, in the order a round runs them (routeAfter, shared/domain/batch.ts). */
+export const ROUND_STEP_NAMES = ["enforce", "check-applied", "check-managed", "send-probe", "check-probe"] as const;
+
 export const instanceProgressSchema = z.object({
   instanceId: z.string(),
   stage: stageSchema,
@@ -236,6 +239,21 @@ export const batchSchema = z.object({
   counts: stageCountsSchema.optional(),
   /** How long the Wait state before the next round waits. */
   pollSeconds: z.number().int().min(0).optional(),
+  /** Where the batch goes next (routeAfter): the one Choice of each round routes on it and on `waitSeconds`. */
+  next: z.enum([...ROUND_STEP_NAMES, "finalize", "suspend"]).optional(),
+  /** Seconds to wait before `next`; 0 goes on at once, in the same round. */
+  waitSeconds: z.number().int().min(0).optional(),
+  /** When this slice's first step ran; null in stored progress, so the next slice starts its own clock. */
+  sliceStartedAt: z.string().nullable().optional(),
+  /** Set with `next: "suspend"`: what the next slice merges back into the stored progress (SuspendBatch). */
+  resume: z
+    .object({
+      next: z.enum(ROUND_STEP_NAMES),
+      waitSeconds: z.number().int().min(0),
+      sliceStartedAt: z.null(),
+      expiresAt: z.number().int(),
+    })
+    .optional(),
   /** Consecutive rounds in which AWS throttled this batch; drives the backoff. */
   throttledRounds: z.number().int().min(0).optional(),
   /** Set when storing the results in the ledger failed after retries: FinalizeBatch then returns them inline. */
@@ -252,6 +270,8 @@ export type StepFailure = z.infer<typeof stepFailureSchema>;
 /** What one batch hands back to the Map: only counts, because the results themselves are stored (result-store.ts). */
 export const batchSummarySchema = z.object({
   batchIndex: z.number().int().min(0),
+  /** Always false here: the batch is done. A suspended slice returns `true` instead (the ASL's Suspended state). */
+  suspended: z.literal(false),
   instances: z.number().int().min(0),
   counts: z.record(z.string(), z.number()),
   /**

@@ -18,36 +18,52 @@ import { ledgerDetail } from "./full-detail.js";
 import { markdownSafe, plainSafe, toAscii } from "./text-safety.js";
 
 /**
+ * A batch that needed more than one slice: the Map ran again over what its last slice returned, so `batches` holds
+ * those pointers, and the work list ResolveTargets made is in `instanceLists` (KeepInstanceLists). The report is
+ * built from the work list either way.
+ */
+function withInstanceLists(raw: unknown): unknown {
+  if (typeof raw !== "object" || raw === null || !("instanceLists" in raw)) return raw;
+  const { instanceLists, ...rest } = raw as Record<string, unknown>;
+  return { ...rest, batches: instanceLists };
+}
+
+/**
  * What reaches Notify: the event's work list (`batches`), and the results the batches stored (result-store.ts).
  * A batch that stored nothing (its child execution failed, or the Map did) is reported instance by instance as
  * `error`. After a ResolveTargets failure only the raw event is left.
  */
 export const notifyInputSchema = z.union([
-  z.object({
-    event: eventRefSchema,
-    trigger: triggerSchema.optional(),
-    accountPosture: accountPostureSchema.optional(),
-    fleet: z.object({ allowingImdsV1: z.number(), exempt: z.number() }).optional(),
-    settings: flowSettingsSchema,
-    rejected: z.array(z.object({ value: z.string(), reason: z.string() })),
-    problem: z.string().optional(),
-    batches: z.array(z.array(instanceProgressSchema)),
-    /** The Map's output: one summary per batch (a failed child leaves an error object instead). */
-    batchSummaries: z.array(z.unknown()).optional(),
-    mapFailure: stepFailureSchema.optional(),
-    /** The event's ledger key (ResolveTargets'): where the batches stored their results. */
-    dedupe: z.object({ key: z.string() }).optional(),
-    /** Set when ClaimEvent could not use the ledger: this event is not protected against a redelivery. */
-    ledgerFailure: stepFailureSchema.optional(),
-    /** State-change path: the deadline the report waited until for the CloudTrail record, and what it found. */
-    awaitAttribution: z.object({ deadline: z.string() }).optional(),
-    attribution: z
-      .object({ done: z.boolean(), record: eventRefSchema.optional(), timedOut: z.boolean().optional() })
-      .optional(),
-    attributionFailure: stepFailureSchema.optional(),
-    /** Set when ClaimInstances could not use the ledger: another signal for these instances may report them too. */
-    instanceClaimFailure: stepFailureSchema.optional(),
-  }),
+  z.preprocess(
+    withInstanceLists,
+    z.object({
+      event: eventRefSchema,
+      trigger: triggerSchema.optional(),
+      accountPosture: accountPostureSchema.optional(),
+      fleet: z.object({ allowingImdsV1: z.number(), exempt: z.number() }).optional(),
+      settings: flowSettingsSchema,
+      rejected: z.array(z.object({ value: z.string(), reason: z.string() })),
+      problem: z.string().optional(),
+      batches: z.array(z.array(instanceProgressSchema)),
+      /** The last slice's output: one summary per batch (a failed child leaves an error object instead). */
+      slice: z.object({ batches: z.array(z.unknown()) }).optional(),
+      /** The same, as executions started before the Express slices carry it. */
+      batchSummaries: z.array(z.unknown()).optional(),
+      mapFailure: stepFailureSchema.optional(),
+      /** The event's ledger key (ResolveTargets'): where the batches stored their results. */
+      dedupe: z.object({ key: z.string() }).optional(),
+      /** Set when ClaimEvent could not use the ledger: this event is not protected against a redelivery. */
+      ledgerFailure: stepFailureSchema.optional(),
+      /** State-change path: the deadline the report waited until for the CloudTrail record, and what it found. */
+      awaitAttribution: z.object({ deadline: z.string() }).optional(),
+      attribution: z
+        .object({ done: z.boolean(), record: eventRefSchema.optional(), timedOut: z.boolean().optional() })
+        .optional(),
+      attributionFailure: stepFailureSchema.optional(),
+      /** Set when ClaimInstances could not use the ledger: another signal for these instances may report them too. */
+      instanceClaimFailure: stepFailureSchema.optional(),
+    }),
+  ),
   z.object({ resolveFailure: stepFailureSchema, rawEvent: z.unknown() }),
   rejectedAlertInputSchema,
   accountDefaultAlertInputSchema,
@@ -109,7 +125,7 @@ export function reportFromNotifyInput(
       problem: `The event could not be resolved: ${failureText(input.resolveFailure)}`,
     });
   }
-  const inline = inlineResultsByBatch(input.batchSummaries ?? []);
+  const inline = inlineResultsByBatch(input.slice?.batches ?? input.batchSummaries ?? []);
   const results: InstanceResult[] = input.batches.flatMap((batch, index) => {
     const found = stored.get(index) ?? inline.get(index);
     const byId = new Map((found ?? []).map((r) => [r.instanceId, r]));

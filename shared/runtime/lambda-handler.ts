@@ -1,7 +1,7 @@
 import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
 import middy from "@middy/core";
 import type { Context } from "aws-lambda";
-import { concludeUnreachable, targetOf } from "../domain/batch.js";
+import { concludeUnreachable, type RoundStep, routeAfter, targetOf } from "../domain/batch.js";
 import type { SpokeTarget } from "../domain/confused-deputy.js";
 import { NonRetryableSpokeUnreachableError } from "../domain/errors.js";
 import { type Batch, batchSchema } from "../domain/model.js";
@@ -36,15 +36,25 @@ export function onColdStart<TEvent, TResult>(
   };
 }
 
+/** The steps of the polling loop, by their state's name, and the name routeAfter knows them by. */
+export const ROUND_STEP_OF = {
+  Enforce: "enforce",
+  CheckApplied: "check-applied",
+  CheckManaged: "check-managed",
+  SendProbe: "send-probe",
+  CheckProbe: "check-probe",
+} as const satisfies Record<string, RoundStep>;
+export type BatchStepName = keyof typeof ROUND_STEP_OF;
+
 /**
  * The handler of a step inside the Map: validates the batch it receives, tags the logs with the event and instance
- * ids, and runs the step's core function on it.
+ * ids, runs the step's core function on it, and says where the batch goes next (routeAfter).
  */
-export function batchStepHandler(step: string, run: (batch: Batch) => Promise<Batch>) {
+export function batchStepHandler(step: BatchStepName, run: (batch: Batch) => Promise<Batch>, now: () => Date) {
   return lambdaHandler(async (input: unknown) => {
     const batch = parseStepInput(batchSchema, input, step);
     logger.appendKeys({ eventId: batch.eventId, instanceIds: batch.instances.map((i) => i.instanceId) });
-    return run(batch);
+    return routeAfter(ROUND_STEP_OF[step], await run(batch), now());
   });
 }
 
@@ -55,12 +65,16 @@ export function batchStepHandler(step: string, run: (batch: Batch) => Promise<Ba
  * execution goes on.
  */
 export function batchStepInAccount<C>(
-  step: string,
+  step: BatchStepName,
   clientsFor: (target: SpokeTarget | undefined) => Promise<C>,
   run: (batch: Batch, clients: C) => Promise<Batch>,
   now: () => Date,
 ) {
-  return batchStepHandler(step, (batch) => inBatchAccount(batch, clientsFor, (clients) => run(batch, clients), now));
+  return batchStepHandler(
+    step,
+    (batch) => inBatchAccount(batch, clientsFor, (clients) => run(batch, clients), now),
+    now,
+  );
 }
 
 /** Runs a step on the batch with clients for its account and region; an unreachable spoke ends it `error`. */

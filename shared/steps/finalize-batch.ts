@@ -47,7 +47,7 @@ export function summarizeBatch(batchIndex: number, results: readonly InstanceRes
   const counts: Record<string, number> = {};
   for (const v of VERDICTS) counts[v] = 0;
   for (const r of results) counts[r.verdict] = (counts[r.verdict] ?? 0) + 1;
-  return { batchIndex, instances: results.length, counts };
+  return { batchIndex, suspended: false, instances: results.length, counts };
 }
 
 /**

@@ -1,6 +1,7 @@
 import type { Logger } from "@aws-lambda-powertools/logger";
 import { SendCommandCommand, type SSMClient } from "@aws-sdk/client-ssm";
 import { awsErrorCode, classifyAwsError, isWorthRetryingNextRound } from "../aws/errors.js";
+import type { ProbeSendKey, ProbeSends } from "../aws/probe-sends.js";
 import { conclude, deadlineAfter, isPast, withInstances } from "../domain/batch.js";
 import type { Batch, InstanceProgress, Platform } from "../domain/model.js";
 import probeLinux from "../probes/probe-linux.sh";
@@ -8,6 +9,8 @@ import probeWindows from "../probes/probe-windows.ps1";
 
 export interface SendProbeDeps {
   ssm: SSMClient;
+  /** The send markers: a repeat of this step (Express runs it at least once) reuses the command it finds. */
+  sends: ProbeSends;
   logger: Logger;
   now: () => Date;
 }
@@ -66,6 +69,37 @@ async function sendChunk(
 ): Promise<{ updates: Map<string, InstanceProgress>; throttled: boolean }> {
   const { documentName, script } = PROBE_DOCUMENTS[platform];
   const out = new Map<string, InstanceProgress>();
+  const key: ProbeSendKey = {
+    ledgerKey: batch.ledgerKey ?? batch.eventId,
+    batchIndex: batch.batchIndex,
+    platform,
+    instanceIds: chunk.map((i) => i.instanceId),
+  };
+  const claim = await claimSend(deps, key);
+  if (!claim.claimed) {
+    if (claim.commandId) {
+      deps.logger.info("Probe already sent by an earlier run of this step", { commandId: claim.commandId });
+      for (const progress of chunk) out.set(progress.instanceId, sentTo(progress, claim.commandId, batch, now));
+      return { updates: out, throttled: false };
+    }
+    // Claimed by a run that recorded no command: still sending, or it stopped after SendCommand. Sending again
+    // could run the probe twice; waiting until the deadline says so instead.
+    for (const progress of chunk) {
+      out.set(
+        progress.instanceId,
+        isPast(progress.stageDeadline, now)
+          ? conclude(
+              progress,
+              batch,
+              now,
+              "unverified",
+              "Another run of SendProbe claimed this probe but recorded no command: it may have run; its result is unknown.",
+            )
+          : progress,
+      );
+    }
+    return { updates: out, throttled: false };
+  }
   try {
     const sent = await deps.ssm.send(
       new SendCommandCommand({
@@ -79,15 +113,13 @@ async function sendChunk(
     const commandId = sent.Command?.CommandId;
     if (!commandId) throw new Error("SendCommand returned no CommandId");
     deps.logger.info("Sent probe", { eventId: batch.eventId, commandId, instanceIds: chunk.map((i) => i.instanceId) });
-    for (const progress of chunk) {
-      out.set(progress.instanceId, {
-        ...progress,
-        commandId,
-        stage: "await-probe",
-        stageDeadline: deadlineAfter(now, batch.settings.probeTimeoutSeconds),
-      });
-    }
+    await recordSent(deps, key, commandId);
+    for (const progress of chunk) out.set(progress.instanceId, sentTo(progress, commandId, batch, now));
   } catch (error) {
+    // AWS ran nothing (or refused it): the next round, or a lone send, may claim this chunk again.
+    await deps.sends.release(key).catch((e: unknown) => {
+      deps.logger.warn("Could not release the probe's send marker", { error: String(e) });
+    });
     if (isWorthRetryingNextRound(error)) {
       for (const progress of chunk) {
         out.set(
@@ -119,6 +151,40 @@ async function sendChunk(
     }
   }
   return { updates: out, throttled: false };
+}
+
+/**
+ * The marker's claim. A ledger that cannot be written does not stop the probe: a send that is possibly repeated (only
+ * if Express also runs this step twice) beats a verdict lost, as everywhere the guard meets its ledger down.
+ */
+async function claimSend(deps: SendProbeDeps, key: ProbeSendKey): ReturnType<ProbeSends["claim"]> {
+  try {
+    return await deps.sends.claim(key);
+  } catch (error) {
+    deps.logger.warn("Could not claim the probe's send marker; sending unguarded", { error: String(error) });
+    return { claimed: true };
+  }
+}
+
+function sentTo(progress: InstanceProgress, commandId: string, batch: Batch, now: Date): InstanceProgress {
+  return {
+    ...progress,
+    commandId,
+    stage: "await-probe",
+    stageDeadline: deadlineAfter(now, batch.settings.probeTimeoutSeconds),
+  };
+}
+
+/**
+ * The command went out; if its marker cannot say so, the batch still has the CommandId and goes on. Only a repeat of
+ * this step would then find the marker without one, and end its instances unverified at the deadline.
+ */
+async function recordSent(deps: SendProbeDeps, key: ProbeSendKey, commandId: string): Promise<void> {
+  try {
+    await deps.sends.sent(key, commandId);
+  } catch (error) {
+    deps.logger.warn("Could not record the probe's CommandId on its marker", { commandId, error: String(error) });
+  }
 }
 
 function chunked<T>(items: readonly T[], size: number): T[][] {

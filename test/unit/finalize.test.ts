@@ -162,6 +162,7 @@ describe("summarizeBatch", () => {
     // Assess
     expect(summary).toStrictEqual({
       batchIndex: 7,
+      suspended: false,
       instances: 3,
       counts: { pass: 1, fail: 0, held: 0, unverified: 0, exempt: 0, skipped: 0, error: 2 },
     });

@@ -44,6 +44,7 @@ import {
   ID_C,
   instanceIds,
   memoryEnforceIntents,
+  memoryProbeSends,
   memoryResultStore,
   reservations,
   resetMocks,
@@ -119,7 +120,7 @@ const BATCH_STEPS: { step: string; handler: BatchHandler }[] = [
   { step: "Enforce", handler: createEnforce(memoryEnforceIntents().intents, now) },
   { step: "CheckApplied", handler: createCheckApplied(now) },
   { step: "CheckManaged", handler: createCheckManaged(now) },
-  { step: "SendProbe", handler: createSendProbe(now) },
+  { step: "SendProbe", handler: createSendProbe(memoryProbeSends(), now) },
   { step: "CheckProbe", handler: createCheckProbe(now) },
   { step: "FinalizeBatch", handler: createFinalizeBatch(memoryResultStore().store, now) },
 ];
@@ -265,7 +266,7 @@ describe("batch step handlers: valid input reaches the core", () => {
     ssmMock.on(SendCommandCommand).resolves({ Command: { CommandId: "cmd-h" } });
 
     // Act
-    const out = await createSendProbe(now)(
+    const out = await createSendProbe(memoryProbeSends(), now)(
       batchOf([at("send-probe", { platform: "windows" })]),
       fakeContext("send-probe"),
     );
@@ -319,6 +320,7 @@ describe("batch step handlers: valid input reaches the core", () => {
     ]);
     expect(out).toEqual({
       batchIndex: 3,
+      suspended: false,
       instances: 2,
       counts: { pass: 1, fail: 0, held: 0, unverified: 0, exempt: 0, skipped: 0, error: 1 },
     });

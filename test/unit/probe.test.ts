@@ -21,6 +21,7 @@ import {
   ID_C,
   instanceIds,
   isoAfter,
+  memoryProbeSends,
   only,
   resetMocks,
   SETTINGS,
@@ -68,8 +69,13 @@ function invocation(out: Partial<GetCommandInvocationCommandOutput>): void {
   ssmMock.on(GetCommandInvocationCommand).resolves(out);
 }
 
+let sends = memoryProbeSends();
+beforeEach(() => {
+  sends = memoryProbeSends();
+});
+
 function deps(now = NOW) {
-  return { ssm, logger, now: () => now };
+  return { ssm, sends, logger, now: () => now };
 }
 
 function sendInputs() {
@@ -230,6 +236,61 @@ describe("sendProbeBatch", () => {
     expect(only(out, ID_A).result).toMatchObject({
       verdict: "unverified",
       reason: expect.stringContaining("InvalidInstanceId"),
+    });
+  });
+});
+
+describe("sendProbeBatch run twice (Express runs its steps at least once)", () => {
+  it("reuses the first run's command instead of sending a second probe", async () => {
+    // Prepare
+    ssmMock.on(SendCommandCommand).resolves({ Command: { CommandId: "cmd-once" } });
+    const batch = batchOf([readyToProbe(ID_A, "linux"), readyToProbe(ID_B, "linux")]);
+    const first = await sendProbeBatch(batch, deps());
+
+    // Act
+    const second = await sendProbeBatch(batch, deps());
+
+    // Assess
+    expect(sendInputs()).toHaveLength(1);
+    expect(second.instances).toEqual(first.instances);
+    expect(only(second, ID_A)).toMatchObject({ stage: "await-probe", commandId: "cmd-once" });
+  });
+
+  it("may send again after a send AWS refused (the marker is released)", async () => {
+    // Prepare
+    ssmMock
+      .on(SendCommandCommand)
+      .rejectsOnce(ssmError("ThrottlingException", 400))
+      .resolves({
+        Command: { CommandId: "cmd-later" },
+      });
+    const batch = batchOf([readyToProbe(ID_A, "linux")]);
+    const throttled = await sendProbeBatch(batch, deps());
+
+    // Act
+    const out = await sendProbeBatch(throttled, deps());
+
+    // Assess
+    expect(only(throttled, ID_A).stage).toBe("send-probe");
+    expect(sendInputs()).toHaveLength(2);
+    expect(only(out, ID_A)).toMatchObject({ stage: "await-probe", commandId: "cmd-later" });
+  });
+
+  it("does not send where another run claimed the send and recorded no command; at the deadline it says so", async () => {
+    // Prepare: a run claimed the chunk, then stopped before recording a CommandId.
+    const batch = batchOf([readyToProbe(ID_A, "linux", isoAfter(NOW, 30))]);
+    await sends.claim({ ledgerKey: "evt-probe-1", batchIndex: 0, platform: "linux", instanceIds: [ID_A] });
+
+    // Act
+    const waiting = await sendProbeBatch(batch, deps());
+    const late = await sendProbeBatch(batch, deps(new Date(NOW.getTime() + 31_000)));
+
+    // Assess
+    expect(sendInputs()).toHaveLength(0);
+    expect(only(waiting, ID_A).stage).toBe("send-probe");
+    expect(only(late, ID_A).result).toMatchObject({
+      verdict: "unverified",
+      reason: expect.stringContaining("recorded no command"),
     });
   });
 });

@@ -19,6 +19,7 @@ import { mockClient } from "aws-sdk-client-mock";
 import { cloudwatch, ec2 } from "../../shared/aws/clients/index.js";
 import type { EnforceIntents, RecordedIntent } from "../../shared/aws/enforce-intents.js";
 import { imageSupportLookup } from "../../shared/aws/image-support.js";
+import type { ProbeSendKey, ProbeSends } from "../../shared/aws/probe-sends.js";
 import type { ResultStore } from "../../shared/aws/result-store.js";
 import { describeEnforcement, type Enforcement } from "../../shared/domain/enforcement.js";
 import type {
@@ -291,4 +292,25 @@ export function memoryResultStore(initial: Record<string, Map<number, InstanceRe
     },
   };
   return { store, puts };
+}
+
+/** SendProbe's markers in memory, with the same contract as the ledger's (shared/aws/probe-sends.ts). */
+export function memoryProbeSends(): ProbeSends & { markers: Map<string, { commandId?: string }> } {
+  const markers = new Map<string, { commandId?: string }>();
+  const id = (key: ProbeSendKey) => [key.ledgerKey, key.batchIndex, key.platform, ...key.instanceIds].join("|");
+  return {
+    markers,
+    async claim(key) {
+      const found = markers.get(id(key));
+      if (found) return found.commandId ? { claimed: false, commandId: found.commandId } : { claimed: false };
+      markers.set(id(key), {});
+      return { claimed: true };
+    },
+    async sent(key, commandId) {
+      markers.set(id(key), { commandId });
+    },
+    async release(key) {
+      markers.delete(id(key));
+    },
+  };
 }

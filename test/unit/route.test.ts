@@ -1,0 +1,83 @@
+import { describe, expect, it } from "vitest";
+import { routeAfter, withInstances } from "../../shared/domain/batch.js";
+import type { InstanceProgress, Stage } from "../../shared/domain/model.js";
+import { batchFactory, ID_A, ID_B, isoAfter } from "./support.js";
+
+const batchOf = batchFactory({ eventId: "evt-route" });
+const NOW = new Date("2026-11-28T10:00:00.000Z");
+
+function at(instanceId: string, stage: Stage): InstanceProgress {
+  return { instanceId, stage, notes: [] };
+}
+
+/** The batch as a step hands it back: counts and pause recomputed. */
+function returned(...instances: InstanceProgress[]) {
+  const batch = batchOf(instances);
+  return withInstances(batch, batch.instances);
+}
+
+describe("routeAfter: where the batch goes after a step, as data for the round's one Choice", () => {
+  it("goes on at once, within the round, to the next step with work", () => {
+    // Prepare: CheckApplied just moved A on; B still waits for SSM.
+    const batch = returned(at(ID_A, "await-managed"), at(ID_B, "await-applied"));
+
+    // Act
+    const routed = routeAfter("check-applied", batch, NOW);
+
+    // Assess
+    expect(routed).toMatchObject({ next: "check-managed", waitSeconds: 0 });
+  });
+
+  it("never reads a probe in the round that sent it: it waits, then checks", () => {
+    const routed = routeAfter("send-probe", returned(at(ID_A, "await-probe")), NOW);
+
+    expect(routed).toMatchObject({ next: "check-probe", waitSeconds: 3 });
+  });
+
+  it("starts the next round, after the steps' pause, with the first step that has work", () => {
+    const routed = routeAfter("check-probe", returned(at(ID_A, "await-applied"), at(ID_B, "await-probe")), NOW);
+
+    expect(routed).toMatchObject({ next: "check-applied", waitSeconds: 3 });
+  });
+
+  it("puts Enforce first when an instance is still to be enforced, and waits after Enforce", () => {
+    expect(routeAfter("enforce", returned(at(ID_A, "enforce"), at(ID_B, "await-applied")), NOW)).toMatchObject({
+      next: "enforce",
+      waitSeconds: 5,
+    });
+    expect(routeAfter("enforce", returned(at(ID_A, "await-applied")), NOW)).toMatchObject({
+      next: "check-applied",
+      waitSeconds: 10,
+    });
+  });
+
+  it("finalizes when every instance has its verdict", () => {
+    const done = { ...at(ID_A, "done") };
+
+    expect(routeAfter("check-probe", returned(done), NOW)).toMatchObject({ next: "finalize", waitSeconds: 0 });
+  });
+
+  it("leaves the slice when the next step would start past its budget, carrying where it was going", () => {
+    // Prepare: the slice started 195 s ago, and the next round is 10 s away.
+    const batch = { ...returned(at(ID_A, "await-applied")), sliceStartedAt: isoAfter(NOW, -195) };
+
+    // Act
+    const routed = routeAfter("check-applied", batch, NOW);
+
+    // Assess
+    expect(routed).toMatchObject({
+      next: "suspend",
+      resume: { next: "check-applied", waitSeconds: 10, sliceStartedAt: null },
+    });
+    expect(routeAfter("check-applied", { ...batch, sliceStartedAt: isoAfter(NOW, -190) }, NOW)).toMatchObject({
+      next: "check-applied",
+      waitSeconds: 10,
+    });
+  });
+
+  it("starts the slice's clock with the first step a slice runs", () => {
+    const routed = routeAfter("enforce", returned(at(ID_A, "await-applied")), NOW);
+
+    expect(routed.sliceStartedAt).toBe(NOW.toISOString());
+  });
+});
