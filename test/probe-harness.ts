@@ -1,6 +1,6 @@
 import { connect } from "node:net";
 import { expect } from "vitest";
-import { z } from "zod";
+import * as z from "zod";
 import {
   type ImdsEmulatorMode,
   type ImdsOptionsView,
