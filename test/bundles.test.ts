@@ -23,7 +23,10 @@ describe("the function bundles", () => {
     // Assess: the checks below would pass vacuously on bundles without zod
     expect(bundles.map((b) => b.name)).toEqual(expect.arrayContaining(["resolve-targets", "enforce", "notify"]));
     for (const bundle of bundles) {
-      expect(Object.keys(bundle.inputs).some((path) => path.includes("node_modules/zod/")), bundle.name).toBe(true);
+      expect(
+        Object.keys(bundle.inputs).some((path) => path.includes("node_modules/zod/")),
+        bundle.name,
+      ).toBe(true);
     }
   });
 
