@@ -164,8 +164,9 @@ nc_answer() {
 nc_request() {
   # Busybox wget follows every redirect (it has no --max-redirect) and cannot PUT, so busybox speaks HTTP/1.0 itself
   # through `busybox nc`: the status line is the answer and nothing is ever followed. nc ends at the server's close,
-  # but it also quits when its stdin ends, before a slow answer, so the request comes through a FIFO whose writer
-  # stays open (sleeping) until the answer is in; the token passes only through that kernel pipe.
+  # but when its stdin ends it half-closes the connection, and a server may then close without answering (Node's
+  # does), so the request comes through a FIFO whose writer stays open (sleeping) until the answer is in; the token
+  # passes only through that kernel pipe.
   [ -n "$fifo" ] || return
   hostport=${base#http://}
   hostport=${hostport%%/*}
