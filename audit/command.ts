@@ -1,4 +1,5 @@
 import { parseArgs } from "node:util";
+import { awsErrorCode } from "../shared/aws/errors.js";
 import type { ExemptionKeys } from "../shared/domain/exemption.js";
 import { INSTANCE_ID_PATTERN } from "../shared/domain/model.js";
 import { outputWidth } from "../shared/report/text-table.js";
@@ -8,12 +9,23 @@ import {
   auditRegion,
   DEFAULT_EXEMPTION_KEYS,
   findGuardStateMachine,
+  listEnabledRegions,
   type RegionAudit,
   startEnforcement,
 } from "./audit.js";
 import { type AwsAccess, sdkAccess } from "./aws-access.js";
 import { describeFailure } from "./failure.js";
-import { type AuditReport, auditJson, auditText, type RegionError, type RegionExecutions } from "./render.js";
+import {
+  type AccountAudit,
+  type AccountsAuditReport,
+  type AuditReport,
+  accountsAuditJson,
+  accountsAuditText,
+  auditJson,
+  auditText,
+  type RegionError,
+  type RegionExecutions,
+} from "./render.js";
 
 /**
  * Who is running the audit: the installed command against AWS, or `npm start -- audit` against the simulated
@@ -40,7 +52,8 @@ export const AWS_MODE: AuditMode = {
 /** The --help text of this mode. */
 export function usage(mode: AuditMode = AWS_MODE): string {
   const pad = " ".repeat(`Usage: ${mode.command} `.length);
-  return `Usage: ${mode.command} [--regions r1,r2|all] [--json] [--start [--instances i-a,i-b]]${mode.extraOptions ? `\n${pad}[--scenario FILE]` : ""}
+  return `Usage: ${mode.command} [--regions r1,r2|all] [--json] [--start [--instances i-a,i-b]]
+${pad}[--accounts all|ID,ID [--role-name NAME]]${mode.extraOptions ? " [--scenario FILE]" : ""}
 
 Lists every EC2 instance that is not terminated, with its IMDS settings, its exemption and its IMDSv1 use
 (CloudWatch AWS/EC2 MetadataNoToken over 24 hours and 7 days), and says which instances can be switched to IMDSv2
@@ -54,6 +67,12 @@ ${mode.target}
   --instances LIST            with --start: these instances instead of the ready ones
   --state-machine-arn ARN     with --start: the state machine to use (repeatable, one per region); default: the
                               only state machine named imdsv2-guard-* in the region
+  --accounts all|ID,ID        audit these accounts of the organization instead of your own: assumes
+                              --role-name in each (through each region's STS) with your credentials; "all"
+                              lists them with Organizations ListAccounts (the management account, a
+                              delegated administrator, or a delegation policy). Not with --start.
+  --role-name NAME            with --accounts: the role to assume (default ${DEFAULT_ROLE_NAME}, the
+                              spoke's: infra/spoke/spoke-account.yml, AuditorAccountId and AuditorRolePattern)
   --exempt-tag-key KEY        exemption tag (default imdsv2-guard:exempt)
   --exempt-until-tag-key KEY  exemption end-date tag (default imdsv2-guard:exempt-until)
 ${mode.extraOptions ?? ""}  -h, --help                  this help
@@ -64,6 +83,15 @@ Exit status: 0 when every region was audited (and every start succeeded), 1 when
 
 /** Regions are audited this many at a time: `--regions all` is about 17 regions of a few calls each. */
 const REGION_CONCURRENCY = 4;
+
+/** Accounts are entered this many at a time with --accounts (each then covers its regions one after another). */
+const ACCOUNT_CONCURRENCY = 4;
+
+/** The spoke role's name, as infra/spoke/spoke-account.yml creates it in every account. */
+export const DEFAULT_ROLE_NAME = "imdsv2-guard-spoke";
+
+const ACCOUNT_ID_PATTERN = /^\d{12}$/;
+const ROLE_NAME_PATTERN = /^[\w+=,.@-]{1,64}$/;
 
 const REGION_PATTERN = /^[a-z]{2}(-[a-z]+)+-\d+$/;
 const STATE_MACHINE_ARN_PATTERN = /^arn:aws[a-z-]*:states:([a-z0-9-]+):(\d{12}):stateMachine:[A-Za-z0-9_-]{1,80}$/;
@@ -91,6 +119,9 @@ export interface AuditHooks {
 
 interface AuditOptions {
   regions: "default" | "all" | string[];
+  /** --accounts: other accounts of the organization, entered through `roleName`. */
+  accounts?: "all" | string[];
+  roleName: string;
   json: boolean;
   start: boolean;
   instances?: string[];
@@ -100,6 +131,14 @@ interface AuditOptions {
 
 class UsageError extends Error {
   override readonly name = "UsageError";
+}
+
+/** ListAccounts failed (--accounts all): the message says so, whatever the cause. */
+class AccountListError extends Error {
+  override readonly name = "AccountListError";
+  constructor(cause: unknown) {
+    super("ListAccounts failed", { cause });
+  }
 }
 
 /** DescribeRegions failed: the message says so, whatever the cause. */
@@ -141,8 +180,14 @@ export async function runAudit(argv: readonly string[], io: AuditIo, hooks: Audi
     }
     // Only a failure that concerns every region gets here: one line, and stop.
     if (process.env.IMDSV2_GUARD_DEBUG) io.stderr.write(`${error instanceof Error ? error.stack : String(error)}\n`);
-    const failure = describeFailure(error instanceof RegionListError ? error.cause : error);
-    const context = error instanceof RegionListError ? "--regions all: listing the regions: " : "";
+    const listing = error instanceof RegionListError || error instanceof AccountListError;
+    const failure = describeFailure(listing ? error.cause : error);
+    const context =
+      error instanceof RegionListError
+        ? "--regions all: listing the regions: "
+        : error instanceof AccountListError
+          ? "--accounts all: listing the organization's accounts (Organizations ListAccounts needs the management account, a delegated administrator or a delegation policy): "
+          : "";
     io.stderr.write(`${PREFIX} ${context}${failure.message}\n`);
     return 1;
   } finally {
@@ -152,6 +197,7 @@ export async function runAudit(argv: readonly string[], io: AuditIo, hooks: Audi
 
 async function audit(options: AuditOptions, access: AwsAccess, io: AuditIo, mode: AuditMode): Promise<number> {
   await access.checkCredentials();
+  if (options.accounts) return auditAccounts(options, options.accounts, access, io, mode);
   const regions =
     options.regions === "all"
       ? await access.enabledRegions().catch((error: unknown) => {
@@ -246,6 +292,94 @@ async function audit(options: AuditOptions, access: AwsAccess, io: AuditIo, mode
 }
 
 /**
+ * `--accounts`: each account entered through the role, each of its regions audited as without --accounts. An account
+ * or region it cannot enter (no spoke, a trust that does not name the caller, a region not enabled) is a row that
+ * says why; the others go on. Exit status 1 when any was not audited.
+ */
+async function auditAccounts(
+  options: AuditOptions,
+  wanted: "all" | string[],
+  access: AwsAccess,
+  io: AuditIo,
+  mode: AuditMode,
+): Promise<number> {
+  const { listAccounts, clientsInAccount } = access;
+  if (!listAccounts || !clientsInAccount) throw new UsageError("--accounts is not available here");
+  const listed =
+    wanted === "all"
+      ? (
+          await listAccounts().catch((error: unknown) => {
+            throw new AccountListError(error);
+          })
+        ).filter((a) => a.status === undefined || a.status === "ACTIVE")
+      : wanted.map((id) => ({ id }) as { id: string; name?: string });
+  const defaultRegion = options.regions === "default" ? await access.defaultRegion() : undefined;
+  const progress = new ProgressLine(io.stderr, io.stdout.isTTY === true && io.stderr.isTTY === true && !options.json);
+  const accounts = await mapLimit(listed, ACCOUNT_CONCURRENCY, async (a): Promise<AccountAudit> => {
+    const result: AccountAudit = { account: a.id, ...(a.name ? { name: a.name } : {}), regions: [], errors: [] };
+    const fail = (region: string, error: unknown) =>
+      result.errors.push({ region, ...accountFailure(error, a.id, region, options.roleName) });
+    let regions: string[];
+    if (options.regions === "all") {
+      // The regions this account has enabled, asked in the caller's region with the account's own session.
+      const home = await access.defaultRegion().catch(() => "us-east-1");
+      try {
+        regions = await listEnabledRegions((await clientsInAccount(a.id, options.roleName, home)).ec2);
+      } catch (error) {
+        fail(home, error);
+        return result;
+      }
+    } else {
+      regions = options.regions === "default" ? [defaultRegion ?? "us-east-1"] : options.regions;
+    }
+    for (const region of regions) {
+      try {
+        progress.show(`scanning ${a.id} ${region}…`);
+        const clients = await clientsInAccount(a.id, options.roleName, region);
+        result.regions.push(await auditRegion(clients, { region, exemptionKeys: options.exemptionKeys }));
+      } catch (error) {
+        fail(region, error);
+      } finally {
+        progress.clear();
+      }
+    }
+    return result;
+  });
+  const report: AccountsAuditReport = { generatedAt: new Date(), roleName: options.roleName, accounts };
+  if (options.json) io.stdout.write(`${JSON.stringify(accountsAuditJson(report), null, 2)}\n`);
+  else
+    io.stdout.write(
+      accountsAuditText(report, { command: mode.command, width: io.width ?? outputWidth(process.env, io.stdout) }),
+    );
+  const errors = accounts.flatMap((a) => a.errors.map((e) => ({ account: a.account, ...e })));
+  for (const e of errors) io.stderr.write(`${PREFIX} ${e.account} ${e.region}: ${e.message}\n`);
+  return errors.length > 0 ? 1 : 0;
+}
+
+/** Why an account and region could not be audited, in one line: the role, the account, the region, the code. */
+function accountFailure(
+  error: unknown,
+  account: string,
+  region: string,
+  roleName: string,
+): Omit<RegionError, "region"> {
+  if ((error as { name?: unknown } | null)?.name === "NonRetryableSpokeUnreachableError") {
+    const code = awsErrorCode((error as { cause?: unknown }).cause) ?? "UnknownError";
+    const why =
+      code === "RegionDisabledException"
+        ? `region ${region} is not enabled in account ${account}`
+        : `is ${roleName} deployed there (infra/spoke/spoke-account.yml), and does its trust name you (AuditorAccountId, AuditorRolePattern)?`;
+    return {
+      kind: code === "RegionDisabledException" ? "region-not-enabled" : "cannot-assume-role",
+      code,
+      message: `cannot assume ${roleName} in ${account} (${region}): ${code}: ${why}`,
+    };
+  }
+  const failure = describeFailure(error);
+  return { kind: failure.kind, ...(failure.code ? { code: failure.code } : {}), message: failure.message };
+}
+
+/**
  * Which instances --start sends, per region: the ready ones, or those --instances names. When one of those is not
  * found in any audited region (a typo, another region, terminated), nothing is started: the list needs a look.
  */
@@ -286,6 +420,28 @@ function parseOptions(argv: readonly string[], mode: AuditMode): AuditOptions | 
   if (!v.start && (v.instances !== undefined || v["state-machine-arn"] !== undefined)) {
     throw new UsageError("--instances and --state-machine-arn only apply with --start");
   }
+  let accounts: AuditOptions["accounts"];
+  if (v.accounts !== undefined) {
+    const list = splitList(v.accounts);
+    if (list.length === 1 && list[0] === "all") accounts = "all";
+    else {
+      const bad = list.filter((a) => !ACCOUNT_ID_PATTERN.test(a));
+      if (list.length === 0 || bad.length > 0) {
+        throw new UsageError(`--accounts: not an account id: ${bad.join(", ") || "(empty)"} (12 digits, or all)`);
+      }
+      accounts = [...new Set(list)];
+    }
+    if (v.start) {
+      throw new UsageError(
+        "--start does not apply with --accounts: in organization mode the hub's daily sweep sends every account's ready instances through the guard",
+      );
+    }
+  }
+  if (v["role-name"] !== undefined && accounts === undefined) {
+    throw new UsageError("--role-name only applies with --accounts");
+  }
+  const roleName = v["role-name"] ?? DEFAULT_ROLE_NAME;
+  if (!ROLE_NAME_PATTERN.test(roleName)) throw new UsageError(`--role-name: not a role name: ${roleName}`);
 
   let regions: AuditOptions["regions"] = "default";
   if (v.regions !== undefined) {
@@ -336,6 +492,8 @@ function parseOptions(argv: readonly string[], mode: AuditMode): AuditOptions | 
 
   return {
     regions,
+    ...(accounts ? { accounts } : {}),
+    roleName,
     json: v.json,
     start: v.start,
     ...(instances ? { instances } : {}),
@@ -355,6 +513,8 @@ function parseRaw(argv: readonly string[]) {
       "state-machine-arn": { type: "string", multiple: true },
       "exempt-tag-key": { type: "string" },
       "exempt-until-tag-key": { type: "string" },
+      accounts: { type: "string" },
+      "role-name": { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
     strict: true,

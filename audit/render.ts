@@ -77,7 +77,10 @@ const COLUMNS = [
  * The readable report: per region, the account's defaults, one row per instance, and what to do next, in `width`
  * columns.
  */
-export function auditText(report: AuditReport, options: { start: boolean; command: string; width: number }): string {
+export function auditText(
+  report: AuditReport,
+  options: { start: boolean; command: string; width: number; hint?: boolean },
+): string {
   const out: string[] = [];
   const prose = (text: string, indent = "") =>
     wrapText(text, options.width - indent.length).map((l, i) => (i === 0 ? l : `${indent}${l}`));
@@ -101,7 +104,7 @@ export function auditText(report: AuditReport, options: { start: boolean; comman
     out.push("");
   }
   const ready = report.regions.reduce((n, r) => n + r.summary.readyToEnforce.length, 0);
-  if (!options.start && ready > 0) {
+  if (!options.start && ready > 0 && options.hint !== false) {
     out.push(
       ...prose(
         `Next: \`${options.command} --start\` sends the ${plural(ready, "ready instance")} through the guard's state machine (or pick some with --instances).`,
@@ -183,4 +186,145 @@ function clip(text: string, max: number): string {
   // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point.
   const safe = text.replace(/[\u0000-\u001f\u007f-\u009f]/g, "?");
   return safe.length > max ? `${safe.slice(0, max - 1)}…` : safe;
+}
+
+/** One account of `--accounts`: its regions' audits, or why it (or some of its regions) could not be entered. */
+export interface AccountAudit {
+  account: string;
+  name?: string;
+  regions: RegionAudit[];
+  errors: RegionError[];
+}
+
+export interface AccountsAuditReport {
+  generatedAt: Date;
+  roleName: string;
+  accounts: AccountAudit[];
+}
+
+function accountLabel(a: { account: string; name?: string }): string {
+  return a.name ? `${clip(a.name, 50)} (${a.account})` : a.account;
+}
+
+function accountTotals(a: AccountAudit) {
+  const sum = (f: (r: RegionAudit) => number) => a.regions.reduce((n, r) => n + f(r), 0);
+  return {
+    regionsAudited: a.regions.length,
+    regionsFailed: a.errors.length,
+    instances: sum((r) => r.summary.instances),
+    requireImdsV2: sum((r) => r.summary.requireImdsV2),
+    allowImdsV1: sum((r) => r.summary.allowImdsV1),
+    exempt: sum((r) => r.summary.exempt),
+    readyToEnforce: sum((r) => r.summary.readyToEnforce.length),
+    needsWork: sum((r) => r.summary.needsWork.length),
+  };
+}
+
+/**
+ * The `--accounts --json` document: the same schema, with `account` on every region and error, the accounts
+ * themselves, and a summary across the organization. Fields are only ever added to `imdsv2-guard.audit.v1`.
+ */
+export function accountsAuditJson(report: AccountsAuditReport) {
+  const totals = report.accounts.map((a) => ({
+    account: a.account,
+    ...(a.name ? { name: a.name } : {}),
+    ...accountTotals(a),
+  }));
+  const sum = (f: (t: (typeof totals)[number]) => number) => totals.reduce((n, t) => n + f(t), 0);
+  return {
+    schema: AUDIT_SCHEMA,
+    generatedAt: report.generatedAt.toISOString(),
+    roleName: report.roleName,
+    accounts: totals,
+    regions: report.accounts.flatMap((a) =>
+      a.regions.map((r) => ({
+        accountId: a.account,
+        ...(a.name ? { accountName: a.name } : {}),
+        region: r.region,
+        account: r.account,
+        instances: r.instances,
+        summary: r.summary,
+      })),
+    ),
+    errors: report.accounts.flatMap((a) => a.errors.map((e) => ({ accountId: a.account, ...e }))),
+    executions: [],
+    summary: {
+      accounts: totals.length,
+      accountsEntered: totals.filter((t) => t.regionsAudited > 0).length,
+      accountsNotEntered: totals.filter((t) => t.regionsAudited === 0).length,
+      instances: sum((t) => t.instances),
+      requireImdsV2: sum((t) => t.requireImdsV2),
+      allowImdsV1: sum((t) => t.allowImdsV1),
+      exempt: sum((t) => t.exempt),
+      readyToEnforce: sum((t) => t.readyToEnforce),
+      needsWork: sum((t) => t.needsWork),
+    },
+  };
+}
+
+const ACCOUNT_COLUMNS = [
+  { header: "account", minWidth: 14 },
+  { header: "regions", right: true },
+  { header: "instances", right: true },
+  { header: "IMDSv2", right: true },
+  { header: "IMDSv1", right: true },
+  { header: "ready", right: true },
+  { header: "needs work", right: true },
+  { header: "status", minWidth: 16 },
+];
+
+/** `--accounts`: per account, the regions as without it; then one row per account across the organization. */
+export function accountsAuditText(report: AccountsAuditReport, options: { command: string; width: number }): string {
+  const out: string[] = [];
+  const prose = (text: string, indent = "") =>
+    wrapText(text, options.width - indent.length).map((l, i) => (i === 0 ? l : `${indent}${l}`));
+  for (const a of report.accounts) {
+    out.push(...prose(`=== Account ${accountLabel(a)}, as ${report.roleName}`, "    "), "");
+    if (a.regions.length > 0) {
+      out.push(
+        auditText(
+          { generatedAt: report.generatedAt, regions: a.regions, errors: a.errors },
+          { start: false, command: options.command, width: options.width, hint: false },
+        ).trimEnd(),
+        "",
+      );
+    }
+    for (const e of a.errors) out.push(...prose(`${e.region}: not audited: ${e.message}`, "    "));
+    if (a.errors.length > 0) out.push("");
+  }
+  const rows = report.accounts.map((a) => {
+    const t = accountTotals(a);
+    // The reasons are above, per region; the row names the codes.
+    const codes = [...new Set(a.errors.map((e) => e.code ?? e.kind))].join(", ");
+    const status =
+      t.regionsFailed === 0
+        ? "audited"
+        : t.regionsAudited === 0
+          ? `NOT ENTERED: ${codes}`
+          : `${t.regionsFailed} region(s) not audited (${a.errors.map((e) => e.region).join(", ")}): ${codes}`;
+    return [
+      accountLabel(a),
+      `${t.regionsAudited}/${t.regionsAudited + t.regionsFailed}`,
+      String(t.instances),
+      String(t.requireImdsV2),
+      String(t.allowImdsV1),
+      String(t.readyToEnforce),
+      String(t.needsWork),
+      clip(status, 400),
+    ];
+  });
+  const json = accountsAuditJson(report).summary;
+  out.push(
+    ...prose(
+      `== Organization: ${plural(json.accounts, "account")}, ${json.accountsEntered} entered; ${plural(json.instances, "instance")}: ${json.requireImdsV2} requiring IMDSv2, ${json.allowImdsV1} allowing IMDSv1, ${json.exempt} exempt; ${json.readyToEnforce} ready to enforce, ${json.needsWork} need work first.`,
+      "   ",
+    ),
+    "",
+    textTable(ACCOUNT_COLUMNS, rows, options.width),
+    "",
+    ...prose(
+      'IMDSv2 / IMDSv1: instances requiring / allowing it. The guard\'s daily organization sweep sends the ready ones through enforcement (README "Organization mode").',
+    ),
+  );
+  return `${out.join("\n").trimEnd()}\n`;
 }

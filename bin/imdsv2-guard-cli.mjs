@@ -3,6 +3,95 @@
 // audit/command.ts
 import { parseArgs } from "node:util";
 
+// shared/domain/errors.ts
+var AwsCallError = class extends Error {
+  api;
+  code;
+  constructor(message, options) {
+    super(message, options?.cause === void 0 ? void 0 : { cause: options.cause });
+    this.api = options?.api;
+    this.code = options?.code;
+  }
+};
+var RetryableThrottlingError = class extends AwsCallError {
+  name = "RetryableThrottlingError";
+};
+var RetryableServiceError = class extends AwsCallError {
+  name = "RetryableServiceError";
+};
+var NonRetryableAwsError = class extends AwsCallError {
+  name = "NonRetryableAwsError";
+};
+var NonRetryableSpokeUnreachableError = class extends Error {
+  name = "NonRetryableSpokeUnreachableError";
+};
+
+// shared/aws/errors.ts
+var THROTTLING_CODES = /* @__PURE__ */ new Set([
+  "RequestLimitExceeded",
+  "Throttling",
+  "ThrottlingException",
+  "TooManyRequestsException",
+  "ThrottledException",
+  "RequestThrottled",
+  "RequestThrottledException",
+  // The alerts topic is KMS-encrypted, so Publish can be throttled by KMS on the topic's behalf.
+  "KMSThrottlingException",
+  // DynamoDB (the event ledger) on a burst.
+  "ProvisionedThroughputExceededException"
+]);
+var NETWORK_ERROR_CODES = /* @__PURE__ */ new Set([
+  "ECONNRESET",
+  "ECONNREFUSED",
+  "ETIMEDOUT",
+  "EPIPE",
+  "EAI_AGAIN",
+  "ENOTFOUND",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "TimeoutError",
+  "RequestTimeout"
+]);
+function awsErrorCode(error) {
+  if (typeof error !== "object" || error === null) return void 0;
+  const e = error;
+  if (typeof e.Code === "string") return e.Code;
+  if (typeof e.name === "string") return e.name;
+  return void 0;
+}
+function networkErrorCode(error) {
+  if (typeof error !== "object" || error === null) return void 0;
+  const nodeCode = error.code;
+  if (typeof nodeCode === "string" && NETWORK_ERROR_CODES.has(nodeCode)) return nodeCode;
+  const code = awsErrorCode(error);
+  return code !== void 0 && NETWORK_ERROR_CODES.has(code) ? code : void 0;
+}
+function isThrottling(error) {
+  const code = awsErrorCode(error);
+  return code !== void 0 && THROTTLING_CODES.has(code);
+}
+function isTransient(error) {
+  if (typeof error !== "object" || error === null) return false;
+  const e = error;
+  const status = e.$metadata?.httpStatusCode;
+  if (status !== void 0 && status >= 500) return true;
+  if (networkErrorCode(error) !== void 0) return true;
+  const code = awsErrorCode(error);
+  return code === "InternalError" || code === "ServiceUnavailable" || code === "Unavailable";
+}
+function isWorthRetryingNextRound(error) {
+  return isThrottling(error) || isTransient(error);
+}
+function classifyAwsError(error, api, detail) {
+  const code = networkErrorCode(error) ?? awsErrorCode(error);
+  const message = typeof error?.message === "string" ? String(error.message) : "";
+  const text = `${api}${detail ? ` ${detail}` : ""}: ${code ?? "UnknownError"}${message ? `: ${message}` : ""}`;
+  const options = { cause: error, api, ...code ? { code } : {} };
+  if (isThrottling(error)) return new RetryableThrottlingError(text, options);
+  if (isTransient(error)) return new RetryableServiceError(text, options);
+  return new NonRetryableAwsError(text, options);
+}
+
 // shared/domain/model.ts
 import * as z2 from "zod";
 
@@ -287,91 +376,6 @@ import {
   GetInstanceMetadataDefaultsCommand,
   ModifyInstanceMetadataDefaultsCommand
 } from "@aws-sdk/client-ec2";
-
-// shared/domain/errors.ts
-var AwsCallError = class extends Error {
-  api;
-  code;
-  constructor(message, options) {
-    super(message, options?.cause === void 0 ? void 0 : { cause: options.cause });
-    this.api = options?.api;
-    this.code = options?.code;
-  }
-};
-var RetryableThrottlingError = class extends AwsCallError {
-  name = "RetryableThrottlingError";
-};
-var RetryableServiceError = class extends AwsCallError {
-  name = "RetryableServiceError";
-};
-var NonRetryableAwsError = class extends AwsCallError {
-  name = "NonRetryableAwsError";
-};
-
-// shared/aws/errors.ts
-var THROTTLING_CODES = /* @__PURE__ */ new Set([
-  "RequestLimitExceeded",
-  "Throttling",
-  "ThrottlingException",
-  "TooManyRequestsException",
-  "ThrottledException",
-  "RequestThrottled",
-  "RequestThrottledException",
-  // The alerts topic is KMS-encrypted, so Publish can be throttled by KMS on the topic's behalf.
-  "KMSThrottlingException",
-  // DynamoDB (the event ledger) on a burst.
-  "ProvisionedThroughputExceededException"
-]);
-var NETWORK_ERROR_CODES = /* @__PURE__ */ new Set([
-  "ECONNRESET",
-  "ECONNREFUSED",
-  "ETIMEDOUT",
-  "EPIPE",
-  "EAI_AGAIN",
-  "ENOTFOUND",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "TimeoutError",
-  "RequestTimeout"
-]);
-function awsErrorCode(error) {
-  if (typeof error !== "object" || error === null) return void 0;
-  const e = error;
-  if (typeof e.Code === "string") return e.Code;
-  if (typeof e.name === "string") return e.name;
-  return void 0;
-}
-function networkErrorCode(error) {
-  if (typeof error !== "object" || error === null) return void 0;
-  const nodeCode = error.code;
-  if (typeof nodeCode === "string" && NETWORK_ERROR_CODES.has(nodeCode)) return nodeCode;
-  const code = awsErrorCode(error);
-  return code !== void 0 && NETWORK_ERROR_CODES.has(code) ? code : void 0;
-}
-function isThrottling(error) {
-  const code = awsErrorCode(error);
-  return code !== void 0 && THROTTLING_CODES.has(code);
-}
-function isTransient(error) {
-  if (typeof error !== "object" || error === null) return false;
-  const e = error;
-  const status = e.$metadata?.httpStatusCode;
-  if (status !== void 0 && status >= 500) return true;
-  if (networkErrorCode(error) !== void 0) return true;
-  const code = awsErrorCode(error);
-  return code === "InternalError" || code === "ServiceUnavailable" || code === "Unavailable";
-}
-function classifyAwsError(error, api, detail) {
-  const code = networkErrorCode(error) ?? awsErrorCode(error);
-  const message = typeof error?.message === "string" ? String(error.message) : "";
-  const text = `${api}${detail ? ` ${detail}` : ""}: ${code ?? "UnknownError"}${message ? `: ${message}` : ""}`;
-  const options = { cause: error, api, ...code ? { code } : {} };
-  if (isThrottling(error)) return new RetryableThrottlingError(text, options);
-  if (isTransient(error)) return new RetryableServiceError(text, options);
-  return new NonRetryableAwsError(text, options);
-}
-
-// shared/aws/account-defaults.ts
 async function readAccountPosture(ec2) {
   try {
     const out = await ec2.send(new GetInstanceMetadataDefaultsCommand({}));
@@ -643,7 +647,180 @@ function hoursBefore(date, hours) {
 // audit/aws-access.ts
 import { CloudWatchClient } from "@aws-sdk/client-cloudwatch";
 import { EC2Client } from "@aws-sdk/client-ec2";
+import { OrganizationsClient } from "@aws-sdk/client-organizations";
 import { SFNClient } from "@aws-sdk/client-sfn";
+import { STSClient as STSClient2 } from "@aws-sdk/client-sts";
+
+// shared/aws/organization-directory.ts
+import {
+  ListAccountsCommand,
+  ListParentsCommand
+} from "@aws-sdk/client-organizations";
+function organizationsDirectory(client, options = {}) {
+  const now = options.now ?? (() => /* @__PURE__ */ new Date());
+  const ttlMs = options.ttlMs ?? 15 * 6e4;
+  let listed;
+  const parents = /* @__PURE__ */ new Map();
+  async function accounts() {
+    if (listed && now().getTime() - listed.at < ttlMs) return listed.accounts;
+    const all = [];
+    let token;
+    do {
+      const page = await client.send(new ListAccountsCommand({ NextToken: token }));
+      for (const a of page.Accounts ?? []) {
+        if (a.Id)
+          all.push({ id: a.Id, ...a.Name ? { name: a.Name } : {}, ...a.Status ? { status: a.Status } : {} });
+      }
+      token = page.NextToken;
+    } while (token);
+    listed = { at: now().getTime(), accounts: all };
+    return all;
+  }
+  async function ouPath(account) {
+    const cached = parents.get(account);
+    if (cached && now().getTime() - cached.at < ttlMs) return cached.ouIds;
+    const ouIds = [];
+    let child = account;
+    for (let depth = 0; depth < 8; depth++) {
+      const out = await client.send(new ListParentsCommand({ ChildId: child }));
+      const parent = out.Parents?.[0];
+      if (!parent?.Id || parent.Type !== "ORGANIZATIONAL_UNIT") break;
+      ouIds.push(parent.Id);
+      child = parent.Id;
+    }
+    parents.set(account, { at: now().getTime(), ouIds });
+    return ouIds;
+  }
+  return {
+    accounts,
+    async membership(account) {
+      try {
+        const found = (await accounts()).find((a) => a.id === account);
+        if (!found || found.status !== void 0 && found.status !== "ACTIVE") return { status: "not-member" };
+        return { status: "member", ...found.name ? { name: found.name } : {}, ouIds: await ouPath(account) };
+      } catch (error) {
+        return { status: "unavailable", reason: `Organizations: ${awsErrorCode(error) ?? "UnknownError"}` };
+      }
+    }
+  };
+}
+
+// shared/aws/spoke-credentials.ts
+import { AssumeRoleCommand, STSClient } from "@aws-sdk/client-sts";
+
+// shared/aws/clients/client-config.ts
+var clientConfig = { maxAttempts: 2 };
+
+// shared/aws/spoke-credentials.ts
+var SESSION_NAME_MAX = 64;
+var SESSION_NAME_PREFIX = "imdsv2-guard-";
+function roleSessionName(eventId) {
+  const safe = eventId.replace(/[^\w+=,.@-]/g, "-");
+  return `${SESSION_NAME_PREFIX}${safe}`.slice(0, SESSION_NAME_MAX);
+}
+function spokeCredentialCache(options) {
+  const partition = options.partition ?? "aws";
+  const now = options.now ?? (() => /* @__PURE__ */ new Date());
+  const refreshMs = (options.refreshBeforeSeconds ?? 300) * 1e3;
+  const maxEntries = options.maxEntries ?? 256;
+  const stsClients = /* @__PURE__ */ new Map();
+  const stsFor = options.stsFor ?? ((region) => {
+    let client = stsClients.get(region);
+    if (!client) {
+      client = new STSClient({ ...clientConfig, region, useGlobalEndpoint: false });
+      stsClients.set(region, client);
+    }
+    return client;
+  });
+  const cache = /* @__PURE__ */ new Map();
+  return {
+    async credentialsFor(target) {
+      const key = `${target.account}#${target.region}#${target.eventId}`;
+      const cached = cache.get(key);
+      if (cached && cached.expiration.getTime() - refreshMs > now().getTime()) return cached;
+      cache.delete(key);
+      const roleArn = `arn:${partition}:iam::${target.account}:role/${options.roleName}`;
+      let credentials;
+      try {
+        const out = await stsFor(target.region).send(
+          new AssumeRoleCommand({
+            RoleArn: roleArn,
+            RoleSessionName: roleSessionName(target.eventId),
+            DurationSeconds: options.durationSeconds ?? 3600
+          })
+        );
+        const c = out.Credentials;
+        if (!c?.AccessKeyId || !c.SecretAccessKey || !c.SessionToken || !c.Expiration) {
+          throw Object.assign(new Error("AssumeRole returned no credentials"), { name: "InvalidResponse" });
+        }
+        credentials = {
+          accessKeyId: c.AccessKeyId,
+          secretAccessKey: c.SecretAccessKey,
+          sessionToken: c.SessionToken,
+          expiration: new Date(c.Expiration)
+        };
+      } catch (error) {
+        if (isWorthRetryingNextRound(error)) throw classifyAwsError(error, `AssumeRole ${roleArn}`);
+        throw new NonRetryableSpokeUnreachableError(
+          `cannot assume the spoke role in ${target.account}/${target.region}: ${awsErrorCode(error) ?? "UnknownError"}`,
+          { cause: error }
+        );
+      }
+      while (cache.size >= maxEntries) {
+        const oldest = cache.keys().next().value;
+        if (oldest === void 0) break;
+        cache.delete(oldest);
+      }
+      cache.set(key, credentials);
+      return credentials;
+    }
+  };
+}
+
+// audit/aws-access.ts
+function organizationAccess(settings, now = () => /* @__PURE__ */ new Date()) {
+  const destroyable = [];
+  const track = (client) => {
+    destroyable.push(client);
+    return client;
+  };
+  const sessionId = `audit-${now().toISOString().slice(0, 16).replace(/[-:]/g, "")}`;
+  const caches = /* @__PURE__ */ new Map();
+  const stsClients = /* @__PURE__ */ new Map();
+  const stsFor = (region) => {
+    let client = stsClients.get(region);
+    if (!client) {
+      client = track(new STSClient2({ ...settings, region, useGlobalEndpoint: false }));
+      stsClients.set(region, client);
+    }
+    return client;
+  };
+  const cacheFor = (roleName) => {
+    let cache = caches.get(roleName);
+    if (!cache) {
+      cache = spokeCredentialCache({ roleName, stsFor, now });
+      caches.set(roleName, cache);
+    }
+    return cache;
+  };
+  const clientsWith = (region, credentials) => {
+    const config = { ...settings, region, credentials };
+    return {
+      ec2: track(new EC2Client(config)),
+      cloudwatch: track(new CloudWatchClient(config)),
+      sfn: track(new SFNClient(config)),
+      now
+    };
+  };
+  return {
+    // Organizations is served from us-east-1 in the aws partition, whatever region the audit covers.
+    listAccounts: () => organizationsDirectory(track(new OrganizationsClient({ ...settings, region: "us-east-1" }))).accounts(),
+    clientsInAccount: async (account, roleName, region) => clientsWith(region, await cacheFor(roleName).credentialsFor({ account, region, eventId: sessionId })),
+    close: () => {
+      for (const c of destroyable) c.destroy();
+    }
+  };
+}
 var CLIENT_SETTINGS = {
   maxAttempts: 3,
   retryMode: "standard",
@@ -666,7 +843,10 @@ function sdkAccess() {
     }
     return set;
   };
+  const organization = organizationAccess(CLIENT_SETTINGS);
   return {
+    listAccounts: organization.listAccounts,
+    clientsInAccount: organization.clientsInAccount,
     checkCredentials: async () => {
       await probe.config.credentials();
     },
@@ -679,6 +859,7 @@ function sdkAccess() {
     defaultStateMachineArn: () => void 0,
     close: () => {
       probe.destroy();
+      organization.close();
       for (const set of clients.values()) {
         set.ec2.destroy();
         set.cloudwatch.destroy();
@@ -893,7 +1074,7 @@ function auditText(report, options) {
     out.push("");
   }
   const ready = report.regions.reduce((n, r) => n + r.summary.readyToEnforce.length, 0);
-  if (!options.start && ready > 0) {
+  if (!options.start && ready > 0 && options.hint !== false) {
     out.push(
       ...prose(
         `Next: \`${options.command} --start\` sends the ${plural(ready, "ready instance")} through the guard's state machine (or pick some with --instances).`,
@@ -959,6 +1140,117 @@ function clip(text, max) {
   const safe = text.replace(/[\u0000-\u001f\u007f-\u009f]/g, "?");
   return safe.length > max ? `${safe.slice(0, max - 1)}\u2026` : safe;
 }
+function accountLabel(a) {
+  return a.name ? `${clip(a.name, 50)} (${a.account})` : a.account;
+}
+function accountTotals(a) {
+  const sum = (f) => a.regions.reduce((n, r) => n + f(r), 0);
+  return {
+    regionsAudited: a.regions.length,
+    regionsFailed: a.errors.length,
+    instances: sum((r) => r.summary.instances),
+    requireImdsV2: sum((r) => r.summary.requireImdsV2),
+    allowImdsV1: sum((r) => r.summary.allowImdsV1),
+    exempt: sum((r) => r.summary.exempt),
+    readyToEnforce: sum((r) => r.summary.readyToEnforce.length),
+    needsWork: sum((r) => r.summary.needsWork.length)
+  };
+}
+function accountsAuditJson(report) {
+  const totals = report.accounts.map((a) => ({
+    account: a.account,
+    ...a.name ? { name: a.name } : {},
+    ...accountTotals(a)
+  }));
+  const sum = (f) => totals.reduce((n, t) => n + f(t), 0);
+  return {
+    schema: AUDIT_SCHEMA,
+    generatedAt: report.generatedAt.toISOString(),
+    roleName: report.roleName,
+    accounts: totals,
+    regions: report.accounts.flatMap(
+      (a) => a.regions.map((r) => ({
+        accountId: a.account,
+        ...a.name ? { accountName: a.name } : {},
+        region: r.region,
+        account: r.account,
+        instances: r.instances,
+        summary: r.summary
+      }))
+    ),
+    errors: report.accounts.flatMap((a) => a.errors.map((e) => ({ accountId: a.account, ...e }))),
+    executions: [],
+    summary: {
+      accounts: totals.length,
+      accountsEntered: totals.filter((t) => t.regionsAudited > 0).length,
+      accountsNotEntered: totals.filter((t) => t.regionsAudited === 0).length,
+      instances: sum((t) => t.instances),
+      requireImdsV2: sum((t) => t.requireImdsV2),
+      allowImdsV1: sum((t) => t.allowImdsV1),
+      exempt: sum((t) => t.exempt),
+      readyToEnforce: sum((t) => t.readyToEnforce),
+      needsWork: sum((t) => t.needsWork)
+    }
+  };
+}
+var ACCOUNT_COLUMNS = [
+  { header: "account", minWidth: 14 },
+  { header: "regions", right: true },
+  { header: "instances", right: true },
+  { header: "IMDSv2", right: true },
+  { header: "IMDSv1", right: true },
+  { header: "ready", right: true },
+  { header: "needs work", right: true },
+  { header: "status", minWidth: 16 }
+];
+function accountsAuditText(report, options) {
+  const out = [];
+  const prose = (text, indent = "") => wrapText(text, options.width - indent.length).map((l, i) => i === 0 ? l : `${indent}${l}`);
+  for (const a of report.accounts) {
+    out.push(...prose(`=== Account ${accountLabel(a)}, as ${report.roleName}`, "    "), "");
+    if (a.regions.length > 0) {
+      out.push(
+        auditText(
+          { generatedAt: report.generatedAt, regions: a.regions, errors: a.errors },
+          { start: false, command: options.command, width: options.width, hint: false }
+        ).trimEnd(),
+        ""
+      );
+    }
+    for (const e of a.errors) out.push(...prose(`${e.region}: not audited: ${e.message}`, "    "));
+    if (a.errors.length > 0) out.push("");
+  }
+  const rows = report.accounts.map((a) => {
+    const t = accountTotals(a);
+    const codes = [...new Set(a.errors.map((e) => e.code ?? e.kind))].join(", ");
+    const status = t.regionsFailed === 0 ? "audited" : t.regionsAudited === 0 ? `NOT ENTERED: ${codes}` : `${t.regionsFailed} region(s) not audited (${a.errors.map((e) => e.region).join(", ")}): ${codes}`;
+    return [
+      accountLabel(a),
+      `${t.regionsAudited}/${t.regionsAudited + t.regionsFailed}`,
+      String(t.instances),
+      String(t.requireImdsV2),
+      String(t.allowImdsV1),
+      String(t.readyToEnforce),
+      String(t.needsWork),
+      clip(status, 400)
+    ];
+  });
+  const json = accountsAuditJson(report).summary;
+  out.push(
+    ...prose(
+      `== Organization: ${plural(json.accounts, "account")}, ${json.accountsEntered} entered; ${plural(json.instances, "instance")}: ${json.requireImdsV2} requiring IMDSv2, ${json.allowImdsV1} allowing IMDSv1, ${json.exempt} exempt; ${json.readyToEnforce} ready to enforce, ${json.needsWork} need work first.`,
+      "   "
+    ),
+    "",
+    textTable(ACCOUNT_COLUMNS, rows, options.width),
+    "",
+    ...prose(
+      `IMDSv2 / IMDSv1: instances requiring / allowing it. The guard's daily organization sweep sends the ready ones through enforcement (README "Organization mode").`
+    )
+  );
+  return `${out.join("\n").trimEnd()}
+`;
+}
 
 // audit/command.ts
 var AWS_MODE = {
@@ -967,8 +1259,8 @@ var AWS_MODE = {
 };
 function usage(mode = AWS_MODE) {
   const pad = " ".repeat(`Usage: ${mode.command} `.length);
-  return `Usage: ${mode.command} [--regions r1,r2|all] [--json] [--start [--instances i-a,i-b]]${mode.extraOptions ? `
-${pad}[--scenario FILE]` : ""}
+  return `Usage: ${mode.command} [--regions r1,r2|all] [--json] [--start [--instances i-a,i-b]]
+${pad}[--accounts all|ID,ID [--role-name NAME]]${mode.extraOptions ? " [--scenario FILE]" : ""}
 
 Lists every EC2 instance that is not terminated, with its IMDS settings, its exemption and its IMDSv1 use
 (CloudWatch AWS/EC2 MetadataNoToken over 24 hours and 7 days), and says which instances can be switched to IMDSv2
@@ -982,6 +1274,12 @@ ${mode.target}
   --instances LIST            with --start: these instances instead of the ready ones
   --state-machine-arn ARN     with --start: the state machine to use (repeatable, one per region); default: the
                               only state machine named imdsv2-guard-* in the region
+  --accounts all|ID,ID        audit these accounts of the organization instead of your own: assumes
+                              --role-name in each (through each region's STS) with your credentials; "all"
+                              lists them with Organizations ListAccounts (the management account, a
+                              delegated administrator, or a delegation policy). Not with --start.
+  --role-name NAME            with --accounts: the role to assume (default ${DEFAULT_ROLE_NAME}, the
+                              spoke's: infra/spoke/spoke-account.yml, AuditorAccountId and AuditorRolePattern)
   --exempt-tag-key KEY        exemption tag (default imdsv2-guard:exempt)
   --exempt-until-tag-key KEY  exemption end-date tag (default imdsv2-guard:exempt-until)
 ${mode.extraOptions ?? ""}  -h, --help                  this help
@@ -990,10 +1288,20 @@ Exit status: 0 when every region was audited (and every start succeeded), 1 when
 `;
 }
 var REGION_CONCURRENCY = 4;
+var ACCOUNT_CONCURRENCY = 4;
+var DEFAULT_ROLE_NAME = "imdsv2-guard-spoke";
+var ACCOUNT_ID_PATTERN = /^\d{12}$/;
+var ROLE_NAME_PATTERN = /^[\w+=,.@-]{1,64}$/;
 var REGION_PATTERN = /^[a-z]{2}(-[a-z]+)+-\d+$/;
 var STATE_MACHINE_ARN_PATTERN = /^arn:aws[a-z-]*:states:([a-z0-9-]+):(\d{12}):stateMachine:[A-Za-z0-9_-]{1,80}$/;
 var UsageError = class extends Error {
   name = "UsageError";
+};
+var AccountListError = class extends Error {
+  name = "AccountListError";
+  constructor(cause) {
+    super("ListAccounts failed", { cause });
+  }
 };
 var RegionListError = class extends Error {
   name = "RegionListError";
@@ -1030,8 +1338,9 @@ ${usage(mode)}`);
     }
     if (process.env.IMDSV2_GUARD_DEBUG) io.stderr.write(`${error instanceof Error ? error.stack : String(error)}
 `);
-    const failure = describeFailure(error instanceof RegionListError ? error.cause : error);
-    const context = error instanceof RegionListError ? "--regions all: listing the regions: " : "";
+    const listing = error instanceof RegionListError || error instanceof AccountListError;
+    const failure = describeFailure(listing ? error.cause : error);
+    const context = error instanceof RegionListError ? "--regions all: listing the regions: " : error instanceof AccountListError ? "--accounts all: listing the organization's accounts (Organizations ListAccounts needs the management account, a delegated administrator or a delegation policy): " : "";
     io.stderr.write(`${PREFIX} ${context}${failure.message}
 `);
     return 1;
@@ -1041,6 +1350,7 @@ ${usage(mode)}`);
 }
 async function audit(options, access, io, mode) {
   await access.checkCredentials();
+  if (options.accounts) return auditAccounts(options, options.accounts, access, io, mode);
   const regions = options.regions === "all" ? await access.enabledRegions().catch((error) => {
     throw new RegionListError(error);
   }) : options.regions === "default" ? [await access.defaultRegion()] : options.regions;
@@ -1119,6 +1429,67 @@ async function audit(options, access, io, mode) {
 `);
   return errors.length > 0 ? 1 : 0;
 }
+async function auditAccounts(options, wanted, access, io, mode) {
+  const { listAccounts, clientsInAccount } = access;
+  if (!listAccounts || !clientsInAccount) throw new UsageError("--accounts is not available here");
+  const listed = wanted === "all" ? (await listAccounts().catch((error) => {
+    throw new AccountListError(error);
+  })).filter((a) => a.status === void 0 || a.status === "ACTIVE") : wanted.map((id) => ({ id }));
+  const defaultRegion = options.regions === "default" ? await access.defaultRegion() : void 0;
+  const progress = new ProgressLine(io.stderr, io.stdout.isTTY === true && io.stderr.isTTY === true && !options.json);
+  const accounts = await mapLimit(listed, ACCOUNT_CONCURRENCY, async (a) => {
+    const result = { account: a.id, ...a.name ? { name: a.name } : {}, regions: [], errors: [] };
+    const fail = (region, error) => result.errors.push({ region, ...accountFailure(error, a.id, region, options.roleName) });
+    let regions;
+    if (options.regions === "all") {
+      const home = await access.defaultRegion().catch(() => "us-east-1");
+      try {
+        regions = await listEnabledRegions((await clientsInAccount(a.id, options.roleName, home)).ec2);
+      } catch (error) {
+        fail(home, error);
+        return result;
+      }
+    } else {
+      regions = options.regions === "default" ? [defaultRegion ?? "us-east-1"] : options.regions;
+    }
+    for (const region of regions) {
+      try {
+        progress.show(`scanning ${a.id} ${region}\u2026`);
+        const clients = await clientsInAccount(a.id, options.roleName, region);
+        result.regions.push(await auditRegion(clients, { region, exemptionKeys: options.exemptionKeys }));
+      } catch (error) {
+        fail(region, error);
+      } finally {
+        progress.clear();
+      }
+    }
+    return result;
+  });
+  const report = { generatedAt: /* @__PURE__ */ new Date(), roleName: options.roleName, accounts };
+  if (options.json) io.stdout.write(`${JSON.stringify(accountsAuditJson(report), null, 2)}
+`);
+  else
+    io.stdout.write(
+      accountsAuditText(report, { command: mode.command, width: io.width ?? outputWidth(process.env, io.stdout) })
+    );
+  const errors = accounts.flatMap((a) => a.errors.map((e) => ({ account: a.account, ...e })));
+  for (const e of errors) io.stderr.write(`${PREFIX} ${e.account} ${e.region}: ${e.message}
+`);
+  return errors.length > 0 ? 1 : 0;
+}
+function accountFailure(error, account, region, roleName) {
+  if (error?.name === "NonRetryableSpokeUnreachableError") {
+    const code = awsErrorCode(error.cause) ?? "UnknownError";
+    const why = code === "RegionDisabledException" ? `region ${region} is not enabled in account ${account}` : `is ${roleName} deployed there (infra/spoke/spoke-account.yml), and does its trust name you (AuditorAccountId, AuditorRolePattern)?`;
+    return {
+      kind: code === "RegionDisabledException" ? "region-not-enabled" : "cannot-assume-role",
+      code,
+      message: `cannot assume ${roleName} in ${account} (${region}): ${code}: ${why}`
+    };
+  }
+  const failure = describeFailure(error);
+  return { kind: failure.kind, ...failure.code ? { code: failure.code } : {}, message: failure.message };
+}
 function startTargets(options, audited, errors) {
   if (!options.instances) return audited.map((r) => ({ audit: r, instanceIds: r.summary.readyToEnforce }));
   const wanted = new Set(options.instances);
@@ -1151,6 +1522,28 @@ function parseOptions(argv, mode) {
   if (!v.start && (v.instances !== void 0 || v["state-machine-arn"] !== void 0)) {
     throw new UsageError("--instances and --state-machine-arn only apply with --start");
   }
+  let accounts;
+  if (v.accounts !== void 0) {
+    const list = splitList(v.accounts);
+    if (list.length === 1 && list[0] === "all") accounts = "all";
+    else {
+      const bad = list.filter((a) => !ACCOUNT_ID_PATTERN.test(a));
+      if (list.length === 0 || bad.length > 0) {
+        throw new UsageError(`--accounts: not an account id: ${bad.join(", ") || "(empty)"} (12 digits, or all)`);
+      }
+      accounts = [...new Set(list)];
+    }
+    if (v.start) {
+      throw new UsageError(
+        "--start does not apply with --accounts: in organization mode the hub's daily sweep sends every account's ready instances through the guard"
+      );
+    }
+  }
+  if (v["role-name"] !== void 0 && accounts === void 0) {
+    throw new UsageError("--role-name only applies with --accounts");
+  }
+  const roleName = v["role-name"] ?? DEFAULT_ROLE_NAME;
+  if (!ROLE_NAME_PATTERN.test(roleName)) throw new UsageError(`--role-name: not a role name: ${roleName}`);
   let regions = "default";
   if (v.regions !== void 0) {
     const list = splitList(v.regions);
@@ -1196,6 +1589,8 @@ function parseOptions(argv, mode) {
   }
   return {
     regions,
+    ...accounts ? { accounts } : {},
+    roleName,
     json: v.json,
     start: v.start,
     ...instances ? { instances } : {},
@@ -1214,6 +1609,8 @@ function parseRaw(argv) {
       "state-machine-arn": { type: "string", multiple: true },
       "exempt-tag-key": { type: "string" },
       "exempt-until-tag-key": { type: "string" },
+      accounts: { type: "string" },
+      "role-name": { type: "string" },
       help: { type: "boolean", short: "h", default: false }
     },
     strict: true,

@@ -3,7 +3,8 @@
 // - a custom event bus whose policy lets only the organization's accounts put only the guard's events on it;
 // - the guard's rule moved from the default bus to that bus (same pattern, retry policy, DLQ and alarms);
 // - each function told it is the hub (ORGANIZATION_ID), and allowed to assume the spoke role in the organization's
-//   accounts only (aws:ResourceOrgID), ResolveTargets to read the organization's accounts.
+//   accounts only (aws:ResourceOrgID), ResolveTargets and the sweep to read the organization's accounts;
+// - the sweep covering every account x sweepRegions and publishing one posture report per run.
 // It is a function rather than YAML because osls merges every file listed under `resources`, and a YAML file would
 // add its resources whatever the param says.
 
@@ -39,6 +40,10 @@ module.exports = async ({ resolveVariable }) => {
     .split(",")
     .map((entry) => entry.trim().split("=")[1])
     .filter(Boolean);
+  const sweepRegions = String((await resolveVariable("param:sweepRegions")) ?? "");
+  if (!/^([a-z]{2}(-[a-z]+)+-\d{1,2})?(,\s*[a-z]{2}(-[a-z]+)+-\d{1,2})*$/.test(sweepRegions)) {
+    throw new Error(`sweepRegions must be comma-separated region names, not ${JSON.stringify(sweepRegions)}`);
+  }
   const service = await resolveVariable("self:service");
   const stage = await resolveVariable("sls:stage");
   const busName = `${service}-${stage}-hub`;
@@ -107,6 +112,52 @@ module.exports = async ({ resolveVariable }) => {
           },
         },
       },
+      // The organization sweep: every account of the organization x sweepRegions, and one posture report per run.
+      SweepLambdaFunction: {
+        Type: "AWS::Lambda::Function",
+        Properties: {
+          Environment: {
+            Variables: {
+              ORGANIZATION_ID: organizationId,
+              SPOKE_ROLE_NAME: SPOKE_ROLE_NAME,
+              ALLOWED_ACCOUNT_IDS: allowedAccountIds,
+              ALLOWED_OU_IDS: allowedOuIds,
+              SWEEP_REGIONS: sweepRegions,
+              TOPIC_ARN: { Ref: "AlertTopic" },
+              SLACK_TOPIC_ARN: { "Fn::If": ["HasSlack", { Ref: "SlackTopic" }, ""] },
+              SLACK_VERDICTS: await resolveVariable("param:slackVerdicts"),
+            },
+          },
+        },
+      },
+      // The posture report goes where Notify's reports go: the guard's own topics, with their key.
+      HubSweepReportPolicy: {
+        Type: "AWS::IAM::Policy",
+        Properties: {
+          PolicyName: "publish-posture-report",
+          Roles: [{ Ref: "SweepRole" }],
+          PolicyDocument: {
+            Version: "2012-10-17",
+            Statement: [
+              {
+                Sid: "PublishToGuardTopics",
+                Effect: "Allow",
+                Action: "sns:Publish",
+                Resource: [
+                  { Ref: "AlertTopic" },
+                  { "Fn::If": ["HasSlack", { Ref: "SlackTopic" }, { Ref: "AWS::NoValue" }] },
+                ],
+              },
+              {
+                Sid: "UseTopicKey",
+                Effect: "Allow",
+                Action: ["kms:GenerateDataKey", "kms:Decrypt"],
+                Resource: { "Fn::GetAtt": ["AlertKey", "Arn"] },
+              },
+            ],
+          },
+        },
+      },
       ...(routedTopics.length > 0
         ? {
             NotifyLambdaFunction: {
@@ -138,7 +189,8 @@ module.exports = async ({ resolveVariable }) => {
         Type: "AWS::IAM::Policy",
         Properties: {
           PolicyName: "assume-spoke-role",
-          Roles: Object.values(ACTING_FUNCTIONS).map((role) => ({ Ref: role })),
+          // The sweep enters every account too (its session is named after the sweep, not an event).
+          Roles: [...Object.values(ACTING_FUNCTIONS), "SweepRole"].map((role) => ({ Ref: role })),
           PolicyDocument: {
             Version: "2012-10-17",
             Statement: [
@@ -159,7 +211,8 @@ module.exports = async ({ resolveVariable }) => {
         Type: "AWS::IAM::Policy",
         Properties: {
           PolicyName: "read-organization",
-          Roles: [{ Ref: "ResolveTargetsRole" }],
+          // ResolveTargets' confused-deputy checks, and the sweep's list of accounts (ListParents: its OU allow-list).
+          Roles: [{ Ref: "ResolveTargetsRole" }, { Ref: "SweepRole" }],
           PolicyDocument: {
             Version: "2012-10-17",
             Statement: [

@@ -32,6 +32,7 @@ export const STACK_PARAMETER_SETS: Record<string, string[]> = {
   hub: [
     "organizationId=o-a1b2c3d4e5",
     "allowedOuIds=ou-ab12-11111111",
+    "sweepRegions=eu-west-1,us-east-1",
     "slackRoutes=111122223333=arn:aws:sns:us-east-1:123456789012:imdsv2-guard-slack-payments",
   ],
 };

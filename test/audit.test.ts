@@ -12,7 +12,9 @@ import {
   EC2Client,
   GetInstanceMetadataDefaultsCommand,
 } from "@aws-sdk/client-ec2";
+import { ListAccountsCommand, OrganizationsClient } from "@aws-sdk/client-organizations";
 import { ListStateMachinesCommand, SFNClient, StartExecutionCommand } from "@aws-sdk/client-sfn";
+import { AssumeRoleCommand, type AssumeRoleCommandInput, STSClient } from "@aws-sdk/client-sts";
 import { mockClient } from "aws-sdk-client-mock";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import * as z from "zod";
@@ -22,7 +24,7 @@ import {
   listEnabledRegions,
   StateMachineNotFoundError,
 } from "../audit/audit.js";
-import type { AwsAccess } from "../audit/aws-access.js";
+import { type AwsAccess, organizationAccess } from "../audit/aws-access.js";
 import { type AuditHooks, type AuditIo, runAudit } from "../audit/command.js";
 import { runSimulatedAudit, type SimulatedAuditHooks } from "../local/runner/simulated-audit.js";
 import type { SimAccount } from "../local/sim/sim-account.js";
@@ -787,5 +789,273 @@ describe("the installed command (bin/imdsv2-guard.mjs in a child process)", () =
     expect(help.stdout).toContain("Read more: README.md");
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toMatch(/^imdsv2-guard: unknown command: audti\n/);
+  });
+});
+
+describe("audit --accounts (mocked STS, Organizations, EC2 and CloudWatch)", () => {
+  const mocks: { restore(): void }[] = [];
+  afterEach(() => {
+    for (const m of mocks.splice(0)) m.restore();
+  });
+
+  const PAYMENTS = "111100000000";
+  const DATA = "333300000000";
+  const NO_SPOKE = "222200000000";
+  const SUSPENDED = "444400000000";
+
+  /** Every client of each service answers from the account its credentials belong to, in its own region. */
+  function organization() {
+    const assumed: { roleArn: string; sessionName: string; stsRegion: string }[] = [];
+    const sts = mockClient(STSClient);
+    sts.on(AssumeRoleCommand).callsFake((input: AssumeRoleCommandInput, getClient: () => unknown) => {
+      // The client is the last one that called send(): taken before any await.
+      const client = getClient() as STSClient;
+      return client.config.region().then((stsRegion) => {
+        const account = /::(\d{12}):role\//.exec(input.RoleArn ?? "")?.[1] ?? "";
+        assumed.push({ roleArn: input.RoleArn ?? "", sessionName: input.RoleSessionName ?? "", stsRegion });
+        if (account === NO_SPOKE) {
+          throw Object.assign(new Error(`not authorized to perform: sts:AssumeRole on resource: ${input.RoleArn}`), {
+            name: "AccessDenied",
+            $fault: "client",
+            $metadata: { httpStatusCode: 403 },
+          });
+        }
+        return {
+          Credentials: {
+            AccessKeyId: `ASIA${account}`,
+            SecretAccessKey: "s",
+            SessionToken: "t",
+            Expiration: new Date(Date.now() + 3_600_000),
+          },
+        };
+      });
+    });
+    const orgs = mockClient(OrganizationsClient);
+    orgs.on(ListAccountsCommand, { NextToken: undefined }).resolves({
+      Accounts: [
+        { Id: PAYMENTS, Name: "payments-prod", Status: "ACTIVE" },
+        { Id: NO_SPOKE, Name: "sandbox", Status: "ACTIVE" },
+      ],
+      NextToken: "page-2",
+    });
+    orgs.on(ListAccountsCommand, { NextToken: "page-2" }).resolves({
+      Accounts: [
+        { Id: SUSPENDED, Name: "closed", Status: "SUSPENDED" },
+        { Id: DATA, Name: "data", Status: "ACTIVE" },
+      ],
+    });
+    const where = async (client: EC2Client | CloudWatchClient) => {
+      const { accessKeyId } = await client.config.credentials();
+      return { account: accessKeyId.replace(/^ASIA/, ""), region: await client.config.region() };
+    };
+    const ec2 = mockClient(EC2Client);
+    ec2.on(GetInstanceMetadataDefaultsCommand).callsFake((_input: unknown, getClient: () => unknown) => {
+      const client = getClient() as EC2Client;
+      return where(client).then(({ account }) => ({
+        AccountLevel:
+          account === DATA
+            ? { HttpTokens: "required", HttpTokensEnforced: "enabled", ManagedBy: "declarative-policy" }
+            : { ManagedBy: "account" },
+      }));
+    });
+    ec2.on(DescribeInstancesCommand).callsFake((_input: unknown, getClient: () => unknown) => {
+      const client = getClient() as EC2Client;
+      return where(client).then(({ account, region }) => ({
+        Reservations: [
+          {
+            Instances: [
+              {
+                InstanceId: `i-0${account.slice(0, 4)}${region === "eu-west-1" ? "e" : "a"}00000000001`,
+                State: { Name: "running" },
+                MetadataOptions: { HttpTokens: account === DATA ? "required" : "optional", HttpEndpoint: "enabled" },
+              },
+            ],
+          },
+        ],
+      }));
+    });
+    const cloudwatch = mockClient(CloudWatchClient);
+    cloudwatch.on(GetMetricDataCommand).resolves({ MetricDataResults: [] });
+    mocks.push(sts, orgs, ec2, cloudwatch);
+    const org = organizationAccess({ credentials: { accessKeyId: "CALLER", secretAccessKey: "x" }, maxAttempts: 1 });
+    const access: AwsAccess = {
+      checkCredentials: async () => {},
+      defaultRegion: async () => "eu-west-1",
+      enabledRegions: async () => ["eu-west-1"],
+      clientsFor: () => {
+        throw new Error("--accounts must not use the caller's own clients");
+      },
+      defaultStateMachineArn: () => undefined,
+      listAccounts: org.listAccounts,
+      clientsInAccount: org.clientsInAccount,
+      close: org.close,
+    };
+    return { access, assumed, orgs };
+  }
+
+  it("--accounts all: pages through ListAccounts, enters each active account in each region, and says why one was not", async () => {
+    // Prepare
+    const { access, assumed, orgs } = organization();
+
+    // Act
+    const out = await audit(["--accounts", "all", "--regions", "eu-west-1,us-east-1", "--json"], { access });
+
+    // Assess
+    expect(out.code).toBe(1);
+    expect(orgs.commandCalls(ListAccountsCommand)).toHaveLength(2);
+    const doc = JSON.parse(out.stdout);
+    expect(doc.schema).toBe("imdsv2-guard.audit.v1");
+    expect(doc.accounts.map((a: { account: string }) => a.account)).toEqual([PAYMENTS, NO_SPOKE, DATA]);
+    expect(
+      doc.regions.map((r: { accountId: string; region: string; account: { managedBy: string } }) => [
+        r.accountId,
+        r.region,
+        r.account.managedBy,
+      ]),
+    ).toEqual([
+      [PAYMENTS, "eu-west-1", "account"],
+      [PAYMENTS, "us-east-1", "account"],
+      [DATA, "eu-west-1", "declarative-policy"],
+      [DATA, "us-east-1", "declarative-policy"],
+    ]);
+    expect(doc.errors).toEqual([
+      expect.objectContaining({
+        accountId: NO_SPOKE,
+        region: "eu-west-1",
+        kind: "cannot-assume-role",
+        code: "AccessDenied",
+      }),
+      expect.objectContaining({
+        accountId: NO_SPOKE,
+        region: "us-east-1",
+        kind: "cannot-assume-role",
+        code: "AccessDenied",
+      }),
+    ]);
+    expect(doc.summary).toEqual({
+      accounts: 3,
+      accountsEntered: 2,
+      accountsNotEntered: 1,
+      instances: 4,
+      requireImdsV2: 2,
+      allowImdsV1: 2,
+      exempt: 0,
+      readyToEnforce: 2,
+      needsWork: 0,
+    });
+    // The spoke role, through the STS endpoint of each region, in a session that says it was the audit.
+    const payments = assumed.filter((a) => a.roleArn === `arn:aws:iam::${PAYMENTS}:role/imdsv2-guard-spoke`);
+    expect(payments.map((a) => a.stsRegion).sort()).toEqual(["eu-west-1", "us-east-1"]);
+    for (const a of assumed) expect(a.sessionName).toMatch(/^imdsv2-guard-audit-\d{8}T\d{4}$/);
+    expect(assumed.some((a) => a.roleArn.includes(SUSPENDED))).toBe(false);
+    // One line per region not audited on stderr, never a stack.
+    const lines = out.stderr.trimEnd().split("\n");
+    expect(lines).toEqual([
+      expect.stringMatching(
+        new RegExp(
+          `^imdsv2-guard audit: ${NO_SPOKE} eu-west-1: cannot assume imdsv2-guard-spoke in ${NO_SPOKE} \\(eu-west-1\\): AccessDenied`,
+        ),
+      ),
+      expect.stringMatching(new RegExp(`^imdsv2-guard audit: ${NO_SPOKE} us-east-1: cannot assume`)),
+    ]);
+    expect(out.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it("--accounts ID,ID --role-name: a table per account and one row per account across the organization", async () => {
+    // Prepare
+    const { access, assumed, orgs } = organization();
+
+    // Act
+    const out = await audit(["--accounts", `${PAYMENTS},${NO_SPOKE}`, "--role-name", "SecurityAudit"], { access });
+
+    // Assess
+    expect(out.code).toBe(1);
+    expect(orgs.commandCalls(ListAccountsCommand)).toHaveLength(0);
+    expect(assumed.map((a) => a.roleArn)).toEqual([
+      `arn:aws:iam::${PAYMENTS}:role/SecurityAudit`,
+      `arn:aws:iam::${NO_SPOKE}:role/SecurityAudit`,
+    ]);
+    expect(out.stdout).toContain(`=== Account ${PAYMENTS}, as SecurityAudit`);
+    expect(rowOf(out.stdout, `i-01111e00000000001`)).toMatch(/running\s+optional\s+-\s+0\s+0\s+READY/);
+    expect(out.stdout).toContain(
+      `eu-west-1: not audited: cannot assume SecurityAudit in ${NO_SPOKE} (eu-west-1): AccessDenied`,
+    );
+    const summary = out.stdout.slice(out.stdout.indexOf("== Organization"));
+    expect(summary).toMatch(
+      /^== Organization: 2 accounts, 1 entered; 1 instance: 0 requiring IMDSv2, 1 allowing IMDSv1/,
+    );
+    expect(summary.split("\n").find((l) => l.startsWith(PAYMENTS))).toMatch(/1\/1\s+1\s+0\s+1\s+1\s+0\s+audited$/);
+    expect(summary.split("\n").find((l) => l.startsWith(NO_SPOKE))).toMatch(
+      /0\/1\s+0\s+0\s+0\s+0\s+0\s+NOT ENTERED: AccessDenied$/,
+    );
+    // Nothing tells the user to --start: that is the hub sweep's job with --accounts.
+    expect(out.stdout).not.toContain("--start");
+  });
+
+  it("says in one line when the organization's accounts cannot be listed", async () => {
+    // Prepare
+    const { access, orgs } = organization();
+    orgs.on(ListAccountsCommand).rejects(
+      Object.assign(new Error("You don't have permissions to access this resource."), {
+        name: "AccessDeniedException",
+        $fault: "client",
+        $metadata: { httpStatusCode: 400 },
+      }),
+    );
+
+    // Act
+    const out = await audit(["--accounts", "all"], { access });
+
+    // Assess
+    expect(out.code).toBe(1);
+    expect(out.stdout).toBe("");
+    expect(out.stderr.trimEnd().split("\n")).toEqual([
+      expect.stringMatching(
+        /^imdsv2-guard audit: --accounts all: listing the organization's accounts \(Organizations ListAccounts needs .*\): .*AccessDeniedException/,
+      ),
+    ]);
+  });
+
+  it("rejects bad usage of --accounts and --role-name with exit code 2", async () => {
+    const { access } = organization();
+    for (const argv of [
+      ["--accounts", "1234"],
+      ["--accounts", ""],
+      ["--role-name", "SecurityAudit"],
+      ["--accounts", "all", "--start"],
+      ["--accounts", PAYMENTS, "--role-name", "no spaces allowed"],
+    ]) {
+      const out = await audit(argv, { access });
+      expect(out.code, argv.join(" ")).toBe(2);
+      expect(out.stderr, argv.join(" ")).toMatch(/^imdsv2-guard audit: --(accounts|role-name|start)/);
+    }
+  });
+});
+
+describe("npm start -- audit on the default scenario (a simulated organization)", () => {
+  it("--accounts all: each member through the spoke role, and the account without a spoke as a row with its reason", async () => {
+    // Act
+    const out = await simulated(["--scenario", "local/scenarios/default.json", "--accounts", "all", "--json"]);
+
+    // Assess
+    expect(out.code).toBe(1);
+    const doc = JSON.parse(out.stdout);
+    const entered = doc.accounts.filter((a: { regionsAudited: number }) => a.regionsAudited > 0);
+    expect(entered.map((a: { name: string }) => a.name).sort()).toEqual(["analytics", "payments-prod"]);
+    expect(doc.errors).toContainEqual(
+      expect.objectContaining({
+        accountId: "222200000000",
+        region: "eu-west-1",
+        code: "AccessDenied",
+        message: expect.stringContaining("cannot assume imdsv2-guard-spoke in 222200000000 (eu-west-1): AccessDenied"),
+      }),
+    );
+    // Each account sees only its own instances.
+    const ids = (account: string) =>
+      doc.regions
+        .filter((r: { accountId: string }) => r.accountId === account)
+        .flatMap((r: { instances: { instanceId: string }[] }) => r.instances.map((i) => i.instanceId));
+    expect(ids("444455556666")).toEqual(["i-0c1b2c3d4e5f60001"]);
+    expect(ids("111122223333")).not.toContain("i-0c1b2c3d4e5f60001");
   });
 });

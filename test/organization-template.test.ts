@@ -137,7 +137,14 @@ function statements(template: Template): { where: string; statement: Statement }
     const record = value as Record<string, unknown>;
     if (Array.isArray(record.Statement) || (typeof record.Statement === "object" && record.Statement !== null)) {
       const list = Array.isArray(record.Statement) ? record.Statement : [record.Statement];
-      for (const s of list) out.push({ where, statement: statementSchema.parse(s) });
+      for (const s of list) {
+        const branches = (s as { "Fn::If"?: unknown[] })["Fn::If"];
+        const candidates = Array.isArray(branches) ? branches.slice(1) : [s];
+        for (const c of candidates) {
+          if ((c as { Ref?: unknown }).Ref === "AWS::NoValue") continue;
+          out.push({ where, statement: statementSchema.parse(c) });
+        }
+      }
     }
     for (const [k, v] of Object.entries(record)) if (k !== "Statement") visit(`${where}.${k}`, v);
   };
@@ -182,7 +189,7 @@ describe("spokes: plain CloudFormation, no code", () => {
 });
 
 describe("spoke-account.yml: the roles", () => {
-  it("trusts only the hub's function roles, by the hub account's root and aws:PrincipalArn, within the organization", async () => {
+  it("trusts only the hub's function roles (and optionally named auditors), by account root and aws:PrincipalArn, within the organization", async () => {
     const { template } = await spoke("spoke-account.yml");
     const role = resource(template, "SpokeRole").Properties;
     expect(role.RoleName).toBe("imdsv2-guard-spoke");
@@ -191,11 +198,38 @@ describe("spoke-account.yml: the roles", () => {
       HubAccountId: HUB,
       HubRoleNamePrefix: HUB_ROLE_PREFIX,
       OrganizationId: ORG,
+      AuditorAccountId: "X",
+      AuditorRolePattern: "Y",
     };
-    const trust = z
-      .object({ Statement: z.array(statementSchema) })
+    const document = z
+      .object({ Statement: z.array(z.unknown()) })
       .parse(resolve(role.AssumeRolePolicyDocument, values));
-    expect(trust.Statement).toEqual([
+    // The auditors' statement exists only with AuditorAccountId and AuditorRolePattern set (below).
+    const [hubStatement, auditors, ...rest] = document.Statement;
+    expect(rest).toEqual([]);
+    expect(auditors).toEqual({
+      "Fn::If": [
+        "HasAuditor",
+        {
+          Sid: "AuditorsOfThisOrganization",
+          Effect: "Allow",
+          Principal: { AWS: "arn:aws:iam::X:root" },
+          Action: "sts:AssumeRole",
+          Condition: {
+            ArnLike: { "aws:PrincipalArn": "arn:aws:iam::X:role/Y" },
+            StringEquals: { "aws:PrincipalOrgID": ORG },
+          },
+        },
+        { Ref: "AWS::NoValue" },
+      ],
+    });
+    expect(template.Conditions.HasAuditor).toEqual({
+      "Fn::And": [
+        { "Fn::Not": [{ "Fn::Equals": [{ Ref: "AuditorAccountId" }, ""] }] },
+        { "Fn::Not": [{ "Fn::Equals": [{ Ref: "AuditorRolePattern" }, ""] }] },
+      ],
+    });
+    expect([statementSchema.parse(hubStatement)]).toEqual([
       {
         Sid: "HubFunctionRolesOfThisOrganization",
         Effect: "Allow",
@@ -211,6 +245,7 @@ describe("spoke-account.yml: the roles", () => {
               "sendProbe",
               "checkProbe",
               "checkRejected",
+              "sweep",
             ].map((fn) => `arn:aws:iam::${HUB}:role/${HUB_ROLE_PREFIX}-${fn}`),
           },
           StringEquals: { "aws:PrincipalOrgID": ORG },
@@ -245,10 +280,11 @@ describe("spoke-account.yml: the roles", () => {
     // The enforce and probe policies exist only under conditions that are false for AccessMode=read-only.
     const conditional = policies.filter((p) => "Fn::If" in p).map((p) => z.array(z.unknown()).parse(p["Fn::If"])[0]);
     expect(conditional).toEqual(["MayEnforce", "MayProbe"]);
-    expect(template.Conditions).toEqual({
+    expect(template.Conditions).toMatchObject({
       MayEnforce: { "Fn::Equals": [{ Ref: "AccessMode" }, "enforce"] },
       MayProbe: { "Fn::Not": [{ "Fn::Equals": [{ Ref: "AccessMode" }, "read-only"] }] },
     });
+    expect(Object.keys(template.Conditions).sort()).toEqual(["HasAuditor", "MayEnforce", "MayProbe"]);
     const unconditional = policies.filter((p) => !("Fn::If" in p));
     const actions = JSON.stringify(unconditional);
     expect(actions).not.toMatch(/Modify|SendCommand|Put|Create|Delete/);
@@ -342,15 +378,32 @@ describe("the hub: serverless.yml with organizationId", () => {
 
   it("adds only the hub: without its bus, policies and settings, the template is the single-account one", () => {
     const stripped = structuredClone(hub);
-    for (const id of ["HubEventBus", "HubEventBusPolicy", "HubAssumeSpokeRolePolicy", "HubReadOrganizationPolicy"]) {
+    for (const id of [
+      "HubEventBus",
+      "HubEventBusPolicy",
+      "HubAssumeSpokeRolePolicy",
+      "HubReadOrganizationPolicy",
+      "HubSweepReportPolicy",
+    ]) {
       expect(stripped.Resources[id], id).toBeDefined();
       delete stripped.Resources[id];
     }
     delete resource(stripped, "GuardEventRule").Properties.EventBusName;
     delete resource(stripped, "GuardStateChangeRule").Properties.EventBusName;
-    const hubOnlyVariables = ["ORGANIZATION_ID", "SPOKE_ROLE_NAME", "ALLOWED_ACCOUNT_IDS", "ALLOWED_OU_IDS"];
-    for (const r of Object.values(stripped.Resources)) {
+    const hubOnlyVariables = [
+      "ORGANIZATION_ID",
+      "SPOKE_ROLE_NAME",
+      "ALLOWED_ACCOUNT_IDS",
+      "ALLOWED_OU_IDS",
+      "SWEEP_REGIONS",
+      "TOPIC_ARN",
+      "SLACK_TOPIC_ARN",
+      "SLACK_VERDICTS",
+    ];
+    for (const [id, r] of Object.entries(stripped.Resources)) {
       const variables = (r.Properties.Environment as { Variables?: Record<string, unknown> } | undefined)?.Variables;
+      // Notify has its topics in both; only the sweep gets them from the hub.
+      if (id === "NotifyLambdaFunction") continue;
       for (const name of hubOnlyVariables) if (variables) delete variables[name];
     }
     delete (stripped.Outputs as Record<string, unknown>).HubEventBusArn;
@@ -412,6 +465,7 @@ describe("the hub: serverless.yml with organizationId", () => {
         "CheckProbeRole",
         "AssessAccountRole",
         "CheckRejectedRole",
+        "SweepRole",
       ].map((r) => ({ Ref: r })),
     );
     expect(z.object({ Statement: z.array(statementSchema) }).parse(policy.PolicyDocument).Statement).toEqual([
@@ -426,6 +480,39 @@ describe("the hub: serverless.yml with organizationId", () => {
     for (const { where, statement } of statements(hub)) {
       if (statement.Effect === "Allow") for (const a of actionsOf(statement)) expect(a, where).not.toBe("*");
     }
+  });
+
+  it("lets the sweep list the organization's accounts and publish its posture report to the guard's topics only", () => {
+    const read = resource(hub, "HubReadOrganizationPolicy").Properties;
+    expect(read.Roles).toEqual([{ Ref: "ResolveTargetsRole" }, { Ref: "SweepRole" }]);
+    expect(JSON.stringify(read.PolicyDocument)).toContain(
+      '"Action":["organizations:ListAccounts","organizations:ListParents"]',
+    );
+    const report = resource(hub, "HubSweepReportPolicy").Properties;
+    expect(report.Roles).toEqual([{ Ref: "SweepRole" }]);
+    expect(z.object({ Statement: z.array(statementSchema) }).parse(report.PolicyDocument).Statement).toEqual([
+      {
+        Sid: "PublishToGuardTopics",
+        Effect: "Allow",
+        Action: "sns:Publish",
+        Resource: [{ Ref: "AlertTopic" }, { "Fn::If": ["HasSlack", { Ref: "SlackTopic" }, { Ref: "AWS::NoValue" }] }],
+      },
+      {
+        Sid: "UseTopicKey",
+        Effect: "Allow",
+        Action: ["kms:GenerateDataKey", "kms:Decrypt"],
+        Resource: { "Fn::GetAtt": ["AlertKey", "Arn"] },
+      },
+    ]);
+    const variables = z
+      .object({ Variables: z.record(z.string(), z.unknown()) })
+      .parse(resource(hub, "SweepLambdaFunction").Properties.Environment).Variables;
+    expect(variables).toMatchObject({
+      ORGANIZATION_ID: ORG,
+      SPOKE_ROLE_NAME: "imdsv2-guard-spoke",
+      SWEEP_REGIONS: "",
+      TOPIC_ARN: { Ref: "AlertTopic" },
+    });
   });
 
   it("tells every acting function and ResolveTargets that it is the hub", () => {

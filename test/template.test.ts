@@ -795,6 +795,8 @@ describe("IAM", () => {
     const [admin, cloudwatch, notify] = statements.map((s) => ({ ...s, actions: actionsOf(s).sort() }));
     const account = { AWS: sub(`arn:\${AWS::Partition}:iam::\${AWS::AccountId}:root`) };
     const notifyRole = String(resource(defaults, "NotifyRole").Properties.RoleName);
+    // Named for the hub's posture report; here the sweep's IAM policy allows no KMS use (checked per role above).
+    const sweepRole = String(resource(defaults, "SweepRole").Properties.RoleName);
     // Exact: SNS asks KMS for a data key and decrypts it, nothing more (no GenerateDataKey* variants).
     const use = ["kms:Decrypt", "kms:GenerateDataKey"];
 
@@ -815,7 +817,12 @@ describe("IAM", () => {
       Principal: account,
       actions: use,
       Condition: {
-        ArnEquals: { "aws:PrincipalArn": sub(`arn:\${AWS::Partition}:iam::\${AWS::AccountId}:role/${notifyRole}`) },
+        ArnEquals: {
+          "aws:PrincipalArn": [
+            sub(`arn:\${AWS::Partition}:iam::\${AWS::AccountId}:role/${notifyRole}`),
+            sub(`arn:\${AWS::Partition}:iam::\${AWS::AccountId}:role/${sweepRole}`),
+          ],
+        },
       },
     });
   });

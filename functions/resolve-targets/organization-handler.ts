@@ -1,8 +1,8 @@
 import { organizations } from "../../shared/aws/clients/organizations.js";
-import { type OrganizationDirectory, organizationsDirectory } from "../../shared/aws/organization-directory.js";
+import { directoryFor } from "../../shared/aws/organization-directory.js";
 import { loadResolveTargetsConfig, type ResolveTargetsConfig } from "../../shared/runtime/config.js";
 import { onColdStart } from "../../shared/runtime/lambda-handler.js";
-import { configuredDirectoryFor, createHandler } from "./handler.js";
+import { createHandler } from "./handler.js";
 
 /**
  * resolve-targets as the hub deploys it (serverless.yml picks it when organizationId is set): the same step, with
@@ -10,12 +10,7 @@ import { configuredDirectoryFor, createHandler } from "./handler.js";
  * Organizations client brings the AWS SDK, about 300 KiB that the single-account bundle would load and never call.
  */
 export function createOrganizationHandler(config: ResolveTargetsConfig, now?: () => Date) {
-  return createHandler(config, now, organizationDirectoryFor(config));
-}
-
-function organizationDirectoryFor(config: ResolveTargetsConfig): OrganizationDirectory | undefined {
-  if (!config.organization) return undefined;
-  return configuredDirectoryFor(config) ?? organizationsDirectory(organizations);
+  return createHandler(config, now, config.organization ? directoryFor(config.organization, organizations) : undefined);
 }
 
 export const handler = onColdStart(() => createOrganizationHandler(loadResolveTargetsConfig(process.env)));

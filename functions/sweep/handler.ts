@@ -1,15 +1,38 @@
-import { ec2 } from "../../shared/aws/clients/ec2.js";
+import { ec2, ec2ForTarget } from "../../shared/aws/clients/ec2.js";
+import { organizations } from "../../shared/aws/clients/organizations.js";
 import { sfn } from "../../shared/aws/clients/sfn.js";
+import { sns } from "../../shared/aws/clients/sns.js";
+import { directoryFor, type OrganizationDirectory } from "../../shared/aws/organization-directory.js";
+import { type SpokeAccess, spokeAccessFor } from "../../shared/aws/spoke-credentials.js";
 import { loadSweepConfig, type SweepConfig } from "../../shared/runtime/config.js";
 import { lambdaHandler, onColdStart } from "../../shared/runtime/lambda-handler.js";
 import { logger } from "../../shared/runtime/logger.js";
-import { sweep } from "../../shared/steps/sweep.js";
+import { sweep, sweepOrganization } from "../../shared/steps/sweep.js";
 
-/** Scheduled (daily by default): finds instances that still allow IMDSv1 and runs them through the state machine. */
-export function createHandler(config: SweepConfig, now: () => Date = () => new Date()) {
+/**
+ * Scheduled (daily by default): finds instances that still allow IMDSv1 and runs them through the state machine.
+ * In organization mode (the hub) it covers every account and configured region, and publishes the posture report.
+ */
+export function createHandler(
+  config: SweepConfig,
+  now: () => Date = () => new Date(),
+  access: SpokeAccess | undefined = spokeAccessFor(config.organization),
+  directory: OrganizationDirectory | undefined = config.organization
+    ? directoryFor(config.organization, organizations)
+    : undefined,
+) {
+  const ec2For = ec2ForTarget(access);
   return lambdaHandler(async (scheduledEvent: unknown) => {
     const time = (scheduledEvent as { time?: unknown } | null)?.time;
-    return sweep({ ec2, sfn, logger, now, config }, typeof time === "string" ? { time } : {});
+    const scheduled = typeof time === "string" ? { time } : {};
+    const organization = config.organization;
+    if (organization && directory) {
+      return sweepOrganization(
+        { sfn, sns, logger, now, config: { ...config, organization }, directory, ec2For: (target) => ec2For(target) },
+        scheduled,
+      );
+    }
+    return sweep({ ec2, sfn, logger, now, config }, scheduled);
   });
 }
 

@@ -11,10 +11,11 @@ type JSONValue = Parameters<StateMachine["run"]>[0];
 import { createHandler as createSweepHandler } from "../../functions/sweep/handler.js";
 import type { FlowSettings } from "../../shared/domain/model.js";
 import type { AccountDefaultAlertInput } from "../../shared/report/account-default-alert.js";
+import { ORG_POSTURE_SCHEMA, type OrgPostureReport } from "../../shared/report/org-posture.js";
 import type { RejectedCalls } from "../../shared/report/rejected-calls.js";
 import { type EventReport, parseMachineReport } from "../../shared/report/report.js";
 import { DEFAULT_FLOW_SETTINGS, type NotifyConfig, type ResolveTargetsConfig } from "../../shared/runtime/config.js";
-import type { SweepOutcome } from "../../shared/steps/sweep.js";
+import type { OrganizationSweepOutcome, SweepOutcome } from "../../shared/steps/sweep.js";
 import { SimAccount, type SimFaults } from "../sim/sim-account.js";
 import { SIM_SPOKE_ROLE_NAME, SimOrganization } from "../sim/sim-organization.js";
 import { type LambdaHandler, localFunctions } from "./lambda-functions.js";
@@ -102,6 +103,10 @@ export interface FlowRun {
   /** Last-resort messages: the report itself could not be published. */
   fallbacks: string[];
   sweeps: SweepOutcome[];
+  /** Organization mode: the organization sweeps' outcomes, one row per account × region. */
+  orgSweeps: OrganizationSweepOutcome[];
+  /** Organization mode: the posture reports the sweeps published (the machine copy). */
+  postureReports: OrgPostureReport[];
   /** The simulated account (single-account mode), or the hub's (organization mode: ledger, topic, executions). */
   sim: SimAccount;
   /** Organization mode: the simulated organization, its member accounts and the AssumeRole calls made. */
@@ -263,6 +268,7 @@ export async function runFlow(scenario: Scenario, options: RunOptions = {}): Pro
 
     const executions: ExecutionRecord[] = [];
     const sweeps: SweepOutcome[] = [];
+    const orgSweeps: OrganizationSweepOutcome[] = [];
     const deliveries: { eventIndex: number; delivery: number; at: number }[] = [];
     scenario.events.forEach((event, i) => {
       const at = (i * scenario.eventSpacingSeconds + eventDelaySeconds(event)) * 1000;
@@ -289,8 +295,22 @@ export async function runFlow(scenario: Scenario, options: RunOptions = {}): Pro
       exemptUntilTagKey: settings.exemptUntilTagKey,
       enforceAccountDefault: options.enforceAccountDefault ?? false,
       instancesPerExecution: options.sweepInstancesPerExecution ?? 500,
-      account: SIM_ACCOUNT_ID,
-      region: SIM_REGION,
+      account: org?.spec.hubAccount ?? SIM_ACCOUNT_ID,
+      region: org?.spec.hubRegion ?? SIM_REGION,
+      ...(org
+        ? {
+            organization: {
+              id: org.spec.id,
+              spokeRoleName: SIM_SPOKE_ROLE_NAME,
+              allowedAccounts: org.spec.allowedAccounts,
+              allowedOus: [],
+              // Every region any account of the scenario has: an account without one of them is swept there too.
+              regions: [...new Set(org.spec.accounts.flatMap((a) => a.regions))],
+              concurrency: 4,
+              topics: notify,
+            },
+          }
+        : {}),
     });
     scenario.sweepAtSeconds.forEach((at, i) => {
       setTimeout(() => {
@@ -301,7 +321,11 @@ export async function runFlow(scenario: Scenario, options: RunOptions = {}): Pro
           "detail-type": "Scheduled Event",
           time: new Date(SCENARIO_EPOCH + at * 1000).toISOString(),
         };
-        track(sweepHandler(scheduledEvent, lambdaContext("Sweep", i + 1)).then((o) => sweeps.push(o)));
+        track(
+          sweepHandler(scheduledEvent, lambdaContext("Sweep", i + 1)).then((o) =>
+            "organization" in o ? orgSweeps.push(o) : sweeps.push(o as SweepOutcome),
+          ),
+        );
       }, at * 1000);
     });
     for (const d of deliveries) {
@@ -336,6 +360,7 @@ export async function runFlow(scenario: Scenario, options: RunOptions = {}): Pro
     const alerts: RejectedCallsAlert[] = [];
     const accountDefaultAlerts: AccountDefaultAlert[] = [];
     const fallbacks: string[] = [];
+    const postureReports: OrgPostureReport[] = [];
     let lastReportAt = SCENARIO_EPOCH;
     for (const p of sim.published) {
       const message = JSON.parse(p.input.Message ?? "{}") as { sqs?: string; default?: string };
@@ -346,6 +371,8 @@ export async function runFlow(scenario: Scenario, options: RunOptions = {}): Pro
         fallbacks.push(message.default ?? "");
       } else if (schema === "imdsv2-guard.rejected-calls.v1") {
         alerts.push(JSON.parse(sqs) as RejectedCallsAlert);
+      } else if (schema === ORG_POSTURE_SCHEMA) {
+        postureReports.push(JSON.parse(sqs) as OrgPostureReport);
       } else if (schema === "imdsv2-guard.account-default.v1") {
         accountDefaultAlerts.push(JSON.parse(sqs) as AccountDefaultAlert);
       } else {
@@ -361,6 +388,8 @@ export async function runFlow(scenario: Scenario, options: RunOptions = {}): Pro
       accountDefaultAlerts,
       fallbacks,
       sweeps,
+      orgSweeps,
+      postureReports,
       sim,
       ...(org ? { org } : {}),
       lambdaInvocations,

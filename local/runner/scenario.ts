@@ -72,6 +72,16 @@ export const scenarioOrganizationSchema = z.strictObject({
         name: z.string().min(1).max(50),
         regions: z.array(z.string().min(1)).min(1),
         spoke: z.boolean().default(true),
+        /** Opt-in regions this account has not enabled: STS refuses to issue its credentials there. */
+        disabledRegions: z.array(z.string().min(1)).optional(),
+        /** This account's IMDS defaults in every region (default: the scenario's `account`). */
+        defaults: z
+          .strictObject({
+            httpTokens: z.enum(["optional", "required", "no-preference"]).default("no-preference"),
+            httpTokensEnforced: z.boolean().default(false),
+            managedBy: z.enum(["account", "declarative-policy"]).default("account"),
+          })
+          .optional(),
       }),
     )
     .min(1),
@@ -127,9 +137,6 @@ export function parseScenario(raw: unknown, source: string): Scenario {
   if (!parsed.success) throw new Error(`Invalid scenario ${source}: ${describeIssues(parsed.error)}`);
   const org = parsed.data.organization;
   if (org) {
-    if (parsed.data.sweepAtSeconds.length > 0) {
-      throw new Error(`Invalid scenario ${source}: sweepAtSeconds: the organization sweep is not simulated yet`);
-    }
     parsed.data.instances.forEach((instance, i) => {
       const account = org.accounts.find((a) => a.id === (instance.account ?? org.accounts[0]?.id));
       if (!account)

@@ -2,10 +2,11 @@ import { CloudWatchClient } from "@aws-sdk/client-cloudwatch";
 import { EC2Client } from "@aws-sdk/client-ec2";
 import { SFNClient } from "@aws-sdk/client-sfn";
 import type { AuditClients } from "../../audit/audit.js";
-import type { AwsAccess } from "../../audit/aws-access.js";
+import { type AwsAccess, organizationAccess } from "../../audit/aws-access.js";
 import { type AuditIo, type AuditMode, runAudit } from "../../audit/command.js";
 import auditFleet from "../scenarios/audit-fleet.json" with { type: "json" };
 import { SimAccount } from "../sim/sim-account.js";
+import { SimOrganization } from "../sim/sim-organization.js";
 import { parseScenario, readScenarioFile, type Scenario } from "./scenario.js";
 
 /** The simulated account has one region: the one the scenarios' events come from. */
@@ -58,6 +59,47 @@ export function simulatedAccess(scenario: Scenario, onAccount?: (sim: SimAccount
   };
 }
 
+/**
+ * A simulated organization (a scenario with `organization`, such as the default one): the caller is the hub
+ * account, `--accounts` assumes the spoke role in each member through the simulated STS, which refuses where no
+ * spoke is deployed, and `--accounts all` reads the simulated Organizations.
+ */
+export function simulatedOrganizationAccess(scenario: Scenario, org: NonNullable<Scenario["organization"]>): AwsAccess {
+  const world = new SimOrganization(
+    org,
+    scenario.instances,
+    {},
+    { account: scenario.account, images: scenario.images },
+  );
+  world.install();
+  const settings = { region: org.hubRegion, maxAttempts: 1 };
+  // The hub's own clients: the environment's (simulated) hub keys, as a person's would be.
+  const own: AuditClients = {
+    ec2: new EC2Client(settings),
+    cloudwatch: new CloudWatchClient(settings),
+    sfn: new SFNClient(settings),
+    now: () => new Date(),
+  };
+  const organization = organizationAccess({ maxAttempts: 1 });
+  return {
+    checkCredentials: async () => {},
+    defaultRegion: async () => org.hubRegion,
+    enabledRegions: async () => organizationRegions(org),
+    clientsFor: () => own,
+    defaultStateMachineArn: () => undefined,
+    listAccounts: organization.listAccounts,
+    clientsInAccount: organization.clientsInAccount,
+    close: () => {
+      organization.close();
+      world.restore();
+    },
+  };
+}
+
+function organizationRegions(org: NonNullable<Scenario["organization"]>): string[] {
+  return [...new Set([org.hubRegion, ...org.accounts.flatMap((a) => a.regions)])];
+}
+
 export interface SimulatedAuditHooks {
   /** Called with the simulated account once it is installed (tests observe StartExecution through it). */
   onSimulatedAccount?: (sim: SimAccount) => void;
@@ -96,6 +138,16 @@ export async function runSimulatedAudit(
   } catch (error) {
     io.stderr.write(`imdsv2-guard audit: ${error instanceof Error ? error.message : String(error)}\n`);
     return 2;
+  }
+  const org = scenario.organization;
+  if (org) {
+    const regions = organizationRegions(org);
+    const mode: AuditMode = {
+      ...SIMULATED_MODE,
+      target: `Audits the simulated organization ${org.id} of the scenario (hub ${org.hubAccount}; with --accounts, its member accounts through the spoke role): no AWS credentials needed, nothing leaves this machine.`,
+      regions,
+    };
+    return runAudit(rest, io, { access: simulatedOrganizationAccess(scenario, org), mode });
   }
   const access = simulatedAccess(scenario, hooks.onSimulatedAccount);
   return runAudit(rest, io, { access, mode: SIMULATED_MODE });

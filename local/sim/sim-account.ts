@@ -737,10 +737,12 @@ export type SimRouter = (service: SimService, caller: () => SimCaller) => Promis
  * account in single-account mode, or (local/sim/sim-organization.ts) the account whose credentials the client holds.
  */
 export function installSimClients(route: SimRouter): { restore(): void }[] {
-  const routed =
-    (service: SimService, api: SimApi) =>
-    async (input: unknown, getClient: () => unknown): Promise<unknown> =>
-      (await route(service, getClient as () => SimCaller)).handle(api, input);
+  // getClient answers with the client that called send() last: taken at once, before any await, or a concurrent
+  // call from another account's client would be routed as if it were this one.
+  const routed = (service: SimService, api: SimApi) => (input: unknown, getClient: () => unknown) => {
+    const client = getClient() as SimCaller;
+    return route(service, () => client).then((sim) => sim.handle(api, input));
+  };
   const ec2 = mockClient(EC2Client);
   ec2.on(DescribeInstancesCommand).callsFake(routed("ec2", "DescribeInstances"));
   ec2.on(ModifyInstanceMetadataOptionsCommand).callsFake(routed("ec2", "ModifyInstanceMetadataOptions"));

@@ -22,7 +22,7 @@ export interface SimAssumeRoleCall {
   stsRegion: string;
   roleArn: string;
   sessionName: string;
-  outcome: "issued" | "AccessDenied";
+  outcome: "issued" | "AccessDenied" | "RegionDisabledException";
 }
 
 function awsError(name: string, message: string, httpStatusCode = 400): Error {
@@ -72,7 +72,8 @@ export class SimOrganization {
     const key = `${account}#${region}`;
     let sim = this.members.get(key);
     if (!sim) {
-      sim = new SimAccount([], this.faults, this.world);
+      const defaults = this.spec.accounts.find((a) => a.id === account)?.defaults;
+      sim = new SimAccount([], this.faults, defaults ? { ...this.world, account: defaults } : this.world);
       this.members.set(key, sim);
     }
     return sim;
@@ -127,17 +128,15 @@ export class SimOrganization {
     }
     this.mocks.push(...installSimClients((service, caller) => this.route(service, caller)));
     const sts = mockClient(STSClient);
-    sts
-      .on(AssumeRoleCommand)
-      .callsFake((input: AssumeRoleCommandInput, getClient: () => unknown) =>
-        this.assumeRole(input, getClient as () => SimCaller),
-      );
+    sts.on(AssumeRoleCommand).callsFake((input: AssumeRoleCommandInput, getClient: () => unknown) => {
+      const client = getClient() as SimCaller;
+      return this.assumeRole(input, () => client);
+    });
     const organizations = mockClient(OrganizationsClient);
-    organizations
-      .on(ListAccountsCommand)
-      .callsFake((input: ListAccountsCommandInput, getClient: () => unknown) =>
-        this.listAccounts(input, getClient as () => SimCaller),
-      );
+    organizations.on(ListAccountsCommand).callsFake((input: ListAccountsCommandInput, getClient: () => unknown) => {
+      const client = getClient() as SimCaller;
+      return this.listAccounts(input, () => client);
+    });
     organizations.on(ListParentsCommand).callsFake((input: ListParentsCommandInput) => this.listParents(input));
     this.mocks.push(sts, organizations);
   }
@@ -188,11 +187,20 @@ export class SimOrganization {
     const trusted =
       callerAccount === this.spec.hubAccount && spoke?.spoke === true && match?.[2] === SIM_SPOKE_ROLE_NAME;
     const at = Date.now();
-    if (!trusted || target === undefined) {
+    if (!trusted || target === undefined || !spoke) {
       this.assumeRoleCalls.push({ at, stsRegion, roleArn, sessionName, outcome: "AccessDenied" });
       throw awsError(
         "AccessDenied",
         `User: arn:aws:sts::${callerAccount}:assumed-role/imdsv2-guard-hub/function is not authorized to perform: sts:AssumeRole on resource: ${roleArn}`,
+        403,
+      );
+    }
+    // STS issues no credentials for an account in a region it has not enabled (an opt-in region).
+    if (spoke.disabledRegions?.includes(stsRegion)) {
+      this.assumeRoleCalls.push({ at, stsRegion, roleArn, sessionName, outcome: "RegionDisabledException" });
+      throw awsError(
+        "RegionDisabledException",
+        `STS is not activated in this region for account:${target}. Your account administrator can activate STS in this region using the IAM Console.`,
         403,
       );
     }

@@ -93,3 +93,14 @@ export function configuredDirectory(list: readonly OrganizationAccount[]): Organ
     },
   };
 }
+
+/**
+ * The hub's directory: the configured list when there is one (ORGANIZATION_ACCOUNTS), else Organizations itself.
+ * ResolveTargets' confused-deputy checks and the organization sweep read the organization through this one door.
+ */
+export function directoryFor(
+  organization: { accounts?: readonly OrganizationAccount[] },
+  client: OrganizationsClient,
+): OrganizationDirectory {
+  return organization.accounts ? configuredDirectory(organization.accounts) : organizationsDirectory(client);
+}

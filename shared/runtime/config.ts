@@ -230,7 +230,27 @@ export interface SweepConfig {
   instancesPerExecution: number;
   account: string;
   region: string;
+  /** Organization mode (the hub): sweep every account of the organization in these regions. */
+  organization?: OrganizationSweepConfig;
 }
+
+/** The organization sweep's settings: whom it may enter, where, how many at once, and where its report goes. */
+export interface OrganizationSweepConfig extends OrganizationConfig {
+  /** The regions swept in every account (SWEEP_REGIONS; default: the hub's own region). */
+  regions: string[];
+  /** Account × region pairs swept at a time. */
+  concurrency: number;
+  /** The posture report's topics, as Notify's. */
+  topics: { topicArn: string; slackTopicArn?: string; slackVerdicts: string[] };
+}
+
+const organizationSweepEnvSchema = z.object({
+  SWEEP_REGIONS: commaList(z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d{1,2}$/, "must be region names")),
+  SWEEP_CONCURRENCY: z.coerce.number().int().min(1).max(50).default(8),
+  TOPIC_ARN: z.string().startsWith("arn:"),
+  SLACK_TOPIC_ARN: z.string().startsWith("arn:").optional(),
+  SLACK_VERDICTS: z.string().default("fail,error,held,unverified,alert"),
+});
 
 const sweepEnvSchema = z.object({
   STATE_MACHINE_ARN: z.string().startsWith("arn:"),
@@ -246,6 +266,7 @@ const sweepEnvSchema = z.object({
 /** Reads the sweep's settings from the environment; throws at cold start when one is missing. */
 export function loadSweepConfig(env: NodeJS.ProcessEnv): SweepConfig {
   const e = parseEnv(sweepEnvSchema, env);
+  const organization = loadOrganizationConfig(env);
   return {
     stateMachineArn: e.STATE_MACHINE_ARN,
     mode: e.GUARD_MODE,
@@ -255,6 +276,27 @@ export function loadSweepConfig(env: NodeJS.ProcessEnv): SweepConfig {
     instancesPerExecution: e.INSTANCES_PER_EXECUTION,
     account: e.ACCOUNT_ID,
     region: e.AWS_REGION,
+    ...(organization ? { organization: loadOrganizationSweepConfig(env, organization, e.AWS_REGION) } : {}),
+  };
+}
+
+function loadOrganizationSweepConfig(
+  env: NodeJS.ProcessEnv,
+  organization: OrganizationConfig,
+  hubRegion: string,
+): OrganizationSweepConfig {
+  const o = parseEnv(organizationSweepEnvSchema, { ...env, SLACK_TOPIC_ARN: env.SLACK_TOPIC_ARN || undefined });
+  return {
+    ...organization,
+    regions: o.SWEEP_REGIONS.length > 0 ? [...new Set(o.SWEEP_REGIONS)] : [hubRegion],
+    concurrency: o.SWEEP_CONCURRENCY,
+    topics: {
+      topicArn: o.TOPIC_ARN,
+      ...(o.SLACK_TOPIC_ARN ? { slackTopicArn: o.SLACK_TOPIC_ARN } : {}),
+      slackVerdicts: o.SLACK_VERDICTS.split(",")
+        .map((v) => v.trim())
+        .filter(Boolean),
+    },
   };
 }
 

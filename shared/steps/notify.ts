@@ -1,8 +1,10 @@
 import type { Logger } from "@aws-lambda-powertools/logger";
-import { PublishCommand, type SNSClient } from "@aws-sdk/client-sns";
-import { classifyAwsError } from "../aws/errors.js";
-import { type EventReport, type SnsMessage, snsMessage } from "../report/report.js";
+import type { SNSClient } from "@aws-sdk/client-sns";
+import { publish } from "../aws/publish.js";
+import { type EventReport, snsMessage } from "../report/report.js";
 import type { NotifyConfig } from "../runtime/config.js";
+
+export { publish };
 
 export interface NotifyDeps {
   sns: SNSClient;
@@ -23,38 +25,4 @@ export async function publishReport(report: EventReport, deps: NotifyDeps): Prom
   const messageIds = await publish(snsMessage(report), report.verdict, deps);
   deps.logger.info("Published report", { eventId: report.event.eventId, verdict: report.verdict, messageIds });
   return { verdict: report.verdict, messageIds };
-}
-
-/**
- * Publishes one message to the alert topic, and to Slack's topic when `verdict` (an event's worst verdict, or
- * `alert`) is one Slack wants.
- */
-export async function publish(message: SnsMessage, verdict: string, deps: NotifyDeps): Promise<string[]> {
-  // The alert topic first: if it fails, nothing was sent and the step may be retried. Slack's topic is best effort
-  // after that, so a Slack failure never makes the step send the email again.
-  const messageIds: string[] = [];
-  try {
-    const out = await deps.sns.send(new PublishCommand({ TopicArn: deps.config.topicArn, ...message }));
-    messageIds.push(out.MessageId ?? "");
-  } catch (error) {
-    throw classifyAwsError(error, "Publish", "to the alert topic");
-  }
-  const slackTopicArn = slackTopicFor(message, deps.config);
-  if (slackTopicArn && deps.config.slackVerdicts.includes(verdict)) {
-    try {
-      const out = await deps.sns.send(new PublishCommand({ TopicArn: slackTopicArn, ...message }));
-      messageIds.push(out.MessageId ?? "");
-    } catch (error) {
-      deps.logger.error("Publish to the Slack topic failed; the alert topic has the message", {
-        error: classifyAwsError(error, "Publish", "to the Slack topic").message,
-      });
-    }
-  }
-  return messageIds;
-}
-
-/** The Slack topic for a message: its account's own (organization mode's routes), or the default one. */
-function slackTopicFor(message: SnsMessage, config: NotifyConfig): string | undefined {
-  const account = message.MessageAttributes.account?.StringValue;
-  return (account !== undefined ? config.slackTopicByAccount?.[account] : undefined) ?? config.slackTopicArn;
 }

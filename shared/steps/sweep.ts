@@ -1,13 +1,19 @@
 import type { Logger } from "@aws-lambda-powertools/logger";
 import type { EC2Client } from "@aws-sdk/client-ec2";
 import { ExecutionAlreadyExists, type SFNClient, StartExecutionCommand } from "@aws-sdk/client-sfn";
+import type { SNSClient } from "@aws-sdk/client-sns";
 import { readAccountPosture, requireTokensByDefault } from "../aws/account-defaults.js";
 import { describeInstancesWhere } from "../aws/ec2-instances.js";
-import { classifyAwsError } from "../aws/errors.js";
+import { awsErrorCode, classifyAwsError } from "../aws/errors.js";
+import type { OrganizationDirectory } from "../aws/organization-directory.js";
+import { publish } from "../aws/publish.js";
 import type { AccountPosture } from "../domain/account-posture.js";
+import { membershipRefusal, type SpokeTarget } from "../domain/confused-deputy.js";
 import { SWEEP_DETAIL_TYPE, SWEEP_SOURCE } from "../domain/event.js";
 import { exemptionOf } from "../domain/exemption.js";
-import type { SweepConfig } from "../runtime/config.js";
+import { type OrgSweepRow, orgSweepExecutionName, unreachableRow } from "../domain/org-posture.js";
+import { type OrgPostureReport, orgPostureMessage } from "../report/org-posture.js";
+import type { OrganizationSweepConfig, SweepConfig } from "../runtime/config.js";
 
 export interface SweepDeps {
   ec2: EC2Client;
@@ -41,15 +47,58 @@ const SWEEPABLE_STATES = ["pending", "running", "stopping", "stopped"];
 export async function sweep(deps: SweepDeps, scheduled: { time?: string } = {}): Promise<SweepOutcome> {
   const { config } = deps;
   const now = deps.now();
-  // Named after the schedule's time, not the clock: Lambda retries a failed scheduled run minutes later with the
-  // same event, and the same names then make StartExecution refuse to start the work twice.
-  const scheduledAt = scheduled.time && !Number.isNaN(Date.parse(scheduled.time)) ? new Date(scheduled.time) : now;
-  const sweepId = `sweep-${scheduledAt.toISOString().slice(0, 16).replace(/[-:T]/g, "")}`;
+  const sweepId = sweepIdFor(scheduled, now);
   let accountPosture = await readAccountPosture(deps.ec2);
   if (config.enforceAccountDefault && config.mode === "enforce") {
     accountPosture = await requireTokensByDefault(deps.ec2, accountPosture);
   }
-  const allowing = await describeInstancesWhere(deps.ec2, [
+  const region = await sweepRegion(deps.ec2, deps.sfn, config, now, {
+    account: config.account,
+    region: config.region,
+    accountPosture,
+    executionName: (n) => `${sweepId}-${n}`,
+    // A clean fleet still gets one execution, so the sweep's notification reports the account's posture.
+    alwaysOneExecution: true,
+  });
+  const outcome = { sweepId, ...region, accountPosture };
+  deps.logger.info("Sweep started executions", { ...outcome });
+  return outcome;
+}
+
+/**
+ * Named after the schedule's time, not the clock: Lambda retries a failed scheduled run minutes later with the same
+ * event, and the same names then make StartExecution refuse to start the work twice.
+ */
+function sweepIdFor(scheduled: { time?: string }, now: Date): string {
+  const scheduledAt = scheduled.time && !Number.isNaN(Date.parse(scheduled.time)) ? new Date(scheduled.time) : now;
+  return `sweep-${scheduledAt.toISOString().slice(0, 16).replace(/[-:T]/g, "")}`;
+}
+
+interface RegionSweep {
+  found: number;
+  exempt: number;
+  imdsDisabled: number;
+  executions: SweepOutcome["executions"];
+}
+
+/**
+ * One account and region: the instances that still allow IMDSv1, in executions of `instancesPerExecution`, each
+ * named by `executionName` so that a retry asks for the same names.
+ */
+async function sweepRegion(
+  ec2: EC2Client,
+  sfn: SFNClient,
+  config: SweepConfig,
+  now: Date,
+  where: {
+    account: string;
+    region: string;
+    accountPosture: AccountPosture;
+    executionName: (n: number) => string;
+    alwaysOneExecution: boolean;
+  },
+): Promise<RegionSweep> {
+  const allowing = await describeInstancesWhere(ec2, [
     { Name: "metadata-options.http-tokens", Values: ["optional"] },
     { Name: "instance-state-name", Values: SWEEPABLE_STATES },
   ]);
@@ -58,27 +107,30 @@ export async function sweep(deps: SweepDeps, scheduled: { time?: string } = {}):
   const toCheck = candidates.filter((i) => exemptionOf(i.Tags, config, now).status !== "active");
   const ids = toCheck.map((i) => i.InstanceId).filter((id): id is string => id !== undefined);
   const executions: SweepOutcome["executions"] = [];
-  // A clean fleet still gets one execution, so the sweep's notification reports the account's posture.
-  for (let start = 0, n = 1; start < ids.length || n === 1; start += config.instancesPerExecution, n++) {
+  for (
+    let start = 0, n = 1;
+    start < ids.length || (n === 1 && where.alwaysOneExecution);
+    start += config.instancesPerExecution, n++
+  ) {
     const chunk = ids.slice(start, start + config.instancesPerExecution);
-    const name = `${sweepId}-${n}`;
+    const name = where.executionName(n);
     const input = {
       version: "0",
       id: name,
       "detail-type": SWEEP_DETAIL_TYPE,
       source: SWEEP_SOURCE,
-      account: config.account,
-      region: config.region,
+      account: where.account,
+      region: where.region,
       time: now.toISOString(),
       detail: {
         sweepId: name,
         instanceIds: chunk,
-        accountPosture,
+        accountPosture: where.accountPosture,
         fleet: { allowingImdsV1: candidates.length, exempt: candidates.length - toCheck.length },
       },
     };
     try {
-      await deps.sfn.send(
+      await sfn.send(
         new StartExecutionCommand({ stateMachineArn: config.stateMachineArn, name, input: JSON.stringify(input) }),
       );
       executions.push({ name, instances: chunk.length, alreadyStarted: false });
@@ -92,14 +144,149 @@ export async function sweep(deps: SweepDeps, scheduled: { time?: string } = {}):
       executions.push({ name, instances: chunk.length, alreadyStarted: true });
     }
   }
-  const outcome = {
-    sweepId,
+  return {
     found: allowing.length,
     exempt: candidates.length - toCheck.length,
     imdsDisabled: allowing.length - candidates.length,
-    accountPosture,
     executions,
   };
-  deps.logger.info("Sweep started executions", { ...outcome });
-  return outcome;
+}
+
+export interface OrganizationSweepDeps {
+  sfn: SFNClient;
+  sns: SNSClient;
+  logger: Logger;
+  now: () => Date;
+  config: SweepConfig & { organization: OrganizationSweepConfig };
+  /** The organization's accounts: Organizations ListAccounts (delegated administration) or the configured list. */
+  directory: OrganizationDirectory;
+  /** EC2 in a member account and region, through the spoke role (shared/aws/spoke-credentials.ts). */
+  ec2For: (target: SpokeTarget) => Promise<EC2Client>;
+}
+
+export interface OrganizationSweepOutcome {
+  sweepId: string;
+  organization: true;
+  rows: OrgSweepRow[];
+  messageIds: string[];
+}
+
+/**
+ * The organization sweep: every account of the organization × every configured region, a bounded number at a
+ * time. In each it assumes the spoke role (session `imdsv2-guard-<sweepId>`, so the member's CloudTrail says it
+ * was the sweep), reads the IMDS defaults and the instances that still allow IMDSv1, and starts executions for
+ * them as the single-account sweep does, named per account, region and window. An account or region it cannot
+ * enter is a row that says why; it never stops the others. One posture report per run goes to the alert topic.
+ * The account defaults are not changed here: the spoke role may not, and the organization's lever is the EC2
+ * declarative policy the report recommends.
+ */
+export async function sweepOrganization(
+  deps: OrganizationSweepDeps,
+  scheduled: { time?: string } = {},
+): Promise<OrganizationSweepOutcome> {
+  const { config } = deps;
+  const org = config.organization;
+  const now = deps.now();
+  const sweepId = sweepIdFor(scheduled, now);
+  // The directory failing is the one failure that concerns every account: the run fails, Lambda retries it, and
+  // the failure queue and its alarm say so (a retry starts nothing twice: same names).
+  const accounts = (await deps.directory.accounts()).filter((a) => a.status === undefined || a.status === "ACTIVE");
+  const pairs = accounts.flatMap((a) => org.regions.map((region) => ({ account: a, region })));
+  const rows = await mapLimit(pairs, org.concurrency, async ({ account, region }): Promise<OrgSweepRow> => {
+    const base = { account: account.id, ...(account.name ? { accountName: account.name } : {}), region };
+    const refusal = await allowListRefusal(account.id, org, deps.directory);
+    if (refusal) return { ...base, status: "outside-allow-list", reason: refusal };
+    let ec2: EC2Client;
+    try {
+      ec2 = await deps.ec2For({ account: account.id, region, eventId: sweepId });
+    } catch (error) {
+      return { ...base, ...unreachableRow("assume-role", codeOf(error), messageOf(error)) };
+    }
+    try {
+      const posture = await readAccountPosture(ec2);
+      const swept = await sweepRegion(ec2, deps.sfn, config, now, {
+        account: account.id,
+        region,
+        accountPosture: posture,
+        executionName: (n) => orgSweepExecutionName(sweepId, account.id, region, n),
+        // The posture report covers clean pairs: no execution per clean account and region every day.
+        alwaysOneExecution: false,
+      });
+      const allowingImdsV1 = swept.found - swept.imdsDisabled;
+      return {
+        ...base,
+        status: "swept",
+        posture,
+        allowingImdsV1,
+        exempt: swept.exempt,
+        sentToGuard: allowingImdsV1 - swept.exempt,
+        executions: swept.executions,
+      };
+    } catch (error) {
+      // The hub's own call: not the member's drift. Executions already started stay started; a retry names them again.
+      if ((error as { api?: unknown } | null)?.api === "StartExecution") {
+        return { ...base, status: "error", reason: `the hub could not start the execution: ${messageOf(error)}` };
+      }
+      return { ...base, ...unreachableRow("call", codeOf(error), messageOf(error)) };
+    }
+  });
+  const report: OrgPostureReport = {
+    sweepId,
+    organizationId: org.id,
+    generatedAt: now.toISOString(),
+    regions: org.regions,
+    rows,
+  };
+  const message = orgPostureMessage(report);
+  const verdict = message.MessageAttributes.verdict?.StringValue ?? "alert";
+  const messageIds = await publish(message, verdict, { sns: deps.sns, logger: deps.logger, config: org.topics });
+  deps.logger.info("Organization sweep", {
+    sweepId,
+    pairs: rows.length,
+    byStatus: Object.fromEntries(
+      ["swept", "drift", "error", "outside-allow-list"].map((s) => [s, rows.filter((r) => r.status === s).length]),
+    ),
+    executions: rows.reduce((n, r) => n + (r.executions?.filter((e) => !e.alreadyStarted).length ?? 0), 0),
+    messageIds,
+  });
+  return { sweepId, organization: true, rows, messageIds };
+}
+
+/** The allow-list of the hub (ALLOWED_ACCOUNT_IDS / ALLOWED_OU_IDS), as ResolveTargets applies it to events. */
+async function allowListRefusal(
+  account: string,
+  org: OrganizationSweepConfig,
+  directory: OrganizationDirectory,
+): Promise<string | undefined> {
+  if (org.allowedAccounts.length === 0 && org.allowedOus.length === 0) return undefined;
+  // OUs are asked only when the allow-list names some: ListParents per account is the expensive part.
+  const membership =
+    org.allowedOus.length > 0 ? await directory.membership(account) : { status: "member" as const, ouIds: [] };
+  return membershipRefusal(account, membership, org);
+}
+
+/** The AWS code of a failure: on the guard's classified errors, or on their cause, or on the SDK's error itself. */
+function codeOf(error: unknown): string | undefined {
+  const own = (error as { code?: unknown } | null)?.code;
+  if (typeof own === "string") return own;
+  const cause = (error as { cause?: unknown } | null)?.cause;
+  return (cause !== undefined ? awsErrorCode(cause) : undefined) ?? awsErrorCode(error);
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** Runs `fn` over `items`, at most `limit` at a time; results keep the items' order. `fn` must not throw. */
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await fn(items[index] as T);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
 }

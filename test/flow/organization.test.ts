@@ -81,7 +81,10 @@ describe("organization mode: the default `npm start` scenario", () => {
     );
     expect(calls.some((c) => c.roleArn.includes("999988887777"))).toBe(false);
     for (const c of calls) {
-      expect(c.sessionName).toMatch(/^imdsv2-guard-(c0ffee00|7d3a9c4e)-0000-4000-8000-0000000000\d\d$/);
+      // An event's session, or the daily sweep's (its own, and that of each execution it started).
+      expect(c.sessionName).toMatch(
+        /^imdsv2-guard-((c0ffee00|7d3a9c4e)-0000-4000-8000-0000000000\d\d|sweep-\d{12}(-\d{12}-[a-z]+-[a-z]+-\d-\d+)?)$/,
+      );
       expect(c.roleArn).toMatch(/^arn:aws:iam::\d{12}:role\/imdsv2-guard-spoke$/);
     }
     // Through the event's own region's STS endpoint.

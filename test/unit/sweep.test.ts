@@ -1,17 +1,19 @@
 import {
   DescribeInstancesCommand,
+  type EC2Client,
   GetInstanceMetadataDefaultsCommand,
   type Instance,
   ModifyInstanceMetadataDefaultsCommand,
   type Tag,
 } from "@aws-sdk/client-ec2";
 import { ExecutionAlreadyExists, StartExecutionCommand } from "@aws-sdk/client-sfn";
+import type { SNSClient } from "@aws-sdk/client-sns";
 import { beforeEach, describe, expect, it } from "vitest";
 import { createHandler as createSweepHandler } from "../../functions/sweep/handler.js";
 import { ec2, sfn } from "../../shared/aws/clients/index.js";
 import type { SweepConfig } from "../../shared/runtime/config.js";
 import { resolveTargets } from "../../shared/steps/resolve-targets.js";
-import { sweep } from "../../shared/steps/sweep.js";
+import { sweep, sweepOrganization } from "../../shared/steps/sweep.js";
 import {
   ec2Instance,
   ec2Mock,
@@ -350,5 +352,140 @@ describe("sweep: audit mode and instances with IMDS off", () => {
     // Assess
     expect(outcome).toMatchObject({ found: 1, exempt: 0, imdsDisabled: 1 });
     expect(outcome.executions).toEqual([{ name: "sweep-202611280600-1", instances: 0, alreadyStarted: false }]);
+  });
+});
+
+describe("the organization sweep (sweepOrganization), with mocked clients", () => {
+  const ORG_CONFIG = {
+    ...CONFIG,
+    organization: {
+      id: "o-a1b2c3d4e5",
+      spokeRoleName: "imdsv2-guard-spoke",
+      allowedAccounts: [],
+      allowedOus: [],
+      regions: ["us-east-1"],
+      concurrency: 2,
+      topics: { topicArn: "arn:aws:sns:us-east-1:123456789012:alerts", slackVerdicts: ["alert"] },
+    },
+  };
+  const published: string[] = [];
+  const sns = {
+    send: async (command: { input: { Message?: string } }) => {
+      published.push(command.input.Message ?? "");
+      return { MessageId: "m" };
+    },
+  };
+
+  beforeEach(() => {
+    resetMocks();
+    published.length = 0;
+  });
+
+  it("fails the run when the organization cannot be listed, so Lambda retries it and the failure queue records it", async () => {
+    // Prepare
+    const directory = {
+      accounts: async () => {
+        throw Object.assign(new Error("denied"), { name: "AccessDeniedException" });
+      },
+      membership: async () => ({ status: "not-member" as const }),
+    };
+
+    // Act
+    const run = sweepOrganization(
+      {
+        sfn,
+        sns: sns as unknown as SNSClient,
+        logger,
+        now: () => NOW,
+        config: ORG_CONFIG,
+        directory,
+        ec2For: async () => ec2,
+      },
+      {},
+    );
+
+    // Assess
+    await expect(run).rejects.toThrow("denied");
+    expect(published).toEqual([]);
+    expect(sfnMock.commandCalls(StartExecutionCommand)).toHaveLength(0);
+  });
+
+  it("reports a spoke role that may not describe instances as drift, and the other account as swept", async () => {
+    // Prepare
+    posture({ HttpTokens: "required", ManagedBy: "account" });
+    fleet(optional(ID_A));
+    const denied = Object.assign(new Error("You are not authorized to perform this operation."), {
+      name: "UnauthorizedOperation",
+      $fault: "client",
+      $metadata: { httpStatusCode: 403 },
+    });
+    const directory = {
+      accounts: async () => [
+        { id: "111100000000", name: "a" },
+        { id: "222200000000", name: "b" },
+      ],
+      membership: async () => ({ status: "not-member" as const }),
+    };
+    const failing = { send: async () => Promise.reject(denied) };
+
+    // Act
+    const outcome = await sweepOrganization({
+      sfn,
+      sns: sns as unknown as SNSClient,
+      logger,
+      now: () => NOW,
+      config: ORG_CONFIG,
+      directory,
+      ec2For: async (target) => (target.account === "222200000000" ? (failing as unknown as EC2Client) : ec2),
+    });
+
+    // Assess
+    expect(outcome.rows.map((r) => [r.account, r.status, r.drift])).toEqual([
+      ["111100000000", "swept", undefined],
+      ["222200000000", "drift", "spoke role lacks a permission"],
+    ]);
+    expect(outcome.rows[1]?.reason).toContain("GetInstanceMetadataDefaults");
+    const started = startedInputs() as { account: string; region: string; detail: { instanceIds: string[] } }[];
+    expect(started.map((s) => [s.account, s.region, s.detail.instanceIds])).toEqual([
+      ["111100000000", "us-east-1", [ID_A]],
+    ]);
+    expect(published).toHaveLength(1);
+  });
+
+  it("reports the hub's own StartExecution failure as an error of the pair, not as the member's drift", async () => {
+    // Prepare
+    posture({ HttpTokens: "optional", ManagedBy: "account" });
+    fleet(optional(ID_A));
+    sfnMock.on(StartExecutionCommand).rejects(
+      Object.assign(new Error("not authorized to perform: states:StartExecution"), {
+        name: "AccessDeniedException",
+        $fault: "client",
+        $metadata: { httpStatusCode: 400 },
+      }),
+    );
+    const directory = {
+      accounts: async () => [{ id: "111100000000" }],
+      membership: async () => ({ status: "not-member" as const }),
+    };
+
+    // Act
+    const outcome = await sweepOrganization({
+      sfn,
+      sns: sns as unknown as SNSClient,
+      logger,
+      now: () => NOW,
+      config: ORG_CONFIG,
+      directory,
+      ec2For: async () => ec2,
+    });
+
+    // Assess
+    expect(outcome.rows).toEqual([
+      expect.objectContaining({
+        status: "error",
+        reason: expect.stringContaining("the hub could not start the execution"),
+      }),
+    ]);
+    expect(outcome.rows[0]?.drift).toBeUndefined();
   });
 });
