@@ -12,6 +12,7 @@ import {
 } from "../local/runner/burst-scenarios.js";
 import { type FlowRun, runFlow } from "../local/runner/run-flow.js";
 import { parseScenario } from "../local/runner/scenario.js";
+import { EC2_REQUEST_BUCKETS } from "../local/sim/ec2-throttling.js";
 import { functionBuildOptions, functionEntries, sourceOf } from "../scripts/function-bundles.js";
 import { flowCosts } from "./flow-costs.js";
 
@@ -101,7 +102,11 @@ async function flowFigures(): Promise<void> {
     );
   }
 
-  section("Bursts under EC2's documented token buckets (Modify 100 / 5 per s, reads 100 / 20 per s)");
+  const modify = EC2_REQUEST_BUCKETS.ModifyInstanceMetadataOptions;
+  const describe = EC2_REQUEST_BUCKETS.DescribeInstances;
+  section(
+    `Bursts under EC2's documented per-API token buckets (ModifyInstanceMetadataOptions ${modify.capacity} / ${modify.refillPerSecond} per s, DescribeInstances ${describe.capacity} / ${describe.refillPerSecond} per s)`,
+  );
   const bound = modifyLowerBoundSeconds(1000);
   process.stdout.write(
     `${row(["run", "verdicts", "simulated s to last verdict", "lower bound s", "ratio", "max history events / execution", "wall s"])}\n${row(["---", "---", "---:", "---:", "---:", "---:", "---:"])}\n`,

@@ -111,7 +111,12 @@ var ENFORCEMENT_KINDS = [
   "held"
 ];
 var enforcementKindSchema = z.enum(ENFORCEMENT_KINDS);
-var ENFORCEMENT_EVIDENCE = ["answered", "answered-with-error", "attempt-stopped-after-call"];
+var ENFORCEMENT_EVIDENCE = [
+  "answered",
+  "answered-with-error",
+  "intent-recorded",
+  "attempt-stopped-after-call"
+];
 var enforcementSchema = z.object({
   kind: enforcementKindSchema,
   /** HttpTokens before the guard acted, as the guard knows it ("optional", "required", "unknown"). */

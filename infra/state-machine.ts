@@ -24,8 +24,9 @@ export type StepFunction =
 /**
  * Whether a function may run again after it crashed part-way (Lambda.Unknown, Sandbox.Timedout), when it may already
  * have acted. The one place this is decided: the retry policy below reads it, and test/asl.test.ts checks it.
- * - Reads are safe to repeat. Enforce describes before it modifies, and a repeat that finds `required` where the
- *   triggering event recorded `optional` knows from `$$.State.RetryCount` that the change was its own (enforce.ts).
+ * - Reads are safe to repeat. Enforce describes before it modifies, and stores its intent in the ledger before it
+ *   calls, so a repeat that finds `required` knows the change was its own (enforce.ts; `$$.State.RetryCount` is the
+ *   fallback when the intent could not be stored).
  * - FinalizeBatch overwrites the batch's own ledger item; Notify may send a report twice, which is better than none.
  * - SendProbe is not: a crash after SendCommand succeeded would send a second probe.
  */

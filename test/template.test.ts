@@ -281,6 +281,8 @@ const EXPECTED_ACTIONS: Record<string, string[]> = {
   AssessAccountRole: ["ec2:GetInstanceMetadataDefaults", ...LOGS],
   EnforceRole: [
     "cloudwatch:GetMetricData",
+    "dynamodb:PutItem",
+    "dynamodb:Query",
     "ec2:DescribeImages",
     "ec2:DescribeInstances",
     "ec2:ModifyInstanceMetadataOptions",
@@ -755,8 +757,9 @@ describe("IAM", () => {
       expect(s.Resource, role).toEqual(getAtt("EventLedgerTable"));
       expect(s.Condition, role).toBeUndefined();
     }
-    // The ledger is reached by these two roles, the state machine's (ClaimEvent) and ClaimInstances (a conditional
-    // put per instance occurrence, the record's attribution, and reading it back), nobody else.
+    // The ledger is reached by these two roles, the state machine's (ClaimEvent), ClaimInstances (a conditional
+    // put per instance occurrence, the record's attribution, and reading it back) and Enforce (its intent before
+    // each modify, read back by a retry), nobody else.
     for (const role of ofType(defaults, "AWS::IAM::Role").map(([id]) => id)) {
       const dynamo = allowedActions(defaults, role).filter((a) => a.startsWith("dynamodb:"));
       const expected: Record<string, string[]> = {
@@ -764,6 +767,7 @@ describe("IAM", () => {
         NotifyRole: ["dynamodb:Query"],
         StateMachineRole: ["dynamodb:PutItem"],
         ClaimInstancesRole: ["dynamodb:PutItem", "dynamodb:Query"],
+        EnforceRole: ["dynamodb:PutItem", "dynamodb:Query"],
       };
       expect(dynamo, role).toEqual(expected[role] ?? []);
     }
@@ -1054,9 +1058,9 @@ describe("functions and logs", () => {
       LEDGER_TABLE_NAME: ref("EventLedgerTable"),
     });
     expect(envOf(configured, "NotifyLambdaFunction")).toMatchObject({ SLACK_VERDICTS: "fail,alert" });
-    expect(envOf(defaults, "FinalizeBatchLambdaFunction")).toMatchObject({
-      LEDGER_TABLE_NAME: ref("EventLedgerTable"),
-    });
+    for (const id of ["FinalizeBatchLambdaFunction", "EnforceLambdaFunction"]) {
+      expect(envOf(defaults, id), id).toMatchObject({ LEDGER_TABLE_NAME: ref("EventLedgerTable") });
+    }
     expect(envOf(defaults, "SweepLambdaFunction")).toMatchObject({
       STATE_MACHINE_ARN: ref("GuardStateMachine"),
       GUARD_MODE: "enforce",

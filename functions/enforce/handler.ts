@@ -1,10 +1,12 @@
 import * as z from "zod";
 import { cloudwatchForTarget } from "../../shared/aws/clients/cloudwatch.js";
+import { dynamodb } from "../../shared/aws/clients/dynamodb.js";
 import { ec2ForTarget } from "../../shared/aws/clients/ec2.js";
+import { dynamoEnforceIntents, type EnforceIntents } from "../../shared/aws/enforce-intents.js";
 import { imageSupportLookup } from "../../shared/aws/image-support.js";
 import { perAccountRegion, type SpokeAccess, spokeAccessFor } from "../../shared/aws/spoke-credentials.js";
 import { batchSchema } from "../../shared/domain/model.js";
-import { loadOrganizationConfig } from "../../shared/runtime/config.js";
+import { loadLedgerTableName, loadOrganizationConfig } from "../../shared/runtime/config.js";
 import { inBatchAccount, lambdaHandler, onColdStart } from "../../shared/runtime/lambda-handler.js";
 import { logger } from "../../shared/runtime/logger.js";
 import { parseStepInput } from "../../shared/runtime/step-input.js";
@@ -26,9 +28,10 @@ function parseEnforceInput(input: unknown): z.infer<typeof attemptInputSchema> {
 
 /**
  * Sets HttpTokens=required where needed (or says why not), in the batch's account and region. The AMI lookup is
- * cached per container and per account and region (AMIs are regional, and private ones per account).
+ * cached per container and per account and region (AMIs are regional, and private ones per account). The intents
+ * live in the hub's event ledger, read and written with the function's own role, also in organization mode.
  */
-export function createHandler(now: () => Date = () => new Date(), access?: SpokeAccess) {
+export function createHandler(intents: EnforceIntents, now: () => Date = () => new Date(), access?: SpokeAccess) {
   const ec2For = ec2ForTarget(access);
   const cloudwatchFor = cloudwatchForTarget(access);
   const imageSupportFor = perAccountRegion(imageSupportLookup);
@@ -42,10 +45,16 @@ export function createHandler(now: () => Date = () => new Date(), access?: Spoke
         cloudwatch: await cloudwatchFor(target),
         imageSupport: imageSupportFor(target),
       }),
-      (clients) => enforceBatch(batch, { ...clients, logger, now }, { retryCount }),
+      (clients) => enforceBatch(batch, { ...clients, intents, logger, now }, { retryCount }),
       now,
     );
   });
 }
 
-export const handler = onColdStart(() => createHandler(undefined, spokeAccessFor(loadOrganizationConfig(process.env))));
+export const handler = onColdStart(() =>
+  createHandler(
+    dynamoEnforceIntents(dynamodb, loadLedgerTableName(process.env)),
+    undefined,
+    spokeAccessFor(loadOrganizationConfig(process.env)),
+  ),
+);

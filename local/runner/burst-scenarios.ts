@@ -1,3 +1,4 @@
+import { bucketLowerBoundSeconds, EC2_REQUEST_BUCKETS } from "../sim/ec2-throttling.js";
 import { parseScenario, type Scenario } from "./scenario.js";
 
 const ACCOUNT = "111122223333";
@@ -50,11 +51,12 @@ export function stormScenario(n: number): Scenario {
 }
 
 /**
- * The fastest any guard could enforce `n` instances: EC2's ModifyInstanceMetadataOptions bucket holds 100 tokens and
- * refills 5 per second, so the n-th modify cannot happen before (n - 100) / 5 seconds.
+ * The fastest any guard could enforce `n` instances in one account: one ModifyInstanceMetadataOptions each, on EC2's
+ * bucket for that API (the table the simulator throttles by, local/sim/ec2-throttling.ts: 100 tokens, 5 a second),
+ * so the n-th modify cannot happen before (n - 100) / 5 seconds.
  */
 export function modifyLowerBoundSeconds(n: number): number {
-  return Math.max(0, n - 100) / 5;
+  return bucketLowerBoundSeconds(EC2_REQUEST_BUCKETS.ModifyInstanceMetadataOptions, n);
 }
 
 /** The member accounts of the organization burst, each with the guard's spoke, in one region. */

@@ -12,6 +12,7 @@ import { createHandler as createNotify } from "../../functions/notify/handler.js
 import { createOrganizationHandler as createResolveTargets } from "../../functions/resolve-targets/organization-handler.js";
 import { createHandler as createSendProbe } from "../../functions/send-probe/handler.js";
 import { dynamodb } from "../../shared/aws/clients/index.js";
+import { dynamoEnforceIntents } from "../../shared/aws/enforce-intents.js";
 import { dynamoInstanceClaims } from "../../shared/aws/instance-claims.js";
 import { dynamoResultStore } from "../../shared/aws/result-store.js";
 import { spokeAccessFor } from "../../shared/aws/spoke-credentials.js";
@@ -34,7 +35,7 @@ export function localFunctions(config: {
   const access = () => spokeAccessFor(config.resolveTargets.organization);
   return {
     ResolveTargetsFunctionArn: createResolveTargets(config.resolveTargets),
-    EnforceFunctionArn: createEnforce(undefined, access()),
+    EnforceFunctionArn: createEnforce(dynamoEnforceIntents(dynamodb, config.ledgerTableName), undefined, access()),
     CheckAppliedFunctionArn: createCheckApplied(undefined, access()),
     CheckManagedFunctionArn: createCheckManaged(undefined, access()),
     SendProbeFunctionArn: createSendProbe(undefined, access()),

@@ -16,7 +16,7 @@ import type { RejectedCalls } from "../../shared/report/rejected-calls.js";
 import { type EventReport, parseMachineReport } from "../../shared/report/report.js";
 import { DEFAULT_FLOW_SETTINGS, type NotifyConfig, type ResolveTargetsConfig } from "../../shared/runtime/config.js";
 import type { OrganizationSweepOutcome, SweepOutcome } from "../../shared/steps/sweep.js";
-import { SimAccount, type SimFaults } from "../sim/sim-account.js";
+import { SimAccount, type SimApi, type SimFaults, simCrashPoint } from "../sim/sim-account.js";
 import { SIM_SPOKE_ROLE_NAME, SimOrganization } from "../sim/sim-organization.js";
 import { type LambdaHandler, localFunctions } from "./lambda-functions.js";
 import type { Scenario } from "./scenario.js";
@@ -56,6 +56,8 @@ export interface RunOptions {
   faults?: SimFaults;
   lambdaFaults?: LambdaFaults;
   lambdaCrashesAfter?: LambdaFaults;
+  /** Crash a function on these invocations right after this AWS call of it took effect (the rest never runs). */
+  lambdaCrashesAfterCall?: Partial<Record<string, { api: SimApi; invocations: number[] }>>;
   batchSize?: number;
   /** Deliver these event indexes twice (EventBridge's at-least-once delivery). */
   duplicateDeliveries?: number[];
@@ -262,6 +264,7 @@ export async function runFlow(scenario: Scenario, options: RunOptions = {}): Pro
     const overrides = buildTaskOverrides(definition, functions, sim, lambdaInvocations, {
       before: options.lambdaFaults ?? {},
       after: options.lambdaCrashesAfter ?? {},
+      afterCall: options.lambdaCrashesAfterCall ?? {},
     });
     withRetryCounts(overrides, retryCountFields);
     const machine = new StateMachine(definition as never);
@@ -410,7 +413,11 @@ function buildTaskOverrides(
   functions: Record<string, LambdaHandler>,
   sim: SimAccount,
   invocations: Record<string, number>,
-  lambdaFaults: { before: LambdaFaults; after: LambdaFaults },
+  lambdaFaults: {
+    before: LambdaFaults;
+    after: LambdaFaults;
+    afterCall: NonNullable<RunOptions["lambdaCrashesAfterCall"]>;
+  },
 ): TaskOverrides {
   const overrides: TaskOverrides = {};
   for (const [stateName, placeholder] of taskFunctions(definition)) {
@@ -426,12 +433,22 @@ function buildTaskOverrides(
       const crashesAfter = lambdaFaults.after[functionName]?.includes(n) ?? false;
       // A JSON round trip, as Lambda's invoke does: nothing but data crosses between states.
       const payload = JSON.parse(JSON.stringify(input)) as JSONValue;
+      const afterCall = lambdaFaults.afterCall[functionName];
+      const crashPoint = afterCall?.invocations.includes(n) ? { api: afterCall.api, crashed: false } : undefined;
       let output: unknown;
       try {
-        output = await handler(payload, lambdaContext(functionName, n));
+        const run = () => handler(payload, lambdaContext(functionName, n));
+        output = await (crashPoint ? simCrashPoint.run(crashPoint, run) : run());
       } catch (error) {
+        if (crashPoint?.crashed) throw lambdaError("Lambda.Unknown", `The function crashed after ${crashPoint.api}`);
         const e = error instanceof Error ? error : new Error(String(error));
         throw lambdaError(e.name, e.message);
+      }
+      if (crashPoint?.crashed) {
+        throw lambdaError(
+          "Lambda.Unknown",
+          `The function crashed after ${crashPoint.api} (simulated): Runtime.ExitError`,
+        );
       }
       if (crashesAfter) {
         throw lambdaError("Lambda.Unknown", "The function crashed after its work (simulated): Runtime.ExitError");

@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from "node:async_hooks";
 import { CloudWatchClient, GetMetricDataCommand, type GetMetricDataCommandInput } from "@aws-sdk/client-cloudwatch";
 import {
   type AttributeValue,
@@ -28,9 +29,17 @@ import {
 } from "@aws-sdk/client-ssm";
 import { mockClient } from "aws-sdk-client-mock";
 import type { Scenario, ScenarioInstance } from "../runner/scenario.js";
+import {
+  type BucketSpec,
+  EC2_REQUEST_BUCKETS,
+  EC2_UNFILTERED_DESCRIBE_INSTANCES_BUCKET,
+  type Ec2ThrottledApi,
+} from "./ec2-throttling.js";
 import { type ImdsOptionsView, type RunningImdsEmulator, startImdsEmulator } from "./imds-emulator.js";
 import { runLinuxProbe } from "./run-linux-probe.js";
 import { findPwsh, runWindowsProbe } from "./run-windows-probe.js";
+
+export type { BucketSpec } from "./ec2-throttling.js";
 
 /** One probe the simulated Run Command ran: `real` when the script itself ran (sh, or pwsh for Windows), `computed` when pwsh is missing. */
 export interface SimProbeRun {
@@ -40,17 +49,26 @@ export interface SimProbeRun {
   source: "real" | "computed";
 }
 
-/** EC2's documented token buckets: bucket size and refill per second. */
-export interface BucketSpec {
-  capacity: number;
-  refillPerSecond: number;
+/**
+ * A Lambda invocation the runner crashes right after one of its AWS calls took effect (run-flow.ts,
+ * `lambdaCrashesAfterCall`). The invocation runs inside `simCrashPoint.run(...)`: once its `api` call has been
+ * answered, the process counts as dead, so no later call of that invocation reaches the account.
+ */
+export interface SimCrashPoint {
+  api: SimApi;
+  crashed: boolean;
 }
+export const simCrashPoint = new AsyncLocalStorage<SimCrashPoint>();
 
 export interface SimFaults {
-  /** Throttle EC2 with AWS's documented buckets (mutating ModifyInstanceMetadataOptions 100/5 s⁻¹, reads 100/20 s⁻¹). */
+  /** Throttle each EC2 API on its own bucket, as EC2 documents them (ec2-throttling.ts): RequestLimitExceeded, 503. */
   ec2Throttling?: boolean;
   /** Throttle SendCommand with this bucket (ThrottlingException). */
   sendCommandBucket?: BucketSpec;
+  /** Throttle the event ledger's PutItem and Query with this bucket, answering with this DynamoDB code. */
+  ledgerThrottling?: { bucket: BucketSpec; code: "ProvisionedThroughputExceededException" | "ThrottlingException" };
+  /** The most items one simulated Query returns before it answers with LastEvaluatedKey (DynamoDB's limit is 1 MB). */
+  queryPageItems?: number;
   /** Fail this share (0..1) of calls to the named APIs with a 500, deterministically spread. */
   transient5xx?: Partial<Record<SimApi, number>>;
   /** SNS Publish fails with a 500 this many times first. */
@@ -73,9 +91,6 @@ export type SimApi =
   | "DescribeImages"
   | "PutItem"
   | "Query";
-
-export const EC2_MUTATING_BUCKET: BucketSpec = { capacity: 100, refillPerSecond: 5 };
-export const EC2_NON_MUTATING_BUCKET: BucketSpec = { capacity: 100, refillPerSecond: 20 };
 
 interface SimInstanceState {
   spec: ScenarioInstance;
@@ -107,6 +122,15 @@ export interface SimPublished {
   at: number;
   input: PublishCommandInput;
 }
+
+/** DynamoDB stops a Query's page at 1 MB of items read. */
+const QUERY_PAGE_BYTES = 1024 * 1024;
+
+/** The simulated DescribeInstances answers at most this many instances a page, so callers must follow NextToken. */
+const DESCRIBE_PAGE_LIMIT = 200;
+
+/** The bucket key of a DescribeInstances with neither filter nor pagination. */
+const UNFILTERED_DESCRIBE_INSTANCES = "DescribeInstances (unfiltered, unpaginated)";
 
 class TokenBucket {
   private tokens: number;
@@ -174,8 +198,10 @@ export class SimAccount {
   private readonly executionNames = new Set<string>();
   /** Set by the runner: starts an execution of the state machine, as StartExecution does. */
   onStartExecution: ((name: string, input: unknown) => void) | undefined;
-  private readonly buckets: Partial<Record<"mutating" | "nonMutating" | "sendCommand", TokenBucket>> = {};
+  /** One bucket per throttled API (EC2's per-API buckets, SendCommand's, the ledger's), created when first asked. */
+  private readonly buckets = new Map<string, TokenBucket>();
   private readonly mocks: { restore(): void }[] = [];
+  private bucketsSince: number;
   private realWork = 0;
   private commandSeq = 0;
   private publishFailuresLeft: number;
@@ -193,11 +219,7 @@ export class SimAccount {
     this.account = { httpTokens: "no-preference", httpTokensEnforced: false, managedBy: "account", ...world.account };
     this.images = world.images ?? {};
     for (const spec of instances) this.addInstance(spec, now);
-    if (faults.ec2Throttling) {
-      this.buckets.mutating = new TokenBucket(EC2_MUTATING_BUCKET, now);
-      this.buckets.nonMutating = new TokenBucket(EC2_NON_MUTATING_BUCKET, now);
-    }
-    if (faults.sendCommandBucket) this.buckets.sendCommand = new TokenBucket(faults.sendCommandBucket, now);
+    this.bucketsSince = now;
     this.publishFailuresLeft = faults.publishFailures ?? 0;
   }
 
@@ -229,6 +251,14 @@ export class SimAccount {
 
   /** Answers one API call as this account would: what the installed mocks call, here or through an organization. */
   async handle(api: SimApi, request: unknown): Promise<unknown> {
+    const crash = simCrashPoint.getStore();
+    if (crash?.crashed) throw new Error(`${api}: never sent, the function's process is gone (simulated crash)`);
+    const answer = await this.answer(api, request);
+    if (crash && crash.api === api) crash.crashed = true;
+    return answer;
+  }
+
+  private async answer(api: SimApi, request: unknown): Promise<unknown> {
     // Each private handler declares the input shape it reads; the SDK's command input is that shape.
     const input = request as never;
     switch (api) {
@@ -276,7 +306,7 @@ export class SimAccount {
   }
 
   private async putItem(input: PutItemCommandInput) {
-    this.gate("PutItem", undefined, Date.now());
+    this.gate("PutItem", Date.now(), "ledger");
     if (this.faults.ledgerUnavailable) throw awsError("InternalServerError", "simulated DynamoDB 500", 500);
     const eventId = input.Item?.eventId?.S;
     const item = input.Item?.item?.S;
@@ -298,17 +328,43 @@ export class SimAccount {
     return {};
   }
 
-  /** Only the query the result store makes: `eventId = :e AND begins_with(item, :prefix)`. */
+  /**
+   * The queries the ledger's readers make: `eventId = :e AND begins_with(item, :prefix)`, in sort-key order, paged
+   * as DynamoDB pages: a page stops at 1 MB of items, at `Limit`, or at the scenario's `queryPageItems`, and a page
+   * that stopped there carries LastEvaluatedKey even when nothing is left (the next page is then empty).
+   */
   private async query(input: QueryCommandInput) {
-    this.gate("Query", undefined, Date.now());
+    this.gate("Query", Date.now(), "ledger");
     if (this.faults.ledgerUnavailable) throw awsError("InternalServerError", "simulated DynamoDB 500", 500);
     const eventId = input.ExpressionAttributeValues?.[":e"]?.S ?? "";
     const prefix = input.ExpressionAttributeValues?.[":prefix"]?.S ?? "";
-    const items = [...(this.ledger.get(eventId)?.entries() ?? [])]
-      .filter(([key]) => key.startsWith(prefix))
-      .sort(([a], [b]) => a.localeCompare(b))
-      .map(([, value]) => value);
-    return { Items: items, Count: items.length };
+    const after = input.ExclusiveStartKey?.item?.S;
+    const matching = [...(this.ledger.get(eventId)?.entries() ?? [])]
+      .filter(([key]) => key.startsWith(prefix) && (after === undefined || key > after))
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    const limit = Math.min(
+      input.Limit ?? Number.POSITIVE_INFINITY,
+      this.faults.queryPageItems ?? Number.POSITIVE_INFINITY,
+    );
+    const items: Record<string, AttributeValue>[] = [];
+    let bytes = 0;
+    let cut = false;
+    for (const [, value] of matching) {
+      const size = JSON.stringify(value).length;
+      if (items.length >= limit || (items.length > 0 && bytes + size > QUERY_PAGE_BYTES)) {
+        cut = true;
+        break;
+      }
+      items.push(value);
+      bytes += size;
+    }
+    if (items.length === limit) cut = true;
+    const last = items.at(-1);
+    return {
+      Items: items,
+      Count: items.length,
+      ...(cut && last?.eventId && last.item ? { LastEvaluatedKey: { eventId: last.eventId, item: last.item } } : {}),
+    };
   }
 
   /**
@@ -389,20 +445,51 @@ export class SimAccount {
     this.tick(s, now);
   }
 
-  private gate(api: SimApi, bucket: "mutating" | "nonMutating" | "sendCommand" | undefined, now: number): void {
+  /** Counts the call, then fails it as AWS would: a configured 5xx, or a throttle when its API's bucket is empty. */
+  private gate(api: SimApi, now: number, bucketKey: string = api): void {
     this.calls[api]++;
     const share = this.faults.transient5xx?.[api];
     // Every n-th call fails: deterministic, so a test failure reproduces.
     if (share && share > 0 && this.calls[api] % Math.max(1, Math.round(1 / share)) === 0) {
       throw awsError("InternalError", `${api}: simulated 500`, 500);
     }
-    const b = bucket ? this.buckets[bucket] : undefined;
-    if (b && !b.take(now)) {
-      this.throttled[api]++;
-      throw bucket === "sendCommand"
-        ? awsError("ThrottlingException", "Rate exceeded")
-        : awsError("RequestLimitExceeded", "Request limit exceeded.");
+    const throttle = this.throttleFor(api, bucketKey);
+    if (!throttle) return;
+    let bucket = this.buckets.get(bucketKey);
+    if (!bucket) {
+      // Full since the account was created, as AWS's buckets are when nobody has called.
+      bucket = new TokenBucket(throttle.spec, this.bucketsSince);
+      this.buckets.set(bucketKey, bucket);
     }
+    if (!bucket.take(now)) {
+      this.throttled[api]++;
+      throw throttle.error();
+    }
+  }
+
+  /** The bucket an API draws on and the error it answers with when empty, or undefined when it is not throttled. */
+  private throttleFor(api: SimApi, bucketKey: string): { spec: BucketSpec; error: () => Error } | undefined {
+    if (this.faults.ec2Throttling && api in EC2_REQUEST_BUCKETS) {
+      const spec =
+        bucketKey === UNFILTERED_DESCRIBE_INSTANCES
+          ? EC2_UNFILTERED_DESCRIBE_INSTANCES_BUCKET
+          : EC2_REQUEST_BUCKETS[api as Ec2ThrottledApi];
+      // EC2 lists RequestLimitExceeded among its server error codes, sent with HTTP 503 (test/contract).
+      return { spec, error: () => awsError("RequestLimitExceeded", "Request limit exceeded.", 503) };
+    }
+    if (api === "SendCommand" && this.faults.sendCommandBucket) {
+      return { spec: this.faults.sendCommandBucket, error: () => awsError("ThrottlingException", "Rate exceeded") };
+    }
+    const ledger = this.faults.ledgerThrottling;
+    if ((api === "PutItem" || api === "Query") && ledger) {
+      const message =
+        ledger.code === "ThrottlingException"
+          ? "Throughput exceeds the current throughput limit for your account."
+          : "The level of configured provisioned throughput for the table was exceeded. Consider increasing your provisioning level with the UpdateTable API.";
+      // One bucket for the table, reads and writes alike: enough to provoke what the readers must ride out.
+      return { spec: ledger.bucket, error: () => awsError(ledger.code, message) };
+    }
+    return undefined;
   }
 
   private visible(s: SimInstanceState, now: number): boolean {
@@ -411,10 +498,23 @@ export class SimAccount {
 
   private async describeInstances(input: DescribeInstancesCommandInput) {
     const now = Date.now();
-    this.gate("DescribeInstances", "nonMutating", now);
+    const unfiltered = !input.Filters?.length && input.MaxResults === undefined && input.NextToken === undefined;
+    this.gate("DescribeInstances", now, unfiltered ? UNFILTERED_DESCRIBE_INSTANCES : "DescribeInstances");
     const idFilter = input.Filters?.find((f) => f.Name === "instance-id")?.Values;
     const tokenFilter = input.Filters?.find((f) => f.Name === "metadata-options.http-tokens")?.Values;
     const stateFilter = input.Filters?.find((f) => f.Name === "instance-state-name")?.Values;
+    if (input.InstanceIds?.length && input.MaxResults !== undefined) {
+      throw awsError(
+        "InvalidParameterCombination",
+        "The parameter instancesSet cannot be used with the parameter maxResults",
+      );
+    }
+    if (input.MaxResults !== undefined && (input.MaxResults < 5 || input.MaxResults > 1000)) {
+      throw awsError(
+        "InvalidParameterValue",
+        `Value ( ${input.MaxResults} ) for parameter maxResults is invalid. Expecting a value between 5 and 1000.`,
+      );
+    }
     const wanted = input.InstanceIds?.length ? input.InstanceIds : idFilter;
     const found: Instance[] = [];
     for (const [id, s] of this.instances) {
@@ -430,10 +530,11 @@ export class SimAccount {
       if (missing.length)
         throw awsError("InvalidInstanceID.NotFound", `The instance IDs '${missing.join(", ")}' do not exist`);
     }
-    // Pages of 200 instances, so callers must follow NextToken as they would in a real account.
+    // At most MaxResults a page (and the simulation's own cap), so callers must follow NextToken.
+    const size = Math.min(input.MaxResults ?? DESCRIBE_PAGE_LIMIT, DESCRIBE_PAGE_LIMIT);
     const start = input.NextToken ? Number(input.NextToken) : 0;
-    const page = found.slice(start, start + 200);
-    const next = start + 200 < found.length ? String(start + 200) : undefined;
+    const page = found.slice(start, start + size);
+    const next = start + size < found.length ? String(start + size) : undefined;
     return { Reservations: page.map((i) => ({ Instances: [i] })), ...(next ? { NextToken: next } : {}) };
   }
 
@@ -458,7 +559,7 @@ export class SimAccount {
 
   private async modifyMetadataOptions(input: { InstanceId?: string; HttpTokens?: string }) {
     const now = Date.now();
-    this.gate("ModifyInstanceMetadataOptions", "mutating", now);
+    this.gate("ModifyInstanceMetadataOptions", now);
     const s = input.InstanceId ? this.instances.get(input.InstanceId) : undefined;
     if (!s || !this.visible(s, now)) {
       throw awsError("InvalidInstanceID.NotFound", `The instance ID '${input.InstanceId}' does not exist`);
@@ -491,7 +592,7 @@ export class SimAccount {
 
   private async describeInstanceInformation(input: { Filters?: { Key?: string; Values?: string[] }[] }) {
     const now = Date.now();
-    this.gate("DescribeInstanceInformation", undefined, now);
+    this.gate("DescribeInstanceInformation", now);
     const ids = input.Filters?.find((f) => f.Key === "InstanceIds")?.Values ?? [...this.instances.keys()];
     const list = [];
     for (const id of ids) {
@@ -513,7 +614,7 @@ export class SimAccount {
     Parameters?: Record<string, string[]>;
   }) {
     const now = Date.now();
-    this.gate("SendCommand", "sendCommand", now);
+    this.gate("SendCommand", now);
     const ids = input.InstanceIds ?? [];
     if (ids.length === 0 || ids.length > 50)
       throw awsError("ValidationException", "InstanceIds must have 1 to 50 items");
@@ -603,7 +704,7 @@ export class SimAccount {
 
   private async getCommandInvocation(input: { CommandId?: string; InstanceId?: string }) {
     const now = Date.now();
-    this.gate("GetCommandInvocation", undefined, now);
+    this.gate("GetCommandInvocation", now);
     const invocation = this.invocations.get(`${input.CommandId}/${input.InstanceId}`);
     if (!invocation || now < invocation.visibleAt) {
       throw awsError("InvocationDoesNotExist", "An error occurred (InvocationDoesNotExist)");
@@ -626,7 +727,7 @@ export class SimAccount {
   }
 
   private async describeImages(input: DescribeImagesCommandInput) {
-    this.gate("DescribeImages", "nonMutating", Date.now());
+    this.gate("DescribeImages", Date.now());
     const ids = input.Filters?.find((f) => f.Name === "image-id")?.Values ?? input.ImageIds ?? [];
     // Every AMI the scenario's instances use exists; ImdsSupport is set only where `images` says v2.0.
     const known = new Set([...this.instances.values()].map((i) => i.spec.imageId));
@@ -641,7 +742,7 @@ export class SimAccount {
   }
 
   private async getMetadataDefaults() {
-    this.gate("GetInstanceMetadataDefaults", "nonMutating", Date.now());
+    this.gate("GetInstanceMetadataDefaults", Date.now());
     return {
       AccountLevel: {
         ...(this.account.httpTokens !== "no-preference" ? { HttpTokens: this.account.httpTokens } : {}),
@@ -652,7 +753,7 @@ export class SimAccount {
   }
 
   private async modifyMetadataDefaults(input: { HttpTokens?: string }) {
-    this.gate("ModifyInstanceMetadataDefaults", "mutating", Date.now());
+    this.gate("ModifyInstanceMetadataDefaults", Date.now());
     if (this.account.managedBy === "declarative-policy") {
       throw awsError("UnsupportedOperation", "The IMDS defaults are managed by a declarative policy.");
     }
@@ -668,7 +769,7 @@ export class SimAccount {
    */
   private async getMetricData(input: GetMetricDataCommandInput) {
     const now = Date.now();
-    this.gate("GetMetricData", undefined, now);
+    this.gate("GetMetricData", now);
     const start = input.StartTime ? new Date(input.StartTime).getTime() : now - 3_600_000;
     const end = Math.min(now, input.EndTime ? new Date(input.EndTime).getTime() : now);
     const results = (input.MetricDataQueries ?? []).map((q) => {
@@ -699,7 +800,7 @@ export class SimAccount {
 
   private async startExecution(input: StartExecutionCommandInput) {
     const now = Date.now();
-    this.gate("StartExecution", undefined, now);
+    this.gate("StartExecution", now);
     const name = input.name ?? `execution-${this.calls.StartExecution}`;
     if (this.executionNames.has(name)) {
       throw awsError("ExecutionAlreadyExists", `Execution Already Exists: '${input.stateMachineArn}:${name}'`);
@@ -711,7 +812,7 @@ export class SimAccount {
 
   private async publish(input: PublishCommandInput) {
     const now = Date.now();
-    this.gate("Publish", undefined, now);
+    this.gate("Publish", now);
     if (this.publishFailuresLeft > 0) {
       this.publishFailuresLeft--;
       throw awsError("InternalErrorException", "simulated SNS 500", 500);

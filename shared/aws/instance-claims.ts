@@ -62,23 +62,33 @@ export function dynamoInstanceClaims(dynamodb: DynamoDBClient, tableName: string
       }
     },
     async attribution(key) {
-      let out: QueryCommandOutput;
-      try {
-        out = await dynamodb.send(
-          new QueryCommand({
-            TableName: tableName,
-            KeyConditionExpression: "eventId = :e AND begins_with(#item, :prefix)",
-            ExpressionAttributeNames: { "#item": "item" },
-            ExpressionAttributeValues: { ":e": { S: key }, ":prefix": { S: "attribution" } },
-            ConsistentRead: true,
-          }),
-        );
-      } catch (error) {
-        throw classifyAwsError(error, "Query (attribution)");
-      }
-      // A corrupt item counts as no attribution: the report then says the actor is unknown, which is true.
-      const parsed = eventRefSchema.safeParse(parseJson(out.Items?.[0]?.event?.S));
-      return parsed.success ? parsed.data : undefined;
+      // One item at most, but a page may still come back empty with LastEvaluatedKey (DynamoDB's paging): follow it.
+      let startKey: QueryCommandOutput["LastEvaluatedKey"];
+      do {
+        let out: QueryCommandOutput;
+        try {
+          out = await dynamodb.send(
+            new QueryCommand({
+              TableName: tableName,
+              KeyConditionExpression: "eventId = :e AND begins_with(#item, :prefix)",
+              ExpressionAttributeNames: { "#item": "item" },
+              ExpressionAttributeValues: { ":e": { S: key }, ":prefix": { S: "attribution" } },
+              ExclusiveStartKey: startKey,
+              ConsistentRead: true,
+            }),
+          );
+        } catch (error) {
+          throw classifyAwsError(error, "Query (attribution)");
+        }
+        const [item] = out.Items ?? [];
+        if (item) {
+          // A corrupt item counts as no attribution: the report then says the actor is unknown, which is true.
+          const parsed = eventRefSchema.safeParse(parseJson(item.event?.S));
+          return parsed.success ? parsed.data : undefined;
+        }
+        startKey = out.LastEvaluatedKey;
+      } while (startKey);
+      return undefined;
     },
   };
 }

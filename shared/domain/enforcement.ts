@@ -24,10 +24,18 @@ export type EnforcementKind = z.infer<typeof enforcementKindSchema>;
  * How the guard knows its modify took effect:
  * - `answered`: EC2 answered the call with success;
  * - `answered-with-error`: EC2 answered with a 5xx, and the next describe showed the change in place;
+ * - `intent-recorded`: an earlier run of this step stored in the ledger that it was about to call, stopped before
+ *   reporting (crash, timeout, or a duplicate run of the same work), and the instance is `required` now;
  * - `attempt-stopped-after-call`: an earlier attempt of this step stopped (crash, timeout) after the guard had
- *   decided to call, the instance was recorded as `optional` before, and it is `required` now.
+ *   decided to call, the instance was recorded as `optional` before, and it is `required` now (the fallback when
+ *   no intent could be stored).
  */
-export const ENFORCEMENT_EVIDENCE = ["answered", "answered-with-error", "attempt-stopped-after-call"] as const;
+export const ENFORCEMENT_EVIDENCE = [
+  "answered",
+  "answered-with-error",
+  "intent-recorded",
+  "attempt-stopped-after-call",
+] as const;
 
 export const enforcementSchema = z.object({
   kind: enforcementKindSchema,
@@ -47,6 +55,8 @@ export function describeEnforcement(enforcement: Enforcement): string {
       switch (enforcement.evidence) {
         case "answered-with-error":
           return `set HttpTokens=required (was ${was}; EC2 answered the call with an error, but the change took)`;
+        case "intent-recorded":
+          return `set HttpTokens=required (was ${was}; the guard recorded the call before making it, its Lambda stopped before reporting, and the change is in place)`;
         case "attempt-stopped-after-call":
           return `set HttpTokens=required (was ${was}; the guard's Lambda stopped after the call, and the change is in place)`;
         default:

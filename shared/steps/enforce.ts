@@ -2,8 +2,10 @@ import type { Logger } from "@aws-lambda-powertools/logger";
 import type { CloudWatchClient } from "@aws-sdk/client-cloudwatch";
 import { type EC2Client, type Instance, ModifyInstanceMetadataOptionsCommand } from "@aws-sdk/client-ec2";
 import { describeInstancesById, isGone, isStopped, tagValue } from "../aws/ec2-instances.js";
+import type { EnforceIntents, IntentScope, RecordedIntent } from "../aws/enforce-intents.js";
 import { awsErrorCode, classifyAwsError, isThrottling, isTransient, isWorthRetryingNextRound } from "../aws/errors.js";
 import { sumImdsMetric } from "../aws/imds-metrics.js";
+import { LEDGER_RETENTION_SECONDS } from "../aws/result-store.js";
 import { conclude, deadlineAfter, isPast, readOrDrain, type Throttled, withInstances } from "../domain/batch.js";
 import type { Enforcement } from "../domain/enforcement.js";
 import { RetryableServiceError, RetryableThrottlingError } from "../domain/errors.js";
@@ -24,6 +26,8 @@ export interface EnforceDeps {
   now: () => Date;
   /** AMI → ImdsSupport, cached per container (see image-support.ts). */
   imageSupport: (ec2: EC2Client, imageIds: readonly string[]) => Promise<Map<string, string>>;
+  /** The intents stored in the event ledger before each round's modify calls (enforce-intents.ts). */
+  intents: EnforceIntents;
 }
 
 /** How long an instance named by RunInstances may stay invisible to DescribeInstances before it is an error. */
@@ -58,6 +62,7 @@ export async function enforceBatch(
   if ("drained" in outcome) return outcome.drained;
   const described = outcome.read;
   const origins = await originsOf([...described.values()], deps);
+  const intents = await intentsIfNeeded(pending, described, batch, deps);
 
   // Decide what needs no change; the rest are candidates for the gate and the modify call.
   const decided = new Map<string, InstanceProgress>();
@@ -70,7 +75,7 @@ export async function enforceBatch(
       continue;
     }
     const withOrigin: InstanceProgress = { ...entered, origin: origins.get(progress.instanceId) ?? entered.origin };
-    const outcome = decideWithoutChange(withOrigin, instance, batch, now, attempt);
+    const outcome = decideWithoutChange(withOrigin, instance, batch, now, attempt, intents.get(progress.instanceId));
     if (outcome.decided) decided.set(progress.instanceId, outcome.decided);
     else candidates.push(outcome.progress);
   }
@@ -78,6 +83,7 @@ export async function enforceBatch(
   const gated = await safetyGate(candidates, batch, deps, now);
   let throttled: Throttled = gated.throttled ? "drain" : false;
   for (const progress of gated.decided) decided.set(progress.instanceId, progress);
+  if (batch.settings.mode !== "audit") await recordIntent(gated.proceed, described, batch, deps, now);
 
   for (const progress of gated.proceed) {
     const instance = described.get(progress.instanceId);
@@ -257,6 +263,7 @@ function decideWithoutChange(
   batch: Batch,
   now: Date,
   attempt: EnforceAttempt,
+  intent: RecordedIntent | undefined,
 ): { decided: InstanceProgress; progress?: undefined } | { decided?: undefined; progress: InstanceProgress } {
   const { settings } = batch;
   if (isGone(instance)) {
@@ -298,11 +305,11 @@ function decideWithoutChange(
     };
   }
   if (options?.HttpTokens === "required") {
-    const enforcement = requiredFoundBy(annotated, batch, attempt);
+    const enforcement = requiredFoundBy(annotated, batch, attempt, intent);
+    // The change was made no earlier than its intent was stored: the watch for refused calls starts there.
+    const enforcedAt = enforcement.evidence === "intent-recorded" && intent ? intent.at : now.toISOString();
     const already: InstanceProgress =
-      enforcement.kind === "set-required"
-        ? { ...annotated, enforcement, enforcedAt: now.toISOString() }
-        : { ...annotated, enforcement };
+      enforcement.kind === "set-required" ? { ...annotated, enforcement, enforcedAt } : { ...annotated, enforcement };
     if (options.State === "applied") {
       return { decided: toManaged({ ...already, appliedAt: now.toISOString() }, batch, now, instance) };
     }
@@ -316,21 +323,95 @@ function decideWithoutChange(
 /**
  * Was this `required` the guard's doing? Decided from recorded facts, never from the absence of a flag:
  * - a modify answered with a 5xx in an earlier round (`modifyOutcomeUnknown`): the guard's call took;
- * - this is a retry of the step (`$$.State.RetryCount` > 0), so an earlier attempt may have made the call and then
- *   died before returning, and the triggering event recorded the instance as `optional`: the guard's call took
- *   (in audit mode no attempt calls, so this cannot apply);
- * - the event recorded `optional` and this is the step's first attempt: someone else changed it since;
+ * - an earlier run of this batch stored its intent for this instance in the ledger before calling (a Standard
+ *   retry, or an at-least-once duplicate run that knows no retry count): the guard's call took;
+ * - this is a retry of the step (`$$.State.RetryCount` > 0) and the triggering event recorded `optional`: an
+ *   earlier attempt may have called and died before returning. This covers an attempt whose intent could not be
+ *   stored (the guard enforces anyway rather than let bookkeeping block it); in audit mode no attempt calls;
+ * - the event recorded `optional` and this is the step's first attempt, with no intent: someone else changed it;
  * - otherwise it was required already.
  */
-function requiredFoundBy(progress: InstanceProgress, batch: Batch, attempt: EnforceAttempt): Enforcement {
+function requiredFoundBy(
+  progress: InstanceProgress,
+  batch: Batch,
+  attempt: EnforceAttempt,
+  intent: RecordedIntent | undefined,
+): Enforcement {
   if (batch.settings.mode === "audit") return { kind: "already-required" };
   if (progress.modifyOutcomeUnknown) return { kind: "set-required", was: "optional", evidence: "answered-with-error" };
+  if (intent) return { kind: "set-required", was: intent.was, evidence: "intent-recorded" };
   if (progress.recordedHttpTokens === "optional") {
     return attempt.retryCount > 0
       ? { kind: "set-required", was: "optional", evidence: "attempt-stopped-after-call" }
       : { kind: "already-required", changedSinceEvent: true };
   }
   return { kind: "already-required" };
+}
+
+/**
+ * The intents earlier runs of this batch stored, read only when they can matter: some instance is `required` now
+ * though nothing recorded it so (a launch recorded `required` needs no proof). A failed read proves nothing and
+ * blocks nothing: the retry-count rule then decides alone.
+ */
+async function intentsIfNeeded(
+  pending: InstanceProgress[],
+  described: Map<string, Instance>,
+  batch: Batch,
+  deps: EnforceDeps,
+): Promise<Map<string, RecordedIntent>> {
+  if (batch.settings.mode === "audit") return new Map();
+  const mayBeOurs = pending.some(
+    (p) =>
+      described.get(p.instanceId)?.MetadataOptions?.HttpTokens === "required" &&
+      !p.modifyOutcomeUnknown &&
+      p.recordedHttpTokens !== "required",
+  );
+  if (!mayBeOurs) return new Map();
+  try {
+    return await deps.intents.recorded(intentScope(batch));
+  } catch (error) {
+    deps.logger.warn("Could not read the enforce intents; deciding from the retry count", {
+      error: error instanceof Error ? error.message : String(error),
+    });
+    return new Map();
+  }
+}
+
+/** Where a batch's intents are kept: under the event's ledger key, as FinalizeBatch keeps its results. */
+function intentScope(batch: Batch): IntentScope {
+  return { eventId: batch.ledgerKey ?? batch.eventId, batchIndex: batch.batchIndex };
+}
+
+/**
+ * Stores what this round is about to change, before the first call, so a run that dies after its calls is
+ * reported truthfully by the next. If it cannot be stored the guard still enforces: the change matters more than
+ * its bookkeeping, and the retry count still covers a Standard retry.
+ */
+async function recordIntent(
+  proceeding: InstanceProgress[],
+  described: Map<string, Instance>,
+  batch: Batch,
+  deps: EnforceDeps,
+  now: Date,
+): Promise<void> {
+  const instances: Record<string, string> = {};
+  for (const p of proceeding) {
+    const instance = described.get(p.instanceId);
+    if (instance) instances[p.instanceId] = instance.MetadataOptions?.HttpTokens ?? "unknown";
+  }
+  if (Object.keys(instances).length === 0) return;
+  try {
+    await deps.intents.record(
+      intentScope(batch),
+      instances,
+      now,
+      Math.floor(now.getTime() / 1000) + LEDGER_RETENTION_SECONDS,
+    );
+  } catch (error) {
+    deps.logger.warn("Could not store the enforce intent; enforcing anyway", {
+      error: error instanceof Error ? error.message : String(error),
+    });
+  }
 }
 
 function afterModify(progress: InstanceProgress, instance: Instance, batch: Batch, now: Date): InstanceProgress {

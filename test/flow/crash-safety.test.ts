@@ -28,6 +28,19 @@ function expectOneVerdictEach(run: FlowRun, ids: string[]) {
   expect(run.executions.filter((e) => e.status === "failed")).toEqual([]);
 }
 
+/** The report names the guard as the one that set HttpTokens=required, from its stored intent, and the watch covers it. */
+function expectTheGuardsChangeWatched(run: FlowRun, id: string) {
+  const [result] = allResults(run);
+  expect(result?.verdict).toBe("pass");
+  expect(result?.enforcement).toEqual({ kind: "set-required", was: "optional", evidence: "intent-recorded" });
+  expect(result?.action).toMatch(
+    /^set HttpTokens=required \(was optional; the guard recorded the call before making it/,
+  );
+  expect(result?.enforcedAt).toBeDefined();
+  expect(run.alerts).toHaveLength(1);
+  expect(run.alerts[0]?.instances.map((i) => i.instanceId)).toEqual([id]);
+}
+
 describe("a Lambda that crashes after its AWS calls", () => {
   it("Enforce after its modify call: the report says the guard set HttpTokens=required, and the watch covers it", async () => {
     // Act
@@ -37,19 +50,30 @@ describe("a Lambda that crashes after its AWS calls", () => {
     expect(run.lambdaInvocations.Enforce).toBeGreaterThanOrEqual(2);
     expect(run.sim.modifiedInstanceIds).toEqual([id]); // the retry found the change, it did not repeat it
     expectOneVerdictEach(run, [id]);
-    const [result] = allResults(run);
-    expect(result?.verdict).toBe("pass");
-    expect(result?.enforcement).toEqual({
-      kind: "set-required",
-      was: "optional",
-      evidence: "attempt-stopped-after-call",
+    expectTheGuardsChangeWatched(run, id);
+  });
+
+  it("Enforce right after ModifyInstanceMetadataOptions took effect, before anything else: the same truthful report", async () => {
+    const { id, run } = await launchWithV1Caller({
+      lambdaCrashesAfterCall: { Enforce: { api: "ModifyInstanceMetadataOptions", invocations: [1] } },
     });
-    expect(result?.action).toMatch(
-      /^set HttpTokens=required \(was optional; the guard's Lambda stopped after the call/,
-    );
-    expect(result?.enforcedAt).toBeDefined();
-    expect(run.alerts).toHaveLength(1);
-    expect(run.alerts[0]?.instances.map((i) => i.instanceId)).toEqual([id]);
+    expect(run.lambdaInvocations.Enforce).toBeGreaterThanOrEqual(2);
+    expect(run.sim.modifiedInstanceIds).toEqual([id]);
+    expectOneVerdictEach(run, [id]);
+    expectTheGuardsChangeWatched(run, id);
+  });
+
+  it("Enforce after storing its intent, before its modify call: the retry makes the call, once", async () => {
+    const { id, run } = await launchWithV1Caller({
+      lambdaCrashesAfterCall: { Enforce: { api: "PutItem", invocations: [1] } },
+    });
+    expect(run.lambdaInvocations.Enforce).toBeGreaterThanOrEqual(2);
+    expect(run.sim.calls.PutItem).toBeGreaterThanOrEqual(2); // the crashed attempt's intent, and the retry's
+    expect(run.sim.modifiedInstanceIds).toEqual([id]);
+    expectOneVerdictEach(run, [id]);
+    const [result] = allResults(run);
+    expect(result).toMatchObject({ verdict: "pass", enforcement: { kind: "set-required", evidence: "answered" } });
+    expect(run.alerts.map((a) => a.instances.map((i) => i.instanceId))).toEqual([[id]]);
   });
 
   it("Enforce, where someone else made the instance required: not reported as the guard's change", async () => {

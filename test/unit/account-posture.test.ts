@@ -8,7 +8,7 @@ import { readAccountPosture, requireTokensByDefault } from "../../shared/aws/acc
 import { ec2 } from "../../shared/aws/clients/index.js";
 import { type AccountPosture, accountPostureSchema } from "../../shared/domain/account-posture.js";
 import { cachedPosture } from "../../shared/steps/assess-account.js";
-import { ec2Mock, resetMocks, serviceError } from "./support.js";
+import { contractError, ec2Mock, resetMocks, serviceError } from "./support.js";
 
 const NOW = new Date("2026-11-28T10:00:00.000Z");
 
@@ -185,7 +185,7 @@ describe("cachedPosture", () => {
     // Prepare
     ec2Mock
       .on(GetInstanceMetadataDefaultsCommand)
-      .rejectsOnce(ec2Error("RequestLimitExceeded", 503))
+      .rejectsOnce(contractError("ec2Throttled"))
       .resolves({ AccountLevel: { HttpTokens: "required" } });
     const posture = cachedPosture();
 

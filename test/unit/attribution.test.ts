@@ -5,6 +5,7 @@ import { imageSupportLookup } from "../../shared/aws/image-support.js";
 import { type EnforceDeps, enforceBatch } from "../../shared/steps/enforce.js";
 import {
   batchFactory,
+  contractError,
   describes,
   ec2Instance,
   ec2Mock,
@@ -141,7 +142,7 @@ describe("attribution: where an instance came from", () => {
 
   it.each([
     { label: "AccessDenied", error: ec2Error("UnauthorizedOperation", 403) },
-    { label: "throttled", error: ec2Error("RequestLimitExceeded", 503) },
+    { label: "throttled", error: contractError("ec2Throttled") },
   ])("still enforces when DescribeImages fails ($label), with the AMI's support unknown", async ({ error }) => {
     // Prepare
     describes(ec2Instance(ID_A, { imageId: AMI_UNSET, tags: FROM_ASG }));
@@ -212,7 +213,7 @@ describe("imageSupportLookup: cached per container", () => {
     const lookup = imageSupportLookup();
     ec2Mock
       .on(DescribeImagesCommand)
-      .rejectsOnce(ec2Error("RequestLimitExceeded", 503))
+      .rejectsOnce(contractError("ec2Throttled"))
       .resolves({ Images: [{ ImageId: AMI_V2, ImdsSupport: "v2.0" }] });
 
     // Act

@@ -10,7 +10,7 @@ import {
   NETWORK_ERROR_CODES,
 } from "../../shared/aws/errors.js";
 import { GUARD_ERROR_NAMES, LAMBDA_CRASH_ERROR_NAMES, LAMBDA_SERVICE_ERROR_NAMES } from "../../shared/domain/errors.js";
-import { serviceError } from "./support.js";
+import { contractError, serviceError } from "./support.js";
 
 function ec2Error(name: string, status: number | undefined): EC2ServiceException {
   return serviceError(EC2ServiceException, name, status, `${name} happened`);
@@ -22,8 +22,8 @@ function ssmError(name: string, status: number): SSMServiceException {
 
 describe("classifyAwsError", () => {
   it.each([
-    { label: "EC2 RequestLimitExceeded (503)", error: ec2Error("RequestLimitExceeded", 503) },
-    { label: "SSM ThrottlingException", error: ssmError("ThrottlingException", 400) },
+    { label: "EC2 RequestLimitExceeded (503)", error: contractError("ec2Throttled") },
+    { label: "SSM ThrottlingException", error: contractError("ssmThrottled") },
     { label: "Throttling", error: ec2Error("Throttling", 400) },
     { label: "TooManyRequestsException", error: ec2Error("TooManyRequestsException", 429) },
     { label: "RequestThrottledException", error: ec2Error("RequestThrottledException", 400) },
@@ -113,7 +113,7 @@ describe("classifyAwsError", () => {
   it.each([
     {
       label: "InvalidInstanceID.NotFound (Enforce waits for it as data, not by retrying)",
-      error: ec2Error("InvalidInstanceID.NotFound", 400),
+      error: contractError("ec2InstanceNotFound"),
     },
     { label: "UnauthorizedOperation", error: ec2Error("UnauthorizedOperation", 403) },
     { label: "AccessDeniedException", error: ssmError("AccessDeniedException", 400) },
@@ -161,9 +161,9 @@ describe("classifyAwsError", () => {
   it("only ever produces names the state machine knows", () => {
     // Prepare
     const errors = [
-      ec2Error("RequestLimitExceeded", 503),
+      contractError("ec2Throttled"),
       ec2Error("InternalError", 500),
-      ec2Error("InvalidInstanceID.NotFound", 400),
+      contractError("ec2InstanceNotFound"),
       ec2Error("UnauthorizedOperation", 403),
     ];
 
@@ -249,5 +249,24 @@ describe("error names", () => {
       "Lambda.SdkClientException",
       "Lambda.TooManyRequestsException",
     ]);
+  });
+});
+
+describe("the mocks' errors and the contract table (test/contract/aws-contract.ts)", () => {
+  it.each([
+    {
+      label: "EC2 RequestLimitExceeded as a 400",
+      build: () => serviceError(EC2ServiceException, "RequestLimitExceeded", 400),
+    },
+    {
+      label: "SSM ThrottlingException as a 503",
+      build: () => serviceError(SSMServiceException, "ThrottlingException", 503),
+    },
+  ])("refuses to build $label, which AWS does not send", ({ build }) => {
+    expect(build).toThrow(/test\/contract\/aws-contract\.ts/);
+  });
+
+  it("builds other codes as asked", () => {
+    expect(serviceError(EC2ServiceException, "UnauthorizedOperation", 403).$metadata.httpStatusCode).toBe(403);
   });
 });

@@ -9,6 +9,7 @@ import type { InstanceProgress } from "../../shared/domain/model.js";
 import { checkAppliedBatch } from "../../shared/steps/check-applied.js";
 import {
   batchFactory,
+  contractError,
   describes,
   ec2Instance,
   ec2Mock,
@@ -158,7 +159,7 @@ describe("checkAppliedBatch", () => {
   it.each([
     {
       label: "throttled",
-      error: serviceError(EC2ServiceException, "RequestLimitExceeded", 503, "Request limit exceeded."),
+      error: contractError("ec2Throttled"),
     },
     {
       label: "a 500",

@@ -12,6 +12,7 @@ import type { InstanceProgress } from "../../shared/domain/model.js";
 import { checkManagedBatch } from "../../shared/steps/check-managed.js";
 import {
   batchFactory,
+  contractError,
   ec2Instance,
   ec2Mock,
   ID_A,
@@ -209,7 +210,7 @@ describe("checkManagedBatch", () => {
   });
 
   it.each([
-    { label: "throttled", error: serviceError(SSMServiceException, "ThrottlingException", 400, "Rate exceeded") },
+    { label: "throttled", error: contractError("ssmThrottled") },
     { label: "a 500", error: serviceError(SSMServiceException, "InternalServerError", 500, "internal") },
   ])("keeps waiting through an SSM call that is $label, as a drain round", async ({ error }) => {
     // Prepare

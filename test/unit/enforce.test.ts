@@ -12,6 +12,7 @@ import { type EnforceDeps, enforceBatch, NOT_FOUND_GRACE_SECONDS } from "../../s
 import {
   actionOf,
   batchFactory,
+  contractError,
   describes,
   ec2Instance,
   ec2Mock,
@@ -22,6 +23,7 @@ import {
   ID_C,
   ID_D,
   type InstanceShape,
+  memoryEnforceIntents,
   modifyInputs,
   only,
   resetMocks,
@@ -177,6 +179,139 @@ describe("enforceBatch: decisions that change nothing", () => {
       expect(decided.enforcedAt !== undefined).toBe(watched);
       const results = [result(ID_A, { enforcement: decided.enforcement, enforcedAt: decided.enforcedAt })];
       expect(watchListOf(results).instanceIds).toEqual(watched ? [ID_A] : []);
+    });
+  });
+
+  describe("the intent it stores before calling, and what a later run reads from it", () => {
+    const STORED_AT = "2026-11-28T10:00:10.000Z";
+
+    it("stores the round's intent, with HttpTokens as described, before its first modify call", async () => {
+      // Prepare
+      const { intents, stored } = memoryEnforceIntents();
+      describes(ec2Instance(ID_A), ec2Instance(ID_B, { httpTokens: "required" }));
+      let storedBeforeModify = -1;
+      ec2Mock.on(ModifyInstanceMetadataOptionsCommand).callsFake(() => {
+        storedBeforeModify = stored.length;
+        return {};
+      });
+
+      // Act
+      await enforceBatch(
+        batchOf([enforcing(ID_A), enforcing(ID_B)], { batchIndex: 3 }),
+        enforceDeps(() => NOW, undefined, intents),
+      );
+
+      // Assess
+      expect(stored).toEqual([
+        { eventId: "evt-1", batchIndex: 3, instances: { [ID_A]: "optional" }, at: NOW.toISOString() },
+      ]);
+      expect(storedBeforeModify).toBe(1);
+    });
+
+    it("keeps the intents under the event's ledger key when it has one, as FinalizeBatch keeps the results", async () => {
+      const { intents, stored } = memoryEnforceIntents();
+      describes(ec2Instance(ID_A));
+      const batch = { ...batchOf([enforcing(ID_A)]), ledgerKey: "evt-1#111122223333#eu-west-1" };
+      await enforceBatch(
+        batch,
+        enforceDeps(() => NOW, undefined, intents),
+      );
+      expect(stored.map((i) => i.eventId)).toEqual(["evt-1#111122223333#eu-west-1"]);
+    });
+
+    it("stores nothing in audit mode, where nothing is called", async () => {
+      const { intents, stored } = memoryEnforceIntents();
+      describes(ec2Instance(ID_A));
+      await enforceBatch(
+        batchOf([enforcing(ID_A)], { settings: { mode: "audit" } }),
+        enforceDeps(() => NOW, undefined, intents),
+      );
+      expect(stored).toEqual([]);
+    });
+
+    it.each([
+      { label: "a retry of the step", retryCount: 1, recorded: { recordedHttpTokens: "optional" } },
+      { label: "a duplicate run of the same work, which has no retry count", retryCount: 0, recorded: {} },
+    ])(
+      "$label that finds `required` after its intent: the guard's change, enforced no later than the intent, watched",
+      async ({ retryCount, recorded }) => {
+        // Prepare: an earlier run stored its intent, called, and died before returning.
+        const { intents } = memoryEnforceIntents();
+        await intents.record({ eventId: "evt-1", batchIndex: 0 }, { [ID_A]: "optional" }, new Date(STORED_AT), 0);
+        describes(ec2Instance(ID_A, { httpTokens: "required", optionsState: "applied" }));
+
+        // Act
+        const out = await enforceBatch(
+          batchOf([enforcing(ID_A, recorded)]),
+          enforceDeps(() => NOW, undefined, intents),
+          {
+            retryCount,
+          },
+        );
+
+        // Assess
+        const decided = only(out, ID_A);
+        expect(modifyInputs()).toEqual([]);
+        expect(decided.enforcement).toEqual({ kind: "set-required", was: "optional", evidence: "intent-recorded" });
+        expect(actionOf(decided)).toMatch(/^set HttpTokens=required \(was optional; the guard recorded the call/);
+        expect(decided.enforcedAt).toBe(STORED_AT);
+        const results = [result(ID_A, { enforcement: decided.enforcement, enforcedAt: decided.enforcedAt })];
+        expect(watchListOf(results).instanceIds).toEqual([ID_A]);
+      },
+    );
+
+    it("reads another batch's intent as no evidence: someone else changed it", async () => {
+      const { intents } = memoryEnforceIntents();
+      await intents.record({ eventId: "evt-1", batchIndex: 1 }, { [ID_A]: "optional" }, new Date(STORED_AT), 0);
+      describes(ec2Instance(ID_A, { httpTokens: "required" }));
+      const out = await enforceBatch(
+        batchOf([enforcing(ID_A, { recordedHttpTokens: "optional" })]),
+        enforceDeps(() => NOW, undefined, intents),
+      );
+      expect(only(out, ID_A).enforcement).toEqual({ kind: "already-required", changedSinceEvent: true });
+    });
+
+    it("after a run that stored its intent and died before calling: the instance is still optional, so it calls now", async () => {
+      const { intents, stored } = memoryEnforceIntents();
+      await intents.record({ eventId: "evt-1", batchIndex: 0 }, { [ID_A]: "optional" }, new Date(STORED_AT), 0);
+      describes(ec2Instance(ID_A));
+      ec2Mock.on(ModifyInstanceMetadataOptionsCommand).resolves({});
+
+      const out = await enforceBatch(
+        batchOf([enforcing(ID_A)]),
+        enforceDeps(() => NOW, undefined, intents),
+        {
+          retryCount: 1,
+        },
+      );
+
+      expect(modifyInputs()).toEqual([{ InstanceId: ID_A, HttpTokens: "required" }]);
+      expect(only(out, ID_A).enforcement).toEqual({ kind: "set-required", was: "optional", evidence: "answered" });
+      expect(only(out, ID_A).enforcedAt).toBe(NOW.toISOString());
+      expect(stored).toHaveLength(2);
+    });
+
+    it("enforces even when the intent cannot be stored, and falls back on the retry count when it cannot be read", async () => {
+      // Prepare
+      const { intents } = memoryEnforceIntents({ failing: new Error("ledger unavailable") });
+      describes(ec2Instance(ID_A));
+      ec2Mock.on(ModifyInstanceMetadataOptionsCommand).resolves({});
+
+      // Act
+      const first = await enforceBatch(
+        batchOf([enforcing(ID_A)]),
+        enforceDeps(() => NOW, undefined, intents),
+      );
+      describes(ec2Instance(ID_A, { httpTokens: "required" }));
+      const retried = await enforceBatch(
+        batchOf([enforcing(ID_A, { recordedHttpTokens: "optional" })]),
+        enforceDeps(() => NOW, undefined, intents),
+        { retryCount: 1 },
+      );
+
+      // Assess
+      expect(only(first, ID_A).enforcement?.evidence).toBe("answered");
+      expect(only(retried, ID_A).enforcement?.evidence).toBe("attempt-stopped-after-call");
     });
   });
 
@@ -389,7 +524,7 @@ describe("enforceBatch: throttling", () => {
     ec2Mock
       .on(ModifyInstanceMetadataOptionsCommand)
       .resolvesOnce({})
-      .rejectsOnce(awsError("RequestLimitExceeded", 503))
+      .rejectsOnce(contractError("ec2Throttled"))
       .resolves({});
 
     // Act
@@ -432,7 +567,7 @@ describe("enforceBatch: throttling", () => {
   it("gives up with an error once throttling outlasts the apply timeout", async () => {
     // Prepare
     describes(ec2Instance(ID_A));
-    ec2Mock.on(ModifyInstanceMetadataOptionsCommand).rejects(awsError("RequestLimitExceeded", 503));
+    ec2Mock.on(ModifyInstanceMetadataOptionsCommand).rejects(contractError("ec2Throttled"));
     const progress = enforcing(ID_A, { stageDeadline: NOW.toISOString() });
 
     // Act
@@ -448,7 +583,7 @@ describe("enforceBatch: throttling", () => {
 
   it("keeps the round's instances in enforce when DescribeInstances is throttled, modifying nothing", async () => {
     // Prepare
-    ec2Mock.on(DescribeInstancesCommand).rejects(awsError("RequestLimitExceeded", 503));
+    ec2Mock.on(DescribeInstancesCommand).rejects(contractError("ec2Throttled"));
     ec2Mock.on(ModifyInstanceMetadataOptionsCommand).resolves({});
     const waiting: InstanceProgress = { instanceId: ID_C, stage: "await-managed", notes: [] };
 
@@ -466,7 +601,7 @@ describe("enforceBatch: throttling", () => {
 
   it("backs off further on consecutive throttled rounds and resets once a round goes through", async () => {
     // Prepare
-    ec2Mock.on(DescribeInstancesCommand).rejectsOnce(awsError("RequestLimitExceeded", 503)).resolves({});
+    ec2Mock.on(DescribeInstancesCommand).rejectsOnce(contractError("ec2Throttled")).resolves({});
     const batch = { ...batchOf([enforcing(ID_A)]), throttledRounds: 3 };
 
     // Act
@@ -484,10 +619,10 @@ describe("enforceBatch: throttling", () => {
   it("drains reads for up to 40 s, but backs a throttled modify off for 10 s at most", async () => {
     // Prepare
     const rounds = { throttledRounds: 12 };
-    ec2Mock.on(DescribeInstancesCommand).rejectsOnce(awsError("RequestLimitExceeded", 503));
+    ec2Mock.on(DescribeInstancesCommand).rejectsOnce(contractError("ec2Throttled"));
     const drained = await enforceBatch({ ...batchOf([enforcing(ID_A)]), ...rounds }, deps());
     describes(ec2Instance(ID_A));
-    ec2Mock.on(ModifyInstanceMetadataOptionsCommand).rejects(awsError("RequestLimitExceeded", 503));
+    ec2Mock.on(ModifyInstanceMetadataOptionsCommand).rejects(contractError("ec2Throttled"));
 
     // Act
     const modified = await enforceBatch({ ...batchOf([enforcing(ID_A)]), ...rounds }, deps());
@@ -504,7 +639,7 @@ describe("enforceBatch: throttling", () => {
 
   it("ends in error once DescribeInstances stays throttled past the apply timeout", async () => {
     // Prepare
-    ec2Mock.on(DescribeInstancesCommand).rejects(awsError("RequestLimitExceeded", 503));
+    ec2Mock.on(DescribeInstancesCommand).rejects(contractError("ec2Throttled"));
     const progress = enforcing(ID_A, { stageDeadline: NOW.toISOString() });
 
     // Act
@@ -577,7 +712,7 @@ describe("enforceBatch: a modify answered with a 5xx", () => {
   });
 
   it.each([
-    { label: "RequestLimitExceeded, which EC2 sends with HTTP 503", error: awsError("RequestLimitExceeded", 503) },
+    { label: "RequestLimitExceeded, which EC2 sends with HTTP 503", error: contractError("ec2Throttled") },
     { label: "Throttling (400)", error: awsError("Throttling", 400) },
   ])("does not mark a throttled modify ($label): EC2 made no change", async ({ error }) => {
     // Prepare
@@ -725,7 +860,7 @@ describe("enforceBatch: instances EC2 does not show yet", () => {
     describes(ec2Instance(ID_A), ec2Instance(ID_B));
     ec2Mock
       .on(ModifyInstanceMetadataOptionsCommand, { InstanceId: ID_A })
-      .rejects(awsError("InvalidInstanceID.NotFound", 400))
+      .rejects(contractError("ec2InstanceNotFound"))
       .on(ModifyInstanceMetadataOptionsCommand, { InstanceId: ID_B })
       .resolves({});
 
@@ -740,7 +875,7 @@ describe("enforceBatch: instances EC2 does not show yet", () => {
   it("ends in error when the modify still says NotFound after the grace", async () => {
     // Prepare
     describes(ec2Instance(ID_A));
-    ec2Mock.on(ModifyInstanceMetadataOptionsCommand).rejects(awsError("InvalidInstanceID.NotFound", 400));
+    ec2Mock.on(ModifyInstanceMetadataOptionsCommand).rejects(contractError("ec2InstanceNotFound"));
     const progress = enforcing(ID_A, { firstNotFoundAt: NOW.toISOString() });
 
     // Act

@@ -1,5 +1,5 @@
 import { CloudWatchServiceException, GetMetricDataCommand, type MetricDataResult } from "@aws-sdk/client-cloudwatch";
-import { EC2ServiceException, ModifyInstanceMetadataOptionsCommand } from "@aws-sdk/client-ec2";
+import { ModifyInstanceMetadataOptionsCommand } from "@aws-sdk/client-ec2";
 import { beforeEach, describe, expect, it } from "vitest";
 import type { Trigger } from "../../shared/domain/model.js";
 import { type EnforceDeps, enforceBatch } from "../../shared/steps/enforce.js";
@@ -7,6 +7,7 @@ import {
   actionOf,
   batchFactory,
   cloudWatchMock,
+  contractError,
   describes,
   ec2Instance,
   ec2Mock,
@@ -25,7 +26,6 @@ import {
 
 const NOW = new Date("2026-11-28T10:00:30.000Z");
 const batchOf = batchFactory({ eventId: "evt-gate" });
-const ec2Error = (name: string, status: number) => serviceError(EC2ServiceException, name, status);
 const cloudWatchError = (name: string, status: number) => serviceError(CloudWatchServiceException, name, status);
 
 const EXISTING: Trigger[] = ["regression", "sweep"];
@@ -301,7 +301,7 @@ describe("safety gate: across rounds", () => {
     // Prepare
     describes(ec2Instance(ID_A));
     v1Calls({ id: ID_A, values: [5] });
-    ec2Mock.on(ModifyInstanceMetadataOptionsCommand).rejectsOnce(ec2Error("RequestLimitExceeded", 503)).resolves({});
+    ec2Mock.on(ModifyInstanceMetadataOptionsCommand).rejectsOnce(contractError("ec2Throttled")).resolves({});
     const settings = { onV1Usage: "enforce" } as const;
 
     // Act

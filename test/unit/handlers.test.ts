@@ -3,7 +3,6 @@ import { GetMetricDataCommand } from "@aws-sdk/client-cloudwatch";
 import { PutItemCommand, QueryCommand } from "@aws-sdk/client-dynamodb";
 import {
   DescribeInstancesCommand,
-  EC2ServiceException,
   GetInstanceMetadataDefaultsCommand,
   ModifyInstanceMetadataOptionsCommand,
 } from "@aws-sdk/client-ec2";
@@ -31,6 +30,7 @@ import { logger } from "../../shared/runtime/logger.js";
 import {
   batchFactory,
   cloudWatchMock,
+  contractError,
   dynamoMock,
   ec2Instance,
   ec2Mock,
@@ -43,6 +43,7 @@ import {
   ID_B,
   ID_C,
   instanceIds,
+  memoryEnforceIntents,
   memoryResultStore,
   reservations,
   resetMocks,
@@ -115,7 +116,7 @@ async function invoke<T>(call: () => Promise<T>): Promise<T> {
 type BatchHandler = (input: unknown, context: Context) => Promise<unknown>;
 
 const BATCH_STEPS: { step: string; handler: BatchHandler }[] = [
-  { step: "Enforce", handler: createEnforce(now) },
+  { step: "Enforce", handler: createEnforce(memoryEnforceIntents().intents, now) },
   { step: "CheckApplied", handler: createCheckApplied(now) },
   { step: "CheckManaged", handler: createCheckManaged(now) },
   { step: "SendProbe", handler: createSendProbe(now) },
@@ -221,7 +222,10 @@ describe("batch step handlers: valid input reaches the core", () => {
     ec2Mock.on(ModifyInstanceMetadataOptionsCommand).resolves({});
 
     // Act
-    const out = await createEnforce(now)(batchOf([at("enforce")]), fakeContext("enforce"));
+    const out = await createEnforce(memoryEnforceIntents().intents, now)(
+      batchOf([at("enforce")]),
+      fakeContext("enforce"),
+    );
 
     // Assess
     expect(ec2Mock.commandCalls(ModifyInstanceMetadataOptionsCommand).map((c) => c.args[0].input)).toStrictEqual([
@@ -856,7 +860,7 @@ describe("governance handlers", () => {
     const batch: Batch = { ...batchOf([at("enforce")]), trigger: "regression" };
 
     // Act
-    const out = await createEnforce(now)(batch, fakeContext("enforce"));
+    const out = await createEnforce(memoryEnforceIntents().intents, now)(batch, fakeContext("enforce"));
 
     // Assess
     expect(ec2Mock.commandCalls(ModifyInstanceMetadataOptionsCommand)).toHaveLength(0);
@@ -868,7 +872,7 @@ describe("governance handlers", () => {
     const { trigger: _trigger, ...input } = batchOf([at("enforce")]);
 
     // Act
-    const run = createEnforce(now)(input, fakeContext("enforce"));
+    const run = createEnforce(memoryEnforceIntents().intents, now)(input, fakeContext("enforce"));
 
     // Assess
     await expect(run).rejects.toMatchObject({ name: "NonRetryableInvalidInputError" });
@@ -899,9 +903,7 @@ describe("governance handlers", () => {
 
   it("AssessAccount lets a throttled read fail with its retryable name", async () => {
     // Prepare
-    ec2Mock
-      .on(GetInstanceMetadataDefaultsCommand)
-      .rejects(serviceError(EC2ServiceException, "RequestLimitExceeded", 503, "Request limit exceeded."));
+    ec2Mock.on(GetInstanceMetadataDefaultsCommand).rejects(contractError("ec2Throttled"));
 
     // Act
     const run = createAssessAccount(now)({}, fakeContext("assess-account"));

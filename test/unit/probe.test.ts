@@ -15,6 +15,7 @@ import { checkProbeBatch } from "../../shared/steps/check-probe.js";
 import { sendProbeBatch } from "../../shared/steps/send-probe.js";
 import {
   batchFactory,
+  contractError,
   ID_A,
   ID_B,
   ID_C,
@@ -194,7 +195,7 @@ describe("sendProbeBatch", () => {
   it("keeps throttled instances in send-probe for the next round", async () => {
     // Prepare
     const progress = readyToProbe(ID_A, "linux");
-    ssmMock.on(SendCommandCommand).rejects(ssmError("ThrottlingException", 400));
+    ssmMock.on(SendCommandCommand).rejects(contractError("ssmThrottled"));
 
     // Act
     const out = await sendProbeBatch(batchOf([progress]), deps());
@@ -206,7 +207,7 @@ describe("sendProbeBatch", () => {
 
   it("ends unverified when SendCommand stays throttled past the deadline", async () => {
     // Prepare
-    ssmMock.on(SendCommandCommand).rejects(ssmError("ThrottlingException", 400));
+    ssmMock.on(SendCommandCommand).rejects(contractError("ssmThrottled"));
 
     // Act
     const out = await sendProbeBatch(batchOf([readyToProbe(ID_A, "linux", NOW.toISOString())]), deps());
@@ -470,7 +471,7 @@ describe("checkProbeBatch", () => {
 
   it("stops polling for the round once throttled, keeping every instance waiting", async () => {
     // Prepare
-    ssmMock.on(GetCommandInvocationCommand).rejects(ssmError("ThrottlingException", 400));
+    ssmMock.on(GetCommandInvocationCommand).rejects(contractError("ssmThrottled"));
     const batch = batchOf([probing(ID_A), probing(ID_B)]);
 
     // Act

@@ -9,7 +9,17 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { dynamodb } from "../../shared/aws/clients/index.js";
 import { dynamoResultStore } from "../../shared/aws/result-store.js";
 import type { InstanceResult } from "../../shared/domain/model.js";
-import { dynamoMock, ID_A, ID_B, ID_C, instanceIds, resetMocks, result, serviceError } from "./support.js";
+import {
+  contractError,
+  dynamoMock,
+  ID_A,
+  ID_B,
+  ID_C,
+  instanceIds,
+  resetMocks,
+  result,
+  serviceError,
+} from "./support.js";
 
 const TABLE = "imdsv2-guard-dev-ledger";
 const EVENT_ID = "3b2a1c0d-9e8f-4a7b-b6c5-d4e3f2a1b0c9";
@@ -130,7 +140,7 @@ describe("dynamoResultStore: errors", () => {
     "classifies ProvisionedThroughputExceededException on %s as throttling",
     async (call) => {
       // Prepare
-      const cause = serviceError(DynamoDBServiceException, "ProvisionedThroughputExceededException", 400);
+      const cause = contractError("dynamodbThroughputExceeded");
       dynamoMock.on(PutItemCommand).rejects(cause).on(QueryCommand).rejects(cause);
 
       // Act

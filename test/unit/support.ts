@@ -17,6 +17,7 @@ import { SSMClient } from "@aws-sdk/client-ssm";
 import type { Context } from "aws-lambda";
 import { mockClient } from "aws-sdk-client-mock";
 import { cloudwatch, ec2 } from "../../shared/aws/clients/index.js";
+import type { EnforceIntents, RecordedIntent } from "../../shared/aws/enforce-intents.js";
 import { imageSupportLookup } from "../../shared/aws/image-support.js";
 import type { ResultStore } from "../../shared/aws/result-store.js";
 import { describeEnforcement, type Enforcement } from "../../shared/domain/enforcement.js";
@@ -30,6 +31,10 @@ import type {
 } from "../../shared/domain/model.js";
 import { DEFAULT_FLOW_SETTINGS } from "../../shared/runtime/config.js";
 import type { EnforceDeps } from "../../shared/steps/enforce.js";
+import { contractRowFor } from "../contract/aws-contract.js";
+
+/** Throttling, NotFound and conditional-put errors exactly as the contract table (and the simulator) has them. */
+export { contractError } from "../contract/aws-contract.js";
 
 /**
  * What the unit tests share: the SDK mocks, one set of settings and ids, and builders for batches, EC2 instances, AWS
@@ -177,9 +182,36 @@ export function modifyInputs() {
   return ec2Mock.commandCalls(ModifyInstanceMetadataOptionsCommand).map((c) => c.args[0].input);
 }
 
-/** Enforce's collaborators: the mocked clients, a silent logger, the clock, a fresh AMI lookup. */
-export function enforceDeps(now: () => Date, imageSupport = imageSupportLookup()): EnforceDeps {
-  return { ec2, cloudwatch, logger: silentLogger("enforce-test"), now, imageSupport };
+/** Enforce's collaborators: the mocked clients, a silent logger, the clock, a fresh AMI lookup, empty intents. */
+export function enforceDeps(
+  now: () => Date,
+  imageSupport = imageSupportLookup(),
+  intents: EnforceIntents = memoryEnforceIntents().intents,
+): EnforceDeps {
+  return { ec2, cloudwatch, logger: silentLogger("enforce-test"), now, imageSupport, intents };
+}
+
+/**
+ * Enforce's intents as a list, kept across calls as the ledger keeps them; `stored` records every intent, and
+ * `failing` makes every call throw (the ledger unavailable).
+ */
+export function memoryEnforceIntents(options: { failing?: Error } = {}) {
+  const stored: { eventId: string; batchIndex: number; instances: Record<string, string>; at: string }[] = [];
+  const intents: EnforceIntents = {
+    async record(scope, instances, at) {
+      if (options.failing) throw options.failing;
+      stored.push({ ...scope, instances, at: at.toISOString() });
+    },
+    async recorded(scope) {
+      if (options.failing) throw options.failing;
+      const found = new Map<string, RecordedIntent>();
+      for (const s of stored.filter((i) => i.eventId === scope.eventId && i.batchIndex === scope.batchIndex)) {
+        for (const [id, was] of Object.entries(s.instances)) if (!found.has(id)) found.set(id, { was, at: s.at });
+      }
+      return found;
+    },
+  };
+  return { intents, stored };
 }
 
 /** The options every SDK v3 service exception is built from. */
@@ -190,13 +222,23 @@ interface ServiceExceptionOptions {
   message: string;
 }
 
-/** An AWS error as the SDK throws it: `exception` is the client's ServiceException class; 5xx are server faults. */
+/**
+ * An AWS error as the SDK throws it: `exception` is the client's ServiceException class; 5xx are server faults. A
+ * code the contract table knows (throttling, NotFound, conditional failures: test/contract/aws-contract.ts) must
+ * come with the table's status, so the mocks cannot drift from it or from the simulator the contract test checks.
+ */
 export function serviceError<E>(
   exception: new (options: ServiceExceptionOptions) => E,
   name: string,
   status: number | undefined,
   message = `${name} (simulated)`,
 ): E {
+  const row = contractRowFor(exception, name);
+  if (row && status !== row.httpStatus) {
+    throw new Error(
+      `${name} is HTTP ${row.httpStatus} in test/contract/aws-contract.ts, not ${status}: use contractError`,
+    );
+  }
   return new exception({
     name,
     $fault: status !== undefined && status >= 500 ? "server" : "client",
