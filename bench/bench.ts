@@ -1,9 +1,9 @@
 import { execFileSync, spawnSync } from "node:child_process";
-import { cpSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { cpSync, readFileSync, rmSync } from "node:fs";
+import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { gzipSync } from "node:zlib";
-import { type BuildOptions, build } from "esbuild";
+import { build } from "esbuild";
 import {
   burstScenario,
   modifyLowerBoundSeconds,
@@ -13,6 +13,7 @@ import {
 import { type FlowRun, runFlow } from "../local/runner/run-flow.js";
 import { parseScenario } from "../local/runner/scenario.js";
 import { EC2_REQUEST_BUCKETS } from "../local/sim/ec2-throttling.js";
+import { functionBuildOptions, functionEntries, sourceOf } from "../scripts/function-bundles.js";
 import { flowCosts } from "./flow-costs.js";
 
 /**
@@ -261,14 +262,9 @@ async function exposureFigures(): Promise<void> {
   }
 }
 
-function functionNames(): string[] {
-  return readdirSync("functions").filter((d) => statSync(join("functions", d)).isDirectory());
-}
-
 async function bundleFigures(): Promise<void> {
   section("Per function: bundle size, and cold import time bundled vs unbundled (tsc output + node_modules)");
-  const options = JSON.parse(readFileSync("infra/esbuild.json", "utf8")) as BuildOptions & Record<string, unknown>;
-  const { exclude: _exclude, outputWorkFolder: _work, outputFileExtension: _ext, ...esbuildOptions } = options;
+  const esbuildOptions = functionBuildOptions();
   rmSync(".build/bench", { recursive: true, force: true });
   // The same code, unbundled: tsc's output next to the probe scripts it imports, resolving node_modules as usual.
   execFileSync(process.execPath, ["node_modules/typescript/bin/tsc", "-p", "tsconfig.unbundled.json"], {
@@ -280,12 +276,19 @@ async function bundleFigures(): Promise<void> {
     `${row(["function", "bundle KiB", "gzip KiB", "bundled import ms (median)", "unbundled import ms (median)", "unbundled / bundled"])}\n${row(["---", "---:", "---:", "---:", "---:", "---:"])}\n`,
   );
   const hooks = pathToFileURL(resolve("bench/text-module-hooks.mjs")).href;
-  for (const fn of functionNames()) {
-    const outfile = `.build/bench/${fn}/handler.mjs`;
-    await build({ ...esbuildOptions, entryPoints: [`functions/${fn}/handler.ts`], outfile, logLevel: "error" });
+  const carried: string[] = [];
+  for (const { name, entry } of functionEntries()) {
+    const outfile = `.build/bench/${name}.mjs`;
+    const { metafile } = await build({
+      ...esbuildOptions,
+      entryPoints: [entry],
+      outfile,
+      metafile: true,
+      logLevel: "error",
+    });
     const code = readFileSync(outfile);
     const bundled = pathToFileURL(resolve(outfile)).href;
-    const unbundled = pathToFileURL(resolve(`.build/unbundled/functions/${fn}/handler.js`)).href;
+    const unbundled = pathToFileURL(resolve(`.build/unbundled/${entry.replace(/\.ts$/, ".js")}`)).href;
     const times = { bundled: [] as number[], unbundled: [] as number[] };
     // Alternate the two, so the machine's noise falls on both alike.
     for (let i = 0; i < IMPORT_SAMPLES; i++) {
@@ -295,9 +298,18 @@ async function bundleFigures(): Promise<void> {
     const b = median(times.bundled);
     const u = median(times.unbundled);
     process.stdout.write(
-      `${row([fn, (code.length / 1024).toFixed(0), (gzipSync(code).length / 1024).toFixed(0), b.toFixed(1), u.toFixed(1), `${(u / b).toFixed(1)}x`])}\n`,
+      `${row([name, (code.length / 1024).toFixed(0), (gzipSync(code).length / 1024).toFixed(0), b.toFixed(1), u.toFixed(1), `${(u / b).toFixed(1)}x`])}\n`,
     );
+    const inputs = Object.values(metafile.outputs).find((output) => output.entryPoint === entry)?.inputs ?? {};
+    const bySource = new Map<string, number>();
+    for (const [path, input] of Object.entries(inputs)) {
+      bySource.set(sourceOf(path), (bySource.get(sourceOf(path)) ?? 0) + input.bytesInOutput);
+    }
+    const top = [...bySource].sort((x, y) => y[1] - x[1]).slice(0, 5);
+    carried.push(row([name, top.map(([source, bytes]) => `${source} ${(bytes / 1024).toFixed(0)}`).join(", ")]));
   }
+  section("Per function: what the bundle carries, largest first (KiB of minified output, from esbuild's metafile)");
+  process.stdout.write(`${row(["function", "top contributors"])}\n${row(["---", "---"])}\n${carried.join("\n")}\n`);
 }
 
 /** A fresh Node process imports the module once: what a Lambda cold start pays for loading the code. */

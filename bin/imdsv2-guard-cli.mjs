@@ -93,10 +93,10 @@ function classifyAwsError(error, api, detail) {
 }
 
 // shared/domain/model.ts
-import { z as z2 } from "zod";
+import * as z2 from "zod";
 
 // shared/domain/enforcement.ts
-import { z } from "zod";
+import * as z from "zod";
 var ENFORCEMENT_KINDS = [
   /** The guard set HttpTokens=required. */
   "set-required",

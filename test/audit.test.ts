@@ -17,7 +17,7 @@ import { ListStateMachinesCommand, SFNClient, StartExecutionCommand } from "@aws
 import { AssumeRoleCommand, type AssumeRoleCommandInput, STSClient } from "@aws-sdk/client-sts";
 import { mockClient } from "aws-sdk-client-mock";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
-import { z } from "zod";
+import * as z from "zod";
 import {
   type AuditClients,
   findGuardStateMachine,

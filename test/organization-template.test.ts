@@ -6,7 +6,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { z } from "zod";
+import * as z from "zod";
 import { matchesEventPattern } from "./event-pattern.js";
 
 /**
@@ -407,6 +407,13 @@ describe("the hub: serverless.yml with organizationId", () => {
       for (const name of hubOnlyVariables) if (variables) delete variables[name];
     }
     delete (stripped.Outputs as Record<string, unknown>).HubEventBusArn;
+    // The hub's resolve-targets is the entry that reads Organizations; the single-account one bundles no AWS SDK.
+    const resolveTargets = resource(stripped, "ResolveTargetsLambdaFunction").Properties;
+    expect(resolveTargets.Handler).toBe("functions/resolve-targets/organization-handler.handler");
+    expect(resource(single, "ResolveTargetsLambdaFunction").Properties.Handler).toBe(
+      "functions/resolve-targets/handler.handler",
+    );
+    resolveTargets.Handler = "functions/resolve-targets/handler.handler";
     const withoutCodeKeys = (t: Template) => JSON.stringify(t).replace(/"S3Key":"[^"]*"/g, '"S3Key":""');
     expect(withoutCodeKeys(stripped)).toBe(withoutCodeKeys(single));
     expect(JSON.stringify(single)).not.toMatch(/HubEventBus|ORGANIZATION_ID|imdsv2-guard-spoke/);

@@ -1,6 +1,6 @@
-import { createServer } from "node:net";
+import { connect } from "node:net";
 import { expect } from "vitest";
-import { z } from "zod";
+import * as z from "zod";
 import {
   type ImdsEmulatorMode,
   type ImdsOptionsView,
@@ -34,14 +34,23 @@ export function readingOf(run: ProbeRun): StrictReading {
   return readingSchema.parse(JSON.parse(run.stdout));
 }
 
-/** A loopback port where nothing listens, so every connection is refused at once. */
+const CLOSED_PORT = 1;
+
+/**
+ * A loopback port where nothing listens, so every connection is refused at once. Port 1, not a freed ephemeral port:
+ * concurrent tests start emulators on ephemeral ports, and one of them could take a freed port mid-run.
+ */
 export async function closedPortUrl(host: "127.0.0.1" | "::1"): Promise<string> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, host, resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === "string") throw new Error("expected a TCP address");
-  return host === "::1" ? `http://[::1]:${address.port}` : `http://127.0.0.1:${address.port}`;
+  const refused = await new Promise<boolean>((resolve) => {
+    const socket = connect({ host, port: CLOSED_PORT });
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.once("error", () => resolve(true));
+  });
+  if (!refused) throw new Error(`something listens on ${host} port ${CLOSED_PORT}; the refused cases need it closed`);
+  return host === "::1" ? `http://[::1]:${CLOSED_PORT}` : `http://127.0.0.1:${CLOSED_PORT}`;
 }
 
 /** What one endpoint of a scenario is: an emulator in some mode and with some options, or nothing listening. */
@@ -54,8 +63,8 @@ const DISABLED: ImdsOptionsView = { httpTokens: "required", httpEndpoint: "disab
 const SILENT: EndpointReading = { v1: null, v1Credentials: null, token: null, v2: null };
 
 /**
- * Every mode a probe is tested in: what the IPv4 and IPv6 endpoints are, what a client with the full token flow
- * reads, and the verdict. Busybox wget cannot PUT, so it reads the same with token and v2 null.
+ * Every mode a probe is tested in: what the IPv4 and IPv6 endpoints are, what every client reads (each has the full
+ * token flow), and the verdict.
  */
 export interface ProbeCase {
   name: string;
@@ -169,11 +178,6 @@ export const PROBE_CASES: ProbeCase[] = [
     reason: "iam/security-credentials/",
   },
 ];
-
-/** What a client that cannot PUT (busybox wget) reads instead. */
-export function withoutTokenFlow(reading: EndpointReading): EndpointReading {
-  return { ...reading, token: null, v2: null };
-}
 
 export interface RunningCase {
   endpoints: ProbeEndpoints;

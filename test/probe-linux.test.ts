@@ -1,5 +1,6 @@
 import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, readdirSync, rmSync, symlinkSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -15,7 +16,6 @@ import {
   PROBE_CASES,
   readingOf,
   startCase,
-  withoutTokenFlow,
 } from "./probe-harness.js";
 
 /** Where a tool really lives: python3 may be a pyenv shim that only works with pyenv itself on PATH. */
@@ -47,11 +47,11 @@ function pathWithOnly(tools: string[]): string {
   return dir;
 }
 
-/** A PATH holding only busybox's applets (wget, sleep, date, mktemp, ...), as on a busybox-only image. */
+/** A PATH holding busybox and its applets (wget, nc, sleep, date, mktemp, ...), as on a busybox-only image. */
 function busyboxOnlyPath(busybox: string): string {
   const dir = scratchDir("probe-busybox-");
   const applets = execFileSync(busybox, ["--list"], { encoding: "utf8" }).split("\n").filter(Boolean);
-  for (const applet of applets) symlinkSync(busybox, join(dir, applet));
+  for (const applet of [...applets, "busybox"]) symlinkSync(busybox, join(dir, applet));
   return dir;
 }
 
@@ -68,15 +68,17 @@ beforeAll(() => {
   clients.python3 = { path: pathWithOnly(["python3", "sleep", "date"]) };
   // GNU wget gets its headers from a mktemp file, and its bound from sleep: those come along on any image with wget.
   clients.wget = { path: pathWithOnly(["wget", "mktemp", "rm", "sleep", "date"]) };
-  // busybox's own sh, too: the image has nothing else.
-  clients["busybox-wget"] = { path: busyboxOnlyPath(busybox), shell: [busybox, "sh"] };
+  // busybox's own sh, too: the image has nothing else. Its wget is on PATH, and must not be the one used.
+  clients["busybox-nc"] = { path: busyboxOnlyPath(busybox), shell: [busybox, "sh"] };
 });
 
 afterAll(() => {
   for (const dir of scratchDirs) rmSync(dir, { recursive: true, force: true });
 });
 
-describe.each(["curl", "python3", "wget", "busybox-wget"])("probe-linux.sh with %s", (client) => {
+const CLIENTS = ["curl", "python3", "wget", "busybox-nc"];
+
+describe.each(CLIENTS)("probe-linux.sh with %s", (client) => {
   it.concurrent.each(PROBE_CASES)(
     "$name: prints the statuses, stays in its deadline, leaks nothing",
     async (probeCase) => {
@@ -90,9 +92,7 @@ describe.each(["curl", "python3", "wget", "busybox-wget"])("probe-linux.sh with 
         const run = await runLinuxProbe(probeLinux, running.endpoints, { path: setup.path, shell: setup.shell });
 
         // Assess
-        const fullFlow = client !== "busybox-wget";
-        const v4 = fullFlow ? probeCase.expected.v4 : withoutTokenFlow(probeCase.expected.v4);
-        const v6 = fullFlow ? probeCase.expected.v6 : withoutTokenFlow(probeCase.expected.v6);
+        const { v4, v6 } = probeCase.expected;
         const answered = [
           ...(Object.values(v4).some((s) => s !== null) ? ["ipv4"] : []),
           ...(Object.values(v6).some((s) => s !== null) ? ["ipv6"] : []),
@@ -113,61 +113,115 @@ describe.each(["curl", "python3", "wget", "busybox-wget"])("probe-linux.sh with 
 });
 
 describe("probe-linux.sh and its whole-probe deadline", () => {
-  it.concurrent.each(["curl", "python3", "wget", "busybox-wget"])(
-    "%s stops asking a server that answers each request just in time",
-    async (client) => {
-      // Prepare
-      const setup = clients[client];
-      const v4 = { v1: 401, v1Credentials: 401, token: client === "busybox-wget" ? null : 200 };
+  it.concurrent.each(CLIENTS)("%s stops asking a server that answers each request just in time", async (client) => {
+    // Prepare
+    const setup = clients[client];
 
-      // Act / Assess
-      await expectWholeProbeDeadline(
-        (endpoints) => runLinuxProbe(probeLinux, endpoints, { path: setup?.path, shell: setup?.shell }),
-        { ...v4, v2: client === "busybox-wget" ? null : 200 },
-      );
-    },
-  );
+    // Act / Assess
+    await expectWholeProbeDeadline(
+      (endpoints) => runLinuxProbe(probeLinux, endpoints, { path: setup?.path, shell: setup?.shell }),
+      { v1: 401, v1Credentials: 401, token: 200, v2: 200 },
+    );
+  });
 });
 
 describe("probe-linux.sh and redirects", () => {
-  it.concurrent.each(["curl", "python3", "wget"])("%s sends no request to the redirect target", async (client) => {
+  it.concurrent.each(CLIENTS)("%s reports the 302 and sends no request to the redirect target", async (client) => {
     // Prepare
     const redirect = PROBE_CASES.find((probeCase) => probeCase.name === "redirect");
     if (!redirect) throw new Error("no redirect case");
     const running = await startCase(redirect);
+    const setup = clients[client];
 
     try {
       // Act
-      await runLinuxProbe(probeLinux, running.endpoints, { path: clients[client]?.path });
+      const run = await runLinuxProbe(probeLinux, running.endpoints, { path: setup?.path, shell: setup?.shell });
 
-      // Assess
+      // Assess: the emulator saw the token GET, and answered it with a 302 that went nowhere
+      expect(readingOf(run)).toMatchObject({ v1: 302, v1Credentials: 302, token: 200, v2: 302, client });
+      expect(running.emulators[0]?.requests.map((request) => request.method)).toEqual(["GET", "GET", "PUT", "GET"]);
       expect(running.collector.received).toEqual([]);
     } finally {
       await running.close();
     }
   });
+});
 
-  it("busybox wget follows a redirect whatever it is told, but only ever with a token-less GET", async () => {
+describe("probe-linux.sh with busybox speaks HTTP itself", () => {
+  it("sends the token only in its own request to the IMDS base URL, as HTTP/1.0 to the right Host", async () => {
     // Prepare
-    const redirect = PROBE_CASES.find((probeCase) => probeCase.name === "redirect");
-    if (!redirect) throw new Error("no redirect case");
-    const running = await startCase(redirect);
+    const requests: Array<{ method: string; url: string; httpVersion: string; host?: string; token?: string }> = [];
+    const server = createServer((request, response) => {
+      const token = request.headers["x-aws-ec2-metadata-token"];
+      requests.push({
+        method: request.method ?? "",
+        url: request.url ?? "",
+        httpVersion: request.httpVersion,
+        ...(request.headers.host ? { host: request.headers.host } : {}),
+        ...(typeof token === "string" ? { token } : {}),
+      });
+      if (request.method === "PUT") response.end("c2VjcmV0LXRva2Vu");
+      else response.writeHead(token === "c2VjcmV0LXRva2Vu" ? 200 : 401).end("ami-id\n");
+    });
+    await new Promise<void>((resolve) => server.listen(0, "::1", resolve));
+    const address = server.address();
+    if (address === null || typeof address === "string") throw new Error("expected a TCP address");
+    const v6 = `http://[::1]:${address.port}`;
 
     try {
       // Act
-      const run = await runLinuxProbe(probeLinux, running.endpoints, clients["busybox-wget"]);
+      const run = await runLinuxProbe(probeLinux, { v4: await closedPortUrl("127.0.0.1"), v6 }, clients["busybox-nc"]);
 
-      // Assess: the 302 is what it reports, and what followed carried no token
-      expect(readingOf(run)).toMatchObject({ v1: 302, v1Credentials: 302, token: null });
-      expect(running.collector.received.map((request) => request.token)).toEqual([undefined, undefined]);
+      // Assess
+      expect(readingOf(run)).toMatchObject({
+        v1: null,
+        v6: { v1: 401, v1Credentials: 401, token: 200, v2: 200 },
+        client: "busybox-nc",
+      });
+      expect(run.stdout).not.toContain("c2VjcmV0LXRva2Vu");
+      const host = `[::1]:${address.port}`;
+      expect(requests).toEqual([
+        { method: "GET", url: "/latest/meta-data/", httpVersion: "1.0", host },
+        { method: "GET", url: "/latest/meta-data/iam/security-credentials/", httpVersion: "1.0", host },
+        { method: "PUT", url: "/latest/api/token", httpVersion: "1.0", host },
+        { method: "GET", url: "/latest/meta-data/", httpVersion: "1.0", host, token: "c2VjcmV0LXRva2Vu" },
+      ]);
     } finally {
-      await running.close();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+
+  it("never asks busybox wget for a URL, as it would follow a redirect", async () => {
+    // Prepare: a PATH whose wget records how it was run
+    const dir = busyboxOnlyPath(realPathOf("busybox"));
+    const ran = join(scratchDir("probe-ran-"), "wget-ran");
+    rmSync(join(dir, "wget"));
+    writeFileSync(join(dir, "wget"), `#!${realPathOf("busybox")} sh\necho "$*" >> ${ran}\nexec busybox wget "$@"\n`, {
+      mode: 0o755,
+    });
+    const emulator = await startImdsEmulator(() => ({ httpTokens: "required", httpEndpoint: "enabled" }));
+
+    try {
+      // Act
+      const run = await runLinuxProbe(
+        probeLinux,
+        { v4: emulator.url, v6: await closedPortUrl("::1") },
+        { path: dir, shell: [realPathOf("busybox"), "sh"] },
+      );
+
+      // Assess
+      expect(readingOf(run)).toMatchObject({ v1: 401, token: 200, v2: 200, client: "busybox-nc" });
+      // Only the client detection asks it anything (its --version, to tell GNU wget apart).
+      expect(existsSync(ran) ? readFileSync(ran, "utf8") : "").toMatch(/^(--version\n)?$/);
+    } finally {
+      await emulator.close();
     }
   });
 });
 
-describe("probe-linux.sh leaves no token on disk", () => {
-  it("removes GNU wget's header file when it finishes", async () => {
+// GNU wget's header file holds the token; busybox's FIFO (in a private directory) carries it.
+describe.each(["wget", "busybox-nc"])("probe-linux.sh with %s leaves no token on disk", (client) => {
+  it("removes its temporary file when it finishes", async () => {
     // Prepare
     const tmp = scratchDir("probe-tmp-");
     const emulator = await startImdsEmulator(() => ({ httpTokens: "required", httpEndpoint: "enabled" }));
@@ -177,11 +231,11 @@ describe("probe-linux.sh leaves no token on disk", () => {
       const run = await runLinuxProbe(
         probeLinux,
         { v4: emulator.url, v6: await closedPortUrl("::1") },
-        { path: clients.wget?.path, tmpDir: tmp },
+        { ...clients[client], tmpDir: tmp },
       );
 
       // Assess
-      expect(readingOf(run)).toMatchObject({ v1: 401, token: 200, v2: 200, client: "wget" });
+      expect(readingOf(run)).toMatchObject({ v1: 401, token: 200, v2: 200, client });
       expect(readdirSync(tmp)).toEqual([]);
     } finally {
       await emulator.close();
@@ -191,7 +245,7 @@ describe("probe-linux.sh leaves no token on disk", () => {
   it.concurrent.each(["SIGTERM", "SIGINT", "SIGHUP"] as const)(
     "removes it when killed with %s in the middle of a request",
     async (signal) => {
-      // Prepare: the emulator hangs, so the kill lands while wget waits
+      // Prepare: the emulator hangs, so the kill lands while the client waits
       const tmp = scratchDir("probe-tmp-");
       const emulator = await startImdsEmulator(() => ({ httpTokens: "required", httpEndpoint: "enabled" }), {
         mode: "hang",
@@ -203,7 +257,7 @@ describe("probe-linux.sh leaves no token on disk", () => {
         const running = runLinuxProbe(
           probeLinux,
           { v4: emulator.url, v6: await closedPortUrl("::1") },
-          { path: clients.wget?.path, tmpDir: tmp, onSpawn: (spawned) => (pid = spawned) },
+          { ...clients[client], tmpDir: tmp, onSpawn: (spawned) => (pid = spawned) },
         );
         await expect.poll(() => emulator.requests.length, { timeout: 5_000 }).toBe(1);
         expect(readdirSync(tmp)).toHaveLength(1);

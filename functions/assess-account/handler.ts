@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { ec2ForTarget } from "../../shared/aws/clients/ec2.js";
 import { perAccountRegion, type SpokeAccess, spokeAccessFor } from "../../shared/aws/spoke-credentials.js";
 import { loadOrganizationConfig } from "../../shared/runtime/config.js";

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { cloudwatchForTarget } from "../../shared/aws/clients/cloudwatch.js";
 import { dynamodb } from "../../shared/aws/clients/dynamodb.js";
 import { ec2ForTarget } from "../../shared/aws/clients/ec2.js";

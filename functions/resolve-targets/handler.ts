@@ -1,5 +1,4 @@
-import { organizations } from "../../shared/aws/clients/organizations.js";
-import { directoryFor, type OrganizationDirectory } from "../../shared/aws/organization-directory.js";
+import { configuredDirectory, type OrganizationDirectory } from "../../shared/aws/organization-directory.js";
 import { asRecord, text } from "../../shared/domain/event.js";
 import { loadResolveTargetsConfig, type ResolveTargetsConfig } from "../../shared/runtime/config.js";
 import { lambdaHandler, onColdStart } from "../../shared/runtime/lambda-handler.js";
@@ -8,23 +7,25 @@ import { resolveTargets } from "../../shared/steps/resolve-targets.js";
 
 /**
  * First step: the raw EventBridge event in, batches of instances out. Never throws on a malformed event. In
- * organization mode it first asks the directory about the envelope's account, so the checks can refuse it.
+ * organization mode it first asks the directory about the envelope's account, so the checks can refuse it. This
+ * entry is the single-account stack's: its only directory is a configured account list, so its bundle carries no
+ * AWS SDK; the hub deploys organization-handler.ts, which reads Organizations.
  */
 export function createHandler(
   config: ResolveTargetsConfig,
   now: () => Date = () => new Date(),
-  directory: OrganizationDirectory | undefined = config.organization
-    ? directoryFor(config.organization, organizations)
-    : undefined,
+  directory: OrganizationDirectory | undefined = configuredDirectoryFor(config),
 ) {
   return lambdaHandler(async (event: unknown) => {
     const account = text(asRecord(event)?.account);
-    const membership =
-      config.organization && directory && account
-        ? await directory.membership(account)
-        : config.organization
-          ? { status: "not-member" as const }
-          : undefined;
+    const membership = !config.organization
+      ? undefined
+      : !account
+        ? { status: "not-member" as const }
+        : directory
+          ? await directory.membership(account)
+          : // Failing closed: a hub deployed with this entry cannot tell a member account from any other.
+            { status: "unavailable" as const, reason: "this build of resolve-targets reads no organization directory" };
     const resolved = resolveTargets(event, config, now(), membership);
     logger.appendKeys({ eventId: resolved.event.eventId });
     logger.info("Resolved targets", {
@@ -39,6 +40,11 @@ export function createHandler(
     });
     return resolved;
   });
+}
+
+/** The organization's accounts as configured (ORGANIZATION_ACCOUNTS), if they are. */
+export function configuredDirectoryFor(config: ResolveTargetsConfig): OrganizationDirectory | undefined {
+  return config.organization?.accounts ? configuredDirectory(config.organization.accounts) : undefined;
 }
 
 export const handler = onColdStart(() => createHandler(loadResolveTargetsConfig(process.env)));

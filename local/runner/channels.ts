@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { wrapText } from "../../shared/report/text-table.js";
 
 /** The AWS Chatbot custom notification the guard sends on SNS's `https` protocol (shared/report chatbotNotification). */

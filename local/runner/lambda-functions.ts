@@ -9,7 +9,7 @@ import { createHandler as createEnforce } from "../../functions/enforce/handler.
 import { createHandler as createFinalizeBatch } from "../../functions/finalize-batch/handler.js";
 import { createHandler as createGuardAccountDefault } from "../../functions/guard-account-default/handler.js";
 import { createHandler as createNotify } from "../../functions/notify/handler.js";
-import { createHandler as createResolveTargets } from "../../functions/resolve-targets/handler.js";
+import { createOrganizationHandler as createResolveTargets } from "../../functions/resolve-targets/organization-handler.js";
 import { createHandler as createSendProbe } from "../../functions/send-probe/handler.js";
 import { dynamodb } from "../../shared/aws/clients/index.js";
 import { dynamoEnforceIntents } from "../../shared/aws/enforce-intents.js";

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
-import { z } from "zod";
+import * as z from "zod";
 import { flowSettingsSchema } from "../../shared/domain/model.js";
 import { describeIssues } from "../../shared/runtime/config.js";
 

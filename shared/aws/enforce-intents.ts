@@ -1,5 +1,5 @@
 import { type DynamoDBClient, PutItemCommand, QueryCommand, type QueryCommandOutput } from "@aws-sdk/client-dynamodb";
-import { z } from "zod";
+import * as z from "zod";
 import { classifyAwsError } from "./errors.js";
 
 /**

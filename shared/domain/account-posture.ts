@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 
 /** The account's IMDS defaults in one region: what a launch gets when it does not say. */
 export const accountPostureSchema = z.object({

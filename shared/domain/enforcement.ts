@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 
 /**
  * What Enforce did to one instance, as data. The watch after enforcing and the root cause decide from `kind`; the

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { guardSetRequired } from "./enforcement.js";
 import type { InstanceResult } from "./model.js";
 

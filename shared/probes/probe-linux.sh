@@ -27,9 +27,13 @@ if [ "${IMDS_PROBE_LOOPBACK_ONLY:-}" = 1 ]; then
   done
 fi
 
-# The GNU wget header file is the only place the token touches disk: it goes on every way out, kill included.
-config=
-cleanup() { if [ -n "$config" ]; then rm -f "$config"; fi; }
+# The GNU wget header file is the only place the token touches disk, and busybox's request FIFO the only path the
+# token passes through: both go on every way out, kill included.
+config= fifo=
+cleanup() {
+  if [ -n "$config" ]; then rm -f "$config"; fi
+  if [ -n "$fifo" ]; then rm -f "$fifo" && rmdir "${fifo%/*}"; fi
+}
 trap cleanup EXIT
 trap 'exit 129' HUP
 trap 'exit 130' INT
@@ -92,8 +96,9 @@ sys.stdout.write("%s %03d" % (body.decode("ascii", "replace") if target == "-" e
 
 # Runs a command for at most 3 s. `timeout` is missing on minimal images, so a background killer does it; it holds
 # none of our pipes, so a client that finished in time is not kept waiting for it. A kill shows as exit 137.
+# The command keeps the caller's stdin: a non-interactive shell would give a background job /dev/null instead.
 bounded() {
-  "$@" &
+  { "$@" <&5 5<&- & } 5<&0
   job=$!
   (
     sleep 3
@@ -106,9 +111,9 @@ bounded() {
   return "$rc"
 }
 
-# wget reports the status only as "  HTTP/1.1 401 ..." lines of -S on stderr: keep the first one (busybox wget
-# follows a redirect whatever it is told, and the 3xx is the answer). A kill at the deadline marks it cut short.
-# It prints after wget has exited, so after the body wget wrote to the same stdout.
+# wget reports the status only as "  HTTP/1.1 401 ..." lines of -S on stderr: keep the first one (with
+# --max-redirect=0 there is only one). A kill at the deadline marks it cut short. It prints after wget has exited, so
+# after the body wget wrote to the same stdout.
 wget_status() {
   code= cut=
   while IFS= read -r line; do
@@ -121,32 +126,79 @@ wget_status() {
 }
 
 wget_request() {
-  if [ "$client" = wget ]; then
-    # GNU wget reads headers only from argv or a regular file (not a pipe): the private mktemp file keeps the token
-    # out of argv. One try only, as its default 20 would retry a timeout; -T bounds each read only, so `bounded`
-    # bounds the request; --max-redirect=0 reports a 3xx instead of following it with the token.
-    [ -n "$config" ] || return
-    while IFS= read -r header; do printf 'header = %s\n' "$header"; done >"$config"
-    {
-      bounded wget --config="$config" --no-proxy --tries=1 --max-redirect=0 --method="$1" -q -S -T 3 -O "$3" \
-        "$base$2" 2>&1 >&3 3>&- || echo "wget-exit $?"
-    } | wget_status 3>&-
-    : >"$config"
-  elif [ "$1" = GET ]; then
-    # Busybox wget cannot send PUT, so it never gets a token: it can only show whether IMDSv1 answers. No -T: it
-    # crashes busybox builds without FEATURE_WGET_TIMEOUT (Debian's before 1.36.1-5), so `bounded` is the bound.
-    {
-      bounded wget -q -S -O "$3" "$base$2" 2>&1 >&3 3>&- || echo "wget-exit $?"
-    } | wget_status 3>&-
-  fi
+  # GNU wget reads headers only from argv or a regular file (not a pipe): the private mktemp file keeps the token
+  # out of argv. One try only, as its default 20 would retry a timeout; -T bounds each read only, so `bounded`
+  # bounds the request; --max-redirect=0 reports a 3xx instead of following it with the token.
+  [ -n "$config" ] || return
+  while IFS= read -r header; do printf 'header = %s\n' "$header"; done >"$config"
+  {
+    bounded wget --config="$config" --no-proxy --tries=1 --max-redirect=0 --method="$1" -q -S -T 3 -O "$3" \
+      "$base$2" 2>&1 >&3 3>&- || echo "wget-exit $?"
+  } | wget_status 3>&-
+  : >"$config"
 } 3>&1
+
+# Reads the raw answer busybox nc relays: the status line's code, the first line of the body when it is wanted, and
+# the "nc-exit" line nc_request adds when nc did not end cleanly (137: killed at the deadline). The server's bytes
+# are only ever compared, never run or echoed.
+nc_answer() {
+  code= cut= part=status body=
+  while IFS= read -r line || [ -n "$line" ]; do
+    case $line in
+      "nc-exit 137") cut=-cut && continue ;;
+      "nc-exit "*) continue ;;
+    esac
+    line=${line%"$cr"}
+    case $part in
+      status)
+        case $line in "HTTP/1."[01]" "[1-5][0-9][0-9]*) rest=${line#* } && code=${rest%% *} ;; esac
+        part=headers
+        ;;
+      headers) [ -n "$line" ] || part=body ;;
+      body) if [ "$1" = - ] && [ -z "$body" ]; then body=$line; fi ;;
+    esac
+  done
+  printf '%s %s%s' "$body" "${code:-000}" "$cut"
+}
+
+nc_request() {
+  # Busybox wget follows every redirect (it has no --max-redirect) and cannot PUT, so busybox speaks HTTP/1.0 itself
+  # through `busybox nc`: the status line is the answer and nothing is ever followed. nc ends at the server's close,
+  # but when its stdin ends it half-closes the connection, and a server may then close without answering (Node's
+  # does), so the request comes through a FIFO whose writer stays open (sleeping) until the answer is in; the token
+  # passes only through that kernel pipe.
+  [ -n "$fifo" ] || return
+  hostport=${base#http://}
+  hostport=${hostport%%/*}
+  case $hostport in
+    "["*) host=${hostport#"["} && host=${host%%"]"*} && port=${hostport#*"]"} ;;
+    *) host=${hostport%%:*} && port=${hostport#"$host"} ;;
+  esac
+  port=${port#:}
+  request="$1 $2 HTTP/1.0${cr}
+Host: $hostport${cr}
+"
+  while IFS= read -r header; do request="$request$header${cr}
+"; done
+  (
+    printf '%s\r\n' "$request"
+    exec busybox sleep 4
+  ) >"$fifo" 2>/dev/null &
+  writer=$!
+  {
+    bounded busybox nc "$host" "${port:-80}" <"$fifo" 2>/dev/null || printf '\nnc-exit %s\n' "$?"
+  } | nc_answer "$3"
+  kill "$writer" 2>/dev/null
+  request=
+}
 
 request() {
   within_probe_deadline || return
   case $client in
     curl) curl_request "$@" ;;
     python3) python_request "$@" ;;
-    wget | busybox-wget) wget_request "$@" ;;
+    wget) wget_request "$@" ;;
+    busybox-nc) nc_request "$@" ;;
   esac
 }
 
@@ -179,17 +231,25 @@ probe_endpoint() {
   token= answer=
 }
 
-# Minimal images lack curl: fall back to python3, then wget.
+# Minimal images lack curl: fall back to python3, then GNU wget, then busybox's nc (never busybox wget, which
+# follows redirects and cannot PUT).
+client=none
 if command -v curl >/dev/null 2>&1; then
   client=curl
 elif command -v python3 >/dev/null 2>&1; then
   client=python3
 elif command -v wget >/dev/null 2>&1; then
-  case $(wget --version 2>/dev/null) in *"GNU Wget"*) client=wget ;; *) client=busybox-wget ;; esac
-else
-  client=none
+  case $(wget --version 2>/dev/null) in *"GNU Wget"*) client=wget ;; esac
 fi
+if [ "$client" = none ] && command -v busybox >/dev/null 2>&1 && busybox nc --help >/dev/null 2>&1; then
+  client=busybox-nc
+fi
+cr=$(printf '\r')
 if [ "$client" = wget ]; then config=$(mktemp 2>/dev/null) || config=; fi
+if [ "$client" = busybox-nc ] && fifo=$(busybox mktemp -d 2>/dev/null); then
+  fifo=$fifo/request
+  busybox mkfifo -m 600 "$fifo" 2>/dev/null || { rmdir "${fifo%/*}" && fifo=; }
+fi
 
 base=$base4
 probe_endpoint

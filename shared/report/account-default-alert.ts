@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { accountDefaultChangeSchema, accountDefaultOutcomeSchema } from "../domain/account-default-change.js";
 import { eventRefSchema, stepFailureSchema } from "../domain/model.js";
 import { commandRegion, describePosture } from "../domain/root-cause.js";

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { accountPostureSchema } from "../domain/account-posture.js";
 import { ACTOR_UNKNOWN, describeEvent } from "../domain/event.js";
 import {

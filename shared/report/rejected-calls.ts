@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { eventRefSchema } from "../domain/model.js";
 import { commandRegion } from "../domain/root-cause.js";
 import type { SnsMessage } from "./report.js";

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { NonRetryableConfigurationError } from "../domain/errors.js";
 import type { FlowSettings } from "../domain/model.js";
 

@@ -1,7 +1,7 @@
 import type { Logger } from "@aws-lambda-powertools/logger";
 import type { CloudWatchClient } from "@aws-sdk/client-cloudwatch";
 import type { EC2Client } from "@aws-sdk/client-ec2";
-import { z } from "zod";
+import * as z from "zod";
 import { readAccountPosture } from "../aws/account-defaults.js";
 import { sumImdsMetric } from "../aws/imds-metrics.js";
 import type { AccountPosture } from "../domain/account-posture.js";

@@ -1,6 +1,6 @@
 import type { Logger } from "@aws-lambda-powertools/logger";
 import type { EC2Client } from "@aws-sdk/client-ec2";
-import { z } from "zod";
+import * as z from "zod";
 import { describeInstancesById } from "../aws/ec2-instances.js";
 import { type InstanceClaims, instanceClaimKey } from "../aws/instance-claims.js";
 import { type EventRef, eventRefSchema, instanceProgressSchema, triggerSchema } from "../domain/model.js";

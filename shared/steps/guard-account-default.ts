@@ -1,6 +1,6 @@
 import type { Logger } from "@aws-lambda-powertools/logger";
 import type { EC2Client } from "@aws-sdk/client-ec2";
-import { z } from "zod";
+import * as z from "zod";
 import { readAccountPosture, requireTokensByDefault } from "../aws/account-defaults.js";
 import { type AccountDefaultOutcome, accountDefaultChangeSchema } from "../domain/account-default-change.js";
 import { eventRefSchema } from "../domain/model.js";

@@ -1,9 +1,12 @@
 import { readFileSync } from "node:fs";
+import { ListAccountsCommand, ListParentsCommand, OrganizationsClient } from "@aws-sdk/client-organizations";
 import type { PublishCommand, SNSClient } from "@aws-sdk/client-sns";
 import { AssumeRoleCommand, STSClient } from "@aws-sdk/client-sts";
 import { mockClient } from "aws-sdk-client-mock";
 import { afterEach, describe, expect, it } from "vitest";
-import { z } from "zod";
+import * as z from "zod";
+import { createHandler } from "../../functions/resolve-targets/handler.js";
+import { createOrganizationHandler } from "../../functions/resolve-targets/organization-handler.js";
 import { roleSessionName, spokeCredentialCache } from "../../shared/aws/spoke-credentials.js";
 import type { AccountMembership } from "../../shared/domain/confused-deputy.js";
 import { NonRetryableSpokeUnreachableError, RetryableThrottlingError } from "../../shared/domain/errors.js";
@@ -421,5 +424,38 @@ describe("the subject in organization mode", () => {
       "[imdsv2-guard] ERROR: 1 of 1 instance(s) - ModifyInstanceMetadataOp in payments-prod/ap-southeast-2",
     );
     expect(subject.length).toBe(99);
+  });
+});
+
+describe("resolve-targets' two entries", () => {
+  const organizations = mockClient(OrganizationsClient);
+  afterEach(() => organizations.reset());
+
+  it("the hub's entry asks Organizations about the event's account", async () => {
+    // Prepare
+    organizations.on(ListAccountsCommand).resolves({ Accounts: [{ Id: "123456789012", Name: "payments-prod" }] });
+    organizations.on(ListParentsCommand).resolves({ Parents: [{ Id: "r-ab12", Type: "ROOT" }] });
+    const handler = createOrganizationHandler(orgConfig(), () => NOW);
+
+    // Act
+    const resolved = await handler(runInstances(), fakeContext("resolve-targets"));
+
+    // Assess
+    expect(resolved.refused).toBeUndefined();
+    expect(resolved.targetCount).toBeGreaterThan(0);
+    expect(organizations.commandCalls(ListAccountsCommand)).toHaveLength(1);
+  });
+
+  it("the single-account entry, deployed on a hub by mistake, refuses every account instead of guessing", async () => {
+    // Prepare: no configured account list, and this entry has no Organizations client
+    const handler = createHandler(orgConfig(), () => NOW);
+
+    // Act
+    const resolved = await handler(runInstances(), fakeContext("resolve-targets"));
+
+    // Assess
+    expect(resolved.refused).toContain("cannot confirm");
+    expect(resolved.batches).toEqual([]);
+    expect(organizations.calls()).toHaveLength(0);
   });
 });

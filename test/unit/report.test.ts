@@ -6,7 +6,7 @@ import {
   ThrottledException,
 } from "@aws-sdk/client-sns";
 import { beforeEach, describe, expect, it, vi } from "vitest";
-import { z } from "zod";
+import * as z from "zod";
 import { sns } from "../../shared/aws/clients/index.js";
 import type { AccountPosture } from "../../shared/domain/account-posture.js";
 import type { EventRef, InstanceResult, Verdict } from "../../shared/domain/model.js";

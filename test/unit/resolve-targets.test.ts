@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { z } from "zod";
+import * as z from "zod";
 import type { FlowSettings } from "../../shared/domain/model.js";
 import { DEFAULT_FLOW_SETTINGS, type ResolveTargetsConfig } from "../../shared/runtime/config.js";
 import { resolveTargets } from "../../shared/steps/resolve-targets.js";

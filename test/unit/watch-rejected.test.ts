@@ -1,7 +1,7 @@
 import { CloudWatchServiceException, GetMetricDataCommand, type MetricDataResult } from "@aws-sdk/client-cloudwatch";
 import { GetInstanceMetadataDefaultsCommand } from "@aws-sdk/client-ec2";
 import { beforeEach, describe, expect, it } from "vitest";
-import { z } from "zod";
+import * as z from "zod";
 import { cloudwatch, ec2 } from "../../shared/aws/clients/index.js";
 import type { EventRef, InstanceResult } from "../../shared/domain/model.js";
 import { watchListOf } from "../../shared/domain/watch-list.js";
