@@ -25,6 +25,16 @@ function verdicts(run: FlowRun): Record<string, string> {
   );
 }
 
+/** What the report says Enforce did to each instance: a repeat of Enforce must still call the change the guard's. */
+function enforcements(run: FlowRun): Record<string, string | undefined> {
+  return Object.fromEntries(
+    run.reports
+      .flatMap((r) => r.results)
+      .map((r) => [r.instanceId, r.enforcement?.kind])
+      .sort(),
+  );
+}
+
 /** Every simulated account: the hub's, and in organization mode each member account's. */
 function accounts(run: FlowRun) {
   return [run.sim, ...(run.org?.memberAccounts().map((m) => m.sim) ?? [])];
@@ -55,6 +65,8 @@ describe.each(["default.json", "single-account.json"])("every step of a slice ru
     // Assess
     expect(Object.keys(verdicts(once)).length).toBeGreaterThan(5);
     expect(verdicts(twice)).toEqual(verdicts(once));
+    expect(Object.values(enforcements(once))).toContain("set-required");
+    expect(enforcements(twice)).toEqual(enforcements(once));
     expect(modified(once).length).toBeGreaterThan(3);
     expect(modified(twice)).toEqual(modified(once));
     expect(probed(once).length).toBeGreaterThan(3);
