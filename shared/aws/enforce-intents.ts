@@ -1,6 +1,7 @@
-import { type DynamoDBClient, PutItemCommand, QueryCommand, type QueryCommandOutput } from "@aws-sdk/client-dynamodb";
+import { type DynamoDBClient, PutItemCommand } from "@aws-sdk/client-dynamodb";
 import * as z from "zod";
 import { classifyAwsError } from "./errors.js";
+import { ledgerItems, parseStoredJson } from "./ledger-query.js";
 
 /**
  * What Enforce stores in the event ledger just before it calls ModifyInstanceMetadataOptions: "this round of this
@@ -58,48 +59,23 @@ export function dynamoEnforceIntents(dynamodb: DynamoDBClient, tableName: string
     },
     async recorded(scope) {
       const found = new Map<string, RecordedIntent>();
-      let startKey: QueryCommandOutput["LastEvaluatedKey"];
-      do {
-        let page: QueryCommandOutput;
-        try {
-          page = await dynamodb.send(
-            new QueryCommand({
-              TableName: tableName,
-              KeyConditionExpression: "eventId = :e AND begins_with(#item, :prefix)",
-              ExpressionAttributeNames: { "#item": "item" },
-              ExpressionAttributeValues: {
-                ":e": { S: scope.eventId },
-                ":prefix": { S: intentPrefix(scope.batchIndex) },
-              },
-              ExclusiveStartKey: startKey,
-              ConsistentRead: true,
-            }),
-          );
-        } catch (error) {
-          throw classifyAwsError(error, "Query", "(enforce intents)");
+      for await (const item of ledgerItems(
+        dynamodb,
+        tableName,
+        scope.eventId,
+        intentPrefix(scope.batchIndex),
+        "(enforce intents)",
+      )) {
+        const at = item.at?.S;
+        const instances = storedInstancesSchema.safeParse(parseStoredJson(item.instances?.S));
+        // A corrupt item proves nothing: skipped, so the retry-count rule decides instead.
+        if (!at || !instances.success) continue;
+        for (const [instanceId, was] of Object.entries(instances.data)) {
+          const earlier = found.get(instanceId);
+          if (!earlier || at < earlier.at) found.set(instanceId, { was, at });
         }
-        for (const item of page.Items ?? []) {
-          const at = item.at?.S;
-          const instances = storedInstancesSchema.safeParse(parseJson(item.instances?.S));
-          // A corrupt item proves nothing: skipped, so the retry-count rule decides instead.
-          if (!at || !instances.success) continue;
-          for (const [instanceId, was] of Object.entries(instances.data)) {
-            const earlier = found.get(instanceId);
-            if (!earlier || at < earlier.at) found.set(instanceId, { was, at });
-          }
-        }
-        startKey = page.LastEvaluatedKey;
-      } while (startKey);
+      }
       return found;
     },
   };
-}
-
-function parseJson(text: string | undefined): unknown {
-  if (text === undefined) return undefined;
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
 }

@@ -1,6 +1,7 @@
-import { type DynamoDBClient, PutItemCommand, QueryCommand, type QueryCommandOutput } from "@aws-sdk/client-dynamodb";
+import { type DynamoDBClient, PutItemCommand } from "@aws-sdk/client-dynamodb";
 import { type EventRef, eventRefSchema } from "../domain/model.js";
 import { awsErrorCode, classifyAwsError } from "./errors.js";
+import { ledgerItems, parseStoredJson } from "./ledger-query.js";
 
 /**
  * One claim per instance occurrence (a launch, or a start), in the event ledger, so that whichever signal arrives
@@ -63,41 +64,12 @@ export function dynamoInstanceClaims(dynamodb: DynamoDBClient, tableName: string
     },
     async attribution(key) {
       // One item at most, but a page may still come back empty with LastEvaluatedKey (DynamoDB's paging): follow it.
-      let startKey: QueryCommandOutput["LastEvaluatedKey"];
-      do {
-        let out: QueryCommandOutput;
-        try {
-          out = await dynamodb.send(
-            new QueryCommand({
-              TableName: tableName,
-              KeyConditionExpression: "eventId = :e AND begins_with(#item, :prefix)",
-              ExpressionAttributeNames: { "#item": "item" },
-              ExpressionAttributeValues: { ":e": { S: key }, ":prefix": { S: "attribution" } },
-              ExclusiveStartKey: startKey,
-              ConsistentRead: true,
-            }),
-          );
-        } catch (error) {
-          throw classifyAwsError(error, "Query (attribution)");
-        }
-        const [item] = out.Items ?? [];
-        if (item) {
-          // A corrupt item counts as no attribution: the report then says the actor is unknown, which is true.
-          const parsed = eventRefSchema.safeParse(parseJson(item.event?.S));
-          return parsed.success ? parsed.data : undefined;
-        }
-        startKey = out.LastEvaluatedKey;
-      } while (startKey);
+      for await (const item of ledgerItems(dynamodb, tableName, key, "attribution", "(attribution)")) {
+        // A corrupt item counts as no attribution: the report then says the actor is unknown, which is true.
+        const parsed = eventRefSchema.safeParse(parseStoredJson(item.event?.S));
+        return parsed.success ? parsed.data : undefined;
+      }
       return undefined;
     },
   };
-}
-
-function parseJson(text: string | undefined): unknown {
-  if (text === undefined) return undefined;
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
 }

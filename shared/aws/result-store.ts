@@ -1,7 +1,8 @@
-import { type DynamoDBClient, PutItemCommand, QueryCommand, type QueryCommandOutput } from "@aws-sdk/client-dynamodb";
+import { type DynamoDBClient, PutItemCommand } from "@aws-sdk/client-dynamodb";
 import * as z from "zod";
 import { type InstanceResult, instanceResultSchema } from "../domain/model.js";
 import { classifyAwsError } from "./errors.js";
+import { ledgerItems, parseStoredJson } from "./ledger-query.js";
 
 /**
  * Verdicts live in the event ledger (the DynamoDB table ClaimEvent writes), one item per batch, not in the
@@ -45,31 +46,12 @@ export function dynamoResultStore(dynamodb: DynamoDBClient, tableName: string): 
     },
     async load(eventId) {
       const batches = new Map<number, InstanceResult[]>();
-      let startKey: QueryCommandOutput["LastEvaluatedKey"];
-      do {
-        let page: QueryCommandOutput;
-        try {
-          page = await dynamodb.send(
-            new QueryCommand({
-              TableName: tableName,
-              KeyConditionExpression: "eventId = :e AND begins_with(#item, :prefix)",
-              ExpressionAttributeNames: { "#item": "item" },
-              ExpressionAttributeValues: { ":e": { S: eventId }, ":prefix": { S: "result#" } },
-              ExclusiveStartKey: startKey,
-              ConsistentRead: true,
-            }),
-          );
-        } catch (error) {
-          throw classifyAwsError(error, "Query", "(results)");
-        }
-        for (const item of page.Items ?? []) {
-          const index = Number(item.item?.S?.slice("result#".length));
-          const parsed = storedResultsSchema.safeParse(parseJson(item.results?.S));
-          // A corrupt item counts as missing: its batch's instances are then reported as errors, not dropped.
-          if (Number.isInteger(index) && parsed.success) batches.set(index, parsed.data);
-        }
-        startKey = page.LastEvaluatedKey;
-      } while (startKey);
+      for await (const item of ledgerItems(dynamodb, tableName, eventId, "result#", "(results)")) {
+        const index = Number(item.item?.S?.slice("result#".length));
+        const parsed = storedResultsSchema.safeParse(parseStoredJson(item.results?.S));
+        // A corrupt item counts as missing: its batch's instances are then reported as errors, not dropped.
+        if (Number.isInteger(index) && parsed.success) batches.set(index, parsed.data);
+      }
       return batches;
     },
   };
@@ -77,12 +59,4 @@ export function dynamoResultStore(dynamodb: DynamoDBClient, tableName: string): 
 
 function resultKey(batchIndex: number): string {
   return `result#${String(batchIndex).padStart(5, "0")}`;
-}
-
-function parseJson(text: string | undefined): unknown {
-  try {
-    return JSON.parse(text ?? "null");
-  } catch {
-    return undefined;
-  }
 }
