@@ -378,7 +378,12 @@ describe("Slack routing per account", () => {
   it("sends a routed account's report to its own Slack topic and the others to the default one", async () => {
     // Prepare
     const sent: (string | undefined)[] = [];
-    const sns = { send: async (command: PublishCommand) => (sent.push(command.input.TopicArn), { MessageId: "m" }) };
+    const sns = {
+      send: async (command: PublishCommand) => {
+        sent.push(command.input.TopicArn);
+        return { MessageId: "m" };
+      },
+    };
     const deps = {
       sns: sns as unknown as SNSClient,
       logger: silentLogger("notify"),
