@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { defineConfig, type Plugin } from "vitest/config";
 
 /** Mirrors esbuild's `text` loader for the probe scripts, so tests import exactly what the bundles ship. */
@@ -22,6 +23,9 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: "forks",
+    // One fork per core. Vitest's default (cores - 1) leaves one of a 2-core CI machine's cores idle; the files are
+    // independent (each starts its own emulators on ephemeral loopback ports and its own simulated account).
+    maxWorkers: availableParallelism(),
     // The handlers' structured logs are for CloudWatch; tests assert on behaviour, not on log lines. The SDK's default
     // credential chain ends at the EC2 instance metadata service (169.254.169.254): switched off, so no client in a
     // test can ever reach for real credentials.
