@@ -1299,8 +1299,9 @@ ${mode.target}
                               --role-name in each (through each region's STS) with your credentials; "all"
                               lists them with Organizations ListAccounts (the management account, a
                               delegated administrator, or a delegation policy). Not with --start.
-  --role-name NAME            with --accounts: the role to assume (default ${DEFAULT_ROLE_NAME}, the
-                              spoke's: infra/spoke/spoke-account.yml, AuditorAccountId and AuditorRolePattern)
+  --role-name NAME            with --accounts: the role to assume (default ${DEFAULT_ROLE_NAME}, the hub's;
+                              auditors: imdsv2-guard-auditor, which infra/spoke/spoke-account.yml creates
+                              read-only with AuditorAccountId and AuditorRolePattern)
   --exempt-tag-key KEY        exemption tag (default imdsv2-guard:exempt)
   --exempt-until-tag-key KEY  exemption end-date tag (default imdsv2-guard:exempt-until)
 ${mode.extraOptions ?? ""}  -h, --help                  this help
@@ -1501,7 +1502,7 @@ async function auditAccounts(options, wanted, access, io, mode) {
 function accountFailure(error, account, region, roleName) {
   if (error?.name === "NonRetryableSpokeUnreachableError") {
     const code = awsErrorCode(error.cause) ?? "UnknownError";
-    const why = code === "RegionDisabledException" ? `region ${region} is not enabled in account ${account}` : `is ${roleName} deployed there (infra/spoke/spoke-account.yml), and does its trust name you (AuditorAccountId, AuditorRolePattern)?`;
+    const why = code === "RegionDisabledException" ? `region ${region} is not enabled in account ${account}` : `is ${roleName} deployed there (infra/spoke/spoke-account.yml), and does its trust name you? Auditors use --role-name imdsv2-guard-auditor (AuditorAccountId, AuditorRolePattern)`;
     return {
       kind: code === "RegionDisabledException" ? "region-not-enabled" : "cannot-assume-role",
       code,

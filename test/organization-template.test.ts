@@ -189,7 +189,7 @@ describe("spokes: plain CloudFormation, no code", () => {
 });
 
 describe("spoke-account.yml: the roles", () => {
-  it("trusts only the hub's function roles (and optionally named auditors), by account root and aws:PrincipalArn, within the organization", async () => {
+  it("trusts only the hub's function roles, by account root and aws:PrincipalArn, within the organization; named auditors get a read-only role of their own", async () => {
     const { template } = await spoke("spoke-account.yml");
     const role = resource(template, "SpokeRole").Properties;
     expect(role.RoleName).toBe("imdsv2-guard-spoke");
@@ -204,12 +204,15 @@ describe("spoke-account.yml: the roles", () => {
     const document = z
       .object({ Statement: z.array(z.unknown()) })
       .parse(resolve(role.AssumeRolePolicyDocument, values));
-    // The auditors' statement exists only with AuditorAccountId and AuditorRolePattern set (below).
-    const [hubStatement, auditors, ...rest] = document.Statement;
+    // Auditors never assume this role (it may run shell documents on every instance): they have a role of their own.
+    const [hubStatement, ...rest] = document.Statement;
     expect(rest).toEqual([]);
-    expect(auditors).toEqual({
-      "Fn::If": [
-        "HasAuditor",
+    const auditor = resource(template, "AuditorRole");
+    expect(auditor.Condition).toBe("HasAuditor");
+    expect(auditor.Properties.RoleName).toBe("imdsv2-guard-auditor");
+    expect(resolve(auditor.Properties.AssumeRolePolicyDocument, values)).toEqual({
+      Version: "2012-10-17",
+      Statement: [
         {
           Sid: "AuditorsOfThisOrganization",
           Effect: "Allow",
@@ -220,9 +223,20 @@ describe("spoke-account.yml: the roles", () => {
             StringEquals: { "aws:PrincipalOrgID": ORG },
           },
         },
-        { Ref: "AWS::NoValue" },
       ],
     });
+    // It reads what the audit reads, and nothing else.
+    expect(
+      statements({ ...template, Resources: { AuditorRole: auditor } })
+        .filter((s) => !s.where.includes("AssumeRolePolicyDocument"))
+        .flatMap((s) => actionsOf(s.statement))
+        .sort(),
+    ).toEqual([
+      "cloudwatch:GetMetricData",
+      "ec2:DescribeInstances",
+      "ec2:DescribeRegions",
+      "ec2:GetInstanceMetadataDefaults",
+    ]);
     expect(template.Conditions.HasAuditor).toEqual({
       "Fn::And": [
         { "Fn::Not": [{ "Fn::Equals": [{ Ref: "AuditorAccountId" }, ""] }] },

@@ -40,7 +40,8 @@ export function dynamoEnforceIntents(dynamodb: DynamoDBClient, tableName: string
   return {
     async record(scope, instances, at, expiresAt) {
       try {
-        // An overwrite: the same round run twice stores the same item, so this is safe to repeat.
+        // Safe to repeat: a run of the same round at another time adds a second item, and `recorded` unions them,
+        // keeping each instance's earliest intent.
         await dynamodb.send(
           new PutItemCommand({
             TableName: tableName,
