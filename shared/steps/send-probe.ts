@@ -84,20 +84,13 @@ async function sendChunk(
     }
     // Claimed by a run that recorded no command: still sending, or it stopped after SendCommand. Sending again
     // could run the probe twice; waiting until the deadline says so instead.
-    for (const progress of chunk) {
-      out.set(
-        progress.instanceId,
-        isPast(progress.stageDeadline, now)
-          ? conclude(
-              progress,
-              batch,
-              now,
-              "unverified",
-              "Another run of SendProbe claimed this probe but recorded no command: it may have run; its result is unknown.",
-            )
-          : progress,
-      );
-    }
+    waitUntilDeadline(
+      chunk,
+      batch,
+      now,
+      out,
+      "Another run of SendProbe claimed this probe but recorded no command: it may have run; its result is unknown.",
+    );
     return { updates: out, throttled: false };
   }
   try {
@@ -121,20 +114,13 @@ async function sendChunk(
       deps.logger.warn("Could not release the probe's send marker", { error: String(e) });
     });
     if (isWorthRetryingNextRound(error)) {
-      for (const progress of chunk) {
-        out.set(
-          progress.instanceId,
-          isPast(progress.stageDeadline, now)
-            ? conclude(
-                progress,
-                batch,
-                now,
-                "unverified",
-                "SendCommand kept being refused (throttled or 5xx); the probe could not be sent.",
-              )
-            : progress,
-        );
-      }
+      waitUntilDeadline(
+        chunk,
+        batch,
+        now,
+        out,
+        "SendCommand kept being refused (throttled or 5xx); the probe could not be sent.",
+      );
       return { updates: out, throttled: true };
     }
     const reason = classifyAwsError(error, "SendCommand").message;
@@ -163,6 +149,22 @@ async function claimSend(deps: SendProbeDeps, key: ProbeSendKey): ReturnType<Pro
   } catch (error) {
     deps.logger.warn("Could not claim the probe's send marker; sending unguarded", { error: String(error) });
     return { claimed: true };
+  }
+}
+
+/** Leaves each instance of the chunk for the next round, or, past its stage's deadline, ends it `unverified`. */
+function waitUntilDeadline(
+  chunk: readonly InstanceProgress[],
+  batch: Batch,
+  now: Date,
+  out: Map<string, InstanceProgress>,
+  reason: string,
+): void {
+  for (const progress of chunk) {
+    out.set(
+      progress.instanceId,
+      isPast(progress.stageDeadline, now) ? conclude(progress, batch, now, "unverified", reason) : progress,
+    );
   }
 }
 
