@@ -2,7 +2,6 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import FakeTimers from "@sinonjs/fake-timers";
-import type { Context } from "aws-lambda";
 import { StateMachine } from "aws-local-stepfunctions";
 
 /** aws-local-stepfunctions does not export its JSON type; this is the value its task overrides exchange. */
@@ -16,9 +15,18 @@ import type { RejectedCalls } from "../../shared/report/rejected-calls.js";
 import { type EventReport, parseMachineReport } from "../../shared/report/report.js";
 import { DEFAULT_FLOW_SETTINGS, type NotifyConfig, type ResolveTargetsConfig } from "../../shared/runtime/config.js";
 import type { OrganizationSweepOutcome, SweepOutcome } from "../../shared/steps/sweep.js";
-import { SimAccount, type SimApi, type SimFaults, simCrashPoint } from "../sim/sim-account.js";
+import { SimAccount, type SimApi, type SimFaults } from "../sim/sim-account.js";
 import { SIM_SPOKE_ROLE_NAME, SimOrganization } from "../sim/sim-organization.js";
-import { type LambdaHandler, localFunctions } from "./lambda-functions.js";
+import { localFunctions } from "./lambda-functions.js";
+import {
+  functionInvoker,
+  type InvokeFunction,
+  type LambdaFaults,
+  lambdaContext,
+  lambdaError,
+  SIM_ACCOUNT_ID,
+  SIM_REGION,
+} from "./lambda-invoke.js";
 import type { Scenario } from "./scenario.js";
 
 /** The one state machine file. Found by walking up from this module, which works from source and from a bundle. */
@@ -34,8 +42,8 @@ function findUp(relative: string): string {
     dir = parent;
   }
 }
-export const SIM_ACCOUNT_ID = "111122223333";
-export const SIM_REGION = "eu-west-1";
+
+export type { SIM_ACCOUNT_ID, SIM_REGION };
 export const GUARD_ROLE_ARN_PREFIX = `arn:aws:sts::${SIM_ACCOUNT_ID}:assumed-role/imdsv2-guard-local-enforce/`;
 const TOPIC_ARN = `arn:aws:sns:${SIM_REGION}:${SIM_ACCOUNT_ID}:imdsv2-guard-local-alerts`;
 /** What `loadDefinition` substitutes for `${EventLedgerTableName}`. */
@@ -44,13 +52,6 @@ const SCENARIO_EPOCH = Date.parse("2026-11-28T09:00:00Z");
 
 /** The local runner judges by what a deploy without overrides would (scenarios may override `settings`). */
 export const DEFAULT_SETTINGS: FlowSettings = DEFAULT_FLOW_SETTINGS;
-
-/**
- * Crash a function (Lambda.Unknown, as Step Functions reports a runtime crash) on these invocation numbers: before
- * its handler runs (nothing happened), or after it ran to the end, every AWS call made, with its output lost (the
- * worst moment: everything done, nothing recorded).
- */
-export type LambdaFaults = Partial<Record<string, number[]>>;
 
 export interface RunOptions {
   faults?: SimFaults;
@@ -244,23 +245,6 @@ function withRetryCounts(overrides: TaskOverrides, fields: Map<string, string>):
   }
 }
 
-function lambdaContext(functionName: string, invocation: number): Context {
-  return {
-    callbackWaitsForEmptyEventLoop: false,
-    functionName,
-    functionVersion: "$LATEST",
-    invokedFunctionArn: `arn:aws:lambda:${SIM_REGION}:${SIM_ACCOUNT_ID}:function:${functionName}`,
-    memoryLimitInMB: "256",
-    awsRequestId: `local-${functionName}-${invocation}`,
-    logGroupName: `/aws/lambda/${functionName}`,
-    logStreamName: "local",
-    getRemainingTimeInMillis: () => 30_000,
-    done: () => undefined,
-    fail: () => undefined,
-    succeed: () => undefined,
-  };
-}
-
 /**
  * Runs a scenario end to end: the real ASL file in aws-local-stepfunctions, the real handlers, the simulated account.
  * Simulated time is discrete-event: timers are faked, and whenever nothing is running (no promise pending work, no
@@ -311,11 +295,16 @@ export async function runFlow(scenario: Scenario, options: RunOptions = {}): Pro
     });
     const definition = loadDefinition();
     const retryCountFields = takeRetryCountParameters(definition);
-    const overrides = buildTaskOverrides(definition, functions, sim, lambdaInvocations, {
-      before: options.lambdaFaults ?? {},
-      after: options.lambdaCrashesAfter ?? {},
-      afterCall: options.lambdaCrashesAfterCall ?? {},
-    });
+    const invoke = functionInvoker(
+      Object.fromEntries(Object.entries(functions).map(([arn, fn]) => [arn.replace(/FunctionArn$/, ""), fn])),
+      lambdaInvocations,
+      {
+        before: options.lambdaFaults ?? {},
+        after: options.lambdaCrashesAfter ?? {},
+        afterCall: options.lambdaCrashesAfterCall ?? {},
+      },
+    );
+    const overrides = buildTaskOverrides(definition, invoke, sim);
     // Before the retry counts: a step Express runs again is not a retry, and sees RetryCount 0 both times.
     if (options.duplicateChildSteps) runTwice(overrides, childTaskStates(definition));
     withRetryCounts(overrides, retryCountFields);
@@ -463,51 +452,13 @@ type TaskOverrides = Record<string, (input: JSONValue) => Promise<JSONValue>>;
 
 function buildTaskOverrides(
   definition: Record<string, unknown>,
-  functions: Record<string, LambdaHandler>,
+  invoke: InvokeFunction,
   sim: SimAccount,
-  invocations: Record<string, number>,
-  lambdaFaults: {
-    before: LambdaFaults;
-    after: LambdaFaults;
-    afterCall: NonNullable<RunOptions["lambdaCrashesAfterCall"]>;
-  },
 ): TaskOverrides {
   const overrides: TaskOverrides = {};
   for (const [stateName, placeholder] of taskFunctions(definition)) {
-    const handler = functions[placeholder];
-    if (!handler) throw new Error(`The ASL invokes ${placeholder}, which the local runner does not know`);
     const functionName = placeholder.replace(/FunctionArn$/, "");
-    overrides[stateName] = async (input) => {
-      const n = (invocations[functionName] ?? 0) + 1;
-      invocations[functionName] = n;
-      if (lambdaFaults.before[functionName]?.includes(n)) {
-        throw lambdaError("Lambda.Unknown", "The function crashed (simulated): Runtime.ExitError");
-      }
-      const crashesAfter = lambdaFaults.after[functionName]?.includes(n) ?? false;
-      // A JSON round trip, as Lambda's invoke does: nothing but data crosses between states.
-      const payload = JSON.parse(JSON.stringify(input)) as JSONValue;
-      const afterCall = lambdaFaults.afterCall[functionName];
-      const crashPoint = afterCall?.invocations.includes(n) ? { api: afterCall.api, crashed: false } : undefined;
-      let output: unknown;
-      try {
-        const run = () => handler(payload, lambdaContext(functionName, n));
-        output = await (crashPoint ? simCrashPoint.run(crashPoint, run) : run());
-      } catch (error) {
-        if (crashPoint?.crashed) throw lambdaError("Lambda.Unknown", `The function crashed after ${crashPoint.api}`);
-        const e = error instanceof Error ? error : new Error(String(error));
-        throw lambdaError(e.name, e.message);
-      }
-      if (crashPoint?.crashed) {
-        throw lambdaError(
-          "Lambda.Unknown",
-          `The function crashed after ${crashPoint.api} (simulated): Runtime.ExitError`,
-        );
-      }
-      if (crashesAfter) {
-        throw lambdaError("Lambda.Unknown", "The function crashed after its work (simulated): Runtime.ExitError");
-      }
-      return JSON.parse(JSON.stringify(output ?? null)) as JSONValue;
-    };
+    overrides[stateName] = async (input) => (await invoke(functionName, input)) as JSONValue;
   }
   overrides.ClaimEvent = async (input) => {
     const key = (input as { Item?: { eventId?: { S?: string } } }).Item?.eventId?.S;
@@ -545,13 +496,6 @@ function asDelivered(event: unknown): unknown {
   if (typeof event !== "object" || event === null || !("eventDelaySeconds" in event)) return event;
   const { eventDelaySeconds: _delay, ...delivered } = event as Record<string, unknown>;
   return delivered;
-}
-
-/** An error as Step Functions presents a failed Lambda: the name routes Retry/Catch, the cause is Lambda's JSON. */
-function lambdaError(name: string, message: string): Error {
-  const error = new Error(JSON.stringify({ errorType: name, errorMessage: message }));
-  error.name = name;
-  return error;
 }
 
 async function execute(
