@@ -43,7 +43,7 @@ export const CRASH_SAFE: Record<StepFunction, boolean> = {
   CheckRejected: true,
   // It reads the defaults before it sets them, and setting HttpTokens=required twice is the same as once.
   GuardAccountDefault: true,
-  // Its claim is a conditional put that the same execution may repeat (executionId = :me); attributions overwrite.
+  // AwaitAttribution: it overwrites its waiter items and may resume the task; a second resume is refused, harmlessly.
   ClaimInstances: true,
 };
 
@@ -135,10 +135,9 @@ function functionArn(fn: StepFunction): string {
 }
 
 /**
- * Where an event with work goes once its claims are made: the account-default alert, the batches (reading the
- * account's posture first unless a sweep brought it), or straight to the report. Appended to the Choice that follows
- * each claim, so the happy path pays for one Choice there, not three (HasTargets and NeedsAccountPosture remain for
- * the paths that skip a claim).
+ * Where an event goes once it is resolved: the account-default alert, the batches (reading the account's posture
+ * first unless the intake or a sweep brought it), or straight to the report. Shared by the two Choices that follow
+ * resolving (Admitted for the intake's executions, RouteResolved for raw events), so each path pays for one Choice.
  */
 const ROUTE_TO_WORK = [
   { Variable: "$.accountDefaultChange", IsPresent: true, Next: "GuardAccountDefault" },
@@ -466,8 +465,19 @@ function forEachBatch(itemsPath: string) {
 export const DEFINITION = {
   Comment:
     "imdsv2-guard: enforce IMDSv2, wait until applied, prove it from inside each instance over SSM, report to SNS. This file is what the deploy, the local runner and the tests all execute.",
-  StartAt: "ResolveTargets",
+  StartAt: "Admitted",
   States: {
+    Admitted: {
+      Type: "Choice",
+      Comment:
+        "The intake (AdmitEvent, EventBridge's target) has resolved the event, claimed its instances and read the account's defaults, and starts the execution with the work (`admitted`): straight to it. Anything else (a sweep's request, an event started by hand) is a raw event and is resolved here.",
+      Choices: [
+        { Not: { Variable: "$.admitted", IsPresent: true }, Next: "ResolveTargets" },
+        { Variable: "$.resolveFailure", IsPresent: true, Next: "Notify" },
+        ...ROUTE_TO_WORK,
+      ],
+      Default: "Notify",
+    },
     ResolveTargets: {
       Type: "Task",
       Comment:
@@ -482,7 +492,7 @@ export const DEFINITION = {
           Next: "WrapResolveFailure",
         },
       ],
-      Next: "ShouldNotify",
+      Next: "RouteResolved",
     },
     WrapResolveFailure: {
       Type: "Pass",
@@ -493,140 +503,15 @@ export const DEFINITION = {
       },
       Next: "Notify",
     },
-    ShouldNotify: {
+    RouteResolved: {
       Type: "Choice",
-      Comment: "Failed calls and the guard's own calls need nothing (the rule filters them too).",
-      Choices: [
-        {
-          Variable: "$.notify",
-          BooleanEquals: false,
-          Next: "NothingToDo",
-        },
-      ],
-      Default: "ClaimEvent",
+      Comment:
+        "Failed calls and the guard's own calls need nothing; the rest goes to its work as in Admitted. A sweep names its executions, so a repeat of the same sweep starts nothing.",
+      Choices: [{ Variable: "$.notify", BooleanEquals: false, Next: "NothingToDo" }, ...ROUTE_TO_WORK],
+      Default: "Notify",
     },
     NothingToDo: {
       Type: "Succeed",
-    },
-    ClaimEvent: {
-      Type: "Task",
-      Comment:
-        "EventBridge delivers at least once: the first execution to claim the event id does the work; a duplicate ends here with no modify call and no second notification.",
-      Resource: "arn:aws:states:::dynamodb:putItem",
-      Parameters: {
-        TableName: placeholder("EventLedgerTableName"),
-        Item: {
-          eventId: {
-            "S.$": "$.dedupe.key",
-          },
-          item: {
-            S: "claim",
-          },
-          expiresAt: {
-            "N.$": "$.dedupe.expiresAt",
-          },
-          executionId: {
-            "S.$": "$$.Execution.Id",
-          },
-        },
-        ConditionExpression: "attribute_not_exists(eventId)",
-      },
-      ResultPath: null,
-      Retry: DYNAMODB_RETRY,
-      Catch: [
-        {
-          ErrorEquals: ["DynamoDB.ConditionalCheckFailedException"],
-          ResultPath: null,
-          Next: "Duplicate",
-        },
-        {
-          ErrorEquals: ["States.ALL"],
-          Comment: "Ledger unavailable: go on. A possible duplicate is better than a lost event.",
-          ResultPath: "$.ledgerFailure",
-          Next: "HasTargets",
-        },
-      ],
-      Next: "NeedsInstanceClaims",
-    },
-    NeedsInstanceClaims: {
-      Type: "Choice",
-      Comment:
-        "A launch or a start can be heard twice, from EC2's state-change notification and from its CloudTrail record: claim each instance occurrence once.",
-      Choices: [
-        {
-          And: [
-            { Variable: "$.targetCount", NumericGreaterThan: 0 },
-            {
-              Or: [
-                { Variable: "$.trigger", StringEquals: "launch" },
-                { Variable: "$.trigger", StringEquals: "start" },
-                { Variable: "$.trigger", StringEquals: "state-change" },
-              ],
-            },
-          ],
-          Next: "ClaimInstances",
-        },
-        ...ROUTE_TO_WORK,
-      ],
-      Default: "Notify",
-    },
-    ClaimInstances: {
-      Type: "Task",
-      Comment:
-        "One conditional put per instance occurrence (inst#account#region#id#LaunchTime). Instances another execution claimed first leave this one; a CloudTrail record leaves its actor and launch template for that execution's report. If the ledger fails, go on: a possible duplicate verdict beats a lost one.",
-      Resource: functionArn("ClaimInstances"),
-      TimeoutSeconds: 60,
-      Parameters: {
-        "state.$": "$",
-        "executionId.$": "$$.Execution.Id",
-      },
-      // No ResultPath: the result (the state with the instances this execution keeps) replaces the input.
-      Retry: lambdaRetry("ClaimInstances", { guardErrorsMaxDelaySeconds: 30, lambdaAttempts: 4 }),
-      Catch: [
-        {
-          ErrorEquals: ["States.ALL"],
-          ResultPath: "$.instanceClaimFailure",
-          Next: "HasTargets",
-        },
-      ],
-      Next: "ClaimedElsewhere",
-    },
-    ClaimedElsewhere: {
-      Type: "Choice",
-      Comment: "Every instance belongs to another execution, which reports it: nothing to do here.",
-      Choices: [
-        {
-          Variable: "$.ignored",
-          IsPresent: true,
-          Next: "AlreadyClaimed",
-        },
-        ...ROUTE_TO_WORK,
-      ],
-      Default: "Notify",
-    },
-    AlreadyClaimed: {
-      Type: "Succeed",
-      Comment: "Another execution holds the claim on every instance of this event.",
-    },
-    Duplicate: {
-      Type: "Succeed",
-      Comment: "Another execution already handled this event id.",
-    },
-    HasTargets: {
-      Type: "Choice",
-      Choices: [
-        {
-          Variable: "$.accountDefaultChange",
-          IsPresent: true,
-          Next: "GuardAccountDefault",
-        },
-        {
-          Variable: "$.targetCount",
-          NumericGreaterThan: 0,
-          Next: "NeedsAccountPosture",
-        },
-      ],
-      Default: "Notify",
     },
     GuardAccountDefault: {
       Type: "Task",
@@ -670,19 +555,6 @@ export const DEFINITION = {
         },
       ],
       Next: "Done",
-    },
-    NeedsAccountPosture: {
-      Type: "Choice",
-      Comment:
-        "A sweep brings the posture it read; a launch or a regression reads it here, for the report's root cause.",
-      Choices: [
-        {
-          Variable: "$.accountPosture",
-          IsPresent: true,
-          Next: "ForEachBatch",
-        },
-      ],
-      Default: "AssessAccount",
     },
     AssessAccount: {
       Type: "Task",
@@ -731,7 +603,7 @@ export const DEFINITION = {
             { Variable: "$.awaitAttribution.deadline", IsPresent: true },
             { Variable: "$.instanceClaims.claimed", IsPresent: true },
           ],
-          Next: "ReadAttribution",
+          Next: "AwaitAttribution",
         },
       ],
       Default: "Notify",
@@ -748,41 +620,37 @@ export const DEFINITION = {
       ResultPath: "$.batches",
       Next: "ForEachBatch",
     },
-    ReadAttribution: {
+    AwaitAttribution: {
       Type: "Task",
-      Comment: "Read-only: has the CloudTrail record left its attribution on the claim yet?",
-      Resource: functionArn("ClaimInstances"),
-      TimeoutSeconds: 60,
+      Comment:
+        "Started from EC2's state-change notification: the verdicts are in, and the report waits for the CloudTrail record's actor and launch template. The function leaves this task's token next to the claims and returns; the record's intake resumes the task (SendTaskSuccess), or the function does at once if the record came first. Waiting costs no transition. At the timeout the report goes out without the actor.",
+      Resource: "arn:aws:states:::lambda:invoke.waitForTaskToken",
       Parameters: {
-        "keys.$": "$.instanceClaims.claimed",
-        "deadline.$": "$.awaitAttribution.deadline",
+        FunctionName: functionArn("ClaimInstances"),
+        Payload: {
+          "keys.$": "$.instanceClaims.claimed",
+          "deadline.$": "$.awaitAttribution.deadline",
+          "expiresAt.$": "$.dedupe.expiresAt",
+          "taskToken.$": "$$.Task.Token",
+        },
       },
+      TimeoutSecondsPath: "$.awaitAttribution.seconds",
       ResultPath: "$.attribution",
       Retry: lambdaRetry("ClaimInstances", { guardErrorsMaxDelaySeconds: 30, lambdaAttempts: 4 }),
       Catch: [
+        {
+          ErrorEquals: ["States.Timeout"],
+          Comment: "No record in time: the report says the actor is unknown.",
+          ResultPath: "$.attributionWait",
+          Next: "Notify",
+        },
         {
           ErrorEquals: ["States.ALL"],
           ResultPath: "$.attributionFailure",
           Next: "Notify",
         },
       ],
-      Next: "AttributionArrived",
-    },
-    AttributionArrived: {
-      Type: "Choice",
-      Choices: [
-        {
-          Variable: "$.attribution.done",
-          BooleanEquals: true,
-          Next: "Notify",
-        },
-      ],
-      Default: "WaitForAttribution",
-    },
-    WaitForAttribution: {
-      Type: "Wait",
-      SecondsPath: "$.attribution.pollSeconds",
-      Next: "ReadAttribution",
+      Next: "Notify",
     },
     Notify: {
       Type: "Task",

@@ -59,6 +59,8 @@ describe("infra/state-machine.asl.json", () => {
       ...LAMBDA_CRASH_ERROR_NAMES,
       ...DYNAMODB_ERROR_NAMES,
       "States.ALL",
+      // A task that waits for its token past its timeout (AwaitAttribution).
+      "States.Timeout",
     ]);
 
     // Act

@@ -1,9 +1,8 @@
 import { configuredDirectory, type OrganizationDirectory } from "../../shared/aws/organization-directory.js";
-import { asRecord, text } from "../../shared/domain/event.js";
 import { loadResolveTargetsConfig, type ResolveTargetsConfig } from "../../shared/runtime/config.js";
 import { lambdaHandler, onColdStart } from "../../shared/runtime/lambda-handler.js";
 import { logger } from "../../shared/runtime/logger.js";
-import { resolveTargets } from "../../shared/steps/resolve-targets.js";
+import { resolveDelivery } from "../../shared/steps/resolve-targets.js";
 
 /**
  * First step: the raw EventBridge event in, batches of instances out. Never throws on a malformed event. In
@@ -17,16 +16,7 @@ export function createHandler(
   directory: OrganizationDirectory | undefined = configuredDirectoryFor(config),
 ) {
   return lambdaHandler(async (event: unknown) => {
-    const account = text(asRecord(event)?.account);
-    const membership = !config.organization
-      ? undefined
-      : !account
-        ? { status: "not-member" as const }
-        : directory
-          ? await directory.membership(account)
-          : // Failing closed: a hub deployed with this entry cannot tell a member account from any other.
-            { status: "unavailable" as const, reason: "this build of resolve-targets reads no organization directory" };
-    const resolved = resolveTargets(event, config, now(), membership);
+    const resolved = await resolveDelivery(event, config, now(), directory);
     logger.appendKeys({ eventId: resolved.event.eventId });
     logger.info("Resolved targets", {
       eventName: resolved.event.eventName,

@@ -1,4 +1,5 @@
 import type { Context } from "aws-lambda";
+import { createOrganizationHandler as createAdmitEvent } from "../../functions/admit-event/organization-handler.js";
 import { createHandler as createAssessAccount } from "../../functions/assess-account/handler.js";
 import { createHandler as createCheckApplied } from "../../functions/check-applied/handler.js";
 import { createHandler as createCheckManaged } from "../../functions/check-managed/handler.js";
@@ -11,12 +12,13 @@ import { createHandler as createGuardAccountDefault } from "../../functions/guar
 import { createHandler as createNotify } from "../../functions/notify/handler.js";
 import { createOrganizationHandler as createResolveTargets } from "../../functions/resolve-targets/organization-handler.js";
 import { createHandler as createSendProbe } from "../../functions/send-probe/handler.js";
-import { dynamodb } from "../../shared/aws/clients/index.js";
+import { dynamodb, sfn } from "../../shared/aws/clients/index.js";
 import { dynamoEnforceIntents } from "../../shared/aws/enforce-intents.js";
 import { dynamoInstanceClaims } from "../../shared/aws/instance-claims.js";
 import { dynamoProbeSends } from "../../shared/aws/probe-sends.js";
 import { dynamoResultStore } from "../../shared/aws/result-store.js";
 import { spokeAccessFor } from "../../shared/aws/spoke-credentials.js";
+import { resumeTask } from "../../shared/aws/task-tokens.js";
 import type { GuardAccountDefaultConfig, NotifyConfig, ResolveTargetsConfig } from "../../shared/runtime/config.js";
 
 export type LambdaHandler = (event: unknown, context: Context) => Promise<unknown>;
@@ -30,6 +32,7 @@ export function localFunctions(config: {
   resolveTargets: ResolveTargetsConfig;
   notify: NotifyConfig;
   ledgerTableName: string;
+  stateMachineArn: string;
   guardAccountDefault: GuardAccountDefaultConfig;
 }): Record<string, LambdaHandler> {
   const store = dynamoResultStore(dynamodb, config.ledgerTableName);
@@ -52,8 +55,13 @@ export function localFunctions(config: {
     GuardAccountDefaultFunctionArn: createGuardAccountDefault(config.guardAccountDefault, undefined, access()),
     ClaimInstancesFunctionArn: createClaimInstances(
       dynamoInstanceClaims(dynamodb, config.ledgerTableName),
-      undefined,
-      access(),
+      (token, outcome) => resumeTask(sfn, token, outcome),
     ),
+    // Not a task of the state machine: EventBridge's target, which starts its executions.
+    AdmitEventFunctionArn: createAdmitEvent({
+      ...config.resolveTargets,
+      ledgerTableName: config.ledgerTableName,
+      stateMachineArn: config.stateMachineArn,
+    }),
   };
 }

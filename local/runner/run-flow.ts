@@ -19,8 +19,10 @@ import { SimAccount, type SimApi, type SimFaults } from "../sim/sim-account.js";
 import { SIM_SPOKE_ROLE_NAME, SimOrganization } from "../sim/sim-organization.js";
 import { localFunctions } from "./lambda-functions.js";
 import {
+  type AsyncInvocationRecord,
   functionInvoker,
   type InvokeFunction,
+  invokeAsync,
   type LambdaFaults,
   lambdaContext,
   lambdaError,
@@ -45,6 +47,7 @@ function findUp(relative: string): string {
 
 export type { SIM_ACCOUNT_ID, SIM_REGION };
 export const GUARD_ROLE_ARN_PREFIX = `arn:aws:sts::${SIM_ACCOUNT_ID}:assumed-role/imdsv2-guard-local-enforce/`;
+const STATE_MACHINE_ARN = `arn:aws:states:${SIM_REGION}:${SIM_ACCOUNT_ID}:stateMachine:imdsv2-guard-local`;
 const TOPIC_ARN = `arn:aws:sns:${SIM_REGION}:${SIM_ACCOUNT_ID}:imdsv2-guard-local-alerts`;
 /** What `loadDefinition` substitutes for `${EventLedgerTableName}`. */
 const LEDGER_TABLE_NAME = "imdsv2-guard-local-EventLedgerTableName";
@@ -132,6 +135,11 @@ export interface FlowRun {
   /** Organization mode: the simulated organization, its member accounts and the AssumeRole calls made. */
   org?: SimOrganization;
   lambdaInvocations: Record<string, number>;
+  /**
+   * Every asynchronous invocation (EventBridge's of the intake, with the delivery it carried): its attempts, its
+   * result, and whether it ended in the dead-letter queue.
+   */
+  asyncInvocations: (AsyncInvocationRecord & { eventIndex?: number; delivery?: number })[];
   /** How the ASL runs its Distributed Map children, which decides how they are billed. */
   childExecutionType: "STANDARD" | "EXPRESS";
   simulatedSeconds: number;
@@ -170,6 +178,42 @@ function taskFunctions(definition: Record<string, unknown>): Map<string, string>
     }
   };
   visit(definition.States as Record<string, StateDef>);
+  return out;
+}
+
+const TASK_TOKEN_PATH = "$$.Task.Token";
+/** Where the runner carries a token task's TimeoutSecondsPath value (see takeTaskTokenTasks). */
+const TIMEOUT_FIELD = "runnerTimeoutSeconds";
+
+/**
+ * The `.waitForTaskToken` Lambda tasks (state name → the function's placeholder and the Payload field that carries
+ * the token). aws-local-stepfunctions has no `$$.Task.Token`, so the field is taken out of the definition and the
+ * runner hands the function a token of the simulated account, which SendTaskSuccess then resumes.
+ */
+function takeTaskTokenTasks(definition: Record<string, unknown>): Map<string, { placeholder: string; field: string }> {
+  const out = new Map<string, { placeholder: string; field: string }>();
+  type TokenTask = StateDef & {
+    Parameters?: { FunctionName?: string; Payload?: Record<string, unknown> };
+    TimeoutSeconds?: number;
+    TimeoutSecondsPath?: string;
+  };
+  for (const [name, state] of Object.entries(definition.States as Record<string, TokenTask>)) {
+    if (state.Type !== "Task" || !state.Resource?.endsWith(".waitForTaskToken")) continue;
+    const fn = state.Parameters?.FunctionName?.match(/:function:imdsv2-guard-local-(\w+)$/)?.[1];
+    const payload = state.Parameters?.Payload ?? {};
+    const key = Object.keys(payload).find((k) => payload[k] === TASK_TOKEN_PATH);
+    if (!fn || !key) throw new Error(`${name} waits for a task token but passes none to a guard function`);
+    delete payload[key];
+    // AWS reads TimeoutSecondsPath from the state's input; aws-local-stepfunctions reads it from the Parameters'
+    // output (and defaults a task to 60 s). The runner moves it into the payload, where the override applies it.
+    if (state.TimeoutSecondsPath) {
+      payload[`${TIMEOUT_FIELD}.$`] = state.TimeoutSecondsPath;
+      delete state.TimeoutSecondsPath;
+      // Longer than any wait, and within setTimeout's 24.8-day limit (a longer delay fires at once).
+      state.TimeoutSeconds = 20 * 86_400;
+    }
+    out.set(name, { placeholder: `${fn}FunctionArn`, field: key.replace(/\.\$$/, "") });
+  }
   return out;
 }
 
@@ -291,6 +335,7 @@ export async function runFlow(scenario: Scenario, options: RunOptions = {}): Pro
       resolveTargets,
       notify,
       ledgerTableName: LEDGER_TABLE_NAME,
+      stateMachineArn: STATE_MACHINE_ARN,
       guardAccountDefault: { mode: settings.mode, enforceAccountDefault: options.enforceAccountDefault ?? false },
     });
     const definition = loadDefinition();
@@ -311,6 +356,8 @@ export async function runFlow(scenario: Scenario, options: RunOptions = {}): Pro
     const machine = new StateMachine(definition as never);
 
     const executions: ExecutionRecord[] = [];
+    const asyncInvocations: FlowRun["asyncInvocations"] = [];
+    const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
     const sweeps: SweepOutcome[] = [];
     const orgSweeps: OrganizationSweepOutcome[] = [];
     const deliveries: { eventIndex: number; delivery: number; at: number }[] = [];
@@ -328,12 +375,12 @@ export async function runFlow(scenario: Scenario, options: RunOptions = {}): Pro
         inFlight--;
       });
     };
-    // The sweep's StartExecution calls start executions of the same machine, as in AWS.
+    // The intake's and the sweep's StartExecution calls start executions of the same machine, as in AWS.
     sim.onStartExecution = (name, input) => {
       track(execute(machine, input, { eventIndex: -1, delivery: 1, name }, overrides, executions));
     };
     const sweepHandler = createSweepHandler({
-      stateMachineArn: `arn:aws:states:${SIM_REGION}:${SIM_ACCOUNT_ID}:stateMachine:imdsv2-guard-local`,
+      stateMachineArn: STATE_MACHINE_ARN,
       mode: settings.mode,
       exemptTagKey: settings.exemptTagKey,
       exemptUntilTagKey: settings.exemptUntilTagKey,
@@ -377,7 +424,12 @@ export async function runFlow(scenario: Scenario, options: RunOptions = {}): Pro
         scheduled--;
         const event = asDelivered(scenario.events[d.eventIndex]);
         if (d.delivery === 1) world.applyRecordedCall(event);
-        track(execute(machine, event, d, overrides, executions));
+        // EventBridge invokes the intake asynchronously; it starts the execution, if the event needs one.
+        track(
+          invokeAsync(invoke, "AdmitEvent", event, sleep).then((record) =>
+            asyncInvocations.push({ ...record, eventIndex: d.eventIndex, delivery: d.delivery }),
+          ),
+        );
       }, d.at);
     }
 
@@ -437,6 +489,7 @@ export async function runFlow(scenario: Scenario, options: RunOptions = {}): Pro
       sim,
       ...(org ? { org } : {}),
       lambdaInvocations,
+      asyncInvocations,
       childExecutionType: childExecutionType(definition),
       simulatedSeconds: (Date.now() - SCENARIO_EPOCH) / 1000,
       lastReportSeconds: (lastReportAt - SCENARIO_EPOCH) / 1000,
@@ -460,14 +513,28 @@ function buildTaskOverrides(
     const functionName = placeholder.replace(/FunctionArn$/, "");
     overrides[stateName] = async (input) => (await invoke(functionName, input)) as JSONValue;
   }
-  overrides.ClaimEvent = async (input) => {
-    const key = (input as { Item?: { eventId?: { S?: string } } }).Item?.eventId?.S;
-    if (!key) throw lambdaError("DynamoDB.ValidationException", "eventId is required");
-    if (!sim.claimEvent(key)) {
-      throw lambdaError("DynamoDB.ConditionalCheckFailedException", "The conditional request failed");
-    }
-    return {};
-  };
+  // lambda:invoke.waitForTaskToken: the function gets a token and returns; the task ends when someone sends it back.
+  let tokens = 0;
+  for (const [stateName, { placeholder, field }] of takeTaskTokenTasks(definition)) {
+    const functionName = placeholder.replace(/FunctionArn$/, "");
+    overrides[stateName] = async (input) => {
+      const token = `sim-task-token-${++tokens}`;
+      const resumed = sim.openTaskToken(token);
+      const { [TIMEOUT_FIELD]: timeoutSeconds, ...payload } =
+        (input as { Payload?: Record<string, unknown> }).Payload ?? {};
+      await invoke(functionName, { ...payload, [field]: token });
+      if (typeof timeoutSeconds !== "number") return (await resumed) as JSONValue;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const timedOut = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(lambdaError("States.Timeout", "The task timed out")), timeoutSeconds * 1000);
+      });
+      try {
+        return (await Promise.race([resumed, timedOut])) as JSONValue;
+      } finally {
+        clearTimeout(timer);
+      }
+    };
+  }
   // The slices' direct DynamoDB calls (SuspendBatch's putItem, ResumeBatch's getItem) reach the same simulated
   // ledger as the functions' SDK calls, with its faults; errors come back named as Step Functions names them.
   const ledgerCall = (api: "PutItem" | "GetItem") => async (input: JSONValue) => {

@@ -21,7 +21,13 @@ import {
   ModifyInstanceMetadataDefaultsCommand,
   ModifyInstanceMetadataOptionsCommand,
 } from "@aws-sdk/client-ec2";
-import { SFNClient, StartExecutionCommand, type StartExecutionCommandInput } from "@aws-sdk/client-sfn";
+import {
+  SendTaskSuccessCommand,
+  type SendTaskSuccessCommandInput,
+  SFNClient,
+  StartExecutionCommand,
+  type StartExecutionCommandInput,
+} from "@aws-sdk/client-sfn";
 import { PublishCommand, type PublishCommandInput, SNSClient } from "@aws-sdk/client-sns";
 import {
   DescribeInstanceInformationCommand,
@@ -87,6 +93,7 @@ export type SimApi =
   | "GetCommandInvocation"
   | "Publish"
   | "StartExecution"
+  | "SendTaskSuccess"
   | "GetMetricData"
   | "GetInstanceMetadataDefaults"
   | "ModifyInstanceMetadataDefaults"
@@ -178,6 +185,7 @@ export class SimAccount {
     GetCommandInvocation: 0,
     Publish: 0,
     StartExecution: 0,
+    SendTaskSuccess: 0,
     GetMetricData: 0,
     GetInstanceMetadataDefaults: 0,
     ModifyInstanceMetadataDefaults: 0,
@@ -200,6 +208,7 @@ export class SimAccount {
   /** The event ledger table: items by `eventId` then `item` (ClaimEvent's claims, the batches' stored results). */
   private readonly ledger = new Map<string, Map<string, Record<string, AttributeValue>>>();
   private readonly executionNames = new Set<string>();
+  private readonly taskTokens = new Map<string, (output: unknown) => void>();
   /** Set by the runner: starts an execution of the state machine, as StartExecution does. */
   onStartExecution: ((name: string, input: unknown) => void) | undefined;
   /** One bucket per throttled API (EC2's per-API buckets, SendCommand's, the ledger's), created when first asked. */
@@ -294,6 +303,8 @@ export class SimAccount {
         return this.query(input);
       case "StartExecution":
         return this.startExecution(input);
+      case "SendTaskSuccess":
+        return this.sendTaskSuccess(input);
     }
   }
 
@@ -302,13 +313,12 @@ export class SimAccount {
     this.mocks.length = 0;
   }
 
-  /** The ClaimEvent state's conditional PutItem (`attribute_not_exists(eventId)` on item "claim"). */
-  claimEvent(key: string): boolean {
-    const items = this.ledger.get(key) ?? new Map<string, Record<string, AttributeValue>>();
-    if (items.has("claim")) return false;
-    items.set("claim", { eventId: { S: key }, item: { S: "claim" } });
-    this.ledger.set(key, items);
-    return true;
+  /**
+   * A `.waitForTaskToken` task is waiting on this token: the promise settles with the output SendTaskSuccess sends.
+   * A token sent back once is refused the second time (TaskTimedOut), as AWS refuses it.
+   */
+  openTaskToken(token: string): Promise<unknown> {
+    return new Promise((resolve) => this.taskTokens.set(token, resolve));
   }
 
   private async putItem(input: PutItemCommandInput) {
@@ -828,6 +838,15 @@ export class SimAccount {
     return { executionArn: `${input.stateMachineArn}:${name}`, startDate: new Date(now) };
   }
 
+  private async sendTaskSuccess(input: SendTaskSuccessCommandInput) {
+    this.gate("SendTaskSuccess", Date.now());
+    const resume = input.taskToken ? this.taskTokens.get(input.taskToken) : undefined;
+    if (!resume || !input.taskToken) throw awsError("TaskTimedOut", "Task Timed Out: the task is no longer waiting");
+    this.taskTokens.delete(input.taskToken);
+    resume(JSON.parse(input.output ?? "null") as unknown);
+    return {};
+  }
+
   private async publish(input: PublishCommandInput) {
     const now = Date.now();
     this.gate("Publish", now);
@@ -882,5 +901,6 @@ export function installSimClients(route: SimRouter): { restore(): void }[] {
   dynamodb.on(GetItemCommand).callsFake(routed("dynamodb", "GetItem"));
   const sfn = mockClient(SFNClient);
   sfn.on(StartExecutionCommand).callsFake(routed("sfn", "StartExecution"));
+  sfn.on(SendTaskSuccessCommand).callsFake(routed("sfn", "SendTaskSuccess"));
   return [ec2, ssm, cloudwatch, sns, dynamodb, sfn];
 }

@@ -1,4 +1,5 @@
 import { type DynamoDBClient, PutItemCommand } from "@aws-sdk/client-dynamodb";
+import * as z from "zod";
 import { type EventRef, eventRefSchema } from "../domain/model.js";
 import { awsErrorCode, classifyAwsError } from "./errors.js";
 import { ledgerItems, parseStoredJson } from "./ledger-query.js";
@@ -7,15 +8,27 @@ import { ledgerItems, parseStoredJson } from "./ledger-query.js";
  * One claim per instance occurrence (a launch, or a start), in the event ledger, so that whichever signal arrives
  * first (EC2's state-change notification or the CloudTrail record) does the work, and the other adds only what it
  * knows. Key `inst#<account>#<region>#<instanceId>#<LaunchTime>`: EC2 sets LaunchTime at every launch and start,
- * and both signals read the same value from DescribeInstances. Items: "claim" (who works on it) and "attribution"
- * (the CloudTrail record that arrived after someone else claimed it).
+ * and both signals read the same value from DescribeInstances. Items: "claim" (who works on it), "attribution"
+ * (the CloudTrail record that arrived after someone else claimed it) and "waiter" (the claiming execution's task
+ * token while its report waits for that record).
  */
 export interface InstanceClaims {
   /** True when this execution holds the claim: it was free, or this execution took it before (a retry). */
   claim(key: string, executionId: string, expiresAt: number): Promise<boolean>;
   attribute(key: string, event: EventRef, expiresAt: number): Promise<void>;
   attribution(key: string): Promise<EventRef | undefined>;
+  /** The claiming execution's report waits on `waiter.keys` with this task token (stored under each key). */
+  wait(waiter: AttributionWaiter, expiresAt: number): Promise<void>;
+  waiter(key: string): Promise<AttributionWaiter | undefined>;
 }
+
+/** A report waiting for the CloudTrail record: what it waits on, until when, and the task token that resumes it. */
+export const attributionWaiterSchema = z.object({
+  keys: z.array(z.string()).min(1),
+  deadline: z.string(),
+  taskToken: z.string().min(1),
+});
+export type AttributionWaiter = z.infer<typeof attributionWaiterSchema>;
 
 export function instanceClaimKey(account: string, region: string, instanceId: string, occurrence: string): string {
   return `inst#${account}#${region}#${instanceId}#${occurrence}`;
@@ -67,6 +80,33 @@ export function dynamoInstanceClaims(dynamodb: DynamoDBClient, tableName: string
       for await (const item of ledgerItems(dynamodb, tableName, key, "attribution", "(attribution)")) {
         // A corrupt item counts as no attribution: the report then says the actor is unknown, which is true.
         const parsed = eventRefSchema.safeParse(parseStoredJson(item.event?.S));
+        return parsed.success ? parsed.data : undefined;
+      }
+      return undefined;
+    },
+    async wait(waiter, expiresAt) {
+      const stored = JSON.stringify(waiter);
+      for (const key of waiter.keys) {
+        try {
+          await dynamodb.send(
+            new PutItemCommand({
+              TableName: tableName,
+              Item: {
+                eventId: { S: key },
+                item: { S: "waiter" },
+                waiter: { S: stored },
+                expiresAt: { N: String(expiresAt) },
+              },
+            }),
+          );
+        } catch (error) {
+          throw classifyAwsError(error, "PutItem (attribution waiter)");
+        }
+      }
+    },
+    async waiter(key) {
+      for await (const item of ledgerItems(dynamodb, tableName, key, "waiter", "(attribution waiter)")) {
+        const parsed = attributionWaiterSchema.safeParse(parseStoredJson(item.waiter?.S));
         return parsed.success ? parsed.data : undefined;
       }
       return undefined;

@@ -139,6 +139,27 @@ export function loadLedgerTableName(env: NodeJS.ProcessEnv): string {
   return parseEnv(ledgerEnvSchema, env).LEDGER_TABLE_NAME;
 }
 
+/** The intake's settings: ResolveTargets', the ledger it claims instances in, and the state machine it starts. */
+export interface AdmitEventConfig extends ResolveTargetsConfig {
+  ledgerTableName: string;
+  stateMachineArn: string;
+}
+
+const admitEventEnvSchema = z.object({
+  STATE_MACHINE_ARN: z
+    .string()
+    .regex(/^arn:[\w-]+:states:[\w-]+:\d{12}:stateMachine:[\w-]+$/, "must be a state machine ARN"),
+});
+
+/** Reads the intake's settings from the environment; throws at cold start, naming the variable that is wrong. */
+export function loadAdmitEventConfig(env: NodeJS.ProcessEnv): AdmitEventConfig {
+  return {
+    ...loadResolveTargetsConfig(env),
+    ledgerTableName: loadLedgerTableName(env),
+    stateMachineArn: parseEnv(admitEventEnvSchema, env).STATE_MACHINE_ARN,
+  };
+}
+
 const notifyEnvSchema = z.object({
   TOPIC_ARN: z.string().startsWith("arn:"),
   SLACK_TOPIC_ARN: z.string().startsWith("arn:").optional(),

@@ -2,7 +2,7 @@ import type { Logger } from "@aws-lambda-powertools/logger";
 import type { EC2Client } from "@aws-sdk/client-ec2";
 import * as z from "zod";
 import { describeInstancesById } from "../aws/ec2-instances.js";
-import { type InstanceClaims, instanceClaimKey } from "../aws/instance-claims.js";
+import { type AttributionWaiter, type InstanceClaims, instanceClaimKey } from "../aws/instance-claims.js";
 import { type EventRef, eventRefSchema, instanceProgressSchema, triggerSchema } from "../domain/model.js";
 
 /** The part of the execution's state ClaimInstances reads; everything else passes through unchanged. */
@@ -13,7 +13,7 @@ export const claimInstancesInputSchema = z.object({
     trigger: triggerSchema,
     batches: z.array(z.array(instanceProgressSchema)),
     dedupe: z.object({ key: z.string(), expiresAt: z.string() }),
-    awaitAttribution: z.object({ deadline: z.string() }).optional(),
+    awaitAttribution: z.object({ deadline: z.string(), seconds: z.number() }).optional(),
   }),
 });
 export type ClaimInstancesInput = z.infer<typeof claimInstancesInputSchema>;
@@ -22,6 +22,8 @@ export interface ClaimInstancesDeps {
   ec2: EC2Client;
   claims: InstanceClaims;
   logger: Logger;
+  /** After a CloudTrail record left its attribution on an instance claimed elsewhere: resume a report waiting on it. */
+  attributed?: (key: string) => Promise<void>;
 }
 
 /** How many claims are written at once: DynamoDB takes them in parallel, a 1,000-instance launch stays in seconds. */
@@ -56,7 +58,10 @@ export async function claimInstances(input: ClaimInstancesInput, deps: ClaimInst
     }
     elsewhere.add(id);
     // The record's actor and launch template, for the report of the execution that holds the claim.
-    if (fromCloudTrail) await deps.claims.attribute(key, state.event, expiresAt);
+    if (fromCloudTrail) {
+      await deps.claims.attribute(key, state.event, expiresAt);
+      await deps.attributed?.(key);
+    }
   });
   for (let i = 0; i < work.length; i += CLAIM_CONCURRENCY) {
     await Promise.all(work.slice(i, i + CLAIM_CONCURRENCY).map((run) => run()));
@@ -98,20 +103,48 @@ export async function claimInstances(input: ClaimInstancesInput, deps: ClaimInst
   };
 }
 
-export const readAttributionInputSchema = z.object({
-  keys: z.array(z.string()).min(1),
-  deadline: z.string(),
-});
+/** What the report of a state-change execution learns about the CloudTrail record (Notify's `attribution`). */
+export interface AttributionOutcome {
+  done: true;
+  record?: EventRef;
+  timedOut?: boolean;
+}
 
-/** When the report may go out: the record has arrived for every claimed key, or the wait is over. */
-export async function readAttribution(
-  input: z.infer<typeof readAttributionInputSchema>,
-  deps: { claims: InstanceClaims; now: () => Date },
-): Promise<{ done: boolean; pollSeconds: number; record?: EventRef; timedOut?: boolean }> {
-  const found = await Promise.all(input.keys.map((key) => deps.claims.attribution(key)));
+export interface AttributionDeps {
+  claims: InstanceClaims;
+  now: () => Date;
+  /** SendTaskSuccess; false when the wait had already ended. */
+  resume: (taskToken: string, outcome: AttributionOutcome) => Promise<boolean>;
+}
+
+/**
+ * Resumes the waiting report once the record has arrived for every key it waits on, or its deadline has passed.
+ * Both sides call it (the waiter after storing its token, the record after storing its attribution), each after its
+ * own write, so whichever comes second sees both and resumes the report; a second resume is refused and harmless.
+ */
+export async function settleWaiter(waiter: AttributionWaiter, deps: AttributionDeps): Promise<boolean> {
+  const found = await Promise.all(waiter.keys.map((key) => deps.claims.attribution(key)));
   const record = found.find((r) => r !== undefined);
-  if (found.every((r) => r !== undefined) && record) return { done: true, pollSeconds: 0, record };
-  const left = Math.ceil((Date.parse(input.deadline) - deps.now().getTime()) / 1000);
-  if (!(left > 0)) return { done: true, pollSeconds: 0, timedOut: true, ...(record ? { record } : {}) };
-  return { done: false, pollSeconds: Math.min(60, left) };
+  if (found.every((r) => r !== undefined) && record) return deps.resume(waiter.taskToken, { done: true, record });
+  if (Date.parse(waiter.deadline) <= deps.now().getTime()) {
+    return deps.resume(waiter.taskToken, { done: true, timedOut: true, ...(record ? { record } : {}) });
+  }
+  return false;
+}
+
+/**
+ * The state-change execution's AwaitAttribution step (`.waitForTaskToken`): leave the task token next to each claim
+ * and return. The task stays open, costing nothing, until the record's intake resumes it, or until its timeout;
+ * the report then goes out without the actor.
+ */
+export async function awaitAttribution(waiter: AttributionWaiter, deps: AttributionDeps & { expiresAt: number }) {
+  await deps.claims.wait(waiter, deps.expiresAt);
+  const settled = await settleWaiter(waiter, deps);
+  return { waiting: !settled, keys: waiter.keys.length };
+}
+
+/** The record's side of the hand-off: if a report waits on this claim, resume it when it has all it waits for. */
+export async function handOffAttribution(key: string, deps: AttributionDeps): Promise<void> {
+  const waiter = await deps.claims.waiter(key);
+  if (waiter) await settleWaiter(waiter, deps);
 }

@@ -1,3 +1,4 @@
+import type { OrganizationDirectory } from "../aws/organization-directory.js";
 import { LEDGER_RETENTION_SECONDS } from "../aws/result-store.js";
 import { type AccountDefaultChange, weakenedDefaults } from "../domain/account-default-change.js";
 import { type AccountPosture, accountPostureSchema } from "../domain/account-posture.js";
@@ -51,8 +52,11 @@ export interface ResolvedTargets {
   dedupe: { key: string; expiresAt: string };
   /** A ModifyInstanceMetadataDefaults call that weakened the region's defaults: alerted, and set back if configured. */
   accountDefaultChange?: AccountDefaultChange;
-  /** State-change path: the report waits until this time for the CloudTrail record's attribution. */
-  awaitAttribution?: { deadline: string };
+  /**
+   * State-change path: the report waits until `deadline` for the CloudTrail record's attribution, and never longer
+   * than `seconds` after the verdicts (the wait's own timeout, which Step Functions needs as a number).
+   */
+  awaitAttribution?: { deadline: string; seconds: number };
   /** Routed on by the state machine: false only for ignored events. */
   notify: boolean;
   targetCount: number;
@@ -71,6 +75,28 @@ export function resolveTargets(
 ): ResolvedTargets {
   const resolved = resolveEvent(raw, config, now);
   return config.organization ? checkedForOrganization(resolved, raw, config, membership) : resolved;
+}
+
+/**
+ * resolveTargets after asking the organization directory about the envelope's account (organization mode), so the
+ * confused-deputy checks can refuse it. The one path from a raw event to work, for ResolveTargets and the intake.
+ */
+export async function resolveDelivery(
+  raw: unknown,
+  config: ResolveTargetsConfig,
+  now: Date,
+  directory: OrganizationDirectory | undefined,
+): Promise<ResolvedTargets> {
+  const account = text(asRecord(raw)?.account);
+  const membership: AccountMembership | undefined = !config.organization
+    ? undefined
+    : !account
+      ? { status: "not-member" }
+      : directory
+        ? await directory.membership(account)
+        : // Failing closed: a hub deployed without a directory cannot tell a member account from any other.
+          { status: "unavailable", reason: "this build reads no organization directory" };
+  return resolveTargets(raw, config, now, membership);
 }
 
 /**
@@ -268,14 +294,15 @@ function stateChangeTargets(
   const id = detail["instance-id"];
   const time = text(envelope.time);
   const at = time && !Number.isNaN(Date.parse(time)) ? Date.parse(time) : now.getTime();
-  const deadline = new Date(at + (config.attributionTimeoutSeconds ?? DEFAULT_ATTRIBUTION_TIMEOUT_SECONDS) * 1000);
+  const waitSeconds = config.attributionTimeoutSeconds ?? DEFAULT_ATTRIBUTION_TIMEOUT_SECONDS;
+  const deadline = new Date(at + waitSeconds * 1000);
   const keyed = {
     ...base,
     dedupe: {
       ...base.dedupe,
       key: `state#${base.event.account}#${base.event.region}#${typeof id === "string" ? id : echo(id)}#pending#${time ?? "unknown"}`,
     },
-    awaitAttribution: { deadline: deadline.toISOString() },
+    awaitAttribution: { deadline: deadline.toISOString(), seconds: Math.max(1, Math.ceil(waitSeconds)) },
   };
   return withTargets(keyed, [id], config);
 }

@@ -1,10 +1,11 @@
 import type { Logger } from "@aws-lambda-powertools/logger";
 import type { EC2Client } from "@aws-sdk/client-ec2";
-import { ExecutionAlreadyExists, type SFNClient, StartExecutionCommand } from "@aws-sdk/client-sfn";
+import type { SFNClient } from "@aws-sdk/client-sfn";
 import type { SNSClient } from "@aws-sdk/client-sns";
 import { readAccountPosture, requireTokensByDefault } from "../aws/account-defaults.js";
 import { describeInstancesWhere } from "../aws/ec2-instances.js";
-import { awsErrorCode, classifyAwsError } from "../aws/errors.js";
+import { awsErrorCode } from "../aws/errors.js";
+import { startNamedExecution } from "../aws/executions.js";
 import type { OrganizationDirectory } from "../aws/organization-directory.js";
 import { publish } from "../aws/publish.js";
 import type { AccountPosture } from "../domain/account-posture.js";
@@ -129,20 +130,8 @@ async function sweepRegion(
         fleet: { allowingImdsV1: candidates.length, exempt: candidates.length - toCheck.length },
       },
     };
-    try {
-      await sfn.send(
-        new StartExecutionCommand({ stateMachineArn: config.stateMachineArn, name, input: JSON.stringify(input) }),
-      );
-      executions.push({ name, instances: chunk.length, alreadyStarted: false });
-    } catch (error) {
-      if (
-        !(error instanceof ExecutionAlreadyExists) &&
-        (error as { name?: string })?.name !== "ExecutionAlreadyExists"
-      ) {
-        throw classifyAwsError(error, "StartExecution");
-      }
-      executions.push({ name, instances: chunk.length, alreadyStarted: true });
-    }
+    const started = await startNamedExecution(sfn, config.stateMachineArn, name, input);
+    executions.push({ name, instances: chunk.length, alreadyStarted: started === "already-started" });
   }
   return {
     found: allowing.length,

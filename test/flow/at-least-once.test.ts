@@ -73,7 +73,7 @@ describe.each(["default.json", "single-account.json"])("every step of a slice ru
     expect(probed(twice)).toEqual(probed(once));
     expect(twice.lambdaInvocations.SendProbe).toBe(2 * (once.lambdaInvocations.SendProbe ?? 0));
     expect(twice.executions.every((e) => e.status === "succeeded")).toBe(true);
-  });
+  }, 180_000);
 });
 
 describe("slices", () => {

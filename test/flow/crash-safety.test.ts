@@ -98,7 +98,7 @@ describe("a Lambda that crashes after its AWS calls", () => {
     expect(result?.reason).toMatch(/Lambda\.Unknown.*HttpTokens may or may not have been set to required/);
   });
 
-  it.each(["ResolveTargets", "AssessAccount", "CheckApplied", "CheckManaged", "CheckProbe", "FinalizeBatch"])(
+  it.each(["AdmitEvent", "CheckApplied", "CheckManaged", "CheckProbe", "FinalizeBatch"])(
     "%s: retried, one verdict per instance, one report, the enforced instance watched",
     async (step) => {
       const { id, run } = await launchWithV1Caller(crashAfter(step));
@@ -135,6 +135,23 @@ describe("a Lambda that crashes after its AWS calls", () => {
     expect(run.reports[0]?.results).toEqual(run.reports[1]?.results);
     expect(run.reports[0]?.results.map((r) => r.instanceId)).toEqual([id]);
     expect(run.alerts).toHaveLength(1);
+  });
+
+  it("AdmitEvent after it started the execution: Lambda's retry starts nothing more", async () => {
+    const { run } = await launchWithV1Caller(crashAfter("AdmitEvent"));
+    // The first attempt claimed the instance and started the execution, then lost its result; Lambda retried a
+    // minute later, found its own claim, and asked for the same execution name, which Step Functions refused.
+    expect(run.asyncInvocations).toHaveLength(1);
+    expect(run.asyncInvocations[0]).toMatchObject({ attempts: 2, output: { outcome: "already-started" } });
+    expect(run.executions).toHaveLength(1);
+    expect(run.reports).toHaveLength(1);
+  });
+
+  it("AdmitEvent failing every attempt: the event ends in the dead-letter queue, not in silence", async () => {
+    const { run } = await launchWithV1Caller({ lambdaFaults: { AdmitEvent: [1, 2, 3] } });
+    expect(run.lambdaInvocations.AdmitEvent).toBe(3);
+    expect(run.asyncInvocations[0]?.deadLettered).toContain("Lambda.Unknown");
+    expect(run.executions).toHaveLength(0);
   });
 
   it("CheckRejected after its read: retried, one alert", async () => {

@@ -497,12 +497,12 @@ describe("resolveTargets: EC2's state-change notification (no trail)", () => {
     expect(resolved.event.actor).toBe("actor unknown: no CloudTrail record");
     expect(resolved.event.source).toBe("state-change");
     expect(resolved.dedupe.key).toBe("state#123456789012#eu-west-1#i-0e1f2a3b4c5d60031#pending#2026-11-28T16:40:06Z");
-    expect(resolved.awaitAttribution).toEqual({ deadline: "2026-11-28T16:50:06.000Z" });
+    expect(resolved.awaitAttribution).toEqual({ deadline: "2026-11-28T16:50:06.000Z", seconds: 600 });
   });
 
   it("waits 15 minutes by default", () => {
     const resolved = resolveTargets(fixture("state-change-pending.json"), config(), NOW);
-    expect(resolved.awaitAttribution).toEqual({ deadline: "2026-11-28T16:55:06.000Z" });
+    expect(resolved.awaitAttribution).toEqual({ deadline: "2026-11-28T16:55:06.000Z", seconds: 900 });
   });
 
   it("needs nothing for any other state", () => {
