@@ -1,15 +1,18 @@
 // Organization mode (README "Organization mode"). With the `organizationId` param empty this returns nothing, so the
 // packaged template is exactly the single-account one. With `organizationId=o-...` the stack becomes the hub:
 // - a custom event bus whose policy lets only the organization's accounts put only the guard's events on it;
-// - the guard's rule moved from the default bus to that bus (same pattern, retry policy, DLQ and alarms);
+// - the guard's rules moved from the default bus to that bus (same pattern, AdmitEvent target, retry policy, DLQ and
+//   alarms; AdmitEvent's permissions name the rules by ARN, which follows the bus);
 // - each function told it is the hub (ORGANIZATION_ID), and allowed to assume the spoke role in the organization's
-//   accounts only (aws:ResourceOrgID), ResolveTargets and the sweep to read the organization's accounts;
+//   accounts only (aws:ResourceOrgID), AdmitEvent, ResolveTargets and the sweep to read the organization's accounts;
 // - the sweep covering every account x sweepRegions and publishing one posture report per run.
 // It is a function rather than YAML because osls merges every file listed under `resources`, and a YAML file would
 // add its resources whatever the param says.
 
 // The functions that act in member accounts, and the role each runs as (iam.yml names them namePrefix-<function>).
 const ACTING_FUNCTIONS = {
+  // DescribeInstances (LaunchTime) and GetInstanceMetadataDefaults in the event's account.
+  AdmitEvent: "AdmitEventRole",
   Enforce: "EnforceRole",
   CheckApplied: "CheckAppliedRole",
   CheckManaged: "CheckManagedRole",
@@ -17,6 +20,12 @@ const ACTING_FUNCTIONS = {
   CheckProbe: "CheckProbeRole",
   AssessAccount: "AssessAccountRole",
   CheckRejected: "CheckRejectedRole",
+};
+
+// The functions that run ResolveTargets' core: the confused-deputy checks read the organization and its allow-lists.
+const RESOLVING_FUNCTIONS = {
+  AdmitEvent: "AdmitEventRole",
+  ResolveTargets: "ResolveTargetsRole",
 };
 
 const SPOKE_ROLE_NAME = "imdsv2-guard-spoke";
@@ -99,19 +108,24 @@ module.exports = async ({ resolveVariable }) => {
         Properties: { EventBusName: { Ref: "HubEventBus" } },
       },
       ...functionOverrides,
-      ResolveTargetsLambdaFunction: {
-        Type: "AWS::Lambda::Function",
-        Properties: {
-          Environment: {
-            Variables: {
-              ORGANIZATION_ID: organizationId,
-              SPOKE_ROLE_NAME: SPOKE_ROLE_NAME,
-              ALLOWED_ACCOUNT_IDS: allowedAccountIds,
-              ALLOWED_OU_IDS: allowedOuIds,
+      ...Object.fromEntries(
+        Object.keys(RESOLVING_FUNCTIONS).map((fn) => [
+          `${fn}LambdaFunction`,
+          {
+            Type: "AWS::Lambda::Function",
+            Properties: {
+              Environment: {
+                Variables: {
+                  ORGANIZATION_ID: organizationId,
+                  SPOKE_ROLE_NAME: SPOKE_ROLE_NAME,
+                  ALLOWED_ACCOUNT_IDS: allowedAccountIds,
+                  ALLOWED_OU_IDS: allowedOuIds,
+                },
+              },
             },
           },
-        },
-      },
+        ]),
+      ),
       // The organization sweep: every account of the organization x sweepRegions, and one posture report per run.
       SweepLambdaFunction: {
         Type: "AWS::Lambda::Function",
@@ -158,17 +172,24 @@ module.exports = async ({ resolveVariable }) => {
           },
         },
       },
+      // Notify's reports and CheckRejected's alerts about refused IMDSv1 calls follow the same routes.
       ...(routedTopics.length > 0
         ? {
             NotifyLambdaFunction: {
               Type: "AWS::Lambda::Function",
               Properties: { Environment: { Variables: { SLACK_ROUTES: slackRoutes } } },
             },
+            CheckRejectedLambdaFunction: {
+              Type: "AWS::Lambda::Function",
+              Properties: {
+                Environment: { Variables: { ...organizationEnv.Environment.Variables, SLACK_ROUTES: slackRoutes } },
+              },
+            },
             HubPublishToRoutedSlackTopicsPolicy: {
               Type: "AWS::IAM::Policy",
               Properties: {
                 PolicyName: "publish-to-routed-slack-topics",
-                Roles: [{ Ref: "NotifyRole" }],
+                Roles: [{ Ref: "NotifyRole" }, { Ref: "CheckRejectedRole" }],
                 PolicyDocument: {
                   Version: "2012-10-17",
                   Statement: [
@@ -211,8 +232,9 @@ module.exports = async ({ resolveVariable }) => {
         Type: "AWS::IAM::Policy",
         Properties: {
           PolicyName: "read-organization",
-          // ResolveTargets' confused-deputy checks, and the sweep's list of accounts (ListParents: its OU allow-list).
-          Roles: [{ Ref: "ResolveTargetsRole" }, { Ref: "SweepRole" }],
+          // ResolveTargets' confused-deputy checks (in AdmitEvent too), and the sweep's list of accounts (ListParents:
+          // its OU allow-list).
+          Roles: [...Object.values(RESOLVING_FUNCTIONS), "SweepRole"].map((role) => ({ Ref: role })),
           PolicyDocument: {
             Version: "2012-10-17",
             Statement: [

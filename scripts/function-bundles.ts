@@ -16,7 +16,7 @@ export function functionBuildOptions(root = "."): BuildOptions {
 
 /**
  * Every deployable entry: functions/<name>/handler.ts as `<name>`, and any other `*handler.ts` beside it (the hub's
- * resolve-targets/organization-handler.ts) as `<name>/<file>`.
+ * resolve-targets/organization-handler.ts and admit-event/organization-handler.ts) as `<name>/<file>`.
  */
 export function functionEntries(root = "."): Array<{ name: string; entry: string }> {
   const dirs = readdirSync(join(root, "functions")).filter((d) => statSync(join(root, "functions", d)).isDirectory());

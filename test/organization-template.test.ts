@@ -252,6 +252,7 @@ describe("spoke-account.yml: the roles", () => {
         Condition: {
           ArnEquals: {
             "aws:PrincipalArn": [
+              "admitEvent",
               "enforce",
               "assessAccount",
               "checkApplied",
@@ -414,20 +415,28 @@ describe("the hub: serverless.yml with organizationId", () => {
       "SLACK_TOPIC_ARN",
       "SLACK_VERDICTS",
     ];
+    // Notify and CheckRejected have their topics in both; only the sweep gets them from the hub.
+    const withTopicsInBoth = new Set(["TOPIC_ARN", "SLACK_TOPIC_ARN", "SLACK_VERDICTS"]);
     for (const [id, r] of Object.entries(stripped.Resources)) {
       const variables = (r.Properties.Environment as { Variables?: Record<string, unknown> } | undefined)?.Variables;
-      // Notify has its topics in both; only the sweep gets them from the hub.
       if (id === "NotifyLambdaFunction") continue;
-      for (const name of hubOnlyVariables) if (variables) delete variables[name];
+      for (const name of hubOnlyVariables) {
+        if (id === "CheckRejectedLambdaFunction" && withTopicsInBoth.has(name)) continue;
+        if (variables) delete variables[name];
+      }
     }
     delete (stripped.Outputs as Record<string, unknown>).HubEventBusArn;
-    // The hub's resolve-targets is the entry that reads Organizations; the single-account one bundles no AWS SDK.
-    const resolveTargets = resource(stripped, "ResolveTargetsLambdaFunction").Properties;
-    expect(resolveTargets.Handler).toBe("functions/resolve-targets/organization-handler.handler");
-    expect(resource(single, "ResolveTargetsLambdaFunction").Properties.Handler).toBe(
-      "functions/resolve-targets/handler.handler",
-    );
-    resolveTargets.Handler = "functions/resolve-targets/handler.handler";
+    // The hub's resolve-targets and admit-event are the entries that read Organizations; the single-account
+    // resolve-targets bundles no AWS SDK.
+    for (const [id, dir] of [
+      ["ResolveTargetsLambdaFunction", "resolve-targets"],
+      ["AdmitEventLambdaFunction", "admit-event"],
+    ] as const) {
+      const fn = resource(stripped, id).Properties;
+      expect(fn.Handler, id).toBe(`functions/${dir}/organization-handler.handler`);
+      expect(resource(single, id).Properties.Handler, id).toBe(`functions/${dir}/handler.handler`);
+      fn.Handler = `functions/${dir}/handler.handler`;
+    }
     const withoutCodeKeys = (t: Template) => JSON.stringify(t).replace(/"S3Key":"[^"]*"/g, '"S3Key":""');
     expect(withoutCodeKeys(stripped)).toBe(withoutCodeKeys(single));
     expect(JSON.stringify(single)).not.toMatch(/HubEventBus|ORGANIZATION_ID|imdsv2-guard-spoke/);
@@ -450,12 +459,27 @@ describe("the hub: serverless.yml with organizationId", () => {
     });
   });
 
-  it("moves the guard's rule to the hub bus with its pattern, retry policy and dead-letter queue", () => {
-    const moved = resource(hub, "GuardEventRule").Properties;
-    const before = resource(single, "GuardEventRule").Properties;
-    expect(moved.EventBusName).toEqual({ Ref: "HubEventBus" });
-    expect(moved.Targets).toEqual(before.Targets);
-    expect(moved.EventPattern).toEqual(before.EventPattern);
+  it("moves the guard's rules to the hub bus with their pattern, AdmitEvent target, retry policy and dead-letter queue", () => {
+    for (const [rule, permission] of [
+      ["GuardEventRule", "AdmitEventPermissionApiCalls"],
+      ["GuardStateChangeRule", "AdmitEventPermissionStateChanges"],
+    ] as const) {
+      const moved = resource(hub, rule).Properties;
+      const before = resource(single, rule).Properties;
+      expect(moved.EventBusName, rule).toEqual({ Ref: "HubEventBus" });
+      expect(moved.Targets, rule).toEqual(before.Targets);
+      expect(moved.Targets, rule).toEqual([
+        expect.objectContaining({ Arn: { "Fn::GetAtt": ["AdmitEventLambdaFunction", "Arn"] } }),
+      ]);
+      expect(moved.EventPattern, rule).toEqual(before.EventPattern);
+      // The permission names the rule by its ARN, which follows the rule onto the hub bus.
+      expect(resource(hub, permission).Properties, permission).toEqual({
+        FunctionName: { "Fn::GetAtt": ["AdmitEventLambdaFunction", "Arn"] },
+        Action: "lambda:InvokeFunction",
+        Principal: "events.amazonaws.com",
+        SourceArn: { "Fn::GetAtt": [rule, "Arn"] },
+      });
+    }
   });
 
   it("matches what a spoke forwards from a member account", async () => {
@@ -472,6 +496,7 @@ describe("the hub: serverless.yml with organizationId", () => {
     const policy = resource(hub, "HubAssumeSpokeRolePolicy").Properties;
     expect(policy.Roles).toEqual(
       [
+        "AdmitEventRole",
         "EnforceRole",
         "CheckAppliedRole",
         "CheckManagedRole",
@@ -498,7 +523,7 @@ describe("the hub: serverless.yml with organizationId", () => {
 
   it("lets the sweep list the organization's accounts and publish its posture report to the guard's topics only", () => {
     const read = resource(hub, "HubReadOrganizationPolicy").Properties;
-    expect(read.Roles).toEqual([{ Ref: "ResolveTargetsRole" }, { Ref: "SweepRole" }]);
+    expect(read.Roles).toEqual([{ Ref: "AdmitEventRole" }, { Ref: "ResolveTargetsRole" }, { Ref: "SweepRole" }]);
     expect(JSON.stringify(read.PolicyDocument)).toContain(
       '"Action":["organizations:ListAccounts","organizations:ListParents"]',
     );
@@ -529,8 +554,9 @@ describe("the hub: serverless.yml with organizationId", () => {
     });
   });
 
-  it("tells every acting function and ResolveTargets that it is the hub", () => {
+  it("tells every acting function, ResolveTargets and AdmitEvent that it is the hub", () => {
     for (const fn of [
+      "AdmitEvent",
       "Enforce",
       "CheckApplied",
       "CheckManaged",
@@ -546,5 +572,36 @@ describe("the hub: serverless.yml with organizationId", () => {
       expect(variables.ORGANIZATION_ID, fn).toBe(ORG);
       expect(variables.SPOKE_ROLE_NAME, fn).toBe("imdsv2-guard-spoke");
     }
+    // AdmitEvent runs ResolveTargets' confused-deputy checks, with the same allow-lists.
+    for (const fn of ["AdmitEvent", "ResolveTargets"]) {
+      const variables = z
+        .object({ Variables: z.record(z.string(), z.unknown()) })
+        .parse(resource(hub, `${fn}LambdaFunction`).Properties.Environment).Variables;
+      expect(variables, fn).toMatchObject({ ALLOWED_ACCOUNT_IDS: "", ALLOWED_OU_IDS: "" });
+    }
+    // ClaimInstances only reads and writes the hub's ledger now: it never enters a member account.
+    const claim = z
+      .object({ Variables: z.record(z.string(), z.unknown()) })
+      .parse(resource(hub, "ClaimInstancesLambdaFunction").Properties.Environment).Variables;
+    expect(claim.ORGANIZATION_ID).toBeUndefined();
   });
+
+  it("routes CheckRejected's alerts like Notify's reports when slackRoutes is set", async () => {
+    const routedTopic = "arn:aws:sns:us-east-1:999900000000:imdsv2-guard-slack-payments";
+    const routed = await packageStack([`organizationId=${ORG}`, `slackRoutes=${MEMBER}=${routedTopic}`]);
+    const policy = resource(routed, "HubPublishToRoutedSlackTopicsPolicy").Properties;
+    expect(policy.Roles).toEqual([{ Ref: "NotifyRole" }, { Ref: "CheckRejectedRole" }]);
+    expect(JSON.stringify(policy.PolicyDocument)).toContain(`"Resource":["${routedTopic}"]`);
+    for (const fn of ["Notify", "CheckRejected"]) {
+      const variables = z
+        .object({ Variables: z.record(z.string(), z.unknown()) })
+        .parse(resource(routed, `${fn}LambdaFunction`).Properties.Environment).Variables;
+      expect(variables.SLACK_ROUTES, fn).toBe(`${MEMBER}=${routedTopic}`);
+    }
+    // CheckRejected still acts in member accounts through the spoke role.
+    const checkRejected = z
+      .object({ Variables: z.record(z.string(), z.unknown()) })
+      .parse(resource(routed, "CheckRejectedLambdaFunction").Properties.Environment).Variables;
+    expect(checkRejected).toMatchObject({ ORGANIZATION_ID: ORG, SPOKE_ROLE_NAME: "imdsv2-guard-spoke" });
+  }, 240_000);
 });

@@ -250,6 +250,7 @@ const ref = (id: string) => ({ Ref: id });
 const thisRegionOnly = { StringEquals: { "aws:RequestedRegion": ref("AWS::Region") } };
 
 const FUNCTIONS = {
+  admitEvent: { logicalId: "AdmitEventLambdaFunction", role: "AdmitEventRole" },
   resolveTargets: { logicalId: "ResolveTargetsLambdaFunction", role: "ResolveTargetsRole" },
   assessAccount: { logicalId: "AssessAccountLambdaFunction", role: "AssessAccountRole" },
   enforce: { logicalId: "EnforceLambdaFunction", role: "EnforceRole" },
@@ -265,9 +266,12 @@ const FUNCTIONS = {
   sweep: { logicalId: "SweepLambdaFunction", role: "SweepRole" },
 } as const;
 
-/** The steps of the state machine: every function but the scheduled sweep, which starts executions itself. */
+/**
+ * The steps of the state machine: every function but those that start executions themselves (AdmitEvent, EventBridge's
+ * target, and the scheduled sweep) and CheckRejected, which the watch's one-off schedule runs after the execution.
+ */
 const STEP_FUNCTIONS = Object.entries(FUNCTIONS)
-  .filter(([key]) => key !== "sweep")
+  .filter(([key]) => !["admitEvent", "sweep", "checkRejected"].includes(key))
   .map(([, f]) => f.logicalId);
 
 const LOGS = ["logs:CreateLogStream", "logs:PutLogEvents"];
@@ -277,6 +281,17 @@ const LOGS = ["logs:CreateLogStream", "logs:PutLogEvents"];
  * change to this table.
  */
 const EXPECTED_ACTIONS: Record<string, string[]> = {
+  // ResolveTargets', ClaimInstances' and AssessAccount's former first states, then the execution's start.
+  AdmitEventRole: [
+    "dynamodb:PutItem",
+    "dynamodb:Query",
+    "ec2:DescribeInstances",
+    "ec2:GetInstanceMetadataDefaults",
+    "sqs:SendMessage",
+    "states:SendTaskSuccess",
+    "states:StartExecution",
+    ...LOGS,
+  ],
   ResolveTargetsRole: [...LOGS],
   AssessAccountRole: ["ec2:GetInstanceMetadataDefaults", ...LOGS],
   EnforceRole: [
@@ -293,10 +308,26 @@ const EXPECTED_ACTIONS: Record<string, string[]> = {
   SendProbeRole: ["dynamodb:GetItem", "dynamodb:PutItem", "ssm:SendCommand", ...LOGS],
   CheckProbeRole: ["ssm:GetCommandInvocation", ...LOGS],
   FinalizeBatchRole: ["dynamodb:PutItem", ...LOGS],
-  NotifyRole: ["dynamodb:Query", "kms:Decrypt", "kms:GenerateDataKey", "sns:Publish", ...LOGS],
-  CheckRejectedRole: ["cloudwatch:GetMetricData", "ec2:GetInstanceMetadataDefaults", ...LOGS],
+  NotifyRole: [
+    "dynamodb:Query",
+    "iam:PassRole",
+    "kms:Decrypt",
+    "kms:GenerateDataKey",
+    "scheduler:CreateSchedule",
+    "sns:Publish",
+    ...LOGS,
+  ],
+  CheckRejectedRole: [
+    "cloudwatch:GetMetricData",
+    "ec2:GetInstanceMetadataDefaults",
+    "kms:Decrypt",
+    "kms:GenerateDataKey",
+    "sns:Publish",
+    "sqs:SendMessage",
+    ...LOGS,
+  ],
   GuardAccountDefaultRole: ["ec2:GetInstanceMetadataDefaults", ...LOGS],
-  ClaimInstancesRole: ["dynamodb:PutItem", "dynamodb:Query", "ec2:DescribeInstances", ...LOGS],
+  ClaimInstancesRole: ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "states:SendTaskSuccess", ...LOGS],
   StateMachineRole: [
     "dynamodb:GetItem",
     "dynamodb:PutItem",
@@ -312,7 +343,7 @@ const EXPECTED_ACTIONS: Record<string, string[]> = {
     "states:StartExecution",
     ...LOGS,
   ],
-  EventsInvokeRole: ["states:StartExecution"],
+  WatchSchedulerRole: ["lambda:InvokeFunction", "sqs:SendMessage"],
   ChatbotRole: [],
 };
 
@@ -335,6 +366,8 @@ const UNSCOPABLE_ACTIONS = new Set([
   "cloudwatch:DescribeAlarms",
   "cloudwatch:GetMetricData",
   "cloudwatch:GetMetricWidgetImage",
+  // No resource types: the task token names the task, and a state machine ARN as Resource denies every call.
+  "states:SendTaskSuccess",
 ]);
 
 /** Reads a zip archive (stored or deflated entries) into name -> content, from its central directory. */
@@ -415,7 +448,7 @@ describe("EventBridge state-change rule (no trail needed)", () => {
     expect(matchesEventPattern(pattern(), await readFixture("run-instances.json"))).toBe(false);
   });
 
-  it("starts the same state machine with the same role, retries and dead-letter queue as the CloudTrail rule", () => {
+  it("invokes AdmitEvent with the same retries and dead-letter queue as the CloudTrail rule", () => {
     const targetsOf = (id: string) =>
       z.array(z.record(z.string(), z.unknown())).parse(resource(defaults, id).Properties.Targets);
     expect(targetsOf("GuardStateChangeRule")).toEqual(targetsOf("GuardEventRule"));
@@ -506,14 +539,15 @@ describe("EventBridge rule", () => {
     expect(raw).toContain(JSON.stringify({ "anything-but": { prefix } }));
   });
 
-  it("starts the state machine through a role, retries, and dead-letters what it cannot deliver", () => {
+  it("invokes AdmitEvent (no role: its resource policy), retries, and dead-letters what it cannot deliver", () => {
     const targets = z
       .array(z.record(z.string(), z.unknown()))
       .parse(resource(defaults, "GuardEventRule").Properties.Targets);
     expect(targets).toHaveLength(1);
     const [target] = targets;
-    expect(target?.Arn).toEqual(ref("GuardStateMachine"));
-    expect(target?.RoleArn).toEqual(getAtt("EventsInvokeRole"));
+    expect(target?.Arn).toEqual(getAtt("AdmitEventLambdaFunction"));
+    // A Lambda target takes no RoleArn: EventBridge invokes it with the function's permission for this rule.
+    expect(target?.RoleArn).toBeUndefined();
     expect(target?.DeadLetterConfig).toEqual({ Arn: getAtt("EventDeadLetterQueue") });
     const retry = z
       .object({ MaximumRetryAttempts: z.number().int().positive(), MaximumEventAgeInSeconds: z.number().int() })
@@ -694,7 +728,7 @@ describe("IAM", () => {
     const invoke = statementFor(defaults, "StateMachineRole", "lambda:InvokeFunction");
     expect(actionsOf(invoke)).toEqual(["lambda:InvokeFunction"]);
     expect(listOf(invoke.Resource)).toEqual(STEP_FUNCTIONS.map((id) => getAtt(id)));
-    // ClaimEvent's claim, and a batch's progress between two Express slices (SuspendBatch, ResumeBatch).
+    // A batch's progress between two Express slices (SuspendBatch, ResumeBatch); the claims are AdmitEvent's.
     const put = statementFor(defaults, "StateMachineRole", "dynamodb:PutItem");
     expect(actionsOf(put)).toEqual(["dynamodb:PutItem", "dynamodb:GetItem"]);
     expect(put.Resource).toEqual(getAtt("EventLedgerTable"));
@@ -713,24 +747,51 @@ describe("IAM", () => {
     expect(asl, "its children are Express").toContain('"ExecutionType":"EXPRESS"');
   });
 
-  it("lets EventBridge and the sweep start only the guard's state machine", () => {
-    for (const role of ["EventsInvokeRole", "SweepRole"]) {
+  it("lets AdmitEvent and the sweep start only the guard's state machine, and AdmitEvent tell it the attribution", () => {
+    for (const role of ["AdmitEventRole", "SweepRole"]) {
       const start = statementFor(defaults, role, "states:StartExecution");
       expect(actionsOf(start), role).toEqual(["states:StartExecution"]);
       expect(start.Resource, role).toEqual(ref("GuardStateMachine"));
     }
+    expect(envOf(defaults, "AdmitEventLambdaFunction").STATE_MACHINE_ARN).toEqual(ref("GuardStateMachine"));
+    // SendTaskSuccess has no resource types: "*" in this region, for the two functions that complete AwaitAttribution.
+    for (const role of ["AdmitEventRole", "ClaimInstancesRole"]) {
+      const send = statementFor(defaults, role, "states:SendTaskSuccess");
+      expect(actionsOf(send), role).toEqual(["states:SendTaskSuccess"]);
+      expect(send.Resource, role).toBe("*");
+      expect(send.Condition, role).toEqual(thisRegionOnly);
+    }
+    for (const role of ofType(configured, "AWS::IAM::Role").map(([id]) => id)) {
+      const states = allowedActions(configured, role).filter((a) => /^states:Send/.test(a));
+      expect(states, role).toEqual(
+        ["AdmitEventRole", "ClaimInstancesRole"].includes(role) ? ["states:SendTaskSuccess"] : [],
+      );
+    }
   });
 
-  it("lets only the sweep's schedule invoke a function directly", () => {
+  it("lets only the guard's rules invoke AdmitEvent and the sweep's schedule the sweep, each by its rule's ARN", () => {
     const permissions = ofType(defaults, "AWS::Lambda::Permission").map(([, p]) => p.Properties);
-    expect(permissions).toEqual([
-      {
-        FunctionName: getAtt("SweepLambdaFunction"),
-        Action: "lambda:InvokeFunction",
-        Principal: "events.amazonaws.com",
-        SourceArn: getAtt("SweepScheduleRule"),
-      },
-    ]);
+    const byRule = (fn: string, rule: string) => ({
+      FunctionName: getAtt(fn),
+      Action: "lambda:InvokeFunction",
+      Principal: "events.amazonaws.com",
+      SourceArn: getAtt(rule),
+    });
+    const key = (p: unknown) => JSON.stringify(p);
+    expect(permissions.map(key).sort()).toEqual(
+      [
+        byRule("SweepLambdaFunction", "SweepScheduleRule"),
+        byRule("AdmitEventLambdaFunction", "GuardEventRule"),
+        byRule("AdmitEventLambdaFunction", "GuardStateChangeRule"),
+      ]
+        .map(key)
+        .sort(),
+    );
+    for (const rule of ["GuardEventRule", "GuardStateChangeRule"]) {
+      expect(resource(defaults, rule).Properties.Targets, rule).toEqual([
+        expect.objectContaining({ Arn: getAtt("AdmitEventLambdaFunction") }),
+      ]);
+    }
     const rules = ofType(defaults, "AWS::Events::Rule").map(([id]) => id);
     expect(rules.sort()).toEqual(["GuardEventRule", "GuardStateChangeRule", "SweepScheduleRule"]);
     expect(resource(defaults, "SweepScheduleRule").Properties).toMatchObject({
@@ -750,6 +811,57 @@ describe("IAM", () => {
     expect(kms.Resource).toEqual(getAtt("AlertKey"));
   });
 
+  it("lets Notify create schedules only in the watch group, passing only the watch role, only to Scheduler", () => {
+    const group = z.string().parse(resource(defaults, "WatchScheduleGroup").Properties.Name);
+    expect(group).toBe(`imdsv2-guard-${STAGE}-watch`);
+    const create = statementFor(defaults, "NotifyRole", "scheduler:CreateSchedule");
+    expect(actionsOf(create)).toEqual(["scheduler:CreateSchedule"]);
+    expect(resolve(create.Resource)).toBe(`arn:${PARTITION}:scheduler:${REGION}:${ACCOUNT}:schedule/${group}/*`);
+    expect(create.Condition).toBeUndefined();
+    const pass = statementFor(defaults, "NotifyRole", "iam:PassRole");
+    expect(actionsOf(pass)).toEqual(["iam:PassRole"]);
+    expect(pass.Resource).toEqual(getAtt("WatchSchedulerRole"));
+    expect(pass.Condition).toEqual({ StringEquals: { "iam:PassedToService": "scheduler.amazonaws.com" } });
+    // No other role may pass a role or create schedules.
+    for (const role of ofType(configured, "AWS::IAM::Role").map(([id]) => id)) {
+      if (role === "NotifyRole") continue;
+      const actions = allowedActions(configured, role);
+      expect(actions, role).not.toContain("iam:PassRole");
+      expect(
+        actions.filter((a) => a.startsWith("scheduler:")),
+        role,
+      ).toEqual([]);
+    }
+    expect(envOf(defaults, "NotifyLambdaFunction")).toMatchObject({
+      WATCH_SCHEDULE_GROUP: group,
+      WATCH_SCHEDULER_ROLE_ARN: getAtt("WatchSchedulerRole"),
+      WATCH_TARGET_ARN: getAtt("CheckRejectedLambdaFunction"),
+      WATCH_DEAD_LETTER_QUEUE_ARN: getAtt("WatchDeadLetterQueue"),
+    });
+  });
+
+  it("lets CheckRejected publish its alert only to the guard's topics, with the topic key, as Notify does", () => {
+    for (const template of [defaults, configured]) {
+      for (const action of ["sns:Publish", "kms:GenerateDataKey"]) {
+        const { Sid: _sid, ...checkRejected } = statementFor(template, "CheckRejectedRole", action);
+        const { Sid: _notifySid, ...notify } = statementFor(template, "NotifyRole", action);
+        expect(checkRejected, action).toEqual(notify);
+      }
+      // What CloudFormation deploys: the Slack topic only when Slack is set up (AWS::NoValue drops the entry).
+      const topics = listOf(
+        evaluateIfs(template, statementFor(template, "CheckRejectedRole", "sns:Publish").Resource),
+      ).filter((r) => JSON.stringify(r) !== JSON.stringify(ref("AWS::NoValue")));
+      expect(topics).toEqual(
+        condition(template, "HasSlack") ? [ref("AlertTopic"), ref("SlackTopic")] : [ref("AlertTopic")],
+      );
+    }
+    const env = envOf(defaults, "CheckRejectedLambdaFunction");
+    const notify = envOf(defaults, "NotifyLambdaFunction");
+    for (const name of ["TOPIC_ARN", "SLACK_TOPIC_ARN", "SLACK_VERDICTS"])
+      expect(env[name], name).toEqual(notify[name]);
+    expect(envOf(configured, "CheckRejectedLambdaFunction").SLACK_VERDICTS).toBe("fail,alert");
+  });
+
   it("lets FinalizeBatch only put and Notify only query items of the event ledger", () => {
     for (const [role, action] of [
       ["FinalizeBatchRole", "dynamodb:PutItem"],
@@ -760,16 +872,18 @@ describe("IAM", () => {
       expect(s.Resource, role).toEqual(getAtt("EventLedgerTable"));
       expect(s.Condition, role).toBeUndefined();
     }
-    // The ledger is reached by these roles and nobody else: the state machine's (ClaimEvent, and a batch's progress
-    // between slices), ClaimInstances (a conditional put per instance occurrence, the record's attribution, and
-    // reading it back), Enforce (its intent before each modify, read back by a retry) and SendProbe (its send markers).
+    // The ledger is reached by these roles and nobody else: the state machine's (a batch's progress between slices),
+    // AdmitEvent (a conditional put per instance occurrence, the record's attribution, and reading it back),
+    // ClaimInstances (AwaitAttribution's task token next to the claim, and the attributions read back), Enforce (its
+    // intent before each modify, read back by a retry) and SendProbe (its send markers).
     for (const role of ofType(defaults, "AWS::IAM::Role").map(([id]) => id)) {
       const dynamo = allowedActions(defaults, role).filter((a) => a.startsWith("dynamodb:"));
       const expected: Record<string, string[]> = {
         FinalizeBatchRole: ["dynamodb:PutItem"],
         NotifyRole: ["dynamodb:Query"],
         StateMachineRole: ["dynamodb:GetItem", "dynamodb:PutItem"],
-        ClaimInstancesRole: ["dynamodb:PutItem", "dynamodb:Query"],
+        AdmitEventRole: ["dynamodb:PutItem", "dynamodb:Query"],
+        ClaimInstancesRole: ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"],
         EnforceRole: ["dynamodb:PutItem", "dynamodb:Query"],
         SendProbeRole: ["dynamodb:GetItem", "dynamodb:PutItem"],
       };
@@ -780,7 +894,7 @@ describe("IAM", () => {
   it("trusts only the intended service principal in each role", () => {
     const expected: Record<string, string> = {
       StateMachineRole: "states.amazonaws.com",
-      EventsInvokeRole: "events.amazonaws.com",
+      WatchSchedulerRole: "scheduler.amazonaws.com",
       ChatbotRole: "chatbot.amazonaws.com",
     };
     for (const [id, role] of ofType(configured, "AWS::IAM::Role")) {
@@ -789,6 +903,13 @@ describe("IAM", () => {
       expect(doc.Statement[0]?.Principal, id).toEqual({ Service: expected[id] ?? "lambda.amazonaws.com" });
       expect(doc.Statement[0]?.Action, id).toBe("sts:AssumeRole");
     }
+    // Scheduler's confused-deputy keys: this account, and the schedule group (Scheduler refuses a schedule's ARN).
+    const watch = policyDocumentSchema.parse(
+      resource(defaults, "WatchSchedulerRole").Properties.AssumeRolePolicyDocument,
+    );
+    expect(watch.Statement[0]?.Condition).toEqual({
+      StringEquals: { "aws:SourceAccount": ref("AWS::AccountId"), "aws:SourceArn": getAtt("WatchScheduleGroup") },
+    });
   });
 
   it("keeps the key policy to administration by the account, and use by CloudWatch and Notify only", () => {
@@ -803,6 +924,8 @@ describe("IAM", () => {
     const [admin, cloudwatch, notify] = statements.map((s) => ({ ...s, actions: actionsOf(s).sort() }));
     const account = { AWS: sub(`arn:\${AWS::Partition}:iam::\${AWS::AccountId}:root`) };
     const notifyRole = String(resource(defaults, "NotifyRole").Properties.RoleName);
+    // CheckRejected publishes the alert about refused IMDSv1 calls to the same encrypted topics.
+    const checkRejectedRole = String(resource(defaults, "CheckRejectedRole").Properties.RoleName);
     // Named for the hub's posture report; here the sweep's IAM policy allows no KMS use (checked per role above).
     const sweepRole = String(resource(defaults, "SweepRole").Properties.RoleName);
     // Exact: SNS asks KMS for a data key and decrypts it, nothing more (no GenerateDataKey* variants).
@@ -828,6 +951,7 @@ describe("IAM", () => {
         ArnEquals: {
           "aws:PrincipalArn": [
             sub(`arn:\${AWS::Partition}:iam::\${AWS::AccountId}:role/${notifyRole}`),
+            sub(`arn:\${AWS::Partition}:iam::\${AWS::AccountId}:role/${checkRejectedRole}`),
             sub(`arn:\${AWS::Partition}:iam::\${AWS::AccountId}:role/${sweepRole}`),
           ],
         },
@@ -855,6 +979,69 @@ describe("failure paths and alerting", () => {
   });
 
   const alarms = (template: Template) => ofType(template, "AWS::CloudWatch::Alarm").map(([, a]) => a.Properties);
+
+  it("sends an event AdmitEvent failed on after its retries to the alarmed event DLQ, with its own role", () => {
+    expect(resource(defaults, "AdmitEventInvokeConfig").Properties).toEqual({
+      FunctionName: ref("AdmitEventLambdaFunction"),
+      Qualifier: "$LATEST",
+      MaximumRetryAttempts: 2,
+      MaximumEventAgeInSeconds: 3600,
+      DestinationConfig: { OnFailure: { Destination: getAtt("EventDeadLetterQueue") } },
+    });
+    // Lambda delivers the on-failure record with the function's role: AdmitEvent may send there and nowhere else.
+    const send = statementFor(defaults, "AdmitEventRole", "sqs:SendMessage");
+    expect(actionsOf(send)).toEqual(["sqs:SendMessage"]);
+    expect(send.Resource).toEqual(getAtt("EventDeadLetterQueue"));
+    expect(resource(defaults, "AdmitEventLambdaFunction").Properties.Timeout).toBe(60);
+  });
+
+  it("gives the watch after enforcing its own schedule group, role, retained DLQ and alarm", () => {
+    // The schedule's role may invoke CheckRejected and dead-letter to the watch DLQ, nothing else.
+    const invoke = statementFor(defaults, "WatchSchedulerRole", "lambda:InvokeFunction");
+    expect(actionsOf(invoke)).toEqual(["lambda:InvokeFunction"]);
+    expect(invoke.Resource).toEqual(getAtt("CheckRejectedLambdaFunction"));
+    expect(statementFor(defaults, "WatchSchedulerRole", "sqs:SendMessage").Resource).toEqual(
+      getAtt("WatchDeadLetterQueue"),
+    );
+    // CheckRejected failing after its retries lands in the same queue.
+    expect(resource(defaults, "CheckRejectedInvokeConfig").Properties).toEqual({
+      FunctionName: ref("CheckRejectedLambdaFunction"),
+      Qualifier: "$LATEST",
+      MaximumRetryAttempts: 2,
+      DestinationConfig: { OnFailure: { Destination: getAtt("WatchDeadLetterQueue") } },
+    });
+    expect(statementFor(defaults, "CheckRejectedRole", "sqs:SendMessage").Resource).toEqual(
+      getAtt("WatchDeadLetterQueue"),
+    );
+    const queue = resource(defaults, "WatchDeadLetterQueue");
+    expect(queue.Properties).toMatchObject({ SqsManagedSseEnabled: true, MessageRetentionPeriod: 1209600 });
+    const statements = policyDocumentSchema.parse(
+      resource(defaults, "WatchDeadLetterQueuePolicy").Properties.PolicyDocument,
+    ).Statement;
+    expect(statements).toEqual([
+      {
+        Sid: "DenyInsecureTransport",
+        Effect: "Deny",
+        Principal: "*",
+        Action: "sqs:*",
+        Resource: getAtt("WatchDeadLetterQueue"),
+        Condition: { Bool: { "aws:SecureTransport": "false" } },
+      },
+    ]);
+    const watchAlarms = alarms(defaults).filter(
+      (a) =>
+        JSON.stringify(a.Dimensions) ===
+        JSON.stringify([{ Name: "QueueName", Value: getAtt("WatchDeadLetterQueue", "QueueName") }]),
+    );
+    expect(watchAlarms).toHaveLength(1);
+    expect(watchAlarms[0]).toMatchObject({
+      Namespace: "AWS/SQS",
+      MetricName: "ApproximateNumberOfMessagesVisible",
+      Statistic: "Maximum",
+      Threshold: 0,
+      ComparisonOperator: "GreaterThanThreshold",
+    });
+  });
 
   it("gives the sweep's schedule a failure path: target retries and DLQ, async-invoke destination, alarm", () => {
     const [target] = z
@@ -932,7 +1119,7 @@ describe("failure paths and alerting", () => {
   });
 
   it("sends every alarm to the alert topic, and to Slack when it is set up", () => {
-    expect(alarms(defaults)).toHaveLength(6);
+    expect(alarms(defaults)).toHaveLength(7);
     for (const alarm of alarms(defaults)) {
       expect(alarm.AlarmActions).toEqual([
         ref("AlertTopic"),
@@ -955,7 +1142,7 @@ describe("failure paths and alerting", () => {
       TimeToLiveSpecification: { AttributeName: "expiresAt", Enabled: true },
       SSESpecification: { SSEEnabled: true },
     });
-    // Exact: ClaimEvent, FinalizeBatch and Notify all address items by these two string keys.
+    // Exact: AdmitEvent, ClaimInstances, FinalizeBatch and Notify all address items by these two string keys.
     expect(table.KeySchema).toEqual([
       { AttributeName: "eventId", KeyType: "HASH" },
       { AttributeName: "item", KeyType: "RANGE" },
@@ -975,6 +1162,7 @@ describe("failure paths and alerting", () => {
     };
     // The README's "Deleting the stack" says why each is what it is.
     expect(policies("EventDeadLetterQueue")).toEqual({ DeletionPolicy: "Retain", UpdateReplacePolicy: "Retain" });
+    expect(policies("WatchDeadLetterQueue")).toEqual({ DeletionPolicy: "Retain", UpdateReplacePolicy: "Retain" });
     expect(policies("EventLedgerTable")).toEqual({ DeletionPolicy: "Delete", UpdateReplacePolicy: "Retain" });
     expect(policies("AlertKey")).toEqual({ DeletionPolicy: "Delete", UpdateReplacePolicy: "Delete" });
     expect(policies("SweepFailureQueue")).toEqual({ DeletionPolicy: "Delete", UpdateReplacePolicy: "Delete" });
@@ -1034,7 +1222,7 @@ describe("functions and logs", () => {
     }
   });
 
-  it("passes the settings to ResolveTargets, the topics and ledger to Notify, and the sweep's settings to the sweep", () => {
+  it("passes the settings to ResolveTargets and AdmitEvent, the topics and ledger to Notify, and the sweep's settings to the sweep", () => {
     expect(envOf(defaults, "ResolveTargetsLambdaFunction")).toMatchObject({
       GUARD_MODE: "enforce",
       EXEMPT_TAG_KEY: "imdsv2-guard:exempt",
@@ -1078,12 +1266,21 @@ describe("functions and logs", () => {
       EXEMPT_UNTIL_TAG_KEY: "sec:exempt-until",
       INSTANCES_PER_EXECUTION: "200",
     });
-    // The read-only steps need no settings beyond the common ones.
-    for (const id of ["AssessAccountLambdaFunction", "CheckRejectedLambdaFunction"]) {
-      expect(Object.keys(envOf(defaults, id)).sort(), id).toEqual(
-        ["NODE_OPTIONS", "POWERTOOLS_LOG_LEVEL", "POWERTOOLS_SERVICE_NAME"].sort(),
-      );
+    // AdmitEvent resolves events with ResolveTargets' settings, exactly, and claims in the ledger.
+    for (const template of [defaults, configured]) {
+      expect(envOf(template, "AdmitEventLambdaFunction")).toEqual({
+        ...envOf(template, "ResolveTargetsLambdaFunction"),
+        LEDGER_TABLE_NAME: ref("EventLedgerTable"),
+        STATE_MACHINE_ARN: ref("GuardStateMachine"),
+      });
     }
+    expect(envOf(defaults, "ClaimInstancesLambdaFunction")).toMatchObject({
+      LEDGER_TABLE_NAME: ref("EventLedgerTable"),
+    });
+    // The read-only step needs no settings beyond the common ones.
+    expect(Object.keys(envOf(defaults, "AssessAccountLambdaFunction")).sort()).toEqual(
+      ["NODE_OPTIONS", "POWERTOOLS_LOG_LEVEL", "POWERTOOLS_SERVICE_NAME"].sort(),
+    );
   });
 });
 
