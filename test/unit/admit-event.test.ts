@@ -1,0 +1,283 @@
+import { DescribeInstancesCommand, EC2Client } from "@aws-sdk/client-ec2";
+import { ExecutionAlreadyExists, SendTaskSuccessCommand, SFNClient, StartExecutionCommand } from "@aws-sdk/client-sfn";
+import { beforeEach, describe, expect, it } from "vitest";
+import { executionArnOf, startNamedExecution } from "../../shared/aws/executions.js";
+import type { AttributionWaiter, InstanceClaims } from "../../shared/aws/instance-claims.js";
+import { resumeTask } from "../../shared/aws/task-tokens.js";
+import { RetryableThrottlingError } from "../../shared/domain/errors.js";
+import type { EventRef } from "../../shared/domain/model.js";
+import { DEFAULT_FLOW_SETTINGS, type ResolveTargetsConfig } from "../../shared/runtime/config.js";
+import { retryRetryable } from "../../shared/runtime/retry.js";
+import { type AdmitEventDeps, admitEvent, executionNameFor } from "../../shared/steps/admit-event.js";
+import { awaitAttribution, handOffAttribution, settleWaiter } from "../../shared/steps/claim-instances.js";
+import { resolveTargets } from "../../shared/steps/resolve-targets.js";
+import { runInstancesEvent, stateChangeEvent } from "../flow/helpers.js";
+import { ec2Instance, ec2Mock, reservations, resetMocks, sfnMock, silentLogger } from "./support.js";
+
+const NOW = new Date("2026-11-28T09:00:30Z");
+const MACHINE = "arn:aws:states:eu-west-1:111122223333:stateMachine:imdsv2-guard-dev";
+const ID = "i-0a1b2c3d4e5f60001";
+const LAUNCHED = new Date("2026-11-28T09:00:00Z");
+const CONFIG: ResolveTargetsConfig = {
+  settings: DEFAULT_FLOW_SETTINGS,
+  guardRoleArnPrefix: "arn:aws:sts::111122223333:assumed-role/imdsv2-guard-dev-enforce/",
+  batchSize: 50,
+};
+
+/** The ledger's instance claims, in memory, with DynamoDB's semantics (a retry of the same execution keeps its claim). */
+function memoryClaims() {
+  const claims = new Map<string, string>();
+  const attributions = new Map<string, EventRef>();
+  const waiters = new Map<string, AttributionWaiter>();
+  const store: InstanceClaims = {
+    async claim(key, executionId) {
+      const holder = claims.get(key);
+      if (holder !== undefined && holder !== executionId) return false;
+      claims.set(key, executionId);
+      return true;
+    },
+    async attribute(key, event) {
+      attributions.set(key, event);
+    },
+    async attribution(key) {
+      return attributions.get(key);
+    },
+    async wait(waiter) {
+      for (const key of waiter.keys) waiters.set(key, waiter);
+    },
+    async waiter(key) {
+      return waiters.get(key);
+    },
+  };
+  return { store, claims, attributions, waiters };
+}
+
+function deps(overrides: Partial<AdmitEventDeps> = {}) {
+  const claims = memoryClaims();
+  const started: { name: string; input: Record<string, unknown> }[] = [];
+  const resumed: { token: string; outcome: unknown }[] = [];
+  const names = new Set<string>();
+  const d: AdmitEventDeps = {
+    resolve: async (raw) => resolveTargets(raw, CONFIG, NOW),
+    claims: claims.store,
+    ec2For: async () => new EC2Client({ region: "eu-west-1" }),
+    posture: async () => ({ httpTokensEnforced: false }) as never,
+    start: async (name, input) => {
+      if (names.has(name)) return "already-started";
+      names.add(name);
+      started.push({ name, input: input as Record<string, unknown> });
+      return "started";
+    },
+    executionArnOf: (name) => executionArnOf(MACHINE, name),
+    attribution: {
+      claims: claims.store,
+      now: () => NOW,
+      resume: async (token, outcome) => {
+        resumed.push({ token, outcome });
+        return true;
+      },
+    },
+    organization: false,
+    logger: silentLogger("admit-event"),
+    retry: { firstDelayMs: 1, maxDelayMs: 1, sleep: async () => undefined },
+    ...overrides,
+  };
+  return { d, claims, started, resumed };
+}
+
+beforeEach(() => {
+  resetMocks();
+  ec2Mock.on(DescribeInstancesCommand).resolves(reservations({ ...ec2Instance(ID), LaunchTime: LAUNCHED }));
+});
+
+describe("admitEvent: the intake", () => {
+  it("starts one execution with the claimed work, named by the event's ledger key", async () => {
+    const { d, started, claims } = deps();
+    const outcome = await admitEvent(runInstancesEvent([ID], "e-run-1"), d);
+
+    expect(outcome).toMatchObject({ outcome: "started", eventId: "e-run-1", targets: 1 });
+    expect(started).toHaveLength(1);
+    const [execution] = started;
+    expect(execution?.name).toMatch(/^e-[0-9a-f]{48}$/);
+    expect(execution?.input).toMatchObject({ admitted: true, targetCount: 1, accountPosture: {} });
+    // The claim names the execution about to exist, so a retry of the intake finds its own claim.
+    expect([...claims.claims.values()]).toEqual([executionArnOf(MACHINE, execution?.name ?? "")]);
+  });
+
+  it("starts nothing for a redelivery: the same name is refused, and the claims stay the first execution's", async () => {
+    const { d, started } = deps();
+    await admitEvent(runInstancesEvent([ID], "e-run-1"), d);
+    const again = await admitEvent(runInstancesEvent([ID], "e-run-1"), d);
+    expect(again.outcome).toBe("already-started");
+    expect(started).toHaveLength(1);
+  });
+
+  it("the record after the state-change: starts nothing, leaves its actor, and resumes the waiting report", async () => {
+    const { d, started, resumed, claims } = deps();
+    await admitEvent(stateChangeEvent(ID, 2), d);
+    const [key = ""] = claims.claims.keys();
+    // The state-change execution's AwaitAttribution left its token.
+    await claims.store.wait({ keys: [key], deadline: "2026-11-28T09:15:00Z", taskToken: "token-1" }, 0);
+
+    const outcome = await admitEvent(runInstancesEvent([ID], "e-run-late"), d);
+
+    expect(outcome.outcome).toBe("claimed-elsewhere");
+    expect(started).toHaveLength(1);
+    expect(claims.attributions.get(key)?.eventId).toBe("e-run-late");
+    expect(resumed).toEqual([
+      { token: "token-1", outcome: { done: true, record: expect.objectContaining({ eventId: "e-run-late" }) } },
+    ]);
+  });
+
+  it("an ignored call starts nothing and claims nothing", async () => {
+    const { d, started, claims } = deps();
+    const event = runInstancesEvent([ID]);
+    (event.detail as Record<string, unknown>).errorCode = "UnauthorizedOperation";
+    expect((await admitEvent(event, d)).outcome).toBe("ignored");
+    expect(started).toEqual([]);
+    expect(claims.claims.size).toBe(0);
+  });
+
+  it("an event it cannot resolve still starts an execution, which reports the failure", async () => {
+    const { d, started } = deps({
+      resolve: async () => {
+        throw new Error("config broken");
+      },
+    });
+    const outcome = await admitEvent({ some: "event" }, d);
+    expect(outcome.outcome).toBe("started");
+    expect(started[0]?.input).toEqual({
+      admitted: true,
+      resolveFailure: { Error: "Error", Cause: "config broken" },
+      rawEvent: { some: "event" },
+    });
+  });
+
+  it("goes on without claims when the ledger fails, and the report will say so", async () => {
+    const { d, started } = deps();
+    d.claims = { ...d.claims, claim: async () => Promise.reject(new Error("ledger down")) };
+    await admitEvent(runInstancesEvent([ID]), d);
+    expect(started[0]?.input).toMatchObject({ instanceClaimFailure: { Cause: "ledger down" }, targetCount: 1 });
+  });
+
+  it("retries a throttled call, then lets Lambda's asynchronous retries have it", async () => {
+    let calls = 0;
+    const { d, started } = deps({
+      start: async () => {
+        calls++;
+        throw new RetryableThrottlingError("slow", { api: "StartExecution", code: "ThrottlingException" });
+      },
+    });
+    await expect(admitEvent(runInstancesEvent([ID]), d)).rejects.toThrow(RetryableThrottlingError);
+    expect(calls).toBe(5);
+    expect(started).toEqual([]);
+  });
+
+  it("names executions within Step Functions' rules, the same for the same key", () => {
+    const name = executionNameFor("state#111122223333#eu-west-1#i-1#pending#2026-11-28T09:00:00Z");
+    expect(name).toMatch(/^[A-Za-z0-9_-]{1,80}$/);
+    expect(executionNameFor("state#111122223333#eu-west-1#i-1#pending#2026-11-28T09:00:00Z")).toBe(name);
+    expect(executionNameFor("another key")).not.toBe(name);
+  });
+});
+
+describe("the attribution hand-off", () => {
+  const waiter = { keys: ["k1", "k2"], deadline: "2026-11-28T09:15:00Z", taskToken: "t" };
+  const record = { eventId: "e-run" } as EventRef;
+
+  it("resumes the report only when the record has arrived for every key it waits on", async () => {
+    const { store, attributions } = memoryClaims();
+    const resumed: unknown[] = [];
+    const attribution = { claims: store, now: () => NOW, resume: async (_: string, o: unknown) => !!resumed.push(o) };
+    attributions.set("k1", record);
+    expect(await settleWaiter(waiter, attribution)).toBe(false);
+    attributions.set("k2", record);
+    expect(await settleWaiter(waiter, attribution)).toBe(true);
+    expect(resumed).toEqual([{ done: true, record }]);
+  });
+
+  it("past the deadline, resumes it without the record", async () => {
+    const { store } = memoryClaims();
+    const resumed: unknown[] = [];
+    const late = {
+      claims: store,
+      now: () => new Date("2026-11-28T10:00:00Z"),
+      resume: async (_: string, o: unknown) => !!resumed.push(o),
+    };
+    await settleWaiter(waiter, late);
+    expect(resumed).toEqual([{ done: true, timedOut: true }]);
+  });
+
+  it("either order works: the waiter resumes itself when the record came first", async () => {
+    const { store, attributions } = memoryClaims();
+    const resumed: unknown[] = [];
+    const attribution = { claims: store, now: () => NOW, resume: async (_: string, o: unknown) => !!resumed.push(o) };
+    attributions.set("k1", record);
+    attributions.set("k2", record);
+    expect(await awaitAttribution(waiter, { ...attribution, expiresAt: 0 })).toEqual({ waiting: false, keys: 2 });
+    expect(resumed).toHaveLength(1);
+  });
+
+  it("the record's side does nothing when no report waits", async () => {
+    const { store } = memoryClaims();
+    const resumed: unknown[] = [];
+    await handOffAttribution("k1", { claims: store, now: () => NOW, resume: async (_, o) => !!resumed.push(o) });
+    expect(resumed).toEqual([]);
+  });
+});
+
+describe("Step Functions calls", () => {
+  it("a second StartExecution of the same name is 'already-started', any other error is classified", async () => {
+    const sfn = new SFNClient({ region: "eu-west-1" });
+    sfnMock.on(StartExecutionCommand).rejectsOnce(new ExecutionAlreadyExists({ message: "exists", $metadata: {} }));
+    expect(await startNamedExecution(sfn, MACHINE, "e-1", {})).toBe("already-started");
+    sfnMock.on(StartExecutionCommand).rejects(Object.assign(new Error("slow"), { name: "ThrottlingException" }));
+    await expect(startNamedExecution(sfn, MACHINE, "e-1", {})).rejects.toThrow(RetryableThrottlingError);
+  });
+
+  it("resuming a task that no longer waits is refused quietly; the output goes as JSON", async () => {
+    const sfn = new SFNClient({ region: "eu-west-1" });
+    sfnMock.on(SendTaskSuccessCommand).resolvesOnce({});
+    expect(await resumeTask(sfn, "t", { done: true })).toBe(true);
+    expect(sfnMock.commandCalls(SendTaskSuccessCommand)[0]?.args[0].input).toEqual({
+      taskToken: "t",
+      output: '{"done":true}',
+    });
+    sfnMock.on(SendTaskSuccessCommand).rejects(Object.assign(new Error("gone"), { name: "TaskTimedOut" }));
+    expect(await resumeTask(sfn, "t", {})).toBe(false);
+  });
+
+  it("the execution ARN the claims record is the one Step Functions gives the execution", () => {
+    expect(executionArnOf(MACHINE, "e-1")).toBe("arn:aws:states:eu-west-1:111122223333:execution:imdsv2-guard-dev:e-1");
+  });
+});
+
+describe("retryRetryable", () => {
+  it("retries only what did not take effect, with capped exponential full-jitter waits", async () => {
+    const waits: number[] = [];
+    let calls = 0;
+    const policy = {
+      attempts: 4,
+      firstDelayMs: 100,
+      maxDelayMs: 250,
+      sleep: async (ms: number) => void waits.push(ms),
+      random: () => 1,
+    };
+    await expect(
+      retryRetryable(async () => {
+        calls++;
+        throw new RetryableThrottlingError("slow", { api: "X", code: "Throttling" });
+      }, policy),
+    ).rejects.toThrow(RetryableThrottlingError);
+    expect(calls).toBe(4);
+    expect(waits).toEqual([100, 200, 250]);
+    calls = 0;
+    await expect(
+      retryRetryable(async () => {
+        calls++;
+        throw new Error("not retryable");
+      }, policy),
+    ).rejects.toThrow("not retryable");
+    expect(calls).toBe(1);
+  });
+});
