@@ -54,7 +54,8 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(humanOutput(run, outputWidth(process.env, process.stdout)));
   }
   const failedExecutions = run.executions.filter((e) => e.status === "failed");
-  return failedExecutions.length > 0 ? 1 : 0;
+  const deadLettered = run.asyncInvocations.filter((a) => a.deadLettered !== undefined);
+  return failedExecutions.length > 0 || deadLettered.length > 0 ? 1 : 0;
 }
 
 function parse(argv: string[]) {
@@ -86,7 +87,10 @@ function jsonOutput(run: FlowRun) {
     // Every published message, as each channel receives it: `email` is SNS's default text, `slack` the AWS Chatbot
     // custom notification (title, description, nextSteps) that Slack shows.
     notifications: run.sim.published.map((p) => deliveredNotification(p.input)),
+    // What EventBridge's asynchronous invocations of the intake (and Scheduler's of the watch) came to.
+    asyncInvocations: run.asyncInvocations.map(({ payload: _payload, ...rest }) => rest),
     executions: run.executions.map((e) => ({
+      ...(e.name ? { name: e.name } : {}),
       eventIndex: e.eventIndex,
       delivery: e.delivery,
       status: e.status,
@@ -150,7 +154,12 @@ function humanOutput(run: FlowRun, width: number): string {
     out.push(textTable(RESULT_COLUMNS, rows, width), "");
   }
   const failed = run.executions.filter((e) => e.status === "failed");
-  for (const e of failed) out.push(...prose(`!! execution for event ${e.eventIndex} failed: ${e.error}`));
+  for (const e of failed)
+    out.push(...prose(`!! execution ${e.name ?? `for event ${e.eventIndex}`} failed: ${e.error}`));
+  for (const a of run.asyncInvocations.filter((x) => x.deadLettered !== undefined)) {
+    const what = a.eventIndex === undefined ? a.functionName : `${a.functionName} for event ${a.eventIndex}`;
+    out.push(...prose(`!! ${what} ended in its dead-letter queue after ${a.attempts} attempts: ${a.deadLettered}`));
+  }
   out.push("== Notifications, as each channel shows them: the email, and the Slack card AWS Chatbot posts", "");
   for (const p of run.sim.published) {
     out.push(...notificationText(deliveredNotification(p.input), width), "-".repeat(Math.min(width, 100)), "");

@@ -104,7 +104,7 @@ export interface ExecutionStats {
 export interface ExecutionRecord {
   eventIndex: number;
   delivery: number;
-  /** Set for executions the sweep started. */
+  /** The name StartExecution gave it (the intake and the sweep name every execution they start). */
   name?: string;
   status: "succeeded" | "failed";
   output?: unknown;
