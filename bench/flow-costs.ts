@@ -23,6 +23,12 @@ export const USD_PER_GB_SECOND_ARM = 0.0000133334;
 /** What the cost model assumes of each invocation: the deployed memory, and a billed duration (see README). */
 export const LAMBDA_MEMORY_GB = 0.25;
 export const ASSUMED_BILLED_SECONDS_PER_INVOCATION = 0.1;
+/**
+ * EventBridge Scheduler: $1.00 per million scheduled invocations in us-east-1, after 14 million free a month
+ * (https://aws.amazon.com/eventbridge/pricing/, read 2026-12-02; left out here, as Lambda's free tier is). One per
+ * schedule fired: the watch after enforcing. Lambda's retries of the function it invokes are Lambda invocations.
+ */
+export const USD_PER_SCHEDULER_INVOCATION = 1 / 1_000_000;
 
 export interface FlowCosts {
   instances: number;
@@ -34,10 +40,12 @@ export interface FlowCosts {
   expressExecutionsPerInstance: number;
   expressBilledSecondsPerInstance: number;
   lambdaInvocationsPerInstance: number;
+  /** EventBridge Scheduler invocations: the watches after enforcing that fired. */
+  schedulerInvocationsPerInstance: number;
   usdPerInstance: number;
   usdPer1000Instances: number;
   /** Where the money goes, per 1,000 instances. */
-  usdPer1000: { transitions: number; express: number; lambda: number };
+  usdPer1000: { transitions: number; express: number; lambda: number; scheduler: number };
 }
 
 /** Express bills duration in 100 ms steps. */
@@ -72,7 +80,10 @@ export function flowCosts(run: FlowRun): FlowCosts {
   const usdLambda =
     invocations *
     (USD_PER_LAMBDA_REQUEST + LAMBDA_MEMORY_GB * ASSUMED_BILLED_SECONDS_PER_INVOCATION * USD_PER_GB_SECOND_ARM);
-  const usd = usdTransitions + usdExpress + usdLambda;
+  // Each schedule fired is one asynchronous invocation of CheckRejected, however many attempts Lambda made of it.
+  const schedulerInvocations = run.asyncInvocations.filter((a) => a.functionName === "CheckRejected").length;
+  const usdScheduler = schedulerInvocations * USD_PER_SCHEDULER_INVOCATION;
+  const usd = usdTransitions + usdExpress + usdLambda + usdScheduler;
   const per1000 = (x: number) => (x / instances) * 1000;
   return {
     instances,
@@ -82,8 +93,14 @@ export function flowCosts(run: FlowRun): FlowCosts {
     expressExecutionsPerInstance: expressExecutions / instances,
     expressBilledSecondsPerInstance: expressSeconds / instances,
     lambdaInvocationsPerInstance: invocations / instances,
+    schedulerInvocationsPerInstance: schedulerInvocations / instances,
     usdPerInstance: usd / instances,
     usdPer1000Instances: per1000(usd),
-    usdPer1000: { transitions: per1000(usdTransitions), express: per1000(usdExpress), lambda: per1000(usdLambda) },
+    usdPer1000: {
+      transitions: per1000(usdTransitions),
+      express: per1000(usdExpress),
+      lambda: per1000(usdLambda),
+      scheduler: per1000(usdScheduler),
+    },
   };
 }

@@ -17,7 +17,6 @@ export type StepFunction =
   | "CheckProbe"
   | "FinalizeBatch"
   | "Notify"
-  | "CheckRejected"
   | "GuardAccountDefault"
   | "ClaimInstances";
 
@@ -40,7 +39,6 @@ export const CRASH_SAFE: Record<StepFunction, boolean> = {
   CheckProbe: true,
   FinalizeBatch: true,
   Notify: true,
-  CheckRejected: true,
   // It reads the defaults before it sets them, and setting HttpTokens=required twice is the same as once.
   GuardAccountDefault: true,
   // AwaitAttribution: it overwrites its waiter items and may resume the task; a second resume is refused, harmlessly.
@@ -655,12 +653,12 @@ export const DEFINITION = {
     Notify: {
       Type: "Task",
       Comment:
-        "One SNS message per event, with the results the batches stored. Retried on a crash too: a rare duplicate message beats a lost one. If it still fails (e.g. the message is refused), a minimal message says so.",
+        "One SNS message per event, with the results the batches stored. First it books the watch after enforcing, a one-off EventBridge Scheduler schedule that runs CheckRejected after the window, so the execution ends here. Retried on a crash too: a rare duplicate message beats a lost one, and the schedule's name is the event's, so a retry books no second watch. If it still fails (e.g. the message is refused), a minimal message says so.",
       Resource: functionArn("Notify"),
       TimeoutSeconds: TASK_TIMEOUT_SECONDS,
       Retry: lambdaRetry("Notify", { guardErrorsMaxDelaySeconds: 60, lambdaAttempts: 4 }),
       ResultPath: "$.notified",
-      Next: "ShouldWatch",
+      End: true,
       Catch: [
         {
           ErrorEquals: ["States.ALL"],
@@ -706,104 +704,6 @@ export const DEFINITION = {
         "rawEvent.$": "$.rawEvent",
       },
       ResultPath: "$.notified",
-      Retry: lambdaRetry("Notify", { guardErrorsMaxDelaySeconds: 60, lambdaAttempts: 4 }),
-      Next: "Done",
-    },
-    ShouldWatch: {
-      Type: "Choice",
-      Comment: "Only a report of instances this execution switched to IMDSv2 has something to watch.",
-      Choices: [
-        {
-          And: [
-            {
-              Variable: "$.notified.watch.count",
-              IsPresent: true,
-            },
-            {
-              Variable: "$.settings.watchRejectedSeconds",
-              IsPresent: true,
-            },
-          ],
-          Next: "ShouldWatchWindow",
-        },
-      ],
-      Default: "Done",
-    },
-    ShouldWatchWindow: {
-      Type: "Choice",
-      Choices: [
-        {
-          And: [
-            {
-              Variable: "$.notified.watch.count",
-              NumericGreaterThan: 0,
-            },
-            {
-              Variable: "$.settings.watchRejectedSeconds",
-              NumericGreaterThan: 0,
-            },
-          ],
-          Next: "WatchWindow",
-        },
-      ],
-      Default: "Done",
-    },
-    WatchWindow: {
-      Type: "Wait",
-      Comment:
-        "Let software on the enforced instances run into IMDSv2 (and EC2 publish MetadataNoTokenRejected) before looking.",
-      SecondsPath: "$.settings.watchRejectedSeconds",
-      Next: "CheckRejected",
-    },
-    CheckRejected: {
-      Type: "Task",
-      Comment: "Read-only: MetadataNoTokenRejected since the first modify, per enforced instance.",
-      Resource: functionArn("CheckRejected"),
-      TimeoutSeconds: TASK_TIMEOUT_SECONDS,
-      Parameters: {
-        "event.$": "$.event",
-        "watch.$": "$.notified.watch",
-      },
-      ResultPath: "$.rejected",
-      Retry: lambdaRetry("CheckRejected", { guardErrorsMaxDelaySeconds: 30, lambdaAttempts: 4 }),
-      Catch: [
-        {
-          ErrorEquals: ["States.ALL"],
-          ResultPath: "$.watchFailure",
-          Next: "WatchFailed",
-        },
-      ],
-      Next: "AnyRejected",
-    },
-    WatchFailed: {
-      Type: "Fail",
-      Comment:
-        "The verdicts went out, but breakage could not be checked: fail the execution so the ExecutionsFailed alarm says so.",
-      Error: "WatchFailed",
-      Cause: "MetadataNoTokenRejected could not be read after enforcing.",
-    },
-    AnyRejected: {
-      Type: "Choice",
-      Choices: [
-        {
-          Variable: "$.rejected.count",
-          NumericGreaterThan: 0,
-          Next: "AlertRejected",
-        },
-      ],
-      Default: "Done",
-    },
-    AlertRejected: {
-      Type: "Task",
-      Comment: "Software keeps calling IMDSv1 and is refused: alert with the counts and the exact rollback command.",
-      Resource: functionArn("Notify"),
-      TimeoutSeconds: TASK_TIMEOUT_SECONDS,
-      Parameters: {
-        alert: "rejected-calls",
-        "event.$": "$.event",
-        "rejected.$": "$.rejected",
-      },
-      ResultPath: "$.alerted",
       Retry: lambdaRetry("Notify", { guardErrorsMaxDelaySeconds: 60, lambdaAttempts: 4 }),
       Next: "Done",
     },

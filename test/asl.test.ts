@@ -15,6 +15,8 @@ interface Retrier {
 interface State {
   Type: string;
   Resource?: string;
+  End?: boolean;
+  Next?: string;
   Retry?: Retrier[];
   Catch?: Retrier[];
   ItemProcessor?: { States: Record<string, State> };
@@ -129,5 +131,28 @@ describe("infra/state-machine.asl.json", () => {
         expect.objectContaining({ ErrorEquals: ["States.ALL"], Next: "FinalizeBatch" }),
       ]);
     }
+  });
+
+  it("ends the execution at Notify: the watch after enforcing is a schedule Notify books, not states that wait", () => {
+    // Act
+    const names = allStates().map(([name]) => name);
+    const notify = definition.States.Notify;
+
+    // Assess
+    expect(notify?.End).toBe(true);
+    expect(notify?.Next).toBeUndefined();
+    for (const gone of [
+      "ShouldWatch",
+      "ShouldWatchWindow",
+      "WatchWindow",
+      "CheckRejected",
+      "WatchFailed",
+      "AnyRejected",
+      "AlertRejected",
+    ]) {
+      expect(names, gone).not.toContain(gone);
+    }
+    expect(lambdaTasks().map(([, fn]) => fn)).not.toContain("CheckRejected");
+    expect(allStates().filter(([, s]) => s.Type === "Wait" && JSON.stringify(s).includes("watchRejected"))).toEqual([]);
   });
 });

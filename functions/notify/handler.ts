@@ -1,29 +1,27 @@
 import { dynamodb } from "../../shared/aws/clients/dynamodb.js";
+import { scheduler } from "../../shared/aws/clients/scheduler.js";
 import { sns } from "../../shared/aws/clients/sns.js";
 import { dynamoResultStore, LEDGER_RETENTION_SECONDS, type ResultStore } from "../../shared/aws/result-store.js";
-import { watchListOf } from "../../shared/domain/watch-list.js";
 import { accountDefaultAlertMessage } from "../../shared/report/account-default-alert.js";
 import { fallbackMessage, notifyInputSchema, reportFromNotifyInput } from "../../shared/report/notify-input.js";
-import { rejectedCallsMessage } from "../../shared/report/rejected-calls.js";
 import { loadLedgerTableName, loadNotifyConfig, type NotifyConfig } from "../../shared/runtime/config.js";
 import { lambdaHandler, onColdStart } from "../../shared/runtime/lambda-handler.js";
 import { logger } from "../../shared/runtime/logger.js";
 import { parseStepInput } from "../../shared/runtime/step-input.js";
-import { publish, publishReport } from "../../shared/steps/notify.js";
+import { bookWatchAfterEnforcing, publish, publishReport, reportWithWatch } from "../../shared/steps/notify.js";
 
 /**
  * One SNS message per event, whatever happened before: the report (with the batches' stored results), the alert
- * about refused IMDSv1 calls, or the last-resort message when the report itself could not be published.
+ * about a weakened account default, or the last-resort message when the report itself could not be published.
+ * Before the report goes out it books the watch after enforcing (a one-off schedule that runs CheckRejected).
  */
-export function createHandler(config: NotifyConfig, store: ResultStore) {
+export function createHandler(config: NotifyConfig, store: ResultStore, now: () => Date = () => new Date()) {
   return lambdaHandler(async (input: unknown) => {
     const parsed = parseStepInput(notifyInputSchema, input, "Notify");
     const deps = { sns, logger, config };
     if ("alert" in parsed) {
       logger.appendKeys({ eventId: parsed.event.eventId });
-      const message =
-        parsed.alert === "account-default" ? accountDefaultAlertMessage(parsed) : rejectedCallsMessage(parsed);
-      return { verdict: "alert", messageIds: await publish(message, "alert", deps) };
+      return { verdict: "alert", messageIds: await publish(accountDefaultAlertMessage(parsed), "alert", deps) };
     }
     if ("notifyFailure" in parsed) {
       return { verdict: "alert", messageIds: await publish(fallbackMessage(parsed), "alert", deps) };
@@ -44,9 +42,23 @@ export function createHandler(config: NotifyConfig, store: ResultStore) {
       : undefined;
     const report = reportFromNotifyInput(parsed, stored, readFailure, ledger);
     logger.appendKeys({ eventId: report.event.eventId });
-    const outcome = await publishReport(report, deps);
-    // What the watch after enforcing looks at: the instances this execution switched to IMDSv2.
-    return { ...outcome, counts: report.counts, watch: watchListOf(report.results) };
+    const watched =
+      "settings" in parsed
+        ? await bookWatchAfterEnforcing(
+            report,
+            parsed.dedupe?.key ?? parsed.event.eventId,
+            parsed.settings.watchRejectedSeconds,
+            { scheduler, logger, config, now },
+          )
+        : undefined;
+    const outcome = await publishReport(watched ? reportWithWatch(report, watched) : report, deps);
+    return {
+      ...outcome,
+      counts: report.counts,
+      ...(watched ? { watch: watched.watch } : {}),
+      ...(watched?.schedule ? { watchSchedule: watched.schedule.scheduleName } : {}),
+      ...(watched?.notBooked ? { watchNotBooked: watched.notBooked } : {}),
+    };
   });
 }
 

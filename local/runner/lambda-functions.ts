@@ -51,7 +51,7 @@ export function localFunctions(config: {
     FinalizeBatchFunctionArn: createFinalizeBatch(store),
     NotifyFunctionArn: createNotify(config.notify, store),
     AssessAccountFunctionArn: createAssessAccount(undefined, access()),
-    CheckRejectedFunctionArn: createCheckRejected(undefined, access()),
+    CheckRejectedFunctionArn: createCheckRejected(config.notify, undefined, access()),
     GuardAccountDefaultFunctionArn: createGuardAccountDefault(config.guardAccountDefault, undefined, access()),
     ClaimInstancesFunctionArn: createClaimInstances(
       dynamoInstanceClaims(dynamodb, config.ledgerTableName),

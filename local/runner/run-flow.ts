@@ -13,7 +13,12 @@ import type { AccountDefaultAlertInput } from "../../shared/report/account-defau
 import { ORG_POSTURE_SCHEMA, type OrgPostureReport } from "../../shared/report/org-posture.js";
 import type { RejectedCalls } from "../../shared/report/rejected-calls.js";
 import { type EventReport, parseMachineReport } from "../../shared/report/report.js";
-import { DEFAULT_FLOW_SETTINGS, type NotifyConfig, type ResolveTargetsConfig } from "../../shared/runtime/config.js";
+import {
+  DEFAULT_FLOW_SETTINGS,
+  type NotifyConfig,
+  type ResolveTargetsConfig,
+  type WatchScheduleConfig,
+} from "../../shared/runtime/config.js";
 import type { OrganizationSweepOutcome, SweepOutcome } from "../../shared/steps/sweep.js";
 import { SimAccount, type SimApi, type SimFaults } from "../sim/sim-account.js";
 import { SIM_SPOKE_ROLE_NAME, SimOrganization } from "../sim/sim-organization.js";
@@ -52,6 +57,19 @@ const TOPIC_ARN = `arn:aws:sns:${SIM_REGION}:${SIM_ACCOUNT_ID}:imdsv2-guard-loca
 /** What `loadDefinition` substitutes for `${EventLedgerTableName}`. */
 const LEDGER_TABLE_NAME = "imdsv2-guard-local-EventLedgerTableName";
 const SCENARIO_EPOCH = Date.parse("2026-11-28T09:00:00Z");
+
+/** A deployed function's ARN, as `loadDefinition` fills the ASL's `${…FunctionArn}` placeholders. */
+function localFunctionArn(name: string): string {
+  return `arn:aws:lambda:${SIM_REGION}:${SIM_ACCOUNT_ID}:function:imdsv2-guard-local-${name}`;
+}
+
+/** The watch's schedule as a local deploy has it: Notify books it, and the runner fires it at its time. */
+export const LOCAL_WATCH_SCHEDULE: WatchScheduleConfig = {
+  groupName: "imdsv2-guard-local-watch",
+  roleArn: `arn:aws:iam::${SIM_ACCOUNT_ID}:role/imdsv2-guard-local-watch-scheduler`,
+  targetArn: localFunctionArn("CheckRejected"),
+  deadLetterQueueArn: `arn:aws:sqs:${SIM_REGION}:${SIM_ACCOUNT_ID}:imdsv2-guard-local-watch-dead-letters`,
+};
 
 /** The local runner judges by what a deploy without overrides would (scenarios may override `settings`). */
 export const DEFAULT_SETTINGS: FlowSettings = DEFAULT_FLOW_SETTINGS;
@@ -136,8 +154,9 @@ export interface FlowRun {
   org?: SimOrganization;
   lambdaInvocations: Record<string, number>;
   /**
-   * Every asynchronous invocation (EventBridge's of the intake, with the delivery it carried): its attempts, its
-   * result, and whether it ended in the dead-letter queue.
+   * Every asynchronous invocation of a function (Lambda's retries included), in the order they ended: EventBridge's
+   * of the intake (with the delivery it carried), and the watch after enforcing, which EventBridge Scheduler invokes
+   * when a schedule fires. Each says its attempts, its result, and whether it ended in the dead-letter queue.
    */
   asyncInvocations: (AsyncInvocationRecord & { eventIndex?: number; delivery?: number })[];
   /** How the ASL runs its Distributed Map children, which decides how they are billed. */
@@ -151,9 +170,7 @@ export interface FlowRun {
 /** The ASL with its deploy-time placeholders filled, as CloudFormation's DefinitionSubstitutions would. */
 export function loadDefinition(): Record<string, unknown> {
   const text = readFileSync(ASL_PATH, "utf8").replace(/\$\{(\w+)\}/g, (_, name: string) =>
-    name.endsWith("FunctionArn")
-      ? `arn:aws:lambda:${SIM_REGION}:${SIM_ACCOUNT_ID}:function:imdsv2-guard-local-${name.replace(/FunctionArn$/, "")}`
-      : `imdsv2-guard-local-${name}`,
+    name.endsWith("FunctionArn") ? localFunctionArn(name.replace(/FunctionArn$/, "")) : `imdsv2-guard-local-${name}`,
   );
   return JSON.parse(text) as Record<string, unknown>;
 }
@@ -330,7 +347,11 @@ export async function runFlow(scenario: Scenario, options: RunOptions = {}): Pro
           }
         : {}),
     };
-    const notify: NotifyConfig = { topicArn: TOPIC_ARN, slackVerdicts: ["fail", "error", "unverified"] };
+    const notify: NotifyConfig = {
+      topicArn: TOPIC_ARN,
+      slackVerdicts: ["fail", "error", "unverified"],
+      watch: LOCAL_WATCH_SCHEDULE,
+    };
     const functions = localFunctions({
       resolveTargets,
       notify,
@@ -374,6 +395,26 @@ export async function runFlow(scenario: Scenario, options: RunOptions = {}): Pro
       void work.finally(() => {
         inFlight--;
       });
+    };
+    // EventBridge Scheduler: at a schedule's time, Lambda's asynchronous invocation of its target with its input.
+    // Counted as scheduled work from its creation, so the run waits for the watch as it waits for a delivery.
+    sim.onCreateSchedule = (schedule) => {
+      scheduled++;
+      const functionName = schedule.input.Target?.Arn?.match(/:function:imdsv2-guard-local-(\w+)$/)?.[1];
+      setTimeout(
+        () => {
+          scheduled--;
+          if (!functionName) throw new Error(`The local runner has no function ${schedule.input.Target?.Arn}`);
+          const payload = JSON.parse(schedule.input.Target?.Input ?? "{}") as unknown;
+          track(
+            invokeAsync(invoke, functionName, payload, sleep).then((record) => {
+              asyncInvocations.push(record);
+              sim.completeSchedule(schedule);
+            }),
+          );
+        },
+        Math.max(0, schedule.at - Date.now()),
+      );
     };
     // The intake's and the sweep's StartExecution calls start executions of the same machine, as in AWS.
     sim.onStartExecution = (name, input) => {

@@ -21,6 +21,7 @@ import {
   ModifyInstanceMetadataDefaultsCommand,
   ModifyInstanceMetadataOptionsCommand,
 } from "@aws-sdk/client-ec2";
+import { CreateScheduleCommand, type CreateScheduleCommandInput, SchedulerClient } from "@aws-sdk/client-scheduler";
 import {
   SendTaskSuccessCommand,
   type SendTaskSuccessCommandInput,
@@ -100,7 +101,8 @@ export type SimApi =
   | "DescribeImages"
   | "PutItem"
   | "GetItem"
-  | "Query";
+  | "Query"
+  | "CreateSchedule";
 
 interface SimInstanceState {
   spec: ScenarioInstance;
@@ -132,6 +134,18 @@ export interface SimPublished {
   at: number;
   input: PublishCommandInput;
 }
+
+/** A one-off schedule the simulated EventBridge Scheduler holds until it fires (ActionAfterCompletion DELETE). */
+export interface SimSchedule {
+  name: string;
+  groupName: string;
+  /** When it fires, epoch milliseconds (its `at()` expression, in UTC). */
+  at: number;
+  input: CreateScheduleCommandInput;
+}
+
+const SCHEDULE_NAME = /^[0-9a-zA-Z_.-]{1,64}$/;
+const AT_EXPRESSION = /^at\((\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\)$/;
 
 /** DynamoDB stops a Query's page at 1 MB of items read. */
 const QUERY_PAGE_BYTES = 1024 * 1024;
@@ -193,6 +207,7 @@ export class SimAccount {
     PutItem: 0,
     GetItem: 0,
     Query: 0,
+    CreateSchedule: 0,
   };
   readonly throttled: Record<SimApi, number> = { ...this.calls };
   readonly modifiedInstanceIds: string[] = [];
@@ -211,6 +226,12 @@ export class SimAccount {
   private readonly taskTokens = new Map<string, (output: unknown) => void>();
   /** Set by the runner: starts an execution of the state machine, as StartExecution does. */
   onStartExecution: ((name: string, input: unknown) => void) | undefined;
+  /** The schedules waiting to fire, by `group/name`. */
+  readonly schedules = new Map<string, SimSchedule>();
+  /** Every schedule ever created, in order (a fired one is deleted from `schedules`, not from here). */
+  readonly schedulesCreated: SimSchedule[] = [];
+  /** Set by the runner: fires a schedule at its time, as EventBridge Scheduler does. */
+  onCreateSchedule: ((schedule: SimSchedule) => void) | undefined;
   /** One bucket per throttled API (EC2's per-API buckets, SendCommand's, the ledger's), created when first asked. */
   private readonly buckets = new Map<string, TokenBucket>();
   private readonly mocks: { restore(): void }[] = [];
@@ -257,7 +278,7 @@ export class SimAccount {
     return this.realWork;
   }
 
-  /** Intercepts every EC2, SSM, CloudWatch, SNS, DynamoDB and Step Functions client in this process. */
+  /** Intercepts every EC2, SSM, CloudWatch, SNS, DynamoDB, Step Functions and Scheduler client in this process. */
   install(): void {
     this.mocks.push(...installSimClients(async () => this));
   }
@@ -305,6 +326,8 @@ export class SimAccount {
         return this.startExecution(input);
       case "SendTaskSuccess":
         return this.sendTaskSuccess(input);
+      case "CreateSchedule":
+        return this.createSchedule(input);
     }
   }
 
@@ -847,6 +870,49 @@ export class SimAccount {
     return {};
   }
 
+  /**
+   * CreateSchedule, refusing what EventBridge Scheduler refuses (a name or at() it cannot read, an unknown
+   * ActionAfterCompletion, a target without its role), and a target without a dead-letter queue, which AWS accepts
+   * but the guard must never send: a watch Scheduler could not deliver would vanish without it.
+   */
+  private async createSchedule(input: CreateScheduleCommandInput) {
+    this.gate("CreateSchedule", Date.now());
+    const invalid = (message: string) => awsError("ValidationException", message);
+    const groupName = input.GroupName ?? "default";
+    if (!input.Name || !SCHEDULE_NAME.test(input.Name)) throw invalid(`Invalid schedule name: ${input.Name}`);
+    if (!SCHEDULE_NAME.test(groupName)) throw invalid(`Invalid group name: ${groupName}`);
+    const at = AT_EXPRESSION.exec(input.ScheduleExpression ?? "")?.[1];
+    if (!at || Number.isNaN(Date.parse(`${at}Z`))) {
+      throw invalid(`Invalid Schedule Expression ${input.ScheduleExpression}.`);
+    }
+    if ((input.ScheduleExpressionTimezone ?? "UTC") !== "UTC") {
+      throw invalid("The simulated Scheduler knows only the UTC time zone");
+    }
+    if (!input.FlexibleTimeWindow?.Mode) throw invalid("FlexibleTimeWindow is required");
+    if (input.ActionAfterCompletion !== undefined && !["NONE", "DELETE"].includes(input.ActionAfterCompletion)) {
+      throw invalid(`Invalid ActionAfterCompletion ${input.ActionAfterCompletion}`);
+    }
+    if (!input.Target?.Arn?.startsWith("arn:") || !input.Target.RoleArn?.startsWith("arn:")) {
+      throw invalid("Target.Arn and Target.RoleArn are required");
+    }
+    if (!/^arn:[\w-]+:sqs:/.test(input.Target.DeadLetterConfig?.Arn ?? "")) {
+      throw invalid("Target.DeadLetterConfig.Arn must be an SQS queue (the guard's own rule)");
+    }
+    const key = `${groupName}/${input.Name}`;
+    if (this.schedules.has(key)) throw awsError("ConflictException", `Schedule ${input.Name} already exists.`, 409);
+    const schedule: SimSchedule = { name: input.Name, groupName, at: Date.parse(`${at}Z`), input };
+    this.schedules.set(key, schedule);
+    this.schedulesCreated.push(schedule);
+    this.onCreateSchedule?.(schedule);
+    return { ScheduleArn: `arn:aws:scheduler:eu-west-1:000000000000:schedule/${key}` };
+  }
+
+  /** A one-off schedule fired: with ActionAfterCompletion DELETE, Scheduler deletes it (no API call of ours). */
+  completeSchedule(schedule: SimSchedule): void {
+    if (schedule.input.ActionAfterCompletion === "DELETE")
+      this.schedules.delete(`${schedule.groupName}/${schedule.name}`);
+  }
+
   private async publish(input: PublishCommandInput) {
     const now = Date.now();
     this.gate("Publish", now);
@@ -860,7 +926,7 @@ export class SimAccount {
 }
 
 /** The simulated service an API belongs to, for routing a call to the account that answers it. */
-export type SimService = "ec2" | "ssm" | "cloudwatch" | "sns" | "dynamodb" | "sfn";
+export type SimService = "ec2" | "ssm" | "cloudwatch" | "sns" | "dynamodb" | "sfn" | "scheduler";
 
 /** A client as aws-sdk-client-mock's callsFake hands it over: its resolved configuration tells who is calling. */
 export interface SimCaller {
@@ -902,5 +968,7 @@ export function installSimClients(route: SimRouter): { restore(): void }[] {
   const sfn = mockClient(SFNClient);
   sfn.on(StartExecutionCommand).callsFake(routed("sfn", "StartExecution"));
   sfn.on(SendTaskSuccessCommand).callsFake(routed("sfn", "SendTaskSuccess"));
-  return [ec2, ssm, cloudwatch, sns, dynamodb, sfn];
+  const scheduler = mockClient(SchedulerClient);
+  scheduler.on(CreateScheduleCommand).callsFake(routed("scheduler", "CreateSchedule"));
+  return [ec2, ssm, cloudwatch, sns, dynamodb, sfn, scheduler];
 }

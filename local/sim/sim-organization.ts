@@ -164,7 +164,7 @@ export class SimOrganization {
 
   private async route(service: string, caller: () => SimCaller): Promise<SimAccount> {
     // The ledger, the topic and the state machine are the hub's, in its region.
-    if (service === "sns" || service === "dynamodb" || service === "sfn") return this.hub;
+    if (service === "sns" || service === "dynamodb" || service === "sfn" || service === "scheduler") return this.hub;
     const account = await this.callerAccount(caller);
     return this.member(account, await caller().config.region());
   }

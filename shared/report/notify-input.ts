@@ -11,7 +11,6 @@ import {
   stepFailureSchema,
   triggerSchema,
 } from "../domain/model.js";
-import { type RejectedAlertInput, rejectedAlertInputSchema } from "../report/rejected-calls.js";
 import { buildReport, type EventReport, type SnsMessage } from "../report/report.js";
 import { type AccountDefaultAlertInput, accountDefaultAlertInputSchema } from "./account-default-alert.js";
 import { ledgerDetail } from "./full-detail.js";
@@ -31,7 +30,9 @@ function withInstanceLists(raw: unknown): unknown {
 /**
  * What reaches Notify: the event's work list (`batches`), and the results the batches stored (result-store.ts).
  * A batch that stored nothing (its child execution failed, or the Map did) is reported instance by instance as
- * `error`. After a ResolveTargets failure only the raw event is left.
+ * `error`. After a ResolveTargets failure only the raw event is left. The rejected-calls alert is not Notify's any
+ * more: CheckRejected publishes it (an execution of the old definition still in its watch window at a deploy fails
+ * at AlertRejected, after the new CheckRejected already sent the alert).
  */
 export const notifyInputSchema = z.union([
   z.preprocess(
@@ -65,7 +66,6 @@ export const notifyInputSchema = z.union([
     }),
   ),
   z.object({ resolveFailure: stepFailureSchema, rawEvent: z.unknown() }),
-  rejectedAlertInputSchema,
   accountDefaultAlertInputSchema,
   /** Notify itself failed after its retries (e.g. the report was refused): a minimal message still goes out. */
   z.object({ notifyFailure: stepFailureSchema, event: z.unknown().optional(), rawEvent: z.unknown().optional() }),
@@ -80,7 +80,7 @@ export function fallbackMessage(input: NotifyFallbackInput): SnsMessage {
   const text = [
     `imdsv2-guard could not publish its report for ${plainSafe(event.eventName)} ${plainSafe(event.eventId)} (${plainSafe(event.region)}).`,
     `Why: ${plainSafe(failureText(input.notifyFailure))}`,
-    "The verdicts are in the child executions of the execution's ForEachBatch Map Run (each FinalizeBatch output) and, unless the ledger failed too, in the event ledger table. The watch for refused IMDSv1 calls after enforcing was skipped for this event.",
+    "The verdicts are in the child executions of the execution's ForEachBatch Map Run (each FinalizeBatch output) and, unless the ledger failed too, in the event ledger table. The watch for refused IMDSv1 calls after enforcing runs only if Notify booked it before it failed (a schedule in the watch's EventBridge Scheduler group).",
   ].join("\n");
   return {
     Subject: toAscii(`[imdsv2-guard] ERROR: report not published - ${event.eventName} in ${event.region}`).slice(0, 99),
@@ -111,7 +111,7 @@ export function fallbackMessage(input: NotifyFallbackInput): SnsMessage {
  * of each batch, or `error` for every instance of a batch that stored none.
  */
 export function reportFromNotifyInput(
-  input: Exclude<NotifyInput, RejectedAlertInput | AccountDefaultAlertInput | NotifyFallbackInput>,
+  input: Exclude<NotifyInput, AccountDefaultAlertInput | NotifyFallbackInput>,
   stored: ReadonlyMap<number, InstanceResult[]> = new Map(),
   readFailure?: string,
   ledger?: { tableName: string; keptForDays: number },

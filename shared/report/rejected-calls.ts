@@ -1,6 +1,6 @@
-import * as z from "zod";
-import { eventRefSchema } from "../domain/model.js";
+import type { EventRef } from "../domain/model.js";
 import { commandRegion } from "../domain/root-cause.js";
+import type { WatchList } from "../domain/watch-list.js";
 import type { SnsMessage } from "./report.js";
 import { markdownSafe, plainSafe, toAscii } from "./text-safety.js";
 
@@ -13,18 +13,19 @@ export interface RejectedCalls {
   rollbackPossible: boolean;
 }
 
-export const rejectedAlertInputSchema = z.object({
-  alert: z.literal("rejected-calls"),
-  event: eventRefSchema,
-  rejected: z.object({
-    count: z.number(),
-    instances: z.array(z.object({ instanceId: z.string(), rejectedCalls: z.number() })),
-    windowStart: z.string(),
-    windowEnd: z.string(),
-    rollbackPossible: z.boolean(),
-  }),
-});
-export type RejectedAlertInput = z.infer<typeof rejectedAlertInputSchema>;
+/** What the rejected-calls alert is about: the event whose watch found them, and what it found. */
+export interface RejectedAlertInput {
+  event: EventRef;
+  rejected: RejectedCalls;
+}
+
+/**
+ * The report's sentence when the watch could not be booked: nobody will be alerted about software the change broke,
+ * so the operator must look at the metric themselves.
+ */
+export function watchNotBookedNotice(watch: WatchList, reason: string): string {
+  return `The watch for refused IMDSv1 calls after enforcing could not be booked (${reason.slice(0, 400)}): no alert will come if software on the ${watch.count} instance(s) switched to IMDSv2 keeps calling IMDSv1; check their MetadataNoTokenRejected metric (CloudWatch, AWS/EC2).`;
+}
 
 const INSTANCE_ID = /^i-[0-9a-f]{8,17}$/;
 

@@ -84,6 +84,11 @@ export function buildReport(input: ReportInput): EventReport {
   };
 }
 
+/** The report with one more sentence in its notice (what the operator should know about how the guard ran). */
+export function withNotice(report: EventReport, sentence: string): EventReport {
+  return { ...report, notice: [report.notice, sentence].filter(Boolean).join(" ") };
+}
+
 /** Instances listed one by one in human formats; the rest are counted. Keeps every message far below SNS's 256 KB. */
 const MAX_LISTED = 50;
 /** Reasons quote tag values; in human formats they are cut here (the machine report keeps them whole). */

@@ -186,11 +186,48 @@ export interface NotifyConfig {
   slackVerdicts: string[];
   /** Slack topic by account id (organization mode); an account not listed uses slackTopicArn. */
   slackTopicByAccount?: Record<string, string>;
+  /** Where Notify books the watch after enforcing (a one-off EventBridge Scheduler schedule); unset: not booked. */
+  watch?: WatchScheduleConfig;
+}
+
+/** The one-off schedule that runs CheckRejected after the watch window: its group, role, target and DLQ. */
+export interface WatchScheduleConfig {
+  groupName: string;
+  /** The role EventBridge Scheduler assumes to invoke the target (lambda:InvokeFunction on it). */
+  roleArn: string;
+  /** The CheckRejected function. */
+  targetArn: string;
+  /** Where Scheduler puts the event when it cannot invoke the target. */
+  deadLetterQueueArn: string;
+}
+
+const watchScheduleEnvSchema = z.object({
+  WATCH_SCHEDULE_GROUP: z.string().regex(/^[0-9a-zA-Z_.-]{1,64}$/, "must be a schedule group name"),
+  WATCH_SCHEDULER_ROLE_ARN: z.string().startsWith("arn:"),
+  WATCH_TARGET_ARN: z.string().startsWith("arn:"),
+  WATCH_DEAD_LETTER_QUEUE_ARN: z.string().startsWith("arn:"),
+});
+
+/**
+ * The watch's schedule settings: all four variables, or none (no watch is booked, and the report says so). Some
+ * but not all is a broken deploy, named at cold start.
+ */
+function loadWatchScheduleConfig(env: NodeJS.ProcessEnv): WatchScheduleConfig | undefined {
+  const names = Object.keys(watchScheduleEnvSchema.shape) as (keyof typeof watchScheduleEnvSchema.shape)[];
+  if (names.every((name) => !env[name])) return undefined;
+  const e = parseEnv(watchScheduleEnvSchema, env);
+  return {
+    groupName: e.WATCH_SCHEDULE_GROUP,
+    roleArn: e.WATCH_SCHEDULER_ROLE_ARN,
+    targetArn: e.WATCH_TARGET_ARN,
+    deadLetterQueueArn: e.WATCH_DEAD_LETTER_QUEUE_ARN,
+  };
 }
 
 /** Reads the notifier's topics from the environment; throws at cold start when one is missing. */
 export function loadNotifyConfig(env: NodeJS.ProcessEnv): NotifyConfig {
   const e = parseEnv(notifyEnvSchema, { ...env, SLACK_TOPIC_ARN: env.SLACK_TOPIC_ARN || undefined });
+  const watch = loadWatchScheduleConfig(env);
   return {
     topicArn: e.TOPIC_ARN,
     ...(e.SLACK_TOPIC_ARN ? { slackTopicArn: e.SLACK_TOPIC_ARN } : {}),
@@ -204,6 +241,7 @@ export function loadNotifyConfig(env: NodeJS.ProcessEnv): NotifyConfig {
           ),
         }
       : {}),
+    ...(watch ? { watch } : {}),
   };
 }
 

@@ -1,13 +1,15 @@
 import type { Logger } from "@aws-lambda-powertools/logger";
 import type { CloudWatchClient } from "@aws-sdk/client-cloudwatch";
 import type { EC2Client } from "@aws-sdk/client-ec2";
+import type { SNSClient } from "@aws-sdk/client-sns";
 import * as z from "zod";
 import { readAccountPosture } from "../aws/account-defaults.js";
 import { sumImdsMetric } from "../aws/imds-metrics.js";
+import { publish, type TopicRouting } from "../aws/publish.js";
 import type { AccountPosture } from "../domain/account-posture.js";
 import { eventRefSchema } from "../domain/model.js";
 import { watchListSchema } from "../domain/watch-list.js";
-import type { RejectedCalls } from "../report/rejected-calls.js";
+import { type RejectedCalls, rejectedCallsMessage } from "../report/rejected-calls.js";
 
 export const checkRejectedInputSchema = z.object({ event: eventRefSchema, watch: watchListSchema });
 export type CheckRejectedInput = z.infer<typeof checkRejectedInputSchema>;
@@ -20,7 +22,7 @@ export interface CheckRejectedDeps {
 }
 
 /**
- * After the watch window (a Wait state, not a sleeping Lambda): did software on the enforced instances keep calling
+ * After the watch window (a one-off schedule, not a sleeping Lambda): did software on the enforced instances keep calling
  * IMDSv1 and get refused (MetadataNoTokenRejected)? That is software the change broke, and people need to know now,
  * with the way back.
  */
@@ -41,4 +43,27 @@ export async function checkRejectedCalls(input: CheckRejectedInput, deps: CheckR
     windowEnd: now.toISOString(),
     rollbackPossible: !posture?.httpTokensEnforced,
   };
+}
+
+export interface WatchDeps extends CheckRejectedDeps {
+  sns: SNSClient;
+  config: TopicRouting;
+}
+
+/**
+ * The watch after enforcing, as the schedule Notify booked runs it: reads the refused calls and, when there are
+ * any, publishes the alert itself. Lambda invokes it asynchronously, at least once, and retries it after a crash, so
+ * a repeat may publish the alert twice: a duplicate alert beats a lost one, and a read-only check has nothing else
+ * to repeat. What still fails after Lambda's retries lands in the function's on-failure destination (an alarmed
+ * queue), in place of the failed execution the watch used to end in.
+ */
+export async function watchAfterEnforcing(
+  input: CheckRejectedInput,
+  deps: WatchDeps,
+): Promise<RejectedCalls & { messageIds: string[] }> {
+  const rejected = await checkRejectedCalls(input, deps);
+  if (rejected.count === 0) return { ...rejected, messageIds: [] };
+  const messageIds = await publish(rejectedCallsMessage({ event: input.event, rejected }), "alert", deps);
+  deps.logger.info("Published the rejected-calls alert", { eventId: input.event.eventId, messageIds });
+  return { ...rejected, messageIds };
 }

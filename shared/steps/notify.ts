@@ -1,7 +1,12 @@
 import type { Logger } from "@aws-lambda-powertools/logger";
+import type { SchedulerClient } from "@aws-sdk/client-scheduler";
 import type { SNSClient } from "@aws-sdk/client-sns";
 import { publish } from "../aws/publish.js";
-import { type EventReport, snsMessage } from "../report/report.js";
+import { bookWatch, type WatchBooking } from "../aws/watch-schedule.js";
+import { RetryableServiceError, RetryableThrottlingError } from "../domain/errors.js";
+import { type WatchList, watchListOf } from "../domain/watch-list.js";
+import { watchNotBookedNotice } from "../report/rejected-calls.js";
+import { type EventReport, snsMessage, withNotice } from "../report/report.js";
 import type { NotifyConfig } from "../runtime/config.js";
 
 export { publish };
@@ -25,4 +30,61 @@ export async function publishReport(report: EventReport, deps: NotifyDeps): Prom
   const messageIds = await publish(snsMessage(report), report.verdict, deps);
   deps.logger.info("Published report", { eventId: report.event.eventId, verdict: report.verdict, messageIds });
   return { verdict: report.verdict, messageIds };
+}
+
+export interface WatchOutcome {
+  /** The instances this execution switched to IMDSv2: what the watch covers. */
+  watch: WatchList;
+  /** The booked schedule (by this attempt or an earlier one), when there is something to watch. */
+  schedule?: WatchBooking;
+  /** Why the watch could not be booked: the report says so, since nobody will be alerted. */
+  notBooked?: string;
+}
+
+export interface BookWatchDeps {
+  scheduler: SchedulerClient;
+  logger: Logger;
+  config: NotifyConfig;
+  now: () => Date;
+}
+
+/**
+ * Books the watch after enforcing for a report, before the report is published: a Notify retried after a failed
+ * publish then finds its schedule booked, and a retryable booking failure (thrown) retries Notify before anything
+ * went out. Any other failure is returned, not thrown: the report must still go out, saying the watch is missing.
+ *
+ * @param eventKey the event's ledger key, or its id: one schedule per event
+ */
+export async function bookWatchAfterEnforcing(
+  report: EventReport,
+  eventKey: string,
+  windowSeconds: number,
+  deps: BookWatchDeps,
+): Promise<WatchOutcome> {
+  const watch = watchListOf(report.results);
+  if (watch.count === 0 || windowSeconds <= 0) return { watch };
+  let notBooked: string;
+  if (!deps.config.watch) {
+    notBooked = "the watch schedule is not configured (WATCH_SCHEDULE_GROUP and the other WATCH_ variables are unset)";
+  } else {
+    try {
+      const schedule = await bookWatch({ event: report.event, watch }, eventKey, windowSeconds, {
+        scheduler: deps.scheduler,
+        config: deps.config.watch,
+        now: deps.now,
+      });
+      deps.logger.info("Booked the watch after enforcing", { eventId: report.event.eventId, ...schedule });
+      return { watch, schedule };
+    } catch (error) {
+      if (error instanceof RetryableThrottlingError || error instanceof RetryableServiceError) throw error;
+      notBooked = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    }
+  }
+  deps.logger.error("Could not book the watch after enforcing", { eventId: report.event.eventId, error: notBooked });
+  return { watch, notBooked };
+}
+
+/** The report as it goes out: with a sentence saying the watch is missing, when it could not be booked. */
+export function reportWithWatch(report: EventReport, outcome: WatchOutcome): EventReport {
+  return outcome.notBooked ? withNotice(report, watchNotBookedNotice(outcome.watch, outcome.notBooked)) : report;
 }

@@ -126,14 +126,18 @@ describe("a Lambda that crashes after its AWS calls", () => {
     expect(run.alerts.map((a) => a.instances.map((i) => i.instanceId))).toEqual([[id]]);
   });
 
-  it("Notify after its publish: retried, so the report may arrive twice, identical, and the watch runs once", async () => {
+  it("Notify after its publish: retried, so the report may arrive twice, identical, and the watch is booked once", async () => {
     const { id, run } = await launchWithV1Caller(crashAfter("Notify"));
-    // The crashed report, its retry, and the alert of the watch after enforcing (also sent by Notify).
-    expect(run.lambdaInvocations.Notify).toBe(3);
+    // The crashed report and its retry; the alert is CheckRejected's, sent when the schedule fires.
+    expect(run.lambdaInvocations.Notify).toBe(2);
     // At least once: a duplicate report beats a lost one (CRASH_SAFE in infra/state-machine.ts).
     expect(run.reports).toHaveLength(2);
     expect(run.reports[0]?.results).toEqual(run.reports[1]?.results);
     expect(run.reports[0]?.results.map((r) => r.instanceId)).toEqual([id]);
+    // Both attempts asked for the event's schedule; the retry found the first one's (ConflictException).
+    expect(run.sim.calls.CreateSchedule).toBe(2);
+    expect(run.sim.schedulesCreated).toHaveLength(1);
+    expect(run.asyncInvocations.map((a) => a.functionName)).toEqual(["CheckRejected"]);
     expect(run.alerts).toHaveLength(1);
   });
 
@@ -141,8 +145,9 @@ describe("a Lambda that crashes after its AWS calls", () => {
     const { run } = await launchWithV1Caller(crashAfter("AdmitEvent"));
     // The first attempt claimed the instance and started the execution, then lost its result; Lambda retried a
     // minute later, found its own claim, and asked for the same execution name, which Step Functions refused.
-    expect(run.asyncInvocations).toHaveLength(1);
-    expect(run.asyncInvocations[0]).toMatchObject({ attempts: 2, output: { outcome: "already-started" } });
+    const intake = run.asyncInvocations.filter((a) => a.functionName === "AdmitEvent");
+    expect(intake).toHaveLength(1);
+    expect(intake[0]).toMatchObject({ attempts: 2, output: { outcome: "already-started" } });
     expect(run.executions).toHaveLength(1);
     expect(run.reports).toHaveLength(1);
   });
@@ -150,14 +155,42 @@ describe("a Lambda that crashes after its AWS calls", () => {
   it("AdmitEvent failing every attempt: the event ends in the dead-letter queue, not in silence", async () => {
     const { run } = await launchWithV1Caller({ lambdaFaults: { AdmitEvent: [1, 2, 3] } });
     expect(run.lambdaInvocations.AdmitEvent).toBe(3);
-    expect(run.asyncInvocations[0]?.deadLettered).toContain("Lambda.Unknown");
+    expect(run.asyncInvocations.find((a) => a.functionName === "AdmitEvent")?.deadLettered).toContain("Lambda.Unknown");
     expect(run.executions).toHaveLength(0);
   });
 
-  it("CheckRejected after its read: retried, one alert", async () => {
-    const { id, run } = await launchWithV1Caller(crashAfter("CheckRejected"));
+  it("CheckRejected after its read: retried by Lambda's asynchronous invocation, one alert", async () => {
+    const { id, run } = await launchWithV1Caller({
+      lambdaCrashesAfterCall: { CheckRejected: { api: "GetMetricData", invocations: [1] } },
+    });
     expect(run.lambdaInvocations.CheckRejected).toBe(2);
+    expect(run.asyncInvocations).toEqual([expect.objectContaining({ functionName: "CheckRejected", attempts: 2 })]);
     expectOneVerdictEach(run, [id]);
     expect(run.alerts.map((a) => a.instances.map((i) => i.instanceId))).toEqual([[id]]);
+  });
+
+  it("CheckRejected after its publish: retried, so the alert may arrive twice (a duplicate beats a lost one)", async () => {
+    const { id, run } = await launchWithV1Caller(crashAfter("CheckRejected"));
+    expect(run.lambdaInvocations.CheckRejected).toBe(2);
+    expect(run.alerts.map((a) => a.instances.map((i) => i.instanceId))).toEqual([[id], [id]]);
+  });
+
+  it("CheckRejected failing every attempt: dead-lettered after Lambda's two retries, no alert, the report kept", async () => {
+    const { id, run } = await launchWithV1Caller({ lambdaFaults: { CheckRejected: [1, 2, 3] } });
+    expect(run.lambdaInvocations.CheckRejected).toBe(3);
+    expect(run.asyncInvocations).toEqual([
+      expect.objectContaining({
+        functionName: "CheckRejected",
+        attempts: 3,
+        deadLettered: expect.stringContaining("Lambda.Unknown"),
+        payload: expect.objectContaining({ watch: expect.objectContaining({ instanceIds: [id] }) }),
+      }),
+    ]);
+    expect(run.alerts).toEqual([]);
+    expect(run.reports).toHaveLength(1);
+    expectOneVerdictEach(run, [id]);
+    expect(run.fallbacks).toEqual([]);
+    // The schedule fired (Lambda accepted the event), so Scheduler deleted it.
+    expect(run.sim.schedules.size).toBe(0);
   });
 });

@@ -73,6 +73,12 @@ describe("the watch after enforcing", () => {
     expect(alert?.instances).toEqual([{ instanceId: broken, rejectedCalls: expect.any(Number) }]);
     expect(alert?.instances[0]?.rejectedCalls).toBeGreaterThan(50);
     expect(alert?.rollbackPossible).toBe(true);
+    // The execution ended at Notify; the schedule it booked ran the watch a window later.
+    const [execution] = run.executions;
+    expect(run.executions).toHaveLength(1);
+    expect(Date.parse(alert?.windowEnd ?? "") - (execution?.endedAt ?? 0)).toBeGreaterThanOrEqual(900_000);
+    expect(run.sim.schedulesCreated).toHaveLength(1);
+    expect(run.asyncInvocations).toEqual([expect.objectContaining({ functionName: "CheckRejected", attempts: 1 })]);
     const message = run.sim.published.at(-1)?.input;
     expect(message?.MessageAttributes?.verdict?.StringValue).toBe("alert");
     const text = (JSON.parse(message?.Message ?? "{}") as { default: string }).default;
@@ -110,6 +116,7 @@ describe("the watch after enforcing", () => {
     );
     expect(off.alerts).toEqual([]);
     expect(off.sim.calls.GetMetricData).toBe(0);
+    expect(off.sim.calls.CreateSchedule).toBe(0);
   });
 });
 

@@ -110,6 +110,43 @@ describe("loadNotifyConfig", () => {
     // Assess
     expect(config.slackVerdicts).toEqual(["fail", "error", "held", "unverified", "alert"]);
   });
+
+  const watchEnv = {
+    WATCH_SCHEDULE_GROUP: "imdsv2-guard-dev-watch",
+    WATCH_SCHEDULER_ROLE_ARN: "arn:aws:iam::123456789012:role/imdsv2-guard-dev-watch-scheduler",
+    WATCH_TARGET_ARN: "arn:aws:lambda:us-east-1:123456789012:function:imdsv2-guard-dev-checkRejected",
+    WATCH_DEAD_LETTER_QUEUE_ARN: "arn:aws:sqs:us-east-1:123456789012:imdsv2-guard-dev-watch-dead-letters",
+  };
+
+  it("reads the watch's schedule from the four WATCH_ variables, and has none when all are unset", () => {
+    // Prepare
+    const topic = { TOPIC_ARN: "arn:aws:sns:us-east-1:123456789012:alerts" };
+
+    // Act
+    const withWatch = loadNotifyConfig({ ...topic, ...watchEnv });
+    const without = loadNotifyConfig({ ...topic, WATCH_SCHEDULE_GROUP: "" });
+
+    // Assess
+    expect(withWatch.watch).toEqual({
+      groupName: watchEnv.WATCH_SCHEDULE_GROUP,
+      roleArn: watchEnv.WATCH_SCHEDULER_ROLE_ARN,
+      targetArn: watchEnv.WATCH_TARGET_ARN,
+      deadLetterQueueArn: watchEnv.WATCH_DEAD_LETTER_QUEUE_ARN,
+    });
+    expect(without).not.toHaveProperty("watch");
+  });
+
+  it("refuses some WATCH_ variables without the others, naming the missing one", () => {
+    // Prepare
+    const { WATCH_DEAD_LETTER_QUEUE_ARN: _dlq, ...partial } = watchEnv;
+
+    // Act
+    const run = () => loadNotifyConfig({ TOPIC_ARN: "arn:aws:sns:us-east-1:123456789012:alerts", ...partial });
+
+    // Assess
+    expect(run).toThrow(expect.objectContaining({ name: "NonRetryableConfigurationError" }));
+    expect(run).toThrow("WATCH_DEAD_LETTER_QUEUE_ARN");
+  });
 });
 
 describe("loadSweepConfig", () => {

@@ -914,19 +914,77 @@ describe("governance handlers", () => {
     await expect(run).rejects.toMatchObject({ name: "RetryableThrottlingError" });
   });
 
-  it("CheckRejected reads MetadataNoTokenRejected for the watched instances", async () => {
+  it("CheckRejected reads MetadataNoTokenRejected and publishes the alert with the attribute verdict alert, to Slack when it wants alerts", async () => {
     // Prepare
     cloudWatchMock.on(GetMetricDataCommand).resolves({ MetricDataResults: [{ Id: "m0", Values: [1, 3] }] });
-    ec2Mock.on(GetInstanceMetadataDefaultsCommand).resolves({ AccountLevel: { HttpTokensEnforced: "enabled" } });
+    ec2Mock.on(GetInstanceMetadataDefaultsCommand).resolves({ AccountLevel: { HttpTokensEnforced: "disabled" } });
+    snsMock.on(PublishCommand).resolves({ MessageId: "m-6" });
+    const topics = { topicArn: TOPIC_ARN, slackTopicArn: SLACK_TOPIC_ARN, slackVerdicts: ["fail", "alert"] };
     const input = { event: EVENT, watch: { instanceIds: [ID_A], since: "2026-11-28T10:00:30.000Z", count: 1 } };
 
     // Act
-    const out = await createCheckRejected(now)(input, fakeContext("check-rejected"));
+    const out = await createCheckRejected(topics, now)(input, fakeContext("check-rejected"));
 
     // Assess
     const query = cloudWatchMock.commandCalls(GetMetricDataCommand)[0]?.args[0].input.MetricDataQueries?.[0];
     expect(query?.MetricStat?.Metric?.MetricName).toBe("MetadataNoTokenRejected");
-    expect(out).toEqual({ ...REJECTED, rollbackPossible: false });
+    const published = snsMock.commandCalls(PublishCommand).map((c) => c.args[0].input);
+    expect(published.map((p) => p.TopicArn)).toEqual([TOPIC_ARN, SLACK_TOPIC_ARN]);
+    expect(published[0]?.MessageAttributes?.verdict).toEqual({ DataType: "String", StringValue: "alert" });
+    expect(published[0]?.Subject).toContain("ALERT");
+    expect(published[0]?.Message).toContain(
+      `aws ec2 modify-instance-metadata-options --region us-east-1 --instance-id ${ID_A} --http-tokens optional`,
+    );
+    expect(out).toEqual({ ...REJECTED, messageIds: ["m-6", "m-6"] });
+  });
+
+  it("CheckRejected publishes nothing when nothing was refused", async () => {
+    // Prepare
+    cloudWatchMock.on(GetMetricDataCommand).resolves({ MetricDataResults: [{ Id: "m0", Values: [0] }] });
+    const input = { event: EVENT, watch: { instanceIds: [ID_A], since: "2026-11-28T10:00:30.000Z", count: 1 } };
+
+    // Act
+    const out = await createCheckRejected(NOTIFY_CONFIG, now)(input, fakeContext("check-rejected"));
+
+    // Assess
+    expect(out).toMatchObject({ count: 0, messageIds: [] });
+    expect(snsMock.calls()).toHaveLength(0);
+  });
+
+  it("CheckRejected fails with the retryable name when the alert cannot be published, so Lambda retries it", async () => {
+    // Prepare
+    cloudWatchMock.on(GetMetricDataCommand).resolves({ MetricDataResults: [{ Id: "m0", Values: [5] }] });
+    ec2Mock.on(GetInstanceMetadataDefaultsCommand).resolves({ AccountLevel: {} });
+    snsMock.on(PublishCommand).rejects(serviceError(SNSServiceException, "Throttling", 400, "Rate exceeded"));
+    const input = { event: EVENT, watch: { instanceIds: [ID_A], since: "2026-11-28T10:00:30.000Z", count: 1 } };
+
+    // Act
+    const run = createCheckRejected(NOTIFY_CONFIG, now)(input, fakeContext("check-rejected"));
+
+    // Assess
+    await expect(run).rejects.toMatchObject({ name: "RetryableThrottlingError" });
+  });
+
+  it("CheckRejected sends the alert to Slack by default (SLACK_VERDICTS includes alert), from its environment", async () => {
+    // Prepare
+    cloudWatchMock.on(GetMetricDataCommand).resolves({ MetricDataResults: [{ Id: "m0", Values: [2] }] });
+    ec2Mock.on(GetInstanceMetadataDefaultsCommand).resolves({ AccountLevel: {} });
+    snsMock.on(PublishCommand).resolves({ MessageId: "m-7" });
+    const { handler } = await coldStart(() => import("../../functions/check-rejected/handler.js"), {
+      TOPIC_ARN: TOPIC_ARN,
+      SLACK_TOPIC_ARN: SLACK_TOPIC_ARN,
+      SLACK_VERDICTS: undefined,
+    });
+    const input = { event: EVENT, watch: { instanceIds: [ID_A], since: "2026-11-28T10:00:30.000Z", count: 1 } };
+
+    // Act
+    await handler(input, fakeContext("check-rejected"));
+
+    // Assess
+    expect(snsMock.commandCalls(PublishCommand).map((c) => c.args[0].input.TopicArn)).toEqual([
+      TOPIC_ARN,
+      SLACK_TOPIC_ARN,
+    ]);
   });
 
   it("CheckRejected refuses input without a watch list, naming the field", async () => {
@@ -934,7 +992,7 @@ describe("governance handlers", () => {
     const input = { event: EVENT };
 
     // Act
-    const run = createCheckRejected(now)(input, fakeContext("check-rejected"));
+    const run = createCheckRejected(NOTIFY_CONFIG, now)(input, fakeContext("check-rejected"));
 
     // Assess
     await expect(run).rejects.toMatchObject({ name: "NonRetryableInvalidInputError" });
@@ -963,59 +1021,16 @@ describe("governance handlers", () => {
     expect(out).toMatchObject({ verdict: "pass", watch: { instanceIds: [ID_A], since: enforcedAt, count: 1 } });
   });
 
-  it("Notify publishes the rejected-calls alert with the attribute verdict alert, to Slack when it wants alerts", async () => {
-    // Prepare
-    const slackTopic = SLACK_TOPIC_ARN;
-    snsMock.on(PublishCommand).resolves({ MessageId: "m-6" });
-    const handler = createNotify(
-      { topicArn: TOPIC_ARN, slackTopicArn: slackTopic, slackVerdicts: ["fail", "alert"] },
-      ledgerWith().store,
-    );
-    const input = { alert: "rejected-calls", event: EVENT, rejected: REJECTED };
-
-    // Act
-    const out = await handler(input, fakeContext("notify"));
-
-    // Assess
-    const published = snsMock.commandCalls(PublishCommand).map((c) => c.args[0].input);
-    expect(published.map((p) => p.TopicArn)).toEqual([TOPIC_ARN, slackTopic]);
-    expect(published[0]?.MessageAttributes?.verdict).toEqual({ DataType: "String", StringValue: "alert" });
-    expect(published[0]?.Subject).toContain("ALERT");
-    expect(published[0]?.Message).toContain(
-      `aws ec2 modify-instance-metadata-options --region us-east-1 --instance-id ${ID_A} --http-tokens optional`,
-    );
-    expect(out).toEqual({ verdict: "alert", messageIds: ["m-6", "m-6"] });
-  });
-
-  it("Notify sends the alert to Slack by default (SLACK_VERDICTS includes alert and held)", async () => {
-    // Prepare
-    const slackTopic = SLACK_TOPIC_ARN;
-    snsMock.on(PublishCommand).resolves({ MessageId: "m-7" });
-    const { handler } = await coldStart(() => import("../../functions/notify/handler.js"), {
-      TOPIC_ARN: TOPIC_ARN,
-      SLACK_TOPIC_ARN: slackTopic,
-      SLACK_VERDICTS: undefined,
-      LEDGER_TABLE_NAME: LEDGER_TABLE,
-    });
-
-    // Act
-    await handler({ alert: "rejected-calls", event: EVENT, rejected: REJECTED }, fakeContext("notify"));
-
-    // Assess
-    expect(snsMock.commandCalls(PublishCommand).map((c) => c.args[0].input.TopicArn)).toEqual([TOPIC_ARN, slackTopic]);
-  });
-
-  it("Notify refuses an alert whose rejected calls are malformed, naming the field", async () => {
+  it("Notify no longer takes the rejected-calls alert: CheckRejected publishes it", async () => {
     // Prepare
     const handler = createNotify({ topicArn: TOPIC_ARN, slackVerdicts: ["alert"] }, ledgerWith().store);
-    const input = { alert: "rejected-calls", event: EVENT, rejected: { ...REJECTED, rollbackPossible: "yes" } };
+    const input = { alert: "rejected-calls", event: EVENT, rejected: REJECTED };
 
     // Act
     const run = handler(input, fakeContext("notify"));
 
     // Assess
     await expect(run).rejects.toMatchObject({ name: "NonRetryableInvalidInputError" });
-    await expect(run).rejects.toThrow("rejected.rollbackPossible");
     expect(snsMock.calls()).toHaveLength(0);
   });
 });

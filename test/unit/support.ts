@@ -11,6 +11,7 @@ import {
   ModifyInstanceMetadataOptionsCommand,
   type Tag,
 } from "@aws-sdk/client-ec2";
+import { SchedulerClient } from "@aws-sdk/client-scheduler";
 import { SFNClient } from "@aws-sdk/client-sfn";
 import { SNSClient } from "@aws-sdk/client-sns";
 import { SSMClient } from "@aws-sdk/client-ssm";
@@ -50,6 +51,7 @@ export const snsMock = mockClient(SNSClient);
 export const cloudWatchMock = mockClient(CloudWatchClient);
 export const sfnMock = mockClient(SFNClient);
 export const dynamoMock = mockClient(DynamoDBClient);
+export const schedulerMock = mockClient(SchedulerClient);
 
 /** The sentence people read for what Enforce did (derived from the typed `enforcement`). */
 export function actionOf(progress: { enforcement?: Enforcement | undefined }): string | undefined {
@@ -57,7 +59,7 @@ export function actionOf(progress: { enforcement?: Enforcement | undefined }): s
 }
 
 export function resetMocks(): void {
-  for (const mock of [ec2Mock, ssmMock, snsMock, cloudWatchMock, sfnMock, dynamoMock]) mock.reset();
+  for (const mock of [ec2Mock, ssmMock, snsMock, cloudWatchMock, sfnMock, dynamoMock, schedulerMock]) mock.reset();
 }
 
 export const ID_A = "i-0a1b2c3d4e5f60001";

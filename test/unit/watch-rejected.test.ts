@@ -1,13 +1,35 @@
 import { CloudWatchServiceException, GetMetricDataCommand, type MetricDataResult } from "@aws-sdk/client-cloudwatch";
 import { GetInstanceMetadataDefaultsCommand } from "@aws-sdk/client-ec2";
+import { CreateScheduleCommand, SchedulerServiceException } from "@aws-sdk/client-scheduler";
+import { PublishCommand } from "@aws-sdk/client-sns";
 import { beforeEach, describe, expect, it } from "vitest";
 import * as z from "zod";
-import { cloudwatch, ec2 } from "../../shared/aws/clients/index.js";
+import { createHandler as createNotify } from "../../functions/notify/handler.js";
+import { cloudwatch, ec2, scheduler } from "../../shared/aws/clients/index.js";
+import { bookWatch, watchScheduleName } from "../../shared/aws/watch-schedule.js";
 import type { EventRef, InstanceResult } from "../../shared/domain/model.js";
 import { watchListOf } from "../../shared/domain/watch-list.js";
 import { type RejectedAlertInput, rejectedCallsMessage } from "../../shared/report/rejected-calls.js";
+import type { NotifyConfig, WatchScheduleConfig } from "../../shared/runtime/config.js";
 import { type CheckRejectedInput, checkRejectedCalls } from "../../shared/steps/check-rejected.js";
-import { cloudWatchMock, ec2Mock, eventRef, ID_A, ID_B, ID_C, resetMocks, silentLogger } from "./support.js";
+import {
+  cloudWatchMock,
+  ec2Mock,
+  enforcing,
+  eventRef,
+  fakeContext,
+  ID_A,
+  ID_B,
+  ID_C,
+  memoryResultStore,
+  resetMocks,
+  SETTINGS,
+  schedulerMock,
+  serviceError,
+  silentLogger,
+  snsMock,
+  TOPIC_ARN,
+} from "./support.js";
 
 const logger = silentLogger("watch-test");
 
@@ -47,7 +69,6 @@ function alert(
   event: Partial<EventRef> = {},
 ): RejectedAlertInput {
   return {
-    alert: "rejected-calls",
     event: { ...EVENT, ...event },
     rejected: {
       count: 2,
@@ -362,5 +383,213 @@ describe("rejectedCallsMessage", () => {
 
     // Assess
     expect(message.Message).not.toContain("--region eu-west-1; rm -rf ~");
+  });
+});
+
+const WATCH_CONFIG: WatchScheduleConfig = {
+  groupName: "imdsv2-guard-dev-watch",
+  roleArn: "arn:aws:iam::123456789012:role/imdsv2-guard-dev-watch-scheduler",
+  targetArn: "arn:aws:lambda:eu-west-1:123456789012:function:imdsv2-guard-dev-checkRejected",
+  deadLetterQueueArn: "arn:aws:sqs:eu-west-1:123456789012:imdsv2-guard-dev-watch-dead-letters",
+};
+
+const schedulerError = (name: string, status: number) =>
+  serviceError(SchedulerServiceException, name, status, `simulated ${name}`);
+
+describe("bookWatch", () => {
+  const booking = () =>
+    bookWatch(watchInput([ID_A, ID_B]), "ledger-key-1", 900, {
+      scheduler,
+      config: WATCH_CONFIG,
+      now: () => new Date("2026-11-28T10:20:00.250Z"),
+    });
+
+  it("books one one-off schedule that invokes CheckRejected with {event, watch} after the window, then deletes itself", async () => {
+    // Prepare
+    schedulerMock.on(CreateScheduleCommand).resolves({ ScheduleArn: "arn:aws:scheduler:::schedule/x" });
+
+    // Act
+    const out = await booking();
+
+    // Assess
+    const calls = schedulerMock.commandCalls(CreateScheduleCommand).map((c) => c.args[0].input);
+    expect(calls).toHaveLength(1);
+    const request = calls[0];
+    expect(request).toMatchObject({
+      Name: watchScheduleName("ledger-key-1"),
+      GroupName: WATCH_CONFIG.groupName,
+      // Now + 900 s, rounded up to the second: never earlier than the window.
+      ScheduleExpression: "at(2026-11-28T10:35:01)",
+      ScheduleExpressionTimezone: "UTC",
+      FlexibleTimeWindow: { Mode: "OFF" },
+      ActionAfterCompletion: "DELETE",
+      Target: {
+        Arn: WATCH_CONFIG.targetArn,
+        RoleArn: WATCH_CONFIG.roleArn,
+        DeadLetterConfig: { Arn: WATCH_CONFIG.deadLetterQueueArn },
+        RetryPolicy: { MaximumEventAgeInSeconds: expect.any(Number), MaximumRetryAttempts: expect.any(Number) },
+      },
+    });
+    expect(JSON.parse(request?.Target?.Input ?? "{}")).toEqual(watchInput([ID_A, ID_B]));
+    expect(out).toEqual({ scheduleName: request?.Name, at: "2026-11-28T10:35:01", alreadyBooked: false });
+  });
+
+  it("names the schedule after the event, within Scheduler's name rules, whatever the key holds", () => {
+    // Prepare
+    const keys = ["ledger-key-1", "sweep#2026-11-28T09:00:00Z#eu-west-1#o-abc/123", "x".repeat(500)];
+
+    // Act
+    const names = keys.map(watchScheduleName);
+
+    // Assess
+    for (const name of names) expect(name).toMatch(/^[0-9a-zA-Z_.-]{1,64}$/);
+    expect(new Set(names).size).toBe(keys.length);
+    expect(watchScheduleName("ledger-key-1")).toBe(names[0]);
+  });
+
+  it("takes a ConflictException as booked: an earlier attempt of the same Notify made this schedule", async () => {
+    // Prepare
+    schedulerMock.on(CreateScheduleCommand).rejects(schedulerError("ConflictException", 409));
+
+    // Act
+    const out = await booking();
+
+    // Assess
+    expect(out).toMatchObject({ scheduleName: watchScheduleName("ledger-key-1"), alreadyBooked: true });
+  });
+
+  it.each([
+    { code: "ThrottlingException", status: 400, expected: "RetryableThrottlingError" },
+    { code: "InternalServerException", status: 500, expected: "RetryableServiceError" },
+    { code: "ValidationException", status: 400, expected: "NonRetryableAwsError" },
+  ])("throws $expected when CreateSchedule fails with $code", async ({ code, status, expected }) => {
+    // Prepare
+    schedulerMock.on(CreateScheduleCommand).rejects(schedulerError(code, status));
+
+    // Act
+    const run = booking();
+
+    // Assess
+    await expect(run).rejects.toMatchObject({ name: expected, message: expect.stringContaining("CreateSchedule") });
+  });
+});
+
+describe("Notify and the watch after enforcing", () => {
+  const enforcedAt = "2026-11-28T10:01:00.000Z";
+  const enforced = {
+    instanceId: ID_A,
+    verdict: "pass" as const,
+    reason: "r",
+    warnings: [],
+    enforcement: { kind: "set-required" as const, was: "optional" as const, evidence: "answered" as const },
+    action: "set HttpTokens=required (was optional)",
+    enforcedAt,
+  };
+  const input = {
+    event: EVENT,
+    settings: SETTINGS,
+    rejected: [],
+    batches: [[enforcing(ID_A)]],
+    dedupe: { key: EVENT.eventId },
+  };
+  const config: NotifyConfig = { topicArn: TOPIC_ARN, slackVerdicts: ["fail"], watch: WATCH_CONFIG };
+  const notify = () =>
+    createNotify(config, memoryResultStore({ [EVENT.eventId]: new Map([[0, [enforced]]]) }).store, () => NOW);
+  const reportText = () =>
+    snsMock
+      .commandCalls(PublishCommand)
+      .map((c) => (JSON.parse(c.args[0].input.Message ?? "{}") as { default?: string }).default ?? "");
+
+  it("books the watch before it publishes the report, and returns the schedule's name", async () => {
+    // Prepare
+    const order: string[] = [];
+    schedulerMock.on(CreateScheduleCommand).callsFake(() => {
+      order.push("CreateSchedule");
+      return {};
+    });
+    snsMock.on(PublishCommand).callsFake(() => {
+      order.push("Publish");
+      return { MessageId: "m-1" };
+    });
+
+    // Act
+    const out = await notify()(input, fakeContext("notify"));
+
+    // Assess
+    expect(order).toEqual(["CreateSchedule", "Publish"]);
+    const booked = schedulerMock.commandCalls(CreateScheduleCommand);
+    expect(JSON.parse(booked[0]?.args[0].input.Target?.Input ?? "{}")).toMatchObject({
+      event: { eventId: EVENT.eventId },
+      watch: { instanceIds: [ID_A], since: enforcedAt, count: 1 },
+    });
+    expect(out).toMatchObject({
+      verdict: "pass",
+      watch: { instanceIds: [ID_A], count: 1 },
+      watchSchedule: watchScheduleName(EVENT.eventId),
+    });
+    expect(reportText()[0]).not.toContain("could not be booked");
+  });
+
+  it("books nothing when the watch is switched off or nothing was switched to IMDSv2", async () => {
+    // Prepare
+    snsMock.on(PublishCommand).resolves({ MessageId: "m-1" });
+    const off = { ...input, settings: { ...SETTINGS, watchRejectedSeconds: 0 } };
+    const nothing = createNotify(config, memoryResultStore({ [EVENT.eventId]: new Map([[0, []]]) }).store);
+
+    // Act
+    await notify()(off, fakeContext("notify"));
+    await nothing(input, fakeContext("notify"));
+
+    // Assess
+    expect(schedulerMock.commandCalls(CreateScheduleCommand)).toHaveLength(0);
+    expect(snsMock.commandCalls(PublishCommand)).toHaveLength(2);
+  });
+
+  it("fails with the retryable name before publishing anything when Scheduler throttles, so the retry books it", async () => {
+    // Prepare
+    schedulerMock.on(CreateScheduleCommand).rejects(schedulerError("ThrottlingException", 400));
+
+    // Act
+    const run = notify()(input, fakeContext("notify"));
+
+    // Assess
+    await expect(run).rejects.toMatchObject({ name: "RetryableThrottlingError" });
+    expect(snsMock.commandCalls(PublishCommand)).toHaveLength(0);
+  });
+
+  it("still publishes the report when the watch cannot be booked, saying so and why", async () => {
+    // Prepare
+    schedulerMock
+      .on(CreateScheduleCommand)
+      .rejects(serviceError(SchedulerServiceException, "AccessDeniedException", 403, "not authorized to iam:PassRole"));
+    snsMock.on(PublishCommand).resolves({ MessageId: "m-2" });
+
+    // Act
+    const out = await notify()(input, fakeContext("notify"));
+
+    // Assess
+    const [text = ""] = reportText();
+    expect(text).toMatch(/Notice: The watch for refused IMDSv1 calls after enforcing could not be booked \(/);
+    expect(text).toContain("AccessDeniedException");
+    expect(text).toContain("iam:PassRole");
+    expect(text).toContain("1 instance(s)");
+    expect(out).toMatchObject({ verdict: "pass", watchNotBooked: expect.stringContaining("AccessDeniedException") });
+    expect(out).not.toHaveProperty("watchSchedule");
+  });
+
+  it("says the watch is missing when no schedule is configured", async () => {
+    // Prepare
+    snsMock.on(PublishCommand).resolves({ MessageId: "m-3" });
+    const unconfigured = createNotify(
+      { topicArn: TOPIC_ARN, slackVerdicts: ["fail"] },
+      memoryResultStore({ [EVENT.eventId]: new Map([[0, [enforced]]]) }).store,
+    );
+
+    // Act
+    await unconfigured(input, fakeContext("notify"));
+
+    // Assess
+    expect(schedulerMock.calls()).toHaveLength(0);
+    expect(reportText()[0]).toContain("could not be booked (the watch schedule is not configured");
   });
 });

@@ -5,6 +5,7 @@
 export { cloudwatch } from "./cloudwatch.js";
 export { dynamodb } from "./dynamodb.js";
 export { ec2 } from "./ec2.js";
+export { scheduler } from "./scheduler.js";
 export { sfn } from "./sfn.js";
 export { sns } from "./sns.js";
 export { ssm } from "./ssm.js";
