@@ -35,7 +35,8 @@ const SINGLE_ID = "i-0c000000000000001";
 
 /**
  * One launch, as it reaches a deployed guard: EC2's `pending` notification first, then the CloudTrail record. Both
- * start an execution (the second claims nothing and ends), so the figure is everything one launch costs.
+ * invoke the intake (the second finds the instance claimed, hands its actor to the waiting report and starts
+ * nothing), so the figure is everything one launch costs.
  */
 function singleInstanceScenario(signals: "both" | "cloudtrail") {
   const record = {
@@ -89,7 +90,7 @@ function lastReportByAccount(run: FlowRun): Record<string, number> {
 
 async function flowFigures(): Promise<void> {
   section(
-    "Per instance, on the simulated account: every execution each event started (Step Functions Standard transitions and Express children at list price, Lambda arm64 256 MB with 100 ms billed per invocation assumed)",
+    "Per instance, on the simulated account: everything each event caused, at list price: the intake's invocation for every signal (duplicates included), the execution it started (Step Functions Standard transitions and Express children), Lambda (arm64 256 MB, 100 ms billed per invocation assumed), the Scheduler watch, and the ledger, metrics and SNS calls",
   );
   const runs: [string, FlowRun][] = [];
   runs.push([
@@ -113,7 +114,7 @@ async function flowFigures(): Promise<void> {
   runs.push(["organization burst: 3 accounts x 1 event, 1,000 instances, throttled", orgBurst]);
 
   process.stdout.write(
-    `${row(["run", "executions", "API calls", "Standard transitions", "Express runs", "Express billed s", "Lambda invocations", "s to last verdict", "USD per 1,000 instances", "of which transitions / Express / Lambda / Scheduler"])}\n${row(["---", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:"])}\n`,
+    `${row(["run", "executions", "API calls", "Standard transitions", "Express runs", "Express billed s", "Lambda invocations", "s to last verdict", "USD per 1,000 instances", "of which transitions / Express / Lambda / Scheduler / ledger, metrics, SNS"])}\n${row(["---", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:"])}\n`,
   );
   for (const [name, run] of runs) {
     const c = flowCosts(run);
@@ -128,7 +129,7 @@ async function flowFigures(): Promise<void> {
         c.lambdaInvocationsPerInstance.toFixed(1),
         run.lastReportSeconds.toFixed(0),
         `$${c.usdPer1000Instances.toFixed(3)}`,
-        `$${c.usdPer1000.transitions.toFixed(3)} / $${c.usdPer1000.express.toFixed(3)} / $${c.usdPer1000.lambda.toFixed(3)} / $${c.usdPer1000.scheduler.toFixed(3)}`,
+        `$${c.usdPer1000.transitions.toFixed(3)} / $${c.usdPer1000.express.toFixed(3)} / $${c.usdPer1000.lambda.toFixed(3)} / $${c.usdPer1000.scheduler.toFixed(3)} / $${c.usdPer1000.ledgerMetricsSns.toFixed(3)}`,
       ])}\n`,
     );
   }

@@ -29,6 +29,18 @@ export const ASSUMED_BILLED_SECONDS_PER_INVOCATION = 0.1;
  * schedule fired: the watch after enforcing. Lambda's retries of the function it invokes are Lambda invocations.
  */
 export const USD_PER_SCHEDULER_INVOCATION = 1 / 1_000_000;
+/**
+ * The rest of what a launch causes, at us-east-1 list prices (read 2026-12-02): the ledger (DynamoDB on-demand,
+ * $0.625 per million write and $0.125 per million read request units, https://aws.amazon.com/dynamodb/pricing/on-demand/;
+ * every item the guard writes is under 1 KB and every read is a strongly consistent read under 4 KB, one unit each),
+ * CloudWatch GetMetricData ($0.01 per 1,000 metrics requested, https://aws.amazon.com/cloudwatch/pricing/) and SNS
+ * ($0.50 per million publishes, https://aws.amazon.com/sns/pricing/; email and Chatbot deliveries are not counted).
+ * EC2, SSM Run Command and Organizations calls cost nothing.
+ */
+export const USD_PER_DYNAMODB_WRITE = 0.625 / 1_000_000;
+export const USD_PER_DYNAMODB_READ = 0.125 / 1_000_000;
+export const USD_PER_METRIC_REQUESTED = 0.01 / 1000;
+export const USD_PER_SNS_PUBLISH = 0.5 / 1_000_000;
 
 export interface FlowCosts {
   instances: number;
@@ -45,7 +57,7 @@ export interface FlowCosts {
   usdPerInstance: number;
   usdPer1000Instances: number;
   /** Where the money goes, per 1,000 instances. */
-  usdPer1000: { transitions: number; express: number; lambda: number; scheduler: number };
+  usdPer1000: { transitions: number; express: number; lambda: number; scheduler: number; ledgerMetricsSns: number };
 }
 
 /** Express bills duration in 100 ms steps. */
@@ -83,7 +95,14 @@ export function flowCosts(run: FlowRun): FlowCosts {
   // Each schedule fired is one asynchronous invocation of CheckRejected, however many attempts Lambda made of it.
   const schedulerInvocations = run.asyncInvocations.filter((a) => a.functionName === "CheckRejected").length;
   const usdScheduler = schedulerInvocations * USD_PER_SCHEDULER_INVOCATION;
-  const usd = usdTransitions + usdExpress + usdLambda + usdScheduler;
+  const calls = (api: keyof typeof run.sim.calls) => (run.org ? (run.org.calls[api] ?? 0) : run.sim.calls[api]);
+  const accounts = [run.sim, ...(run.org?.memberAccounts().map((m) => m.sim) ?? [])];
+  const usdOther =
+    calls("PutItem") * USD_PER_DYNAMODB_WRITE +
+    (calls("GetItem") + calls("Query")) * USD_PER_DYNAMODB_READ +
+    accounts.reduce((n, a) => n + a.metricsRequested, 0) * USD_PER_METRIC_REQUESTED +
+    calls("Publish") * USD_PER_SNS_PUBLISH;
+  const usd = usdTransitions + usdExpress + usdLambda + usdScheduler + usdOther;
   const per1000 = (x: number) => (x / instances) * 1000;
   return {
     instances,
@@ -101,6 +120,7 @@ export function flowCosts(run: FlowRun): FlowCosts {
       express: per1000(usdExpress),
       lambda: per1000(usdLambda),
       scheduler: per1000(usdScheduler),
+      ledgerMetricsSns: per1000(usdOther),
     },
   };
 }

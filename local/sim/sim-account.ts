@@ -212,6 +212,8 @@ export class SimAccount {
   readonly throttled: Record<SimApi, number> = { ...this.calls };
   readonly modifiedInstanceIds: string[] = [];
   readonly published: SimPublished[] = [];
+  /** CloudWatch bills GetMetricData by the metric requested (each query), not by the call. */
+  metricsRequested = 0;
   readonly probeRuns: SimProbeRun[] = [];
   /**
    * Where pwsh is, if installed: a Windows instance then runs the real probe-windows.ps1 in it; without it, its
@@ -821,6 +823,7 @@ export class SimAccount {
   private async getMetricData(input: GetMetricDataCommandInput) {
     const now = Date.now();
     this.gate("GetMetricData", now);
+    this.metricsRequested += input.MetricDataQueries?.length ?? 0;
     const start = input.StartTime ? new Date(input.StartTime).getTime() : now - 3_600_000;
     const end = Math.min(now, input.EndTime ? new Date(input.EndTime).getTime() : now);
     const results = (input.MetricDataQueries ?? []).map((q) => {

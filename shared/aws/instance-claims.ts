@@ -1,4 +1,4 @@
-import { type DynamoDBClient, PutItemCommand } from "@aws-sdk/client-dynamodb";
+import { type AttributeValue, type DynamoDBClient, PutItemCommand } from "@aws-sdk/client-dynamodb";
 import * as z from "zod";
 import { type EventRef, eventRefSchema } from "../domain/model.js";
 import { awsErrorCode, classifyAwsError } from "./errors.js";
@@ -35,6 +35,25 @@ export function instanceClaimKey(account: string, region: string, instanceId: st
 }
 
 export function dynamoInstanceClaims(dynamodb: DynamoDBClient, tableName: string): InstanceClaims {
+  /** An unconditional write of one of a claim's items: an overwrite, so a repeat is the same write. */
+  const put = async (
+    key: string,
+    item: string,
+    attributes: Record<string, AttributeValue>,
+    expiresAt: number,
+    what: string,
+  ) => {
+    try {
+      await dynamodb.send(
+        new PutItemCommand({
+          TableName: tableName,
+          Item: { eventId: { S: key }, item: { S: item }, ...attributes, expiresAt: { N: String(expiresAt) } },
+        }),
+      );
+    } catch (error) {
+      throw classifyAwsError(error, what);
+    }
+  };
   return {
     async claim(key, executionId, expiresAt) {
       try {
@@ -59,21 +78,7 @@ export function dynamoInstanceClaims(dynamodb: DynamoDBClient, tableName: string
       }
     },
     async attribute(key, event, expiresAt) {
-      try {
-        await dynamodb.send(
-          new PutItemCommand({
-            TableName: tableName,
-            Item: {
-              eventId: { S: key },
-              item: { S: "attribution" },
-              event: { S: JSON.stringify(event) },
-              expiresAt: { N: String(expiresAt) },
-            },
-          }),
-        );
-      } catch (error) {
-        throw classifyAwsError(error, "PutItem (attribution)");
-      }
+      await put(key, "attribution", { event: { S: JSON.stringify(event) } }, expiresAt, "PutItem (attribution)");
     },
     async attribution(key) {
       // One item at most, but a page may still come back empty with LastEvaluatedKey (DynamoDB's paging): follow it.
@@ -87,21 +92,7 @@ export function dynamoInstanceClaims(dynamodb: DynamoDBClient, tableName: string
     async wait(waiter, expiresAt) {
       const stored = JSON.stringify(waiter);
       for (const key of waiter.keys) {
-        try {
-          await dynamodb.send(
-            new PutItemCommand({
-              TableName: tableName,
-              Item: {
-                eventId: { S: key },
-                item: { S: "waiter" },
-                waiter: { S: stored },
-                expiresAt: { N: String(expiresAt) },
-              },
-            }),
-          );
-        } catch (error) {
-          throw classifyAwsError(error, "PutItem (attribution waiter)");
-        }
+        await put(key, "waiter", { waiter: { S: stored } }, expiresAt, "PutItem (attribution waiter)");
       }
     },
     async waiter(key) {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { type FlowRun, runFlow } from "../../local/runner/run-flow.js";
-import { allResults, instanceIds, recordedRunInstancesEvent, scenario } from "./helpers.js";
+import { allResults, instanceIds, recordedRunInstancesEvent, scenario, watches } from "./helpers.js";
 
 /**
  * A Lambda that dies after it did its work, every AWS call made, with its answer lost: the worst moment. Each step is
@@ -137,7 +137,7 @@ describe("a Lambda that crashes after its AWS calls", () => {
     // Both attempts asked for the event's schedule; the retry found the first one's (ConflictException).
     expect(run.sim.calls.CreateSchedule).toBe(2);
     expect(run.sim.schedulesCreated).toHaveLength(1);
-    expect(run.asyncInvocations.map((a) => a.functionName)).toEqual(["CheckRejected"]);
+    expect(watches(run).map((a) => a.functionName)).toEqual(["CheckRejected"]);
     expect(run.alerts).toHaveLength(1);
   });
 
@@ -164,7 +164,7 @@ describe("a Lambda that crashes after its AWS calls", () => {
       lambdaCrashesAfterCall: { CheckRejected: { api: "GetMetricData", invocations: [1] } },
     });
     expect(run.lambdaInvocations.CheckRejected).toBe(2);
-    expect(run.asyncInvocations).toEqual([expect.objectContaining({ functionName: "CheckRejected", attempts: 2 })]);
+    expect(watches(run)).toEqual([expect.objectContaining({ functionName: "CheckRejected", attempts: 2 })]);
     expectOneVerdictEach(run, [id]);
     expect(run.alerts.map((a) => a.instances.map((i) => i.instanceId))).toEqual([[id]]);
   });
@@ -178,7 +178,7 @@ describe("a Lambda that crashes after its AWS calls", () => {
   it("CheckRejected failing every attempt: dead-lettered after Lambda's two retries, no alert, the report kept", async () => {
     const { id, run } = await launchWithV1Caller({ lambdaFaults: { CheckRejected: [1, 2, 3] } });
     expect(run.lambdaInvocations.CheckRejected).toBe(3);
-    expect(run.asyncInvocations).toEqual([
+    expect(watches(run)).toEqual([
       expect.objectContaining({
         functionName: "CheckRejected",
         attempts: 3,

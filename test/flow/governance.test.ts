@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { runFlow } from "../../local/runner/run-flow.js";
 import { chatbotNotification, plainText } from "../../shared/report/report.js";
-import { allResults, instanceIds, modifyEvent, runInstancesEvent, scenario, verdictOf } from "./helpers.js";
+import { allResults, instanceIds, modifyEvent, runInstancesEvent, scenario, verdictOf, watches } from "./helpers.js";
 
 const LAUNCH_TEMPLATE_TAGS = {
   "aws:ec2launchtemplate:id": "lt-0123456789abcdef0",
@@ -78,7 +78,7 @@ describe("the watch after enforcing", () => {
     expect(run.executions).toHaveLength(1);
     expect(Date.parse(alert?.windowEnd ?? "") - (execution?.endedAt ?? 0)).toBeGreaterThanOrEqual(900_000);
     expect(run.sim.schedulesCreated).toHaveLength(1);
-    expect(run.asyncInvocations).toEqual([expect.objectContaining({ functionName: "CheckRejected", attempts: 1 })]);
+    expect(watches(run)).toEqual([expect.objectContaining({ functionName: "CheckRejected", attempts: 1 })]);
     const message = run.sim.published.at(-1)?.input;
     expect(message?.MessageAttributes?.verdict?.StringValue).toBe("alert");
     const text = (JSON.parse(message?.Message ?? "{}") as { default: string }).default;

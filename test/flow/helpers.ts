@@ -144,3 +144,15 @@ export function stateChangeEvent(
     detail: { "instance-id": instanceId, state },
   };
 }
+
+/** What the intake (AdmitEvent) did with each delivery, in the order the invocations ended. */
+export function intakeOutcomes(run: FlowRun): (string | undefined)[] {
+  return run.asyncInvocations
+    .filter((a) => a.functionName === "AdmitEvent")
+    .map((a) => (a.output as { outcome?: string } | null)?.outcome);
+}
+
+/** The watches after enforcing that fired: EventBridge Scheduler's asynchronous invocations of CheckRejected. */
+export function watches(run: FlowRun) {
+  return run.asyncInvocations.filter((a) => a.functionName === "CheckRejected");
+}

@@ -4,6 +4,7 @@ import { plainText } from "../../shared/report/report.js";
 import {
   ACCOUNT,
   allResults,
+  intakeOutcomes,
   runInstancesEvent,
   scenario,
   startInstancesEvent,
@@ -64,11 +65,7 @@ describe("the state-change fast path: one verdict and one report per launch, wha
     // The notification's intake finds the instance claimed by the record's execution and starts nothing.
     expect(run.executions).toHaveLength(1);
     expect(run.executions.every((e) => e.status === "succeeded")).toBe(true);
-    expect(
-      run.asyncInvocations
-        .filter((a) => a.functionName === "AdmitEvent")
-        .map((a) => (a.output as { outcome?: string }).outcome),
-    ).toEqual(["started", "claimed-elsewhere"]);
+    expect(intakeOutcomes(run)).toEqual(["started", "claimed-elsewhere"]);
   });
 
   it("state-change with no record: the report goes out at the attribution deadline, actor unknown", async () => {
@@ -116,12 +113,7 @@ describe("the state-change fast path: one verdict and one report per launch, wha
     const run = await runFlow(s, { duplicateDeliveries: [0] });
     // The redelivery's intake asks for the same execution name, which Step Functions refuses to start twice.
     expect(run.executions).toHaveLength(1);
-    expect(
-      run.asyncInvocations
-        .filter((a) => a.functionName === "AdmitEvent")
-        .map((a) => (a.output as { outcome?: string }).outcome)
-        .sort(),
-    ).toEqual(["already-started", "started"]);
+    expect(intakeOutcomes(run).sort()).toEqual(["already-started", "started"]);
     expect(run.reports).toHaveLength(1);
   });
 
