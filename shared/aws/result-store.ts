@@ -5,10 +5,10 @@ import { classifyAwsError } from "./errors.js";
 import { ledgerItems, parseStoredJson } from "./ledger-query.js";
 
 /**
- * Verdicts live in the event ledger (the DynamoDB table ClaimEvent writes), one item per batch, not in the
+ * Verdicts live in the event ledger (the guard's DynamoDB table), one item per batch, not in the
  * execution's state: Step Functions caps an execution's state at 256 KiB, which a thousand detailed results exceed.
- * The Map carries only counts; Notify reads the results back. Keys: `eventId` (the event) and `item` ("claim" for
- * ClaimEvent, "result#00007" for batch 7).
+ * The Map carries only counts; Notify reads the results back. Keys: `eventId` (the event's ledger key) and `item`
+ * ("result#00007" for batch 7).
  */
 export interface ResultStore {
   put(eventId: string, batchIndex: number, results: InstanceResult[], expiresAt: number): Promise<void>;

@@ -53,8 +53,6 @@ export const notifyInputSchema = z.union([
       mapFailure: stepFailureSchema.optional(),
       /** The event's ledger key (ResolveTargets'): where the batches stored their results. */
       dedupe: z.object({ key: z.string() }).optional(),
-      /** Set when ClaimEvent could not use the ledger: this event is not protected against a redelivery. */
-      ledgerFailure: stepFailureSchema.optional(),
       /** State-change path: the deadline the report waited until for the CloudTrail record, and what it found. */
       awaitAttribution: z.object({ deadline: z.string() }).optional(),
       attribution: z
@@ -140,7 +138,9 @@ export function reportFromNotifyInput(
     );
   });
   const attributed = attributedEvent(input);
-  const ledgerNotice = noticeOf(input.ledgerFailure, readFailure).notice;
+  const ledgerNotice = readFailure
+    ? `The stored verdicts could not be read (${readFailure}); only those returned inline are shown.`
+    : undefined;
   const notice = [attributed.notice, ledgerNotice, claimNotice(input.instanceClaimFailure)].filter(Boolean).join(" ");
   return buildReport({
     event: attributed.event,
@@ -195,24 +195,6 @@ function claimNotice(failure: { Error?: string | undefined; Cause?: string | und
   return failure
     ? `The per-instance claim was unavailable (${failureText(failure)}): another signal for these instances may report them too.`
     : undefined;
-}
-
-/** What the operator should know about the ledger: deduplication or the stored verdicts were unavailable. */
-function noticeOf(
-  ledgerFailure: { Error?: string | undefined; Cause?: string | undefined } | undefined,
-  readFailure: string | undefined,
-) {
-  const notices = [
-    ...(ledgerFailure
-      ? [
-          `Deduplication was unavailable (${failureText(ledgerFailure)}): a redelivery of this event would be handled again.`,
-        ]
-      : []),
-    ...(readFailure
-      ? [`The stored verdicts could not be read (${readFailure}); only those returned inline are shown.`]
-      : []),
-  ];
-  return notices.length ? { notice: notices.join(" ") } : {};
 }
 
 /** Verdicts a batch returned inline because the ledger could not store them. */

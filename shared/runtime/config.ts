@@ -134,7 +134,7 @@ export const DEFAULT_FLOW_SETTINGS: FlowSettings = settingsOf(flowSettingsEnvSch
 
 const ledgerEnvSchema = z.object({ LEDGER_TABLE_NAME: z.string().min(3).max(255) });
 
-/** The event ledger's table name (ClaimEvent's claims and the stored batch results). */
+/** The event ledger's table name (the instance claims, the steps' records and the stored batch results). */
 export function loadLedgerTableName(env: NodeJS.ProcessEnv): string {
   return parseEnv(ledgerEnvSchema, env).LEDGER_TABLE_NAME;
 }

@@ -48,7 +48,10 @@ export interface ResolvedTargets {
    * are in `rejected` with this reason, and no call is made in that account.
    */
   refused?: string;
-  /** The ledger entry that makes a redelivered event a no-op (see ClaimEvent in the ASL). */
+  /**
+   * The event's ledger key: where its batches store their results, and (hashed) the name of its execution, which
+   * makes a redelivered event a no-op (Step Functions refuses a second execution of the same name).
+   */
   dedupe: { key: string; expiresAt: string };
   /** A ModifyInstanceMetadataDefaults call that weakened the region's defaults: alerted, and set back if configured. */
   accountDefaultChange?: AccountDefaultChange;
