@@ -3,6 +3,7 @@ import { awsErrorCode } from "../shared/aws/errors.js";
 import type { ExemptionKeys } from "../shared/domain/exemption.js";
 import { INSTANCE_ID_PATTERN } from "../shared/domain/model.js";
 import { outputWidth } from "../shared/report/text-table.js";
+import { mapLimit } from "../shared/runtime/map-limit.js";
 import {
   type AuditProgress,
   auditIdAt,
@@ -528,27 +529,6 @@ function splitList(text: string): string[] {
     .split(",")
     .map((s) => s.trim())
     .filter(Boolean);
-}
-
-/** Runs `fn` over `items`, at most `limit` at a time; results keep the items' order. The first throw stops it. */
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const results: R[] = new Array(items.length);
-  let next = 0;
-  let failed = false;
-  const worker = async () => {
-    while (next < items.length && !failed) {
-      const index = next++;
-      try {
-        results[index] = await fn(items[index] as T);
-      } catch (error) {
-        // The others finish the item they are on, and take no new one.
-        failed = true;
-        throw error;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
 }
 
 /** One self-overwriting status line on stderr, only for a person at a terminal. */

@@ -384,6 +384,26 @@ function wrapText(text, width) {
   return lines.map((l) => `${indent}${l}`);
 }
 
+// shared/runtime/map-limit.ts
+async function mapLimit(items, limit, fn) {
+  const results = new Array(items.length);
+  let next = 0;
+  let failed = false;
+  const worker = async () => {
+    while (next < items.length && !failed) {
+      const index = next++;
+      try {
+        results[index] = await fn(items[index]);
+      } catch (error) {
+        failed = true;
+        throw error;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
+
 // audit/audit.ts
 import { DescribeRegionsCommand } from "@aws-sdk/client-ec2";
 import {
@@ -1641,24 +1661,6 @@ function parseRaw(argv) {
 }
 function splitList(text) {
   return text.split(",").map((s) => s.trim()).filter(Boolean);
-}
-async function mapLimit(items, limit, fn) {
-  const results = new Array(items.length);
-  let next = 0;
-  let failed = false;
-  const worker = async () => {
-    while (next < items.length && !failed) {
-      const index = next++;
-      try {
-        results[index] = await fn(items[index]);
-      } catch (error) {
-        failed = true;
-        throw error;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
 }
 var ProgressLine = class {
   constructor(stream, enabled) {

@@ -15,6 +15,7 @@ import { exemptionOf } from "../domain/exemption.js";
 import { type OrgSweepRow, orgSweepExecutionName, unreachableRow } from "../domain/org-posture.js";
 import { type OrgPostureReport, orgPostureMessage } from "../report/org-posture.js";
 import type { OrganizationSweepConfig, SweepConfig } from "../runtime/config.js";
+import { mapLimit } from "../runtime/map-limit.js";
 
 export interface SweepDeps {
   ec2: EC2Client;
@@ -264,18 +265,4 @@ function codeOf(error: unknown): string | undefined {
 
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
-}
-
-/** Runs `fn` over `items`, at most `limit` at a time; results keep the items' order. `fn` must not throw. */
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const results: R[] = new Array(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const index = next++;
-      results[index] = await fn(items[index] as T);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
 }
