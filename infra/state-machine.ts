@@ -1,3 +1,4 @@
+import type { RoundStep } from "../shared/domain/batch.js";
 import { GUARD_ERROR_NAMES, LAMBDA_CRASH_ERROR_NAMES, LAMBDA_SERVICE_ERROR_NAMES } from "../shared/domain/errors.js";
 
 /**
@@ -149,6 +150,53 @@ const ROUTE_TO_WORK = [
   { Variable: "$.targetCount", NumericGreaterThan: 0, Next: "AssessAccount" },
 ];
 
+/**
+ * The stages the child's Route sends a batch to, in the order its Choice tests them. Each gets two branches, one
+ * through its own Wait (when the steps chose a pause before it) and one straight to its task, so a stage added to
+ * the round is one entry here rather than two branches and a Wait written by hand.
+ */
+const ROUND_STAGES: readonly { next: RoundStep; state: StepFunction; waitComment?: string }[] = [
+  {
+    next: "enforce",
+    state: "Enforce",
+    waitComment:
+      "An instance not yet visible after RunInstances, or a throttled modify: let EC2 catch up or its bucket refill.",
+  },
+  { next: "check-applied", state: "CheckApplied" },
+  { next: "check-managed", state: "CheckManaged" },
+  { next: "send-probe", state: "SendProbe" },
+  { next: "check-probe", state: "CheckProbe" },
+];
+
+/** Route's branches for the round's stages: the one that waits first, then the one that goes at once. */
+function roundStageChoices() {
+  return ROUND_STAGES.flatMap(({ next, state }) => [
+    {
+      And: [
+        { Variable: "$.next", StringEquals: next },
+        { Variable: "$.waitSeconds", NumericGreaterThan: 0 },
+      ],
+      Next: `WaitBefore${state}`,
+    },
+    { Variable: "$.next", StringEquals: next, Next: state },
+  ]);
+}
+
+/** The Wait before each stage's task, for the pause the steps chose (`waitSeconds`). */
+function roundStageWaits() {
+  return Object.fromEntries(
+    ROUND_STAGES.map(({ state, waitComment }) => [
+      `WaitBefore${state}`,
+      {
+        Type: "Wait",
+        ...(waitComment ? { Comment: waitComment } : {}),
+        SecondsPath: "$.waitSeconds",
+        Next: state,
+      },
+    ]),
+  );
+}
+
 /** The Map over the batches, with its Express child workflow: one slice of one batch. */
 function forEachBatch(itemsPath: string) {
   return {
@@ -250,76 +298,11 @@ function forEachBatch(itemsPath: string) {
           Choices: [
             { Variable: "$.next", StringEquals: "finalize", Next: "FinalizeBatch" },
             { Variable: "$.next", StringEquals: "suspend", Next: "SuspendBatch" },
-            {
-              And: [
-                { Variable: "$.next", StringEquals: "enforce" },
-                { Variable: "$.waitSeconds", NumericGreaterThan: 0 },
-              ],
-              Next: "WaitBeforeEnforce",
-            },
-            { Variable: "$.next", StringEquals: "enforce", Next: "Enforce" },
-            {
-              And: [
-                { Variable: "$.next", StringEquals: "check-applied" },
-                { Variable: "$.waitSeconds", NumericGreaterThan: 0 },
-              ],
-              Next: "WaitBeforeCheckApplied",
-            },
-            { Variable: "$.next", StringEquals: "check-applied", Next: "CheckApplied" },
-            {
-              And: [
-                { Variable: "$.next", StringEquals: "check-managed" },
-                { Variable: "$.waitSeconds", NumericGreaterThan: 0 },
-              ],
-              Next: "WaitBeforeCheckManaged",
-            },
-            { Variable: "$.next", StringEquals: "check-managed", Next: "CheckManaged" },
-            {
-              And: [
-                { Variable: "$.next", StringEquals: "send-probe" },
-                { Variable: "$.waitSeconds", NumericGreaterThan: 0 },
-              ],
-              Next: "WaitBeforeSendProbe",
-            },
-            { Variable: "$.next", StringEquals: "send-probe", Next: "SendProbe" },
-            {
-              And: [
-                { Variable: "$.next", StringEquals: "check-probe" },
-                { Variable: "$.waitSeconds", NumericGreaterThan: 0 },
-              ],
-              Next: "WaitBeforeCheckProbe",
-            },
-            { Variable: "$.next", StringEquals: "check-probe", Next: "CheckProbe" },
+            ...roundStageChoices(),
           ],
           Default: "FinalizeBatch",
         },
-        WaitBeforeEnforce: {
-          Type: "Wait",
-          Comment:
-            "An instance not yet visible after RunInstances, or a throttled modify: let EC2 catch up or its bucket refill.",
-          SecondsPath: "$.waitSeconds",
-          Next: "Enforce",
-        },
-        WaitBeforeCheckApplied: {
-          Type: "Wait",
-          SecondsPath: "$.waitSeconds",
-          Next: "CheckApplied",
-        },
-        WaitBeforeCheckManaged: {
-          Type: "Wait",
-          SecondsPath: "$.waitSeconds",
-          Next: "CheckManaged",
-        },
-        WaitBeforeSendProbe: {
-          Type: "Wait",
-          SecondsPath: "$.waitSeconds",
-          Next: "SendProbe",
-        },
-        WaitBeforeCheckProbe: {
-          Type: "Wait",
-          SecondsPath: "$.waitSeconds",
-          Next: "CheckProbe",
-        },
+        ...roundStageWaits(),
         CheckApplied: {
           Type: "Task",
           Comment: "Read-only: one DescribeInstances for the batch.",
