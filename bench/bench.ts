@@ -50,7 +50,9 @@ function singleInstanceScenario(signals: "both" | "cloudtrail") {
       eventID: "bench-one",
       eventTime: "2026-11-28T09:00:00Z",
       userIdentity: { arn: "arn:aws:iam::111122223333:user/bench" },
-      responseElements: { instancesSet: { items: [{ instanceId: SINGLE_ID }] } },
+      responseElements: {
+        instancesSet: { items: [{ instanceId: SINGLE_ID, launchTime: Date.parse("2026-11-28T09:00:00Z") }] },
+      },
     },
   };
   const pending = {

@@ -2,6 +2,7 @@ import { bucketLowerBoundSeconds, EC2_REQUEST_BUCKETS } from "../sim/ec2-throttl
 import { parseScenario, type Scenario } from "./scenario.js";
 
 const ACCOUNT = "111122223333";
+const LAUNCHED_AT = Date.parse("2026-11-28T09:00:00Z");
 
 function runInstances(instanceIds: string[], eventId: string) {
   return {
@@ -18,7 +19,10 @@ function runInstances(instanceIds: string[], eventId: string) {
       eventID: eventId,
       eventTime: "2026-11-28T09:00:00Z",
       userIdentity: { type: "AssumedRole", arn: `arn:aws:sts::${ACCOUNT}:assumed-role/Autoscaler/burst` },
-      responseElements: { instancesSet: { items: instanceIds.map((instanceId) => ({ instanceId })) } },
+      // As real records do: the LaunchTime of each instance (the simulated ones launch at the scenario's start).
+      responseElements: {
+        instancesSet: { items: instanceIds.map((instanceId) => ({ instanceId, launchTime: LAUNCHED_AT })) },
+      },
     },
   };
 }

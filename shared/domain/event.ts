@@ -128,3 +128,22 @@ export function echo(value: unknown): string {
   }
   return shown.length > MAX_ECHOED_LENGTH ? `${shown.slice(0, MAX_ECHOED_LENGTH)}…` : shown;
 }
+
+/**
+ * The LaunchTime a RunInstances record carries for each instance it launched (`responseElements.instancesSet.items[]
+ * .launchTime`, epoch milliseconds), as DescribeInstances would give it: the claim's key without a read. StartInstances
+ * records carry none (a start sets a new LaunchTime), so those instances are still described.
+ */
+export function recordedLaunchTimes(raw: unknown): Map<string, string> {
+  const detail = asRecord(asRecord(raw)?.detail);
+  const out = new Map<string, string>();
+  if (detail?.eventName !== "RunInstances") return out;
+  const items = asRecord(asRecord(detail.responseElements)?.instancesSet)?.items;
+  for (const item of Array.isArray(items) ? items : []) {
+    const id = asRecord(item)?.instanceId;
+    const at = asRecord(item)?.launchTime;
+    if (typeof id === "string" && typeof at === "number" && Number.isFinite(at))
+      out.set(id, new Date(at).toISOString());
+  }
+  return out;
+}

@@ -4,6 +4,7 @@ import type { EC2Client } from "@aws-sdk/client-ec2";
 import type { InstanceClaims } from "../aws/instance-claims.js";
 import type { AccountPosture } from "../domain/account-posture.js";
 import type { SpokeTarget } from "../domain/confused-deputy.js";
+import { recordedLaunchTimes } from "../domain/event.js";
 import type { StepFailure } from "../domain/model.js";
 import { type RetryPolicy, retryRetryable } from "../runtime/retry.js";
 import {
@@ -100,6 +101,7 @@ export async function admitEvent(raw: unknown, deps: AdmitEventDeps): Promise<Ad
             ec2: await deps.ec2For(target),
             claims: deps.claims,
             logger: deps.logger,
+            launchTimes: recordedLaunchTimes(raw),
             attributed: (key) => handOffAttribution(key, deps.attribution),
           },
         ),

@@ -22,6 +22,11 @@ export interface ClaimInstancesDeps {
   ec2: EC2Client;
   claims: InstanceClaims;
   logger: Logger;
+  /**
+   * LaunchTime by instance id, where the event itself recorded it (a RunInstances record): those instances are keyed
+   * without DescribeInstances, which a storm of launches would otherwise spend EC2's read bucket on.
+   */
+  launchTimes?: ReadonlyMap<string, string>;
   /** After a CloudTrail record left its attribution on an instance claimed elsewhere: resume a report waiting on it. */
   attributed?: (key: string) => Promise<void>;
 }
@@ -39,19 +44,20 @@ const CLAIM_CONCURRENCY = 25;
 export async function claimInstances(input: ClaimInstancesInput, deps: ClaimInstancesDeps) {
   const { state, executionId } = input;
   const ids = state.batches.flat().map((i) => i.instanceId);
-  const described = await describeInstancesById(deps.ec2, ids);
+  const unknown = ids.filter((id) => !deps.launchTimes?.has(id));
+  const described = unknown.length > 0 ? await describeInstancesById(deps.ec2, unknown) : new Map();
   const expiresAt = Number(state.dedupe.expiresAt);
   const fromCloudTrail = state.event.source === "cloudtrail";
   const claimed: string[] = [];
   const elsewhere = new Set<string>();
   const unkeyed = new Set<string>();
   const work = ids.map((id) => async () => {
-    const launchTime = described.get(id)?.LaunchTime;
+    const launchTime = deps.launchTimes?.get(id) ?? described.get(id)?.LaunchTime?.toISOString();
     if (!launchTime) {
       unkeyed.add(id);
       return;
     }
-    const key = instanceClaimKey(state.event.account, state.event.region, id, launchTime.toISOString());
+    const key = instanceClaimKey(state.event.account, state.event.region, id, launchTime);
     if (await deps.claims.claim(key, executionId, expiresAt)) {
       claimed.push(key);
       return;

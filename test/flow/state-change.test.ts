@@ -68,6 +68,24 @@ describe("the state-change fast path: one verdict and one report per launch, wha
     expect(intakeOutcomes(run)).toEqual(["started", "claimed-elsewhere"]);
   });
 
+  it("a record that carries LaunchTime claims the same occurrence as the notification that described it", async () => {
+    // Real RunInstances records carry each instance's launchTime: the record's intake reads no DescribeInstances.
+    const record = runInstancesEvent([ID], "e-run-lt");
+    record.detail.responseElements.instancesSet.items = [
+      { instanceId: ID, launchTime: Date.parse("2026-11-28T09:00:00Z") } as never,
+    ];
+    const s = scenario({
+      eventSpacingSeconds: 0,
+      settings: { watchRejectedSeconds: 0 },
+      events: [delayed(stateChangeEvent(ID, 2), 2), delayed(record, 150)],
+      instances: [{ id: ID }],
+    });
+    const run = await runFlow(s);
+    expect(run.reports).toHaveLength(1);
+    expect(run.reports[0]?.event.actor).toBe(DEPLOYER);
+    expect(intakeOutcomes(run)).toEqual(["started", "claimed-elsewhere"]);
+  });
+
   it("state-change with no record: the report goes out at the attribution deadline, actor unknown", async () => {
     const s = scenario({
       settings: { watchRejectedSeconds: 0 },

@@ -104,6 +104,16 @@ describe("admitEvent: the intake", () => {
     expect([...claims.claims.values()]).toEqual([executionArnOf(MACHINE, execution?.name ?? "")]);
   });
 
+  it("keys a RunInstances record's claims by the LaunchTime it carries, without reading EC2", async () => {
+    const { d, claims } = deps();
+    const event = runInstancesEvent([ID], "e-run-1");
+    event.detail.responseElements.instancesSet.items = [{ instanceId: ID, launchTime: LAUNCHED.getTime() } as never];
+    await admitEvent(event, d);
+    expect(ec2Mock.commandCalls(DescribeInstancesCommand)).toHaveLength(0);
+    // The same key the state-change path builds from DescribeInstances' LaunchTime.
+    expect([...claims.claims.keys()]).toEqual([`inst#111122223333#eu-west-1#${ID}#${LAUNCHED.toISOString()}`]);
+  });
+
   it("starts nothing for a redelivery: the same name is refused, and the claims stay the first execution's", async () => {
     const { d, started } = deps();
     await admitEvent(runInstancesEvent([ID], "e-run-1"), d);
