@@ -1,6 +1,12 @@
 import type { Logger } from "@aws-lambda-powertools/logger";
 import type { CloudWatchClient } from "@aws-sdk/client-cloudwatch";
-import { type EC2Client, type Instance, ModifyInstanceMetadataOptionsCommand } from "@aws-sdk/client-ec2";
+import {
+  type EC2Client,
+  type HttpTokensState,
+  type Instance,
+  type InstanceStateName,
+  ModifyInstanceMetadataOptionsCommand,
+} from "@aws-sdk/client-ec2";
 import { describeInstancesById, isGone, isStopped, tagValue } from "../aws/ec2-instances.js";
 import type { EnforceIntents, IntentScope, RecordedIntent } from "../aws/enforce-intents.js";
 import { awsErrorCode, classifyAwsError, isThrottling, isTransient, isWorthRetryingNextRound } from "../aws/errors.js";
@@ -49,18 +55,25 @@ export async function enforceBatch(
 ): Promise<Batch> {
   const now = deps.now();
   const pending = batch.instances.filter((i) => i.stage === "enforce");
-  const outcome = await readOrDrain(
-    batch,
-    "enforce",
-    (p) => stillThrottled(entering(p, batch, now), batch, now, "DescribeInstances"),
-    () =>
-      describeInstancesById(
-        deps.ec2,
-        pending.map((i) => i.instanceId),
-      ),
-  );
+  // Only a throttled modify is sent again from what its describe said; a 5xx may have taken, so that one is read.
+  const resend = pending.filter((i) => i.modifyRefused !== undefined && !i.modifyOutcomeUnknown);
+  const toDescribe = pending.filter((i) => !resend.includes(i));
+  const outcome =
+    toDescribe.length === 0
+      ? { read: new Map<string, Instance>() }
+      : await readOrDrain(
+          batch,
+          "enforce",
+          (p) => stillThrottled(entering(p, batch, now), batch, now, "DescribeInstances"),
+          () =>
+            describeInstancesById(
+              deps.ec2,
+              toDescribe.map((i) => i.instanceId),
+            ),
+        );
   if ("drained" in outcome) return outcome.drained;
-  const described = outcome.read;
+  const described = new Map(outcome.read);
+  for (const p of resend) if (p.modifyRefused) described.set(p.instanceId, asDescribed(p.instanceId, p.modifyRefused));
   const origins = await originsOf([...described.values()], deps);
   const intents = await intentsIfNeeded(pending, described, batch, deps);
 
@@ -105,7 +118,7 @@ export async function enforceBatch(
       continue;
     }
     if (throttled === "modify") {
-      decided.set(progress.instanceId, stillThrottled(progress, batch, now));
+      decided.set(progress.instanceId, stillThrottled(refused(progress, instance), batch, now));
       continue;
     }
     try {
@@ -119,10 +132,12 @@ export async function enforceBatch(
         throttled = "modify";
         // EC2 sends RequestLimitExceeded as a 503: only a 5xx that is not throttling leaves the outcome unknown.
         const unknown =
-          isTransient(error) && !isThrottling(error) ? { ...progress, modifyOutcomeUnknown: true } : progress;
+          isTransient(error) && !isThrottling(error)
+            ? { ...progress, modifyOutcomeUnknown: true }
+            : refused(progress, instance);
         decided.set(progress.instanceId, stillThrottled(unknown, batch, now));
       } else if (awsErrorCode(error) === "InvalidInstanceID.NotFound") {
-        decided.set(progress.instanceId, notYetVisible(progress, batch, now));
+        decided.set(progress.instanceId, notYetVisible(withoutRefusal(progress), batch, now));
       } else {
         const classified = classifyAwsError(error, "ModifyInstanceMetadataOptions");
         deps.logger.error("Could not enforce", { instanceId: progress.instanceId, error: classified.message });
@@ -414,9 +429,34 @@ async function recordIntent(
   }
 }
 
+/** What the describe said of an instance whose modify was throttled, kept for the next round (`modifyRefused`). */
+function refused(progress: InstanceProgress, instance: Instance): InstanceProgress {
+  return {
+    ...progress,
+    modifyRefused: { was: instance.MetadataOptions?.HttpTokens ?? "unknown", state: instance.State?.Name ?? "unknown" },
+  };
+}
+
+function withoutRefusal(progress: InstanceProgress): InstanceProgress {
+  const { modifyRefused: _kept, ...rest } = progress;
+  return rest;
+}
+
+/**
+ * The instance as the describe before its throttled modify saw it: every decision but the modify was made then
+ * (exemption, the gate, the origin), and the modify itself changes only HttpTokens, so only these facts are needed.
+ */
+function asDescribed(instanceId: string, seen: NonNullable<InstanceProgress["modifyRefused"]>): Instance {
+  return {
+    InstanceId: instanceId,
+    State: { Name: seen.state as InstanceStateName },
+    MetadataOptions: { HttpTokens: seen.was as HttpTokensState },
+  };
+}
+
 function afterModify(progress: InstanceProgress, instance: Instance, batch: Batch, now: Date): InstanceProgress {
   const modified: InstanceProgress = {
-    ...progress,
+    ...withoutRefusal(progress),
     enforcement: { kind: "set-required", was: instance.MetadataOptions?.HttpTokens ?? "unknown", evidence: "answered" },
     enforcedAt: now.toISOString(),
   };

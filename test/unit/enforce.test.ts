@@ -564,6 +564,44 @@ describe("enforceBatch: throttling", () => {
     expect(only(out, ID_B).stage).toBe("await-applied");
   });
 
+  it("sends a throttled modify again next round from what its describe said, without describing again", async () => {
+    // Prepare: round 1 describes both; B's modify is throttled.
+    describes(ec2Instance(ID_A), ec2Instance(ID_B));
+    ec2Mock.on(ModifyInstanceMetadataOptionsCommand).resolvesOnce({}).rejectsOnce(contractError("ec2Throttled"));
+    const first = await enforceBatch(batchOf([enforcing(ID_A), enforcing(ID_B)]), deps());
+    expect(only(first, ID_B).modifyRefused).toEqual({ was: "optional", state: "running" });
+    ec2Mock.reset();
+    ec2Mock.on(ModifyInstanceMetadataOptionsCommand).resolves({});
+
+    // Act: round 2.
+    const out = await enforceBatch(first, deps(at(10)));
+
+    // Assess: no DescribeInstances, one modify, and the change reported as the guard's from `optional`.
+    expect(ec2Mock.commandCalls(DescribeInstancesCommand)).toHaveLength(0);
+    expect(modifyInputs()).toStrictEqual([{ InstanceId: ID_B, HttpTokens: "required" }]);
+    expect(only(out, ID_B)).toMatchObject({
+      stage: "await-applied",
+      enforcement: { kind: "set-required", was: "optional" },
+    });
+    expect(only(out, ID_B).modifyRefused).toBeUndefined();
+  });
+
+  it("describes again before resending a modify that a 5xx answered: it may have taken effect", async () => {
+    // Prepare
+    describes(ec2Instance(ID_B, { httpTokens: "required" }));
+    const batch = batchOf([
+      enforcing(ID_B, { modifyOutcomeUnknown: true, modifyRefused: { was: "optional", state: "running" } }),
+    ]);
+
+    // Act
+    const out = await enforceBatch(batch, deps(at(10)));
+
+    // Assess
+    expect(ec2Mock.commandCalls(DescribeInstancesCommand)).toHaveLength(1);
+    expect(modifyInputs()).toHaveLength(0);
+    expect(only(out, ID_B).enforcement).toMatchObject({ kind: "set-required", evidence: "answered-with-error" });
+  });
+
   it("gives up with an error once throttling outlasts the apply timeout", async () => {
     // Prepare
     describes(ec2Instance(ID_A));
