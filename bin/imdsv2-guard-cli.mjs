@@ -243,6 +243,12 @@ var instanceProgressSchema = z2.object({
   sendAlone: z2.boolean().optional(),
   /** A modify was answered with a 5xx: it may have taken effect, and if so the guard made the change. */
   modifyOutcomeUnknown: z2.boolean().optional(),
+  /**
+   * The modify was throttled (it did not take effect) after a describe decided it was needed: what that describe
+   * said, so the next round sends the modify again without describing again. In a storm, re-describing before every
+   * retried modify spends EC2's DescribeInstances bucket, which the CheckApplied reads of every other instance need.
+   */
+  modifyRefused: z2.object({ was: z2.string(), state: z2.string() }).optional(),
   origin: originSchema.optional(),
   v1Usage: v1UsageSchema.optional(),
   result: instanceResultSchema.optional()
