@@ -43,6 +43,13 @@ module.exports = async ({ resolveVariable }) => {
   }
   const allowedAccountIds = String((await resolveVariable("param:allowedAccountIds")) ?? "");
   const allowedOuIds = String((await resolveVariable("param:allowedOuIds")) ?? "");
+  // What every function that reads the organization is told: it is the hub, its spoke role, and the allow-lists.
+  const directoryEnvironment = {
+    ORGANIZATION_ID: organizationId,
+    SPOKE_ROLE_NAME: SPOKE_ROLE_NAME,
+    ALLOWED_ACCOUNT_IDS: allowedAccountIds,
+    ALLOWED_OU_IDS: allowedOuIds,
+  };
   // account=topicArn,...: each listed account's reports go to its own Slack topic (with its own Chatbot channel).
   const slackRoutes = String((await resolveVariable("param:slackRoutes")) ?? "");
   const routedTopics = slackRoutes
@@ -111,19 +118,7 @@ module.exports = async ({ resolveVariable }) => {
       ...Object.fromEntries(
         Object.keys(RESOLVING_FUNCTIONS).map((fn) => [
           `${fn}LambdaFunction`,
-          {
-            Type: "AWS::Lambda::Function",
-            Properties: {
-              Environment: {
-                Variables: {
-                  ORGANIZATION_ID: organizationId,
-                  SPOKE_ROLE_NAME: SPOKE_ROLE_NAME,
-                  ALLOWED_ACCOUNT_IDS: allowedAccountIds,
-                  ALLOWED_OU_IDS: allowedOuIds,
-                },
-              },
-            },
-          },
+          { Type: "AWS::Lambda::Function", Properties: { Environment: { Variables: directoryEnvironment } } },
         ]),
       ),
       // The organization sweep: every account of the organization x sweepRegions, and one posture report per run.
@@ -132,10 +127,7 @@ module.exports = async ({ resolveVariable }) => {
         Properties: {
           Environment: {
             Variables: {
-              ORGANIZATION_ID: organizationId,
-              SPOKE_ROLE_NAME: SPOKE_ROLE_NAME,
-              ALLOWED_ACCOUNT_IDS: allowedAccountIds,
-              ALLOWED_OU_IDS: allowedOuIds,
+              ...directoryEnvironment,
               SWEEP_REGIONS: sweepRegions,
               TOPIC_ARN: { Ref: "AlertTopic" },
               SLACK_TOPIC_ARN: { "Fn::If": ["HasSlack", { Ref: "SlackTopic" }, ""] },
