@@ -1,6 +1,4 @@
-import { dynamodb } from "../../shared/aws/clients/dynamodb.js";
 import { organizations } from "../../shared/aws/clients/organizations.js";
-import { dynamoInstanceClaims } from "../../shared/aws/instance-claims.js";
 import { directoryFor } from "../../shared/aws/organization-directory.js";
 import { type AdmitEventConfig, loadAdmitEventConfig } from "../../shared/runtime/config.js";
 import { onColdStart } from "../../shared/runtime/lambda-handler.js";
@@ -11,9 +9,10 @@ import { createHandler } from "./handler.js";
  * organization read from Organizations unless its accounts are configured.
  */
 export function createOrganizationHandler(config: AdmitEventConfig, now?: () => Date) {
+  // The ledger's claims and the spoke access are the single-account entry's defaults; only the directory differs.
   return createHandler(
     config,
-    dynamoInstanceClaims(dynamodb, config.ledgerTableName),
+    undefined,
     config.organization ? directoryFor(config.organization, organizations) : undefined,
     undefined,
     now,
