@@ -64,19 +64,18 @@ function anchorsOf(markdown: string): Set<string> {
   return anchors;
 }
 
-/** Link targets of inline links, images and reference definitions, outside code blocks and code spans. */
+/**
+ * Link targets of inline links, images and reference definitions, outside code blocks and code spans. A link's text
+ * may wrap onto the next line, so the prose is searched whole, not line by line.
+ */
 function linkTargets(markdown: string): string[] {
-  const targets: string[] = [];
-  for (const raw of proseLines(markdown)) {
-    // A code span's text is not a link, but a link's text may be a code span: keep the brackets, blank the code.
-    const line = raw.replace(/(`+)(.+?)\1/g, "code");
-    for (const match of line.matchAll(/!?\[(?:[^[\]]|\[[^\]]*\])*\]\(\s*<?([^)\s>]+)>?(?:\s+"[^"]*")?\s*\)/g)) {
-      if (match[1] !== undefined) targets.push(match[1]);
-    }
-    const definition = /^ {0,3}\[[^\]]+\]:\s*<?(\S+?)>?(?:\s|$)/.exec(line)?.[1];
-    if (definition !== undefined) targets.push(definition);
-  }
-  return targets;
+  // A code span's text is not a link, but a link's text may be a code span: keep the brackets, blank the code.
+  const prose = proseLines(markdown)
+    .map((line) => line.replace(/(`+)(.+?)\1/g, "code"))
+    .join("\n");
+  const inline = prose.matchAll(/!?\[(?:[^[\]]|\[[^\]]*\])*\]\(\s*<?([^)\s>]+)>?(?:\s+"[^"]*")?\s*\)/g);
+  const definitions = prose.matchAll(/^ {0,3}\[[^\]]+\]:\s*<?([^\s>]+)>?/gm);
+  return [...inline, ...definitions].flatMap((match) => (match[1] === undefined ? [] : [match[1]]));
 }
 
 /** What is wrong with each relative link of `file` (whose text is `markdown`): a missing file or heading. */
@@ -144,7 +143,8 @@ describe("the link checker", () => {
     const markdown = [
       "[ok](b.md) [ok](b.md#known-part) [ok](../README.md) [ok](https://example.com/x.md#nothing)",
       "[`code` as text](b.md#known-part) `[not a link](nowhere.md)`",
-      "[missing](c.md) [no heading](b.md#unknown) [out](../../etc/passwd)",
+      "[missing](c.md) [no heading](b.md#unknown) [out](../../etc/passwd) [a link whose text",
+      "wraps](b.md#wrapped)",
       "```md",
       "[in a code block](nowhere.md)",
       "```",
@@ -159,6 +159,7 @@ describe("the link checker", () => {
       "docs/a.md: c.md -> docs/c.md does not exist",
       "docs/a.md: b.md#unknown -> no heading #unknown in docs/b.md",
       "docs/a.md: ../../etc/passwd leaves the repository",
+      "docs/a.md: b.md#wrapped -> no heading #wrapped in docs/b.md",
       "docs/a.md: missing-too.md -> docs/missing-too.md does not exist",
     ]);
   });
