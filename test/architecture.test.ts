@@ -3,7 +3,7 @@ import { dirname, join, normalize, relative } from "node:path";
 import { describe, expect, it } from "vitest";
 
 /**
- * The layout is the architecture (README, "Where the code lives"), so it is checked here rather than kept by
+ * The layout is the architecture (CONTRIBUTING.md, "Where the code lives"), so it is checked here rather than kept by
  * convention: imports flow from the steps down to the domain, never back, and nothing deployed reaches the simulator.
  */
 

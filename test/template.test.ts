@@ -1160,7 +1160,7 @@ describe("failure paths and alerting", () => {
       const { DeletionPolicy, UpdateReplacePolicy } = resource(defaults, id);
       return { DeletionPolicy, UpdateReplacePolicy };
     };
-    // The README's "Deleting the stack" says why each is what it is.
+    // docs/deploy.md, "What stays, and why", says why each is what it is.
     expect(policies("EventDeadLetterQueue")).toEqual({ DeletionPolicy: "Retain", UpdateReplacePolicy: "Retain" });
     expect(policies("WatchDeadLetterQueue")).toEqual({ DeletionPolicy: "Retain", UpdateReplacePolicy: "Retain" });
     expect(policies("EventLedgerTable")).toEqual({ DeletionPolicy: "Delete", UpdateReplacePolicy: "Retain" });

@@ -239,10 +239,10 @@ describe("judgeProbe: both endpoints", () => {
   });
 });
 
-describe("the README's table of what the probe proves", () => {
-  /** The rows of the README table under "What the probe proves": IPv4 statuses, IPv6 statuses, verdict. */
+describe("the table of what the probe proves (docs/probe.md)", () => {
+  /** The rows of the table in docs/probe.md, "From answers to a verdict": IPv4 statuses, IPv6 statuses, verdict. */
   function readmeRows(): Array<{ v4: EndpointReading; v6: EndpointReading; verdict: string; line: string }> {
-    const readme = readFileSync("README.md", "utf8");
+    const readme = readFileSync("docs/probe.md", "utf8");
     const start = readme.indexOf("| IPv4 v1, v1Credentials, token, v2 |");
     const table = readme.slice(start, readme.indexOf("\n\n", start)).split("\n").slice(2);
     const endpoint = (cell: string): EndpointReading => {
