@@ -1,11 +1,11 @@
-import { request as httpRequest, Agent as HttpAgent, Server as HttpServer } from "node:http";
-import type { AddressInfo } from "node:net";
+import { Agent as HttpAgent, Server as HttpServer, request as httpRequest } from "node:http";
 import { createRequire, Module } from "node:module";
+import type { AddressInfo } from "node:net";
 import {
   BatchGetItemCommand,
   BatchWriteItemCommand,
-  type CreateTableCommandInput,
   CreateTableCommand,
+  type CreateTableCommandInput,
   DeleteItemCommand,
   DescribeTableCommand,
   DynamoDBClient,

@@ -29,13 +29,13 @@ import {
 } from "@aws-sdk/client-ssm";
 import { mockClient } from "aws-sdk-client-mock";
 import type { Scenario, ScenarioInstance } from "../runner/scenario.js";
+import { type LedgerFaults, ledgerThrottle, SimLedger } from "./dynamodb.js";
 import {
   type BucketSpec,
   EC2_REQUEST_BUCKETS,
   EC2_UNFILTERED_DESCRIBE_INSTANCES_BUCKET,
   type Ec2ThrottledApi,
 } from "./ec2-throttling.js";
-import { type LedgerFaults, ledgerThrottle, SimLedger } from "./dynamodb.js";
 import { type ImdsOptionsView, type RunningImdsEmulator, startImdsEmulator } from "./imds-emulator.js";
 import { runLinuxProbe } from "./run-linux-probe.js";
 import { findPwsh, runWindowsProbe } from "./run-windows-probe.js";
