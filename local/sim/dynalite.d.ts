@@ -1,6 +1,7 @@
 // dynalite ships no type declarations; this is the part of its API the simulated ledger uses.
 declare module "dynalite" {
   import type { Server } from "node:http";
+
   interface DynaliteOptions {
     /** How long a new table stays CREATING, in milliseconds (on a timer). */
     createTableMs?: number;
