@@ -1,12 +1,13 @@
-import { Agent as HttpAgent, Server as HttpServer, request as httpRequest } from "node:http";
-import { createRequire, Module } from "node:module";
-import type { AddressInfo } from "node:net";
+import { Agent as HttpAgent, request as httpRequest } from "node:http";
+import { fileURLToPath } from "node:url";
+import { Worker } from "node:worker_threads";
 import {
   BatchGetItemCommand,
   BatchWriteItemCommand,
   CreateTableCommand,
   type CreateTableCommandInput,
   DeleteItemCommand,
+  DeleteTableCommand,
   DescribeTableCommand,
   DynamoDBClient,
   GetItemCommand,
@@ -91,29 +92,38 @@ export function ledgerThrottle(
 const realSetTimeout = globalThis.setTimeout;
 
 /**
- * dynalite, with its store in memory only. Its db module requires `level` (classic-level, a native addon whose
- * install script this repository keeps off) for on-disk stores, which the ledger never asks for: `level` is answered
- * with a stand-in, so the addon is never loaded.
+ * dynalite runs in a worker thread: its timers (a new table turns ACTIVE on a `setTimeout`) and its request handling
+ * then run on real time while the runner fakes this thread's timers. Its store is memory-level: dynalite's db module
+ * also requires `level` (classic-level, a native addon whose install script this repository keeps off) for on-disk
+ * stores, which the ledger never asks for, so `level` is answered with a stand-in and the addon is never loaded.
+ * The worker reports the native modules it loaded, for the contract test.
  */
-function loadDynalite(): (options: { createTableMs: number }) => HttpServer {
-  const require = createRequire(import.meta.url);
-  const dynalitePath = require.resolve("dynalite");
-  const levelPath = createRequire(dynalitePath).resolve("level");
-  if (!(levelPath in require.cache)) {
-    const stub = new Module(levelPath);
-    stub.filename = levelPath;
-    stub.loaded = true;
-    stub.exports = {
-      Level: class {
-        constructor() {
-          throw new Error("The simulated ledger keeps dynalite in memory: an on-disk store (classic-level) is off");
-        }
-      },
-    };
-    require.cache[levelPath] = stub;
-  }
-  return require(dynalitePath);
-}
+const DYNALITE_WORKER = `
+const { parentPort, workerData } = require("node:worker_threads");
+const { createRequire, Module } = require("node:module");
+const fromHere = createRequire(workerData.from);
+const dynalitePath = fromHere.resolve("dynalite");
+const levelPath = createRequire(dynalitePath).resolve("level");
+const stub = new Module(levelPath);
+stub.filename = levelPath;
+stub.loaded = true;
+stub.exports = {
+  Level: class {
+    constructor() {
+      throw new Error("The simulated ledger keeps dynalite in memory: an on-disk store (classic-level) is off");
+    }
+  },
+};
+fromHere.cache[levelPath] = stub;
+const server = fromHere(dynalitePath)({ createTableMs: 0 });
+// Node closes an idle kept-alive connection after 5 s of wall time, and a client's next request on it is reset
+// (ECONNRESET): under the simulated clock, idle real seconds are common. Connections stay open until the end.
+server.keepAliveTimeout = 0;
+server.listen(0, "127.0.0.1", () => {
+  const nativeModules = Object.keys(fromHere.cache).filter((path) => path.endsWith(".node"));
+  parentPort.postMessage({ port: server.address().port, nativeModules });
+});
+`;
 
 /**
  * A request handler on node:http that sets no timer: the SDK's own handler arms timeouts with `setTimeout`, which the
@@ -157,10 +167,62 @@ class LoopbackHandler implements RequestHandler<HttpRequest, HttpResponse> {
   }
 }
 
-interface Backend {
-  server: HttpServer;
+interface Dynalite {
   client: DynamoDBClient;
-  handler: LoopbackHandler;
+  /** The native addons (`.node` files) the worker loaded: none, dynalite stays in memory. */
+  nativeModules: string[];
+}
+
+/**
+ * One dynalite per process (per test file under vitest, per `npm start`), started on first use: a worker takes a
+ * moment to start, and every simulated account gets a table of its own in it. The worker is unref'd, so it never
+ * keeps a process alive, and each account deletes its table when it is restored.
+ */
+let dynalite: Promise<Dynalite> | undefined;
+let tables = 0;
+
+function sharedDynalite(): Promise<Dynalite> {
+  dynalite ??= startDynalite().catch((error: unknown) => {
+    dynalite = undefined;
+    throw error;
+  });
+  return dynalite;
+}
+
+async function startDynalite(): Promise<Dynalite> {
+  const worker = new Worker(DYNALITE_WORKER, { eval: true, workerData: { from: fileURLToPath(import.meta.url) } });
+  worker.unref();
+  const { port, nativeModules } = await new Promise<{ port: number; nativeModules: string[] }>((resolve, reject) => {
+    worker.once("message", resolve);
+    worker.once("error", reject);
+  });
+  const client = new DynamoDBClient({
+    endpoint: `http://127.0.0.1:${port}`,
+    region: "eu-west-1",
+    credentials: { accessKeyId: "simulated", secretAccessKey: "simulated" },
+    // One attempt: the SDK's retries (clock skew included) wait on timers the runner fakes. Retrying is the guard's
+    // own code's job, as the functions' clients retry in AWS.
+    maxAttempts: 1,
+    requestHandler: new LoopbackHandler(),
+  });
+  // aws-sdk-client-mock stubs DynamoDBClient.prototype.send for the guard's clients; this one must really send.
+  const realSend: DynamoDBClient["send"] = Object.getPrototypeOf(DynamoDBClient.prototype).send;
+  client.send = realSend.bind(client);
+  return { client, nativeModules };
+}
+
+async function send(client: DynamoDBClient, api: LedgerApi, input: Record<string, unknown>): Promise<unknown> {
+  const Command = LEDGER_COMMANDS[api];
+  // Each command's input is the wire shape the caller sent; dynalite validates it as DynamoDB does.
+  const command = new (Command as typeof PutItemCommand)(input as never);
+  const { $metadata: _, ...output } = await client.send(command);
+  return output;
+}
+
+/** Renames the keys of a by-table map (BatchGetItem's RequestItems, its Responses...) from one table to another. */
+function renameTable(map: unknown, from: string, to: string): unknown {
+  if (typeof map !== "object" || map === null) return map;
+  return Object.fromEntries(Object.entries(map).map(([name, value]) => [name === from ? to : name, value]));
 }
 
 /**
@@ -169,13 +231,14 @@ interface Backend {
  * item and key size limits are dynalite's, not ours. In front of it, only what dynalite lacks or what a test
  * injects: the account's faults, `queryPageItems`, and ReturnValuesOnConditionCheckFailure.
  *
- * The server starts on the first call and creates the table under that call's TableName (the account has one table,
- * the ledger; a call naming another table then gets dynalite's ResourceNotFoundException, as AWS answers).
+ * The account has one table, the ledger, named by the first call (the runner's name or a test's); a call naming
+ * another table is refused with ResourceNotFoundException, as AWS refuses a table that does not exist. In dynalite
+ * the table has a name of its own, so accounts never share items.
  */
 export class SimLedger {
-  private backend: Promise<Backend> | undefined;
-  /** The server, once the ledger table is ACTIVE in it. */
   private table: Promise<DynamoDBClient> | undefined;
+  /** The table's name as the guard calls it, and as dynalite holds it. */
+  private names: { outside: string; inside: string } | undefined;
   private requests = 0;
   private closed = false;
   /** Writes to one key, in order: what makes ReturnValuesOnConditionCheckFailure's read see the refusing item. */
@@ -183,7 +246,7 @@ export class SimLedger {
 
   constructor(private readonly faults: LedgerFaults = {}) {}
 
-  /** Requests to dynalite under way: real work, during which simulated time must not jump. */
+  /** Calls to dynalite under way (the table's creation included): real work, during which simulated time must not jump. */
   get inFlight(): number {
     return this.requests;
   }
@@ -191,8 +254,42 @@ export class SimLedger {
   /** Answers one DynamoDB call as the ledger table does (its response without the SDK's `$metadata`). */
   async answer(api: LedgerApi, request: unknown): Promise<unknown> {
     if (this.faults.ledgerUnavailable) throw awsError("InternalServerError", "simulated DynamoDB 500", 500);
-    const input = { ...(request as Record<string, unknown>) };
-    const client = await this.ready(typeof input.TableName === "string" ? input.TableName : undefined);
+    this.requests++;
+    try {
+      return await this.forward(api, { ...(request as Record<string, unknown>) });
+    } finally {
+      this.requests--;
+    }
+  }
+
+  /** Deletes the account's table (the shared dynalite stays up for the next account of the process). */
+  close(): void {
+    this.closed = true;
+    const inside = this.names?.inside;
+    if (this.table && inside) {
+      void this.table.then(
+        (client) => client.send(new DeleteTableCommand({ TableName: inside })).catch(() => undefined),
+        () => undefined,
+      );
+    }
+  }
+
+  /** The native addons dynalite's worker loaded (none: its store is memory-level). */
+  async nativeModules(): Promise<string[]> {
+    return (await sharedDynalite()).nativeModules;
+  }
+
+  private async forward(api: LedgerApi, input: Record<string, unknown>): Promise<unknown> {
+    const requested = typeof input.TableName === "string" ? input.TableName : undefined;
+    const client = await this.ready(requested ?? Object.keys(input.RequestItems ?? {})[0]);
+    const names = this.names;
+    if (!names) throw awsError("ResourceNotFoundException", "Requested resource not found");
+    if (requested !== undefined) {
+      if (requested !== names.outside) throw awsError("ResourceNotFoundException", "Requested resource not found");
+      input.TableName = names.inside;
+    }
+    if (input.RequestItems !== undefined)
+      input.RequestItems = renameTable(input.RequestItems, names.outside, names.inside);
     if (api === "Query" && this.faults.queryPageItems !== undefined) {
       const limit = typeof input.Limit === "number" ? input.Limit : Number.POSITIVE_INFINITY;
       input.Limit = Math.min(limit, this.faults.queryPageItems);
@@ -204,10 +301,18 @@ export class SimLedger {
         `1 validation error detected: Value '${String(returnOld)}' at 'returnValuesOnConditionCheckFailure' failed to satisfy constraint: Member must satisfy enum value set: [ALL_OLD, NONE]`,
       );
     }
-    if (!CONDITIONAL_WRITES.has(api)) return this.send(client, api, input);
+    const output = (await this.write(client, api, input)) as Record<string, unknown>;
+    for (const field of ["Responses", "UnprocessedItems", "UnprocessedKeys"]) {
+      if (output[field] !== undefined) output[field] = renameTable(output[field], names.inside, names.outside);
+    }
+    return output;
+  }
+
+  private async write(client: DynamoDBClient, api: LedgerApi, input: Record<string, unknown>): Promise<unknown> {
+    if (!CONDITIONAL_WRITES.has(api)) return send(client, api, input);
     // dynalite ignores ReturnValuesOnConditionCheckFailure; writes to one key are serialized here so that the read
     // after a refused condition sees the item that refused it, as DynamoDB returns it with the error.
-    const key = this.keyOf(input);
+    const key = JSON.stringify(this.keyAttributes(input));
     const previous = this.writes.get(key) ?? Promise.resolve();
     const write = previous.then(
       () => this.conditionalWrite(client, api, input),
@@ -221,24 +326,13 @@ export class SimLedger {
     }
   }
 
-  /** Stops the server and drops the table (nothing waits on a timer, so it works under a fake clock too). */
-  close(): void {
-    this.closed = true;
-    void this.backend?.then(({ server, client }) => {
-      client.destroy();
-      server.closeAllConnections();
-      // dynalite's own close() waits for its store on timers; its store is memory, nothing to flush.
-      HttpServer.prototype.close.call(server);
-    });
-  }
-
   private async conditionalWrite(client: DynamoDBClient, api: LedgerApi, input: Record<string, unknown>) {
     try {
-      return await this.send(client, api, input);
+      return await send(client, api, input);
     } catch (error) {
       if (input.ReturnValuesOnConditionCheckFailure !== "ALL_OLD") throw error;
       if (!(error instanceof Error) || error.name !== "ConditionalCheckFailedException") throw error;
-      const found = (await this.send(client, "GetItem", {
+      const found = (await send(client, "GetItem", {
         TableName: input.TableName,
         Key: this.keyAttributes(input),
         ConsistentRead: true,
@@ -253,87 +347,33 @@ export class SimLedger {
     return Object.fromEntries(LEDGER_TABLE_DEFINITION.KeySchema.map((k) => [k.AttributeName, source[k.AttributeName]]));
   }
 
-  private keyOf(input: Record<string, unknown>): string {
-    return JSON.stringify([input.TableName, this.keyAttributes(input)]);
-  }
-
-  private async send(client: DynamoDBClient, api: LedgerApi, input: Record<string, unknown>): Promise<unknown> {
-    const Command = LEDGER_COMMANDS[api];
-    this.requests++;
-    try {
-      // Each command's input is the wire shape the caller sent; dynalite validates it as DynamoDB does.
-      const command = new (Command as typeof PutItemCommand)(input as never);
-      const { $metadata: _, ...output } = await client.send(command);
-      return output;
-    } finally {
-      this.requests--;
-    }
-  }
-
   private ready(tableName: string | undefined): Promise<DynamoDBClient> {
     if (this.closed) return Promise.reject(new Error("The simulated DynamoDB was closed (the run is over)"));
     if (this.table === undefined) {
       if (tableName === undefined) {
         return Promise.reject(awsError("ResourceNotFoundException", "Requested resource not found"));
       }
-      this.table = this.start().then(async (backend) => {
-        await this.createTable(backend.client, tableName);
-        return backend.client;
+      const names = { outside: tableName, inside: `ledger-${++tables}` };
+      this.names = names;
+      this.table = sharedDynalite().then(async ({ client }) => {
+        await createTable(client, names.inside);
+        return client;
       });
     }
     return this.table;
   }
+}
 
-  private start(): Promise<Backend> {
-    this.backend = this.listen();
-    return this.backend;
+/**
+ * Creates a ledger table and waits until dynalite shows it ACTIVE (it activates a table on a timer in its own thread,
+ * on real time).
+ */
+async function createTable(client: DynamoDBClient, tableName: string): Promise<void> {
+  await client.send(new CreateTableCommand({ TableName: tableName, ...LEDGER_TABLE_DEFINITION }));
+  for (let poll = 0; poll < 1000; poll++) {
+    const { Table } = await client.send(new DescribeTableCommand({ TableName: tableName }));
+    if (Table?.TableStatus === "ACTIVE") return;
+    await new Promise((resolve) => realSetTimeout(resolve, 1));
   }
-
-  private async listen(): Promise<Backend> {
-    const server = loadDynalite()({ createTableMs: 0 });
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(0, "127.0.0.1", () => resolve());
-    });
-    const { port } = server.address() as AddressInfo;
-    const handler = new LoopbackHandler();
-    const client = new DynamoDBClient({
-      endpoint: `http://127.0.0.1:${port}`,
-      region: "eu-west-1",
-      credentials: { accessKeyId: "simulated", secretAccessKey: "simulated" },
-      // One attempt: the SDK's retries (clock skew included) wait on timers the runner fakes. Retrying is the
-      // guard's own code's job, as the functions' clients retry in AWS.
-      maxAttempts: 1,
-      requestHandler: handler,
-    });
-    // aws-sdk-client-mock stubs DynamoDBClient.prototype.send for the guard's clients; this one must really send.
-    const realSend: DynamoDBClient["send"] = Object.getPrototypeOf(DynamoDBClient.prototype).send;
-    client.send = realSend.bind(client);
-    return { server, client, handler };
-  }
-
-  /**
-   * Creates the ledger table and waits until dynalite shows it ACTIVE. dynalite activates a table on a `setTimeout`
-   * (0 ms here); under the runner's fake clock that timer is due now, and the runner fires it when nothing else runs,
-   * so the wait between polls is not counted as real work.
-   */
-  private async createTable(client: DynamoDBClient, tableName: string): Promise<void> {
-    this.requests++;
-    try {
-      await client.send(new CreateTableCommand({ TableName: tableName, ...LEDGER_TABLE_DEFINITION }));
-    } finally {
-      this.requests--;
-    }
-    for (let poll = 0; poll < 1000; poll++) {
-      this.requests++;
-      try {
-        const { Table } = await client.send(new DescribeTableCommand({ TableName: tableName }));
-        if (Table?.TableStatus === "ACTIVE") return;
-      } finally {
-        this.requests--;
-      }
-      await new Promise((resolve) => realSetTimeout(resolve, 2));
-    }
-    throw new Error(`The simulated ledger table ${tableName} never became ACTIVE (is a fake clock left unadvanced?)`);
-  }
+  throw new Error(`The simulated ledger table ${tableName} never became ACTIVE`);
 }

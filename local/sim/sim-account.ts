@@ -207,7 +207,7 @@ export class SimAccount {
   private readonly instances = new Map<string, SimInstanceState>();
   private readonly invocations = new Map<string, SimInvocation>();
   /** The event ledger table, served by dynalite (dynamodb.ts). */
-  private readonly ledger: SimLedger;
+  readonly ledger: SimLedger;
   private readonly executionNames = new Set<string>();
   private readonly taskTokens = new Map<string, (output: unknown) => void>();
   /** Set by the runner: starts an execution of the state machine, as StartExecution does. */
