@@ -294,8 +294,10 @@ describe("pagination", () => {
       }),
     );
 
+    // "Query" (Limit): the operation stops once the data it processed exceeds 1 MB, so the item that crossed the
+    // mark is the page's last; every item before it fit under 1 MB.
     expect(page.Items?.length).toBeLessThan(12);
-    expect(JSON.stringify(page.Items).length).toBeLessThanOrEqual(AWS_PAGING.query.pageBytes);
+    expect(JSON.stringify(page.Items?.slice(0, -1)).length).toBeLessThanOrEqual(AWS_PAGING.query.pageBytes);
     expect(page.LastEvaluatedKey).toBeDefined();
     expect((await store.load("big")).size).toBe(12);
   });

@@ -1,15 +1,6 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { CloudWatchClient, GetMetricDataCommand, type GetMetricDataCommandInput } from "@aws-sdk/client-cloudwatch";
-import {
-  type AttributeValue,
-  DynamoDBClient,
-  GetItemCommand,
-  type GetItemCommandInput,
-  PutItemCommand,
-  type PutItemCommandInput,
-  QueryCommand,
-  type QueryCommandInput,
-} from "@aws-sdk/client-dynamodb";
+import { DynamoDBClient, GetItemCommand, PutItemCommand, QueryCommand } from "@aws-sdk/client-dynamodb";
 import {
   DescribeImagesCommand,
   type DescribeImagesCommandInput,
@@ -38,6 +29,7 @@ import {
 } from "@aws-sdk/client-ssm";
 import { mockClient } from "aws-sdk-client-mock";
 import type { Scenario, ScenarioInstance } from "../runner/scenario.js";
+import { type LedgerFaults, ledgerThrottle, SimLedger } from "./dynamodb.js";
 import {
   type BucketSpec,
   EC2_REQUEST_BUCKETS,
@@ -69,21 +61,16 @@ export interface SimCrashPoint {
 }
 export const simCrashPoint = new AsyncLocalStorage<SimCrashPoint>();
 
-export interface SimFaults {
+/** The ledger's faults (`ledgerThrottling`, `queryPageItems`, `ledgerUnavailable`) are documented in dynamodb.ts. */
+export interface SimFaults extends LedgerFaults {
   /** Throttle each EC2 API on its own bucket, as EC2 documents them (ec2-throttling.ts): RequestLimitExceeded, 503. */
   ec2Throttling?: boolean;
   /** Throttle SendCommand with this bucket (ThrottlingException). */
   sendCommandBucket?: BucketSpec;
-  /** Throttle the event ledger's PutItem and Query with this bucket, answering with this DynamoDB code. */
-  ledgerThrottling?: { bucket: BucketSpec; code: "ProvisionedThroughputExceededException" | "ThrottlingException" };
-  /** The most items one simulated Query returns before it answers with LastEvaluatedKey (DynamoDB's limit is 1 MB). */
-  queryPageItems?: number;
   /** Fail this share (0..1) of calls to the named APIs with a 500, deterministically spread. */
   transient5xx?: Partial<Record<SimApi, number>>;
   /** SNS Publish fails with a 500 this many times first. */
   publishFailures?: number;
-  /** The event ledger's table answers 500 to the verdicts' PutItem and Query (ClaimEvent still works). */
-  ledgerUnavailable?: boolean;
 }
 
 export type SimApi =
@@ -146,9 +133,6 @@ export interface SimSchedule {
 
 const SCHEDULE_NAME = /^[0-9a-zA-Z_.-]{1,64}$/;
 const AT_EXPRESSION = /^at\((\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\)$/;
-
-/** DynamoDB stops a Query's page at 1 MB of items read. */
-const QUERY_PAGE_BYTES = 1024 * 1024;
 
 /** The simulated DescribeInstances answers at most this many instances a page, so callers must follow NextToken. */
 const DESCRIBE_PAGE_LIMIT = 200;
@@ -222,8 +206,8 @@ export class SimAccount {
   pwsh: string | undefined = findPwsh();
   private readonly instances = new Map<string, SimInstanceState>();
   private readonly invocations = new Map<string, SimInvocation>();
-  /** The event ledger table: items by `eventId` then `item` (ClaimEvent's claims, the batches' stored results). */
-  private readonly ledger = new Map<string, Map<string, Record<string, AttributeValue>>>();
+  /** The event ledger table, served by dynalite (dynamodb.ts). */
+  readonly ledger: SimLedger;
   private readonly executionNames = new Set<string>();
   private readonly taskTokens = new Map<string, (output: unknown) => void>();
   /** Set by the runner: starts an execution of the state machine, as StartExecution does. */
@@ -257,6 +241,7 @@ export class SimAccount {
     for (const spec of instances) this.addInstance(spec, now);
     this.bucketsSince = now;
     this.publishFailuresLeft = faults.publishFailures ?? 0;
+    this.ledger = new SimLedger(faults);
   }
 
   /** Launches an instance now (what a RunInstances call did). */
@@ -277,7 +262,7 @@ export class SimAccount {
 
   /** Real (wall-clock) work in flight, such as a probe running in `sh`: simulated time must not jump meanwhile. */
   get realWorkInFlight(): number {
-    return this.realWork;
+    return this.realWork + this.ledger.inFlight;
   }
 
   /** Intercepts every EC2, SSM, CloudWatch, SNS, DynamoDB, Step Functions and Scheduler client in this process. */
@@ -319,11 +304,10 @@ export class SimAccount {
       case "Publish":
         return this.publish(input);
       case "PutItem":
-        return this.putItem(input);
       case "GetItem":
-        return this.getItem(input);
       case "Query":
-        return this.query(input);
+        this.gate(api, Date.now(), "ledger");
+        return this.ledger.answer(api, request);
       case "StartExecution":
         return this.startExecution(input);
       case "SendTaskSuccess":
@@ -333,9 +317,11 @@ export class SimAccount {
     }
   }
 
+  /** Removes the interception and stops the ledger's server. */
   restore(): void {
     for (const m of this.mocks) m.restore();
     this.mocks.length = 0;
+    this.ledger.close();
   }
 
   /**
@@ -344,80 +330,6 @@ export class SimAccount {
    */
   openTaskToken(token: string): Promise<unknown> {
     return new Promise((resolve) => this.taskTokens.set(token, resolve));
-  }
-
-  private async putItem(input: PutItemCommandInput) {
-    this.gate("PutItem", Date.now(), "ledger");
-    if (this.faults.ledgerUnavailable) throw awsError("InternalServerError", "simulated DynamoDB 500", 500);
-    const eventId = input.Item?.eventId?.S;
-    const item = input.Item?.item?.S;
-    if (!eventId || !item || !input.Item) throw awsError("ValidationException", "The key eventId+item is required");
-    const items = this.ledger.get(eventId) ?? new Map<string, Record<string, AttributeValue>>();
-    if (input.ConditionExpression !== undefined) {
-      // Only the conditions the instance claims and the probe markers use; anything else is a test bug.
-      const existing = items.get(item);
-      const values = input.ExpressionAttributeValues ?? {};
-      const holds =
-        input.ConditionExpression === "attribute_not_exists(eventId) OR executionId = :me"
-          ? !existing || existing.executionId?.S === values[":me"]?.S
-          : input.ConditionExpression === "attribute_not_exists(eventId) OR probeState = :released"
-            ? !existing || existing.probeState?.S === values[":released"]?.S
-            : undefined;
-      if (holds === undefined) {
-        throw awsError("ValidationException", `The simulation does not evaluate ${input.ConditionExpression}`);
-      }
-      if (!holds) throw awsError("ConditionalCheckFailedException", "The conditional request failed");
-    }
-    items.set(item, input.Item);
-    this.ledger.set(eventId, items);
-    return {};
-  }
-
-  /** A consistent read of one ledger item (a suspended batch's progress, a probe's send marker). */
-  private async getItem(input: GetItemCommandInput) {
-    this.gate("GetItem", Date.now(), "ledger");
-    if (this.faults.ledgerUnavailable) throw awsError("InternalServerError", "simulated DynamoDB 500", 500);
-    const found = this.ledger.get(input.Key?.eventId?.S ?? "")?.get(input.Key?.item?.S ?? "");
-    return found ? { Item: found } : {};
-  }
-
-  /**
-   * The queries the ledger's readers make: `eventId = :e AND begins_with(item, :prefix)`, in sort-key order, paged
-   * as DynamoDB pages: a page stops at 1 MB of items, at `Limit`, or at the scenario's `queryPageItems`, and a page
-   * that stopped there carries LastEvaluatedKey even when nothing is left (the next page is then empty).
-   */
-  private async query(input: QueryCommandInput) {
-    this.gate("Query", Date.now(), "ledger");
-    if (this.faults.ledgerUnavailable) throw awsError("InternalServerError", "simulated DynamoDB 500", 500);
-    const eventId = input.ExpressionAttributeValues?.[":e"]?.S ?? "";
-    const prefix = input.ExpressionAttributeValues?.[":prefix"]?.S ?? "";
-    const after = input.ExclusiveStartKey?.item?.S;
-    const matching = [...(this.ledger.get(eventId)?.entries() ?? [])]
-      .filter(([key]) => key.startsWith(prefix) && (after === undefined || key > after))
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    const limit = Math.min(
-      input.Limit ?? Number.POSITIVE_INFINITY,
-      this.faults.queryPageItems ?? Number.POSITIVE_INFINITY,
-    );
-    const items: Record<string, AttributeValue>[] = [];
-    let bytes = 0;
-    let cut = false;
-    for (const [, value] of matching) {
-      const size = JSON.stringify(value).length;
-      if (items.length >= limit || (items.length > 0 && bytes + size > QUERY_PAGE_BYTES)) {
-        cut = true;
-        break;
-      }
-      items.push(value);
-      bytes += size;
-    }
-    if (items.length === limit) cut = true;
-    const last = items.at(-1);
-    return {
-      Items: items,
-      Count: items.length,
-      ...(cut && last?.eventId && last.item ? { LastEvaluatedKey: { eventId: last.eventId, item: last.item } } : {}),
-    };
   }
 
   /**
@@ -533,16 +445,7 @@ export class SimAccount {
     if (api === "SendCommand" && this.faults.sendCommandBucket) {
       return { spec: this.faults.sendCommandBucket, error: () => awsError("ThrottlingException", "Rate exceeded") };
     }
-    const ledger = this.faults.ledgerThrottling;
-    if ((api === "PutItem" || api === "Query") && ledger) {
-      const message =
-        ledger.code === "ThrottlingException"
-          ? "Throughput exceeds the current throughput limit for your account."
-          : "The level of configured provisioned throughput for the table was exceeded. Consider increasing your provisioning level with the UpdateTable API.";
-      // One bucket for the table, reads and writes alike: enough to provoke what the readers must ride out.
-      return { spec: ledger.bucket, error: () => awsError(ledger.code, message) };
-    }
-    return undefined;
+    return ledgerThrottle(this.faults, api);
   }
 
   private visible(s: SimInstanceState, now: number): boolean {
