@@ -11,7 +11,13 @@ const ORG: ScenarioOrganization = {
   hubAccount: HUB,
   hubRegion: "eu-west-1",
   accounts: [
-    { id: PAYMENTS, name: "payments-prod", regions: ["eu-west-1"], spoke: true, defaults: { httpTokens: "required" } },
+    {
+      id: PAYMENTS,
+      name: "payments-prod",
+      regions: ["eu-west-1"],
+      spoke: true,
+      defaults: { httpTokens: "required", httpTokensEnforced: false, managedBy: "account" },
+    },
   ],
   allowedAccounts: [],
 };
@@ -106,7 +112,10 @@ describe("organization mode: a member's weakened IMDS default", () => {
     expect(member?.calls.ModifyInstanceMetadataDefaults).toBe(0);
     expect(member?.account.httpTokens).toBe("optional");
     expect(run.accountDefaultAlerts).toHaveLength(1);
-    expect(run.accountDefaultAlerts[0]?.outcome.observed.httpTokens).toBe("optional");
+    expect(run.accountDefaultAlerts[0]?.outcome).toMatchObject({
+      observed: { httpTokens: "optional" },
+      restored: false,
+    });
   });
 
   it("sets the member's default back through its spoke role with enforceAccountDefault, and never the hub's", async () => {
