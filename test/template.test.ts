@@ -77,7 +77,7 @@ async function packageStack(params: string[], region = REGION): Promise<{ templa
     await execFileAsync(process.execPath, [join(root, "node_modules/osls/bin/serverless.js"), ...args], {
       cwd: root,
       env,
-      timeout: 400_000,
+      timeout: 900_000,
     });
   } catch (error) {
     await rm(dir, { recursive: true, force: true });
