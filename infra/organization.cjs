@@ -5,7 +5,9 @@
 //   alarms; AdmitEvent's permissions name the rules by ARN, which follows the bus);
 // - each function told it is the hub (ORGANIZATION_ID), and allowed to assume the spoke role in the organization's
 //   accounts only (aws:ResourceOrgID), AdmitEvent, ResolveTargets and the sweep to read the organization's accounts;
-// - the sweep covering every account x sweepRegions and publishing one posture report per run.
+// - the sweep covering every account x sweepRegions and publishing one posture report per run;
+// - the acting roles' rights in the hub account itself dropped, and the stack's probe documents not created
+//   (condition SingleAccount, infra/conditions.yml): every call of theirs goes through a member's spoke role.
 // It is a function rather than YAML because osls merges every file listed under `resources`, and a YAML file would
 // add its resources whatever the param says.
 
@@ -20,6 +22,8 @@ const ACTING_FUNCTIONS = {
   CheckProbe: "CheckProbeRole",
   AssessAccount: "AssessAccountRole",
   CheckRejected: "CheckRejectedRole",
+  // A member's weakened IMDS default is read, and with enforceAccountDefault set back, in that member's account.
+  GuardAccountDefault: "GuardAccountDefaultRole",
 };
 
 // The functions that run ResolveTargets' core: the confused-deputy checks read the organization and its allow-lists.
@@ -29,6 +33,9 @@ const RESOLVING_FUNCTIONS = {
 };
 
 const SPOKE_ROLE_NAME = "imdsv2-guard-spoke";
+// The probe documents infra/spoke/spoke-region.yml creates in every member account and region (SPOKE_PROBE_DOCUMENT_PREFIX
+// in shared/probes/probe-document.ts).
+const SPOKE_PROBE_DOCUMENT_PREFIX = "imdsv2-guard-probe";
 // What the spoke rule forwards (infra/spoke/spoke-region.yml) and the hub's rule matches.
 const SOURCES = ["aws.ec2"];
 const DETAIL_TYPES = ["AWS API Call via CloudTrail", "EC2 Instance State-change Notification"];
@@ -115,6 +122,15 @@ module.exports = async ({ resolveVariable }) => {
         Properties: { EventBusName: { Ref: "HubEventBus" } },
       },
       ...functionOverrides,
+      // SendProbe sends the spokes' documents, by the name they have in every member account.
+      SendProbeLambdaFunction: {
+        Type: "AWS::Lambda::Function",
+        Properties: {
+          Environment: {
+            Variables: { ...organizationEnv.Environment.Variables, PROBE_DOCUMENT_PREFIX: SPOKE_PROBE_DOCUMENT_PREFIX },
+          },
+        },
+      },
       ...Object.fromEntries(
         Object.keys(RESOLVING_FUNCTIONS).map((fn) => [
           `${fn}LambdaFunction`,

@@ -4,12 +4,13 @@
 // counted, never fatal.
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import * as z from "zod";
+import { packagedTemplate } from "./packaged-template.js";
 
 const run = promisify(execFile);
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -61,36 +62,11 @@ async function cfnLintVersion(): Promise<string | undefined> {
   }
 }
 
-/** `osls package` with the test suite's environment: no AWS credentials, config or metadata endpoint. */
+/** The packaged template for these params (osls package, offline; cached by its inputs: scripts/packaged-template.ts). */
 async function packageStack(params: string[]): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), "imdsv2-guard-lint-"));
-  // serverless-esbuild leaves its build folders in os.tmpdir(): give the child one of its own, removed below.
-  const scratch = await mkdtemp(join(tmpdir(), "imdsv2-guard-lint-tmp-"));
-  const env: NodeJS.ProcessEnv = {};
-  for (const [key, value] of Object.entries(process.env)) if (!key.startsWith("AWS_")) env[key] = value;
-  Object.assign(env, {
-    AWS_EC2_METADATA_DISABLED: "true",
-    AWS_SHARED_CREDENTIALS_FILE: "/dev/null",
-    AWS_CONFIG_FILE: "/dev/null",
-    SLS_TELEMETRY_DISABLED: "1",
-    TMPDIR: scratch,
-    TMP: scratch,
-    TEMP: scratch,
-  });
-  const args = ["package", "--stage", "dev", "--region", "us-east-1", "--package", dir];
-  for (const param of params) args.push(`--param=${param}`);
-  try {
-    await run(process.execPath, [join(root, "node_modules/osls/bin/serverless.js"), ...args], {
-      cwd: root,
-      env,
-      maxBuffer: 16 * 1024 * 1024,
-    });
-  } catch (error) {
-    await rm(dir, { recursive: true, force: true });
-    throw error;
-  } finally {
-    await rm(scratch, { recursive: true, force: true });
-  }
+  const template = await packagedTemplate(params);
+  await writeFile(join(dir, "cloudformation-template-update-stack.json"), JSON.stringify(template, null, 2));
   return dir;
 }
 

@@ -261,6 +261,7 @@ describe("spoke-account.yml: the roles", () => {
               "checkProbe",
               "checkRejected",
               "sweep",
+              "guardAccountDefault",
             ].map((fn) => `arn:aws:iam::${HUB}:role/${HUB_ROLE_PREFIX}-${fn}`),
           },
           StringEquals: { "aws:PrincipalOrgID": ORG },
@@ -269,21 +270,31 @@ describe("spoke-account.yml: the roles", () => {
     ]);
   });
 
-  it("runs only the two AWS shell documents, on this account's instances, and changes only metadata options", async () => {
-    const { template } = await spoke("spoke-account.yml");
+  it("runs only the guard's own probe documents, on this account's instances, and changes only metadata options and, when allowed, the IMDS default", async () => {
+    const { text, template } = await spoke("spoke-account.yml");
     const all = statements(template)
       .filter((s) => !s.where.includes("AssumeRolePolicyDocument"))
       .map((s) => s.statement);
+    const values = { "AWS::Partition": "aws", "AWS::AccountId": MEMBER };
+    const documents = ["linux", "windows"].map((p) => `arn:aws:ssm:*:${MEMBER}:document/imdsv2-guard-probe-${p}`);
     const send = all.filter((s) => actionsOf(s).includes("ssm:SendCommand"));
-    expect(send.map((s) => resolve(s.Resource, { "AWS::Partition": "aws", "AWS::AccountId": MEMBER }))).toEqual([
-      [
-        "arn:aws:ssm:*::document/AWS-RunShellScript",
-        "arn:aws:ssm:*::document/AWS-RunPowerShellScript",
-        `arn:aws:ec2:*:${MEMBER}:instance/*`,
-      ],
+    expect(send.map((s) => resolve(s.Resource, values))).toEqual([
+      [...documents, `arn:aws:ec2:*:${MEMBER}:instance/*`],
     ]);
+    const read = all.filter((s) => actionsOf(s).includes("ssm:GetDocument"));
+    expect(read.map((s) => [actionsOf(s), resolve(s.Resource, values)])).toEqual([[["ssm:GetDocument"], documents]]);
+    expect(text).not.toMatch(/AWS-Run(Shell|PowerShell)Script/);
     const mutating = all.flatMap(actionsOf).filter((a) => !/^(ec2|ssm|cloudwatch):(Describe|Get)/.test(a));
-    expect(mutating.sort()).toEqual(["ec2:ModifyInstanceMetadataOptions", "events:PutEvents", "ssm:SendCommand"]);
+    expect(mutating.sort()).toEqual([
+      "ec2:ModifyInstanceMetadataDefaults",
+      "ec2:ModifyInstanceMetadataOptions",
+      "events:PutEvents",
+      "ssm:SendCommand",
+    ]);
+    // The default only with AccessMode=enforce and EnforceAccountDefault=true (the hub's enforceAccountDefault).
+    expect(template.Conditions.MayEnforceAccountDefault).toEqual({
+      "Fn::And": [{ Condition: "MayEnforce" }, { "Fn::Equals": [{ Ref: "EnforceAccountDefault" }, "true"] }],
+    });
   });
 
   it("has a read-only variant: no change and no Run Command, only describes and metric reads", async () => {
@@ -294,12 +305,17 @@ describe("spoke-account.yml: the roles", () => {
       .map((p) => z.record(z.string(), z.unknown()).parse(p));
     // The enforce and probe policies exist only under conditions that are false for AccessMode=read-only.
     const conditional = policies.filter((p) => "Fn::If" in p).map((p) => z.array(z.unknown()).parse(p["Fn::If"])[0]);
-    expect(conditional).toEqual(["MayEnforce", "MayProbe"]);
+    expect(conditional).toEqual(["MayEnforce", "MayEnforceAccountDefault", "MayProbe"]);
     expect(template.Conditions).toMatchObject({
       MayEnforce: { "Fn::Equals": [{ Ref: "AccessMode" }, "enforce"] },
       MayProbe: { "Fn::Not": [{ "Fn::Equals": [{ Ref: "AccessMode" }, "read-only"] }] },
     });
-    expect(Object.keys(template.Conditions).sort()).toEqual(["HasAuditor", "MayEnforce", "MayProbe"]);
+    expect(Object.keys(template.Conditions).sort()).toEqual([
+      "HasAuditor",
+      "MayEnforce",
+      "MayEnforceAccountDefault",
+      "MayProbe",
+    ]);
     const unconditional = policies.filter((p) => !("Fn::If" in p));
     const actions = JSON.stringify(unconditional);
     expect(actions).not.toMatch(/Modify|SendCommand|Put|Create|Delete/);
@@ -426,6 +442,17 @@ describe("the hub: serverless.yml with organizationId", () => {
       }
     }
     delete (stripped.Outputs as Record<string, unknown>).HubEventBusArn;
+    // The hub acts through the spokes only: SingleAccount is false, which drops the acting roles' hub-account rights
+    // and the stack's probe documents; SendProbe sends the spokes' documents.
+    expect(stripped.Conditions.SingleAccount).toEqual({ "Fn::Equals": [ORG, ""] });
+    expect(single.Conditions.SingleAccount).toEqual({ "Fn::Equals": ["", ""] });
+    stripped.Conditions.SingleAccount = single.Conditions.SingleAccount;
+    const probeEnv = (t: Template) =>
+      z
+        .object({ Variables: z.record(z.string(), z.unknown()) })
+        .parse(resource(t, "SendProbeLambdaFunction").Properties.Environment).Variables;
+    expect(probeEnv(stripped).PROBE_DOCUMENT_PREFIX).toBe("imdsv2-guard-probe");
+    probeEnv(stripped).PROBE_DOCUMENT_PREFIX = probeEnv(single).PROBE_DOCUMENT_PREFIX;
     // The hub's resolve-targets and admit-event are the entries that read Organizations; the single-account
     // resolve-targets bundles no AWS SDK.
     for (const [id, dir] of [
@@ -504,6 +531,7 @@ describe("the hub: serverless.yml with organizationId", () => {
         "CheckProbeRole",
         "AssessAccountRole",
         "CheckRejectedRole",
+        "GuardAccountDefaultRole",
         "SweepRole",
       ].map((r) => ({ Ref: r })),
     );
@@ -564,6 +592,7 @@ describe("the hub: serverless.yml with organizationId", () => {
       "CheckProbe",
       "AssessAccount",
       "CheckRejected",
+      "GuardAccountDefault",
       "ResolveTargets",
     ]) {
       const variables = z

@@ -7,6 +7,7 @@ import { promisify } from "node:util";
 import { inflateRawSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as z from "zod";
+import { GUARD_PROBE_DOCUMENTS } from "../shared/probes/guard-probe-documents.js";
 import { matchesEventPattern } from "./event-pattern.js";
 
 /**
@@ -76,7 +77,7 @@ async function packageStack(params: string[], region = REGION): Promise<{ templa
     await execFileAsync(process.execPath, [join(root, "node_modules/osls/bin/serverless.js"), ...args], {
       cwd: root,
       env,
-      timeout: 400_000,
+      timeout: 900_000,
     });
   } catch (error) {
     await rm(dir, { recursive: true, force: true });
@@ -156,6 +157,18 @@ function evaluateIfs(template: Template, value: unknown): unknown {
   return Object.fromEntries(entries.map(([k, v]) => [k, evaluateIfs(template, v)]));
 }
 
+/** Drops AWS::NoValue as CloudFormation does: from lists, and as a property's value. */
+function withoutNoValue(value: unknown): unknown {
+  const isNoValue = (v: unknown) => JSON.stringify(v) === JSON.stringify({ Ref: "AWS::NoValue" });
+  if (Array.isArray(value)) return value.filter((v) => !isNoValue(v)).map(withoutNoValue);
+  if (typeof value !== "object" || value === null) return value;
+  return Object.fromEntries(
+    Object.entries(value)
+      .filter(([, v]) => !isNoValue(v))
+      .map(([k, v]) => [k, withoutNoValue(v)]),
+  );
+}
+
 /** A function's environment variables, as packaged. */
 function envOf(template: Template, logicalId: string): Record<string, unknown> {
   return z
@@ -180,8 +193,14 @@ function allPolicies(template: Template): PolicySource[] {
   const sources: PolicySource[] = [];
   for (const [id, r] of Object.entries(template.Resources)) {
     const deployed = r.Condition === undefined || condition(template, r.Condition);
+    // A statement under Fn::If (the acting roles' hub-account rights, SingleAccount) is what these params deploy.
     const add = (where: string, doc: unknown, kind: PolicySource["kind"]) =>
-      sources.push({ where, statements: policyDocumentSchema.parse(doc).Statement, kind, deployed });
+      sources.push({
+        where,
+        statements: policyDocumentSchema.parse(withoutNoValue(evaluateIfs(template, doc))).Statement,
+        kind,
+        deployed,
+      });
     const p = r.Properties;
     switch (r.Type) {
       case "AWS::IAM::Role":
@@ -305,7 +324,7 @@ const EXPECTED_ACTIONS: Record<string, string[]> = {
   ],
   CheckAppliedRole: ["ec2:DescribeInstances", ...LOGS],
   CheckManagedRole: ["ec2:DescribeInstances", "ssm:DescribeInstanceInformation", ...LOGS],
-  SendProbeRole: ["dynamodb:GetItem", "dynamodb:PutItem", "ssm:SendCommand", ...LOGS],
+  SendProbeRole: ["dynamodb:GetItem", "dynamodb:PutItem", "ssm:GetDocument", "ssm:SendCommand", ...LOGS],
   CheckProbeRole: ["ssm:GetCommandInvocation", ...LOGS],
   FinalizeBatchRole: ["dynamodb:PutItem", ...LOGS],
   NotifyRole: [
@@ -327,7 +346,7 @@ const EXPECTED_ACTIONS: Record<string, string[]> = {
     ...LOGS,
   ],
   GuardAccountDefaultRole: ["ec2:GetInstanceMetadataDefaults", ...LOGS],
-  ClaimInstancesRole: ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "states:SendTaskSuccess", ...LOGS],
+  ClaimInstancesRole: ["dynamodb:PutItem", "dynamodb:Query", "states:SendTaskSuccess", ...LOGS],
   StateMachineRole: [
     "dynamodb:GetItem",
     "dynamodb:PutItem",
@@ -621,7 +640,12 @@ describe("IAM", () => {
   it("lets the sweep change the account's IMDS default only with enforceAccountDefault=true and mode=enforce", () => {
     const policy = resource(defaults, "SweepAccountDefaultPolicy");
     expect(policy.Type).toBe("AWS::IAM::RolePolicy");
-    expect(policy.Condition).toBe("EnforceAccountDefault");
+    // EnforceAccountDefault in single-account mode (the organization sweep changes no default).
+    expect(policy.Condition).toBe("EnforceAccountDefaultHere");
+    expect(defaults.Conditions.EnforceAccountDefaultHere).toEqual({
+      "Fn::And": [{ Condition: "EnforceAccountDefault" }, { Condition: "SingleAccount" }],
+    });
+    expect(defaults.Conditions.SingleAccount).toEqual({ "Fn::Equals": ["", ""] });
     expect(policy.Properties.RoleName).toEqual(ref("SweepRole"));
     // Literal strings on both sides: a boolean param would make CloudFormation compare false with "true".
     const both = (flag: string, mode: string) => ({
@@ -664,7 +688,7 @@ describe("IAM", () => {
 
   it("lets GuardAccountDefault set a weakened default back only under the sweep's condition, and tells it so", () => {
     const policy = resource(defaults, "GuardAccountDefaultPolicy");
-    expect(policy.Condition).toBe("EnforceAccountDefault");
+    expect(policy.Condition).toBe("EnforceAccountDefaultHere");
     expect(policy.Properties.RoleName).toEqual(ref("GuardAccountDefaultRole"));
     expect(policyDocumentSchema.parse(policy.Properties.PolicyDocument).Statement).toEqual([
       {
@@ -702,14 +726,49 @@ describe("IAM", () => {
     expect(s.Resource).toEqual(sub(`arn:\${AWS::Partition}:ec2:\${AWS::Region}:\${AWS::AccountId}:instance/*`));
   });
 
-  it("scopes SendCommand to the two AWS shell documents and instances of this account and region", () => {
+  it("scopes SendCommand to the guard's own probe documents and instances of this account and region", async () => {
+    const documents = ["linux", "windows"].map((platform) =>
+      sub(
+        `arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:document/\${AWS::StackName}-probe-${platform}`,
+      ),
+    );
     const s = statementFor(defaults, "SendProbeRole", "ssm:SendCommand");
     expect(actionsOf(s)).toEqual(["ssm:SendCommand"]);
     expect(listOf(s.Resource)).toEqual([
-      sub(`arn:\${AWS::Partition}:ssm:\${AWS::Region}::document/AWS-RunShellScript`),
-      sub(`arn:\${AWS::Partition}:ssm:\${AWS::Region}::document/AWS-RunPowerShellScript`),
+      ...documents,
       sub(`arn:\${AWS::Partition}:ec2:\${AWS::Region}:\${AWS::AccountId}:instance/*`),
     ]);
+    const read = statementFor(defaults, "SendProbeRole", "ssm:GetDocument");
+    expect(actionsOf(read)).toEqual(["ssm:GetDocument"]);
+    expect(listOf(read.Resource)).toEqual(documents);
+    // The documents those ARNs name, and the name SendProbe is told.
+    for (const [id, platform] of [
+      ["ProbeDocumentLinux", "linux"],
+      ["ProbeDocumentWindows", "windows"],
+    ] as const) {
+      const document = resource(defaults, id);
+      expect(document.Type).toBe("AWS::SSM::Document");
+      expect(document.Properties.Name).toEqual(sub(`\${AWS::StackName}-probe-${platform}`));
+      expect(document.Properties.DocumentType).toBe("Command");
+      expect(document.Condition).toBe("SingleAccount");
+      // Through osls's variable resolution untouched: the shell's ${...} reach CloudFormation byte for byte.
+      const script = await readFile(
+        join(root, `shared/probes/probe-${platform}.${platform === "linux" ? "sh" : "ps1"}`),
+        "utf8",
+      );
+      expect(JSON.stringify(document.Properties.Content)).toBe(JSON.stringify(GUARD_PROBE_DOCUMENTS[platform].content));
+      expect(
+        z
+          .array(z.object({ inputs: z.object({ runCommand: z.array(z.string()) }) }))
+          .parse(z.object({ mainSteps: z.unknown() }).parse(document.Properties.Content).mainSteps)[0]?.inputs
+          .runCommand,
+      ).toEqual([script]);
+    }
+    expect(envOf(defaults, "SendProbeLambdaFunction").PROBE_DOCUMENT_PREFIX).toEqual(sub(`\${AWS::StackName}-probe`));
+    // No policy in any template names an AWS shell document.
+    for (const template of [defaults, configured, enforcingDefault]) {
+      expect(JSON.stringify(template)).not.toMatch(/AWS-Run(Shell|PowerShell)Script/);
+    }
   });
 
   it('uses Resource "*" only for actions AWS cannot scope, pinned to this region', () => {
@@ -883,7 +942,7 @@ describe("IAM", () => {
         NotifyRole: ["dynamodb:Query"],
         StateMachineRole: ["dynamodb:GetItem", "dynamodb:PutItem"],
         AdmitEventRole: ["dynamodb:PutItem", "dynamodb:Query"],
-        ClaimInstancesRole: ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"],
+        ClaimInstancesRole: ["dynamodb:PutItem", "dynamodb:Query"],
         EnforceRole: ["dynamodb:PutItem", "dynamodb:Query"],
         SendProbeRole: ["dynamodb:GetItem", "dynamodb:PutItem"],
       };

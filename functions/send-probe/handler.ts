@@ -2,7 +2,7 @@ import { dynamodb } from "../../shared/aws/clients/dynamodb.js";
 import { ssmForTarget } from "../../shared/aws/clients/ssm.js";
 import { dynamoProbeSends, type ProbeSends } from "../../shared/aws/probe-sends.js";
 import { type SpokeAccess, spokeAccessFor } from "../../shared/aws/spoke-credentials.js";
-import { loadLedgerTableName, loadOrganizationConfig } from "../../shared/runtime/config.js";
+import { loadLedgerTableName, loadOrganizationConfig, loadProbeDocumentPrefix } from "../../shared/runtime/config.js";
 import { batchStepInAccount, onColdStart } from "../../shared/runtime/lambda-handler.js";
 import { logger } from "../../shared/runtime/logger.js";
 import { sendProbeBatch } from "../../shared/steps/send-probe.js";
@@ -11,12 +11,17 @@ import { sendProbeBatch } from "../../shared/steps/send-probe.js";
  * Sends the probe to the batch's online instances, in their account and region. The send markers are in the hub's
  * event ledger, in organization mode too: they guard this step, not the member account.
  */
-export function createHandler(sends: ProbeSends, now: () => Date = () => new Date(), access?: SpokeAccess) {
+export function createHandler(
+  sends: ProbeSends,
+  documentPrefix: string,
+  now: () => Date = () => new Date(),
+  access?: SpokeAccess,
+) {
   const ssmFor = ssmForTarget(access);
   return batchStepInAccount(
     "SendProbe",
     ssmFor,
-    (batch, ssm) => sendProbeBatch(batch, { ssm, sends, logger, now }),
+    (batch, ssm) => sendProbeBatch(batch, { ssm, sends, logger, now, documentPrefix }),
     now,
   );
 }
@@ -24,6 +29,7 @@ export function createHandler(sends: ProbeSends, now: () => Date = () => new Dat
 export const handler = onColdStart(() =>
   createHandler(
     dynamoProbeSends(dynamodb, loadLedgerTableName(process.env), () => new Date()),
+    loadProbeDocumentPrefix(process.env),
     undefined,
     spokeAccessFor(loadOrganizationConfig(process.env)),
   ),

@@ -20,6 +20,7 @@ import { dynamoResultStore } from "../../shared/aws/result-store.js";
 import { spokeAccessFor } from "../../shared/aws/spoke-credentials.js";
 import { resumeTask } from "../../shared/aws/task-tokens.js";
 import type { GuardAccountDefaultConfig, NotifyConfig, ResolveTargetsConfig } from "../../shared/runtime/config.js";
+import { LOCAL_STACK_PROBE_DOCUMENT_PREFIX, SPOKE_PROBE_DOCUMENT_PREFIX } from "../sim/ssm-documents.js";
 
 export type LambdaHandler = (event: unknown, context: Context) => Promise<unknown>;
 
@@ -44,6 +45,8 @@ export function localFunctions(config: {
     CheckManagedFunctionArn: createCheckManaged(undefined, access()),
     SendProbeFunctionArn: createSendProbe(
       dynamoProbeSends(dynamodb, config.ledgerTableName, () => new Date()),
+      // The spokes' documents in organization mode, the stack's own otherwise (as the deployed environment says).
+      config.resolveTargets.organization ? SPOKE_PROBE_DOCUMENT_PREFIX : LOCAL_STACK_PROBE_DOCUMENT_PREFIX,
       undefined,
       access(),
     ),

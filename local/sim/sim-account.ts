@@ -22,8 +22,11 @@ import {
 } from "@aws-sdk/client-sfn";
 import { PublishCommand, type PublishCommandInput, SNSClient } from "@aws-sdk/client-sns";
 import {
+  CreateDocumentCommand,
+  DescribeDocumentCommand,
   DescribeInstanceInformationCommand,
   GetCommandInvocationCommand,
+  GetDocumentCommand,
   SendCommandCommand,
   SSMClient,
 } from "@aws-sdk/client-ssm";
@@ -39,6 +42,7 @@ import {
 import { type ImdsOptionsView, type RunningImdsEmulator, startImdsEmulator } from "./imds-emulator.js";
 import { runLinuxProbe } from "./run-linux-probe.js";
 import { findPwsh, runWindowsProbe } from "./run-windows-probe.js";
+import { LOCAL_STACK_PROBE_DOCUMENT_PREFIX, SimDocuments } from "./ssm-documents.js";
 
 export type { BucketSpec } from "./ec2-throttling.js";
 
@@ -65,6 +69,11 @@ export const simCrashPoint = new AsyncLocalStorage<SimCrashPoint>();
 export interface SimFaults extends LedgerFaults {
   /** Throttle each EC2 API on its own bucket, as EC2 documents them (ec2-throttling.ts): RequestLimitExceeded, 503. */
   ec2Throttling?: boolean;
+  /**
+   * Someone added a version to the guard's probe documents after the deploy (UpdateDocument): their latest version
+   * is no longer this build's probe.
+   */
+  alteredProbeDocuments?: boolean;
   /** Throttle SendCommand with this bucket (ThrottlingException). */
   sendCommandBucket?: BucketSpec;
   /** Fail this share (0..1) of calls to the named APIs with a 500, deterministically spread. */
@@ -89,7 +98,10 @@ export type SimApi =
   | "PutItem"
   | "GetItem"
   | "Query"
-  | "CreateSchedule";
+  | "CreateSchedule"
+  | "CreateDocument"
+  | "DescribeDocument"
+  | "GetDocument";
 
 interface SimInstanceState {
   spec: ScenarioInstance;
@@ -192,6 +204,9 @@ export class SimAccount {
     GetItem: 0,
     Query: 0,
     CreateSchedule: 0,
+    CreateDocument: 0,
+    DescribeDocument: 0,
+    GetDocument: 0,
   };
   readonly throttled: Record<SimApi, number> = { ...this.calls };
   readonly modifiedInstanceIds: string[] = [];
@@ -204,6 +219,8 @@ export class SimAccount {
    * answers are computed from the same IMDS rules the emulator follows, and the run says so.
    */
   pwsh: string | undefined = findPwsh();
+  /** The account's SSM documents (local/sim/ssm-documents.ts): the single-account stack's probe documents at first. */
+  readonly documents = new SimDocuments();
   private readonly instances = new Map<string, SimInstanceState>();
   private readonly invocations = new Map<string, SimInvocation>();
   /** The event ledger table, served by dynalite (dynamodb.ts). */
@@ -242,6 +259,22 @@ export class SimAccount {
     this.bucketsSince = now;
     this.publishFailuresLeft = faults.publishFailures ?? 0;
     this.ledger = new SimLedger(faults);
+    this.deployProbeDocuments(LOCAL_STACK_PROBE_DOCUMENT_PREFIX);
+  }
+
+  /** What the stack or spoke template does in this account: creates (or updates) the guard's probe documents. */
+  deployProbeDocuments(prefix: string): void {
+    this.documents.deployGuardDocuments(prefix);
+    if (this.faults.alteredProbeDocuments) {
+      for (const platform of ["linux", "windows"]) {
+        const Name = `${prefix}-${platform}`;
+        const content = JSON.parse(this.documents.getDocument({ Name }).Content) as {
+          mainSteps: { inputs: { runCommand: string[] } }[];
+        };
+        for (const step of content.mainSteps) step.inputs.runCommand.push("echo altered");
+        this.documents.updateDocument({ Name, Content: JSON.stringify(content) }, true);
+      }
+    }
   }
 
   /** Launches an instance now (what a RunInstances call did). */
@@ -314,6 +347,15 @@ export class SimAccount {
         return this.sendTaskSuccess(input);
       case "CreateSchedule":
         return this.createSchedule(input);
+      case "CreateDocument":
+        this.gate(api, Date.now());
+        return this.documents.createDocument(input);
+      case "DescribeDocument":
+        this.gate(api, Date.now());
+        return this.documents.describeDocument(input);
+      case "GetDocument":
+        this.gate(api, Date.now());
+        return this.documents.getDocument(input);
     }
   }
 
@@ -566,6 +608,7 @@ export class SimAccount {
 
   private async sendCommand(input: {
     DocumentName?: string;
+    DocumentVersion?: string;
     InstanceIds?: string[];
     Parameters?: Record<string, string[]>;
   }) {
@@ -574,19 +617,13 @@ export class SimAccount {
     const ids = input.InstanceIds ?? [];
     if (ids.length === 0 || ids.length > 50)
       throw awsError("ValidationException", "InstanceIds must have 1 to 50 items");
-    const script = input.Parameters?.commands?.join("\n") ?? "";
-    const expectedDocument = (platform: "linux" | "windows") =>
-      platform === "windows" ? "AWS-RunPowerShellScript" : "AWS-RunShellScript";
+    // The document's own script (local/sim/ssm-documents.ts): what runs is what the account holds, not the caller's.
+    let script = "";
     for (const id of ids) {
       const s = this.instances.get(id);
       if (!s || !this.online(s, now))
         throw awsError("InvalidInstanceId", `Instance ${id} is not in a valid state for the document.`);
-      if (input.DocumentName !== expectedDocument(s.spec.platform)) {
-        throw awsError(
-          "InvalidDocument",
-          `Document ${input.DocumentName} does not support platform ${s.spec.platform}`,
-        );
-      }
+      script = this.documents.scriptFor(input, s.spec.platform);
     }
     this.commandSeq++;
     const commandId = `00000000-0000-4000-8000-${String(this.commandSeq).padStart(12, "0")}`;
@@ -863,6 +900,9 @@ export function installSimClients(route: SimRouter): { restore(): void }[] {
   ssm.on(DescribeInstanceInformationCommand).callsFake(routed("ssm", "DescribeInstanceInformation"));
   ssm.on(SendCommandCommand).callsFake(routed("ssm", "SendCommand"));
   ssm.on(GetCommandInvocationCommand).callsFake(routed("ssm", "GetCommandInvocation"));
+  ssm.on(CreateDocumentCommand).callsFake(routed("ssm", "CreateDocument"));
+  ssm.on(DescribeDocumentCommand).callsFake(routed("ssm", "DescribeDocument"));
+  ssm.on(GetDocumentCommand).callsFake(routed("ssm", "GetDocument"));
   const cloudwatch = mockClient(CloudWatchClient);
   cloudwatch.on(GetMetricDataCommand).callsFake(routed("cloudwatch", "GetMetricData"));
   const sns = mockClient(SNSClient);

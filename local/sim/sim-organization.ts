@@ -9,6 +9,7 @@ import { AssumeRoleCommand, type AssumeRoleCommandInput, STSClient } from "@aws-
 import { mockClient } from "aws-sdk-client-mock";
 import type { Scenario, ScenarioInstance, ScenarioOrganization } from "../runner/scenario.js";
 import { installSimClients, SimAccount, type SimApi, type SimCaller, type SimFaults } from "./sim-account.js";
+import { SPOKE_PROBE_DOCUMENT_PREFIX } from "./ssm-documents.js";
 
 /** The access key the hub's own functions hold (their Lambda role); any client without spoke credentials has it. */
 export const HUB_ACCESS_KEY_ID = "AKIASIMHUB0000000000";
@@ -74,6 +75,8 @@ export class SimOrganization {
     if (!sim) {
       const defaults = this.spec.accounts.find((a) => a.id === account)?.defaults;
       sim = new SimAccount([], this.faults, defaults ? { ...this.world, account: defaults } : this.world);
+      // The spoke's region template (infra/spoke/spoke-region.yml) created the guard's probe documents here.
+      sim.deployProbeDocuments(SPOKE_PROBE_DOCUMENT_PREFIX);
       this.members.set(key, sim);
     }
     return sim;

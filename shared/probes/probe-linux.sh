@@ -1,6 +1,6 @@
 #!/bin/sh
-# Proves from inside the instance whether IMDSv1 is still answered. Sent verbatim as the commands of
-# AWS-RunShellScript; prints one JSON line of HTTP statuses (null: nothing answered in time):
+# Proves from inside the instance whether IMDSv1 is still answered. Verbatim the only step of the guard's own
+# Command document (shared/probes/probe-document.ts); prints one JSON line of HTTP statuses (null: no answer in time):
 #   {"v1","v1Credentials","token","v2","client"} for the IPv4 endpoint, "v6":{the same four} for the IPv6 endpoint,
 #   and "answered": which endpoints answered at all.
 # It never prints the token or any metadata value: the verdict is judged from the statuses alone.

@@ -1,4 +1,4 @@
-# Proves from inside the instance whether IMDSv1 is still answered, for AWS-RunPowerShellScript on Windows
+# Proves from inside the instance whether IMDSv1 is still answered, as the guard's own Command document on Windows
 # PowerShell 5.1 and PowerShell 7. Prints one JSON line of HTTP statuses (null: nothing answered in time), with the
 # same keys as probe-linux.sh: {"v1","v1Credentials","token","v2"} of the IPv4 endpoint, "client", "v6":{the same
 # four} of the IPv6 endpoint, "answered". It never prints the token or any metadata value.

@@ -139,6 +139,15 @@ export function loadLedgerTableName(env: NodeJS.ProcessEnv): string {
   return parseEnv(ledgerEnvSchema, env).LEDGER_TABLE_NAME;
 }
 
+// SSM document names: 3 to 128 of [a-zA-Z0-9_.-] ("CreateDocument", AWS Systems Manager API Reference); the prefix
+// leaves room for "-windows".
+const probeDocumentEnvSchema = z.object({ PROBE_DOCUMENT_PREFIX: z.string().regex(/^[a-zA-Z0-9_.-]{3,120}$/) });
+
+/** The prefix of the guard's probe documents in the accounts it probes (shared/probes/probe-document.ts). */
+export function loadProbeDocumentPrefix(env: NodeJS.ProcessEnv): string {
+  return parseEnv(probeDocumentEnvSchema, env).PROBE_DOCUMENT_PREFIX;
+}
+
 /** The intake's settings: ResolveTargets', the ledger it claims instances in, and the state machine it starts. */
 export interface AdmitEventConfig extends ResolveTargetsConfig {
   ledgerTableName: string;

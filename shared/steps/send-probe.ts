@@ -1,11 +1,11 @@
 import type { Logger } from "@aws-lambda-powertools/logger";
 import { SendCommandCommand, type SSMClient } from "@aws-sdk/client-ssm";
 import { awsErrorCode, classifyAwsError, isWorthRetryingNextRound } from "../aws/errors.js";
+import { type DocumentCheck, verifyProbeDocument } from "../aws/probe-documents.js";
 import type { ProbeSendKey, ProbeSends } from "../aws/probe-sends.js";
 import { conclude, deadlineAfter, isPast, withInstances } from "../domain/batch.js";
 import type { Batch, InstanceProgress, Platform } from "../domain/model.js";
-import probeLinux from "../probes/probe-linux.sh";
-import probeWindows from "../probes/probe-windows.ps1";
+import { probeDocumentName } from "../probes/probe-document.js";
 
 export interface SendProbeDeps {
   ssm: SSMClient;
@@ -13,21 +13,17 @@ export interface SendProbeDeps {
   sends: ProbeSends;
   logger: Logger;
   now: () => Date;
+  /**
+   * The guard's probe documents in the target account are `<prefix>-linux` and `<prefix>-windows`: the stack's
+   * (single-account) or the spoke's (organization mode). The only documents the guard ever sends, and the only ones
+   * its roles may send: fixed scripts from this repository, with no parameter, so nothing from the event, the
+   * instance or its tags reaches the instance.
+   */
+  documentPrefix: string;
 }
-
-/**
- * The only commands the guard ever sends: fixed scripts from this repository, with nothing from the event, the
- * instance or its tags spliced in. The documents are AWS-owned, which is what the prober's IAM policy pins.
- */
-export const PROBE_DOCUMENTS: Record<Platform, { documentName: string; script: string }> = {
-  linux: { documentName: "AWS-RunShellScript", script: probeLinux },
-  windows: { documentName: "AWS-RunPowerShellScript", script: probeWindows },
-};
 
 /** SendCommand accepts at most 50 instance ids per call. */
 const SEND_COMMAND_MAX_TARGETS = 50;
-/** The probe's own requests time out after 3 s each; this only stops a hung shell. */
-const PROBE_EXECUTION_TIMEOUT_SECONDS = 60;
 
 /**
  * Sends the probe to the batch's instances in `send-probe`: one SendCommand per platform for up to 50 instances.
@@ -39,6 +35,19 @@ export async function sendProbeBatch(batch: Batch, deps: SendProbeDeps): Promise
   let throttled = false;
   for (const platform of ["linux", "windows"] as const) {
     const group = batch.instances.filter((i) => i.stage === "send-probe" && i.platform === platform);
+    if (group.length === 0) continue;
+    // Before anything is sent: the document in this account must be the probe this build was made with.
+    const documentName = probeDocumentName(deps.documentPrefix, platform);
+    const check = await checkDocument(documentName, platform, deps);
+    if (check.kind !== "send") {
+      if (check.kind === "retry") {
+        throttled = true;
+        waitUntilDeadline(group, batch, now, updates, check.reason);
+      } else {
+        for (const p of group) updates.set(p.instanceId, conclude(p, batch, now, "error", check.reason));
+      }
+      continue;
+    }
     // Instances of a chunk SSM refused as a whole are sent one by one, so one bad target cannot sink the rest.
     const chunks = [
       ...group.filter((i) => i.sendAlone).map((i) => [i]),
@@ -48,7 +57,7 @@ export async function sendProbeBatch(batch: Batch, deps: SendProbeDeps): Promise
       ),
     ];
     for (const chunk of chunks) {
-      const sent = await sendChunk(chunk, platform, batch, deps, now);
+      const sent = await sendChunk(chunk, platform, { documentName, version: check.version }, batch, deps, now);
       throttled ||= sent.throttled;
       for (const [id, progress] of sent.updates) updates.set(id, progress);
     }
@@ -60,14 +69,52 @@ export async function sendProbeBatch(batch: Batch, deps: SendProbeDeps): Promise
   );
 }
 
+/**
+ * The document check's outcome for the step: `send` the verified version; `retry` next round (throttled, 5xx);
+ * `refuse`: the document is missing, different or unreadable, so nothing is sent and the instances end `error`.
+ */
+async function checkDocument(
+  documentName: string,
+  platform: Platform,
+  deps: SendProbeDeps,
+): Promise<{ kind: "send"; version: string } | { kind: "retry" | "refuse"; reason: string }> {
+  let check: DocumentCheck;
+  try {
+    check = await verifyProbeDocument(deps.ssm, documentName, platform);
+  } catch (error) {
+    if (isWorthRetryingNextRound(error)) {
+      return {
+        kind: "retry",
+        reason: "GetDocument kept being refused (throttled or 5xx); the probe could not be sent.",
+      };
+    }
+    const reason = classifyAwsError(error, "GetDocument", documentName).message;
+    return { kind: "refuse", reason: `The probe was not sent: its document could not be read (${reason}).` };
+  }
+  if (check.matches) return { kind: "send", version: check.version };
+  deps.logger.error("The probe document differs from the one this guard was built with; nothing sent", {
+    documentName,
+    version: check.version,
+    expected: check.expectedDigest,
+    found: check.foundDigest,
+  });
+  return {
+    kind: "refuse",
+    reason:
+      `The probe was not sent: document ${documentName} (version ${check.version}) is not the probe this guard was ` +
+      `built with (sha256 ${check.foundDigest.slice(0, 12)}, expected ${check.expectedDigest.slice(0, 12)}). The ` +
+      "stack or spoke that created it is out of date, or someone altered it: redeploy it (docs/upgrade.md).",
+  };
+}
+
 async function sendChunk(
   chunk: InstanceProgress[],
   platform: Platform,
+  document: { documentName: string; version: string },
   batch: Batch,
   deps: SendProbeDeps,
   now: Date,
 ): Promise<{ updates: Map<string, InstanceProgress>; throttled: boolean }> {
-  const { documentName, script } = PROBE_DOCUMENTS[platform];
   const out = new Map<string, InstanceProgress>();
   const key: ProbeSendKey = {
     ledgerKey: batch.ledgerKey ?? batch.eventId,
@@ -96,9 +143,10 @@ async function sendChunk(
   try {
     const sent = await deps.ssm.send(
       new SendCommandCommand({
-        DocumentName: documentName,
+        DocumentName: document.documentName,
+        // The version just checked: a version's content never changes, so what runs is what was verified.
+        DocumentVersion: document.version,
         InstanceIds: chunk.map((i) => i.instanceId),
-        Parameters: { commands: [script], executionTimeout: [String(PROBE_EXECUTION_TIMEOUT_SECONDS)] },
         Comment: "imdsv2-guard: prove IMDSv1 is refused",
         TimeoutSeconds: Math.max(30, batch.settings.probeTimeoutSeconds),
       }),

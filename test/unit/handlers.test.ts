@@ -10,6 +10,7 @@ import { PublishCommand, SNSServiceException } from "@aws-sdk/client-sns";
 import {
   DescribeInstanceInformationCommand,
   GetCommandInvocationCommand,
+  GetDocumentCommand,
   SendCommandCommand,
 } from "@aws-sdk/client-ssm";
 import type { Context } from "aws-lambda";
@@ -25,6 +26,7 @@ import { createHandler as createNotify } from "../../functions/notify/handler.js
 import { createHandler as createResolveTargets } from "../../functions/resolve-targets/handler.js";
 import { createHandler as createSendProbe } from "../../functions/send-probe/handler.js";
 import type { Batch, InstanceProgress, InstanceResult } from "../../shared/domain/model.js";
+import { GUARD_PROBE_DOCUMENTS } from "../../shared/probes/guard-probe-documents.js";
 import type { NotifyConfig } from "../../shared/runtime/config.js";
 import { logger } from "../../shared/runtime/logger.js";
 import {
@@ -120,7 +122,7 @@ const BATCH_STEPS: { step: string; handler: BatchHandler }[] = [
   { step: "Enforce", handler: createEnforce(memoryEnforceIntents().intents, now) },
   { step: "CheckApplied", handler: createCheckApplied(now) },
   { step: "CheckManaged", handler: createCheckManaged(now) },
-  { step: "SendProbe", handler: createSendProbe(memoryProbeSends(), now) },
+  { step: "SendProbe", handler: createSendProbe(memoryProbeSends(), "imdsv2-guard-test-probe", now) },
   { step: "CheckProbe", handler: createCheckProbe(now) },
   { step: "FinalizeBatch", handler: createFinalizeBatch(memoryResultStore().store, now) },
 ];
@@ -264,15 +266,22 @@ describe("batch step handlers: valid input reaches the core", () => {
   it("SendProbe sends the probe", async () => {
     // Prepare
     ssmMock.on(SendCommandCommand).resolves({ Command: { CommandId: "cmd-h" } });
+    ssmMock.on(GetDocumentCommand).resolves({
+      DocumentVersion: "1",
+      Content: JSON.stringify(GUARD_PROBE_DOCUMENTS.windows.content),
+    });
 
     // Act
-    const out = await createSendProbe(memoryProbeSends(), now)(
-      batchOf([at("send-probe", { platform: "windows" })]),
-      fakeContext("send-probe"),
-    );
+    const out = await createSendProbe(
+      memoryProbeSends(),
+      "imdsv2-guard-test-probe",
+      now,
+    )(batchOf([at("send-probe", { platform: "windows" })]), fakeContext("send-probe"));
 
     // Assess
-    expect(ssmMock.commandCalls(SendCommandCommand)[0]?.args[0].input.DocumentName).toBe("AWS-RunPowerShellScript");
+    expect(ssmMock.commandCalls(SendCommandCommand)[0]?.args[0].input.DocumentName).toBe(
+      "imdsv2-guard-test-probe-windows",
+    );
     expect(out.instances[0]).toMatchObject({ stage: "await-probe", commandId: "cmd-h" });
   });
 

