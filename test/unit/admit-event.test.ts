@@ -27,29 +27,41 @@ const CONFIG: ResolveTargetsConfig = {
 /** The ledger's instance claims, in memory, with DynamoDB's semantics (a retry of the same execution keeps its claim). */
 function memoryClaims() {
   const claims = new Map<string, string>();
+  const reports = new Map<string, string>();
+  const sealed = new Set<string>();
   const attributions = new Map<string, EventRef>();
   const waiters = new Map<string, AttributionWaiter>();
   const store: InstanceClaims = {
-    async claim(key, executionId) {
+    async claim(key, executionId, _expiresAt, reportKey) {
       const holder = claims.get(key);
       if (holder !== undefined && holder !== executionId) return false;
       claims.set(key, executionId);
+      if (reportKey) reports.set(key, reportKey);
       return true;
     },
-    async attribute(key, event) {
-      attributions.set(key, event);
+    async holder(key) {
+      return reports.get(key);
     },
-    async attribution(key) {
-      return attributions.get(key);
+    async seal(key) {
+      sealed.add(key);
     },
-    async wait(waiter) {
-      for (const key of waiter.keys) waiters.set(key, waiter);
+    async sealed(key) {
+      return sealed.has(key);
     },
-    async waiter(key) {
-      return waiters.get(key);
+    async attribute(reportKey, event) {
+      attributions.set(reportKey, event);
+    },
+    async attribution(reportKey) {
+      return attributions.get(reportKey);
+    },
+    async wait(reportKey, waiter) {
+      waiters.set(reportKey, waiter);
+    },
+    async waiter(reportKey) {
+      return waiters.get(reportKey);
     },
   };
-  return { store, claims, attributions, waiters };
+  return { store, claims, reports, sealed, attributions, waiters };
 }
 
 function deps(overrides: Partial<AdmitEventDeps> = {}) {
@@ -80,6 +92,8 @@ function deps(overrides: Partial<AdmitEventDeps> = {}) {
     organization: false,
     logger: silentLogger("admit-event"),
     retry: { firstDelayMs: 1, maxDelayMs: 1, sleep: async () => undefined },
+    batchSize: 50,
+    sleep: async () => undefined,
     ...overrides,
   };
   return { d, claims, started, resumed };
@@ -125,18 +139,24 @@ describe("admitEvent: the intake", () => {
   it("the record after the state-change: starts nothing, leaves its actor, and resumes the waiting report", async () => {
     const { d, started, resumed, claims } = deps();
     await admitEvent(stateChangeEvent(ID, 2), d);
-    const [key = ""] = claims.claims.keys();
-    // The state-change execution's AwaitAttribution left its token.
-    await claims.store.wait({ keys: [key], deadline: "2026-11-28T09:15:00Z", taskToken: "token-1" }, 0);
+    const reportKey = (started[0]?.input.dedupe as { key: string } | undefined)?.key ?? "";
+    // The state-change execution's AwaitAttribution left its token under its report's key.
+    await claims.store.wait(reportKey, { deadline: "2026-11-28T09:15:00Z", taskToken: "token-1" }, 0);
 
     const outcome = await admitEvent(runInstancesEvent([ID], "e-run-late"), d);
 
     expect(outcome.outcome).toBe("claimed-elsewhere");
     expect(started).toHaveLength(1);
-    expect(claims.attributions.get(key)?.eventId).toBe("e-run-late");
+    expect(claims.attributions.get(reportKey)?.eventId).toBe("e-run-late");
     expect(resumed).toEqual([
       { token: "token-1", outcome: { done: true, record: expect.objectContaining({ eventId: "e-run-late" }) } },
     ]);
+  });
+
+  it("the state carries the claims as counts, never their keys", async () => {
+    const { d, started } = deps();
+    await admitEvent(stateChangeEvent(ID, 2), d);
+    expect(started[0]?.input.instanceClaims).toEqual({ claimed: 1, elsewhere: 0 });
   });
 
   it("an ignored call starts nothing and claims nothing", async () => {
@@ -192,17 +212,16 @@ describe("admitEvent: the intake", () => {
 });
 
 describe("the attribution hand-off", () => {
-  const waiter = { keys: ["k1", "k2"], deadline: "2026-11-28T09:15:00Z", taskToken: "t" };
+  const waiter = { deadline: "2026-11-28T09:15:00Z", taskToken: "t" };
   const record = { eventId: "e-run" } as EventRef;
 
-  it("resumes the report only when the record has arrived for every key it waits on", async () => {
+  it("resumes the report once the record has arrived for it", async () => {
     const { store, attributions } = memoryClaims();
     const resumed: unknown[] = [];
     const attribution = { claims: store, now: () => NOW, resume: async (_: string, o: unknown) => !!resumed.push(o) };
-    attributions.set("k1", record);
-    expect(await settleWaiter(waiter, attribution)).toBe(false);
-    attributions.set("k2", record);
-    expect(await settleWaiter(waiter, attribution)).toBe(true);
+    expect(await settleWaiter("r1", waiter, attribution)).toBe(false);
+    attributions.set("r1", record);
+    expect(await settleWaiter("r1", waiter, attribution)).toBe(true);
     expect(resumed).toEqual([{ done: true, record }]);
   });
 
@@ -214,7 +233,7 @@ describe("the attribution hand-off", () => {
       now: () => new Date("2026-11-28T10:00:00Z"),
       resume: async (_: string, o: unknown) => !!resumed.push(o),
     };
-    await settleWaiter(waiter, late);
+    await settleWaiter("r1", waiter, late);
     expect(resumed).toEqual([{ done: true, timedOut: true }]);
   });
 
@@ -222,16 +241,15 @@ describe("the attribution hand-off", () => {
     const { store, attributions } = memoryClaims();
     const resumed: unknown[] = [];
     const attribution = { claims: store, now: () => NOW, resume: async (_: string, o: unknown) => !!resumed.push(o) };
-    attributions.set("k1", record);
-    attributions.set("k2", record);
-    expect(await awaitAttribution(waiter, { ...attribution, expiresAt: 0 })).toEqual({ waiting: false, keys: 2 });
+    attributions.set("r1", record);
+    expect(await awaitAttribution("r1", waiter, { ...attribution, expiresAt: 0 })).toEqual({ waiting: false });
     expect(resumed).toHaveLength(1);
   });
 
   it("the record's side does nothing when no report waits", async () => {
     const { store } = memoryClaims();
     const resumed: unknown[] = [];
-    await handOffAttribution("k1", { claims: store, now: () => NOW, resume: async (_, o) => !!resumed.push(o) });
+    await handOffAttribution("r1", { claims: store, now: () => NOW, resume: async (_, o) => !!resumed.push(o) });
     expect(resumed).toEqual([]);
   });
 });
