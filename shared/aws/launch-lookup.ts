@@ -71,11 +71,11 @@ export interface LaunchLookup {
  * minute of the call or the one before) and what it launched (image, launch template), which only narrows: the
  * claims then keep an instance another signal already took from being counted twice. Never more than `maxCount`.
  */
-export async function findLaunch(ec2: EC2Client, lookup: LaunchLookup): Promise<LaunchedInstance[]> {
+export async function findLaunch(ec2: EC2Client, lookup: LaunchLookup): Promise<FoundLaunch> {
   const states: Filter = { Name: "instance-state-name", Values: LAUNCHING_STATES };
   if (lookup.clientToken) {
     const byToken = await describeLaunched(ec2, [{ Name: "client-token", Values: [lookup.clientToken] }, states]);
-    if (byToken.length > 0) return capped(byToken, lookup.maxCount);
+    if (byToken.length > 0) return { by: "client-token", instances: capped(byToken, lookup.maxCount) };
   }
   const narrowing: Filter[] = [
     ...(lookup.imageId ? [{ Name: "image-id", Values: [lookup.imageId] }] : []),
@@ -84,15 +84,26 @@ export async function findLaunch(ec2: EC2Client, lookup: LaunchLookup): Promise<
       : []),
   ];
   // Without anything to narrow by, a window alone would take every launch of that minute: not a launch.
-  if (narrowing.length === 0) return [];
   const at = Date.parse(lookup.eventTime);
-  if (Number.isNaN(at)) return [];
+  if (narrowing.length === 0 || Number.isNaN(at)) return { by: "window", instances: [] };
   const minutes = [at - 60_000, at].map((t) => `${new Date(t).toISOString().slice(0, 16)}*`);
   const found = await describeLaunched(ec2, [{ Name: "launch-time", Values: minutes }, states, ...narrowing]);
-  return capped(
-    found.filter((i) => Date.parse(i.launchTime) <= at),
-    lookup.maxCount,
-  );
+  return {
+    by: "window",
+    instances: capped(
+      found.filter((i) => Date.parse(i.launchTime) <= at),
+      lookup.maxCount,
+    ),
+  };
+}
+
+/**
+ * The instances found, and how: by the client token (exactly the call's), or by the window (the call's, as far as
+ * its image, template and minute tell: close, not certain, so its actor is given to no other execution's report).
+ */
+export interface FoundLaunch {
+  by: "client-token" | "window";
+  instances: LaunchedInstance[];
 }
 
 function capped(found: LaunchedInstance[], maxCount: number | undefined): LaunchedInstance[] {

@@ -104,18 +104,24 @@ export async function admitEvent(raw: unknown, deps: AdmitEventDeps): Promise<Ad
     : undefined;
   // Launch times the intake learns itself (a truncated record's lookup, a notification's launch): no second describe.
   const launchTimes = recordedLaunchTimes(raw);
+  // Found by its window rather than its token: close, not certain, so it attributes no other execution's report.
+  let approximate = false;
   if (resolved.lookup) {
     const lookup = resolved.lookup;
     try {
       const found = await retry(async () => findLaunch(await deps.ec2For(target), lookup));
-      for (const i of found) launchTimes.set(i.instanceId, i.launchTime);
-      if (found.length > 0) {
+      for (const i of found.instances) launchTimes.set(i.instanceId, i.launchTime);
+      if (found.instances.length > 0) {
         resolved = withFoundTargets(
           resolved,
-          found.map((i) => i.instanceId),
+          found.instances.map((i) => i.instanceId),
           deps.batchSize,
         );
-        deps.logger.info("Found the launch of a record without its instance list", { instances: found.length });
+        approximate = found.by === "window";
+        deps.logger.info("Found the launch of a record without its instance list", {
+          instances: found.instances.length,
+          by: found.by,
+        });
       }
     } catch (error) {
       // The record then reports what it could not resolve, as before; the state-change path or the sweep covers it.
@@ -144,6 +150,7 @@ export async function admitEvent(raw: unknown, deps: AdmitEventDeps): Promise<Ad
           claims: deps.claims,
           logger: deps.logger,
           launchTimes,
+          attributes: !approximate,
           attributed: (reportKey) => handOffAttribution(reportKey, deps.attribution),
         }),
       );

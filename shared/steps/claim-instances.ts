@@ -28,6 +28,8 @@ export interface ClaimInstancesDeps {
    * without DescribeInstances, which a storm of launches would otherwise spend EC2's read bucket on.
    */
   launchTimes?: ReadonlyMap<string, string>;
+  /** False when the record's instances were found by a window, not named: its actor then goes to no other report. */
+  attributes?: boolean;
   /** After a CloudTrail record left its attribution for another execution's report: resume it if it waits. */
   attributed?: (reportKey: string) => Promise<void>;
 }
@@ -50,6 +52,7 @@ export async function claimInstances(input: ClaimInstancesInput, deps: ClaimInst
   const described = unknown.length > 0 ? await describeInstancesById(deps.ec2, unknown) : new Map();
   const expiresAt = Number(state.dedupe.expiresAt);
   const fromCloudTrail = state.event.source === "cloudtrail";
+  const attributes = fromCloudTrail && deps.attributes !== false;
   let claimed = 0;
   const elsewhere = new Set<string>();
   const unkeyed = new Set<string>();
@@ -67,7 +70,7 @@ export async function claimInstances(input: ClaimInstancesInput, deps: ClaimInst
       return;
     }
     elsewhere.add(id);
-    if (fromCloudTrail) {
+    if (attributes) {
       const holder = await deps.claims.holder(key);
       if (holder) holders.add(holder);
     }

@@ -358,7 +358,11 @@ function runInstancesTargets(
     ...base,
     notify: true,
     lookup: runInstancesLookup(detail),
-    problem: `RunInstances record${service ? ` (made by ${service})` : ""} has no \`responseElements.instancesSet.items\`${truncation(detail)}, and DescribeInstances found no instance by its client token, launch window or image: the guard cannot tell which instances it launched. The state-change trigger (if deployed) or the next sweep checks them.`,
+    problem: `RunInstances record${service ? ` (made by ${service})` : ""} has no \`responseElements.instancesSet.items\`${truncation(detail)}, and DescribeInstances found no instance by its client token, launch window or image: the guard cannot tell which instances it launched. ${
+      service === "EC2 Fleet"
+        ? "If it belongs to an instant CreateFleet, that record's report covers them; otherwise the"
+        : "The"
+    } state-change trigger (if deployed) or the next sweep checks them.`,
   };
 }
 

@@ -309,3 +309,135 @@ describe("retryRetryable", () => {
     expect(calls).toBe(1);
   });
 });
+
+describe("one launch, one report: the intake gathers a launch", () => {
+  const SIBLINGS = ["i-0a1b2c3d4e5f60002", "i-0a1b2c3d4e5f60003"];
+  const RESERVATION = "r-0a1b2c3d4e5f60718";
+  const inReservation = (...ids: string[]) => ({
+    Reservations: [
+      { ReservationId: RESERVATION, Instances: ids.map((id) => ({ ...ec2Instance(id), LaunchTime: LAUNCHED })) },
+    ],
+  });
+
+  beforeEach(() => {
+    ec2Mock
+      .on(DescribeInstancesCommand)
+      .callsFake((input: { Filters?: { Name?: string }[] }) =>
+        input.Filters?.some((f) => f.Name === "reservation-id")
+          ? inReservation(ID, ...SIBLINGS, "i-0a1b2c3d4e5f60009")
+          : inReservation(ID),
+      );
+  });
+
+  it("the first notification of a launch claims its reservation's instances of the same LaunchTime", async () => {
+    const { d, started, claims } = deps();
+    // One instance of the reservation was started later: another occurrence, not this launch.
+    ec2Mock.on(DescribeInstancesCommand).callsFake((input: { Filters?: { Name?: string }[] }) => {
+      if (!input.Filters?.some((f) => f.Name === "reservation-id")) return inReservation(ID);
+      const later = { ...ec2Instance("i-0a1b2c3d4e5f60009"), LaunchTime: new Date("2026-11-28T11:00:00Z") };
+      const all = inReservation(ID, ...SIBLINGS);
+      all.Reservations[0]?.Instances.push(later);
+      return all;
+    });
+
+    const outcome = await admitEvent(stateChangeEvent(ID, 2), d);
+
+    expect(outcome).toMatchObject({ outcome: "started", targets: 3 });
+    expect(started[0]?.input.instanceClaims).toEqual({ claimed: 3, elsewhere: 0 });
+    const group = `launch#111122223333#eu-west-1#${RESERVATION}#${LAUNCHED.toISOString()}`;
+    expect(claims.sealed.has(group)).toBe(true);
+    const filters = ec2Mock.commandCalls(DescribeInstancesCommand).map((c) => c.args[0].input.Filters?.[0]?.Name);
+    expect(filters).toEqual(["instance-id", "reservation-id"]);
+  });
+
+  it("the launch's other notifications wait for the gathering, then find their instance claimed", async () => {
+    const { d, started } = deps();
+    await admitEvent(stateChangeEvent(ID, 2), d);
+    const second = await admitEvent(stateChangeEvent(SIBLINGS[0] ?? "", 2), d);
+    expect(second.outcome).toBe("claimed-elsewhere");
+    expect(started).toHaveLength(1);
+  });
+
+  it("a notification whose launch is still being gathered waits, bounded, then keeps its instance if unclaimed", async () => {
+    const { d, started, claims } = deps();
+    const group = `launch#111122223333#eu-west-1#${RESERVATION}#${LAUNCHED.toISOString()}`;
+    // Another intake holds the group and never seals it (it crashed): this one waits 8 checks, then goes on alone.
+    await claims.store.claim(group, "someone-else", 0);
+    const waits: number[] = [];
+    d.sleep = async (ms) => {
+      waits.push(ms);
+    };
+    const outcome = await admitEvent(stateChangeEvent(SIBLINGS[0] ?? "", 2), d);
+    expect(waits).toHaveLength(8);
+    expect(outcome).toMatchObject({ outcome: "started", targets: 1 });
+    expect(started).toHaveLength(1);
+  });
+
+  it("the record after the gathered launch resumes its one report, once, whatever the number of instances", async () => {
+    const { d, resumed, claims, started } = deps();
+    await admitEvent(stateChangeEvent(ID, 2), d);
+    const reportKey = (started[0]?.input.dedupe as { key: string } | undefined)?.key ?? "";
+    await claims.store.wait(reportKey, { deadline: "2026-11-28T09:15:00Z", taskToken: "token-1" }, 0);
+    const record = runInstancesEvent([ID, ...SIBLINGS], "e-run-3");
+    record.detail.responseElements.instancesSet.items = [ID, ...SIBLINGS].map(
+      (instanceId) => ({ instanceId, launchTime: LAUNCHED.getTime() }) as never,
+    );
+    expect((await admitEvent(record, d)).outcome).toBe("claimed-elsewhere");
+    expect(resumed).toHaveLength(1);
+    expect(claims.attributions.get(reportKey)?.eventId).toBe("e-run-3");
+  });
+});
+
+describe("a record without its instance list", () => {
+  const truncated = () => {
+    const event = runInstancesEvent([], "e-run-trunc") as unknown as {
+      detail: { responseElements: unknown; requestParameters: Record<string, unknown> };
+    };
+    event.detail.responseElements = { omitted: true };
+    event.detail.requestParameters = {
+      instancesSet: { items: [{ imageId: "ami-0a1b2c3d4e5f60718", minCount: 2, maxCount: 2 }] },
+      clientToken: "token-abc",
+    };
+    return event;
+  };
+
+  it("is resolved by its client token: the instances it launched, claimed without a second describe", async () => {
+    const { d, started } = deps();
+    ec2Mock.on(DescribeInstancesCommand).resolves({
+      Reservations: [
+        {
+          ReservationId: "r-0a1b2c3d4e5f60718",
+          Instances: [ID, "i-0a1b2c3d4e5f60002"].map((id) => ({ ...ec2Instance(id), LaunchTime: LAUNCHED })),
+        },
+      ],
+    });
+
+    const outcome = await admitEvent(truncated(), d);
+
+    expect(outcome).toMatchObject({ outcome: "started", targets: 2 });
+    expect(started[0]?.input.problem).toBeUndefined();
+    const calls = ec2Mock.commandCalls(DescribeInstancesCommand).map((c) => c.args[0].input.Filters);
+    expect(calls).toEqual([
+      [
+        { Name: "client-token", Values: ["token-abc"] },
+        { Name: "instance-state-name", Values: ["pending", "running"] },
+      ],
+    ]);
+  });
+
+  it("falls back to the launch window and image, and reports the problem when nothing is found", async () => {
+    const { d, started } = deps();
+    ec2Mock.on(DescribeInstancesCommand).resolves({ Reservations: [] });
+
+    const outcome = await admitEvent(truncated(), d);
+
+    expect(outcome).toMatchObject({ outcome: "started", targets: 0 });
+    expect(String(started[0]?.input.problem)).toContain("omitted: true");
+    const windowed = ec2Mock.commandCalls(DescribeInstancesCommand)[1]?.args[0].input.Filters;
+    expect(windowed).toEqual([
+      { Name: "launch-time", Values: ["2026-11-28T08:59*", "2026-11-28T09:00*"] },
+      { Name: "instance-state-name", Values: ["pending", "running"] },
+      { Name: "image-id", Values: ["ami-0a1b2c3d4e5f60718"] },
+    ]);
+  });
+});
