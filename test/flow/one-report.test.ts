@@ -80,10 +80,16 @@ function notifications(ids: string[], seconds = 2): Json[] {
   return ids.map((id) => ({ ...stateChangeEvent(id, seconds), eventDelaySeconds: seconds }));
 }
 
-/** The launch's instances in the simulated account: one reservation, one client token, the launch template's tag. */
+/**
+ * The launch's instances in the simulated account: one reservation, one client token, the launch template's tag.
+ * Without the SSM agent, so each verdict is `unverified` after enforcing, decided without running a probe: these
+ * tests are about which execution and which report each instance lands in, and a probe per instance would only make
+ * hundreds of processes (test/flow/verdicts.test.ts proves the probe's verdicts).
+ */
 function launched(ids: string[], reservationId: string, clientToken?: string) {
   return ids.map((id) => ({
     id,
+    ssm: "none",
     reservationId,
     ...(clientToken ? { clientToken } : {}),
     tags: { "aws:ec2launchtemplate:id": TEMPLATE },
@@ -108,10 +114,14 @@ function verdicts(r: FlowRun): Record<string, number> {
   return counts;
 }
 
-/** Every instance has exactly one verdict, in one report, and every report lists its instances in one message. */
+/**
+ * Every instance was enforced and has exactly one verdict (unverified: no SSM agent), in one report, and every report
+ * lists its instances in one message.
+ */
 function expectOneVerdictEach(r: FlowRun, ids: string[]) {
   const seen = allResults(r).map((x) => x.instanceId);
   expect([...seen].sort()).toEqual([...ids].sort());
+  for (const id of ids) expect(r.sim.instance(id)?.httpTokens).toBe("required");
   for (const report of r.reports) {
     const text = plainText(report);
     expect(Buffer.byteLength(text)).toBeLessThan(SNS_MESSAGE_BYTES);
@@ -127,7 +137,7 @@ describe("one launch, one report: a 20-instance RunInstances", () => {
     const r = await run([...notifications(ids), runInstancesRecord(ids, "e-run-20", 150)], instances);
 
     expect(r.reports).toHaveLength(1);
-    expect(verdicts(r)).toEqual({ pass: 20 });
+    expect(verdicts(r)).toEqual({ unverified: 20 });
     expectOneVerdictEach(r, ids);
     expect(r.reports[0]?.event.actor).toBe(JANE);
     expect(r.reports[0]?.event.launchTemplate?.id).toBe(TEMPLATE);
@@ -141,7 +151,7 @@ describe("one launch, one report: a 20-instance RunInstances", () => {
   it("the record first, the notifications after: 20 verdicts, 1 report, the record's actor", async () => {
     const r = await run([runInstancesRecord(ids, "e-run-20", 0), ...notifications(ids, 5)], instances);
     expect(r.reports).toHaveLength(1);
-    expect(verdicts(r)).toEqual({ pass: 20 });
+    expect(verdicts(r)).toEqual({ unverified: 20 });
     expectOneVerdictEach(r, ids);
     expect(r.reports[0]?.event.actor).toBe(JANE);
     expect(r.executions).toHaveLength(1);
@@ -150,7 +160,7 @@ describe("one launch, one report: a 20-instance RunInstances", () => {
   it("no record at all: 1 report at the attribution deadline, actor unknown", async () => {
     const r = await run(notifications(ids), instances, 600);
     expect(r.reports).toHaveLength(1);
-    expect(verdicts(r)).toEqual({ pass: 20 });
+    expect(verdicts(r)).toEqual({ unverified: 20 });
     expectOneVerdictEach(r, ids);
     expect(r.reports[0]?.event.actor).toBe("actor unknown: no CloudTrail record");
     expect(plainText(r.reports[0] ?? ({} as never))).toContain(`launch template ${TEMPLATE}`);
@@ -183,7 +193,7 @@ describe("a record CloudTrail truncated (`responseElements: {omitted: true}`)", 
       ],
     );
     expect(r.reports).toHaveLength(1);
-    expect(verdicts(r)).toEqual({ pass: 60 });
+    expect(verdicts(r)).toEqual({ unverified: 60 });
     expectOneVerdictEach(r, ids);
     const [report] = r.reports;
     expect(report?.event.actor).toBe(JANE);
@@ -199,7 +209,7 @@ describe("a record CloudTrail truncated (`responseElements: {omitted: true}`)", 
       launched(ids, "r-0e1b2c3d4e5f60718", token),
     );
     expect(r.reports).toHaveLength(1);
-    expect(verdicts(r)).toEqual({ pass: 200 });
+    expect(verdicts(r)).toEqual({ unverified: 200 });
     expectOneVerdictEach(r, ids);
     expect(r.reports[0]?.event.actor).toBe(JANE);
     expect(r.executions).toHaveLength(1);
@@ -211,7 +221,7 @@ describe("a record CloudTrail truncated (`responseElements: {omitted: true}`)", 
     delete ((record.detail as Json).requestParameters as Json).clientToken;
     const r = await run([record], launched(ids, "r-0f1b2c3d4e5f60718"));
     expect(r.reports).toHaveLength(1);
-    expect(verdicts(r)).toEqual({ pass: 40 });
+    expect(verdicts(r)).toEqual({ unverified: 40 });
     expect(r.reports[0]?.event.actor).toBe(JANE);
   });
 
@@ -222,7 +232,7 @@ describe("a record CloudTrail truncated (`responseElements: {omitted: true}`)", 
     (record.detail as Json).responseElements = null;
     const r = await run([record], launched(ids, "r-0a2b2c3d4e5f60718", token));
     expect(r.reports).toHaveLength(1);
-    expect(verdicts(r)).toEqual({ pass: 3 });
+    expect(verdicts(r)).toEqual({ unverified: 3 });
   });
 });
 
@@ -243,7 +253,7 @@ describe("scale-out shapes from the field", () => {
     const instances = calls.flatMap((ids, i) => launched(ids, `r-0a3b2c3d4e5f6071${i}`));
     const r = await run(events, instances);
     expect(r.reports).toHaveLength(3);
-    expect(verdicts(r)).toEqual({ pass: 50 });
+    expect(verdicts(r)).toEqual({ unverified: 50 });
     expectOneVerdictEach(r, calls.flat());
     expect(r.reports.map((x) => x.results.length).sort((a, b) => a - b)).toEqual([16, 17, 17]);
     for (const report of r.reports) expect(report.event.actor).toContain("Auto Scaling (autoscaling.amazonaws.com)");
@@ -258,7 +268,7 @@ describe("scale-out shapes from the field", () => {
     const instances = calls.flatMap((ids, i) => launched(ids, `r-0a4b2c3d4e5f6071${i}`));
     const r = await run(events, instances);
     expect(r.reports).toHaveLength(3);
-    expect(verdicts(r)).toEqual({ pass: 100 });
+    expect(verdicts(r)).toEqual({ unverified: 100 });
     expectOneVerdictEach(r, calls.flat());
     for (const report of r.reports) {
       expect(report.event.actor).toContain("Auto Scaling (autoscaling.amazonaws.com)");
@@ -280,12 +290,13 @@ describe("scale-out shapes from the field", () => {
     ];
     const instances = ids.map((id, i) => ({
       id,
+      ssm: "none",
       reservationId: `r-0a5b2c3d4e${i.toString(16).padStart(6, "0")}`,
       tags: { "aws:ec2launchtemplate:id": "lt-0b1c2d3e4f5a60718" },
     }));
     const r = await run(events, instances);
     expect(r.reports).toHaveLength(30);
-    expect(verdicts(r)).toEqual({ pass: 30 });
+    expect(verdicts(r)).toEqual({ unverified: 30 });
     expectOneVerdictEach(r, ids);
     // No report of an unreadable record: EC2 Fleet's RunInstances found its instance already claimed.
     expect(r.reports.filter((x) => x.problem)).toEqual([]);
