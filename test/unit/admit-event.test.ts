@@ -441,3 +441,21 @@ describe("a record without its instance list", () => {
     ]);
   });
 });
+
+describe("a record found by its window, not named", () => {
+  it("gives its actor to no other execution's report: close is not certain", async () => {
+    const { d, started, claims } = deps();
+    await admitEvent(stateChangeEvent(ID, 2), d);
+    const reportKey = (started[0]?.input.dedupe as { key: string } | undefined)?.key ?? "";
+    const event = runInstancesEvent([], "e-run-window") as unknown as {
+      detail: { responseElements: unknown; requestParameters: Record<string, unknown> };
+    };
+    event.detail.responseElements = { omitted: true };
+    event.detail.requestParameters = {
+      instancesSet: { items: [{ imageId: "ami-0a1b2c3d4e5f60718", minCount: 1, maxCount: 1 }] },
+    };
+
+    expect((await admitEvent(event, d)).outcome).toBe("claimed-elsewhere");
+    expect(claims.attributions.get(reportKey)).toBeUndefined();
+  });
+});
