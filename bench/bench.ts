@@ -76,6 +76,62 @@ function singleInstanceScenario(signals: "both" | "cloudtrail") {
   );
 }
 
+const LAUNCH_RESERVATION = "r-0c0000000000000a1";
+const LAUNCH_TOKEN = "bench-launch-token";
+
+/**
+ * One launch of `n` instances as AWS delivers it (issue 20): EC2's `pending` notification for each instance first,
+ * then, a minute later, the RunInstances record: listing its instances with their launchTime, or truncated by
+ * CloudTrail (`responseElements: {omitted: true}`), to be found by its client token.
+ */
+function launchScenario(n: number, record: "listed" | "truncated") {
+  const ids = Array.from({ length: n }, (_, i) => `i-0d${i.toString(16).padStart(15, "0")}`);
+  const launchedAt = Date.parse("2026-11-28T09:00:00Z");
+  const pending = ids.map((id) => ({
+    eventDelaySeconds: STATE_CHANGE_DELAY_SECONDS,
+    id: `bench-launch-pending-${id}`,
+    "detail-type": "EC2 Instance State-change Notification",
+    source: "aws.ec2",
+    account: "111122223333",
+    region: "eu-west-1",
+    time: "2026-11-28T09:00:02Z",
+    detail: { "instance-id": id, state: "pending" },
+  }));
+  const runInstances = {
+    eventDelaySeconds: CLOUDTRAIL_DELAYS_SECONDS[0],
+    "detail-type": "AWS API Call via CloudTrail",
+    source: "aws.ec2",
+    account: "111122223333",
+    region: "eu-west-1",
+    detail: {
+      eventName: "RunInstances",
+      eventID: `bench-launch-${record}`,
+      eventTime: "2026-11-28T09:00:01Z",
+      userIdentity: { arn: "arn:aws:iam::111122223333:user/bench" },
+      requestParameters: {
+        instancesSet: { items: [{ imageId: "ami-0abcdef1234567890", minCount: n, maxCount: n }] },
+        clientToken: LAUNCH_TOKEN,
+      },
+      responseElements:
+        record === "truncated"
+          ? { omitted: true }
+          : {
+              reservationId: LAUNCH_RESERVATION,
+              instancesSet: { items: ids.map((instanceId) => ({ instanceId, launchTime: launchedAt })) },
+            },
+    },
+  };
+  return parseScenario(
+    {
+      name: `launch of ${n}`,
+      eventSpacingSeconds: 0,
+      events: [...pending, runInstances],
+      instances: ids.map((id) => ({ id, reservationId: LAUNCH_RESERVATION, clientToken: LAUNCH_TOKEN })),
+    },
+    "bench",
+  );
+}
+
 /**
  * Simulated seconds to each member account's last report: EC2 and SSM throttle per account and region, so one
  * account's burst must not hold up another's.
@@ -108,6 +164,13 @@ async function flowFigures(): Promise<void> {
     `single-account scenario (${defaultScenario.instances.length} instances, ${defaultScenario.events.length} events)`,
     await runFlow(defaultScenario),
   ]);
+  const launch = await runFlow(launchScenario(100, "listed"));
+  runs.push([
+    `1 launch x 100 instances: 100 state-changes at ${STATE_CHANGE_DELAY_SECONDS} s + CloudTrail record at ${CLOUDTRAIL_DELAYS_SECONDS[0]} s`,
+    launch,
+  ]);
+  const truncatedLaunch = await runFlow(launchScenario(100, "truncated"));
+  runs.push(["1 launch x 100 instances, the record truncated (omitted: true)", truncatedLaunch]);
   const burst = await runFlow(burstScenario(1000), { faults: { ec2Throttling: true } });
   runs.push(["burst: 1 event x 1,000 instances, throttled", burst]);
   const storm = await runFlow(stormScenario(1000), { faults: { ec2Throttling: true } });
@@ -138,6 +201,29 @@ async function flowFigures(): Promise<void> {
   process.stdout.write(
     "\nPer instance, except executions (per run) and s to last verdict (simulated, from the first event).\n",
   );
+
+  section("One launch, one report: a 100-instance launch, both signals in the order AWS sends them (issue 20)");
+  process.stdout.write(
+    `${row(["run", "signals", "executions", "notifications (reports)", "verdicts", "actor", "USD per instance", "s to the report"])}\n${row(["---", "---:", "---:", "---:", "---:", "---", "---:", "---:"])}\n`,
+  );
+  for (const [name, run] of [
+    ["record lists its instances", launch],
+    ["record truncated (omitted: true)", truncatedLaunch],
+  ] as const) {
+    const c = flowCosts(run);
+    process.stdout.write(
+      `${row([
+        name,
+        run.asyncInvocations.filter((a) => a.functionName === "AdmitEvent").length,
+        c.executions,
+        run.reports.length,
+        run.reports.reduce((n, r) => n + r.results.length, 0),
+        run.reports.map((r) => r.event.actor).join("; "),
+        `$${(c.usdPer1000Instances / 1000).toFixed(6)}`,
+        run.lastReportSeconds.toFixed(0),
+      ])}\n`,
+    );
+  }
 
   const modify = EC2_REQUEST_BUCKETS.ModifyInstanceMetadataOptions;
   const describe = EC2_REQUEST_BUCKETS.DescribeInstances;

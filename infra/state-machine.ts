@@ -604,12 +604,12 @@ export const DEFINITION = {
     AwaitAttribution: {
       Type: "Task",
       Comment:
-        "Started from EC2's state-change notification: the verdicts are in, and the report waits for the CloudTrail record's actor and launch template. The function leaves this task's token next to the claims and returns; the record's intake resumes the task (SendTaskSuccess), or the function does at once if the record came first. Waiting costs no transition. At the timeout the report goes out without the actor.",
+        "Started from EC2's state-change notification: the verdicts of the whole launch are in (the intake gathered its instances), and its one report waits for the CloudTrail record's actor and launch template. The function leaves this task's token under the report's ledger key (the state carries no claim keys, only their count) and returns; the record's intake resumes the task (SendTaskSuccess), or the function does at once if the record came first. Waiting costs no transition. At the timeout the report goes out without the actor.",
       Resource: "arn:aws:states:::lambda:invoke.waitForTaskToken",
       Parameters: {
         FunctionName: functionArn("ClaimInstances"),
         Payload: {
-          "keys.$": "$.instanceClaims.claimed",
+          "reportKey.$": "$.dedupe.key",
           "deadline.$": "$.awaitAttribution.deadline",
           "expiresAt.$": "$.dedupe.expiresAt",
           "taskToken.$": "$$.Task.Token",

@@ -16,6 +16,7 @@ import { describeInstancesWhere } from "../shared/aws/ec2-instances.js";
 import { dynamoEnforceIntents } from "../shared/aws/enforce-intents.js";
 import { isThrottling, isTransient } from "../shared/aws/errors.js";
 import { dynamoInstanceClaims } from "../shared/aws/instance-claims.js";
+import { findLaunch, launchOf, launchSiblings } from "../shared/aws/launch-lookup.js";
 import { dynamoResultStore } from "../shared/aws/result-store.js";
 import {
   AWS_ERRORS,
@@ -205,6 +206,55 @@ describe("an instance EC2 does not show yet (eventual consistency after RunInsta
     }
     expect(filtered).toEqual([]);
     expect(later.map((i) => i.InstanceId)).toEqual([ID]);
+  });
+});
+
+describe('DescribeInstances filters and reservations ("DescribeInstances", Amazon EC2 API Reference)', () => {
+  const A = ["i-0a1b2c3d4e5f60001", "i-0a1b2c3d4e5f60002"];
+  const B = "i-0a1b2c3d4e5f60003";
+
+  it("answers by reservation, and the guard finds a launch by its reservation or its client token", async () => {
+    account([
+      ...A.map((id) => ({ id, reservationId: "r-0a1b2c3d4e5f60718", clientToken: "token-a" })),
+      { id: B, reservationId: "r-0b1b2c3d4e5f60718", clientToken: "token-b" },
+    ]);
+    const all = await ec2.send(
+      new DescribeInstancesCommand({ Filters: [{ Name: "instance-state-name", Values: ["running"] }] }),
+    );
+    expect(all.Reservations?.map((r) => [r.ReservationId, r.Instances?.map((i) => i.InstanceId)])).toEqual([
+      ["r-0a1b2c3d4e5f60718", A],
+      ["r-0b1b2c3d4e5f60718", [B]],
+    ]);
+    const launch = await launchOf(ec2, A[0] ?? "");
+    expect(launch?.reservationId).toBe("r-0a1b2c3d4e5f60718");
+    expect((await launchSiblings(ec2, launch ?? { instanceId: "", launchTime: "" })).map((i) => i.instanceId)).toEqual(
+      A,
+    );
+    const found = await findLaunch(ec2, {
+      call: "RunInstances",
+      clientToken: "token-b",
+      eventTime: "2026-11-28T09:00:01Z",
+    });
+    expect(found).toEqual({ by: "client-token", instances: [expect.objectContaining({ instanceId: B })] });
+  });
+
+  it("matches launch-time with wildcards, and refuses a filter it does not know rather than ignoring it", async () => {
+    account([{ id: B, tags: { "aws:ec2launchtemplate:id": "lt-0c1d2e3f4a5b60718" } }]);
+    const window = await findLaunch(ec2, {
+      call: "CreateFleet",
+      eventTime: "2026-11-28T09:00:30Z",
+      launchTemplateIds: ["lt-0c1d2e3f4a5b60718"],
+    });
+    expect(window.instances.map((i) => i.instanceId)).toEqual([B]);
+    const elsewhere = await findLaunch(ec2, {
+      call: "CreateFleet",
+      eventTime: "2026-11-28T09:05:00Z",
+      launchTemplateIds: ["lt-0c1d2e3f4a5b60718"],
+    });
+    expect(elsewhere.instances).toEqual([]);
+    await expect(
+      ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: "no-such-filter", Values: ["x"] }] })),
+    ).rejects.toMatchObject({ name: "InvalidParameterValue" });
   });
 });
 

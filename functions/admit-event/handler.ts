@@ -43,6 +43,7 @@ export function createHandler(
       logger,
       // As the state machine retries its tasks: 2 s doubling, capped, so five tries fit the function's timeout.
       retry: { firstDelayMs: 2_000, maxDelayMs: 20_000 },
+      batchSize: config.batchSize,
     }),
   );
 }

@@ -13,11 +13,14 @@ import { logger } from "../../shared/runtime/logger.js";
 import { parseStepInput } from "../../shared/runtime/step-input.js";
 import { type AttributionOutcome, awaitAttribution } from "../../shared/steps/claim-instances.js";
 
-const awaitAttributionInputSchema = attributionWaiterSchema.extend({ expiresAt: z.coerce.number() });
+const awaitAttributionInputSchema = attributionWaiterSchema.extend({
+  reportKey: z.string().min(1),
+  expiresAt: z.coerce.number(),
+});
 
 /**
  * The state-change execution's AwaitAttribution step: the instances are claimed (by the intake, AdmitEvent) and
- * proven; the report waits for the CloudTrail record's actor. This leaves the task token next to the claims, for
+ * proven; the report waits for the CloudTrail record's actor. This leaves the task token beside the report's key, for
  * the record's intake to resume the report with, and resumes it at once when the record is already there.
  */
 export function createHandler(
@@ -26,8 +29,8 @@ export function createHandler(
   now: () => Date = () => new Date(),
 ) {
   return lambdaHandler(async (input: unknown) => {
-    const { expiresAt, ...waiter } = parseStepInput(awaitAttributionInputSchema, input, "AwaitAttribution");
-    const outcome = await awaitAttribution(waiter, { claims, now, resume, expiresAt });
+    const { expiresAt, reportKey, ...waiter } = parseStepInput(awaitAttributionInputSchema, input, "AwaitAttribution");
+    const outcome = await awaitAttribution(reportKey, waiter, { claims, now, resume, expiresAt });
     logger.info("Waiting for the CloudTrail record", outcome);
     return outcome;
   });

@@ -42,6 +42,16 @@ export const scenarioInstanceSchema = z.strictObject({
   /** Terminate the instance this many seconds into the scenario (mid-flow). */
   terminateAfterSeconds: z.number().min(0).optional(),
   imageId: z.string().default("ami-0abcdef1234567890"),
+  /**
+   * The reservation the instance was launched in: every instance of one RunInstances call shares one (default: a
+   * reservation of its own, as if each had been launched alone).
+   */
+  reservationId: z
+    .string()
+    .regex(/^r-[0-9a-f]{8,17}$/)
+    .optional(),
+  /** The idempotency token of the call that launched it (DescribeInstances `ClientToken`, filter `client-token`). */
+  clientToken: z.string().optional(),
   /** Software on the instance calling IMDSv1 this often: answered while tokens are optional (MetadataNoToken), refused once they are required (MetadataNoTokenRejected). */
   imdsV1CallsPerHour: z.number().min(0).default(0),
   /** How long the instance ran before the scenario started, with its initial options: history for the metrics. */

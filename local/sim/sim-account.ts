@@ -498,9 +498,7 @@ export class SimAccount {
     const now = Date.now();
     const unfiltered = !input.Filters?.length && input.MaxResults === undefined && input.NextToken === undefined;
     this.gate("DescribeInstances", now, unfiltered ? UNFILTERED_DESCRIBE_INSTANCES : "DescribeInstances");
-    const idFilter = input.Filters?.find((f) => f.Name === "instance-id")?.Values;
-    const tokenFilter = input.Filters?.find((f) => f.Name === "metadata-options.http-tokens")?.Values;
-    const stateFilter = input.Filters?.find((f) => f.Name === "instance-state-name")?.Values;
+    const filters = describeInstancesFilters(input.Filters);
     if (input.InstanceIds?.length && input.MaxResults !== undefined) {
       throw awsError(
         "InvalidParameterCombination",
@@ -513,15 +511,15 @@ export class SimAccount {
         `Value ( ${input.MaxResults} ) for parameter maxResults is invalid. Expecting a value between 5 and 1000.`,
       );
     }
-    const wanted = input.InstanceIds?.length ? input.InstanceIds : idFilter;
+    const wanted = input.InstanceIds?.length ? input.InstanceIds : filters.get("instance-id");
     const found: Instance[] = [];
     for (const [id, s] of this.instances) {
       if (wanted && !wanted.includes(id)) continue;
       this.tick(s, now);
       if (!this.visible(s, now)) continue;
-      if (tokenFilter && !tokenFilter.includes(s.httpTokens)) continue;
-      if (stateFilter && !stateFilter.includes(s.state)) continue;
-      found.push(this.toInstance(s));
+      const instance = this.toInstance(s);
+      if (!matchesFilters(filters, instance, reservationOf(s.spec))) continue;
+      found.push(instance);
     }
     if (input.InstanceIds?.length) {
       const missing = input.InstanceIds.filter((id) => !found.some((i) => i.InstanceId === id));
@@ -533,7 +531,16 @@ export class SimAccount {
     const start = input.NextToken ? Number(input.NextToken) : 0;
     const page = found.slice(start, start + size);
     const next = start + size < found.length ? String(start + size) : undefined;
-    return { Reservations: page.map((i) => ({ Instances: [i] })), ...(next ? { NextToken: next } : {}) };
+    // EC2 answers by reservation: the instances of one launch call are listed together under its ReservationId.
+    const reservations = new Map<string, Instance[]>();
+    for (const i of page) {
+      const r = reservationOf(this.instances.get(i.InstanceId ?? "")?.spec);
+      reservations.set(r, [...(reservations.get(r) ?? []), i]);
+    }
+    return {
+      Reservations: [...reservations].map(([ReservationId, Instances]) => ({ ReservationId, Instances })),
+      ...(next ? { NextToken: next } : {}),
+    };
   }
 
   private toInstance(s: SimInstanceState): Instance {
@@ -543,6 +550,7 @@ export class SimAccount {
       State: { Name: s.state },
       ...(s.spec.platform === "windows" ? { Platform: "Windows" as const } : {}),
       LaunchTime: new Date(s.lastLaunchTime),
+      ...(s.spec.clientToken ? { ClientToken: s.spec.clientToken } : {}),
       Tags: Object.entries(s.spec.tags).map(([Key, Value]) => ({ Key, Value })),
       MetadataOptions: {
         State: s.applyAt !== undefined ? "pending" : "applied",
@@ -917,4 +925,76 @@ export function installSimClients(route: SimRouter): { restore(): void }[] {
   const scheduler = mockClient(SchedulerClient);
   scheduler.on(CreateScheduleCommand).callsFake(routed("scheduler", "CreateSchedule"));
   return [ec2, ssm, cloudwatch, sns, dynamodb, sfn, scheduler];
+}
+
+/**
+ * The DescribeInstances filters the simulation evaluates ("DescribeInstances", Amazon EC2 API Reference: `client-token`,
+ * `image-id`, `instance-id`, `instance-state-name`, `launch-time` with `*` wildcards, `metadata-options.http-tokens`,
+ * `reservation-id`, `tag:<key>`). Any other name is refused, as EC2 refuses a filter it does not know, rather than
+ * ignored: an ignored filter would answer with every instance in the account.
+ */
+function describeInstancesFilters(filters: { Name?: string; Values?: string[] }[] | undefined): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const f of filters ?? []) {
+    const name = f.Name ?? "";
+    if (!KNOWN_INSTANCE_FILTERS.has(name) && !name.startsWith("tag:")) {
+      throw awsError("InvalidParameterValue", `The filter '${name}' is invalid`);
+    }
+    out.set(name, f.Values ?? []);
+  }
+  return out;
+}
+
+const KNOWN_INSTANCE_FILTERS = new Set([
+  "client-token",
+  "image-id",
+  "instance-id",
+  "instance-state-name",
+  "launch-time",
+  "metadata-options.http-tokens",
+  "reservation-id",
+]);
+
+/** A scenario instance's reservation: its own unless the scenario groups it with others of one launch. */
+function reservationOf(spec: ScenarioInstance | undefined): string {
+  return spec?.reservationId ?? `r-${(spec?.id ?? "").replace(/^i-/, "").padEnd(8, "0")}`;
+}
+
+/** Every filter must match one of its values (EC2: AND across filters, OR within one); `*` is a wildcard. */
+function matchesFilters(filters: Map<string, string[]>, instance: Instance, reservationId: string): boolean {
+  const attribute = (name: string): string | undefined => {
+    if (name.startsWith("tag:")) return instance.Tags?.find((t) => t.Key === name.slice(4))?.Value;
+    switch (name) {
+      case "client-token":
+        return instance.ClientToken;
+      case "image-id":
+        return instance.ImageId;
+      case "instance-id":
+        return instance.InstanceId;
+      case "instance-state-name":
+        return instance.State?.Name;
+      case "launch-time":
+        return instance.LaunchTime?.toISOString();
+      case "metadata-options.http-tokens":
+        return instance.MetadataOptions?.HttpTokens;
+      case "reservation-id":
+        return reservationId;
+      default:
+        return undefined;
+    }
+  };
+  for (const [name, values] of filters) {
+    const actual = attribute(name);
+    if (actual === undefined || !values.some((v) => wildcardMatch(v, actual))) return false;
+  }
+  return true;
+}
+
+function wildcardMatch(pattern: string, value: string): boolean {
+  if (!pattern.includes("*") && !pattern.includes("?")) return pattern === value;
+  const re = pattern
+    .replace(/[.+^${}()|[\]\\]/g, "\\$&")
+    .replace(/\*/g, ".*")
+    .replace(/\?/g, ".");
+  return new RegExp(`^${re}$`).test(value);
 }

@@ -11,6 +11,7 @@ import {
 import { allowedImdsV1, describeOrigin, describePosture, sourceFixes } from "../domain/root-cause.js";
 import { type FullDetail, hiddenDetailSentence } from "./full-detail.js";
 import { codeSafe, markdownSafe, plainSafe, slackEntities, toAscii } from "./text-safety.js";
+import { textTable } from "./text-table.js";
 
 /** Everything a person or a program needs to know about one triggering event. */
 export interface EventReport {
@@ -91,6 +92,13 @@ export function withNotice(report: EventReport, sentence: string): EventReport {
 
 /** Instances listed one by one in human formats; the rest are counted. Keeps every message far below SNS's 256 KB. */
 const MAX_LISTED = 50;
+/**
+ * Instances past the detailed ones, listed as `instance  verdict` rows (about 32 bytes each): 1,000 rows keep the
+ * email's text near 32 KB, well inside SNS's 256 KiB with the machine copies beside it. Any more are counted.
+ */
+const MAX_TABLED = 1_000;
+/** Plain-text email stays readable at the classic 72 columns. */
+const EMAIL_WIDTH = 72;
 /** Reasons quote tag values; in human formats they are cut here (the machine report keeps them whole). */
 const MAX_REASON_CHARS = 400;
 
@@ -145,8 +153,21 @@ export function plainText(report: EventReport): string {
     for (const w of r.warnings) lines.push(`    warning: ${plainSafe(w)}`);
     if (r.origin && allowedImdsV1(r)) lines.push(`    origin: ${plainSafe(describeOrigin(r.origin))}`);
   }
-  const hidden = report.results.length - listed(report).length;
-  if (hidden > 0) lines.push(hiddenDetailSentence(hidden, report.fullDetail));
+  const rest = worstFirst(report.results).slice(MAX_LISTED);
+  if (rest.length > 0) lines.push(hiddenDetailSentence(rest.length, report.fullDetail));
+  const tabled = rest.slice(0, MAX_TABLED);
+  if (tabled.length > 0) {
+    // A launch of hundreds still reads in one email: the instances past the detailed ones, one short row each.
+    lines.push(
+      "",
+      textTable(
+        [{ header: "Instance" }, { header: "Verdict" }],
+        tabled.map((r) => [plainSafe(r.instanceId), r.verdict]),
+        EMAIL_WIDTH,
+      ),
+    );
+    if (rest.length > tabled.length) lines.push(`(${rest.length - tabled.length} more, counted above but not tabled)`);
+  }
   const steps = nextSteps(report);
   if (steps.length > 0) lines.push("", "Next steps:", ...steps.map((s) => `- ${s.replaceAll("`", "")}`));
   return lines.join("\n");

@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import type { Logger } from "@aws-lambda-powertools/logger";
 import type { EC2Client } from "@aws-sdk/client-ec2";
 import type { InstanceClaims } from "../aws/instance-claims.js";
+import { findLaunch, type LaunchedInstance, launchOf, launchSiblings } from "../aws/launch-lookup.js";
 import type { AccountPosture } from "../domain/account-posture.js";
 import type { SpokeTarget } from "../domain/confused-deputy.js";
 import { recordedLaunchTimes } from "../domain/event.js";
@@ -13,7 +14,7 @@ import {
   claimInstancesInputSchema,
   handOffAttribution,
 } from "./claim-instances.js";
-import type { ResolvedTargets } from "./resolve-targets.js";
+import { type ResolvedTargets, withFoundTargets } from "./resolve-targets.js";
 
 /**
  * The intake: what EventBridge invokes for every event, before any state machine runs. It does in one Lambda call
@@ -38,6 +39,10 @@ export interface AdmitEventDeps {
   organization: boolean;
   logger: Logger;
   retry: Omit<RetryPolicy, "attempts">;
+  /** Instances per batch, for the instances the intake finds itself (a launch's siblings, a truncated record's). */
+  batchSize: number;
+  /** How a notification that lost its launch's election waits for the winner to finish claiming (real time). */
+  sleep?: (ms: number) => Promise<void>;
 }
 
 export type AdmitOutcome =
@@ -57,6 +62,14 @@ const CLAIMED_TRIGGERS = new Set(["launch", "start", "state-change"]);
 
 /** What the intake tries before it gives up on a call and lets Lambda's asynchronous retries take over. */
 const ATTEMPTS = 5;
+
+/**
+ * How long a notification whose launch another notification is gathering waits for that one to finish claiming,
+ * before it claims its own instance anyway (a second report beats a lost verdict): a launch's claims take well
+ * under a second, so 8 checks a second apart are generous.
+ */
+const GROUP_CHECKS = 8;
+const GROUP_CHECK_MS = 1_000;
 
 /**
  * A Standard execution name (at most 80 of [A-Za-z0-9-_]) that is the same for every delivery of one ledger key.
@@ -89,23 +102,60 @@ export async function admitEvent(raw: unknown, deps: AdmitEventDeps): Promise<Ad
   const target: SpokeTarget | undefined = deps.organization
     ? { account: resolved.event.account, region: resolved.event.region, eventId }
     : undefined;
+  // Launch times the intake learns itself (a truncated record's lookup, a notification's launch): no second describe.
+  const launchTimes = recordedLaunchTimes(raw);
+  // Found by its window rather than its token: close, not certain, so it attributes no other execution's report.
+  let approximate = false;
+  if (resolved.lookup) {
+    const lookup = resolved.lookup;
+    try {
+      const found = await retry(async () => findLaunch(await deps.ec2For(target), lookup));
+      for (const i of found.instances) launchTimes.set(i.instanceId, i.launchTime);
+      if (found.instances.length > 0) {
+        resolved = withFoundTargets(
+          resolved,
+          found.instances.map((i) => i.instanceId),
+          deps.batchSize,
+        );
+        approximate = found.by === "window";
+        deps.logger.info("Found the launch of a record without its instance list", {
+          instances: found.instances.length,
+          by: found.by,
+        });
+      }
+    } catch (error) {
+      // The record then reports what it could not resolve, as before; the state-change path or the sweep covers it.
+      deps.logger.warn("Could not look up the record's launch", { error: failureOf(error) });
+    }
+  }
+
   // What the execution starts with: the resolved event, narrowed to the instances this execution claimed.
   let state: AdmittedState = { ...resolved };
-
   if (resolved.targetCount > 0 && CLAIMED_TRIGGERS.has(resolved.trigger)) {
+    const executionId = deps.executionArnOf(executionName);
+    let group: string | undefined;
     try {
+      if (resolved.trigger === "state-change") {
+        const notified = resolved;
+        const launch = await retry(async () =>
+          gatherLaunch(notified, { ...deps, ec2: await deps.ec2For(target), executionId, launchTimes }),
+        );
+        resolved = launch.resolved;
+        group = launch.group;
+      }
+      const claimable = resolved;
       state = await retry(async () =>
-        claimInstances(
-          claimInstancesInputSchema.parse({ state: resolved, executionId: deps.executionArnOf(executionName) }),
-          {
-            ec2: await deps.ec2For(target),
-            claims: deps.claims,
-            logger: deps.logger,
-            launchTimes: recordedLaunchTimes(raw),
-            attributed: (key) => handOffAttribution(key, deps.attribution),
-          },
-        ),
+        claimInstances(claimInstancesInputSchema.parse({ state: claimable, executionId }), {
+          ec2: await deps.ec2For(target),
+          claims: deps.claims,
+          logger: deps.logger,
+          launchTimes,
+          attributes: !approximate,
+          attributed: (reportKey) => handOffAttribution(reportKey, deps.attribution),
+        }),
       );
+      const sealed = group;
+      if (sealed) await retry(() => deps.claims.seal(sealed, expiresAtOf(claimable)));
     } catch (error) {
       // A possible duplicate verdict beats a lost one: go on, and the report says the claim was unavailable.
       state = { ...resolved, instanceClaimFailure: failureOf(error) };
@@ -132,6 +182,44 @@ export async function admitEvent(raw: unknown, deps: AdmitEventDeps): Promise<Ad
     targets: state.targetCount,
   });
   return { outcome, eventId, executionName, targets: state.targetCount };
+}
+
+function expiresAtOf(resolved: ResolvedTargets): number {
+  return Number(resolved.dedupe.expiresAt);
+}
+
+/**
+ * One report per launch on the state-change path. EC2 sends one notification per instance; the instances of one
+ * RunInstances call share a reservation and a LaunchTime ("DescribeInstances": `ReservationId`, `LaunchTime`), and so
+ * do the instances of one StartInstances call that were launched together. The first notification of a launch to
+ * claim the launch group (`launch#<account>#<region>#<reservation>#<LaunchTime>`) gathers all of its instances into
+ * its execution; the others find their instance claimed by it and start nothing. A notification that lost the group
+ * waits (bounded) until the winner has claimed, then claims its own instance as usual: the winner normally holds it;
+ * if the winner could not see it yet, this notification keeps it and reports it (a second report, never a lost verdict).
+ */
+async function gatherLaunch(
+  resolved: ResolvedTargets,
+  deps: AdmitEventDeps & { ec2: EC2Client; executionId: string; launchTimes: Map<string, string> },
+): Promise<{ resolved: ResolvedTargets; group?: string }> {
+  const id = resolved.batches[0]?.[0]?.instanceId;
+  if (!id) return { resolved };
+  const launch = await launchOf(deps.ec2, id);
+  // Not visible yet: claimInstances keeps it unkeyed, with its note, as before.
+  if (!launch?.reservationId) return { resolved };
+  deps.launchTimes.set(id, launch.launchTime);
+  const { account, region } = resolved.event;
+  const group = `launch#${account}#${region}#${launch.reservationId}#${launch.launchTime}`;
+  const expiresAt = expiresAtOf(resolved);
+  if (!(await deps.claims.claim(group, deps.executionId, expiresAt, resolved.dedupe.key))) {
+    const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+    for (let i = 0; i < GROUP_CHECKS && !(await deps.claims.sealed(group)); i++) await sleep(GROUP_CHECK_MS);
+    return { resolved };
+  }
+  const siblings: LaunchedInstance[] = await launchSiblings(deps.ec2, launch);
+  for (const s of siblings) deps.launchTimes.set(s.instanceId, s.launchTime);
+  const ids = [id, ...siblings.map((s) => s.instanceId).filter((s) => s !== id)];
+  deps.logger.info("Gathered the launch", { reservation: launch.reservationId, instances: ids.length });
+  return { resolved: withFoundTargets(resolved, ids, deps.batchSize), group };
 }
 
 /** An error as the state machine's Catch would record it: its name and message. */

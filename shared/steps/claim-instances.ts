@@ -4,6 +4,7 @@ import * as z from "zod";
 import { describeInstancesById } from "../aws/ec2-instances.js";
 import { type AttributionWaiter, type InstanceClaims, instanceClaimKey } from "../aws/instance-claims.js";
 import { type EventRef, eventRefSchema, instanceProgressSchema, triggerSchema } from "../domain/model.js";
+import { mapLimit } from "../runtime/map-limit.js";
 
 /** The part of the execution's state ClaimInstances reads; everything else passes through unchanged. */
 export const claimInstancesInputSchema = z.object({
@@ -27,8 +28,10 @@ export interface ClaimInstancesDeps {
    * without DescribeInstances, which a storm of launches would otherwise spend EC2's read bucket on.
    */
   launchTimes?: ReadonlyMap<string, string>;
-  /** After a CloudTrail record left its attribution on an instance claimed elsewhere: resume a report waiting on it. */
-  attributed?: (key: string) => Promise<void>;
+  /** False when the record's instances were found by a window, not named: its actor then goes to no other report. */
+  attributes?: boolean;
+  /** After a CloudTrail record left its attribution for another execution's report: resume it if it waits. */
+  attributed?: (reportKey: string) => Promise<void>;
 }
 
 /** How many claims are written at once: DynamoDB takes them in parallel, a 1,000-instance launch stays in seconds. */
@@ -39,7 +42,8 @@ const CLAIM_CONCURRENCY = 25;
  * report whichever signals arrive, in whatever order. An instance someone else claimed first leaves this execution:
  * a CloudTrail record then leaves its attribution (actor, launch template) for that execution's report. An instance
  * not yet visible to DescribeInstances cannot be keyed; it stays (a duplicate verdict is better than none) with a
- * note. Only the state changes: instances the execution keeps, and the keys the report waits on.
+ * note. Only the state changes: the instances the execution keeps, and how many it claimed (a count, never the keys:
+ * a state over 256 KiB fails the execution, and a launch may have thousands of instances).
  */
 export async function claimInstances(input: ClaimInstancesInput, deps: ClaimInstancesDeps) {
   const { state, executionId } = input;
@@ -48,9 +52,12 @@ export async function claimInstances(input: ClaimInstancesInput, deps: ClaimInst
   const described = unknown.length > 0 ? await describeInstancesById(deps.ec2, unknown) : new Map();
   const expiresAt = Number(state.dedupe.expiresAt);
   const fromCloudTrail = state.event.source === "cloudtrail";
-  const claimed: string[] = [];
+  const attributes = fromCloudTrail && deps.attributes !== false;
+  let claimed = 0;
   const elsewhere = new Set<string>();
   const unkeyed = new Set<string>();
+  // The reports (ledger keys) of the executions that hold the instances this record found claimed.
+  const holders = new Set<string>();
   const work = ids.map((id) => async () => {
     const launchTime = deps.launchTimes?.get(id) ?? described.get(id)?.LaunchTime?.toISOString();
     if (!launchTime) {
@@ -58,20 +65,24 @@ export async function claimInstances(input: ClaimInstancesInput, deps: ClaimInst
       return;
     }
     const key = instanceClaimKey(state.event.account, state.event.region, id, launchTime);
-    if (await deps.claims.claim(key, executionId, expiresAt)) {
-      claimed.push(key);
+    if (await deps.claims.claim(key, executionId, expiresAt, state.dedupe.key)) {
+      claimed++;
       return;
     }
     elsewhere.add(id);
-    // The record's actor and launch template, for the report of the execution that holds the claim.
-    if (fromCloudTrail) {
-      await deps.claims.attribute(key, state.event, expiresAt);
-      await deps.attributed?.(key);
+    if (attributes) {
+      const holder = await deps.claims.holder(key);
+      if (holder) holders.add(holder);
     }
   });
   for (let i = 0; i < work.length; i += CLAIM_CONCURRENCY) {
     await Promise.all(work.slice(i, i + CLAIM_CONCURRENCY).map((run) => run()));
   }
+  // The record's actor and launch template, once for each report that holds its instances, however many they are.
+  await mapLimit([...holders], CLAIM_CONCURRENCY, async (reportKey) => {
+    await deps.claims.attribute(reportKey, state.event, expiresAt);
+    await deps.attributed?.(reportKey);
+  });
   const batches = state.batches
     .map((batch) =>
       batch
@@ -90,15 +101,16 @@ export async function claimInstances(input: ClaimInstancesInput, deps: ClaimInst
     )
     .filter((batch) => batch.length > 0);
   const targetCount = batches.reduce((n, b) => n + b.length, 0);
-  deps.logger.info("Claimed instances", { claimed: claimed.length, elsewhere: elsewhere.size, unkeyed: unkeyed.size });
+  deps.logger.info("Claimed instances", { claimed, elsewhere: elsewhere.size, unkeyed: unkeyed.size });
   const { awaitAttribution: _wait, ...rest } = state;
   return {
     ...rest,
     batches,
     targetCount,
-    instanceClaims: { claimed, elsewhere: [...elsewhere].sort() },
+    // Counts only: the claims themselves are in the ledger, and the report's attribution is found by its ledger key.
+    instanceClaims: { claimed, elsewhere: elsewhere.size },
     // Only the state-change path waits for the record, and only for the instances it kept.
-    ...(state.awaitAttribution && claimed.length > 0 ? { awaitAttribution: state.awaitAttribution } : {}),
+    ...(state.awaitAttribution && claimed > 0 ? { awaitAttribution: state.awaitAttribution } : {}),
     ...(targetCount === 0 && elsewhere.size > 0
       ? {
           ignored: fromCloudTrail
@@ -124,33 +136,40 @@ export interface AttributionDeps {
 }
 
 /**
- * Resumes the waiting report once the record has arrived for every key it waits on, or its deadline has passed.
- * Both sides call it (the waiter after storing its token, the record after storing its attribution), each after its
- * own write, so whichever comes second sees both and resumes the report; a second resume is refused and harmless.
+ * Resumes the waiting report once the record has arrived for it, or its deadline has passed. Both sides call it (the
+ * waiter after storing its token, the record after storing its attribution), each after its own write, so whichever
+ * comes second sees both and resumes the report; a second resume is refused and harmless.
  */
-export async function settleWaiter(waiter: AttributionWaiter, deps: AttributionDeps): Promise<boolean> {
-  const found = await Promise.all(waiter.keys.map((key) => deps.claims.attribution(key)));
-  const record = found.find((r) => r !== undefined);
-  if (found.every((r) => r !== undefined) && record) return deps.resume(waiter.taskToken, { done: true, record });
+export async function settleWaiter(
+  reportKey: string,
+  waiter: AttributionWaiter,
+  deps: AttributionDeps,
+): Promise<boolean> {
+  const record = await deps.claims.attribution(reportKey);
+  if (record) return deps.resume(waiter.taskToken, { done: true, record });
   if (Date.parse(waiter.deadline) <= deps.now().getTime()) {
-    return deps.resume(waiter.taskToken, { done: true, timedOut: true, ...(record ? { record } : {}) });
+    return deps.resume(waiter.taskToken, { done: true, timedOut: true });
   }
   return false;
 }
 
 /**
- * The state-change execution's AwaitAttribution step (`.waitForTaskToken`): leave the task token next to each claim
- * and return. The task stays open, costing nothing, until the record's intake resumes it, or until its timeout;
- * the report then goes out without the actor.
+ * The state-change execution's AwaitAttribution step (`.waitForTaskToken`): leave the task token beside the report's
+ * ledger key and return. The task stays open, costing nothing, until the record's intake resumes it, or until its
+ * timeout; the report then goes out without the actor.
  */
-export async function awaitAttribution(waiter: AttributionWaiter, deps: AttributionDeps & { expiresAt: number }) {
-  await deps.claims.wait(waiter, deps.expiresAt);
-  const settled = await settleWaiter(waiter, deps);
-  return { waiting: !settled, keys: waiter.keys.length };
+export async function awaitAttribution(
+  reportKey: string,
+  waiter: AttributionWaiter,
+  deps: AttributionDeps & { expiresAt: number },
+) {
+  await deps.claims.wait(reportKey, waiter, deps.expiresAt);
+  const settled = await settleWaiter(reportKey, waiter, deps);
+  return { waiting: !settled };
 }
 
-/** The record's side of the hand-off: if a report waits on this claim, resume it when it has all it waits for. */
-export async function handOffAttribution(key: string, deps: AttributionDeps): Promise<void> {
-  const waiter = await deps.claims.waiter(key);
-  if (waiter) await settleWaiter(waiter, deps);
+/** The record's side of the hand-off: if this report waits, resume it now that its attribution is stored. */
+export async function handOffAttribution(reportKey: string, deps: AttributionDeps): Promise<void> {
+  const waiter = await deps.claims.waiter(reportKey);
+  if (waiter) await settleWaiter(reportKey, waiter, deps);
 }

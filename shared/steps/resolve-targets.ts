@@ -1,3 +1,4 @@
+import type { LaunchLookup } from "../aws/launch-lookup.js";
 import type { OrganizationDirectory } from "../aws/organization-directory.js";
 import { LEDGER_RETENTION_SECONDS } from "../aws/result-store.js";
 import { type AccountDefaultChange, weakenedDefaults } from "../domain/account-default-change.js";
@@ -60,6 +61,12 @@ export interface ResolvedTargets {
    * than `seconds` after the verdicts (the wait's own timeout, which Step Functions needs as a number).
    */
   awaitAttribution?: { deadline: string; seconds: number };
+  /**
+   * A launch record that lost its instance list (`responseElements` absent, null, or `{"omitted": true}`): what it
+   * still says about its launch. The intake (AdmitEvent) finds the instances from it with DescribeInstances and
+   * replaces `problem` with the work; an execution started without the intake reports the problem.
+   */
+  lookup?: LaunchLookup;
   /** Routed on by the state machine: false only for ignored events. */
   notify: boolean;
   targetCount: number;
@@ -350,11 +357,35 @@ function runInstancesTargets(
   return {
     ...base,
     notify: true,
-    problem: `RunInstances record${service ? ` (made by ${service})` : ""} has no \`responseElements.instancesSet.items\`: the guard cannot tell which instances it launched. ${
+    lookup: runInstancesLookup(detail),
+    problem: `RunInstances record${service ? ` (made by ${service})` : ""} has no \`responseElements.instancesSet.items\`${truncation(detail)}, and DescribeInstances found no instance by its client token, launch window or image: the guard cannot tell which instances it launched. ${
       service === "EC2 Fleet"
         ? "If it belongs to an instant CreateFleet, that record's report covers them; otherwise the"
         : "The"
     } state-change trigger (if deployed) or the next sweep checks them.`,
+  };
+}
+
+/** How the record lost its instance list: CloudTrail's truncation of an oversized field, or no response at all. */
+function truncation(detail: Record<string, unknown>): string {
+  return asRecord(detail.responseElements)?.omitted === true ? " (CloudTrail truncated it: `omitted: true`)" : "";
+}
+
+/** What a RunInstances record without its response still says about the launch (its `requestParameters`). */
+function runInstancesLookup(detail: Record<string, unknown>): LaunchLookup {
+  const params = asRecord(detail.requestParameters);
+  const item = asRecord(listOf(asRecord(params?.instancesSet)?.items)[0]);
+  const template = text(asRecord(params?.launchTemplate)?.launchTemplateId);
+  const maxCount = Number(item?.maxCount);
+  const clientToken = text(params?.clientToken);
+  const imageId = text(item?.imageId) ?? text(params?.imageId);
+  return {
+    call: "RunInstances",
+    eventTime: text(detail.eventTime) ?? "",
+    ...(clientToken ? { clientToken } : {}),
+    ...(imageId ? { imageId } : {}),
+    ...(template ? { launchTemplateIds: [template] } : {}),
+    ...(Number.isInteger(maxCount) && maxCount > 0 ? { maxCount } : {}),
   };
 }
 
@@ -366,6 +397,11 @@ function startInstancesTargets(
 ): ResolvedTargets {
   const ids = instancesSetIds(detail);
   if (ids) return withTargets(base, ids, config);
+  // A truncated response: the request names the same instances (`requestParameters.instancesSet.items[].instanceId`).
+  const requested = listOf(asRecord(asRecord(detail.requestParameters)?.instancesSet)?.items).map(
+    (item) => asRecord(item)?.instanceId,
+  );
+  if (requested.length > 0) return withTargets(base, requested, config);
   return {
     ...base,
     notify: true,
@@ -401,11 +437,22 @@ function createFleetTargets(
   if (response && listOf(asRecord(response.errorSet)?.item).length > 0) {
     return { ...base, notify: false, ignored: "The instant fleet launched no instance (see its errorSet)." };
   }
+  const templates = listOf(request?.LaunchTemplateConfigs)
+    .map((c) => text(asRecord(asRecord(c)?.LaunchTemplateSpecification)?.LaunchTemplateId))
+    .filter((id): id is string => id !== undefined);
+  const capacity = Number(asRecord(request?.TargetCapacitySpecification)?.TotalTargetCapacity);
+  const clientToken = text(request?.ClientToken);
   return {
     ...base,
     notify: true,
-    problem:
-      "Instant CreateFleet record lists no instance in `responseElements.CreateFleetResponse.fleetInstanceSet`: the guard cannot tell which instances it launched; the state-change trigger (if deployed) or the next sweep checks them.",
+    lookup: {
+      call: "CreateFleet",
+      eventTime: text(detail.eventTime) ?? "",
+      ...(clientToken ? { clientToken } : {}),
+      ...(templates.length > 0 ? { launchTemplateIds: templates } : {}),
+      ...(Number.isInteger(capacity) && capacity > 0 ? { maxCount: capacity } : {}),
+    },
+    problem: `Instant CreateFleet record lists no instance in \`responseElements.CreateFleetResponse.fleetInstanceSet\`${truncation(detail)}, and DescribeInstances found none by its launch window and launch template: the guard cannot tell which instances it launched; the state-change trigger (if deployed) or the next sweep checks them.`,
   };
 }
 
@@ -458,10 +505,19 @@ function modifiedHttpTokens(params: Record<string, unknown> | undefined): unknow
 
 const HTTP_TOKENS_VALUES = new Set(["optional", "required"]);
 
+/**
+ * The intake found the instances of a record's launch (`lookup`): the record's targets, as if it had listed them.
+ * The problem it would otherwise report goes.
+ */
+export function withFoundTargets(resolved: ResolvedTargets, instanceIds: string[], batchSize: number): ResolvedTargets {
+  const { problem: _problem, lookup: _lookup, ...base } = resolved;
+  return withTargets(base, instanceIds, { batchSize });
+}
+
 function withTargets(
   base: Omit<ResolvedTargets, "notify">,
   candidates: unknown[],
-  config: ResolveTargetsConfig,
+  config: Pick<ResolveTargetsConfig, "batchSize">,
   recordedHttpTokens: (instanceId: string) => unknown = () => undefined,
 ): ResolvedTargets {
   const seen = new Set<string>();

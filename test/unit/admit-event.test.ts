@@ -27,29 +27,41 @@ const CONFIG: ResolveTargetsConfig = {
 /** The ledger's instance claims, in memory, with DynamoDB's semantics (a retry of the same execution keeps its claim). */
 function memoryClaims() {
   const claims = new Map<string, string>();
+  const reports = new Map<string, string>();
+  const sealed = new Set<string>();
   const attributions = new Map<string, EventRef>();
   const waiters = new Map<string, AttributionWaiter>();
   const store: InstanceClaims = {
-    async claim(key, executionId) {
+    async claim(key, executionId, _expiresAt, reportKey) {
       const holder = claims.get(key);
       if (holder !== undefined && holder !== executionId) return false;
       claims.set(key, executionId);
+      if (reportKey) reports.set(key, reportKey);
       return true;
     },
-    async attribute(key, event) {
-      attributions.set(key, event);
+    async holder(key) {
+      return reports.get(key);
     },
-    async attribution(key) {
-      return attributions.get(key);
+    async seal(key) {
+      sealed.add(key);
     },
-    async wait(waiter) {
-      for (const key of waiter.keys) waiters.set(key, waiter);
+    async sealed(key) {
+      return sealed.has(key);
     },
-    async waiter(key) {
-      return waiters.get(key);
+    async attribute(reportKey, event) {
+      attributions.set(reportKey, event);
+    },
+    async attribution(reportKey) {
+      return attributions.get(reportKey);
+    },
+    async wait(reportKey, waiter) {
+      waiters.set(reportKey, waiter);
+    },
+    async waiter(reportKey) {
+      return waiters.get(reportKey);
     },
   };
-  return { store, claims, attributions, waiters };
+  return { store, claims, reports, sealed, attributions, waiters };
 }
 
 function deps(overrides: Partial<AdmitEventDeps> = {}) {
@@ -80,6 +92,8 @@ function deps(overrides: Partial<AdmitEventDeps> = {}) {
     organization: false,
     logger: silentLogger("admit-event"),
     retry: { firstDelayMs: 1, maxDelayMs: 1, sleep: async () => undefined },
+    batchSize: 50,
+    sleep: async () => undefined,
     ...overrides,
   };
   return { d, claims, started, resumed };
@@ -125,18 +139,24 @@ describe("admitEvent: the intake", () => {
   it("the record after the state-change: starts nothing, leaves its actor, and resumes the waiting report", async () => {
     const { d, started, resumed, claims } = deps();
     await admitEvent(stateChangeEvent(ID, 2), d);
-    const [key = ""] = claims.claims.keys();
-    // The state-change execution's AwaitAttribution left its token.
-    await claims.store.wait({ keys: [key], deadline: "2026-11-28T09:15:00Z", taskToken: "token-1" }, 0);
+    const reportKey = (started[0]?.input.dedupe as { key: string } | undefined)?.key ?? "";
+    // The state-change execution's AwaitAttribution left its token under its report's key.
+    await claims.store.wait(reportKey, { deadline: "2026-11-28T09:15:00Z", taskToken: "token-1" }, 0);
 
     const outcome = await admitEvent(runInstancesEvent([ID], "e-run-late"), d);
 
     expect(outcome.outcome).toBe("claimed-elsewhere");
     expect(started).toHaveLength(1);
-    expect(claims.attributions.get(key)?.eventId).toBe("e-run-late");
+    expect(claims.attributions.get(reportKey)?.eventId).toBe("e-run-late");
     expect(resumed).toEqual([
       { token: "token-1", outcome: { done: true, record: expect.objectContaining({ eventId: "e-run-late" }) } },
     ]);
+  });
+
+  it("the state carries the claims as counts, never their keys", async () => {
+    const { d, started } = deps();
+    await admitEvent(stateChangeEvent(ID, 2), d);
+    expect(started[0]?.input.instanceClaims).toEqual({ claimed: 1, elsewhere: 0 });
   });
 
   it("an ignored call starts nothing and claims nothing", async () => {
@@ -192,17 +212,16 @@ describe("admitEvent: the intake", () => {
 });
 
 describe("the attribution hand-off", () => {
-  const waiter = { keys: ["k1", "k2"], deadline: "2026-11-28T09:15:00Z", taskToken: "t" };
+  const waiter = { deadline: "2026-11-28T09:15:00Z", taskToken: "t" };
   const record = { eventId: "e-run" } as EventRef;
 
-  it("resumes the report only when the record has arrived for every key it waits on", async () => {
+  it("resumes the report once the record has arrived for it", async () => {
     const { store, attributions } = memoryClaims();
     const resumed: unknown[] = [];
     const attribution = { claims: store, now: () => NOW, resume: async (_: string, o: unknown) => !!resumed.push(o) };
-    attributions.set("k1", record);
-    expect(await settleWaiter(waiter, attribution)).toBe(false);
-    attributions.set("k2", record);
-    expect(await settleWaiter(waiter, attribution)).toBe(true);
+    expect(await settleWaiter("r1", waiter, attribution)).toBe(false);
+    attributions.set("r1", record);
+    expect(await settleWaiter("r1", waiter, attribution)).toBe(true);
     expect(resumed).toEqual([{ done: true, record }]);
   });
 
@@ -214,7 +233,7 @@ describe("the attribution hand-off", () => {
       now: () => new Date("2026-11-28T10:00:00Z"),
       resume: async (_: string, o: unknown) => !!resumed.push(o),
     };
-    await settleWaiter(waiter, late);
+    await settleWaiter("r1", waiter, late);
     expect(resumed).toEqual([{ done: true, timedOut: true }]);
   });
 
@@ -222,16 +241,15 @@ describe("the attribution hand-off", () => {
     const { store, attributions } = memoryClaims();
     const resumed: unknown[] = [];
     const attribution = { claims: store, now: () => NOW, resume: async (_: string, o: unknown) => !!resumed.push(o) };
-    attributions.set("k1", record);
-    attributions.set("k2", record);
-    expect(await awaitAttribution(waiter, { ...attribution, expiresAt: 0 })).toEqual({ waiting: false, keys: 2 });
+    attributions.set("r1", record);
+    expect(await awaitAttribution("r1", waiter, { ...attribution, expiresAt: 0 })).toEqual({ waiting: false });
     expect(resumed).toHaveLength(1);
   });
 
   it("the record's side does nothing when no report waits", async () => {
     const { store } = memoryClaims();
     const resumed: unknown[] = [];
-    await handOffAttribution("k1", { claims: store, now: () => NOW, resume: async (_, o) => !!resumed.push(o) });
+    await handOffAttribution("r1", { claims: store, now: () => NOW, resume: async (_, o) => !!resumed.push(o) });
     expect(resumed).toEqual([]);
   });
 });
@@ -289,5 +307,155 @@ describe("retryRetryable", () => {
       }, policy),
     ).rejects.toThrow("not retryable");
     expect(calls).toBe(1);
+  });
+});
+
+describe("one launch, one report: the intake gathers a launch", () => {
+  const SIBLINGS = ["i-0a1b2c3d4e5f60002", "i-0a1b2c3d4e5f60003"];
+  const RESERVATION = "r-0a1b2c3d4e5f60718";
+  const inReservation = (...ids: string[]) => ({
+    Reservations: [
+      { ReservationId: RESERVATION, Instances: ids.map((id) => ({ ...ec2Instance(id), LaunchTime: LAUNCHED })) },
+    ],
+  });
+
+  beforeEach(() => {
+    ec2Mock
+      .on(DescribeInstancesCommand)
+      .callsFake((input: { Filters?: { Name?: string }[] }) =>
+        input.Filters?.some((f) => f.Name === "reservation-id")
+          ? inReservation(ID, ...SIBLINGS, "i-0a1b2c3d4e5f60009")
+          : inReservation(ID),
+      );
+  });
+
+  it("the first notification of a launch claims its reservation's instances of the same LaunchTime", async () => {
+    const { d, started, claims } = deps();
+    // One instance of the reservation was started later: another occurrence, not this launch.
+    ec2Mock.on(DescribeInstancesCommand).callsFake((input: { Filters?: { Name?: string }[] }) => {
+      if (!input.Filters?.some((f) => f.Name === "reservation-id")) return inReservation(ID);
+      const later = { ...ec2Instance("i-0a1b2c3d4e5f60009"), LaunchTime: new Date("2026-11-28T11:00:00Z") };
+      const all = inReservation(ID, ...SIBLINGS);
+      all.Reservations[0]?.Instances.push(later);
+      return all;
+    });
+
+    const outcome = await admitEvent(stateChangeEvent(ID, 2), d);
+
+    expect(outcome).toMatchObject({ outcome: "started", targets: 3 });
+    expect(started[0]?.input.instanceClaims).toEqual({ claimed: 3, elsewhere: 0 });
+    const group = `launch#111122223333#eu-west-1#${RESERVATION}#${LAUNCHED.toISOString()}`;
+    expect(claims.sealed.has(group)).toBe(true);
+    const filters = ec2Mock.commandCalls(DescribeInstancesCommand).map((c) => c.args[0].input.Filters?.[0]?.Name);
+    expect(filters).toEqual(["instance-id", "reservation-id"]);
+  });
+
+  it("the launch's other notifications wait for the gathering, then find their instance claimed", async () => {
+    const { d, started } = deps();
+    await admitEvent(stateChangeEvent(ID, 2), d);
+    const second = await admitEvent(stateChangeEvent(SIBLINGS[0] ?? "", 2), d);
+    expect(second.outcome).toBe("claimed-elsewhere");
+    expect(started).toHaveLength(1);
+  });
+
+  it("a notification whose launch is still being gathered waits, bounded, then keeps its instance if unclaimed", async () => {
+    const { d, started, claims } = deps();
+    const group = `launch#111122223333#eu-west-1#${RESERVATION}#${LAUNCHED.toISOString()}`;
+    // Another intake holds the group and never seals it (it crashed): this one waits 8 checks, then goes on alone.
+    await claims.store.claim(group, "someone-else", 0);
+    const waits: number[] = [];
+    d.sleep = async (ms) => {
+      waits.push(ms);
+    };
+    const outcome = await admitEvent(stateChangeEvent(SIBLINGS[0] ?? "", 2), d);
+    expect(waits).toHaveLength(8);
+    expect(outcome).toMatchObject({ outcome: "started", targets: 1 });
+    expect(started).toHaveLength(1);
+  });
+
+  it("the record after the gathered launch resumes its one report, once, whatever the number of instances", async () => {
+    const { d, resumed, claims, started } = deps();
+    await admitEvent(stateChangeEvent(ID, 2), d);
+    const reportKey = (started[0]?.input.dedupe as { key: string } | undefined)?.key ?? "";
+    await claims.store.wait(reportKey, { deadline: "2026-11-28T09:15:00Z", taskToken: "token-1" }, 0);
+    const record = runInstancesEvent([ID, ...SIBLINGS], "e-run-3");
+    record.detail.responseElements.instancesSet.items = [ID, ...SIBLINGS].map(
+      (instanceId) => ({ instanceId, launchTime: LAUNCHED.getTime() }) as never,
+    );
+    expect((await admitEvent(record, d)).outcome).toBe("claimed-elsewhere");
+    expect(resumed).toHaveLength(1);
+    expect(claims.attributions.get(reportKey)?.eventId).toBe("e-run-3");
+  });
+});
+
+describe("a record without its instance list", () => {
+  const truncated = () => {
+    const event = runInstancesEvent([], "e-run-trunc") as unknown as {
+      detail: { responseElements: unknown; requestParameters: Record<string, unknown> };
+    };
+    event.detail.responseElements = { omitted: true };
+    event.detail.requestParameters = {
+      instancesSet: { items: [{ imageId: "ami-0a1b2c3d4e5f60718", minCount: 2, maxCount: 2 }] },
+      clientToken: "token-abc",
+    };
+    return event;
+  };
+
+  it("is resolved by its client token: the instances it launched, claimed without a second describe", async () => {
+    const { d, started } = deps();
+    ec2Mock.on(DescribeInstancesCommand).resolves({
+      Reservations: [
+        {
+          ReservationId: "r-0a1b2c3d4e5f60718",
+          Instances: [ID, "i-0a1b2c3d4e5f60002"].map((id) => ({ ...ec2Instance(id), LaunchTime: LAUNCHED })),
+        },
+      ],
+    });
+
+    const outcome = await admitEvent(truncated(), d);
+
+    expect(outcome).toMatchObject({ outcome: "started", targets: 2 });
+    expect(started[0]?.input.problem).toBeUndefined();
+    const calls = ec2Mock.commandCalls(DescribeInstancesCommand).map((c) => c.args[0].input.Filters);
+    expect(calls).toEqual([
+      [
+        { Name: "client-token", Values: ["token-abc"] },
+        { Name: "instance-state-name", Values: ["pending", "running"] },
+      ],
+    ]);
+  });
+
+  it("falls back to the launch window and image, and reports the problem when nothing is found", async () => {
+    const { d, started } = deps();
+    ec2Mock.on(DescribeInstancesCommand).resolves({ Reservations: [] });
+
+    const outcome = await admitEvent(truncated(), d);
+
+    expect(outcome).toMatchObject({ outcome: "started", targets: 0 });
+    expect(String(started[0]?.input.problem)).toContain("omitted: true");
+    const windowed = ec2Mock.commandCalls(DescribeInstancesCommand)[1]?.args[0].input.Filters;
+    expect(windowed).toEqual([
+      { Name: "launch-time", Values: ["2026-11-28T08:59*", "2026-11-28T09:00*"] },
+      { Name: "instance-state-name", Values: ["pending", "running"] },
+      { Name: "image-id", Values: ["ami-0a1b2c3d4e5f60718"] },
+    ]);
+  });
+});
+
+describe("a record found by its window, not named", () => {
+  it("gives its actor to no other execution's report: close is not certain", async () => {
+    const { d, started, claims } = deps();
+    await admitEvent(stateChangeEvent(ID, 2), d);
+    const reportKey = (started[0]?.input.dedupe as { key: string } | undefined)?.key ?? "";
+    const event = runInstancesEvent([], "e-run-window") as unknown as {
+      detail: { responseElements: unknown; requestParameters: Record<string, unknown> };
+    };
+    event.detail.responseElements = { omitted: true };
+    event.detail.requestParameters = {
+      instancesSet: { items: [{ imageId: "ami-0a1b2c3d4e5f60718", minCount: 1, maxCount: 1 }] },
+    };
+
+    expect((await admitEvent(event, d)).outcome).toBe("claimed-elsewhere");
+    expect(claims.attributions.get(reportKey)).toBeUndefined();
   });
 });

@@ -898,3 +898,27 @@ describe("held in reports", () => {
     expect(notification.content.title).toContain("HELD");
   });
 });
+
+describe("the email of a large launch: every instance in a table that fits", () => {
+  it("lists the 50 worst in detail and the other 150 as one short row each, within 72 columns", () => {
+    const ids = instanceIds(200);
+    const results = ids.map((id, i) => result(id, i === 7 ? "fail" : "pass"));
+
+    const text = plainText(reportOf(results));
+
+    for (const id of ids) expect(text).toContain(id);
+    const table = text.slice(text.indexOf("\nInstance ") + 1);
+    expect(table.split("\n")[0]).toMatch(/^Instance\s+Verdict$/);
+    for (const line of table.split("\n").slice(0, 151)) expect(line.length).toBeLessThanOrEqual(72);
+    // The failing one is in the detailed list, not only in the table.
+    expect(text).toContain(`- ${ids[7]}: FAIL`);
+    expect(Buffer.byteLength(snsMessage(reportOf(results)).Message)).toBeLessThan(262_144);
+  });
+
+  it("tables at most 1,000 rows and counts the rest, so 2,000 instances still fit one SNS message", () => {
+    const results = instanceIds(2000).map((id) => result(id, "pass"));
+    const text = plainText(reportOf(results));
+    expect(text).toContain("(950 more, counted above but not tabled)");
+    expect(Buffer.byteLength(snsMessage(reportOf(results)).Message)).toBeLessThan(262_144);
+  });
+});

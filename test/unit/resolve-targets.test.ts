@@ -391,6 +391,51 @@ describe("resolveTargets: who launched it, when a service did", () => {
     expect(resolved.targetCount).toBe(0);
     expect(resolved.problem).toContain("made by EC2 Fleet");
     expect(resolved.problem).toContain("instant CreateFleet");
+    // What the intake looks the launch up by: no client token in EC2 Fleet's own record, so its window and template.
+    expect(resolved.lookup).toEqual({
+      call: "RunInstances",
+      eventTime: "2026-11-28T16:40:04Z",
+      launchTemplateIds: ["lt-0b1c2d3e4f5a60718"],
+      maxCount: 1,
+    });
+  });
+
+  it("a record CloudTrail truncated (omitted: true) keeps what its request says, for the intake to look it up", () => {
+    const event = fixture("run-instances-truncated.json");
+
+    const resolved = resolveTargets(event, config(), NOW);
+
+    expect(resolved.targetCount).toBe(0);
+    expect(resolved.notify).toBe(true);
+    expect(resolved.problem).toContain("CloudTrail truncated it: `omitted: true`");
+    expect(resolved.lookup).toEqual({
+      call: "RunInstances",
+      eventTime: "2026-11-28T09:42:11Z",
+      clientToken: "7c1e5a2b-3d4f-4e6a-9b8c-0d1e2f3a4b5c",
+      imageId: "ami-0a1b2c3d4e5f60718",
+      launchTemplateIds: ["lt-0c1d2e3f4a5b60718"],
+      maxCount: 60,
+    });
+    // The actor and launch template still come from the record.
+    expect(resolved.event.launchTemplate).toEqual({ id: "lt-0c1d2e3f4a5b60718", version: "4" });
+    expect(resolved.event.actor).toContain("jane.doe@example.com");
+  });
+
+  it("an instant CreateFleet record without its response keeps its token, templates and capacity", () => {
+    const event = fixture("create-fleet-instant.json");
+    event.detail.responseElements = { omitted: true };
+    (event.detail.requestParameters as { CreateFleetRequest: Record<string, unknown> }).CreateFleetRequest.ClientToken =
+      "fleet-token-1";
+
+    const resolved = resolveTargets(event, config(), NOW);
+
+    expect(resolved.lookup).toMatchObject({
+      call: "CreateFleet",
+      clientToken: "fleet-token-1",
+      launchTemplateIds: ["lt-0b1c2d3e4f5a60718"],
+      maxCount: 2,
+    });
+    expect(resolved.problem).toContain("omitted: true");
   });
 });
 
@@ -409,15 +454,26 @@ describe("resolveTargets: StartInstances", () => {
     expect(resolved.notify).toBe(true);
   });
 
-  it("reports a StartInstances record without its instances", () => {
+  it("a StartInstances record without its response: the request names the same instances", () => {
     // Prepare
     const event = fixture("start-instances.json");
-    event.detail.responseElements = null;
+    event.detail.responseElements = { omitted: true };
 
     // Act
     const resolved = resolveTargets(event, config(), NOW);
 
     // Assess
+    expect(idsOf(resolved.batches)).toEqual(["i-0d1e2f3a4b5c60021", "i-0d1e2f3a4b5c60022"]);
+    expect(resolved.problem).toBeUndefined();
+  });
+
+  it("reports a StartInstances record that names its instances nowhere", () => {
+    const event = fixture("start-instances.json");
+    event.detail.responseElements = null;
+    event.detail.requestParameters = {};
+
+    const resolved = resolveTargets(event, config(), NOW);
+
     expect(resolved.problem).toContain("StartInstances record has no");
     expect(resolved.notify).toBe(true);
   });
