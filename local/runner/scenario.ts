@@ -35,8 +35,23 @@ export const scenarioInstanceSchema = z.strictObject({
   imds: z.enum(["follows-options", "answers-without-token"]).default("follows-options"),
   /** An AWS error code ModifyInstanceMetadataOptions fails with for this instance (e.g. an SCP's UnauthorizedOperation). */
   modifyError: z.string().optional(),
-  /** How Run Command ends on this instance. */
-  runCommand: z.enum(["ok", "failed", "timed-out"]).default("ok"),
+  /**
+   * How Run Command ends on this instance, one of the terminal statuses of "Understanding command statuses"
+   * (`timed-out` is Delivery Timed Out).
+   */
+  runCommand: z
+    .enum([
+      "ok",
+      "failed",
+      "timed-out",
+      "execution-timed-out",
+      "cancelled",
+      "terminated",
+      "undeliverable",
+      "invalid-platform",
+      "access-denied",
+    ])
+    .default("ok"),
   /** Seconds after launch before DescribeInstances shows the instance (EC2's eventual consistency). */
   visibleAfterSeconds: z.number().min(0).default(0),
   /** Terminate the instance this many seconds into the scenario (mid-flow). */
