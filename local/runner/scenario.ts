@@ -54,6 +54,11 @@ export const scenarioInstanceSchema = z.strictObject({
     .default("ok"),
   /** Seconds after launch before DescribeInstances shows the instance (EC2's eventual consistency). */
   visibleAfterSeconds: z.number().min(0).default(0),
+  /**
+   * Something on the account (configuration management, a script) sets HttpTokens back to optional this many seconds
+   * after every change to required: a real revert, which the guard must report as `fail`.
+   */
+  revertsToOptionalAfterSeconds: z.number().min(0).optional(),
   /** Terminate the instance this many seconds into the scenario (mid-flow). */
   terminateAfterSeconds: z.number().min(0).optional(),
   imageId: z.string().default("ami-0abcdef1234567890"),

@@ -30,6 +30,8 @@ export interface SimInstanceState {
   /** When the instance's IMDS switched between optional and required: what the CloudWatch metrics integrate. */
   tokenHistory: { at: number; tokens: "optional" | "required" }[];
   applyAt?: number;
+  /** When the scenario's reverting actor sets HttpTokens back to optional (`revertsToOptionalAfterSeconds`). */
+  revertAt?: number;
   /**
    * EC2's eventual consistency: until `until`, DescribeInstances still shows the metadata options as they were
    * before the latest modify.
@@ -72,6 +74,13 @@ export function registrationAt(ctx: SimContext, spec: ScenarioInstance, now: num
  * ModifyInstanceMetadataOptions); a scheduled termination happens.
  */
 export function tick(s: SimInstanceState, now: number): void {
+  if (s.revertAt !== undefined && now >= s.revertAt) {
+    // Its describes show the revert at once: the check it provokes must not need a lag to fail.
+    s.httpTokens = "optional";
+    s.applyAt = s.revertAt + s.spec.applyDelaySeconds * 1000;
+    s.stale = undefined;
+    s.revertAt = undefined;
+  }
   const running = s.state !== "stopped" && s.state !== "stopping";
   if (s.applyAt !== undefined && now >= s.applyAt && running) {
     if (s.imdsTokens !== s.httpTokens) s.tokenHistory.push({ at: s.applyAt, tokens: s.httpTokens });
@@ -96,6 +105,8 @@ export function setTokens(ctx: SimContext, s: SimInstanceState, tokens: "optiona
     lag > 0 ? { until: now + lag, httpTokens: before.httpTokens, optionsState: before.optionsState } : undefined;
   s.httpTokens = tokens;
   s.applyAt = now + s.spec.applyDelaySeconds * 1000;
+  const revertsAfter = s.spec.revertsToOptionalAfterSeconds;
+  s.revertAt = tokens === "required" && revertsAfter !== undefined ? now + revertsAfter * 1000 : undefined;
   tick(s, now);
 }
 
