@@ -115,7 +115,8 @@ var ENFORCEMENT_EVIDENCE = [
   "answered",
   "answered-with-error",
   "intent-recorded",
-  "attempt-stopped-after-call"
+  "attempt-stopped-after-call",
+  "reasserted"
 ];
 var enforcementSchema = z.object({
   kind: enforcementKindSchema,
@@ -249,6 +250,12 @@ var instanceProgressSchema = z2.object({
    * retried modify spends EC2's DescribeInstances bucket, which the CheckApplied reads of every other instance need.
    */
   modifyRefused: z2.object({ was: z2.string(), state: z2.string() }).optional(),
+  /**
+   * CheckApplied read HttpTokens `optional` after the guard set `required`: since when, and how many reads in a row.
+   * EC2's describes are eventually consistent, so one such read proves nothing; a revert is concluded only when the
+   * reads go on past the consistency window (shared/steps/check-applied.ts).
+   */
+  optionalReads: z2.object({ since: z2.string(), count: z2.number().int().positive() }).optional(),
   origin: originSchema.optional(),
   v1Usage: v1UsageSchema.optional(),
   result: instanceResultSchema.optional()

@@ -111,3 +111,67 @@ describe("matchesEventPattern", () => {
     expect(() => matchesEventPattern([], event)).toThrow(/JSON object/);
   });
 });
+
+/**
+ * The rows of the operator table in "Comparison operators for use in event patterns in Amazon EventBridge" (Amazon
+ * EventBridge User Guide) this matcher implements, each with the page's own rule syntax and an event it matches and
+ * one it does not. No maintained npm package implements EventBridge's matching (AWS's Event Ruler is Java), so the
+ * page is the reference; the rows it does not implement must be refused, never ignored.
+ */
+describe("the operator table of the EventBridge documentation", () => {
+  it.each<[string, Record<string, unknown>, Record<string, unknown>, Record<string, unknown>]>([
+    [
+      "And: Location is New York and Day is Monday",
+      { Location: ["New York"], Day: ["Monday"] },
+      { Location: "New York", Day: "Monday" },
+      { Location: "New York", Day: "Tuesday" },
+    ],
+    [
+      "Anything-but: state is any value besides initializing",
+      { state: [{ "anything-but": "initializing" }] },
+      { state: "running" },
+      { state: "initializing" },
+    ],
+    [
+      "Anything-but (begins with): Region is not in the US",
+      { Region: [{ "anything-but": { prefix: "us-" } }] },
+      { Region: "eu-west-1" },
+      { Region: "us-east-1" },
+    ],
+    [
+      "Begins with: Region is in the US",
+      { Region: [{ prefix: "us-" }] },
+      { Region: "us-east-1" },
+      { Region: "eu-west-1" },
+    ],
+    ["Empty: LastName is empty", { LastName: [""] }, { LastName: "" }, { LastName: "Doe" }],
+    ["Equals: Name is Alice", { Name: ["Alice"] }, { Name: "Alice" }, { Name: "alice" }],
+    ["Exists: ProductName exists", { ProductName: [{ exists: true }] }, { ProductName: "x" }, { Other: "x" }],
+    [
+      "Does not exist: ProductName does not exist",
+      { ProductName: [{ exists: false }] },
+      { Other: "x" },
+      { ProductName: "x" },
+    ],
+    [
+      "Or: Location is New York or Day is Monday ($or)",
+      { $or: [{ Location: ["New York"] }, { Day: ["Monday"] }] },
+      { Location: "Boston", Day: "Monday" },
+      { Location: "Boston", Day: "Tuesday" },
+    ],
+  ])("%s", (_, pattern, matching, other) => {
+    expect(matchesEventPattern(pattern, matching)).toBe(true);
+    expect(matchesEventPattern(pattern, other)).toBe(false);
+  });
+
+  it.each<[string, Record<string, unknown>]>([
+    ["Ends with", { FileName: [{ suffix: ".png" }] }],
+    ["Equals (ignore case)", { Name: [{ "equals-ignore-case": "alice" }] }],
+    ["Numeric", { Price: [{ numeric: [">", 0, "<=", 5] }] }],
+    ["IP address matching", { "source-ip": [{ cidr: "10.0.0.0/24" }] }],
+    ["Wildcard", { FilePath: [{ wildcard: "*/lib/*" }] }],
+    ["Anything-but (ends with)", { FileName: [{ "anything-but": { suffix: ".png" } }] }],
+  ])("refuses the table's %s row instead of ignoring it", (_, pattern) => {
+    expect(() => matchesEventPattern(pattern, { FileName: "a.png" })).toThrow(TypeError);
+  });
+});

@@ -66,6 +66,10 @@ function matchLeaf(matchers: unknown[], value: unknown, path: string): boolean {
         if (typeof matcher.exists !== "boolean") throw new TypeError(`${path}: exists takes true or false`);
         return matcher.exists === present;
       }
+      // Checked even when the field is absent: an unsupported operator must throw whatever the event holds.
+      if (!("prefix" in matcher) && !("anything-but" in matcher)) {
+        throw new TypeError(`${path}: operator ${keys[0]} is not supported by this matcher`);
+      }
       return present && candidates.some((candidate) => matchOperator(matcher, candidate, path));
     }
     if (!isScalar(matcher)) throw new TypeError(`${path}: unsupported matcher ${JSON.stringify(matcher)}`);

@@ -55,7 +55,8 @@ async function main(argv: string[]): Promise<number> {
   }
   const failedExecutions = run.executions.filter((e) => e.status === "failed");
   const deadLettered = run.asyncInvocations.filter((a) => a.deadLettered !== undefined);
-  return failedExecutions.length > 0 || deadLettered.length > 0 ? 1 : 0;
+  for (const r of run.refusedDeliveries) process.stderr.write(`Event ${r.eventIndex} was not delivered: ${r.reason}\n`);
+  return failedExecutions.length > 0 || deadLettered.length > 0 || run.refusedDeliveries.length > 0 ? 1 : 0;
 }
 
 function parse(argv: string[]) {
@@ -89,6 +90,9 @@ function jsonOutput(run: FlowRun) {
     notifications: run.sim.published.map((p) => deliveredNotification(p.input)),
     // What EventBridge's asynchronous invocations of the intake (and Scheduler's of the watch) came to.
     asyncInvocations: run.asyncInvocations.map(({ payload: _payload, ...rest }) => rest),
+    // Scenario events AWS would not deliver (over EventBridge's 256 KB), and records CloudTrail delivers truncated.
+    refusedDeliveries: run.refusedDeliveries,
+    truncatedDeliveries: run.truncatedDeliveries,
     executions: run.executions.map((e) => ({
       ...(e.name ? { name: e.name } : {}),
       eventIndex: e.eventIndex,

@@ -21,6 +21,7 @@ import {
 } from "../../shared/runtime/config.js";
 import type { OrganizationSweepOutcome, SweepOutcome } from "../../shared/steps/sweep.js";
 import { SimAccount, type SimApi, type SimFaults } from "../sim/sim-account.js";
+import { deliverAsAws } from "../sim/sim-eventbridge.js";
 import { SIM_SPOKE_ROLE_NAME, SimOrganization } from "../sim/sim-organization.js";
 import { localFunctions } from "./lambda-functions.js";
 import {
@@ -159,6 +160,12 @@ export interface FlowRun {
    * when a schedule fires. Each says its attempts, its result, and whether it ended in the dead-letter queue.
    */
   asyncInvocations: (AsyncInvocationRecord & { eventIndex?: number; delivery?: number })[];
+  /**
+   * Scenario events AWS would not have delivered (local/sim/sim-eventbridge.ts): over EventBridge's entry size, with
+   * why. A CloudTrail record with an oversized field is delivered truncated, and listed in `truncatedDeliveries`.
+   */
+  refusedDeliveries: { eventIndex: number; reason: string }[];
+  truncatedDeliveries: { eventIndex: number; fields: string[] }[];
   /** How the ASL runs its Distributed Map children, which decides how they are billed. */
   childExecutionType: "STANDARD" | "EXPRESS";
   simulatedSeconds: number;
@@ -382,6 +389,8 @@ export async function runFlow(scenario: Scenario, options: RunOptions = {}): Pro
     const sweeps: SweepOutcome[] = [];
     const orgSweeps: OrganizationSweepOutcome[] = [];
     const deliveries: { eventIndex: number; delivery: number; at: number }[] = [];
+    const refusedDeliveries: FlowRun["refusedDeliveries"] = [];
+    const truncatedDeliveries: FlowRun["truncatedDeliveries"] = [];
     scenario.events.forEach((event, i) => {
       const at = (i * scenario.eventSpacingSeconds + eventDelaySeconds(event)) * 1000;
       deliveries.push({ eventIndex: i, delivery: 1, at });
@@ -413,7 +422,7 @@ export async function runFlow(scenario: Scenario, options: RunOptions = {}): Pro
             }),
           );
         },
-        Math.max(0, schedule.at - Date.now()),
+        Math.max(0, schedule.fireAt - Date.now()),
       );
     };
     // The intake's and the sweep's StartExecution calls start executions of the same machine, as in AWS.
@@ -463,7 +472,15 @@ export async function runFlow(scenario: Scenario, options: RunOptions = {}): Pro
     for (const d of deliveries) {
       setTimeout(() => {
         scheduled--;
-        const event = asDelivered(scenario.events[d.eventIndex]);
+        const delivery = deliverAsAws(asDelivered(scenario.events[d.eventIndex]));
+        if ("refused" in delivery) {
+          if (d.delivery === 1) refusedDeliveries.push({ eventIndex: d.eventIndex, reason: delivery.refused });
+          return;
+        }
+        const event = delivery.event;
+        if (d.delivery === 1 && delivery.truncated.length) {
+          truncatedDeliveries.push({ eventIndex: d.eventIndex, fields: delivery.truncated });
+        }
         if (d.delivery === 1) world.applyRecordedCall(event);
         // EventBridge invokes the intake asynchronously; it starts the execution, if the event needs one.
         track(
@@ -531,6 +548,8 @@ export async function runFlow(scenario: Scenario, options: RunOptions = {}): Pro
       ...(org ? { org } : {}),
       lambdaInvocations,
       asyncInvocations,
+      refusedDeliveries,
+      truncatedDeliveries,
       childExecutionType: childExecutionType(definition),
       simulatedSeconds: (Date.now() - SCENARIO_EPOCH) / 1000,
       lastReportSeconds: (lastReportAt - SCENARIO_EPOCH) / 1000,

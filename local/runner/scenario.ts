@@ -35,10 +35,30 @@ export const scenarioInstanceSchema = z.strictObject({
   imds: z.enum(["follows-options", "answers-without-token"]).default("follows-options"),
   /** An AWS error code ModifyInstanceMetadataOptions fails with for this instance (e.g. an SCP's UnauthorizedOperation). */
   modifyError: z.string().optional(),
-  /** How Run Command ends on this instance. */
-  runCommand: z.enum(["ok", "failed", "timed-out"]).default("ok"),
+  /**
+   * How Run Command ends on this instance, one of the terminal statuses of "Understanding command statuses"
+   * (`timed-out` is Delivery Timed Out).
+   */
+  runCommand: z
+    .enum([
+      "ok",
+      "failed",
+      "timed-out",
+      "execution-timed-out",
+      "cancelled",
+      "terminated",
+      "undeliverable",
+      "invalid-platform",
+      "access-denied",
+    ])
+    .default("ok"),
   /** Seconds after launch before DescribeInstances shows the instance (EC2's eventual consistency). */
   visibleAfterSeconds: z.number().min(0).default(0),
+  /**
+   * Something on the account (configuration management, a script) sets HttpTokens back to optional this many seconds
+   * after every change to required: a real revert, which the guard must report as `fail`.
+   */
+  revertsToOptionalAfterSeconds: z.number().min(0).optional(),
   /** Terminate the instance this many seconds into the scenario (mid-flow). */
   terminateAfterSeconds: z.number().min(0).optional(),
   imageId: z.string().default("ami-0abcdef1234567890"),

@@ -1,26 +1,18 @@
 import { AsyncLocalStorage } from "node:async_hooks";
-import { CloudWatchClient, GetMetricDataCommand, type GetMetricDataCommandInput } from "@aws-sdk/client-cloudwatch";
+import { CloudWatchClient, GetMetricDataCommand } from "@aws-sdk/client-cloudwatch";
 import { DynamoDBClient, GetItemCommand, PutItemCommand, QueryCommand } from "@aws-sdk/client-dynamodb";
 import {
   DescribeImagesCommand,
-  type DescribeImagesCommandInput,
   DescribeInstancesCommand,
   type DescribeInstancesCommandInput,
   EC2Client,
   GetInstanceMetadataDefaultsCommand,
-  type Instance,
   ModifyInstanceMetadataDefaultsCommand,
   ModifyInstanceMetadataOptionsCommand,
 } from "@aws-sdk/client-ec2";
-import { CreateScheduleCommand, type CreateScheduleCommandInput, SchedulerClient } from "@aws-sdk/client-scheduler";
-import {
-  SendTaskSuccessCommand,
-  type SendTaskSuccessCommandInput,
-  SFNClient,
-  StartExecutionCommand,
-  type StartExecutionCommandInput,
-} from "@aws-sdk/client-sfn";
-import { PublishCommand, type PublishCommandInput, SNSClient } from "@aws-sdk/client-sns";
+import { CreateScheduleCommand, SchedulerClient } from "@aws-sdk/client-scheduler";
+import { SendTaskSuccessCommand, SFNClient, StartExecutionCommand } from "@aws-sdk/client-sfn";
+import { PublishCommand, SNSClient } from "@aws-sdk/client-sns";
 import {
   CreateDocumentCommand,
   DescribeDocumentCommand,
@@ -39,20 +31,31 @@ import {
   EC2_UNFILTERED_DESCRIBE_INSTANCES_BUCKET,
   type Ec2ThrottledApi,
 } from "./ec2-throttling.js";
-import { type ImdsOptionsView, type RunningImdsEmulator, startImdsEmulator } from "./imds-emulator.js";
-import { runLinuxProbe } from "./run-linux-probe.js";
-import { findPwsh, runWindowsProbe } from "./run-windows-probe.js";
-import { LOCAL_STACK_PROBE_DOCUMENT_PREFIX, SimDocuments } from "./ssm-documents.js";
+import { SimCloudWatch } from "./sim-cloudwatch.js";
+import {
+  awsError,
+  registrationAt,
+  type SimApi,
+  type SimContext,
+  type SimInstanceState,
+  setTokens,
+  startInstance,
+  tick,
+} from "./sim-context.js";
+import { SimEc2 } from "./sim-ec2.js";
+import { type SimSchedule, SimScheduler } from "./sim-scheduler.js";
+import { SimSfn } from "./sim-sfn.js";
+import { type SimPublished, SimSns } from "./sim-sns.js";
+import { type SimProbeRun, SimSsm } from "./sim-ssm.js";
+import { SimRandom, type WeatherKnobs, weatherKnobs } from "./sim-weather.js";
+import { LOCAL_STACK_PROBE_DOCUMENT_PREFIX, type SimDocuments } from "./ssm-documents.js";
 
 export type { BucketSpec } from "./ec2-throttling.js";
-
-/** One probe the simulated Run Command ran: `real` when the script itself ran (sh, or pwsh for Windows), `computed` when pwsh is missing. */
-export interface SimProbeRun {
-  instanceId: string;
-  platform: "linux" | "windows";
-  stdout: string;
-  source: "real" | "computed";
-}
+export type { SimApi } from "./sim-context.js";
+export type { SimSchedule } from "./sim-scheduler.js";
+export type { SimPublished } from "./sim-sns.js";
+export type { SimProbeRun } from "./sim-ssm.js";
+export type { WeatherKnobs } from "./sim-weather.js";
 
 /**
  * A Lambda invocation the runner crashes right after one of its AWS calls took effect (run-flow.ts,
@@ -80,74 +83,9 @@ export interface SimFaults extends LedgerFaults {
   transient5xx?: Partial<Record<SimApi, number>>;
   /** SNS Publish fails with a 500 this many times first. */
   publishFailures?: number;
+  /** The seeded randomness of every variable behaviour AWS documents (sim-weather.ts); default: a fixed seed. */
+  weather?: Partial<WeatherKnobs>;
 }
-
-export type SimApi =
-  | "DescribeInstances"
-  | "ModifyInstanceMetadataOptions"
-  | "DescribeInstanceInformation"
-  | "SendCommand"
-  | "GetCommandInvocation"
-  | "Publish"
-  | "StartExecution"
-  | "SendTaskSuccess"
-  | "GetMetricData"
-  | "GetInstanceMetadataDefaults"
-  | "ModifyInstanceMetadataDefaults"
-  | "DescribeImages"
-  | "PutItem"
-  | "GetItem"
-  | "Query"
-  | "CreateSchedule"
-  | "CreateDocument"
-  | "DescribeDocument"
-  | "GetDocument";
-
-interface SimInstanceState {
-  spec: ScenarioInstance;
-  state: ScenarioInstance["state"];
-  httpTokens: "optional" | "required";
-  httpEndpoint: "enabled" | "disabled";
-  /** What the instance's IMDS enforces right now: it follows a modify only once the change is applied. */
-  imdsTokens: "optional" | "required";
-  /** When the instance's IMDS switched between optional and required: what the CloudWatch metrics integrate. */
-  tokenHistory: { at: number; tokens: "optional" | "required" }[];
-  applyAt?: number;
-  launchedAt: number;
-  /** What DescribeInstances says as LaunchTime: EC2 sets it at the launch and again at every start. */
-  lastLaunchTime: number;
-  registeredAt?: number;
-}
-
-interface SimInvocation {
-  commandId: string;
-  instanceId: string;
-  visibleAt: number;
-  doneAt: number;
-  outcome: "ok" | "failed" | "timed-out";
-  stdout?: string;
-}
-
-/** A published SNS message as the simulated topic received it. */
-export interface SimPublished {
-  at: number;
-  input: PublishCommandInput;
-}
-
-/** A one-off schedule the simulated EventBridge Scheduler holds until it fires (ActionAfterCompletion DELETE). */
-export interface SimSchedule {
-  name: string;
-  groupName: string;
-  /** When it fires, epoch milliseconds (its `at()` expression, in UTC). */
-  at: number;
-  input: CreateScheduleCommandInput;
-}
-
-const SCHEDULE_NAME = /^[0-9a-zA-Z_.-]{1,64}$/;
-const AT_EXPRESSION = /^at\((\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\)$/;
-
-/** The simulated DescribeInstances answers at most this many instances a page, so callers must follow NextToken. */
-const DESCRIBE_PAGE_LIMIT = 200;
 
 /** The bucket key of a DescribeInstances with neither filter nor pagination. */
 const UNFILTERED_DESCRIBE_INSTANCES = "DescribeInstances (unfiltered, unpaginated)";
@@ -171,20 +109,12 @@ class TokenBucket {
   }
 }
 
-function awsError(name: string, message: string, httpStatusCode = 400): Error {
-  return Object.assign(new Error(message), {
-    name,
-    $fault: httpStatusCode >= 500 ? "server" : "client",
-    $metadata: { httpStatusCode },
-  });
-}
-
 /**
- * A stateful simulated AWS account behind the real SDK clients (aws-sdk-client-mock intercepts `send`). Instances
- * have states and metadata options that go `pending` → `applied` after a delay; SSM registration happens on time,
- * late or never; Run Command on a Linux instance runs the very script it was sent with `sh`, against an IMDS emulator
- * on 127.0.0.1 that follows the instance's current, applied options. Time is whatever `Date.now()` says, so the
- * runner can compress it.
+ * A stateful simulated AWS account behind the real SDK clients (aws-sdk-client-mock intercepts `send`): the wiring
+ * of one module per service (sim-ec2.ts, sim-ssm.ts, sim-cloudwatch.ts, sim-sns.ts, sim-sfn.ts, sim-scheduler.ts;
+ * each with its contract table), the account's shared instances, its gate (call counts, faults, throttles) and its
+ * one seeded source of randomness (sim-weather.ts). The event ledger's DynamoDB table is answered here. Time is
+ * whatever `Date.now()` says, so the runner can compress it.
  */
 export class SimAccount {
   readonly calls: Record<SimApi, number> = {
@@ -209,43 +139,21 @@ export class SimAccount {
     GetDocument: 0,
   };
   readonly throttled: Record<SimApi, number> = { ...this.calls };
-  readonly modifiedInstanceIds: string[] = [];
-  readonly published: SimPublished[] = [];
-  /** CloudWatch bills GetMetricData by the metric requested (each query), not by the call. */
-  metricsRequested = 0;
-  readonly probeRuns: SimProbeRun[] = [];
-  /**
-   * Where pwsh is, if installed: a Windows instance then runs the real probe-windows.ps1 in it; without it, its
-   * answers are computed from the same IMDS rules the emulator follows, and the run says so.
-   */
-  pwsh: string | undefined = findPwsh();
-  /** The account's SSM documents (local/sim/ssm-documents.ts): the single-account stack's probe documents at first. */
-  readonly documents = new SimDocuments();
+  readonly weather: WeatherKnobs;
+  readonly ec2: SimEc2;
+  readonly ssm: SimSsm;
+  readonly cloudwatch: SimCloudWatch;
+  readonly sns: SimSns;
+  readonly sfn: SimSfn;
+  readonly scheduler: SimScheduler;
+  private readonly context: SimContext;
   private readonly instances = new Map<string, SimInstanceState>();
-  private readonly invocations = new Map<string, SimInvocation>();
   /** The event ledger table, served by dynalite (dynamodb.ts). */
   readonly ledger: SimLedger;
-  private readonly executionNames = new Set<string>();
-  private readonly taskTokens = new Map<string, (output: unknown) => void>();
-  /** Set by the runner: starts an execution of the state machine, as StartExecution does. */
-  onStartExecution: ((name: string, input: unknown) => void) | undefined;
-  /** The schedules waiting to fire, by `group/name`. */
-  readonly schedules = new Map<string, SimSchedule>();
-  /** Every schedule ever created, in order (a fired one is deleted from `schedules`, not from here). */
-  readonly schedulesCreated: SimSchedule[] = [];
-  /** Set by the runner: fires a schedule at its time, as EventBridge Scheduler does. */
-  onCreateSchedule: ((schedule: SimSchedule) => void) | undefined;
   /** One bucket per throttled API (EC2's per-API buckets, SendCommand's, the ledger's), created when first asked. */
   private readonly buckets = new Map<string, TokenBucket>();
   private readonly mocks: { restore(): void }[] = [];
   private bucketsSince: number;
-  private realWork = 0;
-  private commandSeq = 0;
-  private publishFailuresLeft: number;
-
-  /** The account's IMDS defaults in the simulated region. */
-  readonly account: Scenario["account"];
-  private readonly images: Scenario["images"];
 
   constructor(
     instances: readonly ScenarioInstance[],
@@ -253,13 +161,36 @@ export class SimAccount {
     world: Partial<Pick<Scenario, "account" | "images">> = {},
   ) {
     const now = Date.now();
-    this.account = { httpTokens: "no-preference", httpTokensEnforced: false, managedBy: "account", ...world.account };
-    this.images = world.images ?? {};
+    this.weather = weatherKnobs(faults.weather);
+    this.context = {
+      instances: this.instances,
+      gate: (api, at, bucketKey) => this.gate(api, at, bucketKey),
+      random: new SimRandom(this.weather.seed),
+      weather: this.weather,
+    };
+    const account = { httpTokens: "no-preference", httpTokensEnforced: false, managedBy: "account", ...world.account };
+    this.ec2 = new SimEc2(this.context, account as Scenario["account"], world.images ?? {});
+    this.ssm = new SimSsm(this.context);
+    this.cloudwatch = new SimCloudWatch(this.context);
+    this.sns = new SimSns(this.context, faults.publishFailures ?? 0);
+    this.sfn = new SimSfn(this.context);
+    this.scheduler = new SimScheduler(this.context);
     for (const spec of instances) this.addInstance(spec, now);
     this.bucketsSince = now;
-    this.publishFailuresLeft = faults.publishFailures ?? 0;
     this.ledger = new SimLedger(faults);
     this.deployProbeDocuments(LOCAL_STACK_PROBE_DOCUMENT_PREFIX);
+  }
+
+  /** The account's IMDS defaults in the simulated region. */
+  get account(): Scenario["account"] {
+    return this.ec2.account;
+  }
+  get modifiedInstanceIds(): readonly string[] {
+    return this.ec2.modifiedInstanceIds;
+  }
+  /** The account's SSM documents (ssm-documents.ts): the single-account stack's probe documents at first. */
+  get documents(): SimDocuments {
+    return this.ssm.documents;
   }
 
   /** What the stack or spoke template does in this account: creates (or updates) the guard's probe documents. */
@@ -277,9 +208,46 @@ export class SimAccount {
     }
   }
 
+  get published(): readonly SimPublished[] {
+    return this.sns.published;
+  }
+  /** CloudWatch bills GetMetricData by the metric requested (each query), not by the call. */
+  get metricsRequested(): number {
+    return this.cloudwatch.metricsRequested;
+  }
+  get probeRuns(): readonly SimProbeRun[] {
+    return this.ssm.probeRuns;
+  }
+  /**
+   * Where pwsh is, if installed: a Windows instance then runs the real probe-windows.ps1 in it; without it, its
+   * answers are computed from the same IMDS rules the emulator follows, and the run says so.
+   */
+  get pwsh(): string | undefined {
+    return this.ssm.pwsh;
+  }
+  set pwsh(path: string | undefined) {
+    this.ssm.pwsh = path;
+  }
+  /** The schedules waiting to fire, by `group/name`. */
+  get schedules(): ReadonlyMap<string, SimSchedule> {
+    return this.scheduler.schedules;
+  }
+  /** Every schedule ever created, in order (a fired one is deleted from `schedules`, not from here). */
+  get schedulesCreated(): readonly SimSchedule[] {
+    return this.scheduler.schedulesCreated;
+  }
+  /** Set by the runner: fires a schedule at its time, as EventBridge Scheduler does. */
+  set onCreateSchedule(fire: ((schedule: SimSchedule) => void) | undefined) {
+    this.scheduler.onCreateSchedule = fire;
+  }
+  /** Set by the runner: starts an execution of the state machine, as StartExecution does. */
+  set onStartExecution(start: ((name: string, input: unknown) => void) | undefined) {
+    this.sfn.onStartExecution = start;
+  }
+
   /** Launches an instance now (what a RunInstances call did). */
   addInstance(spec: ScenarioInstance, now = Date.now()): void {
-    const registrationDelay = { online: 30, late: 180, none: undefined }[spec.ssm];
+    const registeredAt = registrationAt(this.context, spec, now);
     this.instances.set(spec.id, {
       spec,
       state: spec.state,
@@ -289,13 +257,13 @@ export class SimAccount {
       tokenHistory: [{ at: now - spec.ageHours * 3_600_000, tokens: spec.httpTokens }],
       launchedAt: now,
       lastLaunchTime: now,
-      ...(registrationDelay !== undefined ? { registeredAt: now + registrationDelay * 1000 } : {}),
+      ...(registeredAt !== undefined ? { registeredAt } : {}),
     });
   }
 
   /** Real (wall-clock) work in flight, such as a probe running in `sh`: simulated time must not jump meanwhile. */
   get realWorkInFlight(): number {
-    return this.realWork + this.ledger.inFlight;
+    return this.ssm.realWorkInFlight + this.ledger.inFlight;
   }
 
   /** Intercepts every EC2, SSM, CloudWatch, SNS, DynamoDB, Step Functions and Scheduler client in this process. */
@@ -313,40 +281,40 @@ export class SimAccount {
   }
 
   private async answer(api: SimApi, request: unknown): Promise<unknown> {
-    // Each private handler declares the input shape it reads; the SDK's command input is that shape.
+    // Each service's handler declares the input shape it reads; the SDK's command input is that shape.
     const input = request as never;
     switch (api) {
       case "DescribeInstances":
-        return this.describeInstances(input);
+        return this.ec2.describeInstances(input, describeBucket(input));
       case "ModifyInstanceMetadataOptions":
-        return this.modifyMetadataOptions(input);
+        return this.ec2.modifyMetadataOptions(input);
       case "DescribeInstanceInformation":
-        return this.describeInstanceInformation(input);
+        return this.ssm.describeInstanceInformation(input);
       case "SendCommand":
-        return this.sendCommand(input);
+        return this.ssm.sendCommand(input);
       case "GetCommandInvocation":
-        return this.getCommandInvocation(input);
+        return this.ssm.getCommandInvocation(input);
       case "DescribeImages":
-        return this.describeImages(input);
+        return this.ec2.describeImages(input);
       case "GetInstanceMetadataDefaults":
-        return this.getMetadataDefaults();
+        return this.ec2.getMetadataDefaults();
       case "ModifyInstanceMetadataDefaults":
-        return this.modifyMetadataDefaults(input);
+        return this.ec2.modifyMetadataDefaults(input);
       case "GetMetricData":
-        return this.getMetricData(input);
+        return this.cloudwatch.getMetricData(input);
       case "Publish":
-        return this.publish(input);
+        return this.sns.publish(input);
       case "PutItem":
       case "GetItem":
       case "Query":
         this.gate(api, Date.now(), "ledger");
         return this.ledger.answer(api, request);
       case "StartExecution":
-        return this.startExecution(input);
+        return this.sfn.startExecution(input);
       case "SendTaskSuccess":
-        return this.sendTaskSuccess(input);
+        return this.sfn.sendTaskSuccess(input);
       case "CreateSchedule":
-        return this.createSchedule(input);
+        return this.scheduler.createSchedule(input);
       case "CreateDocument":
         this.gate(api, Date.now());
         return this.documents.createDocument(input);
@@ -371,7 +339,7 @@ export class SimAccount {
    * A token sent back once is refused the second time (TaskTimedOut), as AWS refuses it.
    */
   openTaskToken(token: string): Promise<unknown> {
-    return new Promise((resolve) => this.taskTokens.set(token, resolve));
+    return this.sfn.openTaskToken(token);
   }
 
   /**
@@ -410,7 +378,8 @@ export class SimAccount {
     const id = request?.InstanceId ?? request?.instanceId;
     const tokens = request?.HttpTokens ?? request?.httpTokens;
     const instance = typeof id === "string" ? this.instances.get(id) : undefined;
-    if (instance && (tokens === "optional" || tokens === "required")) this.setTokens(instance, tokens, Date.now());
+    if (instance && (tokens === "optional" || tokens === "required"))
+      setTokens(this.context, instance, tokens, Date.now());
   }
 
   /**
@@ -419,37 +388,19 @@ export class SimAccount {
    */
   startInstance(id: string, now = Date.now()): void {
     const s = this.instances.get(id);
-    if (!s || (s.state !== "stopped" && s.state !== "stopping")) return;
-    s.state = "running";
-    s.lastLaunchTime = now;
-    if (s.applyAt !== undefined) s.applyAt = now;
-    this.tick(s, now);
-    const registrationDelay = { online: 30, late: 180, none: undefined }[s.spec.ssm];
-    s.registeredAt = registrationDelay !== undefined ? now + registrationDelay * 1000 : undefined;
+    if (s) startInstance(this.context, s, now);
   }
 
-  /** The instance as the simulation sees it, for tests. */
+  /** The instance as the simulation sees it (the truth, not what a lagging describe shows), for tests. */
   instance(id: string): Readonly<SimInstanceState> | undefined {
     const s = this.instances.get(id);
-    if (s) this.tick(s, Date.now());
+    if (s) tick(s, Date.now());
     return s;
   }
 
-  private tick(s: SimInstanceState, now: number): void {
-    if (s.applyAt !== undefined && now >= s.applyAt) {
-      if (s.imdsTokens !== s.httpTokens) s.tokenHistory.push({ at: s.applyAt, tokens: s.httpTokens });
-      s.imdsTokens = s.httpTokens;
-      s.applyAt = undefined;
-    }
-    if (s.spec.terminateAfterSeconds !== undefined && now >= s.launchedAt + s.spec.terminateAfterSeconds * 1000) {
-      s.state = "terminated";
-    }
-  }
-
-  private setTokens(s: SimInstanceState, tokens: "optional" | "required", now: number): void {
-    s.httpTokens = tokens;
-    s.applyAt = now + s.spec.applyDelaySeconds * 1000;
-    this.tick(s, now);
+  /** A one-off schedule fired: with ActionAfterCompletion DELETE, Scheduler deletes it (no API call of ours). */
+  completeSchedule(schedule: SimSchedule): void {
+    this.scheduler.completeSchedule(schedule);
   }
 
   /** Counts the call, then fails it as AWS would: a configured 5xx, or a throttle when its API's bucket is empty. */
@@ -489,391 +440,12 @@ export class SimAccount {
     }
     return ledgerThrottle(this.faults, api);
   }
+}
 
-  private visible(s: SimInstanceState, now: number): boolean {
-    return now >= s.launchedAt + s.spec.visibleAfterSeconds * 1000;
-  }
-
-  private async describeInstances(input: DescribeInstancesCommandInput) {
-    const now = Date.now();
-    const unfiltered = !input.Filters?.length && input.MaxResults === undefined && input.NextToken === undefined;
-    this.gate("DescribeInstances", now, unfiltered ? UNFILTERED_DESCRIBE_INSTANCES : "DescribeInstances");
-    const filters = describeInstancesFilters(input.Filters);
-    if (input.InstanceIds?.length && input.MaxResults !== undefined) {
-      throw awsError(
-        "InvalidParameterCombination",
-        "The parameter instancesSet cannot be used with the parameter maxResults",
-      );
-    }
-    if (input.MaxResults !== undefined && (input.MaxResults < 5 || input.MaxResults > 1000)) {
-      throw awsError(
-        "InvalidParameterValue",
-        `Value ( ${input.MaxResults} ) for parameter maxResults is invalid. Expecting a value between 5 and 1000.`,
-      );
-    }
-    const wanted = input.InstanceIds?.length ? input.InstanceIds : filters.get("instance-id");
-    const found: Instance[] = [];
-    for (const [id, s] of this.instances) {
-      if (wanted && !wanted.includes(id)) continue;
-      this.tick(s, now);
-      if (!this.visible(s, now)) continue;
-      const instance = this.toInstance(s);
-      if (!matchesFilters(filters, instance, reservationOf(s.spec))) continue;
-      found.push(instance);
-    }
-    if (input.InstanceIds?.length) {
-      const missing = input.InstanceIds.filter((id) => !found.some((i) => i.InstanceId === id));
-      if (missing.length)
-        throw awsError("InvalidInstanceID.NotFound", `The instance IDs '${missing.join(", ")}' do not exist`);
-    }
-    // At most MaxResults a page (and the simulation's own cap), so callers must follow NextToken.
-    const size = Math.min(input.MaxResults ?? DESCRIBE_PAGE_LIMIT, DESCRIBE_PAGE_LIMIT);
-    const start = input.NextToken ? Number(input.NextToken) : 0;
-    const page = found.slice(start, start + size);
-    const next = start + size < found.length ? String(start + size) : undefined;
-    // EC2 answers by reservation: the instances of one launch call are listed together under its ReservationId.
-    const reservations = new Map<string, Instance[]>();
-    for (const i of page) {
-      const r = reservationOf(this.instances.get(i.InstanceId ?? "")?.spec);
-      reservations.set(r, [...(reservations.get(r) ?? []), i]);
-    }
-    return {
-      Reservations: [...reservations].map(([ReservationId, Instances]) => ({ ReservationId, Instances })),
-      ...(next ? { NextToken: next } : {}),
-    };
-  }
-
-  private toInstance(s: SimInstanceState): Instance {
-    return {
-      InstanceId: s.spec.id,
-      ImageId: s.spec.imageId,
-      State: { Name: s.state },
-      ...(s.spec.platform === "windows" ? { Platform: "Windows" as const } : {}),
-      LaunchTime: new Date(s.lastLaunchTime),
-      ...(s.spec.clientToken ? { ClientToken: s.spec.clientToken } : {}),
-      Tags: Object.entries(s.spec.tags).map(([Key, Value]) => ({ Key, Value })),
-      MetadataOptions: {
-        State: s.applyAt !== undefined ? "pending" : "applied",
-        HttpTokens: s.httpTokens,
-        HttpEndpoint: s.httpEndpoint,
-        HttpPutResponseHopLimit: 2,
-        HttpProtocolIpv6: "disabled",
-        InstanceMetadataTags: "disabled",
-      },
-    };
-  }
-
-  private async modifyMetadataOptions(input: { InstanceId?: string; HttpTokens?: string }) {
-    const now = Date.now();
-    this.gate("ModifyInstanceMetadataOptions", now);
-    const s = input.InstanceId ? this.instances.get(input.InstanceId) : undefined;
-    if (!s || !this.visible(s, now)) {
-      throw awsError("InvalidInstanceID.NotFound", `The instance ID '${input.InstanceId}' does not exist`);
-    }
-    this.tick(s, now);
-    if (s.spec.modifyError) throw awsError(s.spec.modifyError, `You are not authorized to perform this operation.`);
-    if (s.state === "terminated" || s.state === "shutting-down") {
-      throw awsError(
-        "IncorrectInstanceState",
-        `The instance '${s.spec.id}' is not in a state from which it can be modified.`,
-      );
-    }
-    if (s.httpEndpoint === "disabled" && input.HttpTokens) {
-      throw awsError("InvalidParameterCombination", "HttpTokens cannot be set while the HTTP endpoint is disabled.");
-    }
-    if (input.HttpTokens === "required" || input.HttpTokens === "optional") {
-      this.setTokens(s, input.HttpTokens, now);
-      this.modifiedInstanceIds.push(s.spec.id);
-    }
-    return {
-      InstanceId: s.spec.id,
-      InstanceMetadataOptions: this.toInstance(s).MetadataOptions,
-    };
-  }
-
-  private online(s: SimInstanceState, now: number): boolean {
-    this.tick(s, now);
-    return s.state === "running" && s.registeredAt !== undefined && now >= s.registeredAt;
-  }
-
-  private async describeInstanceInformation(input: { Filters?: { Key?: string; Values?: string[] }[] }) {
-    const now = Date.now();
-    this.gate("DescribeInstanceInformation", now);
-    const ids = input.Filters?.find((f) => f.Key === "InstanceIds")?.Values ?? [...this.instances.keys()];
-    const list = [];
-    for (const id of ids) {
-      const s = this.instances.get(id);
-      if (!s || s.registeredAt === undefined || now < s.registeredAt) continue;
-      list.push({
-        InstanceId: id,
-        PingStatus: this.online(s, now) ? "Online" : "ConnectionLost",
-        PlatformType: s.spec.platform === "windows" ? "Windows" : "Linux",
-        ResourceType: "EC2Instance",
-      });
-    }
-    return { InstanceInformationList: list };
-  }
-
-  private async sendCommand(input: {
-    DocumentName?: string;
-    DocumentVersion?: string;
-    InstanceIds?: string[];
-    Parameters?: Record<string, string[]>;
-  }) {
-    const now = Date.now();
-    this.gate("SendCommand", now);
-    const ids = input.InstanceIds ?? [];
-    if (ids.length === 0 || ids.length > 50)
-      throw awsError("ValidationException", "InstanceIds must have 1 to 50 items");
-    // The document's own script (local/sim/ssm-documents.ts): what runs is what the account holds, not the caller's.
-    let script = "";
-    for (const id of ids) {
-      const s = this.instances.get(id);
-      if (!s || !this.online(s, now))
-        throw awsError("InvalidInstanceId", `Instance ${id} is not in a valid state for the document.`);
-      script = this.documents.scriptFor(input, s.spec.platform);
-    }
-    this.commandSeq++;
-    const commandId = `00000000-0000-4000-8000-${String(this.commandSeq).padStart(12, "0")}`;
-    const runs: Promise<void>[] = [];
-    for (const id of ids) {
-      const s = this.instances.get(id);
-      if (!s) continue;
-      const invocation: SimInvocation = {
-        commandId,
-        instanceId: id,
-        visibleAt: now + 1000,
-        doneAt: now + (s.spec.runCommand === "timed-out" ? 60_000 : 2000),
-        outcome: s.spec.runCommand,
-      };
-      this.invocations.set(`${commandId}/${id}`, invocation);
-      if (s.spec.runCommand === "ok") runs.push(this.runProbe(s, script, invocation));
-    }
-    // The probes run now, in real time, while simulated time holds still; the invocation shows as InProgress
-    // until its simulated completion time.
-    this.realWork++;
-    try {
-      await Promise.all(runs);
-    } finally {
-      this.realWork--;
-    }
-    return { Command: { CommandId: commandId, DocumentName: input.DocumentName, Status: "Pending" } };
-  }
-
-  private async runProbe(s: SimInstanceState, script: string, invocation: SimInvocation): Promise<void> {
-    const platform = s.spec.platform;
-    const view = (): ImdsOptionsView => {
-      this.tick(s, Date.now());
-      return {
-        httpTokens: s.spec.imds === "answers-without-token" ? "optional" : s.imdsTokens,
-        httpEndpoint: s.httpEndpoint,
-      };
-    };
-    if (platform === "windows" && this.pwsh === undefined) {
-      const v = view();
-      const v1 = v.httpTokens === "required" ? 401 : 200;
-      const v4 =
-        v.httpEndpoint === "disabled"
-          ? { v1: 403, v1Credentials: 403, token: 403, v2: null }
-          : { v1, v1Credentials: v1, token: 200, v2: 200 };
-      const v6 = { v1: null, v1Credentials: null, token: null, v2: null };
-      invocation.stdout = `${JSON.stringify({ ...v4, client: "HttpWebRequest", v6, answered: ["ipv4"] })}\r\n`;
-      this.probeRuns.push({ instanceId: s.spec.id, platform, stdout: invocation.stdout, source: "computed" });
-      return;
-    }
-    // HttpProtocolIpv6 is disabled unless asked for (AWS's default), so the IPv6 endpoint closes every connection.
-    const silentV6 = await startImdsEmulator(view, { host: "::1", mode: "reset" });
-    const emulators: RunningImdsEmulator[] = [silentV6];
-    try {
-      let v4 = s.spec.imdsUrl;
-      if (v4 === undefined) {
-        const emulator = await startImdsEmulator(view);
-        emulators.push(emulator);
-        v4 = emulator.url;
-      }
-      const endpoints = { v4, v6: silentV6.url };
-      const run =
-        platform === "windows" && this.pwsh !== undefined
-          ? await runWindowsProbe(this.pwsh, script, endpoints)
-          : await runLinuxProbe(script, endpoints);
-      invocation.stdout = run.stdout;
-    } finally {
-      await Promise.all(emulators.map((emulator) => emulator.close()));
-    }
-    this.probeRuns.push({ instanceId: s.spec.id, platform, stdout: invocation.stdout, source: "real" });
-  }
-
-  private async getCommandInvocation(input: { CommandId?: string; InstanceId?: string }) {
-    const now = Date.now();
-    this.gate("GetCommandInvocation", now);
-    const invocation = this.invocations.get(`${input.CommandId}/${input.InstanceId}`);
-    if (!invocation || now < invocation.visibleAt) {
-      throw awsError("InvocationDoesNotExist", "An error occurred (InvocationDoesNotExist)");
-    }
-    const base = { CommandId: invocation.commandId, InstanceId: invocation.instanceId };
-    if (now < invocation.doneAt) return { ...base, Status: "InProgress", StatusDetails: "InProgress" };
-    if (invocation.outcome === "failed") {
-      return { ...base, Status: "Failed", StatusDetails: "Failed", ResponseCode: 1, StandardOutputContent: "" };
-    }
-    if (invocation.outcome === "timed-out") {
-      return { ...base, Status: "TimedOut", StatusDetails: "DeliveryTimedOut", StandardOutputContent: "" };
-    }
-    return {
-      ...base,
-      Status: "Success",
-      StatusDetails: "Success",
-      ResponseCode: 0,
-      StandardOutputContent: invocation.stdout ?? "",
-    };
-  }
-
-  private async describeImages(input: DescribeImagesCommandInput) {
-    this.gate("DescribeImages", Date.now());
-    const ids = input.Filters?.find((f) => f.Name === "image-id")?.Values ?? input.ImageIds ?? [];
-    // Every AMI the scenario's instances use exists; ImdsSupport is set only where `images` says v2.0.
-    const known = new Set([...this.instances.values()].map((i) => i.spec.imageId));
-    return {
-      Images: ids
-        .filter((id) => known.has(id) || id in this.images)
-        .map((id) => ({
-          ImageId: id,
-          ...(this.images[id]?.imdsSupport === "v2.0" ? { ImdsSupport: "v2.0" as const } : {}),
-        })),
-    };
-  }
-
-  private async getMetadataDefaults() {
-    this.gate("GetInstanceMetadataDefaults", Date.now());
-    return {
-      AccountLevel: {
-        ...(this.account.httpTokens !== "no-preference" ? { HttpTokens: this.account.httpTokens } : {}),
-        HttpTokensEnforced: this.account.httpTokensEnforced ? ("enabled" as const) : ("disabled" as const),
-        ManagedBy: this.account.managedBy,
-      },
-    };
-  }
-
-  private async modifyMetadataDefaults(input: { HttpTokens?: string }) {
-    this.gate("ModifyInstanceMetadataDefaults", Date.now());
-    if (this.account.managedBy === "declarative-policy") {
-      throw awsError("UnsupportedOperation", "The IMDS defaults are managed by a declarative policy.");
-    }
-    if (input.HttpTokens === "required" || input.HttpTokens === "optional" || input.HttpTokens === "no-preference") {
-      this.account.httpTokens = input.HttpTokens;
-    }
-    return { Return: true };
-  }
-
-  /**
-   * AWS/EC2 MetadataNoToken and MetadataNoTokenRejected, Sum by InstanceId: the instance's IMDSv1 callers, integrated
-   * over the time its IMDS was optional (answered) or required (refused) within the window.
-   */
-  private async getMetricData(input: GetMetricDataCommandInput) {
-    const now = Date.now();
-    this.gate("GetMetricData", now);
-    this.metricsRequested += input.MetricDataQueries?.length ?? 0;
-    const start = input.StartTime ? new Date(input.StartTime).getTime() : now - 3_600_000;
-    const end = Math.min(now, input.EndTime ? new Date(input.EndTime).getTime() : now);
-    const results = (input.MetricDataQueries ?? []).map((q) => {
-      const metric = q.MetricStat?.Metric;
-      const id = metric?.Dimensions?.find((d) => d.Name === "InstanceId")?.Value;
-      const s = id ? this.instances.get(id) : undefined;
-      if (!s || metric?.Namespace !== "AWS/EC2") return { Id: q.Id, Label: q.Label, Values: [], Timestamps: [] };
-      this.tick(s, now);
-      const counting = metric.MetricName === "MetadataNoTokenRejected" ? "required" : "optional";
-      const seconds = this.secondsWithTokens(s, counting, start, end);
-      const sum = Math.round((s.spec.imdsV1CallsPerHour * seconds) / 3600);
-      return sum > 0
-        ? { Id: q.Id, Label: q.Label, Values: [sum], Timestamps: [new Date(start)], StatusCode: "Complete" as const }
-        : { Id: q.Id, Label: q.Label, Values: [], Timestamps: [], StatusCode: "Complete" as const };
-    });
-    return { MetricDataResults: results };
-  }
-
-  private secondsWithTokens(s: SimInstanceState, tokens: "optional" | "required", start: number, end: number): number {
-    let total = 0;
-    s.tokenHistory.forEach((h, i) => {
-      if (h.tokens !== tokens || s.httpEndpoint === "disabled") return;
-      const until = s.tokenHistory[i + 1]?.at ?? Number.POSITIVE_INFINITY;
-      total += Math.max(0, Math.min(until, end) - Math.max(h.at, start));
-    });
-    return total / 1000;
-  }
-
-  private async startExecution(input: StartExecutionCommandInput) {
-    const now = Date.now();
-    this.gate("StartExecution", now);
-    const name = input.name ?? `execution-${this.calls.StartExecution}`;
-    if (this.executionNames.has(name)) {
-      throw awsError("ExecutionAlreadyExists", `Execution Already Exists: '${input.stateMachineArn}:${name}'`);
-    }
-    this.executionNames.add(name);
-    this.onStartExecution?.(name, JSON.parse(input.input ?? "{}") as unknown);
-    return { executionArn: `${input.stateMachineArn}:${name}`, startDate: new Date(now) };
-  }
-
-  private async sendTaskSuccess(input: SendTaskSuccessCommandInput) {
-    this.gate("SendTaskSuccess", Date.now());
-    const resume = input.taskToken ? this.taskTokens.get(input.taskToken) : undefined;
-    if (!resume || !input.taskToken) throw awsError("TaskTimedOut", "Task Timed Out: the task is no longer waiting");
-    this.taskTokens.delete(input.taskToken);
-    resume(JSON.parse(input.output ?? "null") as unknown);
-    return {};
-  }
-
-  /**
-   * CreateSchedule, refusing what EventBridge Scheduler refuses (a name or at() it cannot read, an unknown
-   * ActionAfterCompletion, a target without its role), and a target without a dead-letter queue, which AWS accepts
-   * but the guard must never send: a watch Scheduler could not deliver would vanish without it.
-   */
-  private async createSchedule(input: CreateScheduleCommandInput) {
-    this.gate("CreateSchedule", Date.now());
-    const invalid = (message: string) => awsError("ValidationException", message);
-    const groupName = input.GroupName ?? "default";
-    if (!input.Name || !SCHEDULE_NAME.test(input.Name)) throw invalid(`Invalid schedule name: ${input.Name}`);
-    if (!SCHEDULE_NAME.test(groupName)) throw invalid(`Invalid group name: ${groupName}`);
-    const at = AT_EXPRESSION.exec(input.ScheduleExpression ?? "")?.[1];
-    if (!at || Number.isNaN(Date.parse(`${at}Z`))) {
-      throw invalid(`Invalid Schedule Expression ${input.ScheduleExpression}.`);
-    }
-    if ((input.ScheduleExpressionTimezone ?? "UTC") !== "UTC") {
-      throw invalid("The simulated Scheduler knows only the UTC time zone");
-    }
-    if (!input.FlexibleTimeWindow?.Mode) throw invalid("FlexibleTimeWindow is required");
-    if (input.ActionAfterCompletion !== undefined && !["NONE", "DELETE"].includes(input.ActionAfterCompletion)) {
-      throw invalid(`Invalid ActionAfterCompletion ${input.ActionAfterCompletion}`);
-    }
-    if (!input.Target?.Arn?.startsWith("arn:") || !input.Target.RoleArn?.startsWith("arn:")) {
-      throw invalid("Target.Arn and Target.RoleArn are required");
-    }
-    if (!/^arn:[\w-]+:sqs:/.test(input.Target.DeadLetterConfig?.Arn ?? "")) {
-      throw invalid("Target.DeadLetterConfig.Arn must be an SQS queue (the guard's own rule)");
-    }
-    const key = `${groupName}/${input.Name}`;
-    if (this.schedules.has(key)) throw awsError("ConflictException", `Schedule ${input.Name} already exists.`, 409);
-    const schedule: SimSchedule = { name: input.Name, groupName, at: Date.parse(`${at}Z`), input };
-    this.schedules.set(key, schedule);
-    this.schedulesCreated.push(schedule);
-    this.onCreateSchedule?.(schedule);
-    return { ScheduleArn: `arn:aws:scheduler:eu-west-1:000000000000:schedule/${key}` };
-  }
-
-  /** A one-off schedule fired: with ActionAfterCompletion DELETE, Scheduler deletes it (no API call of ours). */
-  completeSchedule(schedule: SimSchedule): void {
-    if (schedule.input.ActionAfterCompletion === "DELETE")
-      this.schedules.delete(`${schedule.groupName}/${schedule.name}`);
-  }
-
-  private async publish(input: PublishCommandInput) {
-    const now = Date.now();
-    this.gate("Publish", now);
-    if (this.publishFailuresLeft > 0) {
-      this.publishFailuresLeft--;
-      throw awsError("InternalErrorException", "simulated SNS 500", 500);
-    }
-    this.published.push({ at: now, input });
-    return { MessageId: `sim-${this.published.length}` };
-  }
+/** The bucket a DescribeInstances draws on: its own for one with neither filter nor pagination. */
+function describeBucket(input: DescribeInstancesCommandInput): string {
+  const unfiltered = !input.Filters?.length && input.MaxResults === undefined && input.NextToken === undefined;
+  return unfiltered ? UNFILTERED_DESCRIBE_INSTANCES : "DescribeInstances";
 }
 
 /** The simulated service an API belongs to, for routing a call to the account that answers it. */
@@ -925,76 +497,4 @@ export function installSimClients(route: SimRouter): { restore(): void }[] {
   const scheduler = mockClient(SchedulerClient);
   scheduler.on(CreateScheduleCommand).callsFake(routed("scheduler", "CreateSchedule"));
   return [ec2, ssm, cloudwatch, sns, dynamodb, sfn, scheduler];
-}
-
-/**
- * The DescribeInstances filters the simulation evaluates ("DescribeInstances", Amazon EC2 API Reference: `client-token`,
- * `image-id`, `instance-id`, `instance-state-name`, `launch-time` with `*` wildcards, `metadata-options.http-tokens`,
- * `reservation-id`, `tag:<key>`). Any other name is refused, as EC2 refuses a filter it does not know, rather than
- * ignored: an ignored filter would answer with every instance in the account.
- */
-function describeInstancesFilters(filters: { Name?: string; Values?: string[] }[] | undefined): Map<string, string[]> {
-  const out = new Map<string, string[]>();
-  for (const f of filters ?? []) {
-    const name = f.Name ?? "";
-    if (!KNOWN_INSTANCE_FILTERS.has(name) && !name.startsWith("tag:")) {
-      throw awsError("InvalidParameterValue", `The filter '${name}' is invalid`);
-    }
-    out.set(name, f.Values ?? []);
-  }
-  return out;
-}
-
-const KNOWN_INSTANCE_FILTERS = new Set([
-  "client-token",
-  "image-id",
-  "instance-id",
-  "instance-state-name",
-  "launch-time",
-  "metadata-options.http-tokens",
-  "reservation-id",
-]);
-
-/** A scenario instance's reservation: its own unless the scenario groups it with others of one launch. */
-function reservationOf(spec: ScenarioInstance | undefined): string {
-  return spec?.reservationId ?? `r-${(spec?.id ?? "").replace(/^i-/, "").padEnd(8, "0")}`;
-}
-
-/** Every filter must match one of its values (EC2: AND across filters, OR within one); `*` is a wildcard. */
-function matchesFilters(filters: Map<string, string[]>, instance: Instance, reservationId: string): boolean {
-  const attribute = (name: string): string | undefined => {
-    if (name.startsWith("tag:")) return instance.Tags?.find((t) => t.Key === name.slice(4))?.Value;
-    switch (name) {
-      case "client-token":
-        return instance.ClientToken;
-      case "image-id":
-        return instance.ImageId;
-      case "instance-id":
-        return instance.InstanceId;
-      case "instance-state-name":
-        return instance.State?.Name;
-      case "launch-time":
-        return instance.LaunchTime?.toISOString();
-      case "metadata-options.http-tokens":
-        return instance.MetadataOptions?.HttpTokens;
-      case "reservation-id":
-        return reservationId;
-      default:
-        return undefined;
-    }
-  };
-  for (const [name, values] of filters) {
-    const actual = attribute(name);
-    if (actual === undefined || !values.some((v) => wildcardMatch(v, actual))) return false;
-  }
-  return true;
-}
-
-function wildcardMatch(pattern: string, value: string): boolean {
-  if (!pattern.includes("*") && !pattern.includes("?")) return pattern === value;
-  const re = pattern
-    .replace(/[.+^${}()|[\]\\]/g, "\\$&")
-    .replace(/\*/g, ".*")
-    .replace(/\?/g, ".");
-  return new RegExp(`^${re}$`).test(value);
 }

@@ -39,6 +39,16 @@ function awsError(name: string, message: string): Error {
   return Object.assign(new Error(message), { name, $fault: "client", $metadata: { httpStatusCode: 400 } });
 }
 
+/**
+ * AWS-owned Command documents every account can run, if its IAM allows ("AWS-RunShellScript",
+ * "AWS-RunPowerShellScript", Systems Manager's shared documents): they take the script in `commands`. The guard's
+ * roles may not send them (test/iam.test.ts); the simulation still has them, as every account does.
+ */
+const AWS_OWNED_SHELL_DOCUMENTS: Record<string, ProbePlatform> = {
+  "AWS-RunShellScript": "linux",
+  "AWS-RunPowerShellScript": "windows",
+};
+
 const PLUGIN_PLATFORM: Record<string, ProbePlatform> = {
   "aws:runShellScript": "linux",
   "aws:runPowerShellScript": "windows",
@@ -101,6 +111,13 @@ export class SimDocuments {
     input: { DocumentName?: string; DocumentVersion?: string; Parameters?: Record<string, string[]> },
     platform: ProbePlatform,
   ): string {
+    const owned = AWS_OWNED_SHELL_DOCUMENTS[input.DocumentName ?? ""];
+    if (owned !== undefined) {
+      if (owned !== platform) {
+        throw awsError("InvalidDocument", `Document ${input.DocumentName} does not support platform ${platform}`);
+      }
+      return (input.Parameters?.commands ?? []).join("\n");
+    }
     const doc = this.find(input.DocumentName);
     const version = this.versionOf(doc, input.DocumentVersion ?? "$DEFAULT");
     if (input.Parameters && Object.keys(input.Parameters).length > 0) {

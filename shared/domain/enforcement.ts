@@ -28,13 +28,16 @@ export type EnforcementKind = z.infer<typeof enforcementKindSchema>;
  *   reporting (crash, timeout, or a duplicate run of the same work), and the instance is `required` now;
  * - `attempt-stopped-after-call`: an earlier attempt of this step stopped (crash, timeout) after the guard had
  *   decided to call, the instance was recorded as `optional` before, and it is `required` now (the fallback when
- *   no intent could be stored).
+ *   no intent could be stored);
+ * - `reasserted`: the triggering event recorded `optional`, the describe already showed `required` (which may lag a
+ *   change: EC2 is eventually consistent), and EC2 answered the guard's call to set it again with success.
  */
 export const ENFORCEMENT_EVIDENCE = [
   "answered",
   "answered-with-error",
   "intent-recorded",
   "attempt-stopped-after-call",
+  "reasserted",
 ] as const;
 
 export const enforcementSchema = z.object({
@@ -59,6 +62,8 @@ export function describeEnforcement(enforcement: Enforcement): string {
           return `set HttpTokens=required (was ${was}; the guard recorded the call before making it, its Lambda stopped before reporting, and the change is in place)`;
         case "attempt-stopped-after-call":
           return `set HttpTokens=required (was ${was}; the guard's Lambda stopped after the call, and the change is in place)`;
+        case "reasserted":
+          return `set HttpTokens=required (the event recorded ${was}; EC2's describe already showed required, which can lag a change, so the guard set it again)`;
         default:
           return `set HttpTokens=required (was ${was})`;
       }

@@ -212,6 +212,12 @@ export const instanceProgressSchema = z.object({
    * retried modify spends EC2's DescribeInstances bucket, which the CheckApplied reads of every other instance need.
    */
   modifyRefused: z.object({ was: z.string(), state: z.string() }).optional(),
+  /**
+   * CheckApplied read HttpTokens `optional` after the guard set `required`: since when, and how many reads in a row.
+   * EC2's describes are eventually consistent, so one such read proves nothing; a revert is concluded only when the
+   * reads go on past the consistency window (shared/steps/check-applied.ts).
+   */
+  optionalReads: z.object({ since: z.string(), count: z.number().int().positive() }).optional(),
   origin: originSchema.optional(),
   v1Usage: v1UsageSchema.optional(),
   result: instanceResultSchema.optional(),

@@ -46,27 +46,61 @@ export async function checkAppliedBatch(batch: Batch, deps: CheckAppliedDeps): P
       );
     }
     const options = instance.MetadataOptions;
-    if (options?.HttpTokens !== "required") {
-      return conclude(
-        progress,
-        batch,
-        now,
-        "fail",
-        `HttpTokens went back to ${options?.HttpTokens ?? "unknown"} while the change was being verified: someone or something reverted it.`,
-      );
-    }
+    if (options?.HttpTokens !== "required") return optionalRead(progress, batch, now, options?.HttpTokens ?? "unknown");
+    const { optionalReads: _stale, ...settled } = progress;
     if (options.State === "applied") {
       return {
-        ...progress,
+        ...settled,
         appliedAt: now.toISOString(),
         stage: "await-managed",
         stageDeadline: deadlineAfter(now, batch.settings.managedTimeoutSeconds),
       };
     }
-    return notAppliedInTime(progress, batch, now, options.State ?? "unknown");
+    return notAppliedInTime(settled, batch, now, options.State ?? "unknown");
   });
   deps.logger.debug("Checked applied state", { eventId: batch.eventId, waiting: waiting.length });
   return withInstances(batch, next);
+}
+
+/**
+ * How long EC2 may go on showing the options from before a modify. EC2 documents no bound: it says a result "might
+ * not be immediately visible" and advises describing again, "starting with a couple of seconds of wait time, and
+ * increasing gradually up to a few minutes" ("Eventual consistency in the Amazon EC2 API"). `optional` reads are a
+ * revert only when they go on at least this long...
+ */
+export const CONSISTENCY_WINDOW_SECONDS = 60;
+/** ...over at least this many reads in a row, which the state machine's Wait state spaces (POLL_SECONDS.awaitApplied). */
+export const REVERT_CONFIRM_READS = 3;
+
+/**
+ * HttpTokens read other than `required` after the guard set it. One read is not a revert: the describe may lag the
+ * modify. The instance keeps waiting and is read again next round; `fail` (someone or something reverted it) only
+ * once the reads have said so for the whole consistency window. If the deadline comes first, the guard cannot tell
+ * a revert from a lagging describe, and says so.
+ */
+function optionalRead(progress: InstanceProgress, batch: Batch, now: Date, tokens: string): InstanceProgress {
+  const since = progress.optionalReads?.since ?? now.toISOString();
+  const reads = { since, count: (progress.optionalReads?.count ?? 0) + 1 };
+  const lastedSeconds = Math.round((now.getTime() - Date.parse(since)) / 1000);
+  if (reads.count >= REVERT_CONFIRM_READS && lastedSeconds >= CONSISTENCY_WINDOW_SECONDS) {
+    return conclude(
+      progress,
+      batch,
+      now,
+      "fail",
+      `HttpTokens went back to ${tokens} while the change was being verified, and stayed so for ${lastedSeconds} s over ${reads.count} reads: someone or something reverted it.`,
+    );
+  }
+  if (isPast(progress.stageDeadline, now)) {
+    return conclude(
+      progress,
+      batch,
+      now,
+      "unverified",
+      `EC2 still reported HttpTokens=${tokens} at the deadline, ${lastedSeconds} s after it first did: too soon to tell a revert from EC2's eventual consistency. Check the instance.`,
+    );
+  }
+  return { ...progress, optionalReads: reads };
 }
 
 /** Still waiting, unless the deadline has passed. */

@@ -15,7 +15,8 @@ export interface CheckProbeDeps {
   now: () => Date;
 }
 
-const STILL_RUNNING = new Set(["Pending", "InProgress", "Delayed"]);
+// Not yet terminal ("Understanding command statuses"): Cancelling ends Cancelled, which is terminal.
+const STILL_RUNNING = new Set(["Pending", "InProgress", "Delayed", "Cancelling"]);
 
 /**
  * One poll of the probe's result per instance in `await-probe`. InvocationDoesNotExist right after SendCommand is

@@ -321,6 +321,10 @@ function decideWithoutChange(
   }
   if (options?.HttpTokens === "required") {
     const enforcement = requiredFoundBy(annotated, batch, attempt, intent);
+    // The event says HttpTokens became optional, the describe says required, and nothing says the guard set it: the
+    // describe may lag that change ("Eventual consistency in the Amazon EC2 API"). Setting required again is
+    // harmless if it did not, and trusting it would leave IMDSv1 on.
+    if (enforcement.kind === "already-required" && enforcement.changedSinceEvent) return { progress: annotated };
     // The change was made no earlier than its intent was stored: the watch for refused calls starts there.
     const enforcedAt = enforcement.evidence === "intent-recorded" && intent ? intent.at : now.toISOString();
     const already: InstanceProgress =
@@ -454,10 +458,17 @@ function asDescribed(instanceId: string, seen: NonNullable<InstanceProgress["mod
   };
 }
 
+/** The guard set required on an instance the describe already showed required, because the event recorded optional. */
+function reasserted(progress: InstanceProgress, instance: Instance): boolean {
+  return instance.MetadataOptions?.HttpTokens === "required" && progress.recordedHttpTokens === "optional";
+}
+
 function afterModify(progress: InstanceProgress, instance: Instance, batch: Batch, now: Date): InstanceProgress {
   const modified: InstanceProgress = {
     ...withoutRefusal(progress),
-    enforcement: { kind: "set-required", was: instance.MetadataOptions?.HttpTokens ?? "unknown", evidence: "answered" },
+    enforcement: reasserted(progress, instance)
+      ? { kind: "set-required", was: "optional", evidence: "reasserted" }
+      : { kind: "set-required", was: instance.MetadataOptions?.HttpTokens ?? "unknown", evidence: "answered" },
     enforcedAt: now.toISOString(),
   };
   if (isStopped(instance)) {

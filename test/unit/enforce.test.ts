@@ -140,14 +140,16 @@ describe("enforceBatch: decisions that change nothing", () => {
         mode: "enforce" as const,
         expected: { kind: "set-required", was: "optional", evidence: "attempt-stopped-after-call" },
         watched: true,
+        modified: false,
       },
       {
-        label: "the first attempt after the launch recorded optional: someone else changed it",
+        label: "the first attempt after the launch recorded optional: the describe may lag, so it sets required again",
         progress: recordedOptional,
         retryCount: 0,
         mode: "enforce" as const,
-        expected: { kind: "already-required", changedSinceEvent: true },
-        watched: false,
+        expected: { kind: "set-required", was: "optional", evidence: "reasserted" },
+        watched: true,
+        modified: true,
       },
       {
         label: "a retry in audit mode: no attempt calls modify, so not the guard's",
@@ -156,6 +158,7 @@ describe("enforceBatch: decisions that change nothing", () => {
         mode: "audit" as const,
         expected: { kind: "already-required" },
         watched: false,
+        modified: false,
       },
       {
         label: "a retry where the event recorded nothing: no fact to claim it from",
@@ -164,8 +167,9 @@ describe("enforceBatch: decisions that change nothing", () => {
         mode: "enforce" as const,
         expected: { kind: "already-required" },
         watched: false,
+        modified: false,
       },
-    ])("$label", async ({ progress, retryCount, mode, expected, watched }) => {
+    ])("$label", async ({ progress, retryCount, mode, expected, watched, modified }) => {
       // Prepare
       describes(ec2Instance(ID_A, { httpTokens: "required", optionsState: "applied" }));
 
@@ -174,7 +178,7 @@ describe("enforceBatch: decisions that change nothing", () => {
 
       // Assess
       const decided = only(out, ID_A);
-      expect(modifyInputs()).toEqual([]);
+      expect(modifyInputs()).toEqual(modified ? [{ InstanceId: ID_A, HttpTokens: "required" }] : []);
       expect(decided.enforcement).toEqual(expected);
       expect(decided.enforcedAt !== undefined).toBe(watched);
       const results = [result(ID_A, { enforcement: decided.enforcement, enforcedAt: decided.enforcedAt })];
@@ -260,7 +264,7 @@ describe("enforceBatch: decisions that change nothing", () => {
       },
     );
 
-    it("reads another batch's intent as no evidence: someone else changed it", async () => {
+    it("reads another batch's intent as no evidence of its own change: sets required again, as the describe may lag", async () => {
       const { intents } = memoryEnforceIntents();
       await intents.record({ eventId: "evt-1", batchIndex: 1 }, { [ID_A]: "optional" }, new Date(STORED_AT), 0);
       describes(ec2Instance(ID_A, { httpTokens: "required" }));
@@ -268,7 +272,8 @@ describe("enforceBatch: decisions that change nothing", () => {
         batchOf([enforcing(ID_A, { recordedHttpTokens: "optional" })]),
         enforceDeps(() => NOW, undefined, intents),
       );
-      expect(only(out, ID_A).enforcement).toEqual({ kind: "already-required", changedSinceEvent: true });
+      expect(only(out, ID_A).enforcement).toEqual({ kind: "set-required", was: "optional", evidence: "reasserted" });
+      expect(modifyInputs()).toEqual([{ InstanceId: ID_A, HttpTokens: "required" }]);
     });
 
     it("after a run that stored its intent and died before calling: the instance is still optional, so it calls now", async () => {
