@@ -51,6 +51,14 @@ export interface ExecutorConfig {
   retryCountFields: Map<string, string>;
   stateMachineArn: string;
   mapResultOrder?: MapResultOrder;
+  /**
+   * Express runs a child at least once, and a second run may overlap the first ("Choosing workflow type in Step
+   * Functions": at-least-once). Start every Express child again this many simulated milliseconds after the first,
+   * with the same name and input; the Map keeps the first run's outcome, the second runs on to its end.
+   */
+  overlappingDuplicateAfterMs?: number;
+  /** Hands the runner work that outlives the call that started it (an overlapping duplicate), so it waits for it. */
+  background?: (work: Promise<unknown>) => void;
 }
 
 export interface ExecutionStart {
@@ -108,6 +116,23 @@ export function createExecutor(config: ExecutorConfig) {
     sink: ChildExecutionStats[],
   ): Promise<ChildOutcome> {
     const name = `${spec.stateName}-${(++childSequence).toString(16).padStart(8, "0")}-${index}`;
+    const duplicateAfter = config.overlappingDuplicateAfterMs;
+    if (spec.executionType === "EXPRESS" && duplicateAfter !== undefined) {
+      const duplicate = new Promise<unknown>((resolve) => setTimeout(resolve, duplicateAfter)).then(() =>
+        runChildOnce(spec, input, name, new AbortController().signal, sink),
+      );
+      config.background?.(duplicate);
+    }
+    return runChildOnce(spec, input, name, abortSignal, sink);
+  }
+
+  async function runChildOnce(
+    spec: DistributedMapSpec,
+    input: unknown,
+    name: string,
+    abortSignal: AbortSignal,
+    sink: ChildExecutionStats[],
+  ): Promise<ChildOutcome> {
     const stateMachineArn = `${config.stateMachineArn}/${spec.stateName}`;
     const executionArn = stateMachineArn
       .replace(":stateMachine:", spec.executionType === "EXPRESS" ? ":express:" : ":execution:")

@@ -101,6 +101,11 @@ export interface RunOptions {
    * not depend on it: `completion` (the order children end in) or `reversed` shows whether it does.
    */
   mapResultOrder?: MapResultOrder;
+  /**
+   * Express's at-least-once, overlapping: every Express child runs a second time, started this many simulated
+   * seconds after the first with the same input, while the first may still run. The Map keeps the first's outcome.
+   */
+  overlappingChildDuplicatesAfterSeconds?: number;
 }
 
 export type RejectedCallsAlert = RejectedCalls & { event: EventReport["event"] };
@@ -351,6 +356,11 @@ export async function runFlow(scenario: Scenario, options: RunOptions = {}): Pro
       retryCountFields,
       stateMachineArn: STATE_MACHINE_ARN,
       ...(options.mapResultOrder ? { mapResultOrder: options.mapResultOrder } : {}),
+      ...(options.overlappingChildDuplicatesAfterSeconds !== undefined
+        ? { overlappingDuplicateAfterMs: options.overlappingChildDuplicatesAfterSeconds * 1000 }
+        : {}),
+      // A duplicate still running is work under way: the run waits for it as for a delivery.
+      background: (work) => track(work),
     });
 
     const executions: ExecutionRecord[] = [];

@@ -24,7 +24,12 @@ type Json = Parameters<TaskOverrides[string]>[0];
 function executor(
   definition: Record<string, unknown>,
   overrides: TaskOverrides,
-  options: { retryCountFields?: Map<string, string>; mapResultOrder?: MapResultOrder } = {},
+  options: {
+    retryCountFields?: Map<string, string>;
+    mapResultOrder?: MapResultOrder;
+    overlappingDuplicateAfterMs?: number;
+    background?: (work: Promise<unknown>) => void;
+  } = {},
 ) {
   const copy = structuredClone(definition);
   const maps = takeDistributedMaps(copy);
@@ -35,6 +40,10 @@ function executor(
     retryCountFields: options.retryCountFields ?? new Map(),
     stateMachineArn: SM_ARN,
     ...(options.mapResultOrder ? { mapResultOrder: options.mapResultOrder } : {}),
+    ...(options.overlappingDuplicateAfterMs !== undefined
+      ? { overlappingDuplicateAfterMs: options.overlappingDuplicateAfterMs }
+      : {}),
+    ...(options.background ? { background: options.background } : {}),
   });
 }
 
@@ -304,6 +313,41 @@ describe("Express children: at most 5 minutes each", () => {
     expect(results[0]).toEqual({ index: 0, value: "fast" });
     expect(results[1]).toMatchObject({ Status: "TIMED_OUT", Error: "States.Timeout" });
     expect(outcome.stats.children.find((c) => c.status === "TIMED_OUT")?.durationMs).toBe(300_000);
+  });
+
+  it("runs an at-least-once duplicate of each child overlapping the first, with the same name and input", async () => {
+    clock = FakeTimers.install({ toFake: ["setTimeout", "clearTimeout", "Date"] });
+    const runs: { name: unknown; input: unknown; start: number; end?: number }[] = [];
+    const background: Promise<unknown>[] = [];
+    const run = executor(
+      mapMachine({
+        StartAt: "Start",
+        States: {
+          Start: { Type: "Pass", Parameters: { "name.$": "$$.Execution.Name", "input.$": "$" }, Next: "Sleep" },
+          Sleep: { Type: "Wait", Seconds: 10, Next: "Work" },
+          Work: { Type: "Task", Resource: "arn:aws:lambda:eu-west-1:111122223333:function:work", End: true },
+        },
+      }),
+      {
+        Work: async (input) => {
+          const { name, input: item } = input as { name: string; input: unknown };
+          runs.push({ name, input: item, start: Date.now() - 10_000, end: Date.now() });
+          return { copy: runs.length };
+        },
+      },
+      { overlappingDuplicateAfterMs: 2000, background: (work) => background.push(work) },
+    );
+    const pending = run.execute(start({ items: ["a"] }));
+    await clock.runAllAsync();
+    const outcome = await pending;
+    await Promise.all(background);
+    expect(runs).toHaveLength(2);
+    const [first, second] = runs;
+    expect(second?.name).toBe(first?.name);
+    expect(second?.input).toEqual(first?.input);
+    expect((second?.start ?? 0) - (first?.start ?? 0)).toBe(2000);
+    expect(second?.start).toBeLessThan(first?.end ?? 0);
+    expect((outcome.output as { results: unknown[] }).results).toEqual([{ copy: 1 }]);
   });
 
   it("lets a Standard child run past 5 minutes", async () => {
