@@ -269,6 +269,13 @@ describe("Distributed Map: children are executions of their own", () => {
     expect(outcome.stats.maxStatePayloadBytes).toBeGreaterThan(STATE_PAYLOAD_LIMIT_BYTES);
   });
 
+  it("refuses a Distributed Map field it does not emulate, rather than run it wrongly", () => {
+    const definition = mapMachine(FAILING_CHILD, { ItemBatcher: { MaxItemsPerBatch: 2 } });
+    expect(() => takeDistributedMaps(structuredClone(definition))).toThrow(
+      /does not emulate ItemBatcher of Distributed Map Each/,
+    );
+  });
+
   it("can return results in an order other than the items' (AWS documents none)", async () => {
     const run = executor(
       mapMachine({ StartAt: "Echo", States: { Echo: { Type: "Pass", End: true } } }),
