@@ -179,7 +179,7 @@ async function flowFigures(): Promise<void> {
   runs.push(["organization burst: 3 accounts x 1 event, 1,000 instances, throttled", orgBurst]);
 
   process.stdout.write(
-    `${row(["run", "executions", "API calls", "Standard transitions", "Express runs", "Express billed s", "Lambda invocations", "s to last verdict", "USD per 1,000 instances", "of which transitions / Express / Lambda / Scheduler / ledger, metrics, SNS"])}\n${row(["---", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:"])}\n`,
+    `${row(["run", "executions", "API calls", "Standard transitions", "Express runs", "Express billed s", "Lambda invocations", "s to last verdict", "USD per 1,000 instances", "of which transitions / Express / Lambda / Scheduler / ledger, metrics, SNS", "largest state payload B (quota 262,144)", "failed executions"])}\n${row(["---", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:"])}\n`,
   );
   for (const [name, run] of runs) {
     const c = flowCosts(run);
@@ -195,6 +195,8 @@ async function flowFigures(): Promise<void> {
         run.lastReportSeconds.toFixed(0),
         `$${c.usdPer1000Instances.toFixed(3)}`,
         `$${c.usdPer1000.transitions.toFixed(3)} / $${c.usdPer1000.express.toFixed(3)} / $${c.usdPer1000.lambda.toFixed(3)} / $${c.usdPer1000.scheduler.toFixed(3)} / $${c.usdPer1000.ledgerMetricsSns.toFixed(3)}`,
+        Math.max(0, ...run.executions.map((e) => e.stats.maxStatePayloadBytes)),
+        run.executions.filter((e) => e.status === "failed").length,
       ])}\n`,
     );
   }

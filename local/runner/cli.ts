@@ -54,7 +54,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(humanOutput(run, outputWidth(process.env, process.stdout)));
   }
   const failedExecutions = run.executions.filter((e) => e.status === "failed");
-  const deadLettered = run.asyncInvocations.filter((a) => a.deadLettered !== undefined);
+  const deadLettered = run.asyncInvocations.filter((a) => a.deadLettered !== undefined || a.refused !== undefined);
   for (const r of run.refusedDeliveries) process.stderr.write(`Event ${r.eventIndex} was not delivered: ${r.reason}\n`);
   return failedExecutions.length > 0 || deadLettered.length > 0 || run.refusedDeliveries.length > 0 ? 1 : 0;
 }
@@ -163,6 +163,9 @@ function humanOutput(run: FlowRun, width: number): string {
   for (const a of run.asyncInvocations.filter((x) => x.deadLettered !== undefined)) {
     const what = a.eventIndex === undefined ? a.functionName : `${a.functionName} for event ${a.eventIndex}`;
     out.push(...prose(`!! ${what} ended in its dead-letter queue after ${a.attempts} attempts: ${a.deadLettered}`));
+  }
+  for (const a of run.asyncInvocations.filter((x) => x.refused !== undefined)) {
+    out.push(...prose(`!! Lambda refused the asynchronous invocation of ${a.functionName}: ${a.refused}`));
   }
   out.push("== Notifications, as each channel shows them: the email, and the Slack card AWS Chatbot posts", "");
   for (const p of run.sim.published) {

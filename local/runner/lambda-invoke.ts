@@ -1,5 +1,6 @@
 import type { Context } from "aws-lambda";
 import { type SimApi, simCrashPoint } from "../sim/sim-account.js";
+import { LAMBDA_ASYNC_PAYLOAD_LIMIT_BYTES, LAMBDA_SYNC_PAYLOAD_LIMIT_BYTES, payloadBytes } from "./aws-quotas.js";
 import type { LambdaHandler } from "./lambda-functions.js";
 
 /**
@@ -55,6 +56,14 @@ export function functionInvoker(
   return async (functionName, input) => {
     const handler = functions[functionName];
     if (!handler) throw new Error(`The local runner has no function ${functionName}`);
+    // Lambda refuses a synchronous request over 6 MB before running anything ("Lambda quotas"; "Invoke").
+    const requestBytes = payloadBytes(input);
+    if (requestBytes > LAMBDA_SYNC_PAYLOAD_LIMIT_BYTES) {
+      throw lambdaError(
+        "Lambda.RequestTooLargeException",
+        `${requestBytes} byte payload is too large for the RequestResponse invocation type (limit ${LAMBDA_SYNC_PAYLOAD_LIMIT_BYTES} bytes)`,
+      );
+    }
     const n = (invocations[functionName] ?? 0) + 1;
     invocations[functionName] = n;
     if (faults.before[functionName]?.includes(n)) {
@@ -83,6 +92,15 @@ export function functionInvoker(
     if (crashesAfter) {
       throw lambdaError("Lambda.Unknown", "The function crashed after its work (simulated): Runtime.ExitError");
     }
+    // The function ran (its side effects stand), but Lambda cannot return a response over 6 MB: the invocation fails.
+    // The error type is the one Lambda's runtime API reports for it (not in the corpus of AWS pages checked).
+    const responseBytes = payloadBytes(output);
+    if (responseBytes > LAMBDA_SYNC_PAYLOAD_LIMIT_BYTES) {
+      throw lambdaError(
+        "Function.ResponseSizeTooLarge",
+        `Response payload size (${responseBytes} bytes) exceeded maximum allowed payload size (${LAMBDA_SYNC_PAYLOAD_LIMIT_BYTES} bytes)`,
+      );
+    }
     return JSON.parse(JSON.stringify(output ?? null)) as unknown;
   };
 }
@@ -94,6 +112,8 @@ export interface AsyncInvocationRecord {
   attempts: number;
   /** Set when every attempt failed: the event went to the function's on-failure destination (the alarmed DLQ). */
   deadLettered?: string;
+  /** Set when Lambda refused the event at the door (over the 1 MB asynchronous payload): never queued, never run. */
+  refused?: string;
   output?: unknown;
 }
 
@@ -109,6 +129,17 @@ export async function invokeAsync(
   payload: unknown,
   sleep: (ms: number) => Promise<void>,
 ): Promise<AsyncInvocationRecord> {
+  // An asynchronous request over 1 MB is refused by Invoke itself ("Invoke" API reference), so the caller
+  // (EventBridge, Scheduler) sees the error and Lambda never queues the event: no attempt, no retry, no DLQ.
+  const bytes = payloadBytes(payload);
+  if (bytes > LAMBDA_ASYNC_PAYLOAD_LIMIT_BYTES) {
+    return {
+      functionName,
+      payload,
+      attempts: 0,
+      refused: `RequestTooLargeException: ${bytes} byte payload is too large for the Event invocation type (limit ${LAMBDA_ASYNC_PAYLOAD_LIMIT_BYTES} bytes)`,
+    };
+  }
   const delaysMs = [60_000, 120_000];
   let lastError = "";
   for (let attempt = 1; attempt <= delaysMs.length + 1; attempt++) {

@@ -23,6 +23,8 @@ import type { OrganizationSweepOutcome, SweepOutcome } from "../../shared/steps/
 import { SimAccount, type SimApi, type SimFaults } from "../sim/sim-account.js";
 import { deliverAsAws } from "../sim/sim-eventbridge.js";
 import { SIM_SPOKE_ROLE_NAME, SimOrganization } from "../sim/sim-organization.js";
+import { type MapResultOrder, takeDistributedMaps } from "./distributed-map.js";
+import { createExecutor, type ExecutionStats, type TaskOverrides } from "./executions.js";
 import { localFunctions } from "./lambda-functions.js";
 import {
   type AsyncInvocationRecord,
@@ -36,6 +38,8 @@ import {
   SIM_REGION,
 } from "./lambda-invoke.js";
 import type { Scenario } from "./scenario.js";
+
+export type { ChildExecutionStats, ExecutionStats } from "./executions.js";
 
 /** The one state machine file. Found by walking up from this module, which works from source and from a bundle. */
 export const ASL_PATH = findUp("infra/state-machine.asl.json");
@@ -93,32 +97,20 @@ export interface RunOptions {
    * same input, and go on with the second run's output (the one that saw the first run's side effects).
    */
   duplicateChildSteps?: boolean;
+  /**
+   * The order in which a Distributed Map run returns its children's results. AWS documents none, so the ASL must
+   * not depend on it: `completion` (the order children end in) or `reversed` shows whether it does.
+   */
+  mapResultOrder?: MapResultOrder;
+  /**
+   * Express's at-least-once, overlapping: every Express child runs a second time, started this many simulated
+   * seconds after the first with the same input, while the first may still run. The Map keeps the first's outcome.
+   */
+  overlappingChildDuplicatesAfterSeconds?: number;
 }
 
 export type RejectedCallsAlert = RejectedCalls & { event: EventReport["event"] };
 export type AccountDefaultAlert = Omit<AccountDefaultAlertInput, "alert">;
-
-/** One Distributed Map child execution (one batch, or one slice of a batch). */
-export interface ChildExecutionStats {
-  transitions: number;
-  historyEvents: number;
-  /** Simulated milliseconds from its start to its end: what an Express child is billed by. */
-  durationMs: number;
-}
-
-/** What Step Functions would show for one execution, estimated from the states it ran. */
-export interface ExecutionStats {
-  /** Every state entered and retry, in the parent and its children, and one per child started. */
-  transitions: number;
-  /** The parent's own: its states, its retries, and one per Map child it started. */
-  parentTransitions: number;
-  children: ChildExecutionStats[];
-  /** Estimated history events of the parent execution (Distributed Map children have their own). */
-  historyEvents: number;
-  /** Estimated history events of the largest child execution (one batch). */
-  maxChildHistoryEvents: number;
-  retries: number;
-}
 
 export interface ExecutionRecord {
   eventIndex: number;
@@ -274,7 +266,7 @@ const RETRY_COUNT_PATH = "$$.State.RetryCount";
 /**
  * aws-local-stepfunctions has no `$$.State` in its context object, so a Parameters field reading
  * `$$.State.RetryCount` would fail the execution. The runner takes such fields out of the definition (state name →
- * field) and supplies them itself (withRetryCounts).
+ * field) and supplies them itself, from the execution's own count of retries since the state's entry (executions.ts).
  */
 function takeRetryCountParameters(definition: Record<string, unknown>): Map<string, string> {
   const fields = new Map<string, string>();
@@ -291,26 +283,6 @@ function takeRetryCountParameters(definition: Record<string, unknown>): Map<stri
   };
   visit(definition.States as Record<string, StateDef>);
   return fields;
-}
-
-/**
- * Emulates `$$.State.RetryCount`: Step Functions retries a task with exactly the input of the failed attempt, so the
- * number of earlier calls of the state with the same input is its retry count. A new round, another batch or another
- * event has a different input and starts at 0.
- */
-function withRetryCounts(overrides: TaskOverrides, fields: Map<string, string>): void {
-  for (const [stateName, field] of fields) {
-    const invoke = overrides[stateName];
-    if (!invoke) continue;
-    const attempts = new Map<string, number>();
-    overrides[stateName] = (input) => {
-      const key = JSON.stringify(input);
-      const retryCount = attempts.get(key) ?? 0;
-      attempts.set(key, retryCount + 1);
-      const withCount = { ...(input as Record<string, JSONValue>), [field]: retryCount };
-      return invoke(withCount as JSONValue);
-    };
-  }
 }
 
 /**
@@ -378,10 +350,25 @@ export async function runFlow(scenario: Scenario, options: RunOptions = {}): Pro
       },
     );
     const overrides = buildTaskOverrides(definition, invoke, sim);
-    // Before the retry counts: a step Express runs again is not a retry, and sees RetryCount 0 both times.
+    // A step Express runs again is not a retry: both runs see the RetryCount of the state's entry.
     if (options.duplicateChildSteps) runTwice(overrides, childTaskStates(definition));
-    withRetryCounts(overrides, retryCountFields);
-    const machine = new StateMachine(definition as never);
+    const executionType = childExecutionType(definition);
+    const maps = takeDistributedMaps(definition);
+    // Validated once, as CreateStateMachine would; every execution then runs this copy.
+    new StateMachine(definition as never);
+    const executor = createExecutor({
+      definition,
+      maps,
+      overrides,
+      retryCountFields,
+      stateMachineArn: STATE_MACHINE_ARN,
+      ...(options.mapResultOrder ? { mapResultOrder: options.mapResultOrder } : {}),
+      ...(options.overlappingChildDuplicatesAfterSeconds !== undefined
+        ? { overlappingDuplicateAfterMs: options.overlappingChildDuplicatesAfterSeconds * 1000 }
+        : {}),
+      // A duplicate still running is work under way: the run waits for it as for a delivery.
+      background: (work) => track(work),
+    });
 
     const executions: ExecutionRecord[] = [];
     const asyncInvocations: FlowRun["asyncInvocations"] = [];
@@ -427,7 +414,7 @@ export async function runFlow(scenario: Scenario, options: RunOptions = {}): Pro
     };
     // The intake's and the sweep's StartExecution calls start executions of the same machine, as in AWS.
     sim.onStartExecution = (name, input) => {
-      track(execute(machine, input, { eventIndex: -1, delivery: 1, name }, overrides, executions));
+      track(execute(executor, input, { eventIndex: -1, delivery: 1, name }, executions));
     };
     const sweepHandler = createSweepHandler({
       stateMachineArn: STATE_MACHINE_ARN,
@@ -550,7 +537,7 @@ export async function runFlow(scenario: Scenario, options: RunOptions = {}): Pro
       asyncInvocations,
       refusedDeliveries,
       truncatedDeliveries,
-      childExecutionType: childExecutionType(definition),
+      childExecutionType: executionType,
       simulatedSeconds: (Date.now() - SCENARIO_EPOCH) / 1000,
       lastReportSeconds: (lastReportAt - SCENARIO_EPOCH) / 1000,
       wallMilliseconds: performance.now() - wallStart,
@@ -560,8 +547,6 @@ export async function runFlow(scenario: Scenario, options: RunOptions = {}): Pro
     clock.uninstall();
   }
 }
-
-type TaskOverrides = Record<string, (input: JSONValue) => Promise<JSONValue>>;
 
 function buildTaskOverrides(
   definition: Record<string, unknown>,
@@ -626,97 +611,17 @@ function asDelivered(event: unknown): unknown {
 }
 
 async function execute(
-  machine: StateMachine,
+  executor: ReturnType<typeof createExecutor>,
   event: unknown,
   delivery: { eventIndex: number; delivery: number; name?: string },
-  overrides: TaskOverrides,
   sink: ExecutionRecord[],
 ): Promise<void> {
   const startedAt = Date.now();
   const name = delivery.name ?? `event-${delivery.eventIndex}-delivery-${delivery.delivery}`;
-  const execution = machine.run(event as JSONValue, {
-    overrides: { taskResourceLocalHandlers: overrides },
-    context: {
-      Execution: {
-        Id: `arn:aws:states:${SIM_REGION}:${SIM_ACCOUNT_ID}:execution:imdsv2-guard-local:${name}`,
-        Name: name,
-        Input: event as JSONValue,
-        StartTime: new Date(startedAt).toISOString(),
-      },
-    },
+  const outcome = await executor.execute({
+    name,
+    arn: `arn:aws:states:${SIM_REGION}:${SIM_ACCOUNT_ID}:execution:imdsv2-guard-local:${name}`,
+    input: event,
   });
-  const statsPromise = collectStats(execution.eventLogs);
-  try {
-    const output = await execution.result;
-    sink.push({ ...delivery, status: "succeeded", output, startedAt, endedAt: Date.now(), stats: await statsPromise });
-  } catch (error) {
-    const e = error instanceof Error ? error : new Error(String(error));
-    sink.push({
-      ...delivery,
-      status: "failed",
-      error: `${e.name}: ${e.message}`,
-      startedAt,
-      endedAt: Date.now(),
-      stats: await statsPromise,
-    });
-  }
-}
-
-/**
- * Estimates billing and history from the local engine's event log with Step Functions' own accounting: every state
- * entered is a transition (retries too); a Task writes about 5 history events (entered, scheduled, started,
- * succeeded, exited) and 3 more per retry, other states 2. Map iterations run as child executions (Distributed Map),
- * each with its own history, its own transitions and its own duration (what an Express child is billed by); starting
- * each child is one more transition of the parent, as AWS bills it.
- */
-async function collectStats(
-  logs: AsyncGenerator<{ type: string; index?: number; timestamp?: number; state?: { type?: string } }>,
-) {
-  let parentTransitions = 0;
-  let retries = 0;
-  let parentHistory = 2; // ExecutionStarted, ExecutionSucceeded/Failed
-  const children: ChildExecutionStats[] = [];
-  // The child now running at each iteration index; a Map entered again (the next slice) reuses the indexes.
-  const open = new Map<number, ChildExecutionStats & { startedAt: number }>();
-  for await (const event of logs) {
-    const weight =
-      event.type === "StateEntered" ? (event.state?.type === "Task" ? 5 : 2) : event.type === "StateRetried" ? 3 : 0;
-    const counts = event.type === "StateEntered" || event.type === "StateRetried";
-    if (event.type === "StateRetried") retries++;
-    if (event.type === "MapIterationStarted" && event.index !== undefined) {
-      parentTransitions++;
-      const child = { transitions: 0, historyEvents: 2, durationMs: 0, startedAt: event.timestamp ?? Date.now() };
-      open.set(event.index, child);
-      children.push(child);
-      continue;
-    }
-    if ((event.type === "MapIterationSucceeded" || event.type === "MapIterationFailed") && event.index !== undefined) {
-      const child = open.get(event.index);
-      if (child) child.durationMs = (event.timestamp ?? Date.now()) - child.startedAt;
-      open.delete(event.index);
-      continue;
-    }
-    const child = event.index !== undefined ? open.get(event.index) : undefined;
-    if (child) {
-      child.historyEvents += weight;
-      if (counts) child.transitions++;
-    } else {
-      parentHistory += weight;
-      if (counts) parentTransitions++;
-    }
-  }
-  const childList = children.map(({ transitions, historyEvents, durationMs }) => ({
-    transitions,
-    historyEvents,
-    durationMs,
-  }));
-  // The parent records the Map run itself: MapRunStarted/Succeeded and the state's own events.
-  return {
-    transitions: parentTransitions + childList.reduce((n, c) => n + c.transitions, 0),
-    parentTransitions,
-    children: childList,
-    historyEvents: parentHistory + (childList.length > 0 ? 4 : 0),
-    maxChildHistoryEvents: Math.max(0, ...childList.map((c) => c.historyEvents)),
-    retries,
-  } satisfies ExecutionStats;
+  sink.push({ ...delivery, ...outcome, startedAt, endedAt: Date.now() });
 }
