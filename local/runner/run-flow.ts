@@ -35,6 +35,7 @@ import {
   SIM_REGION,
 } from "./lambda-invoke.js";
 import type { Scenario } from "./scenario.js";
+import { applyWeather, type WeatherKnobs, weatherForSeed } from "./weather.js";
 
 /** The one state machine file. Found by walking up from this module, which works from source and from a bundle. */
 export const ASL_PATH = findUp("infra/state-machine.asl.json");
@@ -134,6 +135,8 @@ export interface ExecutionRecord {
 
 export interface FlowRun {
   scenario: Scenario;
+  /** The seeded weather the run had (`scenario.weather`), and what it turned on. */
+  weather?: { seed: number; knobs: WeatherKnobs };
   executions: ExecutionRecord[];
   /** The machine-readable report of every SNS message, in publish order. */
   reports: EventReport[];
@@ -312,7 +315,14 @@ function withRetryCounts(overrides: TaskOverrides, fields: Map<string, string>):
  * probe in `sh`) the clock jumps to the next timer — a Wait state, a retry's backoff, the next event's delivery.
  * A scenario that spans hours of AWS time runs in seconds, and timings are exact and repeatable.
  */
-export async function runFlow(scenario: Scenario, options: RunOptions = {}): Promise<FlowRun> {
+export async function runFlow(requested: Scenario, requestedOptions: RunOptions = {}): Promise<FlowRun> {
+  // Weather changes the scenario's knobs and the run's faults before anything starts, so a seed replays exactly.
+  const weather = requested.weather
+    ? { seed: requested.weather.seed, knobs: weatherForSeed(requested, requested.weather.seed) }
+    : undefined;
+  const { scenario, options } = weather
+    ? applyWeather(requested, weather.knobs, requestedOptions)
+    : { scenario: requested, options: requestedOptions };
   const realSetImmediate = globalThis.setImmediate;
   const realSetTimeout = globalThis.setTimeout;
   const wallStart = performance.now();
@@ -519,6 +529,7 @@ export async function runFlow(scenario: Scenario, options: RunOptions = {}): Pro
     }
     return {
       scenario,
+      ...(weather ? { weather } : {}),
       executions: executions.sort((a, b) => a.startedAt - b.startedAt),
       reports,
       alerts,

@@ -84,6 +84,12 @@ export interface SimFaults {
   publishFailures?: number;
   /** The event ledger's table answers 500 to the verdicts' PutItem and Query (ClaimEvent still works). */
   ledgerUnavailable?: boolean;
+  /**
+   * Not a fault: compute every probe's answer from the instance's IMDS state instead of running the script (as the
+   * Windows probe is when pwsh is missing). The property tests run hundreds of flows under seeded weather, which is
+   * about AWS's timing, not the script; the scripts themselves run in every other flow test and the probe tests.
+   */
+  computedProbes?: boolean;
 }
 
 export type SimApi =
@@ -721,7 +727,7 @@ export class SimAccount {
         httpEndpoint: s.httpEndpoint,
       };
     };
-    if (platform === "windows" && this.pwsh === undefined) {
+    if (this.faults.computedProbes || (platform === "windows" && this.pwsh === undefined)) {
       const v = view();
       const v1 = v.httpTokens === "required" ? 401 : 200;
       const v4 =
@@ -729,7 +735,9 @@ export class SimAccount {
           ? { v1: 403, v1Credentials: 403, token: 403, v2: null }
           : { v1, v1Credentials: v1, token: 200, v2: 200 };
       const v6 = { v1: null, v1Credentials: null, token: null, v2: null };
-      invocation.stdout = `${JSON.stringify({ ...v4, client: "HttpWebRequest", v6, answered: ["ipv4"] })}\r\n`;
+      const client = platform === "windows" ? "HttpWebRequest" : "curl";
+      const newline = platform === "windows" ? "\r\n" : "\n";
+      invocation.stdout = `${JSON.stringify({ ...v4, client, v6, answered: ["ipv4"] })}${newline}`;
       this.probeRuns.push({ instanceId: s.spec.id, platform, stdout: invocation.stdout, source: "computed" });
       return;
     }
