@@ -15,6 +15,7 @@ import { parseScenario } from "../local/runner/scenario.js";
 import { EC2_REQUEST_BUCKETS } from "../local/sim/ec2-throttling.js";
 import { functionBuildOptions, functionEntries, sourceOf } from "../scripts/function-bundles.js";
 import { flowCosts } from "./flow-costs.js";
+import { weatherFigures } from "./weather.js";
 
 /**
  * `npm run bench`: everything measured side by side in one run, on this machine, and printed as ratios where the
@@ -422,7 +423,11 @@ function median(values: number[]): number {
 
 process.stdout.write(`# imdsv2-guard bench (${new Date().toISOString()}, Node ${process.version}, ${process.arch})\n`);
 // BENCH_SECTIONS=flow,exposure runs only those sections (a quick look while working); the default is all of them.
-const sections = (process.env.BENCH_SECTIONS ?? "flow,exposure,bundles").split(",");
+const sections = (process.env.BENCH_SECTIONS ?? "flow,exposure,bundles,weather").split(",");
 if (sections.includes("flow")) await flowFigures();
 if (sections.includes("exposure")) await exposureFigures();
 if (sections.includes("bundles")) await bundleFigures();
+if (sections.includes("weather")) {
+  section("Seeded AWS weather: the invariants over many seeds");
+  await weatherFigures((text) => process.stdout.write(text));
+}

@@ -5,8 +5,9 @@ import { deliveredNotification, notificationText } from "./channels.js";
 import { type FlowRun, runFlow } from "./run-flow.js";
 import { parseScenario, readScenarioFile } from "./scenario.js";
 import { runSimulatedAudit } from "./simulated-audit.js";
+import { describeWeather, weatherSchema } from "./weather.js";
 
-const USAGE = `Usage: npm start -- [--scenario FILE] [--json] [--verbose]
+const USAGE = `Usage: npm start -- [--scenario FILE] [--weather-seed N] [--json] [--verbose]
        npm start -- audit [--help]
 
 Runs imdsv2-guard end to end on a simulated AWS account: the real state machine (infra/state-machine.asl.json),
@@ -15,6 +16,9 @@ installed, else computed, as the "probe" column says). No AWS credentials needed
 
   --scenario FILE  a scenario (events + instances) instead of the built-in mixed fleet; see README "Scenarios".
                    A relative path is read from the directory you run npm in.
+  --weather-seed N seeded AWS weather (throttles, 5xx, late and duplicate deliveries, slow applies, late SSM
+                   agents): randomized, documented behaviour, the same for the same N; a scenario may set
+                   "weather": {"seed": N}
   --json           print the reports as JSON: each instance's result, each report, and each notification as
                    every channel receives it (email text, Slack card). npm prints a banner on stdout before it:
                    for a file that parses, use  npm start --silent -- --json > out.json
@@ -43,6 +47,8 @@ async function main(argv: string[]): Promise<number> {
   try {
     const file = args.values.scenario;
     scenario = file ? readScenarioFile(file) : parseScenario(defaultScenario, "built-in default");
+    const seed = args.values["weather-seed"];
+    if (seed !== undefined) scenario = { ...scenario, weather: parseWeatherSeed(seed) };
   } catch (error) {
     process.stderr.write(`imdsv2-guard: ${error instanceof Error ? error.message : String(error)}\n`);
     return 2;
@@ -64,6 +70,7 @@ function parse(argv: string[]) {
     args: argv,
     options: {
       scenario: { type: "string" },
+      "weather-seed": { type: "string" },
       json: { type: "boolean", default: false },
       verbose: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
@@ -72,9 +79,17 @@ function parse(argv: string[]) {
   });
 }
 
+/** `--weather-seed N`: a whole number, as the scenario's `weather.seed` takes it. */
+function parseWeatherSeed(text: string): { seed: number } {
+  const parsed = weatherSchema.safeParse({ seed: /^\d+$/.test(text) ? Number(text) : Number.NaN });
+  if (!parsed.success) throw new Error(`--weather-seed must be a whole number from 0 to ${2 ** 31 - 1}, not "${text}"`);
+  return parsed.data;
+}
+
 function jsonOutput(run: FlowRun) {
   return {
     scenario: run.scenario.name,
+    ...(run.scenario.weather ? { weather: { seed: run.scenario.weather.seed } } : {}),
     simulatedSeconds: run.simulatedSeconds,
     results: run.reports.flatMap((r) =>
       r.results.map((x) => ({
@@ -137,6 +152,7 @@ function humanOutput(run: FlowRun, width: number): string {
     ),
   );
   if (run.scenario.description) out.push(...prose(run.scenario.description));
+  if (run.weather) out.push(...prose(describeWeather(run.weather.seed, run.weather.knobs).join("; ")));
   out.push(
     ...prose(
       `${run.scenario.events.length} event(s), ${run.scenario.instances.length} instance(s); ${run.simulatedSeconds.toFixed(0)} s of simulated AWS time in ${(run.wallMilliseconds / 1000).toFixed(1)} s.`,

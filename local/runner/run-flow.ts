@@ -38,6 +38,7 @@ import {
   SIM_REGION,
 } from "./lambda-invoke.js";
 import type { Scenario } from "./scenario.js";
+import { applyWeather, type RunWeather, weatherForSeed } from "./weather.js";
 
 export type { ChildExecutionStats, ExecutionStats } from "./executions.js";
 
@@ -127,6 +128,8 @@ export interface ExecutionRecord {
 
 export interface FlowRun {
   scenario: Scenario;
+  /** The seeded weather the run had (`scenario.weather`), and what it turned on. */
+  weather?: { seed: number; knobs: RunWeather };
   executions: ExecutionRecord[];
   /** The machine-readable report of every SNS message, in publish order. */
   reports: EventReport[];
@@ -291,7 +294,14 @@ function takeRetryCountParameters(definition: Record<string, unknown>): Map<stri
  * probe in `sh`) the clock jumps to the next timer — a Wait state, a retry's backoff, the next event's delivery.
  * A scenario that spans hours of AWS time runs in seconds, and timings are exact and repeatable.
  */
-export async function runFlow(scenario: Scenario, options: RunOptions = {}): Promise<FlowRun> {
+export async function runFlow(requested: Scenario, requestedOptions: RunOptions = {}): Promise<FlowRun> {
+  // Weather changes the scenario's knobs and the run's faults before anything starts, so a seed replays exactly.
+  const weather = requested.weather
+    ? { seed: requested.weather.seed, knobs: weatherForSeed(requested, requested.weather.seed) }
+    : undefined;
+  const { scenario, options } = weather
+    ? applyWeather(requested, weather.knobs, requestedOptions, weather.seed)
+    : { scenario: requested, options: requestedOptions };
   const realSetImmediate = globalThis.setImmediate;
   const realSetTimeout = globalThis.setTimeout;
   const wallStart = performance.now();
@@ -523,6 +533,7 @@ export async function runFlow(scenario: Scenario, options: RunOptions = {}): Pro
     }
     return {
       scenario,
+      ...(weather ? { weather } : {}),
       executions: executions.sort((a, b) => a.startedAt - b.startedAt),
       reports,
       alerts,

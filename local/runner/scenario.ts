@@ -3,6 +3,7 @@ import { isAbsolute, resolve } from "node:path";
 import * as z from "zod";
 import { flowSettingsSchema } from "../../shared/domain/model.js";
 import { describeIssues } from "../../shared/runtime/config.js";
+import { weatherSchema } from "./weather.js";
 
 /**
  * The scenario file `npm start -- --scenario FILE` loads: EventBridge events as delivered, and the instances of the
@@ -158,6 +159,8 @@ export const scenarioSchema = z.strictObject({
   instances: z.array(scenarioInstanceSchema),
   /** Set: organization mode, a hub guarding these accounts. Unset: one account in one region, as before. */
   organization: scenarioOrganizationSchema.optional(),
+  /** Seeded AWS weather (local/runner/weather.ts): documented, randomized, reproducible behaviour; `--weather-seed`. */
+  weather: weatherSchema.optional(),
 });
 export type Scenario = z.infer<typeof scenarioSchema>;
 

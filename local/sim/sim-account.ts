@@ -85,6 +85,8 @@ export interface SimFaults extends LedgerFaults {
   publishFailures?: number;
   /** The seeded randomness of every variable behaviour AWS documents (sim-weather.ts); default: a fixed seed. */
   weather?: Partial<WeatherKnobs>;
+  /** Not a fault: every probe's answer computed from the instance's IMDS state, not run (sim-ssm.ts). */
+  computedProbes?: boolean;
 }
 
 /** The bucket key of a DescribeInstances with neither filter nor pagination. */
@@ -170,7 +172,7 @@ export class SimAccount {
     };
     const account = { httpTokens: "no-preference", httpTokensEnforced: false, managedBy: "account", ...world.account };
     this.ec2 = new SimEc2(this.context, account as Scenario["account"], world.images ?? {});
-    this.ssm = new SimSsm(this.context);
+    this.ssm = new SimSsm(this.context, { computedProbes: faults.computedProbes ?? false });
     this.cloudwatch = new SimCloudWatch(this.context);
     this.sns = new SimSns(this.context, faults.publishFailures ?? 0);
     this.sfn = new SimSfn(this.context);

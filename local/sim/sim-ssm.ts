@@ -34,7 +34,15 @@ export class SimSsm {
   private commandSeq = 0;
   private realWork = 0;
 
-  constructor(private readonly ctx: SimContext) {}
+  /**
+   * `computedProbes`: compute every probe's answer from the instance's IMDS state instead of running the script (as
+   * for Windows when pwsh is missing). The weather property tests run hundreds of flows, which are about AWS's
+   * timing, not the script; the scripts run in every other flow test and in the probe tests.
+   */
+  constructor(
+    private readonly ctx: SimContext,
+    private readonly options: { computedProbes?: boolean } = {},
+  ) {}
 
   /** Real (wall-clock) work in flight, such as a probe running in `sh`: simulated time must not jump meanwhile. */
   get realWorkInFlight(): number {
@@ -148,7 +156,7 @@ export class SimSsm {
         httpEndpoint: s.httpEndpoint,
       };
     };
-    if (platform === "windows" && this.pwsh === undefined) {
+    if (this.options.computedProbes || (platform === "windows" && this.pwsh === undefined)) {
       const v = view();
       const v1 = v.httpTokens === "required" ? 401 : 200;
       const v4 =
@@ -156,7 +164,9 @@ export class SimSsm {
           ? { v1: 403, v1Credentials: 403, token: 403, v2: null }
           : { v1, v1Credentials: v1, token: 200, v2: 200 };
       const v6 = { v1: null, v1Credentials: null, token: null, v2: null };
-      invocation.stdout = `${JSON.stringify({ ...v4, client: "HttpWebRequest", v6, answered: ["ipv4"] })}\r\n`;
+      const client = platform === "windows" ? "HttpWebRequest" : "curl";
+      const newline = platform === "windows" ? "\r\n" : "\n";
+      invocation.stdout = `${JSON.stringify({ ...v4, client, v6, answered: ["ipv4"] })}${newline}`;
       this.probeRuns.push({ instanceId: s.spec.id, platform, stdout: invocation.stdout, source: "computed" });
       return;
     }
