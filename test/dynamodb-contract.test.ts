@@ -347,14 +347,18 @@ describe("the guard's fault injection, in front of dynalite", () => {
     expect(s.realWorkInFlight).toBe(0);
   });
 
-  it("each account has a table of its own, deleted when it is restored", async () => {
+  it("each account has a table of its own, kept across restore and install, deleted by close", async () => {
     const first = account();
     await put({ Item: claim("a") });
     first.restore();
     const second = account();
     const key = { eventId: { S: "inst#k" }, item: { S: "claim" } };
-    const found = await dynamodb.send(new GetItemCommand({ TableName: TABLE, Key: key }));
-    expect(found.Item).toBeUndefined();
-    expect(second.realWorkInFlight).toBe(0);
+    expect((await dynamodb.send(new GetItemCommand({ TableName: TABLE, Key: key }))).Item).toBeUndefined();
+    second.restore();
+    first.install(); // a test reading the ledger after a run does this
+    expect((await dynamodb.send(new GetItemCommand({ TableName: TABLE, Key: key }))).Item).toEqual(claim("a"));
+    first.ledger.close();
+    await expect(dynamodb.send(new GetItemCommand({ TableName: TABLE, Key: key }))).rejects.toThrow(/closed/);
+    first.restore();
   });
 });

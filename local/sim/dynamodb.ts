@@ -176,7 +176,8 @@ interface Dynalite {
 /**
  * One dynalite per process (per test file under vitest, per `npm start`), started on first use: a worker takes a
  * moment to start, and every simulated account gets a table of its own in it. The worker is unref'd, so it never
- * keeps a process alive, and each account deletes its table when it is restored.
+ * keeps a process alive. An account's table outlives its interception (a test may install the account again after
+ * a run to read the ledger), so it stays until `close()` or the process ends: memory, a few MB per large run.
  */
 let dynalite: Promise<Dynalite> | undefined;
 let tables = 0;
@@ -262,7 +263,7 @@ export class SimLedger {
     }
   }
 
-  /** Deletes the account's table (the shared dynalite stays up for the next account of the process). */
+  /** Deletes the account's table, and refuses calls from then on (the shared dynalite stays up). */
   close(): void {
     this.closed = true;
     const inside = this.names?.inside;

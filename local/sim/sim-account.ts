@@ -329,11 +329,9 @@ export class SimAccount {
     }
   }
 
-  /** Removes the interception and stops the ledger's server. */
   restore(): void {
     for (const m of this.mocks) m.restore();
     this.mocks.length = 0;
-    this.ledger.close();
   }
 
   /**

@@ -147,8 +147,6 @@ export class SimOrganization {
   restore(): void {
     for (const m of this.mocks) m.restore();
     this.mocks.length = 0;
-    // The hub holds the ledger: its restore stops the ledger's server (its own mocks are none, these are).
-    this.hub.restore();
     for (const [name, value] of Object.entries(this.savedEnv)) {
       if (value === undefined) delete process.env[name];
       else process.env[name] = value;
