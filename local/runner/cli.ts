@@ -5,6 +5,7 @@ import { deliveredNotification, notificationText } from "./channels.js";
 import { type FlowRun, runFlow } from "./run-flow.js";
 import { parseScenario, readScenarioFile } from "./scenario.js";
 import { runSimulatedAudit } from "./simulated-audit.js";
+import { runSimulatedDoctor, runSimulatedSelftest } from "./simulated-ops.js";
 
 const USAGE = `Usage: npm start -- [--scenario FILE] [--json] [--verbose]
        npm start -- audit [--help]
@@ -25,9 +26,10 @@ installed, else computed, as the "probe" column says). No AWS credentials needed
 `;
 
 async function main(argv: string[]): Promise<number> {
-  if (argv[0] === "audit") {
-    return runSimulatedAudit(argv.slice(1), { stdout: process.stdout, stderr: process.stderr });
-  }
+  const io = { stdout: process.stdout, stderr: process.stderr };
+  if (argv[0] === "audit") return runSimulatedAudit(argv.slice(1), io);
+  if (argv[0] === "doctor") return runSimulatedDoctor(argv.slice(1), io);
+  if (argv[0] === "selftest") return runSimulatedSelftest(argv.slice(1), io);
   let args: ReturnType<typeof parse>;
   try {
     args = parse(argv);
