@@ -728,7 +728,7 @@ function spokeCredentialCache(options) {
 }
 
 // shared/report/text-table.ts
-var DEFAULT_WIDTH = 100;
+var DEFAULT_WIDTH = 80;
 function outputWidth(env, stream) {
   const fromEnv = Number.parseInt(env.COLUMNS ?? "", 10);
   if (Number.isInteger(fromEnv) && fromEnv > 0) return fromEnv;
