@@ -215,7 +215,7 @@ export async function runDoctor(readers: DoctorReaders, options: DoctorOptions):
             status: "attention",
             region,
             detail: `stack ${options.stackName} not found`,
-            fix: `npx osls deploy --stage ${options.stage} ${rg(region)} --param-file params.json  (docs/deploy-notes.md)`,
+            fix: `node scripts/deploy-regions.mjs --param-file params.json --regions ${region} --stage ${options.stage}  (docs/deploy-notes.md)`,
           });
           return;
         }
@@ -235,7 +235,7 @@ export async function runDoctor(readers: DoctorReaders, options: DoctorOptions):
           detail: `${stack.name} ${stack.status}, mode=${mode}, alertEmail ${stack.parameters.alertEmail ? "set" : "not set"}${versionNote}`,
           ...(healthy && (stack.version === undefined || stack.version === options.expectedVersion)
             ? {}
-            : { fix: `npx osls deploy --stage ${options.stage} ${rg(region)} --param-file params.json` }),
+            : { fix: `node scripts/deploy-regions.mjs --param-file params.json --regions ${region} --stage ${options.stage}` }),
         });
       });
 
@@ -252,7 +252,7 @@ export async function runDoctor(readers: DoctorReaders, options: DoctorOptions):
               status: "attention",
               region,
               detail: `missing: ${missing.join(", ")}`,
-              fix: `npx osls deploy --stage ${options.stage} ${rg(region)} --param-file params.json`,
+              fix: `node scripts/deploy-regions.mjs --param-file params.json --regions ${region} --stage ${options.stage}`,
             }
           : firing.length > 0
             ? {

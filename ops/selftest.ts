@@ -56,6 +56,7 @@ export const SELFTEST_API_CALLS = [
   { action: "ssm:GetParameters", resource: "arn:aws:ssm:*::parameter/aws/service/ami-amazon-linux-latest/*" },
   { action: "dynamodb:ListTables", resource: "* (finds <stack>-EventLedgerTable-*)" },
   { action: "dynamodb:Scan", resource: "the guard's ledger table (read-only, one filter on the instance id)" },
+  { action: "iam:PassRole", resource: "the role of --instance-profile, when given" },
   {
     action: "ec2:TerminateInstances",
     resource: "arn:aws:ec2:*:*:instance/* with tag imdsv2-guard:selftest",
