@@ -912,7 +912,7 @@ async function runDoctor(readers, options) {
             status: "attention",
             region,
             detail: `stack ${options.stackName} not found`,
-            fix: `npx osls deploy --stage ${options.stage} ${rg(region)} --param-file params.json  (docs/deploy-notes.md)`
+            fix: `node scripts/deploy-regions.mjs --param-file params.json --regions ${region} --stage ${options.stage}  (docs/deploy-notes.md)`
           });
           return;
         }
@@ -924,7 +924,7 @@ async function runDoctor(readers, options) {
           status: healthy && (stack.version === void 0 || stack.version === options.expectedVersion) ? "ok" : "attention",
           region,
           detail: `${stack.name} ${stack.status}, mode=${mode}, alertEmail ${stack.parameters.alertEmail ? "set" : "not set"}${versionNote}`,
-          ...healthy && (stack.version === void 0 || stack.version === options.expectedVersion) ? {} : { fix: `npx osls deploy --stage ${options.stage} ${rg(region)} --param-file params.json` }
+          ...healthy && (stack.version === void 0 || stack.version === options.expectedVersion) ? {} : { fix: `node scripts/deploy-regions.mjs --param-file params.json --regions ${region} --stage ${options.stage}` }
         });
       });
     await attempt("alarms", { region }, async () => {
@@ -939,7 +939,7 @@ async function runDoctor(readers, options) {
           status: "attention",
           region,
           detail: `missing: ${missing.join(", ")}`,
-          fix: `npx osls deploy --stage ${options.stage} ${rg(region)} --param-file params.json`
+          fix: `node scripts/deploy-regions.mjs --param-file params.json --regions ${region} --stage ${options.stage}`
         } : firing.length > 0 ? {
           check: "alarms",
           status: "attention",

@@ -235,7 +235,9 @@ export async function runDoctor(readers: DoctorReaders, options: DoctorOptions):
           detail: `${stack.name} ${stack.status}, mode=${mode}, alertEmail ${stack.parameters.alertEmail ? "set" : "not set"}${versionNote}`,
           ...(healthy && (stack.version === undefined || stack.version === options.expectedVersion)
             ? {}
-            : { fix: `node scripts/deploy-regions.mjs --param-file params.json --regions ${region} --stage ${options.stage}` }),
+            : {
+                fix: `node scripts/deploy-regions.mjs --param-file params.json --regions ${region} --stage ${options.stage}`,
+              }),
         });
       });
 

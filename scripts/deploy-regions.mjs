@@ -72,7 +72,8 @@ if (!values.remove) {
   if (raw === null || typeof raw !== "object" || Array.isArray(raw)) fail("--param-file: must hold a JSON object");
   for (const [name, value] of Object.entries(raw)) {
     if (!NAME.test(name)) fail(`--param-file: not a parameter name: ${name}`);
-    if (!["string", "number", "boolean"].includes(typeof value)) fail(`--param-file: ${name}: a string, number or boolean`);
+    if (!["string", "number", "boolean"].includes(typeof value))
+      fail(`--param-file: ${name}: a string, number or boolean`);
   }
   params = raw;
   // A stack deployed without alertEmail loses its email subscription: refuse rather than drop it silently.

@@ -25,10 +25,24 @@ function paramFile(name: string, params: unknown): string {
 describe("scripts/deploy-regions.mjs --dry-run", () => {
   it("prints one deploy per region, in order, each with every parameter of the file", () => {
     // Prepare
-    const file = paramFile("audit.json", { mode: "audit", alertEmail: "secops@example.com", slackVerdicts: "fail,error" });
+    const file = paramFile("audit.json", {
+      mode: "audit",
+      alertEmail: "secops@example.com",
+      slackVerdicts: "fail,error",
+    });
 
     // Act
-    const run = script(["--param-file", file, "--regions", "eu-west-1,us-east-1", "--regions", "eu-west-1", "--stage", "prod", "--dry-run"]);
+    const run = script([
+      "--param-file",
+      file,
+      "--regions",
+      "eu-west-1,us-east-1",
+      "--regions",
+      "eu-west-1",
+      "--stage",
+      "prod",
+      "--dry-run",
+    ]);
 
     // Assess
     expect(run.code).toBe(0);
@@ -54,9 +68,27 @@ describe("scripts/deploy-regions.mjs --dry-run", () => {
 
   it("refuses a file without alertEmail (a deploy without it drops the subscription), and bad input", () => {
     // Act
-    const noEmail = script(["--param-file", paramFile("n.json", { mode: "enforce" }), "--regions", "eu-west-1", "--dry-run"]);
-    const badRegion = script(["--param-file", paramFile("b.json", { alertEmail: "" }), "--regions", "eu-west-1;rm", "--dry-run"]);
-    const nested = script(["--param-file", paramFile("o.json", { alertEmail: "", x: { y: 1 } }), "--regions", "eu-west-1", "--dry-run"]);
+    const noEmail = script([
+      "--param-file",
+      paramFile("n.json", { mode: "enforce" }),
+      "--regions",
+      "eu-west-1",
+      "--dry-run",
+    ]);
+    const badRegion = script([
+      "--param-file",
+      paramFile("b.json", { alertEmail: "" }),
+      "--regions",
+      "eu-west-1;rm",
+      "--dry-run",
+    ]);
+    const nested = script([
+      "--param-file",
+      paramFile("o.json", { alertEmail: "", x: { y: 1 } }),
+      "--regions",
+      "eu-west-1",
+      "--dry-run",
+    ]);
 
     // Assess
     expect(noEmail.code).toBe(2);
