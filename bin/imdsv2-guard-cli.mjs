@@ -924,7 +924,9 @@ async function runDoctor(readers, options) {
           status: healthy && (stack.version === void 0 || stack.version === options.expectedVersion) ? "ok" : "attention",
           region,
           detail: `${stack.name} ${stack.status}, mode=${mode}, alertEmail ${stack.parameters.alertEmail ? "set" : "not set"}${versionNote}`,
-          ...healthy && (stack.version === void 0 || stack.version === options.expectedVersion) ? {} : { fix: `node scripts/deploy-regions.mjs --param-file params.json --regions ${region} --stage ${options.stage}` }
+          ...healthy && (stack.version === void 0 || stack.version === options.expectedVersion) ? {} : {
+            fix: `node scripts/deploy-regions.mjs --param-file params.json --regions ${region} --stage ${options.stage}`
+          }
         });
       });
     await attempt("alarms", { region }, async () => {

@@ -784,9 +784,11 @@ describe("the installed command (bin/imdsv2-guard.mjs in a child process)", () =
 
     // Assess
     expect(help.code).toBe(0);
-    expect(help.stdout).toMatch(/^imdsv2-guard: enforces IMDSv2 \(HttpTokens=required\) on EC2 instances/);
+    expect(help.stdout).toMatch(/^imdsv2-guard: enforces IMDSv2 \(HttpTokens=required\) on EC2\ninstances/);
     expect(help.stdout).toMatch(/\n {2}audit {5}list every instance/);
-    expect(help.stdout).toContain("Read more: README.md");
+    expect(help.stdout).toMatch(/\n {2}doctor {4}read-only pre-flight/);
+    expect(help.stdout).toMatch(/\n {2}selftest {2}launch one instance/);
+    expect(help.stdout).toContain("Read more: docs/commands.md");
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toMatch(/^imdsv2-guard: unknown command: audti\n/);
   });
