@@ -129,8 +129,8 @@ describe("npm start", () => {
   });
 
   it("prints JSON that parses and validates, logs on stderr only, with each report's Slack payload", async () => {
-    // Act: what `npm start --silent -- --json --verbose` runs.
-    const run = await npmStart(["--json", "--verbose"]);
+    // Act: what `npm start --silent -- --json --verbose` runs (the test environment silences the logs: not here).
+    const run = await npmStart(["--json", "--verbose"], { POWERTOOLS_LOG_LEVEL: "INFO" });
 
     // Assess
     expect(run.code).toBe(0);
