@@ -1,21 +1,30 @@
 // The installed command, `imdsv2-guard`: what bin/imdsv2-guard.mjs runs, from the committed bundle
 // (bin/imdsv2-guard-cli.mjs, `npm run build:cli`). Production code only: the simulated audit is `npm start -- audit`.
+import { runDoctorCommand, runSelftestCommand } from "../ops/command.js";
 import { type AuditIo, runAudit } from "./command.js";
+import { printable, VERSION } from "./conventions.js";
 
-export const HELP = `imdsv2-guard: enforces IMDSv2 (HttpTokens=required) on EC2 instances and proves it from inside them.
-
-This command is the guard's operator tool. The guard itself runs in your account (EventBridge -> Step Functions ->
-Lambda); see the README for deploying it.
+export const HELP = `imdsv2-guard: enforces IMDSv2 (HttpTokens=required) on EC2
+instances and proves it from inside them. This command is the guard's operator
+tool; the guard itself runs in your account (EventBridge -> Step Functions ->
+Lambda): docs/deploy-notes.md.
 
 Usage: imdsv2-guard <command> [options]
 
 Commands:
-  audit     list every instance with its IMDS settings, exemption and IMDSv1 use, and which are ready to enforce;
-            with --start, send them through the deployed guard (imdsv2-guard audit --help)
+  audit     list every instance with its IMDS settings, exemption and IMDSv1
+            use; --start sends the ready ones through the deployed guard
+  doctor    read-only pre-flight: trail, SSM coverage, stack, alarms, spokes,
+            account defaults, running executions
+  selftest  launch one instance allowing IMDSv1 and expect the guard's pass
   help      this text
 
-Try it without AWS: in a clone of the repository, \`npm ci && npm start -- audit\` audits a simulated account.
-Read more: README.md, next to this command's package.json ("Audit the existing fleet", "Troubleshooting").
+Every command takes --profile NAME, --region R, --output table|json|csv,
+--version and --help (imdsv2-guard <command> --help).
+
+Try it without AWS: in a clone of the repository, \`npm ci && npm start -- audit\`
+audits a simulated account (also: npm start -- doctor, npm start -- selftest).
+Read more: docs/commands.md.
 `;
 
 /** Runs `imdsv2-guard <command> ...`; returns the exit status. */
@@ -25,8 +34,12 @@ export async function main(argv: readonly string[], io: AuditIo): Promise<number
     (command === undefined ? io.stderr : io.stdout).write(HELP);
     return command === undefined ? 2 : 0;
   }
-  if (command !== "audit") {
-    io.stderr.write(`imdsv2-guard: unknown command: ${command}\n\n${HELP}`);
+  if (command === "--version" || command === "-v" || command === "version") {
+    io.stdout.write(`${VERSION}\n`);
+    return 0;
+  }
+  if (command !== "audit" && command !== "doctor" && command !== "selftest") {
+    io.stderr.write(`imdsv2-guard: unknown command: ${printable(command)}\n\n${HELP}`);
     return 2;
   }
   // The audit runs where people work: on a laptop, in CI, in CloudShell. On an EC2 instance, the SDK would fall back
@@ -36,5 +49,7 @@ export async function main(argv: readonly string[], io: AuditIo): Promise<number
   // On Node 20 the SDK warns, in eight lines, that its releases after January 2027 need Node 22: true, not about the
   // SDK this package locks, and it would bury the one line this command prints. =false shows it.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
+  if (command === "doctor") return runDoctorCommand(args, io);
+  if (command === "selftest") return runSelftestCommand(args, io);
   return runAudit(args, io);
 }

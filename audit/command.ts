@@ -2,7 +2,7 @@ import { parseArgs } from "node:util";
 import { awsErrorCode } from "../shared/aws/errors.js";
 import type { ExemptionKeys } from "../shared/domain/exemption.js";
 import { INSTANCE_ID_PATTERN } from "../shared/domain/model.js";
-import { outputWidth } from "../shared/report/text-table.js";
+import { outputWidth, wrapText } from "../shared/report/text-table.js";
 import { mapLimit } from "../shared/runtime/map-limit.js";
 import {
   type AuditProgress,
@@ -15,6 +15,7 @@ import {
   startEnforcement,
 } from "./audit.js";
 import { type AwsAccess, sdkAccess } from "./aws-access.js";
+import { accumulated, csv, type OutputFormat, outputFormat, single, useProfile, VERSION } from "./conventions.js";
 import { describeFailure } from "./failure.js";
 import {
   type AccountAudit,
@@ -41,6 +42,8 @@ export interface AuditMode {
   extraOptions?: string;
   /** The only regions this account has, checked with the other options (the simulated account has one). */
   regions?: readonly string[];
+  /** The role --accounts enters when --role-name is not given (default: the auditor role). */
+  defaultRoleName?: string;
 }
 
 export const AWS_MODE: AuditMode = {
@@ -50,36 +53,47 @@ export const AWS_MODE: AuditMode = {
     "for credentials unless AWS_EC2_METADATA_DISABLED=false.",
 };
 
-/** The --help text of this mode. */
+/** The --help text of this mode; every line fits 80 columns. */
 export function usage(mode: AuditMode = AWS_MODE): string {
-  const pad = " ".repeat(`Usage: ${mode.command} `.length);
-  return `Usage: ${mode.command} [--regions r1,r2|all] [--json] [--start [--instances i-a,i-b]]
-${pad}[--accounts all|ID,ID [--role-name NAME]]${mode.extraOptions ? " [--scenario FILE]" : ""}
+  const target = wrapText(mode.target, 80).join("\n");
+  return `Usage: ${mode.command} [--regions r1,r2|all] [--output table|json|csv]
+         [--fail-on optional] [--start [--instances i-a,i-b]]
+         [--accounts all|ID,ID [--role-name NAME]] [--profile NAME]${mode.extraOptions ? "\n         [--scenario FILE]" : ""}
 
-Lists every EC2 instance that is not terminated, with its IMDS settings, its exemption and its IMDSv1 use
-(CloudWatch AWS/EC2 MetadataNoToken over 24 hours and 7 days), and says which instances can be switched to IMDSv2
-now and which need work first. Read-only unless --start is given.
-${mode.target}
+Lists every EC2 instance that is not terminated, with its IMDS settings, its
+exemption and its IMDSv1 use (CloudWatch AWS/EC2 MetadataNoToken over 24 hours
+and 7 days), and says which instances can be switched to IMDSv2 now and which
+need work first. Read-only unless --start is given.
+${target}
 
-  --regions LIST              comma-separated regions, or "all" (every region enabled for the account);
-                              default: the region your AWS configuration names
-  --json                      machine-readable output (schema "imdsv2-guard.audit.v1")
-  --start                     send the instances ready to enforce through the deployed guard's state machine
-  --instances LIST            with --start: these instances instead of the ready ones
-  --state-machine-arn ARN     with --start: the state machine to use (repeatable, one per region); default: the
-                              only state machine named imdsv2-guard-* in the region
-  --accounts all|ID,ID        audit these accounts of the organization instead of your own: assumes
-                              --role-name in each (through each region's STS) with your credentials; "all"
-                              lists them with Organizations ListAccounts (the management account, a
-                              delegated administrator, or a delegation policy). Not with --start.
-  --role-name NAME            with --accounts: the role to assume (default ${DEFAULT_ROLE_NAME}, the hub's;
-                              auditors: imdsv2-guard-auditor, which infra/spoke/spoke-account.yml creates
-                              read-only with AuditorAccountId and AuditorRolePattern)
+  --regions LIST, --region R  regions (repeat or comma-separate), or "all"
+                              (every enabled region); default: the region
+                              your AWS configuration names
+  --output FORMAT             table (default), json, csv; --json = json
+                              (docs/schemas/audit.schema.json)
+  --fail-on optional          exit 3 when an instance still allows IMDSv1
+  --start                     send the instances ready to enforce through the
+                              deployed guard's state machine
+  --instances LIST            with --start: these instances instead
+  --state-machine-arn ARN     with --start: the state machine to use (repeat,
+                              one per region); default: the only one named
+                              imdsv2-guard-* in the region
+  --accounts all|ID,ID        audit these accounts of the organization: assumes
+                              --role-name in each with your credentials; "all"
+                              lists them (Organizations ListAccounts). Not with
+                              --start.
+  --role-name NAME            with --accounts: the role to assume (default
+                              ${mode.defaultRoleName ?? `${DEFAULT_ROLE_NAME}, read-only, created by`}${mode.defaultRoleName ? "" : "\n                              infra/spoke/spoke-account.yml"})
   --exempt-tag-key KEY        exemption tag (default imdsv2-guard:exempt)
-  --exempt-until-tag-key KEY  exemption end-date tag (default imdsv2-guard:exempt-until)
+  --exempt-until-tag-key KEY  exemption end-date tag
+                              (default imdsv2-guard:exempt-until)
+  --profile NAME              the AWS profile to use
+  --version                   print the version
 ${mode.extraOptions ?? ""}  -h, --help                  this help
 
-Exit status: 0 when every region was audited (and every start succeeded), 1 when something failed, 2 on bad usage.
+Exit status: 0 when every region was audited (and every start succeeded), 1
+when something failed, 2 on bad usage, 3 with --fail-on optional when an
+instance still allows IMDSv1.
 `;
 }
 
@@ -89,8 +103,11 @@ const REGION_CONCURRENCY = 4;
 /** Accounts are entered this many at a time with --accounts (each then covers its regions one after another). */
 const ACCOUNT_CONCURRENCY = 4;
 
-/** The spoke role's name, as infra/spoke/spoke-account.yml creates it in every account. */
-export const DEFAULT_ROLE_NAME = "imdsv2-guard-spoke";
+/**
+ * The role --accounts enters by default: the read-only auditor role infra/spoke/spoke-account.yml creates for people
+ * (the spoke role trusts only the hub's functions, so no person can assume it).
+ */
+export const DEFAULT_ROLE_NAME = "imdsv2-guard-auditor";
 
 const ACCOUNT_ID_PATTERN = /^\d{12}$/;
 const ROLE_NAME_PATTERN = /^[\w+=,.@-]{1,64}$/;
@@ -125,6 +142,9 @@ interface AuditOptions {
   accounts?: "all" | string[];
   roleName: string;
   json: boolean;
+  output: OutputFormat;
+  /** --fail-on optional: exit 3 when an audited instance still allows IMDSv1. */
+  failOnOptional: boolean;
   start: boolean;
   instances?: string[];
   stateMachineArns: Map<string, string>;
@@ -159,7 +179,7 @@ const PREFIX = "imdsv2-guard audit:";
  */
 export async function runAudit(argv: readonly string[], io: AuditIo, hooks: AuditHooks = {}): Promise<number> {
   const mode = hooks.mode ?? AWS_MODE;
-  let options: AuditOptions | "help";
+  let options: AuditOptions | "help" | "version";
   try {
     options = parseOptions(argv, mode);
   } catch (error) {
@@ -167,9 +187,9 @@ export async function runAudit(argv: readonly string[], io: AuditIo, hooks: Audi
     io.stderr.write(`${PREFIX} ${error instanceof Error ? error.message : String(error)}\n\n${usage(mode)}`);
     return 2;
   }
-  if (options === "help") {
+  if (options === "help" || options === "version") {
     hooks.access?.close();
-    io.stdout.write(usage(mode));
+    io.stdout.write(options === "help" ? usage(mode) : `${VERSION}\n`);
     return 0;
   }
   const access = hooks.access ?? sdkAccess();
@@ -281,6 +301,7 @@ async function audit(options: AuditOptions, access: AwsAccess, io: AuditIo, mode
   errors.sort((a, b) => regions.indexOf(a.region) - regions.indexOf(b.region));
   const report: AuditReport = { generatedAt: new Date(), regions: audited, errors, ...(started ? { started } : {}) };
   if (options.json) io.stdout.write(`${JSON.stringify(auditJson(report), null, 2)}\n`);
+  else if (options.output === "csv") io.stdout.write(instancesCsv(audited.map((r) => ({ regionAudit: r }))));
   else if (audited.length > 0)
     io.stdout.write(
       auditText(report, {
@@ -290,7 +311,47 @@ async function audit(options: AuditOptions, access: AwsAccess, io: AuditIo, mode
       }),
     );
   for (const e of errors) io.stderr.write(`${PREFIX} ${e.region}: ${e.message}\n`);
-  return errors.length > 0 ? 1 : 0;
+  if (errors.length > 0) return 1;
+  return options.failOnOptional && allowsImdsV1(audited) ? 3 : 0;
+}
+
+/** --fail-on optional: some audited instance still allows IMDSv1 (exempt ones included: they do allow it). */
+function allowsImdsV1(audits: readonly RegionAudit[]): boolean {
+  return audits.some((r) => r.summary.allowImdsV1 > 0);
+}
+
+/** `--output csv`: one row per instance, for a spreadsheet. */
+function instancesCsv(rows: readonly { account?: string; regionAudit: RegionAudit }[]): string {
+  return csv(
+    [
+      "account",
+      "region",
+      "instanceId",
+      "name",
+      "state",
+      "platform",
+      "httpTokens",
+      "httpEndpoint",
+      "imdsV1Calls24h",
+      "imdsV1Calls7d",
+      "readiness",
+    ],
+    rows.flatMap(({ account, regionAudit: r }) =>
+      r.instances.map((i) => [
+        account ?? "",
+        r.region,
+        i.instanceId,
+        i.name,
+        i.state,
+        i.platform,
+        i.httpTokens,
+        i.httpEndpoint,
+        i.imdsV1Calls.last24h,
+        i.imdsV1Calls.last7d,
+        i.readiness,
+      ]),
+    ),
+  );
 }
 
 /**
@@ -349,13 +410,18 @@ async function auditAccounts(
   });
   const report: AccountsAuditReport = { generatedAt: new Date(), roleName: options.roleName, accounts };
   if (options.json) io.stdout.write(`${JSON.stringify(accountsAuditJson(report), null, 2)}\n`);
+  else if (options.output === "csv")
+    io.stdout.write(
+      instancesCsv(accounts.flatMap((a) => a.regions.map((r) => ({ account: a.account, regionAudit: r })))),
+    );
   else
     io.stdout.write(
       accountsAuditText(report, { command: mode.command, width: io.width ?? outputWidth(process.env, io.stdout) }),
     );
   const errors = accounts.flatMap((a) => a.errors.map((e) => ({ account: a.account, ...e })));
   for (const e of errors) io.stderr.write(`${PREFIX} ${e.account} ${e.region}: ${e.message}\n`);
-  return errors.length > 0 ? 1 : 0;
+  if (errors.length > 0) return 1;
+  return options.failOnOptional && allowsImdsV1(accounts.flatMap((a) => a.regions)) ? 3 : 0;
 }
 
 /** Why an account and region could not be audited, in one line: the role, the account, the region, the code. */
@@ -370,7 +436,7 @@ function accountFailure(
     const why =
       code === "RegionDisabledException"
         ? `region ${region} is not enabled in account ${account}`
-        : `is ${roleName} deployed there (infra/spoke/spoke-account.yml), and does its trust name you? Auditors use --role-name imdsv2-guard-auditor (AuditorAccountId, AuditorRolePattern)`;
+        : `is ${roleName} deployed there (infra/spoke/spoke-account.yml), and does its trust name you (AuditorAccountId, AuditorRolePattern)?`;
     return {
       kind: code === "RegionDisabledException" ? "region-not-enabled" : "cannot-assume-role",
       code,
@@ -409,7 +475,7 @@ function startTargets(
   return targets;
 }
 
-function parseOptions(argv: readonly string[], mode: AuditMode): AuditOptions | "help" {
+function parseOptions(argv: readonly string[], mode: AuditMode): AuditOptions | "help" | "version" {
   let parsed: ReturnType<typeof parseRaw>;
   try {
     parsed = parseRaw(argv);
@@ -418,6 +484,17 @@ function parseOptions(argv: readonly string[], mode: AuditMode): AuditOptions | 
   }
   const v = parsed.values;
   if (v.help) return "help";
+  if (v.version) return "version";
+  let output: OutputFormat;
+  try {
+    output = outputFormat(v.output, v.json);
+    if (v.profile !== undefined) useProfile(v.profile);
+  } catch (error) {
+    throw new UsageError(error instanceof Error ? error.message : String(error));
+  }
+  if (v["fail-on"] !== undefined && v["fail-on"] !== "optional") {
+    throw new UsageError(`--fail-on: ${v["fail-on"]} is not a condition (optional: an instance still allows IMDSv1)`);
+  }
   if (parsed.positionals.length > 0) throw new UsageError(`unexpected argument: ${parsed.positionals[0]}`);
   if (!v.start && (v.instances !== undefined || v["state-machine-arn"] !== undefined)) {
     throw new UsageError("--instances and --state-machine-arn only apply with --start");
@@ -442,7 +519,7 @@ function parseOptions(argv: readonly string[], mode: AuditMode): AuditOptions | 
   if (v["role-name"] !== undefined && accounts === undefined) {
     throw new UsageError("--role-name only applies with --accounts");
   }
-  const roleName = v["role-name"] ?? DEFAULT_ROLE_NAME;
+  const roleName = v["role-name"] ?? mode.defaultRoleName ?? DEFAULT_ROLE_NAME;
   if (!ROLE_NAME_PATTERN.test(roleName)) throw new UsageError(`--role-name: not a role name: ${roleName}`);
 
   let regions: AuditOptions["regions"] = "default";
@@ -496,7 +573,9 @@ function parseOptions(argv: readonly string[], mode: AuditMode): AuditOptions | 
     regions,
     ...(accounts ? { accounts } : {}),
     roleName,
-    json: v.json,
+    json: output === "json",
+    output,
+    failOnOptional: v["fail-on"] === "optional",
     start: v.start,
     ...(instances ? { instances } : {}),
     stateMachineArns,
@@ -505,23 +584,50 @@ function parseOptions(argv: readonly string[], mode: AuditMode): AuditOptions | 
 }
 
 function parseRaw(argv: readonly string[]) {
-  return parseArgs({
+  // Every string flag is `multiple`, so a repeated one is seen: lists accumulate, the others are refused.
+  const { values, positionals } = parseArgs({
     args: [...argv],
     options: {
-      regions: { type: "string" },
+      regions: { type: "string", multiple: true },
+      region: { type: "string", multiple: true },
       json: { type: "boolean", default: false },
+      output: { type: "string", multiple: true },
+      "fail-on": { type: "string", multiple: true },
+      profile: { type: "string", multiple: true },
+      version: { type: "boolean", default: false },
       start: { type: "boolean", default: false },
-      instances: { type: "string" },
+      instances: { type: "string", multiple: true },
       "state-machine-arn": { type: "string", multiple: true },
-      "exempt-tag-key": { type: "string" },
-      "exempt-until-tag-key": { type: "string" },
-      accounts: { type: "string" },
-      "role-name": { type: "string" },
+      "exempt-tag-key": { type: "string", multiple: true },
+      "exempt-until-tag-key": { type: "string", multiple: true },
+      accounts: { type: "string", multiple: true },
+      "role-name": { type: "string", multiple: true },
       help: { type: "boolean", short: "h", default: false },
     },
     strict: true,
     allowPositionals: true,
   });
+  const v = values as Record<string, unknown>;
+  const regionLists = [accumulated(v, "regions"), accumulated(v, "region")].filter((x) => x !== undefined);
+  return {
+    positionals,
+    values: {
+      help: values.help,
+      version: values.version,
+      json: values.json,
+      start: values.start,
+      regions: regionLists.length > 0 ? regionLists.join(",") : undefined,
+      instances: accumulated(v, "instances"),
+      accounts: accumulated(v, "accounts"),
+      "state-machine-arn": values["state-machine-arn"],
+      output: single(v, "output"),
+      "fail-on": single(v, "fail-on"),
+      profile: single(v, "profile"),
+      "exempt-tag-key": single(v, "exempt-tag-key"),
+      "exempt-until-tag-key": single(v, "exempt-until-tag-key"),
+      "role-name": single(v, "role-name"),
+    },
+  };
 }
 
 function splitList(text: string): string[] {

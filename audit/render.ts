@@ -63,13 +63,14 @@ const READINESS_LABELS: Record<Readiness, string> = {
  */
 const COLUMNS = [
   { header: "instance" },
-  { header: "name", minWidth: 10 },
+  { header: "name", minWidth: 6 },
   { header: "state" },
-  { header: "HttpTokens" },
-  { header: "exemption", minWidth: 12 },
-  // IMDSv1 calls (MetadataNoToken), as the summary below the table says.
-  { header: "v1 24h", right: true },
-  { header: "v1 7d", right: true },
+  // "tokens": HttpTokens, as the region line above the table names it; short, so 80 columns hold the row.
+  { header: "tokens" },
+  { header: "exempt", minWidth: 6 },
+  // IMDSv1 calls (MetadataNoToken) in 24 hours / 7 days, as the summary below the table says; one column, so the row
+  // fits 80.
+  { header: "v1 24h/7d", right: true },
   { header: "readiness" },
 ];
 
@@ -115,6 +116,11 @@ export function auditText(
   return `${out.join("\n").trimEnd()}\n`;
 }
 
+/** A call count in at most 4 characters (10080 -> 10k): exact counts are in --output json and csv. */
+function count(n: number): string {
+  return n < 10_000 ? String(n) : n < 1_000_000 ? `${Math.round(n / 1000)}k` : `${Math.round(n / 1_000_000)}M`;
+}
+
 function postureText(p: AccountPosture): string {
   return `HttpTokens=${p.httpTokens}, HttpTokensEnforced=${p.httpTokensEnforced ? "enabled" : "disabled"}, managed by ${p.managedBy}`;
 }
@@ -126,8 +132,7 @@ function row(i: AuditedInstance): string[] {
     i.state,
     i.httpTokens,
     clip(exemptionText(i.exemption), 160),
-    String(i.imdsV1Calls.last24h),
-    String(i.imdsV1Calls.last7d),
+    `${count(i.imdsV1Calls.last24h)}/${count(i.imdsV1Calls.last7d)}`,
     READINESS_LABELS[i.readiness],
   ];
 }

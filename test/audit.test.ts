@@ -180,14 +180,14 @@ describe("npm start -- audit (the simulated account): the report", () => {
     expect(out.code).toBe(0);
     expect(out.stderr).toBe("");
     expect(out.stdout).toMatch(/^== eu-west-1: account default HttpTokens=no-preference, HttpTokensEnforced=disabled/);
-    expect(rowOf(out.stdout, FLEET.compliant)).toMatch(/web-1\s+running\s+required\s+-\s+0\s+0\s+compliant$/);
-    expect(rowOf(out.stdout, FLEET.quiet)).toMatch(/optional\s+-\s+0\s+0\s+READY$/);
-    expect(rowOf(out.stdout, FLEET.legacyV1)).toMatch(/optional\s+-\s+288\s+2016\s+IMDSv1 IN USE$/);
-    expect(rowOf(out.stdout, FLEET.youngV1)).toMatch(/\s720\s+1440\s+IMDSv1 IN USE$/);
-    expect(rowOf(out.stdout, FLEET.exempt)).toMatch(/until 2030-06-30: vendor agent.*\s1440\s+10080\s+exempt$/);
-    expect(rowOf(out.stdout, FLEET.lapsed)).toMatch(/LAPSED 2026-06-30: migration.*\s0\s+0\s+READY$/);
+    expect(rowOf(out.stdout, FLEET.compliant)).toMatch(/web-1\s+running\s+required\s+-\s+0\/0\s+compliant$/);
+    expect(rowOf(out.stdout, FLEET.quiet)).toMatch(/optional\s+-\s+0\/0\s+READY$/);
+    expect(rowOf(out.stdout, FLEET.legacyV1)).toMatch(/optional\s+-\s+288\/2016\s+IMDSv1 IN USE$/);
+    expect(rowOf(out.stdout, FLEET.youngV1)).toMatch(/\s720\/1440\s+IMDSv1 IN USE$/);
+    expect(rowOf(out.stdout, FLEET.exempt)).toMatch(/until\s.*\s1440\/10k\s+exempt$/);
+    expect(rowOf(out.stdout, FLEET.lapsed)).toMatch(/LAPSED 2026-06-30: migration.*\s0\/0\s+READY$/);
     expect(rowOf(out.stdout, FLEET.stopped)).toMatch(/staging-db\s+stopped\s+optional.*READY$/);
-    expect(rowOf(out.stdout, FLEET.windowsV1)).toMatch(/\s96\s+672\s+IMDSv1 IN USE$/);
+    expect(rowOf(out.stdout, FLEET.windowsV1)).toMatch(/\s96\/672\s+IMDSv1 IN USE$/);
     expect(rowOf(out.stdout, FLEET.imdsOff)).toMatch(/IMDS off$/);
     expect(out.stdout).toContain(
       "eu-west-1: 9 instances: 1 requiring IMDSv2, 7 allowing IMDSv1, 1 with IMDS off; 1 exempt, 1 lapsed exemption; " +
@@ -208,8 +208,8 @@ describe("npm start -- audit (the simulated account): the report", () => {
     const lines = out.stdout.split("\n");
     expect(lines.filter((l) => [...l].length > 100)).toEqual([]);
     const exempt = lines.findIndex((l) => l.startsWith(FLEET.exempt));
-    expect(lines[exempt]).toMatch(/\s1440\s+10080\s+exempt$/);
-    const column = lines.find((l) => l.startsWith("instance "))?.indexOf("exemption") ?? -1;
+    expect(lines[exempt]).toMatch(/\s1440\/10k\s+exempt$/);
+    const column = lines.find((l) => l.startsWith("instance "))?.indexOf("exempt") ?? -1;
     expect(column).toBeGreaterThan(0);
     const below = lines.slice(exempt + 1, exempt + 6).map((l) => l.slice(column).trim());
     expect(below.join(" ")).toContain("vendor agent needs IMDSv1");
@@ -327,8 +327,8 @@ describe("npm start -- audit (the simulated account): the report", () => {
     // Assess: following the simulated audit's hint audits the simulation again, never real AWS.
     expect(sim.stdout).toContain("Next: `npm start -- audit --start` sends the 3 ready instances");
     expect(sim.stdout).not.toContain("imdsv2-guard audit");
-    expect(simHelp.stdout).toMatch(/^Usage: npm start -- audit .*\n.*\[--scenario FILE\]/);
-    expect(simHelp.stdout).toContain("no AWS credentials needed");
+    expect(simHelp.stdout).toMatch(/^Usage: npm start -- audit (.*\n)+ +\[--scenario FILE\]/);
+    expect(simHelp.stdout.replace(/\s+/g, " ")).toContain("no AWS credentials needed");
     expect(awsHelp.stdout).toMatch(/^Usage: imdsv2-guard audit /);
     expect(awsHelp.stdout).not.toContain("--scenario");
   });
@@ -784,9 +784,11 @@ describe("the installed command (bin/imdsv2-guard.mjs in a child process)", () =
 
     // Assess
     expect(help.code).toBe(0);
-    expect(help.stdout).toMatch(/^imdsv2-guard: enforces IMDSv2 \(HttpTokens=required\) on EC2 instances/);
+    expect(help.stdout).toMatch(/^imdsv2-guard: enforces IMDSv2 \(HttpTokens=required\) on EC2\ninstances/);
     expect(help.stdout).toMatch(/\n {2}audit {5}list every instance/);
-    expect(help.stdout).toContain("Read more: README.md");
+    expect(help.stdout).toMatch(/\n {2}doctor {4}read-only pre-flight/);
+    expect(help.stdout).toMatch(/\n {2}selftest {2}launch one instance/);
+    expect(help.stdout).toContain("Read more: docs/commands.md");
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toMatch(/^imdsv2-guard: unknown command: audti\n/);
   });
@@ -944,7 +946,7 @@ describe("audit --accounts (mocked STS, Organizations, EC2 and CloudWatch)", () 
       needsWork: 0,
     });
     // The spoke role, through the STS endpoint of each region, in a session that says it was the audit.
-    const payments = assumed.filter((a) => a.roleArn === `arn:aws:iam::${PAYMENTS}:role/imdsv2-guard-spoke`);
+    const payments = assumed.filter((a) => a.roleArn === `arn:aws:iam::${PAYMENTS}:role/imdsv2-guard-auditor`);
     expect(payments.map((a) => a.stsRegion).sort()).toEqual(["eu-west-1", "us-east-1"]);
     for (const a of assumed) expect(a.sessionName).toMatch(/^imdsv2-guard-audit-\d{8}T\d{4}$/);
     expect(assumed.some((a) => a.roleArn.includes(SUSPENDED))).toBe(false);
@@ -953,7 +955,7 @@ describe("audit --accounts (mocked STS, Organizations, EC2 and CloudWatch)", () 
     expect(lines).toEqual([
       expect.stringMatching(
         new RegExp(
-          `^imdsv2-guard audit: ${NO_SPOKE} eu-west-1: cannot assume imdsv2-guard-spoke in ${NO_SPOKE} \\(eu-west-1\\): AccessDenied`,
+          `^imdsv2-guard audit: ${NO_SPOKE} eu-west-1: cannot assume imdsv2-guard-auditor in ${NO_SPOKE} \\(eu-west-1\\): AccessDenied`,
         ),
       ),
       expect.stringMatching(new RegExp(`^imdsv2-guard audit: ${NO_SPOKE} us-east-1: cannot assume`)),
@@ -976,7 +978,7 @@ describe("audit --accounts (mocked STS, Organizations, EC2 and CloudWatch)", () 
       `arn:aws:iam::${NO_SPOKE}:role/SecurityAudit`,
     ]);
     expect(out.stdout).toContain(`=== Account ${PAYMENTS}, as SecurityAudit`);
-    expect(rowOf(out.stdout, `i-01111e00000000001`)).toMatch(/running\s+optional\s+-\s+0\s+0\s+READY/);
+    expect(rowOf(out.stdout, `i-01111e00000000001`)).toMatch(/running\s+optional\s+-\s+0\/0\s+READY/);
     expect(out.stdout).toContain(
       `eu-west-1: not audited: cannot assume SecurityAudit in ${NO_SPOKE} (eu-west-1): AccessDenied`,
     );

@@ -1,10 +1,11 @@
 import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import * as z from "zod";
+import { schemaErrors } from "./schemas.js";
 
 /** `npm start` as a user runs it: scripts/run-local.mjs in a child process, from the repository root as npm does. */
 
@@ -64,9 +65,55 @@ describe("npm start", () => {
     expect(run.stdout.split("\n")[failRow + 1]?.slice(0, reasonColumn).trim()).toBe("");
   });
 
-  it("shows each notification as the email and as the Slack card", async () => {
+  it("fits COLUMNS=80 (the reason under its row), one line per notification, and ends with the summary", async () => {
+    // Act
+    const run = await npmStart([], { COLUMNS: "80" });
+
+    // Assess
+    expect(run.code).toBe(0);
+    const lines = run.stdout.trimEnd().split("\n");
+    expect(lines.filter((l) => columns(l) > 80)).toEqual([]);
+    expect(run.stdout).not.toContain("--- Email");
+    expect(run.stdout).toContain("== Notifications (14), one line each\n- [imdsv2-guard] FAIL: 1 of 8 instance(s)");
+    const summary = lines.slice(lines.indexOf("== Summary"));
+    expect(summary.length).toBeGreaterThan(10);
+    expect(summary.join("\n")).toMatch(/^RunInstances +FAIL +2 pass, 1 fail, 2 unverified, 1$/m);
+    expect(summary).toContain("What to do next:");
+    // The commands to copy are whole, each on a line of its own.
+    expect(lines.slice(-3)).toEqual([
+      "  npm start -- --show-notifications",
+      "or as JSON with:",
+      "  npm start --silent -- --json > out.json",
+    ]);
+    // A reason is under its row, never broken inside a word.
+    expect(run.stdout).toContain(
+      "\n    the instance needs the agent and an instance profile with\n    AmazonSSMManagedInstanceCore.",
+    );
+  });
+
+  it("cleans a tag's terminal escape codes out of everything it prints", async () => {
+    // Prepare: the exempt instance's reason carries a screen clear and a window-title sequence
+    const scenario = JSON.parse(readFileSync(join(ROOT, "local/scenarios/single-account.json"), "utf8"));
+    scenario.events = scenario.events.slice(0, 1);
+    scenario.sweepAtSeconds = [];
+    const exempt = scenario.instances.find((i: { id: string }) => i.id === "i-0a1b2c3d4e5f60003");
+    exempt.tags["imdsv2-guard:exempt"] = "vendor \u001b[2J\u001b]0;pwned\u0007agent\ttab";
+    const file = join(tempDir(), "escapes.json");
+    writeFileSync(file, JSON.stringify(scenario));
+
+    // Act
+    const run = await npmStart(["--scenario", file, "--show-notifications"], { COLUMNS: "200" });
+
+    // Assess
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain("i-0a1b2c3d4e5f60003");
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: looking for control characters is the point
+    expect(run.stdout.match(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/g)).toBeNull();
+  });
+
+  it("shows each notification as the email and as the Slack card with --show-notifications", async () => {
     // Act: wide, so that no sentence below is wrapped.
-    const run = await npmStart([], { COLUMNS: "300" });
+    const run = await npmStart(["--show-notifications"], { COLUMNS: "300" });
 
     // Assess
     expect(run.stdout).toContain(
@@ -81,12 +128,14 @@ describe("npm start", () => {
     expect(slack).toContain("needs IMDSv1 until CHG-1234 \u2217ships\u2217 '$(rm -rf /)'");
   });
 
-  it("prints JSON that parses, with each report's Slack payload, when npm's banner is left out", async () => {
-    // Act: what `npm start --silent -- --json` runs.
-    const run = await npmStart(["--json"]);
+  it("prints JSON that parses and validates, logs on stderr only, with each report's Slack payload", async () => {
+    // Act: what `npm start --silent -- --json --verbose` runs (the test environment silences the logs: not here).
+    const run = await npmStart(["--json", "--verbose"], { POWERTOOLS_LOG_LEVEL: "INFO" });
 
     // Assess
     expect(run.code).toBe(0);
+    expect(schemaErrors("run", JSON.parse(run.stdout))).toEqual([]);
+    expect(run.stderr).toContain('"level":"INFO"');
     const doc = z
       .object({
         reports: z.array(z.object({ event: z.object({ eventId: z.string() }) })),

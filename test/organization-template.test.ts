@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { cp, mkdtemp, readFile, rm, symlink } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, readFile, rm, symlink } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -70,6 +70,10 @@ async function packageStack(params: string[]): Promise<Template> {
   }
   await symlink(join(root, "node_modules"), join(work, "node_modules"));
   const dir = join(work, "package");
+  // serverless-esbuild builds each function in a folder of os.tmpdir() and leaves it there: the child's temporary
+  // directory is inside the copy, which afterAll removes, so a test run leaves nothing in the caller's TMPDIR.
+  const scratch = join(work, "tmp");
+  await mkdir(scratch);
   const env: NodeJS.ProcessEnv = {};
   for (const [key, value] of Object.entries(process.env)) if (!key.startsWith("AWS_")) env[key] = value;
   Object.assign(env, {
@@ -77,6 +81,9 @@ async function packageStack(params: string[]): Promise<Template> {
     AWS_SHARED_CREDENTIALS_FILE: "/dev/null",
     AWS_CONFIG_FILE: "/dev/null",
     SLS_TELEMETRY_DISABLED: "1",
+    TMPDIR: scratch,
+    TMP: scratch,
+    TEMP: scratch,
   });
   const args = [
     "package",

@@ -5,33 +5,46 @@ import { deliveredNotification, notificationText } from "./channels.js";
 import { type FlowRun, runFlow } from "./run-flow.js";
 import { parseScenario, readScenarioFile } from "./scenario.js";
 import { runSimulatedAudit } from "./simulated-audit.js";
+import { runSimulatedDoctor, runSimulatedSelftest } from "./simulated-ops.js";
 import { describeWeather, weatherSchema } from "./weather.js";
 
 const USAGE = `Usage: npm start -- [--scenario FILE] [--weather-seed N] [--json] [--verbose]
-       npm start -- audit [--help]
+                    [--show-notifications]
+       npm start -- audit|doctor|selftest [--help]
 
-Runs imdsv2-guard end to end on a simulated AWS account: the real state machine (infra/state-machine.asl.json),
-the real Lambda handlers, and the real probes against an IMDS emulator on loopback (Linux in sh; Windows in pwsh when
-installed, else computed, as the "probe" column says). No AWS credentials needed.
+Runs imdsv2-guard end to end on a simulated AWS account: the real state
+machine (infra/state-machine.asl.json), the real Lambda handlers, and the real
+probes against an IMDS emulator on loopback (Linux in sh; Windows in pwsh when
+installed, else computed, as the "probe" column says). No AWS credentials.
 
-  --scenario FILE  a scenario (events + instances) instead of the built-in mixed fleet; see README "Scenarios".
-                   A relative path is read from the directory you run npm in.
-  --weather-seed N seeded AWS weather (throttles, 5xx, late and duplicate deliveries, slow applies, late SSM
-                   agents): randomized, documented behaviour, the same for the same N; a scenario may set
-                   "weather": {"seed": N}
-  --json           print the reports as JSON: each instance's result, each report, and each notification as
-                   every channel receives it (email text, Slack card). npm prints a banner on stdout before it:
-                   for a file that parses, use  npm start --silent -- --json > out.json
-  --verbose        keep the handlers' structured JSON logs (POWERTOOLS_LOG_LEVEL=INFO)
+  --scenario FILE       a scenario (events + instances) instead of the
+                        built-in mixed fleet (docs/commands.md, "Scenarios");
+                        a relative path is read from where you run npm
+  --weather-seed N      seeded AWS weather: throttles, 5xx, late and
+                        duplicate deliveries, lagging describes, slow
+                        applies, late SSM agents; the same for the same N
+                        (a scenario may set "weather": {"seed": N})
+  --json                the reports as JSON (docs/schemas/run.schema.json):
+                        each result, each report, each notification as every
+                        channel receives it. npm prints a banner on stdout
+                        first; for a file that parses, use
+                          npm start --silent -- --json > out.json
+  --verbose             the handlers' structured JSON logs, on stderr
+  --show-notifications  each notification in full, as the email and the
+                        Slack card (default: one line each)
 
-  audit            the audit command (imdsv2-guard audit) against a simulated fleet instead of AWS;
-                   npm start -- audit --help lists its options
+  audit                 the audit (imdsv2-guard audit) on a simulated fleet
+  doctor                the pre-flight (imdsv2-guard doctor) on a simulated,
+                        healthy deploy
+  selftest              the smoke test (imdsv2-guard selftest) on the
+                        simulation: the guard itself runs on one launch
 `;
 
 async function main(argv: string[]): Promise<number> {
-  if (argv[0] === "audit") {
-    return runSimulatedAudit(argv.slice(1), { stdout: process.stdout, stderr: process.stderr });
-  }
+  const io = { stdout: process.stdout, stderr: process.stderr };
+  if (argv[0] === "audit") return runSimulatedAudit(argv.slice(1), io);
+  if (argv[0] === "doctor") return runSimulatedDoctor(argv.slice(1), io);
+  if (argv[0] === "selftest") return runSimulatedSelftest(argv.slice(1), io);
   let args: ReturnType<typeof parse>;
   try {
     args = parse(argv);
@@ -53,11 +66,19 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`imdsv2-guard: ${error instanceof Error ? error.message : String(error)}\n`);
     return 2;
   }
-  const run = await runFlow(scenario);
+  const progress = runProgress(process.stderr, process.stdout.isTTY === true && !args.values.json);
+  let run: FlowRun;
+  const restoreStdout = logsToStderr();
+  try {
+    run = await runFlow(scenario);
+  } finally {
+    restoreStdout();
+    progress.stop();
+  }
   if (args.values.json) {
     process.stdout.write(`${JSON.stringify(jsonOutput(run), null, 2)}\n`);
   } else {
-    process.stdout.write(humanOutput(run, outputWidth(process.env, process.stdout)));
+    process.stdout.write(humanOutput(run, outputWidth(process.env, process.stdout), args.values["show-notifications"]));
   }
   const failedExecutions = run.executions.filter((e) => e.status === "failed");
   const deadLettered = run.asyncInvocations.filter((a) => a.deadLettered !== undefined || a.refused !== undefined);
@@ -73,6 +94,7 @@ function parse(argv: string[]) {
       "weather-seed": { type: "string" },
       json: { type: "boolean", default: false },
       verbose: { type: "boolean", default: false },
+      "show-notifications": { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
     strict: true,
@@ -140,7 +162,10 @@ const RESULT_COLUMNS = [
   { header: "reason", minWidth: 24 },
 ];
 
-function humanOutput(run: FlowRun, width: number): string {
+/** From this width on, the reason is a column of the result table; below it, lines under each row. */
+const REASON_COLUMN_WIDTH = 100;
+
+function humanOutput(run: FlowRun, width: number, showNotifications: boolean): string {
   const out: string[] = [];
   const prose = (text: string) => wrapText(text, width);
   const org = run.scenario.organization;
@@ -171,7 +196,21 @@ function humanOutput(run: FlowRun, width: number): string {
       r.secondsToVerdict === undefined ? "-" : `${r.secondsToVerdict}s`,
       r.reason + (r.warnings.length ? ` [${r.warnings.join("; ")}]` : ""),
     ]);
-    out.push(textTable(RESULT_COLUMNS, rows, width), "");
+    if (width >= REASON_COLUMN_WIDTH) out.push(textTable(RESULT_COLUMNS, rows, width), "");
+    else {
+      // Narrower than that, a reason column would break its words into pieces: the reason goes under its row,
+      // across the whole width, each row's lines together.
+      const table = textTable(
+        RESULT_COLUMNS.slice(0, -1),
+        rows.map((r) => r.slice(0, -1)),
+        width,
+      ).split("\n");
+      out.push(...table.slice(0, 2));
+      rows.forEach((r, i) => {
+        out.push(table[i + 2] ?? "", ...wrapText(r[5] ?? "", width - 4).map((l) => `    ${l}`));
+      });
+      out.push("");
+    }
   }
   const failed = run.executions.filter((e) => e.status === "failed");
   for (const e of failed)
@@ -183,11 +222,124 @@ function humanOutput(run: FlowRun, width: number): string {
   for (const a of run.asyncInvocations.filter((x) => x.refused !== undefined)) {
     out.push(...prose(`!! Lambda refused the asynchronous invocation of ${a.functionName}: ${a.refused}`));
   }
-  out.push("== Notifications, as each channel shows them: the email, and the Slack card AWS Chatbot posts", "");
-  for (const p of run.sim.published) {
-    out.push(...notificationText(deliveredNotification(p.input), width), "-".repeat(Math.min(width, 100)), "");
+  const notifications = run.sim.published.map((p) => deliveredNotification(p.input));
+  if (showNotifications) {
+    out.push(
+      ...prose("== Notifications, as each channel shows them: the email, and the Slack card AWS Chatbot posts"),
+      "",
+    );
+    for (const n of notifications) out.push(...notificationText(n, width), "-".repeat(width), "");
+  } else {
+    out.push(...prose(`== Notifications (${notifications.length}), one line each`));
+    for (const n of notifications) {
+      out.push(
+        ...wrapText(`- ${n.subject}${n.slack ? " (email, Slack)" : " (email)"}`, width).map((l, i) =>
+          i === 0 ? l : `  ${l}`,
+        ),
+      );
+    }
+    out.push("");
   }
-  return `${out.join("\n")}\n`;
+  out.push(...summary(run, notifications, width));
+  // A tag value reaches these lines (reasons, subjects): no terminal escape code gets through raw.
+  return `${out.join("\n").split("\n").map(terminalSafe).join("\n")}\n`;
+}
+
+/**
+ * While the flow runs, whatever writes to stdout goes to stderr: the handlers' structured logs (--verbose; Powertools
+ * writes them to process.stdout), so stdout holds the report alone and `--json --verbose` stays one JSON document.
+ */
+function logsToStderr(): () => void {
+  const write = process.stdout.write;
+  process.stdout.write = process.stderr.write.bind(process.stderr) as typeof process.stdout.write;
+  return () => {
+    process.stdout.write = write;
+  };
+}
+
+/** What the run came to, per event; what to do next; where the notifications went. */
+function summary(run: FlowRun, notifications: readonly { topicArn: string }[], width: number): string[] {
+  const prose = (text: string) => wrapText(text, width);
+  const out = ["== Summary", ""];
+  const rows = reportsInEventOrder(run).map((r) => [
+    r.event.eventName,
+    r.verdict.toUpperCase(),
+    Object.entries(r.counts)
+      .filter(([, n]) => n > 0)
+      .map(([v, n]) => `${n} ${v}`)
+      .join(", "),
+  ]);
+  out.push(
+    textTable([{ header: "event" }, { header: "report" }, { header: "verdicts", minWidth: 16 }], rows, width),
+    "",
+  );
+  const totals = new Map<string, number>();
+  for (const r of run.reports) for (const [v, n] of Object.entries(r.counts)) totals.set(v, (totals.get(v) ?? 0) + n);
+  const next: string[] = [];
+  const has = (v: string) => (totals.get(v) ?? 0) > 0;
+  if (has("fail"))
+    next.push(
+      "fail: IMDSv1 still answers on those instances; the reason says why (a local metadata proxy, a template): fix it there.",
+    );
+  if (has("held"))
+    next.push(
+      "held: software used IMDSv1 within the look-back; fix it, then the sweep enforces (or set onV1Usage=enforce).",
+    );
+  if (has("unverified"))
+    next.push("unverified: no SSM managed node to probe from; `npm start -- doctor` shows SSM coverage.");
+  if (has("error")) next.push("error: the guard could not finish; the reason names the call and the fix.");
+  if (next.length === 0) next.push("nothing: every instance passed or was exempt.");
+  out.push(
+    "What to do next:",
+    ...next.flatMap((n) => wrapText(`- ${n}`, width).map((l, i) => (i === 0 ? l : `  ${l}`))),
+    "",
+  );
+  const topics = [...new Set(notifications.map((n) => n.topicArn))];
+  out.push(
+    ...prose(
+      `Notifications: ${notifications.length} published to ${topics.length === 1 ? "the topic" : `${topics.length} topics`} ${topics.join(", ")} (email, and Slack through AWS Chatbot). Read them in full with:`,
+    ),
+    ...commandLine("npm start -- --show-notifications", width),
+    ...prose("or as JSON with:"),
+    ...commandLine("npm start --silent -- --json > out.json", width),
+  );
+  return out;
+}
+
+/** A command on its own line, indented when that still fits, never broken. */
+function commandLine(command: string, width: number): string[] {
+  return [command.length + 2 <= width ? `  ${command}` : command];
+}
+
+/** Control characters out of a line (tab and escape codes from a tag value); the line itself stays one line. */
+function terminalSafe(line: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point.
+  return line.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, "?");
+}
+
+/**
+ * `running scenario... 12 s` on stderr while a run takes longer than 2 s, for a person at a terminal. Real timers,
+ * captured before runFlow installs its fake clock, so simulated time does not drive them.
+ */
+const realSetInterval = globalThis.setInterval;
+const realClearInterval = globalThis.clearInterval;
+function runProgress(stream: NodeJS.WriteStream, wanted: boolean): { stop(): void } {
+  if (!wanted || !stream.isTTY) return { stop: () => {} };
+  const started = performance.now();
+  let shown = false;
+  const timer = realSetInterval(() => {
+    const seconds = Math.round((performance.now() - started) / 1000);
+    if (seconds < 2) return;
+    stream.write(`\r\u001b[2Krunning the scenario... ${seconds} s`);
+    shown = true;
+  }, 500);
+  timer.unref();
+  return {
+    stop: () => {
+      realClearInterval(timer);
+      if (shown) stream.write("\r\u001b[2K");
+    },
+  };
 }
 
 /**

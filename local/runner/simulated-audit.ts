@@ -6,7 +6,7 @@ import { type AwsAccess, organizationAccess } from "../../audit/aws-access.js";
 import { type AuditIo, type AuditMode, runAudit } from "../../audit/command.js";
 import auditFleet from "../scenarios/audit-fleet.json" with { type: "json" };
 import { SimAccount } from "../sim/sim-account.js";
-import { SimOrganization } from "../sim/sim-organization.js";
+import { SIM_SPOKE_ROLE_NAME, SimOrganization } from "../sim/sim-organization.js";
 import { parseScenario, readScenarioFile, type Scenario } from "./scenario.js";
 
 /** The simulated account has one region: the one the scenarios' events come from. */
@@ -25,7 +25,8 @@ const NO_CREDENTIALS = { accessKeyId: "SIMULATED", secretAccessKey: "SIMULATED" 
 export const SIMULATED_MODE: AuditMode = {
   command: "npm start -- audit",
   target: `Audits the simulated account of \`npm start\` (one region, ${SIMULATED_REGION}): no AWS credentials needed, nothing leaves this machine.`,
-  extraOptions: "  --scenario FILE             the simulated fleet (default local/scenarios/audit-fleet.json)\n",
+  extraOptions:
+    "  --scenario FILE             the simulated fleet\n                              (default local/scenarios/audit-fleet.json)\n",
   regions: [SIMULATED_REGION],
 };
 
@@ -144,8 +145,9 @@ export async function runSimulatedAudit(
     const regions = organizationRegions(org);
     const mode: AuditMode = {
       ...SIMULATED_MODE,
-      target: `Audits the simulated organization ${org.id} of the scenario (hub ${org.hubAccount}; with --accounts, its member accounts through the spoke role): no AWS credentials needed, nothing leaves this machine.`,
+      target: `Audits the simulated organization ${org.id} of the scenario as its hub ${org.hubAccount} (with --accounts, its member accounts through the spoke role, which the simulated STS trusts the hub with): no AWS credentials needed, nothing leaves this machine.`,
       regions,
+      defaultRoleName: SIM_SPOKE_ROLE_NAME,
     };
     return runAudit(rest, io, { access: simulatedOrganizationAccess(scenario, org), mode });
   }

@@ -118,11 +118,19 @@ export function text(value: unknown): string | undefined {
   return typeof value === "string" && value.length > 0 ? value.slice(0, 512) : undefined;
 }
 
-/** A value as it may be shown to people: JSON-encoded and truncated. */
+/**
+ * A value as it may be shown to people: JSON-encoded (a newline or a control character stays visible as its escape)
+ * and truncated. A string loses the JSON quotes, which read as part of the value in a report: `i-bad`, not `"i-bad"`.
+ */
 export function echo(value: unknown): string {
   let shown: string;
   try {
-    shown = JSON.stringify(value) ?? "undefined";
+    shown =
+      typeof value === "string"
+        ? value === ""
+          ? "(empty string)"
+          : JSON.stringify(value).slice(1, -1)
+        : (JSON.stringify(value) ?? "undefined");
   } catch {
     shown = "(unserializable)";
   }

@@ -45,7 +45,9 @@ export interface OrgPostureTotals {
   accounts: number;
   rows: number;
   swept: number;
+  /** Account/region pairs in drift (rows); `driftAccounts` counts the accounts. */
   drift: number;
+  driftAccounts: number;
   errors: number;
   allowingImdsV1: number;
   sentToGuard: number;
@@ -61,6 +63,7 @@ export function orgPostureTotals(report: OrgPostureReport): OrgPostureTotals {
     rows: rows.length,
     swept: rows.filter((r) => r.status === "swept").length,
     drift: rows.filter((r) => r.status === "drift").length,
+    driftAccounts: new Set(rows.filter((r) => r.status === "drift").map((r) => r.account)).size,
     errors: rows.filter((r) => r.status === "error").length,
     allowingImdsV1: rows.reduce((n, r) => n + (r.allowingImdsV1 ?? 0), 0),
     sentToGuard: rows.reduce((n, r) => n + (r.sentToGuard ?? 0), 0),
@@ -143,7 +146,7 @@ export function orgPostureText(report: OrgPostureReport, width = 96): string {
   const shown = rows.slice(0, MAX_TEXT_ROWS);
   const lines = [
     `imdsv2-guard: organization posture from sweep ${plainSafe(report.sweepId)} of ${plainSafe(report.organizationId)} at ${plainSafe(report.generatedAt)}`,
-    `${t.accounts} account(s) x ${report.regions.length} region(s) (${report.regions.map(plainSafe).join(", ")}): ${t.swept} swept, ${t.drift} drift, ${t.errors} error(s); ` +
+    `${t.accounts} account(s) x ${report.regions.length} region(s) (${report.regions.map(plainSafe).join(", ")}): ${t.swept} pair(s) swept, ${t.drift} pair(s) in drift (${t.driftAccounts} account(s)), ${t.errors} error(s); ` +
       `${t.allowingImdsV1} instance(s) still allow IMDSv1, ${t.sentToGuard} sent through the guard (each gets its own report); ` +
       `defaults allow IMDSv1 in ${t.notRequiredByDefault}, managed by a declarative policy in ${t.managedByPolicy}.`,
     "",
@@ -207,7 +210,7 @@ export function orgPostureMessage(report: OrgPostureReport): SnsMessage {
     id: `${report.sweepId}-org-posture`,
     content: {
       textType: "client-markdown",
-      title: `${verdict === "alert" ? "⚠️" : "✅"} imdsv2-guard: organization posture (${t.accounts} accounts, ${t.drift} drift, ${t.allowingImdsV1} allowing IMDSv1)`,
+      title: `${verdict === "alert" ? "⚠️" : "✅"} imdsv2-guard: organization posture (${t.accounts} accounts, ${t.driftAccounts} with drift, ${t.allowingImdsV1} instances allowing IMDSv1)`,
       description: [
         `Sweep ${markdownSafe(report.sweepId)} of ${markdownSafe(report.organizationId)}: ${t.swept} of ${t.rows} account/region pairs swept; ${t.sentToGuard} instance(s) sent through the guard.`,
         ...attention
@@ -239,7 +242,7 @@ export function orgPostureMessage(report: OrgPostureReport): SnsMessage {
   const accounts = [...new Set(report.rows.map((r) => toAscii(r.account)))];
   return {
     Subject: toAscii(
-      `[imdsv2-guard] ${verdict === "alert" ? "ALERT" : "PASS"}: organization posture - ${t.accounts} accounts, ${t.drift} drift, ${t.allowingImdsV1} allowing IMDSv1`,
+      `[imdsv2-guard] ${verdict === "alert" ? "ALERT" : "PASS"}: organization posture - ${t.accounts} accounts, ${t.driftAccounts} with drift, ${t.allowingImdsV1} allowing IMDSv1`,
     ).slice(0, 99),
     MessageStructure: "json",
     Message: message,

@@ -1,5 +1,5 @@
-/** Used when neither COLUMNS nor a terminal says how wide the output may be (a pipe, a file, CI logs). */
-export const DEFAULT_WIDTH = 100;
+/** Used when neither COLUMNS nor a terminal says how wide the output may be (a pipe, a file, CI logs): a terminal's. */
+export const DEFAULT_WIDTH = 80;
 
 /**
  * How wide terminal output may be: COLUMNS when set (shells export it, and a user can), else the terminal's width,

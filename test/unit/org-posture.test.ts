@@ -72,7 +72,9 @@ describe("the organization posture report", () => {
     expect(text).toContain(
       "- sandbox (222200000000)/eu-west-1: cannot assume the spoke role in 222200000000/eu-west-1: AccessDenied",
     );
-    expect(text).toContain("3 account(s) x 1 region(s) (eu-west-1): 2 swept, 1 drift, 0 error(s)");
+    expect(text).toContain(
+      "3 account(s) x 1 region(s) (eu-west-1): 2 pair(s) swept, 1 pair(s) in drift (1 account(s)), 0 error(s)",
+    );
     expect(text).toContain("Drift in 1 account/region pair(s)");
   });
 
@@ -100,7 +102,9 @@ describe("the organization posture report", () => {
     const message = orgPostureMessage(report([swept(), managed, missing]));
 
     // Assess
-    expect(message.Subject).toBe("[imdsv2-guard] ALERT: organization posture - 3 accounts, 1 drift, 3 allowing IMDSv1");
+    expect(message.Subject).toBe(
+      "[imdsv2-guard] ALERT: organization posture - 3 accounts, 1 with drift, 3 allowing IMDSv1",
+    );
     expect(message.MessageAttributes).toEqual({
       verdict: { DataType: "String", StringValue: "alert" },
       verdicts: { DataType: "String.Array", StringValue: '["alert"]' },
@@ -110,7 +114,10 @@ describe("the organization posture report", () => {
     const body = JSON.parse(message.Message) as Record<string, string>;
     expect(Object.keys(body).sort()).toEqual(["default", "https", "lambda", "sqs"]);
     const machine = JSON.parse(body.sqs ?? "{}");
-    expect(machine).toMatchObject({ schema: ORG_POSTURE_SCHEMA, totals: { accounts: 3, drift: 1, swept: 2 } });
+    expect(machine).toMatchObject({
+      schema: ORG_POSTURE_SCHEMA,
+      totals: { accounts: 3, drift: 1, driftAccounts: 1, swept: 2 },
+    });
     expect(machine.rows).toHaveLength(3);
     const card = JSON.parse(body.https ?? "{}");
     expect(card.content.description).toContain("sandbox (222200000000)/eu-west-1: drift: spoke missing");

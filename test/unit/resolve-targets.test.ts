@@ -237,7 +237,7 @@ describe("resolveTargets: whose call it was", () => {
 
     // Assess
     expect(resolved.notify).toBe(false);
-    expect(resolved.ignored).toContain('"Client.UnauthorizedOperation"');
+    expect(resolved.ignored).toContain("with Client.UnauthorizedOperation;");
     expect(resolved.batches).toEqual([]);
     expect(resolved.targetCount).toBe(0);
     expect(resolved.problem).toBeUndefined();
@@ -564,7 +564,7 @@ describe("resolveTargets: EC2's state-change notification (no trail)", () => {
   it("needs nothing for any other state", () => {
     const resolved = resolveTargets(fixture("state-change-running.json"), config(), NOW);
     expect(resolved.notify).toBe(false);
-    expect(resolved.ignored).toContain('"running"');
+    expect(resolved.ignored).toContain("State running needs");
   });
 
   it("rejects a hostile instance id as data", () => {
@@ -653,7 +653,7 @@ describe("resolveTargets: malformed events", () => {
     expect(resolved.event.eventId).toMatch(/^unidentified-[0-9a-f]{32}$/);
   });
 
-  it("reports an event from another source, echoing the source JSON-encoded", () => {
+  it("reports an event from another source, echoing the source without quotes", () => {
     // Prepare
     const event = fixture("run-instances.json");
     event.source = "aws.s3";
@@ -662,7 +662,7 @@ describe("resolveTargets: malformed events", () => {
     const resolved = resolveTargets(event, config(), NOW);
 
     // Assess
-    expect(resolved.problem).toContain('source "aws.s3"');
+    expect(resolved.problem).toContain("source aws.s3,");
     expect(resolved.notify).toBe(true);
     expect(resolved.batches).toEqual([]);
   });
@@ -676,7 +676,7 @@ describe("resolveTargets: malformed events", () => {
     const resolved = resolveTargets(event, config(), NOW);
 
     // Assess
-    expect(resolved.problem).toContain('detail-type "EC2 Spot Instance Interruption Warning"');
+    expect(resolved.problem).toContain("detail-type EC2 Spot Instance Interruption Warning.");
     expect(resolved.batches).toEqual([]);
   });
 
@@ -689,7 +689,7 @@ describe("resolveTargets: malformed events", () => {
     const resolved = resolveTargets(event, config(), NOW);
 
     // Assess
-    expect(resolved.problem).toBe('Unsupported eventName "TerminateInstances".');
+    expect(resolved.problem).toBe("Unsupported eventName TerminateInstances.");
     expect(resolved.notify).toBe(true);
     expect(resolved.batches).toEqual([]);
   });
@@ -706,7 +706,7 @@ describe("resolveTargets: invalid instance ids", () => {
     { label: "a markdown forgery", value: "i-0a1b2c3d\n*PASS* everything is fine" },
     { label: "a number", value: 1234567890 },
     { label: "an object", value: { id: "i-0a1b2c3d4e5f60001" } },
-  ])("rejects $label with a reason, JSON-encoded, and keeps the valid ids", ({ value }) => {
+  ])("rejects $label with a reason, JSON-escaped without quotes, and keeps the valid ids", ({ value }) => {
     // Prepare
     const event = runInstancesWith([{ instanceId: value }, { instanceId: "i-0a1b2c3d4e5f60002" }]);
 
@@ -715,7 +715,10 @@ describe("resolveTargets: invalid instance ids", () => {
 
     // Assess
     expect(resolved.rejected).toEqual([
-      { value: JSON.stringify(value), reason: "not an instance id (expected ^i-[0-9a-f]{8,17}$)" },
+      {
+        value: typeof value === "string" ? JSON.stringify(value).slice(1, -1) : JSON.stringify(value),
+        reason: "not an instance id (expected ^i-[0-9a-f]{8,17}$)",
+      },
     ]);
     expect(resolved.rejected[0]?.value).not.toMatch(/[\n\r]/);
     expect(idsOf(resolved.batches)).toEqual(["i-0a1b2c3d4e5f60002"]);
@@ -733,7 +736,7 @@ describe("resolveTargets: invalid instance ids", () => {
     // Assess
     expect(resolved.rejected).toHaveLength(1);
     const value = resolved.rejected[0]?.value ?? "";
-    expect(value).toBe(`${JSON.stringify(hostile).slice(0, 80)}…`);
+    expect(value).toBe(`${JSON.stringify(hostile).slice(1, 81)}…`);
     expect(value).not.toContain("\u0007");
     expect(resolved.batches).toEqual([]);
     expect(resolved.targetCount).toBe(0);
@@ -764,7 +767,7 @@ describe("resolveTargets: invalid instance ids", () => {
 
     // Assess
     expect(resolved.rejected).toEqual([
-      { value: '"i-1`; reboot`"', reason: expect.stringContaining("not an instance id") },
+      { value: "i-1`; reboot`", reason: expect.stringContaining("not an instance id") },
     ]);
     expect(resolved.batches).toEqual([]);
   });
@@ -816,7 +819,7 @@ describe("resolveTargets: sweep requests", () => {
 
     // Assess
     expect(idsOf(resolved.batches)).toEqual(["i-0a1b2c3d4e5f60001"]);
-    expect(resolved.rejected).toEqual([{ value: '"bogus"', reason: expect.stringContaining("not an instance id") }]);
+    expect(resolved.rejected).toEqual([{ value: "bogus", reason: expect.stringContaining("not an instance id") }]);
   });
 });
 

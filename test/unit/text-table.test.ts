@@ -2,12 +2,12 @@ import { describe, expect, it } from "vitest";
 import { outputWidth, textTable, wrapText } from "../../shared/report/text-table.js";
 
 describe("outputWidth", () => {
-  it("takes COLUMNS, else the terminal's width, else 100", () => {
+  it("takes COLUMNS, else the terminal's width, else 80", () => {
     // Act + Assess
     expect(outputWidth({ COLUMNS: "72" }, { isTTY: true, columns: 200 })).toBe(72);
     expect(outputWidth({}, { isTTY: true, columns: 200 })).toBe(200);
-    expect(outputWidth({ COLUMNS: "wide" }, { isTTY: false, columns: 200 })).toBe(100);
-    expect(outputWidth({}, {})).toBe(100);
+    expect(outputWidth({ COLUMNS: "wide" }, { isTTY: false, columns: 200 })).toBe(80);
+    expect(outputWidth({}, {})).toBe(80);
   });
 });
 
