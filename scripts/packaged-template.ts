@@ -68,7 +68,7 @@ export async function packagedTemplate(
     await execFileAsync(process.execPath, [join(root, "node_modules/osls/bin/serverless.js"), ...args], {
       cwd: root,
       env,
-      timeout: 400_000,
+      timeout: 900_000,
     });
     const text = await readFile(join(dir, "cloudformation-template-update-stack.json"), "utf8");
     await mkdir(CACHE, { recursive: true });
