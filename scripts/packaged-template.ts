@@ -21,7 +21,8 @@ async function inputsHash(params: readonly string[], region: string, stage: stri
   const hash = createHash("sha256").update(JSON.stringify({ params, region, stage }));
   const files = ["serverless.yml", "package.json"];
   for (const name of (await readdir(join(root, "infra"), { recursive: true })).sort()) {
-    if (/\.(yml|yaml|json|cjs|ts)$/.test(name)) files.push(join("infra", name));
+    // infra/spoke/ is deployed on its own, never packaged by osls.
+    if (/\.(yml|yaml|json|cjs|ts)$/.test(name) && !name.startsWith("spoke")) files.push(join("infra", name));
   }
   for (const file of files) hash.update(file).update(await readFile(join(root, file)));
   return hash.digest("hex");
@@ -67,7 +68,7 @@ export async function packagedTemplate(
     await execFileAsync(process.execPath, [join(root, "node_modules/osls/bin/serverless.js"), ...args], {
       cwd: root,
       env,
-      timeout: 400_000,
+      timeout: 900_000,
     });
     const text = await readFile(join(dir, "cloudformation-template-update-stack.json"), "utf8");
     await mkdir(CACHE, { recursive: true });
