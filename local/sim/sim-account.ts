@@ -22,6 +22,7 @@ import {
   ModifyInstanceMetadataOptionsCommand,
 } from "@aws-sdk/client-ec2";
 import { CreateScheduleCommand, type CreateScheduleCommandInput, SchedulerClient } from "@aws-sdk/client-scheduler";
+import { BatchImportFindingsCommand, GetFindingsCommand, SecurityHubClient } from "@aws-sdk/client-securityhub";
 import {
   SendTaskSuccessCommand,
   type SendTaskSuccessCommandInput,
@@ -47,6 +48,7 @@ import {
 import { type ImdsOptionsView, type RunningImdsEmulator, startImdsEmulator } from "./imds-emulator.js";
 import { runLinuxProbe } from "./run-linux-probe.js";
 import { findPwsh, runWindowsProbe } from "./run-windows-probe.js";
+import { ec28ControlFinding, SimSecurityHub } from "./securityhub.js";
 
 export type { BucketSpec } from "./ec2-throttling.js";
 
@@ -102,7 +104,9 @@ export type SimApi =
   | "PutItem"
   | "GetItem"
   | "Query"
-  | "CreateSchedule";
+  | "CreateSchedule"
+  | "BatchImportFindings"
+  | "GetFindings";
 
 interface SimInstanceState {
   spec: ScenarioInstance;
@@ -208,6 +212,8 @@ export class SimAccount {
     GetItem: 0,
     Query: 0,
     CreateSchedule: 0,
+    BatchImportFindings: 0,
+    GetFindings: 0,
   };
   readonly throttled: Record<SimApi, number> = { ...this.calls };
   readonly modifiedInstanceIds: string[] = [];
@@ -242,6 +248,25 @@ export class SimAccount {
   private commandSeq = 0;
   private publishFailuresLeft: number;
 
+  /** Which account and region this is (the organization sets its members'): Security Hub checks findings by it. */
+  identity = { account: "111122223333", region: "eu-west-1" };
+  /** Security Hub CSPM here: the findings imported, and the EC2.8 control findings of this account's instances. */
+  readonly securityHub = new SimSecurityHub(
+    () => this.identity,
+    () =>
+      [...this.instances.values()]
+        .filter((s) => s.spec.securityHubControl && s.state !== "terminated")
+        .map((s) =>
+          ec28ControlFinding(
+            this.identity.account,
+            this.identity.region,
+            s.spec.id,
+            s.httpTokens,
+            new Date(s.launchedAt).toISOString(),
+          ),
+        ),
+  );
+
   /** The account's IMDS defaults in the simulated region. */
   readonly account: Scenario["account"];
   private readonly images: Scenario["images"];
@@ -261,7 +286,7 @@ export class SimAccount {
 
   /** Launches an instance now (what a RunInstances call did). */
   addInstance(spec: ScenarioInstance, now = Date.now()): void {
-    const registrationDelay = { online: 30, late: 180, none: undefined }[spec.ssm];
+    const registrationDelay = registrationDelayOf(spec);
     this.instances.set(spec.id, {
       spec,
       state: spec.state,
@@ -330,6 +355,12 @@ export class SimAccount {
         return this.sendTaskSuccess(input);
       case "CreateSchedule":
         return this.createSchedule(input);
+      case "BatchImportFindings":
+        this.gate("BatchImportFindings", Date.now());
+        return this.securityHub.batchImportFindings(input);
+      case "GetFindings":
+        this.gate("GetFindings", Date.now());
+        return this.securityHub.getFindings(input);
     }
   }
 
@@ -354,7 +385,7 @@ export class SimAccount {
     if (!eventId || !item || !input.Item) throw awsError("ValidationException", "The key eventId+item is required");
     const items = this.ledger.get(eventId) ?? new Map<string, Record<string, AttributeValue>>();
     if (input.ConditionExpression !== undefined) {
-      // Only the conditions the instance claims and the probe markers use; anything else is a test bug.
+      // Only the conditions the instance claims, the probe markers and the evidence records use; anything else is a test bug.
       const existing = items.get(item);
       const values = input.ExpressionAttributeValues ?? {};
       const holds =
@@ -362,7 +393,9 @@ export class SimAccount {
           ? !existing || existing.executionId?.S === values[":me"]?.S
           : input.ConditionExpression === "attribute_not_exists(eventId) OR probeState = :released"
             ? !existing || existing.probeState?.S === values[":released"]?.S
-            : undefined;
+            : input.ConditionExpression === "attribute_not_exists(eventId) OR attempts = :previous"
+              ? !existing || existing.attempts?.N === values[":previous"]?.N
+              : undefined;
       if (holds === undefined) {
         throw awsError("ValidationException", `The simulation does not evaluate ${input.ConditionExpression}`);
       }
@@ -470,8 +503,15 @@ export class SimAccount {
     s.lastLaunchTime = now;
     if (s.applyAt !== undefined) s.applyAt = now;
     this.tick(s, now);
-    const registrationDelay = { online: 30, late: 180, none: undefined }[s.spec.ssm];
+    const registrationDelay = registrationDelayOf(s.spec);
     s.registeredAt = registrationDelay !== undefined ? now + registrationDelay * 1000 : undefined;
+  }
+
+  /** The stored JSON of every ledger item under keys starting with `prefix`, uncounted: what a run reports. */
+  ledgerRecords(keyPrefix: string, attribute: string): string[] {
+    return [...this.ledger.entries()]
+      .filter(([key]) => key.startsWith(keyPrefix))
+      .flatMap(([, items]) => [...items.values()].flatMap((item) => (item[attribute]?.S ? [item[attribute].S] : [])));
   }
 
   /** The instance as the simulation sees it, for tests. */
@@ -928,8 +968,16 @@ export class SimAccount {
   }
 }
 
+/**
+ * Seconds from launch (or start) until the SSM Agent registers: `ssmOnlineAfterSeconds` when the scenario sets it
+ * (an agent installed or a profile attached later), otherwise by `ssm`: on time, late, or never.
+ */
+function registrationDelayOf(spec: ScenarioInstance): number | undefined {
+  return spec.ssmOnlineAfterSeconds ?? { online: 30, late: 180, none: undefined }[spec.ssm];
+}
+
 /** The simulated service an API belongs to, for routing a call to the account that answers it. */
-export type SimService = "ec2" | "ssm" | "cloudwatch" | "sns" | "dynamodb" | "sfn" | "scheduler";
+export type SimService = "ec2" | "ssm" | "cloudwatch" | "sns" | "dynamodb" | "sfn" | "scheduler" | "securityhub";
 
 /** A client as aws-sdk-client-mock's callsFake hands it over: its resolved configuration tells who is calling. */
 export interface SimCaller {
@@ -973,5 +1021,9 @@ export function installSimClients(route: SimRouter): { restore(): void }[] {
   sfn.on(SendTaskSuccessCommand).callsFake(routed("sfn", "SendTaskSuccess"));
   const scheduler = mockClient(SchedulerClient);
   scheduler.on(CreateScheduleCommand).callsFake(routed("scheduler", "CreateSchedule"));
-  return [ec2, ssm, cloudwatch, sns, dynamodb, sfn, scheduler];
+  // Security Hub answers in the caller's own account: the member's through its spoke session (local/sim/securityhub.ts).
+  const securityhub = mockClient(SecurityHubClient);
+  securityhub.on(BatchImportFindingsCommand).callsFake(routed("securityhub", "BatchImportFindings"));
+  securityhub.on(GetFindingsCommand).callsFake(routed("securityhub", "GetFindings"));
+  return [ec2, ssm, cloudwatch, sns, dynamodb, sfn, scheduler, securityhub];
 }

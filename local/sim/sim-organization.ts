@@ -58,6 +58,7 @@ export class SimOrganization {
     private readonly world: Partial<Pick<Scenario, "account" | "images">> = {},
   ) {
     this.hub = new SimAccount([], faults, world);
+    this.hub.identity = { account: spec.hubAccount, region: spec.hubRegion };
     const first = spec.accounts[0];
     for (const instance of instances) {
       const account = instance.account ?? first?.id ?? "";
@@ -74,6 +75,7 @@ export class SimOrganization {
     if (!sim) {
       const defaults = this.spec.accounts.find((a) => a.id === account)?.defaults;
       sim = new SimAccount([], this.faults, defaults ? { ...this.world, account: defaults } : this.world);
+      sim.identity = { account, region };
       this.members.set(key, sim);
     }
     return sim;
