@@ -1,4 +1,5 @@
 import { parseArgs } from "node:util";
+import { evidenceCsv, evidenceJson, evidenceTable } from "../../shared/report/evidence-table.js";
 import { outputWidth, textTable, wrapText } from "../../shared/report/text-table.js";
 import defaultScenario from "../scenarios/default.json" with { type: "json" };
 import { deliveredNotification, notificationText } from "./channels.js";
@@ -7,6 +8,7 @@ import { parseScenario, readScenarioFile } from "./scenario.js";
 import { runSimulatedAudit } from "./simulated-audit.js";
 
 const USAGE = `Usage: npm start -- [--scenario FILE] [--json] [--verbose]
+       npm start -- evidence [--scenario FILE] [--json | --csv | --output table|json|csv]
        npm start -- audit [--help]
 
 Runs imdsv2-guard end to end on a simulated AWS account: the real state machine (infra/state-machine.asl.json),
@@ -20,6 +22,8 @@ installed, else computed, as the "probe" column says). No AWS credentials needed
                    for a file that parses, use  npm start --silent -- --json > out.json
   --verbose        keep the handlers' structured JSON logs (POWERTOOLS_LOG_LEVEL=INFO)
 
+  evidence         runs the scenario, then lists every instance's standing truth as \`imdsv2-guard evidence\` does
+                   (docs/evidence.md): its verdict, the age of its proof, and why
   audit            the audit command (imdsv2-guard audit) against a simulated fleet instead of AWS;
                    npm start -- audit --help lists its options
 `;
@@ -28,9 +32,12 @@ async function main(argv: string[]): Promise<number> {
   if (argv[0] === "audit") {
     return runSimulatedAudit(argv.slice(1), { stdout: process.stdout, stderr: process.stderr });
   }
+  const evidenceCommand = argv[0] === "evidence";
   let args: ReturnType<typeof parse>;
+  let format: "table" | "json" | "csv" = "table";
   try {
-    args = parse(argv);
+    args = parse(evidenceCommand ? argv.slice(1) : argv);
+    format = outputFormat(args.values);
   } catch (error) {
     process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n\n${USAGE}`);
     return 2;
@@ -48,6 +55,17 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const run = await runFlow(scenario);
+  if (evidenceCommand) {
+    const now = new Date(Date.parse("2026-11-28T09:00:00Z") + run.simulatedSeconds * 1000);
+    process.stdout.write(
+      format === "json"
+        ? `${JSON.stringify(evidenceJson(run.evidence, now), null, 2)}\n`
+        : format === "csv"
+          ? evidenceCsv(run.evidence, now)
+          : evidenceTable(run.evidence, now, outputWidth(process.env, process.stdout)),
+    );
+    return 0;
+  }
   if (args.values.json) {
     process.stdout.write(`${JSON.stringify(jsonOutput(run), null, 2)}\n`);
   } else {
@@ -64,11 +82,26 @@ function parse(argv: string[]) {
     options: {
       scenario: { type: "string" },
       json: { type: "boolean", default: false },
+      csv: { type: "boolean", default: false },
+      output: { type: "string" },
       verbose: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
     strict: true,
   });
+}
+
+/** `--output table|json|csv`, or its short forms `--json` and `--csv`; two that disagree are an error. */
+function outputFormat(values: { json?: boolean; csv?: boolean; output?: string }): "table" | "json" | "csv" {
+  const asked = [values.output, values.json ? "json" : undefined, values.csv ? "csv" : undefined].filter(
+    (v): v is string => v !== undefined,
+  );
+  const format = asked[0] ?? "table";
+  if (format !== "table" && format !== "json" && format !== "csv") {
+    throw new Error(`--output must be table, json or csv, not ${format}`);
+  }
+  if (asked.some((a) => a !== format)) throw new Error(`conflicting output formats: ${asked.join(" and ")}`);
+  return format;
 }
 
 function jsonOutput(run: FlowRun) {
@@ -84,6 +117,10 @@ function jsonOutput(run: FlowRun) {
       })),
     ),
     reports: run.reports,
+    // The standing truth at the end of the run: each instance's evidence record (docs/evidence.md), and the findings
+    // imported into Security Hub (with the securityHub setting), as Security Hub keeps them.
+    evidence: run.evidence,
+    findings: run.findings,
     // Every published message, as each channel receives it: `email` is SNS's default text, `slack` the AWS Chatbot
     // custom notification (title, description, nextSteps) that Slack shows.
     notifications: run.sim.published.map((p) => deliveredNotification(p.input)),
@@ -159,6 +196,31 @@ function humanOutput(run: FlowRun, width: number): string {
   for (const a of run.asyncInvocations.filter((x) => x.deadLettered !== undefined)) {
     const what = a.eventIndex === undefined ? a.functionName : `${a.functionName} for event ${a.eventIndex}`;
     out.push(...prose(`!! ${what} ended in its dead-letter queue after ${a.attempts} attempts: ${a.deadLettered}`));
+  }
+  if (run.evidence.length > 0) {
+    const now = new Date(Date.parse("2026-11-28T09:00:00Z") + run.simulatedSeconds * 1000);
+    out.push("== Standing truth: each instance's evidence at the end of the run (npm start -- evidence)", "");
+    out.push(evidenceTable(run.evidence, now, width));
+  }
+  if (run.findings.length > 0) {
+    out.push("== Security Hub findings, as Security Hub lists them", "");
+    const rows = run.findings.map((f) => [
+      f.Resources?.[0]?.Id?.split("/").at(-1) ?? "-",
+      f.Compliance?.Status ?? "-",
+      f.RecordState ?? "-",
+      f.Severity?.Label ?? "-",
+      f.RelatedFindings?.length ? "EC2.8" : "-",
+      f.Title ?? "",
+    ]);
+    const columns = [
+      { header: "resource" },
+      { header: "compliance" },
+      { header: "record" },
+      { header: "severity" },
+      { header: "related" },
+      { header: "title", minWidth: 24 },
+    ];
+    out.push(textTable(columns, rows, width), "");
   }
   out.push("== Notifications, as each channel shows them: the email, and the Slack card AWS Chatbot posts", "");
   for (const p of run.sim.published) {
