@@ -13,6 +13,7 @@ import {
 } from "../../shared/domain/evidence.js";
 import { COMPLIANCE_BY_VERDICT, findingFor } from "../../shared/domain/finding.js";
 import type { InstanceResult } from "../../shared/domain/model.js";
+import { evidenceCsv, evidenceJson, evidenceTable } from "../../shared/report/evidence-table.js";
 import { buildReport, plainText } from "../../shared/report/report.js";
 import { recordStandingTruth, withStandingTruth } from "../../shared/steps/standing-truth.js";
 import { eventRef, ID_A, ID_B, ID_C, instanceIds, silentLogger } from "./support.js";
@@ -338,5 +339,43 @@ describe("the FAIL advice fits how it failed", () => {
     // Assess
     expect(text).toContain("look up ModifyInstanceMetadataOptions for the instance in CloudTrail");
     expect(text).not.toContain("software on the instance answers");
+  });
+});
+
+describe("the evidence listing", () => {
+  const context = { event: eventRef({ actor: '=HYPERLINK("http://x")' }), now: T0 };
+  const records = [
+    nextEvidence(undefined, located(ID_A, { reading: READING }), context),
+    nextEvidence(undefined, located(ID_B, { verdict: "unverified", reason: 'no SSM, "agent" missing' }), context),
+  ];
+  const later = new Date(T0.getTime() + 3 * 86_400_000);
+
+  it("puts doubts first, with the proof's age, in the table and the JSON", () => {
+    // Act
+    const table = evidenceTable(records, later, 120);
+    const json = evidenceJson(records, later);
+
+    // Assess
+    const rows = table.split("\n").filter((l) => l.includes("i-"));
+    expect(rows[0]).toContain("UNVERIFIED");
+    expect(rows[0]).toContain("never proven");
+    expect(rows[1]).toContain("3 d");
+    expect(json.instances.map((i) => [i.instanceId, i.proofAgeDays])).toEqual([
+      [ID_B, null],
+      [ID_A, 3],
+    ]);
+  });
+
+  it("writes CSV a spreadsheet opens without running a formula, quoting what needs quotes", () => {
+    // Act
+    const lines = evidenceCsv(records, later).trimEnd().split("\r\n");
+
+    // Assess
+    expect(lines).toHaveLength(3);
+    expect(lines[0]).toBe(
+      "account,region,instanceId,verdict,verdictAt,lastProofAt,proofAgeDays,attempts,closedAt,eventId,actor,reason",
+    );
+    expect(lines[1]).toContain(`"'=HYPERLINK(""http://x"")"`);
+    expect(lines[1]).toContain(`"no SSM, ""agent"" missing"`);
   });
 });
