@@ -1,6 +1,7 @@
 // The installed command, `imdsv2-guard`: what bin/imdsv2-guard.mjs runs, from the committed bundle
 // (bin/imdsv2-guard-cli.mjs, `npm run build:cli`). Production code only: the simulated audit is `npm start -- audit`.
 import { type AuditIo, runAudit } from "./command.js";
+import { runEvidence } from "./evidence-command.js";
 
 export const HELP = `imdsv2-guard: enforces IMDSv2 (HttpTokens=required) on EC2 instances and proves it from inside them.
 
@@ -12,6 +13,8 @@ Usage: imdsv2-guard <command> [options]
 Commands:
   audit     list every instance with its IMDS settings, exemption and IMDSv1 use, and which are ready to enforce;
             with --start, send them through the deployed guard (imdsv2-guard audit --help)
+  evidence  every instance the guard has judged, with its standing verdict, the age of its proof, and why
+            (imdsv2-guard evidence --help)
   help      this text
 
 Try it without AWS: in a clone of the repository, \`npm ci && npm start -- audit\` audits a simulated account.
@@ -24,6 +27,11 @@ export async function main(argv: readonly string[], io: AuditIo): Promise<number
   if (command === undefined || command === "-h" || command === "--help" || command === "help") {
     (command === undefined ? io.stderr : io.stdout).write(HELP);
     return command === undefined ? 2 : 0;
+  }
+  if (command === "evidence") {
+    process.env.AWS_EC2_METADATA_DISABLED ??= "true";
+    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
+    return runEvidence(args, io);
   }
   if (command !== "audit") {
     io.stderr.write(`imdsv2-guard: unknown command: ${command}\n\n${HELP}`);

@@ -20,6 +20,8 @@ const ACTING_FUNCTIONS = {
   CheckProbe: "CheckProbeRole",
   AssessAccount: "AssessAccountRole",
   CheckRejected: "CheckRejectedRole",
+  // Security Hub findings (securityHub=true) go in through the member's own account: its default product ARN.
+  Notify: "NotifyRole",
 };
 
 // The functions that run ResolveTargets' core: the confused-deputy checks read the organization and its allow-lists.

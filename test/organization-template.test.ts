@@ -261,6 +261,8 @@ describe("spoke-account.yml: the roles", () => {
               "checkProbe",
               "checkRejected",
               "sweep",
+              // Security Hub findings go in through the member's own account (issue 21).
+              "notify",
             ].map((fn) => `arn:aws:iam::${HUB}:role/${HUB_ROLE_PREFIX}-${fn}`),
           },
           StringEquals: { "aws:PrincipalOrgID": ORG },
@@ -283,7 +285,18 @@ describe("spoke-account.yml: the roles", () => {
       ],
     ]);
     const mutating = all.flatMap(actionsOf).filter((a) => !/^(ec2|ssm|cloudwatch):(Describe|Get)/.test(a));
-    expect(mutating.sort()).toEqual(["ec2:ModifyInstanceMetadataOptions", "events:PutEvents", "ssm:SendCommand"]);
+    expect(mutating.sort()).toEqual([
+      "ec2:ModifyInstanceMetadataOptions",
+      "events:PutEvents",
+      "securityhub:BatchImportFindings",
+      "securityhub:GetFindings",
+      "ssm:SendCommand",
+    ]);
+    // Findings only under this account's own default product ARN, and only with SecurityHubFindings=enabled.
+    const imports = all.filter((s) => actionsOf(s).includes("securityhub:BatchImportFindings"));
+    expect(imports.map((s) => resolve(s.Resource, { "AWS::Partition": "aws", "AWS::AccountId": MEMBER }))).toEqual([
+      `arn:aws:securityhub:*:${MEMBER}:product/${MEMBER}/default`,
+    ]);
   });
 
   it("has a read-only variant: no change and no Run Command, only describes and metric reads", async () => {
@@ -294,12 +307,17 @@ describe("spoke-account.yml: the roles", () => {
       .map((p) => z.record(z.string(), z.unknown()).parse(p));
     // The enforce and probe policies exist only under conditions that are false for AccessMode=read-only.
     const conditional = policies.filter((p) => "Fn::If" in p).map((p) => z.array(z.unknown()).parse(p["Fn::If"])[0]);
-    expect(conditional).toEqual(["MayEnforce", "MayProbe"]);
+    expect(conditional).toEqual(["MayEnforce", "MayProbe", "MaySendFindings"]);
     expect(template.Conditions).toMatchObject({
       MayEnforce: { "Fn::Equals": [{ Ref: "AccessMode" }, "enforce"] },
       MayProbe: { "Fn::Not": [{ "Fn::Equals": [{ Ref: "AccessMode" }, "read-only"] }] },
     });
-    expect(Object.keys(template.Conditions).sort()).toEqual(["HasAuditor", "MayEnforce", "MayProbe"]);
+    expect(Object.keys(template.Conditions).sort()).toEqual([
+      "HasAuditor",
+      "MayEnforce",
+      "MayProbe",
+      "MaySendFindings",
+    ]);
     const unconditional = policies.filter((p) => !("Fn::If" in p));
     const actions = JSON.stringify(unconditional);
     expect(actions).not.toMatch(/Modify|SendCommand|Put|Create|Delete/);
