@@ -5,7 +5,9 @@ import {
   type GetFindingsCommandOutput,
   type SecurityHubClient,
 } from "@aws-sdk/client-securityhub";
-import type { GuardFinding, RelatedFinding } from "../domain/finding.js";
+import type { SpokeTarget } from "../domain/confused-deputy.js";
+import type { EvidenceRecord } from "../domain/evidence.js";
+import { findingFor, type GuardFinding, partitionOf, type RelatedFinding } from "../domain/finding.js";
 import { classifyAwsError } from "./errors.js";
 
 /** "Guidelines for using the BatchImportFindings API": up to 100 findings per batch. */
@@ -83,4 +85,24 @@ export async function controlFindingsFor(
     } while (token);
   }
   return found;
+}
+
+/**
+ * The findings of instances the sweep found gone, archived (RecordState ARCHIVED, their last compliance kept), in
+ * their own account. Throws like importFindings; the caller decides what a failure means.
+ */
+export async function archiveFindings(
+  closed: readonly EvidenceRecord[],
+  eventId: string,
+  securityHubFor: (target: SpokeTarget) => Promise<SecurityHubClient>,
+  now: Date,
+): Promise<ImportOutcome | undefined> {
+  const first = closed[0];
+  if (!first) return undefined;
+  const client = await securityHubFor({ account: first.account, region: first.region, eventId });
+  const partition = partitionOf(first.region);
+  return importFindings(
+    client,
+    closed.map((r) => findingFor(r, { partition, now })),
+  );
 }

@@ -151,29 +151,3 @@ export function withStandingTruth(report: EventReport, outcome: StandingTruthOut
   const more = outcome.problems.length > 3 ? ` (and ${outcome.problems.length - 3} more)` : "";
   return withNotice(report, `The standing truth was not kept in full: ${shown}${more}.`);
 }
-
-/**
- * The findings of instances the sweep found gone, archived (RecordState ARCHIVED, their last compliance kept). Best
- * effort: a failure is logged, and the next verdict or sweep of the account imports them again.
- */
-export async function archiveFindings(
-  closed: readonly EvidenceRecord[],
-  eventId: string,
-  securityHubFor: (target: SpokeTarget) => Promise<SecurityHubClient>,
-  logger: Logger,
-  now: Date,
-): Promise<ImportOutcome | undefined> {
-  const first = closed[0];
-  if (!first) return undefined;
-  try {
-    const client = await securityHubFor({ account: first.account, region: first.region, eventId });
-    const partition = partitionOf(first.region);
-    return await importFindings(
-      client,
-      closed.map((r) => findingFor(r, { partition, now })),
-    );
-  } catch (error) {
-    logger.error("Could not archive the findings of gone instances", { error: messageOf(error) });
-    return undefined;
-  }
-}

@@ -10,6 +10,7 @@ import type { EvidenceStore } from "../aws/evidence-store.js";
 import { startNamedExecution } from "../aws/executions.js";
 import type { OrganizationDirectory } from "../aws/organization-directory.js";
 import { publish } from "../aws/publish.js";
+import { archiveFindings } from "../aws/security-hub.js";
 import type { AccountPosture } from "../domain/account-posture.js";
 import { membershipRefusal, type SpokeTarget } from "../domain/confused-deputy.js";
 import { SWEEP_DETAIL_TYPE, SWEEP_SOURCE } from "../domain/event.js";
@@ -19,7 +20,6 @@ import { type OrgSweepRow, orgSweepExecutionName, unreachableRow } from "../doma
 import { type OrgPostureReport, orgPostureMessage } from "../report/org-posture.js";
 import type { OrganizationSweepConfig, SweepConfig } from "../runtime/config.js";
 import { mapLimit } from "../runtime/map-limit.js";
-import { archiveFindings } from "./standing-truth.js";
 
 export interface SweepDeps {
   ec2: EC2Client;
@@ -79,7 +79,7 @@ export async function sweep(deps: SweepDeps, scheduled: { time?: string } = {}):
   });
   const { closedRecords, ...counts } = region;
   if (config.securityHub && deps.securityHubFor && closedRecords.length > 0) {
-    await archiveFindings(closedRecords, sweepId, deps.securityHubFor, deps.logger, now);
+    await archiveQuietly(closedRecords, sweepId, deps.securityHubFor, deps.logger, now);
   }
   const outcome = { sweepId, ...counts, accountPosture };
   deps.logger.info("Sweep started executions", { ...outcome });
@@ -302,7 +302,7 @@ export async function sweepOrganization(
           : {}),
       });
       if (config.securityHub && deps.securityHubFor && swept.closedRecords.length > 0) {
-        await archiveFindings(swept.closedRecords, sweepId, deps.securityHubFor, deps.logger, now);
+        await archiveQuietly(swept.closedRecords, sweepId, deps.securityHubFor, deps.logger, now);
       }
       const allowingImdsV1 = swept.found - swept.imdsDisabled;
       return {
@@ -367,4 +367,22 @@ function codeOf(error: unknown): string | undefined {
 
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * Best effort: a finding left ACTIVE for a gone instance is wrong but harmless, and must not fail the sweep (whose
+ * retry would start nothing new). The error is logged; the next sweep does not see the closed record again.
+ */
+async function archiveQuietly(
+  closed: readonly EvidenceRecord[],
+  sweepId: string,
+  securityHubFor: (target: SpokeTarget) => Promise<SecurityHubClient>,
+  logger: Logger,
+  now: Date,
+): Promise<void> {
+  try {
+    await archiveFindings(closed, sweepId, securityHubFor, now);
+  } catch (error) {
+    logger.error("Could not archive the findings of gone instances", { error: messageOf(error) });
+  }
 }
