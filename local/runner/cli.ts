@@ -198,9 +198,19 @@ function humanOutput(run: FlowRun, width: number): string {
     out.push(...prose(`!! ${what} ended in its dead-letter queue after ${a.attempts} attempts: ${a.deadLettered}`));
   }
   if (run.evidence.length > 0) {
-    const now = new Date(Date.parse("2026-11-28T09:00:00Z") + run.simulatedSeconds * 1000);
-    out.push("== Standing truth: each instance's evidence at the end of the run (npm start -- evidence)", "");
-    out.push(evidenceTable(run.evidence, now, width));
+    // One line here; `npm start -- evidence` lists every instance (the table is wide: account and region too).
+    const counts = new Map<string, number>();
+    for (const r of run.evidence) {
+      const key = r.closedAt ? `${r.verdict} (closed)` : r.verdict;
+      counts.set(key, (counts.get(key) ?? 0) + 1);
+    }
+    const summary = [...counts].map(([verdict, n]) => `${n} ${verdict}`).join(", ");
+    out.push(
+      ...prose(
+        `== Standing truth: ${run.evidence.length} instance(s) recorded: ${summary}. npm start -- evidence lists each with the age of its proof and why.`,
+      ),
+      "",
+    );
   }
   if (run.findings.length > 0) {
     out.push("== Security Hub findings, as Security Hub lists them", "");
