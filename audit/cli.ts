@@ -3,6 +3,7 @@
 import { runDoctorCommand, runSelftestCommand } from "../ops/command.js";
 import { type AuditIo, runAudit } from "./command.js";
 import { printable, VERSION } from "./conventions.js";
+import { runEvidence } from "./evidence-command.js";
 
 export const HELP = `imdsv2-guard: enforces IMDSv2 (HttpTokens=required) on EC2
 instances and proves it from inside them. This command is the guard's operator
@@ -17,6 +18,8 @@ Commands:
   doctor    read-only pre-flight: trail, SSM coverage, stack, alarms, spokes,
             account defaults, running executions
   selftest  launch one instance allowing IMDSv1 and expect the guard's pass
+  evidence  every instance the guard has judged: its standing verdict, the
+            age of its proof, and why
   help      this text
 
 Every command takes --profile NAME, --region R, --output table|json|csv,
@@ -38,7 +41,7 @@ export async function main(argv: readonly string[], io: AuditIo): Promise<number
     io.stdout.write(`${VERSION}\n`);
     return 0;
   }
-  if (command !== "audit" && command !== "doctor" && command !== "selftest") {
+  if (command !== "audit" && command !== "doctor" && command !== "selftest" && command !== "evidence") {
     io.stderr.write(`imdsv2-guard: unknown command: ${printable(command)}\n\n${HELP}`);
     return 2;
   }
@@ -49,6 +52,7 @@ export async function main(argv: readonly string[], io: AuditIo): Promise<number
   // On Node 20 the SDK warns, in eight lines, that its releases after January 2027 need Node 22: true, not about the
   // SDK this package locks, and it would bury the one line this command prints. =false shows it.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
+  if (command === "evidence") return runEvidence(args, io);
   if (command === "doctor") return runDoctorCommand(args, io);
   if (command === "selftest") return runSelftestCommand(args, io);
   return runAudit(args, io);

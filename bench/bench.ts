@@ -11,7 +11,7 @@ import {
   stormScenario,
 } from "../local/runner/burst-scenarios.js";
 import { type FlowRun, runFlow } from "../local/runner/run-flow.js";
-import { parseScenario } from "../local/runner/scenario.js";
+import { parseScenario, type Scenario } from "../local/runner/scenario.js";
 import { EC2_REQUEST_BUCKETS } from "../local/sim/ec2-throttling.js";
 import { functionBuildOptions, functionEntries, sourceOf } from "../scripts/function-bundles.js";
 import { flowCosts } from "./flow-costs.js";
@@ -147,14 +147,22 @@ function lastReportByAccount(run: FlowRun): Record<string, number> {
   return last;
 }
 
+/**
+ * The launch path with the standing truth in full (issue 21): evidence records and, with securityHub on, one
+ * finding per instance imported (with its EC2.8 lookup), so the cost targets hold with both.
+ */
+function withSecurityHub(scenario: Scenario): Scenario {
+  return { ...scenario, settings: { ...scenario.settings, securityHub: true } };
+}
+
 async function flowFigures(): Promise<void> {
   section(
-    "Per instance, on the simulated account: everything each event caused, at list price: the intake's invocation for every signal (duplicates included), the execution it started (Step Functions Standard transitions and Express children), Lambda (arm64 256 MB, 100 ms billed per invocation assumed), the Scheduler watch, and the ledger, metrics and SNS calls",
+    "Per instance, on the simulated account: everything each event caused, at list price: the intake's invocation for every signal (duplicates included), the execution it started (Step Functions Standard transitions and Express children), Lambda (arm64 256 MB, 100 ms billed per invocation assumed), the Scheduler watch, the ledger (evidence records included), metrics and SNS calls, and Security Hub finding ingestion (securityHub on for the launch, burst and storm runs; priced past the free tier of 10,000 a month per account and region)",
   );
   const runs: [string, FlowRun][] = [];
   runs.push([
     `1 instance, pass path: state-change at ${STATE_CHANGE_DELAY_SECONDS} s + CloudTrail record at ${CLOUDTRAIL_DELAYS_SECONDS[0]} s`,
-    await runFlow(singleInstanceScenario("both")),
+    await runFlow(withSecurityHub(singleInstanceScenario("both"))),
   ]);
   runs.push(["1 instance, pass path: CloudTrail record only", await runFlow(singleInstanceScenario("cloudtrail"))]);
   const defaultScenario = parseScenario(
@@ -172,15 +180,15 @@ async function flowFigures(): Promise<void> {
   ]);
   const truncatedLaunch = await runFlow(launchScenario(100, "truncated"));
   runs.push(["1 launch x 100 instances, the record truncated (omitted: true)", truncatedLaunch]);
-  const burst = await runFlow(burstScenario(1000), { faults: { ec2Throttling: true } });
+  const burst = await runFlow(withSecurityHub(burstScenario(1000)), { faults: { ec2Throttling: true } });
   runs.push(["burst: 1 event x 1,000 instances, throttled", burst]);
-  const storm = await runFlow(stormScenario(1000), { faults: { ec2Throttling: true } });
+  const storm = await runFlow(withSecurityHub(stormScenario(1000)), { faults: { ec2Throttling: true } });
   runs.push(["storm: 1,000 events x 1 instance, throttled", storm]);
   const orgBurst = await runFlow(organizationBurstScenario(1000), { faults: { ec2Throttling: true } });
   runs.push(["organization burst: 3 accounts x 1 event, 1,000 instances, throttled", orgBurst]);
 
   process.stdout.write(
-    `${row(["run", "executions", "API calls", "Standard transitions", "Express runs", "Express billed s", "Lambda invocations", "s to last verdict", "USD per 1,000 instances", "of which transitions / Express / Lambda / Scheduler / ledger, metrics, SNS", "largest state payload B (quota 262,144)", "failed executions"])}\n${row(["---", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:"])}\n`,
+    `${row(["run", "executions", "API calls", "Standard transitions", "Express runs", "Express billed s", "Lambda invocations", "s to last verdict", "USD per 1,000 instances", "of which transitions / Express / Lambda / Scheduler / ledger, metrics, SNS / Security Hub", "largest state payload B (quota 262,144)", "failed executions"])}\n${row(["---", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:"])}\n`,
   );
   for (const [name, run] of runs) {
     const c = flowCosts(run);
@@ -195,7 +203,7 @@ async function flowFigures(): Promise<void> {
         c.lambdaInvocationsPerInstance.toFixed(1),
         run.lastReportSeconds.toFixed(0),
         `$${c.usdPer1000Instances.toFixed(3)}`,
-        `$${c.usdPer1000.transitions.toFixed(3)} / $${c.usdPer1000.express.toFixed(3)} / $${c.usdPer1000.lambda.toFixed(3)} / $${c.usdPer1000.scheduler.toFixed(3)} / $${c.usdPer1000.ledgerMetricsSns.toFixed(3)}`,
+        `$${c.usdPer1000.transitions.toFixed(3)} / $${c.usdPer1000.express.toFixed(3)} / $${c.usdPer1000.lambda.toFixed(3)} / $${c.usdPer1000.scheduler.toFixed(3)} / $${c.usdPer1000.ledgerMetricsSns.toFixed(3)} / $${c.usdPer1000.securityHub.toFixed(3)}`,
         Math.max(0, ...run.executions.map((e) => e.stats.maxStatePayloadBytes)),
         run.executions.filter((e) => e.status === "failed").length,
       ])}\n`,

@@ -41,6 +41,15 @@ export const USD_PER_DYNAMODB_WRITE = 0.625 / 1_000_000;
 export const USD_PER_DYNAMODB_READ = 0.125 / 1_000_000;
 export const USD_PER_METRIC_REQUESTED = 0.01 / 1000;
 export const USD_PER_SNS_PUBLISH = 0.5 / 1_000_000;
+/**
+ * Security Hub CSPM finding ingestion (issue 21, with the securityHub setting): the first 10,000 finding ingestion
+ * events per account and region each month are free, then $0.00003 each ("AWS Security Hub pricing", figures as the
+ * research note quotes them; the pricing page itself was not in the documentation searched). Priced here past the
+ * free tier: a fleet big enough to care about the cost is past it. GetFindings, the EC2.8 lookup, is not billed.
+ * The evidence records' writes and reads are DynamoDB calls, counted with the ledger's; the sweep's re-proofs are
+ * executions, counted with the rest.
+ */
+export const USD_PER_FINDING_INGESTED = 0.00003;
 
 export interface FlowCosts {
   instances: number;
@@ -57,7 +66,14 @@ export interface FlowCosts {
   usdPerInstance: number;
   usdPer1000Instances: number;
   /** Where the money goes, per 1,000 instances. */
-  usdPer1000: { transitions: number; express: number; lambda: number; scheduler: number; ledgerMetricsSns: number };
+  usdPer1000: {
+    transitions: number;
+    express: number;
+    lambda: number;
+    scheduler: number;
+    ledgerMetricsSns: number;
+    securityHub: number;
+  };
 }
 
 /** Express bills duration in 100 ms steps. */
@@ -102,7 +118,9 @@ export function flowCosts(run: FlowRun): FlowCosts {
     (calls("GetItem") + calls("Query")) * USD_PER_DYNAMODB_READ +
     accounts.reduce((n, a) => n + a.metricsRequested, 0) * USD_PER_METRIC_REQUESTED +
     calls("Publish") * USD_PER_SNS_PUBLISH;
-  const usd = usdTransitions + usdExpress + usdLambda + usdScheduler + usdOther;
+  const findingsIngested = accounts.reduce((n, a) => n + a.securityHub.imports.reduce((k, i) => k + i.findings, 0), 0);
+  const usdSecurityHub = findingsIngested * USD_PER_FINDING_INGESTED;
+  const usd = usdTransitions + usdExpress + usdLambda + usdScheduler + usdOther + usdSecurityHub;
   const per1000 = (x: number) => (x / instances) * 1000;
   return {
     instances,
@@ -121,6 +139,7 @@ export function flowCosts(run: FlowRun): FlowCosts {
       lambda: per1000(usdLambda),
       scheduler: per1000(usdScheduler),
       ledgerMetricsSns: per1000(usdOther),
+      securityHub: per1000(usdSecurityHub),
     },
   };
 }

@@ -1751,7 +1751,9 @@ var flowSettingsSchema = z2.object({
   onV1Usage: z2.enum(["enforce", "hold"]),
   v1UsageLookbackHours: z2.number().int().positive().max(24 * 14),
   /** How long to watch MetadataNoTokenRejected after enforcing; 0 switches the watch off. */
-  watchRejectedSeconds: z2.number().int().min(0).max(86400)
+  watchRejectedSeconds: z2.number().int().min(0).max(86400),
+  /** Import one Security Hub finding per instance at each verdict (issue 21); unset is off. */
+  securityHub: z2.boolean().optional()
 });
 var triggerSchema = z2.enum(["launch", "regression", "sweep", "start", "state-change", "account-default"]);
 var platformOwnerSchema = z2.discriminatedUnion("kind", [
@@ -1823,7 +1825,9 @@ var instanceResultSchema = z2.object({
   enforcedAt: z2.string().optional(),
   /** Seconds from the flow's start until MetadataOptions.State=applied was observed. */
   secondsToApplied: z2.number().optional(),
-  secondsToVerdict: z2.number().optional()
+  secondsToVerdict: z2.number().optional(),
+  /** SHA-256 of the probe document that produced `reading`, when SendProbe knows it (kept in the evidence). */
+  probeDocumentHash: z2.string().optional()
 });
 var STAGES = ["enforce", "await-applied", "await-managed", "send-probe", "await-probe", "done"];
 var stageSchema = z2.enum(STAGES);
@@ -2764,6 +2768,335 @@ var ProgressLine = class {
   }
 };
 
+// audit/evidence-command.ts
+import { parseArgs as parseArgs3 } from "node:util";
+import { DynamoDBClient as DynamoDBClient2 } from "@aws-sdk/client-dynamodb";
+import { GetCallerIdentityCommand, STSClient as STSClient4 } from "@aws-sdk/client-sts";
+
+// shared/aws/evidence-store.ts
+import {
+  GetItemCommand,
+  PutItemCommand
+} from "@aws-sdk/client-dynamodb";
+
+// shared/domain/evidence.ts
+import * as z3 from "zod";
+var evidenceVerdictSchema = z3.object({
+  verdict: verdictSchema,
+  at: z3.string(),
+  trigger: triggerSchema.optional(),
+  eventId: z3.string(),
+  reason: z3.string().max(300)
+});
+var evidenceRecordSchema = z3.object({
+  account: z3.string(),
+  region: z3.string(),
+  instanceId: z3.string(),
+  verdict: verdictSchema,
+  reason: z3.string(),
+  /** When the guard first recorded this instance: the Security Hub finding's CreatedAt. */
+  firstSeenAt: z3.string(),
+  /** When the current verdict was reached. */
+  verdictAt: z3.string(),
+  /** When the probe last ran on the instance and its readings were judged (pass or fail); unset: never proven. */
+  lastProofAt: z3.string().optional(),
+  /** The readings of that last proof, per endpoint (IPv4 and IPv6) and path (listing, credentials, token). */
+  reading: probeReadingSchema.optional(),
+  /** SHA-256 of the probe document that produced `reading`, when SendProbe knows it (issue "Least power"). */
+  probeDocumentHash: z3.string().optional(),
+  /** The event that led to the current verdict, and who made the call. */
+  event: z3.object({
+    eventId: z3.string(),
+    eventName: z3.string(),
+    actor: z3.string(),
+    trigger: triggerSchema.optional()
+  }),
+  /** Every verdict recorded for this instance (the flow ran for it this many times). */
+  attempts: z3.number().int().min(1),
+  history: z3.array(evidenceVerdictSchema),
+  /** Set when the instance was found terminated: the record stays, closed, for the retention period. */
+  closedAt: z3.string().optional()
+});
+function proofAgeDays(record2, now) {
+  if (!record2.lastProofAt) return void 0;
+  return Math.floor((now.getTime() - Date.parse(record2.lastProofAt)) / 864e5);
+}
+
+// shared/aws/ledger-query.ts
+import { QueryCommand } from "@aws-sdk/client-dynamodb";
+async function* ledgerItems(dynamodb, tableName, eventId, prefix, what) {
+  let startKey;
+  do {
+    let page;
+    try {
+      page = await dynamodb.send(
+        new QueryCommand({
+          TableName: tableName,
+          KeyConditionExpression: "eventId = :e AND begins_with(#item, :prefix)",
+          ExpressionAttributeNames: { "#item": "item" },
+          ExpressionAttributeValues: { ":e": { S: eventId }, ":prefix": { S: prefix } },
+          ExclusiveStartKey: startKey,
+          ConsistentRead: true
+        })
+      );
+    } catch (error) {
+      throw classifyAwsError(error, "Query", what);
+    }
+    yield* page.Items ?? [];
+    startKey = page.LastEvaluatedKey;
+  } while (startKey);
+}
+function parseStoredJson(text) {
+  if (text === void 0) return void 0;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return void 0;
+  }
+}
+
+// shared/aws/evidence-store.ts
+function evidencePartition(account, region) {
+  return `evidence#${account}#${region}`;
+}
+function dynamoEvidenceStore(dynamodb, tableName, retentionDays) {
+  return {
+    async get(account, region, instanceId) {
+      let item;
+      try {
+        item = await dynamodb.send(
+          new GetItemCommand({
+            TableName: tableName,
+            Key: { eventId: { S: evidencePartition(account, region) }, item: { S: `instance#${instanceId}` } },
+            ConsistentRead: true
+          })
+        );
+      } catch (error) {
+        throw classifyAwsError(error, "GetItem", "(evidence)");
+      }
+      const parsed = evidenceRecordSchema.safeParse(parseStoredJson(item.Item?.record?.S));
+      return parsed.success ? parsed.data : void 0;
+    },
+    async put(record2, previousAttempts) {
+      const expiresAt = record2.closedAt ? Math.floor(Date.parse(record2.closedAt) / 1e3) + retentionDays * 86400 : void 0;
+      try {
+        await dynamodb.send(
+          new PutItemCommand({
+            TableName: tableName,
+            Item: {
+              eventId: { S: evidencePartition(record2.account, record2.region) },
+              item: { S: `instance#${record2.instanceId}` },
+              attempts: { N: String(record2.attempts) },
+              record: { S: JSON.stringify(record2) },
+              ...expiresAt !== void 0 ? { expiresAt: { N: String(expiresAt) } } : {}
+            },
+            ConditionExpression: "attribute_not_exists(eventId) OR attempts = :previous",
+            ExpressionAttributeValues: { ":previous": { N: String(previousAttempts) } }
+          })
+        );
+        return true;
+      } catch (error) {
+        if (awsErrorCode(error) === "ConditionalCheckFailedException") return false;
+        throw classifyAwsError(error, "PutItem", "(evidence)");
+      }
+    },
+    async list(account, region) {
+      const records = [];
+      for await (const item of ledgerItems(
+        dynamodb,
+        tableName,
+        evidencePartition(account, region),
+        "instance#",
+        "(evidence)"
+      )) {
+        const parsed = evidenceRecordSchema.safeParse(parseStoredJson(item.record?.S));
+        if (parsed.success) records.push(parsed.data);
+      }
+      return records;
+    }
+  };
+}
+
+// shared/report/evidence-table.ts
+var EVIDENCE_SCHEMA = "imdsv2-guard.evidence.v1";
+function ordered(records) {
+  const rank = { fail: 0, error: 1, held: 2, unverified: 3, exempt: 4, skipped: 5, pass: 6 };
+  return [...records].sort(
+    (a, b) => Number(a.closedAt !== void 0) - Number(b.closedAt !== void 0) || (rank[a.verdict] ?? 9) - (rank[b.verdict] ?? 9) || `${a.account}${a.region}${a.instanceId}`.localeCompare(`${b.account}${b.region}${b.instanceId}`)
+  );
+}
+function evidenceJson(records, now) {
+  return {
+    schema: EVIDENCE_SCHEMA,
+    generatedAt: now.toISOString(),
+    instances: ordered(records).map((r) => ({ ...r, proofAgeDays: proofAgeDays(r, now) ?? null }))
+  };
+}
+var COLUMNS2 = ["account", "region", "instance", "verdict", "proof age", "attempts", "state", "why"];
+function rowOf(r, now) {
+  return [
+    r.account,
+    r.region,
+    r.instanceId,
+    r.verdict.toUpperCase(),
+    proofAgeText(r, now),
+    String(r.attempts),
+    r.closedAt ? `closed ${r.closedAt.slice(0, 10)}` : "open",
+    r.reason
+  ];
+}
+function proofAgeText(r, now) {
+  if (!r.lastProofAt) return "never proven";
+  const hours = Math.floor((now.getTime() - Date.parse(r.lastProofAt)) / 36e5);
+  return hours < 24 ? `${hours} h` : `${Math.floor(hours / 24)} d`;
+}
+function evidenceTable(records, now, width) {
+  if (records.length === 0) return "No evidence recorded yet: the guard has not judged an instance here.\n";
+  const columns = COLUMNS2.map(
+    (header) => header === "why" ? { header, minWidth: 24 } : header === "attempts" ? { header, right: true } : { header }
+  );
+  return `${textTable(
+    columns,
+    ordered(records).map((r) => rowOf(r, now)),
+    width
+  )}
+`;
+}
+function evidenceCsv(records, now) {
+  const cell = (value) => {
+    const safe = /^[=+\-@\t\r]/.test(value) ? `'${value}` : value;
+    return /[",\n\r]/.test(safe) ? `"${safe.replaceAll('"', '""')}"` : safe;
+  };
+  const header = [
+    "account",
+    "region",
+    "instanceId",
+    "verdict",
+    "verdictAt",
+    "lastProofAt",
+    "proofAgeDays",
+    "attempts",
+    "closedAt",
+    "eventId",
+    "actor",
+    "reason"
+  ];
+  const lines = ordered(records).map(
+    (r) => [
+      r.account,
+      r.region,
+      r.instanceId,
+      r.verdict,
+      r.verdictAt,
+      r.lastProofAt ?? "",
+      String(proofAgeDays(r, now) ?? ""),
+      String(r.attempts),
+      r.closedAt ?? "",
+      r.event.eventId,
+      r.event.actor,
+      r.reason
+    ].map(cell).join(",")
+  );
+  return `${[header.join(","), ...lines].join("\r\n")}\r
+`;
+}
+
+// audit/evidence-command.ts
+var EVIDENCE_USAGE = `Usage: imdsv2-guard evidence --table LEDGER_TABLE [--account ID] [--regions r1,r2]
+                            [--output table|json|csv | --json | --csv]
+
+Lists every instance the guard has judged in an account and region, with its standing verdict, the age of its proof
+(when the probe last proved it from inside), how many times it was judged, and why (docs/evidence.md). Reads the
+guard's event ledger (the stack's EventLedgerTable); needs dynamodb:Query on it. Doubts first, closed records last.
+
+  --table NAME     the guard's ledger table (the EventLedgerTable resource of the stack)
+  --account ID     the account whose instances to list (default: the caller's; in organization mode, a member's)
+  --regions LIST   comma-separated regions (default: the SDK's region)
+  --output FORMAT  table (default), json (schema docs/schemas/evidence.v1.json) or csv; --json and --csv for short
+`;
+function sdkSource() {
+  const settings = { maxAttempts: 3 };
+  return {
+    async callerAccount() {
+      const sts = new STSClient4(settings);
+      const identity = await sts.send(new GetCallerIdentityCommand({}));
+      if (!identity.Account) throw new Error("STS GetCallerIdentity named no account");
+      return identity.Account;
+    },
+    async defaultRegion() {
+      return new DynamoDBClient2(settings).config.region();
+    },
+    async list(table, account, region) {
+      return dynamoEvidenceStore(new DynamoDBClient2({ ...settings, region }), table, 1).list(account, region);
+    }
+  };
+}
+async function runEvidence(argv, io, source = sdkSource(), now = () => /* @__PURE__ */ new Date()) {
+  let options;
+  try {
+    options = parseEvidenceOptions(argv);
+  } catch (error) {
+    io.stderr.write(
+      `imdsv2-guard evidence: ${error instanceof Error ? error.message : String(error)}
+
+${EVIDENCE_USAGE}`
+    );
+    return 2;
+  }
+  if (options === "help") {
+    io.stdout.write(EVIDENCE_USAGE);
+    return 0;
+  }
+  try {
+    const account = options.account ?? await source.callerAccount();
+    const regions = options.regions.length > 0 ? options.regions : [await source.defaultRegion()];
+    const records = (await Promise.all(regions.map((r) => source.list(options.table, account, r)))).flat();
+    const at = now();
+    io.stdout.write(
+      options.format === "json" ? `${JSON.stringify(evidenceJson(records, at), null, 2)}
+` : options.format === "csv" ? evidenceCsv(records, at) : evidenceTable(records, at, io.width ?? outputWidth(process.env, io.stdout))
+    );
+    return 0;
+  } catch (error) {
+    io.stderr.write(`imdsv2-guard evidence: ${describeFailure(error).message}
+`);
+    return 1;
+  }
+}
+function parseEvidenceOptions(argv) {
+  const { values } = parseArgs3({
+    args: [...argv],
+    options: {
+      table: { type: "string" },
+      account: { type: "string" },
+      regions: { type: "string" },
+      output: { type: "string" },
+      json: { type: "boolean", default: false },
+      csv: { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false }
+    },
+    strict: true
+  });
+  if (values.help) return "help";
+  if (!values.table) throw new Error("--table is required: the guard's ledger table (the stack's EventLedgerTable)");
+  if (values.account !== void 0 && !/^\d{12}$/.test(values.account)) {
+    throw new Error(`--account must be a 12-digit account id, not ${values.account}`);
+  }
+  const regions = (values.regions ?? "").split(",").map((r) => r.trim()).filter(Boolean);
+  const bad = regions.find((r) => !/^[a-z]{2}(-[a-z]+)+-\d{1,2}$/.test(r));
+  if (bad) throw new Error(`--regions: ${bad} is not a region name`);
+  const asked = [values.output, values.json ? "json" : void 0, values.csv ? "csv" : void 0].filter(
+    (v) => v !== void 0
+  );
+  const format = asked[0] ?? "table";
+  if (format !== "table" && format !== "json" && format !== "csv") {
+    throw new Error(`--output must be table, json or csv, not ${format}`);
+  }
+  if (asked.some((a) => a !== format)) throw new Error(`conflicting output formats: ${asked.join(" and ")}`);
+  const chosen = format;
+  return { format: chosen, table: values.table, ...values.account ? { account: values.account } : {}, regions };
+}
+
 // audit/cli.ts
 var HELP = `imdsv2-guard: enforces IMDSv2 (HttpTokens=required) on EC2
 instances and proves it from inside them. This command is the guard's operator
@@ -2778,6 +3111,8 @@ Commands:
   doctor    read-only pre-flight: trail, SSM coverage, stack, alarms, spokes,
             account defaults, running executions
   selftest  launch one instance allowing IMDSv1 and expect the guard's pass
+  evidence  every instance the guard has judged: its standing verdict, the
+            age of its proof, and why
   help      this text
 
 Every command takes --profile NAME, --region R, --output table|json|csv,
@@ -2798,7 +3133,7 @@ async function main(argv, io) {
 `);
     return 0;
   }
-  if (command !== "audit" && command !== "doctor" && command !== "selftest") {
+  if (command !== "audit" && command !== "doctor" && command !== "selftest" && command !== "evidence") {
     io.stderr.write(`imdsv2-guard: unknown command: ${printable(command)}
 
 ${HELP}`);
@@ -2806,6 +3141,7 @@ ${HELP}`);
   }
   process.env.AWS_EC2_METADATA_DISABLED ??= "true";
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
+  if (command === "evidence") return runEvidence(args, io);
   if (command === "doctor") return runDoctorCommand(args, io);
   if (command === "selftest") return runSelftestCommand(args, io);
   return runAudit(args, io);

@@ -24,6 +24,8 @@ const ACTING_FUNCTIONS = {
   CheckRejected: "CheckRejectedRole",
   // A member's weakened IMDS default is read, and with enforceAccountDefault set back, in that member's account.
   GuardAccountDefault: "GuardAccountDefaultRole",
+  // Security Hub findings (securityHub=true) go in through the member's own account: its default product ARN.
+  Notify: "NotifyRole",
 };
 
 // The functions that run ResolveTargets' core: the confused-deputy checks read the organization and its allow-lists.

@@ -269,6 +269,8 @@ describe("spoke-account.yml: the roles", () => {
               "checkRejected",
               "sweep",
               "guardAccountDefault",
+              // Security Hub findings go in through the member's own account (issue 21).
+              "notify",
             ].map((fn) => `arn:aws:iam::${HUB}:role/${HUB_ROLE_PREFIX}-${fn}`),
           },
           StringEquals: { "aws:PrincipalOrgID": ORG },
@@ -296,12 +298,19 @@ describe("spoke-account.yml: the roles", () => {
       "ec2:ModifyInstanceMetadataDefaults",
       "ec2:ModifyInstanceMetadataOptions",
       "events:PutEvents",
+      "securityhub:BatchImportFindings",
+      "securityhub:GetFindings",
       "ssm:SendCommand",
     ]);
     // The default only with AccessMode=enforce and EnforceAccountDefault=true (the hub's enforceAccountDefault).
     expect(template.Conditions.MayEnforceAccountDefault).toEqual({
       "Fn::And": [{ Condition: "MayEnforce" }, { "Fn::Equals": [{ Ref: "EnforceAccountDefault" }, "true"] }],
     });
+    // Findings only under this account's own default product ARN, and only with SecurityHubFindings=enabled.
+    const imports = all.filter((s) => actionsOf(s).includes("securityhub:BatchImportFindings"));
+    expect(imports.map((s) => resolve(s.Resource, { "AWS::Partition": "aws", "AWS::AccountId": MEMBER }))).toEqual([
+      `arn:aws:securityhub:*:${MEMBER}:product/${MEMBER}/default`,
+    ]);
   });
 
   it("has a read-only variant: no change and no Run Command, only describes and metric reads", async () => {
@@ -312,7 +321,7 @@ describe("spoke-account.yml: the roles", () => {
       .map((p) => z.record(z.string(), z.unknown()).parse(p));
     // The enforce and probe policies exist only under conditions that are false for AccessMode=read-only.
     const conditional = policies.filter((p) => "Fn::If" in p).map((p) => z.array(z.unknown()).parse(p["Fn::If"])[0]);
-    expect(conditional).toEqual(["MayEnforce", "MayEnforceAccountDefault", "MayProbe"]);
+    expect(conditional).toEqual(["MayEnforce", "MayEnforceAccountDefault", "MayProbe", "MaySendFindings"]);
     expect(template.Conditions).toMatchObject({
       MayEnforce: { "Fn::Equals": [{ Ref: "AccessMode" }, "enforce"] },
       MayProbe: { "Fn::Not": [{ "Fn::Equals": [{ Ref: "AccessMode" }, "read-only"] }] },
@@ -322,6 +331,7 @@ describe("spoke-account.yml: the roles", () => {
       "MayEnforce",
       "MayEnforceAccountDefault",
       "MayProbe",
+      "MaySendFindings",
     ]);
     const unconditional = policies.filter((p) => !("Fn::If" in p));
     const actions = JSON.stringify(unconditional);

@@ -1,21 +1,36 @@
 import { dynamodb } from "../../shared/aws/clients/dynamodb.js";
 import { scheduler } from "../../shared/aws/clients/scheduler.js";
+import { securityhubForTarget } from "../../shared/aws/clients/securityhub.js";
 import { sns } from "../../shared/aws/clients/sns.js";
+import { dynamoEvidenceStore } from "../../shared/aws/evidence-store.js";
 import { dynamoResultStore, LEDGER_RETENTION_SECONDS, type ResultStore } from "../../shared/aws/result-store.js";
+import { spokeAccessFor } from "../../shared/aws/spoke-credentials.js";
 import { accountDefaultAlertMessage } from "../../shared/report/account-default-alert.js";
 import { fallbackMessage, notifyInputSchema, reportFromNotifyInput } from "../../shared/report/notify-input.js";
-import { loadLedgerTableName, loadNotifyConfig, type NotifyConfig } from "../../shared/runtime/config.js";
+import {
+  loadEvidenceConfig,
+  loadLedgerTableName,
+  loadNotifyConfig,
+  loadOrganizationConfig,
+  type NotifyConfig,
+} from "../../shared/runtime/config.js";
 import { lambdaHandler, onColdStart } from "../../shared/runtime/lambda-handler.js";
 import { logger } from "../../shared/runtime/logger.js";
 import { parseStepInput } from "../../shared/runtime/step-input.js";
 import { bookWatchAfterEnforcing, publish, publishReport, reportWithWatch } from "../../shared/steps/notify.js";
+import { recordStandingTruth, type StandingTruthDeps, withStandingTruth } from "../../shared/steps/standing-truth.js";
 
 /**
  * One SNS message per event, whatever happened before: the report (with the batches' stored results), the alert
  * about a weakened account default, or the last-resort message when the report itself could not be published.
  * Before the report goes out it books the watch after enforcing (a one-off schedule that runs CheckRejected).
  */
-export function createHandler(config: NotifyConfig, store: ResultStore, now: () => Date = () => new Date()) {
+export function createHandler(
+  config: NotifyConfig,
+  store: ResultStore,
+  now: () => Date = () => new Date(),
+  standingTruth?: Omit<StandingTruthDeps, "logger" | "now">,
+) {
   return lambdaHandler(async (input: unknown) => {
     const parsed = parseStepInput(notifyInputSchema, input, "Notify");
     const deps = { sns, logger, config };
@@ -40,8 +55,14 @@ export function createHandler(config: NotifyConfig, store: ResultStore, now: () 
     const ledger = store.tableName
       ? { tableName: store.tableName, keptForDays: LEDGER_RETENTION_SECONDS / 86_400 }
       : undefined;
-    const report = reportFromNotifyInput(parsed, stored, readFailure, ledger);
-    logger.appendKeys({ eventId: report.event.eventId });
+    const built = reportFromNotifyInput(parsed, stored, readFailure, ledger);
+    logger.appendKeys({ eventId: built.event.eventId });
+    // Before the report goes out, so that a standing truth that could not be kept is said in the report itself.
+    const truth =
+      standingTruth && "settings" in parsed
+        ? await recordStandingTruth(built, parsed.settings, { ...standingTruth, logger, now })
+        : undefined;
+    const report = truth ? withStandingTruth(built, truth) : built;
     const watched =
       "settings" in parsed
         ? await bookWatchAfterEnforcing(
@@ -58,10 +79,27 @@ export function createHandler(config: NotifyConfig, store: ResultStore, now: () 
       ...(watched ? { watch: watched.watch } : {}),
       ...(watched?.schedule ? { watchSchedule: watched.schedule.scheduleName } : {}),
       ...(watched?.notBooked ? { watchNotBooked: watched.notBooked } : {}),
+      ...(truth ? { standingTruth: { recorded: truth.recorded, findings: truth.findings } } : {}),
     };
   });
 }
 
+/** The evidence store and Security Hub (through the member's spoke session in organization mode). */
+function standingTruthFor(env: NodeJS.ProcessEnv): Omit<StandingTruthDeps, "logger" | "now"> | undefined {
+  const evidence = loadEvidenceConfig(env);
+  if (!evidence) return undefined;
+  const securityHubFor = securityhubForTarget(spokeAccessFor(loadOrganizationConfig(env)));
+  return {
+    evidence: dynamoEvidenceStore(dynamodb, evidence.tableName, evidence.retentionDays),
+    securityHubFor: (target) => securityHubFor(target),
+  };
+}
+
 export const handler = onColdStart(() =>
-  createHandler(loadNotifyConfig(process.env), dynamoResultStore(dynamodb, loadLedgerTableName(process.env))),
+  createHandler(
+    loadNotifyConfig(process.env),
+    dynamoResultStore(dynamodb, loadLedgerTableName(process.env)),
+    undefined,
+    standingTruthFor(process.env),
+  ),
 );

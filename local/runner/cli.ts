@@ -1,4 +1,5 @@
 import { parseArgs } from "node:util";
+import { evidenceCsv, evidenceJson, evidenceTable } from "../../shared/report/evidence-table.js";
 import { outputWidth, textTable, wrapText } from "../../shared/report/text-table.js";
 import defaultScenario from "../scenarios/default.json" with { type: "json" };
 import { deliveredNotification, notificationText } from "./channels.js";
@@ -10,6 +11,7 @@ import { describeWeather, weatherSchema } from "./weather.js";
 
 const USAGE = `Usage: npm start -- [--scenario FILE] [--weather-seed N] [--json] [--verbose]
                     [--show-notifications]
+       npm start -- evidence [--scenario FILE] [--output table|json|csv]
        npm start -- audit|doctor|selftest [--help]
 
 Runs imdsv2-guard end to end on a simulated AWS account: the real state
@@ -33,6 +35,10 @@ installed, else computed, as the "probe" column says). No AWS credentials.
   --show-notifications  each notification in full, as the email and the
                         Slack card (default: one line each)
 
+  evidence              runs the scenario, then lists every instance's
+                        standing truth as imdsv2-guard evidence does
+                        (docs/evidence.md): its verdict, the age of its
+                        proof, and why
   audit                 the audit (imdsv2-guard audit) on a simulated fleet
   doctor                the pre-flight (imdsv2-guard doctor) on a simulated,
                         healthy deploy
@@ -45,9 +51,12 @@ async function main(argv: string[]): Promise<number> {
   if (argv[0] === "audit") return runSimulatedAudit(argv.slice(1), io);
   if (argv[0] === "doctor") return runSimulatedDoctor(argv.slice(1), io);
   if (argv[0] === "selftest") return runSimulatedSelftest(argv.slice(1), io);
+  const evidenceCommand = argv[0] === "evidence";
   let args: ReturnType<typeof parse>;
+  let format: "table" | "json" | "csv" = "table";
   try {
-    args = parse(argv);
+    args = parse(evidenceCommand ? argv.slice(1) : argv);
+    format = outputFormat(args.values);
   } catch (error) {
     process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n\n${USAGE}`);
     return 2;
@@ -66,7 +75,7 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`imdsv2-guard: ${error instanceof Error ? error.message : String(error)}\n`);
     return 2;
   }
-  const progress = runProgress(process.stderr, process.stdout.isTTY === true && !args.values.json);
+  const progress = runProgress(process.stderr, process.stdout.isTTY === true && format === "table");
   let run: FlowRun;
   const restoreStdout = logsToStderr();
   try {
@@ -75,7 +84,22 @@ async function main(argv: string[]): Promise<number> {
     restoreStdout();
     progress.stop();
   }
-  if (args.values.json) {
+  if (evidenceCommand) {
+    const now = new Date(Date.parse("2026-11-28T09:00:00Z") + run.simulatedSeconds * 1000);
+    process.stdout.write(
+      format === "json"
+        ? `${JSON.stringify(evidenceJson(run.evidence, now), null, 2)}\n`
+        : format === "csv"
+          ? evidenceCsv(run.evidence, now)
+          : evidenceTable(run.evidence, now, outputWidth(process.env, process.stdout)),
+    );
+    return 0;
+  }
+  if (format === "csv") {
+    process.stderr.write("imdsv2-guard: --output csv is for npm start -- evidence; the run prints table or json\n");
+    return 2;
+  }
+  if (format === "json") {
     process.stdout.write(`${JSON.stringify(jsonOutput(run), null, 2)}\n`);
   } else {
     process.stdout.write(humanOutput(run, outputWidth(process.env, process.stdout), args.values["show-notifications"]));
@@ -93,6 +117,8 @@ function parse(argv: string[]) {
       scenario: { type: "string" },
       "weather-seed": { type: "string" },
       json: { type: "boolean", default: false },
+      csv: { type: "boolean", default: false },
+      output: { type: "string" },
       verbose: { type: "boolean", default: false },
       "show-notifications": { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
@@ -106,6 +132,19 @@ function parseWeatherSeed(text: string): { seed: number } {
   const parsed = weatherSchema.safeParse({ seed: /^\d+$/.test(text) ? Number(text) : Number.NaN });
   if (!parsed.success) throw new Error(`--weather-seed must be a whole number from 0 to ${2 ** 31 - 1}, not "${text}"`);
   return parsed.data;
+}
+
+/** `--output table|json|csv`, or its short forms `--json` and `--csv`; two that disagree are an error. */
+function outputFormat(values: { json?: boolean; csv?: boolean; output?: string }): "table" | "json" | "csv" {
+  const asked = [values.output, values.json ? "json" : undefined, values.csv ? "csv" : undefined].filter(
+    (v): v is string => v !== undefined,
+  );
+  const format = asked[0] ?? "table";
+  if (format !== "table" && format !== "json" && format !== "csv") {
+    throw new Error(`--output must be table, json or csv, not ${format}`);
+  }
+  if (asked.some((a) => a !== format)) throw new Error(`conflicting output formats: ${asked.join(" and ")}`);
+  return format;
 }
 
 function jsonOutput(run: FlowRun) {
@@ -122,6 +161,10 @@ function jsonOutput(run: FlowRun) {
       })),
     ),
     reports: run.reports,
+    // The standing truth at the end of the run: each instance's evidence record (docs/evidence.md), and the findings
+    // imported into Security Hub (with the securityHub setting), as Security Hub keeps them.
+    evidence: run.evidence,
+    findings: run.findings,
     // Every published message, as each channel receives it: `email` is SNS's default text, `slack` the AWS Chatbot
     // custom notification (title, description, nextSteps) that Slack shows.
     notifications: run.sim.published.map((p) => deliveredNotification(p.input)),
@@ -221,6 +264,41 @@ function humanOutput(run: FlowRun, width: number, showNotifications: boolean): s
   }
   for (const a of run.asyncInvocations.filter((x) => x.refused !== undefined)) {
     out.push(...prose(`!! Lambda refused the asynchronous invocation of ${a.functionName}: ${a.refused}`));
+  }
+  if (run.evidence.length > 0) {
+    // One line here; `npm start -- evidence` lists every instance (the table is wide: account and region too).
+    const counts = new Map<string, number>();
+    for (const r of run.evidence) {
+      const key = r.closedAt ? `${r.verdict} (closed)` : r.verdict;
+      counts.set(key, (counts.get(key) ?? 0) + 1);
+    }
+    const summary = [...counts].map(([verdict, n]) => `${n} ${verdict}`).join(", ");
+    out.push(
+      ...prose(
+        `== Standing truth: ${run.evidence.length} instance(s) recorded: ${summary}. npm start -- evidence lists each with the age of its proof and why.`,
+      ),
+      "",
+    );
+  }
+  if (run.findings.length > 0) {
+    out.push("== Security Hub findings, as Security Hub lists them", "");
+    const rows = run.findings.map((f) => [
+      f.Resources?.[0]?.Id?.split("/").at(-1) ?? "-",
+      f.Compliance?.Status ?? "-",
+      f.RecordState ?? "-",
+      f.Severity?.Label ?? "-",
+      f.RelatedFindings?.length ? "EC2.8" : "-",
+      f.Title ?? "",
+    ]);
+    const columns = [
+      { header: "resource" },
+      { header: "compliance" },
+      { header: "record" },
+      { header: "severity" },
+      { header: "related" },
+      { header: "title", minWidth: 24 },
+    ];
+    out.push(textTable(columns, rows, width), "");
   }
   const notifications = run.sim.published.map((p) => deliveredNotification(p.input));
   if (showNotifications) {

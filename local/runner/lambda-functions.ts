@@ -13,7 +13,9 @@ import { createHandler as createNotify } from "../../functions/notify/handler.js
 import { createOrganizationHandler as createResolveTargets } from "../../functions/resolve-targets/organization-handler.js";
 import { createHandler as createSendProbe } from "../../functions/send-probe/handler.js";
 import { dynamodb, sfn } from "../../shared/aws/clients/index.js";
+import { securityhubForTarget } from "../../shared/aws/clients/securityhub.js";
 import { dynamoEnforceIntents } from "../../shared/aws/enforce-intents.js";
+import { dynamoEvidenceStore } from "../../shared/aws/evidence-store.js";
 import { dynamoInstanceClaims } from "../../shared/aws/instance-claims.js";
 import { dynamoProbeSends } from "../../shared/aws/probe-sends.js";
 import { dynamoResultStore } from "../../shared/aws/result-store.js";
@@ -35,6 +37,8 @@ export function localFunctions(config: {
   ledgerTableName: string;
   stateMachineArn: string;
   guardAccountDefault: GuardAccountDefaultConfig;
+  /** The evidence records' retention (issue 21). */
+  evidenceRetentionDays: number;
 }): Record<string, LambdaHandler> {
   const store = dynamoResultStore(dynamodb, config.ledgerTableName);
   const access = () => spokeAccessFor(config.resolveTargets.organization);
@@ -52,7 +56,13 @@ export function localFunctions(config: {
     ),
     CheckProbeFunctionArn: createCheckProbe(undefined, access()),
     FinalizeBatchFunctionArn: createFinalizeBatch(store),
-    NotifyFunctionArn: createNotify(config.notify, store),
+    NotifyFunctionArn: (() => {
+      const securityHubFor = securityhubForTarget(access());
+      return createNotify(config.notify, store, undefined, {
+        evidence: dynamoEvidenceStore(dynamodb, config.ledgerTableName, config.evidenceRetentionDays),
+        securityHubFor: (target) => securityHubFor(target),
+      });
+    })(),
     AssessAccountFunctionArn: createAssessAccount(undefined, access()),
     CheckRejectedFunctionArn: createCheckRejected(config.notify, undefined, access()),
     GuardAccountDefaultFunctionArn: createGuardAccountDefault(config.guardAccountDefault, undefined, access()),

@@ -7,7 +7,14 @@ import { StateMachine } from "aws-local-stepfunctions";
 /** aws-local-stepfunctions does not export its JSON type; this is the value its task overrides exchange. */
 type JSONValue = Parameters<StateMachine["run"]>[0];
 
+import type { AwsSecurityFinding } from "@aws-sdk/client-securityhub";
 import { createHandler as createSweepHandler } from "../../functions/sweep/handler.js";
+import {
+  DEFAULT_EVIDENCE_RETENTION_DAYS,
+  DEFAULT_REPROVE_AFTER_DAYS,
+  type EvidenceRecord,
+  evidenceRecordSchema,
+} from "../../shared/domain/evidence.js";
 import type { FlowSettings } from "../../shared/domain/model.js";
 import type { AccountDefaultAlertInput } from "../../shared/report/account-default-alert.js";
 import { ORG_POSTURE_SCHEMA, type OrgPostureReport } from "../../shared/report/org-posture.js";
@@ -144,6 +151,10 @@ export interface FlowRun {
   orgSweeps: OrganizationSweepOutcome[];
   /** Organization mode: the posture reports the sweeps published (the machine copy). */
   postureReports: OrgPostureReport[];
+  /** Every instance's standing truth at the end of the run: its evidence record in the ledger (issue 21). */
+  evidence: EvidenceRecord[];
+  /** The findings imported into Security Hub, in every account and region (with the `securityHub` setting). */
+  findings: AwsSecurityFinding[];
   /** The simulated account (single-account mode), or the hub's (organization mode: ledger, topic, executions). */
   sim: SimAccount;
   /** Organization mode: the simulated organization, its member accounts and the AssumeRole calls made. */
@@ -347,6 +358,7 @@ export async function runFlow(requested: Scenario, requestedOptions: RunOptions 
       ledgerTableName: LEDGER_TABLE_NAME,
       stateMachineArn: STATE_MACHINE_ARN,
       guardAccountDefault: { mode: settings.mode, enforceAccountDefault: options.enforceAccountDefault ?? false },
+      evidenceRetentionDays: DEFAULT_EVIDENCE_RETENTION_DAYS,
     });
     const definition = loadDefinition();
     const retryCountFields = takeRetryCountParameters(definition);
@@ -435,6 +447,12 @@ export async function runFlow(requested: Scenario, requestedOptions: RunOptions 
       instancesPerExecution: options.sweepInstancesPerExecution ?? 500,
       account: org?.spec.hubAccount ?? SIM_ACCOUNT_ID,
       region: org?.spec.hubRegion ?? SIM_REGION,
+      ...(settings.securityHub ? { securityHub: true } : {}),
+      evidence: {
+        tableName: LEDGER_TABLE_NAME,
+        retentionDays: DEFAULT_EVIDENCE_RETENTION_DAYS,
+        reproveAfterDays: DEFAULT_REPROVE_AFTER_DAYS,
+      },
       ...(org
         ? {
             organization: {
@@ -531,10 +549,19 @@ export async function runFlow(requested: Scenario, requestedOptions: RunOptions 
         lastReportAt = Math.max(lastReportAt, p.at);
       }
     }
+    const evidence = (await sim.ledgerRecords("evidence#", "record"))
+      .flatMap((text) => {
+        const parsed = evidenceRecordSchema.safeParse(JSON.parse(text));
+        return parsed.success ? [parsed.data] : [];
+      })
+      .sort((a, b) => `${a.account}${a.region}${a.instanceId}`.localeCompare(`${b.account}${b.region}${b.instanceId}`));
+    const findings = [sim, ...(org?.memberAccounts().map((m) => m.sim) ?? [])].flatMap((s) => s.securityHub.findings);
     return {
       scenario,
       ...(weather ? { weather } : {}),
       executions: executions.sort((a, b) => a.startedAt - b.startedAt),
+      evidence,
+      findings,
       reports,
       alerts,
       accountDefaultAlerts,

@@ -19,6 +19,13 @@ export const scenarioInstanceSchema = z.strictObject({
   tags: z.record(z.string(), z.string()).default({}),
   /** SSM registration: online within ~30 s of launch, late (~3 min), or never (no agent or instance profile). */
   ssm: z.enum(["online", "late", "none"]).default("online"),
+  /**
+   * The SSM Agent registers this many seconds after launch, whatever `ssm` says (an agent or instance profile added
+   * later): with `ssm: "none"`, the launch ends `unverified` and the next sweep proves it.
+   */
+  ssmOnlineAfterSeconds: z.number().min(0).optional(),
+  /** Security Hub CSPM's control EC2.8 has a finding for this instance (the guard's finding then points at it). */
+  securityHubControl: z.boolean().default(true),
   /** Probe this IMDS-compatible endpoint (e.g. amazon-ec2-metadata-mock) instead of the built-in emulator. */
   imdsUrl: z
     .string()

@@ -2,6 +2,7 @@ import { Agent as HttpAgent, request as httpRequest } from "node:http";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import {
+  type AttributeValue,
   BatchGetItemCommand,
   BatchWriteItemCommand,
   CreateTableCommand,
@@ -261,6 +262,28 @@ export class SimLedger {
     } finally {
       this.requests--;
     }
+  }
+
+  /**
+   * The string attribute `attribute` of every item whose partition key starts with `keyPrefix`, read with a Scan
+   * that no fault or count touches: what a run reports after it ended (the evidence records), not a guard call.
+   */
+  async records(keyPrefix: string, attribute: string): Promise<string[]> {
+    if (!this.table || !this.names) return [];
+    const client = await this.table;
+    const out: string[] = [];
+    let start: Record<string, AttributeValue> | undefined;
+    do {
+      const page = await client.send(
+        new ScanCommand({ TableName: this.names.inside, ...(start ? { ExclusiveStartKey: start } : {}) }),
+      );
+      for (const item of page.Items ?? []) {
+        const value = item[attribute]?.S;
+        if (item.eventId?.S?.startsWith(keyPrefix) && value !== undefined) out.push(value);
+      }
+      start = page.LastEvaluatedKey;
+    } while (start);
+    return out;
   }
 
   /** Deletes the account's table, and refuses calls from then on (the shared dynalite stays up). */

@@ -11,6 +11,7 @@ import {
   ModifyInstanceMetadataOptionsCommand,
 } from "@aws-sdk/client-ec2";
 import { CreateScheduleCommand, SchedulerClient } from "@aws-sdk/client-scheduler";
+import { BatchImportFindingsCommand, GetFindingsCommand, SecurityHubClient } from "@aws-sdk/client-securityhub";
 import { SendTaskSuccessCommand, SFNClient, StartExecutionCommand } from "@aws-sdk/client-sfn";
 import { PublishCommand, SNSClient } from "@aws-sdk/client-sns";
 import {
@@ -31,6 +32,7 @@ import {
   EC2_UNFILTERED_DESCRIBE_INSTANCES_BUCKET,
   type Ec2ThrottledApi,
 } from "./ec2-throttling.js";
+import { ec28ControlFinding, SimSecurityHub } from "./securityhub.js";
 import { SimCloudWatch } from "./sim-cloudwatch.js";
 import {
   awsError,
@@ -139,6 +141,8 @@ export class SimAccount {
     CreateDocument: 0,
     DescribeDocument: 0,
     GetDocument: 0,
+    BatchImportFindings: 0,
+    GetFindings: 0,
   };
   readonly throttled: Record<SimApi, number> = { ...this.calls };
   readonly weather: WeatherKnobs;
@@ -152,6 +156,24 @@ export class SimAccount {
   private readonly instances = new Map<string, SimInstanceState>();
   /** The event ledger table, served by dynalite (dynamodb.ts). */
   readonly ledger: SimLedger;
+  /** Which account and region this is (the organization sets its members'): Security Hub checks findings by it. */
+  identity = { account: "111122223333", region: "eu-west-1" };
+  /** Security Hub CSPM here: the findings imported, and the EC2.8 control findings of this account's instances. */
+  readonly securityHub = new SimSecurityHub(
+    () => this.identity,
+    () =>
+      [...this.instances.values()]
+        .filter((s) => s.spec.securityHubControl && s.state !== "terminated")
+        .map((s) =>
+          ec28ControlFinding(
+            this.identity.account,
+            this.identity.region,
+            s.spec.id,
+            s.httpTokens,
+            new Date(s.launchedAt).toISOString(),
+          ),
+        ),
+  );
   /** One bucket per throttled API (EC2's per-API buckets, SendCommand's, the ledger's), created when first asked. */
   private readonly buckets = new Map<string, TokenBucket>();
   private readonly mocks: { restore(): void }[] = [];
@@ -326,6 +348,12 @@ export class SimAccount {
       case "GetDocument":
         this.gate(api, Date.now());
         return this.documents.getDocument(input);
+      case "BatchImportFindings":
+        this.gate(api, Date.now());
+        return this.securityHub.batchImportFindings(input);
+      case "GetFindings":
+        this.gate(api, Date.now());
+        return this.securityHub.getFindings(input);
     }
   }
 
@@ -391,6 +419,11 @@ export class SimAccount {
     if (s) startInstance(this.context, s, now);
   }
 
+  /** The stored JSON of every ledger item whose key starts with `keyPrefix`, uncounted: what a run reports. */
+  ledgerRecords(keyPrefix: string, attribute: string): Promise<string[]> {
+    return this.ledger.records(keyPrefix, attribute);
+  }
+
   /** The instance as the simulation sees it (the truth, not what a lagging describe shows), for tests. */
   instance(id: string): Readonly<SimInstanceState> | undefined {
     const s = this.instances.get(id);
@@ -449,7 +482,7 @@ function describeBucket(input: DescribeInstancesCommandInput): string {
 }
 
 /** The simulated service an API belongs to, for routing a call to the account that answers it. */
-export type SimService = "ec2" | "ssm" | "cloudwatch" | "sns" | "dynamodb" | "sfn" | "scheduler";
+export type SimService = "ec2" | "ssm" | "cloudwatch" | "sns" | "dynamodb" | "sfn" | "scheduler" | "securityhub";
 
 /** A client as aws-sdk-client-mock's callsFake hands it over: its resolved configuration tells who is calling. */
 export interface SimCaller {
@@ -496,5 +529,9 @@ export function installSimClients(route: SimRouter): { restore(): void }[] {
   sfn.on(SendTaskSuccessCommand).callsFake(routed("sfn", "SendTaskSuccess"));
   const scheduler = mockClient(SchedulerClient);
   scheduler.on(CreateScheduleCommand).callsFake(routed("scheduler", "CreateSchedule"));
-  return [ec2, ssm, cloudwatch, sns, dynamodb, sfn, scheduler];
+  // Security Hub answers in the caller's own account: the member's through its spoke session (local/sim/securityhub.ts).
+  const securityhub = mockClient(SecurityHubClient);
+  securityhub.on(BatchImportFindingsCommand).callsFake(routed("securityhub", "BatchImportFindings"));
+  securityhub.on(GetFindingsCommand).callsFake(routed("securityhub", "GetFindings"));
+  return [ec2, ssm, cloudwatch, sns, dynamodb, sfn, scheduler, securityhub];
 }

@@ -20,7 +20,9 @@ export type SimApi =
   | "CreateSchedule"
   | "CreateDocument"
   | "DescribeDocument"
-  | "GetDocument";
+  | "GetDocument"
+  | "BatchImportFindings"
+  | "GetFindings";
 
 /** One instance as the simulated account holds it: shared by EC2, SSM and CloudWatch. */
 export interface SimInstanceState {
@@ -66,7 +68,8 @@ export function awsError(name: string, message: string, httpStatusCode = 400): E
 
 /** Seconds from launch (or start) to SSM registration, by the scenario's `ssm`, plus the weather's lateness. */
 export function registrationAt(ctx: SimContext, spec: ScenarioInstance, now: number): number | undefined {
-  const delay = { online: 30, late: 180, none: undefined }[spec.ssm];
+  // `ssmOnlineAfterSeconds`: an agent installed, or a profile attached, later; otherwise by `ssm`.
+  const delay = spec.ssmOnlineAfterSeconds ?? { online: 30, late: 180, none: undefined }[spec.ssm];
   if (delay === undefined) return undefined;
   return now + delay * 1000 + ctx.random.millisBetween(0, ctx.weather.registrationLatenessMaxSeconds);
 }

@@ -59,6 +59,7 @@ export class SimOrganization {
     private readonly world: Partial<Pick<Scenario, "account" | "images">> = {},
   ) {
     this.hub = new SimAccount([], faults, world);
+    this.hub.identity = { account: spec.hubAccount, region: spec.hubRegion };
     const first = spec.accounts[0];
     for (const instance of instances) {
       const account = instance.account ?? first?.id ?? "";
@@ -77,6 +78,7 @@ export class SimOrganization {
       sim = new SimAccount([], this.faults, defaults ? { ...this.world, account: defaults } : this.world);
       // The spoke's region template (infra/spoke/spoke-region.yml) created the guard's probe documents here.
       sim.deployProbeDocuments(SPOKE_PROBE_DOCUMENT_PREFIX);
+      sim.identity = { account, region };
       this.members.set(key, sim);
     }
     return sim;

@@ -50,6 +50,8 @@ export const flowSettingsSchema = z.object({
     .max(24 * 14),
   /** How long to watch MetadataNoTokenRejected after enforcing; 0 switches the watch off. */
   watchRejectedSeconds: z.number().int().min(0).max(86_400),
+  /** Import one Security Hub finding per instance at each verdict (issue 21); unset is off. */
+  securityHub: z.boolean().optional(),
 });
 export type FlowSettings = z.infer<typeof flowSettingsSchema>;
 
@@ -168,6 +170,8 @@ export const instanceResultSchema = z.object({
   /** Seconds from the flow's start until MetadataOptions.State=applied was observed. */
   secondsToApplied: z.number().optional(),
   secondsToVerdict: z.number().optional(),
+  /** SHA-256 of the probe document that produced `reading`, when SendProbe knows it (kept in the evidence). */
+  probeDocumentHash: z.string().optional(),
 });
 export type InstanceResult = z.infer<typeof instanceResultSchema>;
 

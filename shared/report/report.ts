@@ -103,7 +103,9 @@ const EMAIL_WIDTH = 72;
 const MAX_REASON_CHARS = 400;
 
 const NEXT_STEPS: Partial<Record<Verdict, string>> = {
-  fail: "IMDSv1 still answers on a failed instance: check who reverted HttpTokens (the actor above) and set `MetadataOptions.HttpTokens=required` where it is launched (launch template, AMI `ImdsSupport v2.0`, or the account default).",
+  // Only where the API showed the revert (CheckApplied saw HttpTokens go back): the event's actor launched the
+  // instance, the reverter is whoever CloudTrail names.
+  fail: "HttpTokens went back to optional while the guard verified it: look up ModifyInstanceMetadataOptions for the instance in CloudTrail to find who reverted it, and set `MetadataOptions.HttpTokens=required` where it is launched (launch template, AMI `ImdsSupport v2.0`, or the account default).",
   unverified:
     "Unverified means the guard could not prove it from inside: check the SSM Agent and the instance profile (AmazonSSMManagedInstanceCore), then start the instance; the next sweep checks it again, or send it now with `npx imdsv2-guard audit --start --instances <id>`.",
   error:
@@ -313,13 +315,27 @@ function worstFirst(results: readonly InstanceResult[]): InstanceResult[] {
   return [...results].sort((a, b) => VERDICT_SEVERITY[b.verdict] - VERDICT_SEVERITY[a.verdict]);
 }
 
+/**
+ * A `fail` the probe proved (it carries the probe's reading) came while EC2 said HttpTokens=required: nobody reverted
+ * anything, something on the instance answers token-less requests. The fix is on the instance, not in a launch path.
+ */
+const FAIL_ANSWERED_DESPITE_REQUIRED =
+  "IMDSv1 still answers although EC2 says HttpTokens=required: software on the instance answers token-less requests (a local metadata proxy or credential agent, or a NAT rule for 169.254.169.254 that points at one). Find the process that listens for the metadata address and make it require IMDSv2 tokens; the next sweep proves the instance again.";
+
+/** Each verdict's next step, and for `fail` the one that fits how it failed (both, when both happened). */
+function verdictSteps(report: EventReport): string[] {
+  return VERDICTS.filter((v) => report.counts[v] > 0).flatMap((v) => {
+    if (v !== "fail") return NEXT_STEPS[v] ? [NEXT_STEPS[v]] : [];
+    const fails = report.results.filter((r) => r.verdict === "fail");
+    return [
+      ...(fails.some((r) => r.reading !== undefined) ? [FAIL_ANSWERED_DESPITE_REQUIRED] : []),
+      ...(fails.some((r) => r.reading === undefined) && NEXT_STEPS.fail ? [NEXT_STEPS.fail] : []),
+    ];
+  });
+}
+
 function nextSteps(report: EventReport): string[] {
-  const steps = [
-    ...sourceFixes(report.results, report.event.region, report.accountPosture),
-    ...VERDICTS.filter((v) => report.counts[v] > 0)
-      .map((v) => NEXT_STEPS[v])
-      .filter((s): s is string => s !== undefined),
-  ];
+  const steps = [...sourceFixes(report.results, report.event.region, report.accountPosture), ...verdictSteps(report)];
   if (report.problem) steps.unshift("The event could not be read: look it up by its id in CloudTrail.");
   return steps;
 }

@@ -15,6 +15,7 @@ const flowSettingsEnvSchema = z.object({
   APPLY_TIMEOUT_SECONDS: positiveInt(300),
   MANAGED_TIMEOUT_SECONDS: positiveInt(600),
   PROBE_TIMEOUT_SECONDS: positiveInt(300),
+  SECURITY_HUB: z.enum(["true", "false"]).default("false"),
 });
 
 const resolveTargetsEnvSchema = flowSettingsEnvSchema.extend({
@@ -126,6 +127,7 @@ function settingsOf(e: z.infer<typeof flowSettingsEnvSchema>): FlowSettings {
     applyTimeoutSeconds: e.APPLY_TIMEOUT_SECONDS,
     managedTimeoutSeconds: e.MANAGED_TIMEOUT_SECONDS,
     probeTimeoutSeconds: e.PROBE_TIMEOUT_SECONDS,
+    securityHub: e.SECURITY_HUB === "true",
   };
 }
 
@@ -300,6 +302,10 @@ export interface SweepConfig {
   region: string;
   /** Organization mode (the hub): sweep every account of the organization in these regions. */
   organization?: OrganizationSweepConfig;
+  /** Set: the sweep also proves again every instance whose evidence is in doubt or old (issue 21). */
+  evidence?: EvidenceConfig;
+  /** Archive the Security Hub findings of instances the sweep finds gone (the flow's `securityHub` setting). */
+  securityHub?: boolean;
 }
 
 /** The organization sweep's settings: whom it may enter, where, how many at once, and where its report goes. */
@@ -327,6 +333,7 @@ const sweepEnvSchema = z.object({
   EXEMPT_UNTIL_TAG_KEY: z.string().min(1).max(128).default("imdsv2-guard:exempt-until"),
   ENFORCE_ACCOUNT_DEFAULT: z.enum(["true", "false"]).default("false"),
   INSTANCES_PER_EXECUTION: z.coerce.number().int().min(1).max(1000).default(500),
+  SECURITY_HUB: z.enum(["true", "false"]).default("false"),
   AWS_REGION: z.string().min(1),
   ACCOUNT_ID: z.string().regex(/^\d{12}$/),
 });
@@ -335,6 +342,7 @@ const sweepEnvSchema = z.object({
 export function loadSweepConfig(env: NodeJS.ProcessEnv): SweepConfig {
   const e = parseEnv(sweepEnvSchema, env);
   const organization = loadOrganizationConfig(env);
+  const evidence = loadEvidenceConfig(env);
   return {
     stateMachineArn: e.STATE_MACHINE_ARN,
     mode: e.GUARD_MODE,
@@ -345,6 +353,8 @@ export function loadSweepConfig(env: NodeJS.ProcessEnv): SweepConfig {
     account: e.ACCOUNT_ID,
     region: e.AWS_REGION,
     ...(organization ? { organization: loadOrganizationSweepConfig(env, organization, e.AWS_REGION) } : {}),
+    ...(evidence ? { evidence } : {}),
+    securityHub: e.SECURITY_HUB === "true",
   };
 }
 
@@ -384,4 +394,32 @@ const guardAccountDefaultEnvSchema = z.object({
 export function loadGuardAccountDefaultConfig(env: NodeJS.ProcessEnv): GuardAccountDefaultConfig {
   const e = parseEnv(guardAccountDefaultEnvSchema, env);
   return { mode: e.GUARD_MODE, enforceAccountDefault: e.ENFORCE_ACCOUNT_DEFAULT === "true" };
+}
+
+const evidenceEnvSchema = z.object({
+  /** How long a closed evidence record (a terminated instance's) stays in the ledger. */
+  EVIDENCE_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).default(90),
+  /** A pass whose proof is older than this is proven again by the sweep. */
+  REPROVE_AFTER_DAYS: z.coerce.number().int().min(1).max(365).default(30),
+});
+
+/** Where the standing truth of each instance is kept and how long (issue 21): the ledger's evidence records. */
+export interface EvidenceConfig {
+  tableName: string;
+  retentionDays: number;
+  reproveAfterDays: number;
+}
+
+/**
+ * The evidence settings, or undefined when the function has no ledger (LEDGER_TABLE_NAME unset): an older stack's
+ * sweep then selects what it always selected.
+ */
+export function loadEvidenceConfig(env: NodeJS.ProcessEnv): EvidenceConfig | undefined {
+  if (!env.LEDGER_TABLE_NAME) return undefined;
+  const e = parseEnv(evidenceEnvSchema, env);
+  return {
+    tableName: loadLedgerTableName(env),
+    retentionDays: e.EVIDENCE_RETENTION_DAYS,
+    reproveAfterDays: e.REPROVE_AFTER_DAYS,
+  };
 }

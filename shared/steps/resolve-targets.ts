@@ -274,8 +274,9 @@ function sweepTargets(
   };
   // A sweep that found nothing to do still reports: the account's posture is news too.
   if (ids.length === 0) return { ...sweepBase, notify: true };
-  // The sweep sends only instances EC2 reported with HttpTokens=optional.
-  return withTargets(sweepBase, ids, config, () => "optional");
+  // The sweep sends instances EC2 reported with HttpTokens=optional, and re-proofs with what it read of theirs.
+  const recorded = asRecord(detail.recordedHttpTokens) ?? {};
+  return withTargets(sweepBase, ids, config, (id) => (typeof recorded[id] === "string" ? recorded[id] : "optional"));
 }
 
 /**

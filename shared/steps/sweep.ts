@@ -1,16 +1,20 @@
 import type { Logger } from "@aws-lambda-powertools/logger";
 import type { EC2Client } from "@aws-sdk/client-ec2";
+import type { SecurityHubClient } from "@aws-sdk/client-securityhub";
 import type { SFNClient } from "@aws-sdk/client-sfn";
 import type { SNSClient } from "@aws-sdk/client-sns";
 import { readAccountPosture, requireTokensByDefault } from "../aws/account-defaults.js";
-import { describeInstancesWhere } from "../aws/ec2-instances.js";
+import { describeInstancesById, describeInstancesWhere, isGone } from "../aws/ec2-instances.js";
 import { awsErrorCode } from "../aws/errors.js";
+import type { EvidenceStore } from "../aws/evidence-store.js";
 import { startNamedExecution } from "../aws/executions.js";
 import type { OrganizationDirectory } from "../aws/organization-directory.js";
 import { publish } from "../aws/publish.js";
+import { archiveFindings } from "../aws/security-hub.js";
 import type { AccountPosture } from "../domain/account-posture.js";
 import { membershipRefusal, type SpokeTarget } from "../domain/confused-deputy.js";
 import { SWEEP_DETAIL_TYPE, SWEEP_SOURCE } from "../domain/event.js";
+import { closeEvidence, type EvidenceRecord, needsReproof } from "../domain/evidence.js";
 import { exemptionOf } from "../domain/exemption.js";
 import { type OrgSweepRow, orgSweepExecutionName, unreachableRow } from "../domain/org-posture.js";
 import { type OrgPostureReport, orgPostureMessage } from "../report/org-posture.js";
@@ -23,6 +27,10 @@ export interface SweepDeps {
   logger: Logger;
   now: () => Date;
   config: SweepConfig;
+  /** The evidence records (with `config.evidence`): every doubt among them is proven again. */
+  evidence?: EvidenceStore;
+  /** Security Hub, to archive the findings of instances found gone (with `config.securityHub`). */
+  securityHubFor?: (target: SpokeTarget) => Promise<SecurityHubClient>;
 }
 
 export interface SweepOutcome {
@@ -33,6 +41,10 @@ export interface SweepOutcome {
   exempt: number;
   /** Of those, skipped because their IMDS endpoint is off: nothing answers, so nothing leaks. */
   imdsDisabled: number;
+  /** Instances already `required` sent again because their evidence is in doubt or old (issue 21). */
+  reproved: number;
+  /** Evidence records closed because their instance is gone (terminated, or unknown to EC2). */
+  closed: number;
   accountPosture: AccountPosture;
   executions: { name: string; instances: number; alreadyStarted: boolean }[];
 }
@@ -61,8 +73,15 @@ export async function sweep(deps: SweepDeps, scheduled: { time?: string } = {}):
     executionName: (n) => `${sweepId}-${n}`,
     // A clean fleet still gets one execution, so the sweep's notification reports the account's posture.
     alwaysOneExecution: true,
+    ...(deps.evidence && config.evidence
+      ? { evidence: { store: deps.evidence, reproveAfterDays: config.evidence.reproveAfterDays } }
+      : {}),
   });
-  const outcome = { sweepId, ...region, accountPosture };
+  const { closedRecords, ...counts } = region;
+  if (config.securityHub && deps.securityHubFor && closedRecords.length > 0) {
+    await archiveQuietly(closedRecords, sweepId, deps.securityHubFor, deps.logger, now);
+  }
+  const outcome = { sweepId, ...counts, accountPosture };
   deps.logger.info("Sweep started executions", { ...outcome });
   return outcome;
 }
@@ -80,7 +99,67 @@ interface RegionSweep {
   found: number;
   exempt: number;
   imdsDisabled: number;
+  reproved: number;
+  closed: number;
+  closedRecords: EvidenceRecord[];
   executions: SweepOutcome["executions"];
+}
+
+/** The instances a sweep proves again although EC2 says `required`, and what it read of their HttpTokens. */
+interface Reproofs {
+  ids: string[];
+  recordedHttpTokens: Record<string, string>;
+  /** Records closed now: their instances are gone (their findings are archived). */
+  closed: EvidenceRecord[];
+}
+
+/** EC2 takes up to 200 values in one filter of DescribeInstances ("DescribeInstances", Filters). */
+const DESCRIBE_IDS_PER_CALL = 200;
+
+/**
+ * Every doubt is checked again. The region's open evidence records are described (200 ids a call): a gone instance's
+ * record is closed (EC2 shows a terminated instance for about an hour only, so a daily look is the guard's way to
+ * learn of it); of the rest, those not `pass`, or whose proof is older than `reproveAfterDays`, are proven again when
+ * running (an `unverified` instance whose SSM Agent came online since is proven now). A stopped one waits for its
+ * start, an event of its own. Active exemptions and a disabled endpoint are honoured as for the instances that allow
+ * IMDSv1.
+ */
+async function doubtsToProve(
+  ec2: EC2Client,
+  config: SweepConfig,
+  now: Date,
+  where: { account: string; region: string; evidence: { store: EvidenceStore; reproveAfterDays: number } },
+  alreadySent: ReadonlySet<string>,
+): Promise<Reproofs> {
+  const { store, reproveAfterDays } = where.evidence;
+  const open = (await store.list(where.account, where.region)).filter(
+    (r) => !r.closedAt && !alreadySent.has(r.instanceId),
+  );
+  const out: Reproofs = { ids: [], recordedHttpTokens: {}, closed: [] };
+  for (let start = 0; start < open.length; start += DESCRIBE_IDS_PER_CALL) {
+    const chunk = open.slice(start, start + DESCRIBE_IDS_PER_CALL);
+    const described = await describeInstancesById(
+      ec2,
+      chunk.map((r) => r.instanceId),
+    );
+    for (const record of chunk) {
+      const instance = described.get(record.instanceId);
+      if (!instance || isGone(instance)) {
+        // Closed, not deleted: the record stays for the retention period. A lost race means someone else wrote it.
+        const closed = closeEvidence(record, now);
+        if (await store.put(closed, record.attempts)) out.closed.push(closed);
+        continue;
+      }
+      if (!needsReproof(record, now, reproveAfterDays)) continue;
+      const state = instance.State?.Name ?? "";
+      if (state !== "running" && state !== "pending") continue;
+      if (instance.MetadataOptions?.HttpEndpoint === "disabled") continue;
+      if (exemptionOf(instance.Tags, config, now).status === "active") continue;
+      out.ids.push(record.instanceId);
+      out.recordedHttpTokens[record.instanceId] = instance.MetadataOptions?.HttpTokens ?? "unknown";
+    }
+  }
+  return out;
 }
 
 /**
@@ -98,6 +177,7 @@ async function sweepRegion(
     accountPosture: AccountPosture;
     executionName: (n: number) => string;
     alwaysOneExecution: boolean;
+    evidence?: { store: EvidenceStore; reproveAfterDays: number };
   },
 ): Promise<RegionSweep> {
   const allowing = await describeInstancesWhere(ec2, [
@@ -107,7 +187,11 @@ async function sweepRegion(
   const candidates = allowing.filter((i) => i.MetadataOptions?.HttpEndpoint !== "disabled");
   // Lapsed exemptions go through the flow, which enforces them and says the exemption lapsed.
   const toCheck = candidates.filter((i) => exemptionOf(i.Tags, config, now).status !== "active");
-  const ids = toCheck.map((i) => i.InstanceId).filter((id): id is string => id !== undefined);
+  const allowingIds = toCheck.map((i) => i.InstanceId).filter((id): id is string => id !== undefined);
+  const reproofs = where.evidence
+    ? await doubtsToProve(ec2, config, now, { ...where, evidence: where.evidence }, new Set(allowingIds))
+    : { ids: [], recordedHttpTokens: {}, closed: [] };
+  const ids = [...allowingIds, ...reproofs.ids];
   const executions: SweepOutcome["executions"] = [];
   for (
     let start = 0, n = 1;
@@ -116,6 +200,9 @@ async function sweepRegion(
   ) {
     const chunk = ids.slice(start, start + config.instancesPerExecution);
     const name = where.executionName(n);
+    const recorded = Object.fromEntries(
+      chunk.flatMap((id) => (reproofs.recordedHttpTokens[id] ? [[id, reproofs.recordedHttpTokens[id]]] : [])),
+    );
     const input = {
       version: "0",
       id: name,
@@ -129,6 +216,8 @@ async function sweepRegion(
         instanceIds: chunk,
         accountPosture: where.accountPosture,
         fleet: { allowingImdsV1: candidates.length, exempt: candidates.length - toCheck.length },
+        // Re-proofs only: what the sweep read of their HttpTokens (the others were selected as `optional`).
+        ...(Object.keys(recorded).length > 0 ? { recordedHttpTokens: recorded } : {}),
       },
     };
     const started = await startNamedExecution(sfn, config.stateMachineArn, name, input);
@@ -138,6 +227,9 @@ async function sweepRegion(
     found: allowing.length,
     exempt: candidates.length - toCheck.length,
     imdsDisabled: allowing.length - candidates.length,
+    reproved: reproofs.ids.length,
+    closed: reproofs.closed.length,
+    closedRecords: reproofs.closed,
     executions,
   };
 }
@@ -152,6 +244,10 @@ export interface OrganizationSweepDeps {
   directory: OrganizationDirectory;
   /** EC2 in a member account and region, through the spoke role (shared/aws/spoke-credentials.ts). */
   ec2For: (target: SpokeTarget) => Promise<EC2Client>;
+  /** The hub's evidence records of every member account and region (with `config.evidence`). */
+  evidence?: EvidenceStore;
+  /** Security Hub in a member account and region, through the spoke role (with `config.securityHub`). */
+  securityHubFor?: (target: SpokeTarget) => Promise<SecurityHubClient>;
 }
 
 export interface OrganizationSweepOutcome {
@@ -201,7 +297,13 @@ export async function sweepOrganization(
         executionName: (n) => orgSweepExecutionName(sweepId, account.id, region, n),
         // The posture report covers clean pairs: no execution per clean account and region every day.
         alwaysOneExecution: false,
+        ...(deps.evidence && config.evidence
+          ? { evidence: { store: deps.evidence, reproveAfterDays: config.evidence.reproveAfterDays } }
+          : {}),
       });
+      if (config.securityHub && deps.securityHubFor && swept.closedRecords.length > 0) {
+        await archiveQuietly(swept.closedRecords, sweepId, deps.securityHubFor, deps.logger, now);
+      }
       const allowingImdsV1 = swept.found - swept.imdsDisabled;
       return {
         ...base,
@@ -265,4 +367,22 @@ function codeOf(error: unknown): string | undefined {
 
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * Best effort: a finding left ACTIVE for a gone instance is wrong but harmless, and must not fail the sweep (whose
+ * retry would start nothing new). The error is logged; the next sweep does not see the closed record again.
+ */
+async function archiveQuietly(
+  closed: readonly EvidenceRecord[],
+  sweepId: string,
+  securityHubFor: (target: SpokeTarget) => Promise<SecurityHubClient>,
+  logger: Logger,
+  now: Date,
+): Promise<void> {
+  try {
+    await archiveFindings(closed, sweepId, securityHubFor, now);
+  } catch (error) {
+    logger.error("Could not archive the findings of gone instances", { error: messageOf(error) });
+  }
 }
