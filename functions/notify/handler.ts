@@ -1,7 +1,10 @@
+import { dynamoBatchLedger } from "../../shared/aws/batch-ledger.js";
 import { dynamodb } from "../../shared/aws/clients/dynamodb.js";
 import { scheduler } from "../../shared/aws/clients/scheduler.js";
 import { sns } from "../../shared/aws/clients/sns.js";
 import { dynamoResultStore, LEDGER_RETENTION_SECONDS, type ResultStore } from "../../shared/aws/result-store.js";
+import type { BatchLedger } from "../../shared/domain/batch-slices.js";
+import type { InstanceProgress } from "../../shared/domain/model.js";
 import { accountDefaultAlertMessage } from "../../shared/report/account-default-alert.js";
 import { fallbackMessage, notifyInputSchema, reportFromNotifyInput } from "../../shared/report/notify-input.js";
 import { loadLedgerTableName, loadNotifyConfig, type NotifyConfig } from "../../shared/runtime/config.js";
@@ -15,7 +18,12 @@ import { bookWatchAfterEnforcing, publish, publishReport, reportWithWatch } from
  * about a weakened account default, or the last-resort message when the report itself could not be published.
  * Before the report goes out it books the watch after enforcing (a one-off schedule that runs CheckRejected).
  */
-export function createHandler(config: NotifyConfig, store: ResultStore, now: () => Date = () => new Date()) {
+export function createHandler(
+  config: NotifyConfig,
+  store: ResultStore,
+  now: () => Date = () => new Date(),
+  batches?: BatchLedger,
+) {
   return lambdaHandler(async (input: unknown) => {
     const parsed = parseStepInput(notifyInputSchema, input, "Notify");
     const deps = { sns, logger, config };
@@ -27,20 +35,26 @@ export function createHandler(config: NotifyConfig, store: ResultStore, now: () 
       return { verdict: "alert", messageIds: await publish(fallbackMessage(parsed), "alert", deps) };
     }
     let stored: Awaited<ReturnType<ResultStore["load"]>> | undefined;
+    let work: Map<number, InstanceProgress[]> | undefined;
     let readFailure: string | undefined;
     if ("batches" in parsed && parsed.batches.length > 0) {
-      try {
-        stored = await store.load(parsed.dedupe?.key ?? parsed.event.eventId);
-      } catch (error) {
+      const key = parsed.dedupe?.key ?? parsed.event.eventId;
+      // The instances are in the ledger (work#), the state holds pointers: the report is built from both. Each read
+      // on its own: without the verdicts, the instances are still reported (as errors), and the reverse.
+      const [results, lists] = await Promise.allSettled([store.load(key), batches?.loadWork(key)]);
+      if (results.status === "fulfilled") stored = results.value;
+      if (lists.status === "fulfilled") work = lists.value;
+      const failures = [results, lists].flatMap((r) => (r.status === "rejected" ? [r.reason] : []));
+      if (failures.length > 0) {
         // Report what the Map returned inline rather than nothing; the instances without a result become errors.
-        readFailure = error instanceof Error ? error.message : String(error);
+        readFailure = failures.map((e) => (e instanceof Error ? e.message : String(e))).join("; ");
         logger.error("Could not read the stored verdicts", { error: readFailure });
       }
     }
     const ledger = store.tableName
       ? { tableName: store.tableName, keptForDays: LEDGER_RETENTION_SECONDS / 86_400 }
       : undefined;
-    const report = reportFromNotifyInput(parsed, stored, readFailure, ledger);
+    const report = reportFromNotifyInput(parsed, stored, readFailure, ledger, work);
     logger.appendKeys({ eventId: report.event.eventId });
     const watched =
       "settings" in parsed
@@ -62,6 +76,12 @@ export function createHandler(config: NotifyConfig, store: ResultStore, now: () 
   });
 }
 
-export const handler = onColdStart(() =>
-  createHandler(loadNotifyConfig(process.env), dynamoResultStore(dynamodb, loadLedgerTableName(process.env))),
-);
+export const handler = onColdStart(() => {
+  const tableName = loadLedgerTableName(process.env);
+  return createHandler(
+    loadNotifyConfig(process.env),
+    dynamoResultStore(dynamodb, tableName),
+    undefined,
+    dynamoBatchLedger(dynamodb, tableName),
+  );
+});

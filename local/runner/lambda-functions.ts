@@ -12,6 +12,7 @@ import { createHandler as createGuardAccountDefault } from "../../functions/guar
 import { createHandler as createNotify } from "../../functions/notify/handler.js";
 import { createOrganizationHandler as createResolveTargets } from "../../functions/resolve-targets/organization-handler.js";
 import { createHandler as createSendProbe } from "../../functions/send-probe/handler.js";
+import { dynamoBatchLedger } from "../../shared/aws/batch-ledger.js";
 import { dynamodb, sfn } from "../../shared/aws/clients/index.js";
 import { dynamoEnforceIntents } from "../../shared/aws/enforce-intents.js";
 import { dynamoInstanceClaims } from "../../shared/aws/instance-claims.js";
@@ -36,20 +37,27 @@ export function localFunctions(config: {
   guardAccountDefault: GuardAccountDefaultConfig;
 }): Record<string, LambdaHandler> {
   const store = dynamoResultStore(dynamodb, config.ledgerTableName);
+  const batches = dynamoBatchLedger(dynamodb, config.ledgerTableName);
   const access = () => spokeAccessFor(config.resolveTargets.organization);
   return {
     ResolveTargetsFunctionArn: createResolveTargets(config.resolveTargets),
-    EnforceFunctionArn: createEnforce(dynamoEnforceIntents(dynamodb, config.ledgerTableName), undefined, access()),
-    CheckAppliedFunctionArn: createCheckApplied(undefined, access()),
-    CheckManagedFunctionArn: createCheckManaged(undefined, access()),
+    EnforceFunctionArn: createEnforce(
+      dynamoEnforceIntents(dynamodb, config.ledgerTableName),
+      undefined,
+      access(),
+      batches,
+    ),
+    CheckAppliedFunctionArn: createCheckApplied(undefined, access(), batches),
+    CheckManagedFunctionArn: createCheckManaged(undefined, access(), batches),
     SendProbeFunctionArn: createSendProbe(
       dynamoProbeSends(dynamodb, config.ledgerTableName, () => new Date()),
       undefined,
       access(),
+      batches,
     ),
-    CheckProbeFunctionArn: createCheckProbe(undefined, access()),
-    FinalizeBatchFunctionArn: createFinalizeBatch(store),
-    NotifyFunctionArn: createNotify(config.notify, store),
+    CheckProbeFunctionArn: createCheckProbe(undefined, access(), batches),
+    FinalizeBatchFunctionArn: createFinalizeBatch(store, undefined, batches),
+    NotifyFunctionArn: createNotify(config.notify, store, undefined, batches),
     AssessAccountFunctionArn: createAssessAccount(undefined, access()),
     CheckRejectedFunctionArn: createCheckRejected(config.notify, undefined, access()),
     GuardAccountDefaultFunctionArn: createGuardAccountDefault(config.guardAccountDefault, undefined, access()),

@@ -117,6 +117,11 @@ export interface ExecutionStats {
   /** Estimated history events of the largest child execution (one batch). */
   maxChildHistoryEvents: number;
   retries: number;
+  /**
+   * The largest state input or output (JSON bytes) across the parent and its children: Step Functions fails one
+   * over 262,144 bytes with States.DataLimitExceeded ("Step Functions service quotas"). Measured, not enforced here.
+   */
+  maxStatePayloadBytes: number;
 }
 
 export interface ExecutionRecord {
@@ -576,8 +581,8 @@ function buildTaskOverrides(
       }
     };
   }
-  // The slices' direct DynamoDB calls (SuspendBatch's putItem, ResumeBatch's getItem) reach the same simulated
-  // ledger as the functions' SDK calls, with its faults; errors come back named as Step Functions names them.
+  // The state machine's direct DynamoDB calls (StoreWorkList's putItem) reach the same simulated ledger as the
+  // functions' SDK calls, with its faults; errors come back named as Step Functions names them.
   const ledgerCall = (api: "PutItem" | "GetItem") => async (input: JSONValue) => {
     try {
       return JSON.parse(JSON.stringify(await sim.handle(api, input))) as JSONValue;
@@ -586,8 +591,7 @@ function buildTaskOverrides(
       throw lambdaError(`DynamoDB.${e.name}`, e.message);
     }
   };
-  overrides.SuspendBatch = ledgerCall("PutItem");
-  overrides.ResumeBatch = ledgerCall("GetItem");
+  overrides.StoreWorkItem = ledgerCall("PutItem");
   return overrides;
 }
 
@@ -651,8 +655,19 @@ async function execute(
  * each child is one more transition of the parent, as AWS bills it.
  */
 async function collectStats(
-  logs: AsyncGenerator<{ type: string; index?: number; timestamp?: number; state?: { type?: string } }>,
+  logs: AsyncGenerator<{
+    type: string;
+    index?: number;
+    timestamp?: number;
+    input?: unknown;
+    state?: { type?: string; input?: unknown; output?: unknown };
+  }>,
 ) {
+  let maxStatePayloadBytes = 0;
+  const measure = (value: unknown) => {
+    if (value === undefined) return;
+    maxStatePayloadBytes = Math.max(maxStatePayloadBytes, Buffer.byteLength(JSON.stringify(value), "utf8"));
+  };
   let parentTransitions = 0;
   let retries = 0;
   let parentHistory = 2; // ExecutionStarted, ExecutionSucceeded/Failed
@@ -660,6 +675,9 @@ async function collectStats(
   // The child now running at each iteration index; a Map entered again (the next slice) reuses the indexes.
   const open = new Map<number, ChildExecutionStats & { startedAt: number }>();
   for await (const event of logs) {
+    measure(event.input);
+    measure(event.state?.input);
+    measure(event.state?.output);
     const weight =
       event.type === "StateEntered" ? (event.state?.type === "Task" ? 5 : 2) : event.type === "StateRetried" ? 3 : 0;
     const counts = event.type === "StateEntered" || event.type === "StateRetried";
@@ -699,5 +717,6 @@ async function collectStats(
     historyEvents: parentHistory + (childList.length > 0 ? 4 : 0),
     maxChildHistoryEvents: Math.max(0, ...childList.map((c) => c.historyEvents)),
     retries,
+    maxStatePayloadBytes,
   } satisfies ExecutionStats;
 }

@@ -269,6 +269,19 @@ export const batchSchema = z.object({
 });
 export type Batch = z.infer<typeof batchSchema>;
 
+/**
+ * What the first task of a slice receives (shared/domain/batch-slices.ts): the batch's place, not its instances,
+ * which it reads from the ledger. `work`: a new batch's work list; `slice`: the progress its last slice stored.
+ */
+export const batchPointerSchema = batchSchema
+  .omit({ instances: true, counts: true, resume: true, sliceStartedAt: true })
+  .extend({ ledgerKey: z.string(), stored: z.enum(["work", "slice"]) });
+export type BatchPointerInput = z.infer<typeof batchPointerSchema>;
+
+/** A batch step's input: the whole batch within a slice, a pointer at its start. */
+export const batchInputSchema = z.union([batchSchema, batchPointerSchema]);
+export type BatchInput = z.infer<typeof batchInputSchema>;
+
 /** The Catch payload Step Functions hands to the next state. */
 export const stepFailureSchema = z.object({ Error: z.string().optional(), Cause: z.string().optional() });
 export type StepFailure = z.infer<typeof stepFailureSchema>;

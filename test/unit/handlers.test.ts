@@ -42,6 +42,7 @@ import {
   ID_A,
   ID_B,
   ID_C,
+  inSlice,
   instanceIds,
   memoryEnforceIntents,
   memoryProbeSends,
@@ -232,7 +233,7 @@ describe("batch step handlers: valid input reaches the core", () => {
     expect(ec2Mock.commandCalls(ModifyInstanceMetadataOptionsCommand).map((c) => c.args[0].input)).toStrictEqual([
       { InstanceId: ID_A, HttpTokens: "required" },
     ]);
-    expect(out.instances[0]?.stage).toBe("await-applied");
+    expect(inSlice(out).instances[0]?.stage).toBe("await-applied");
   });
 
   it("CheckApplied describes the instance", async () => {
@@ -244,7 +245,7 @@ describe("batch step handlers: valid input reaches the core", () => {
 
     // Assess
     expect(ec2Mock.commandCalls(DescribeInstancesCommand)).toHaveLength(1);
-    expect(out.instances[0]).toMatchObject({ stage: "await-managed", appliedAt: NOW.toISOString() });
+    expect(inSlice(out).instances[0]).toMatchObject({ stage: "await-managed", appliedAt: NOW.toISOString() });
   });
 
   it("CheckManaged asks SSM about the instance", async () => {
@@ -258,7 +259,7 @@ describe("batch step handlers: valid input reaches the core", () => {
 
     // Assess
     expect(ssmMock.commandCalls(DescribeInstanceInformationCommand)).toHaveLength(1);
-    expect(out.instances[0]).toMatchObject({ stage: "send-probe", platform: "linux" });
+    expect(inSlice(out).instances[0]).toMatchObject({ stage: "send-probe", platform: "linux" });
   });
 
   it("SendProbe sends the probe", async () => {
@@ -273,7 +274,7 @@ describe("batch step handlers: valid input reaches the core", () => {
 
     // Assess
     expect(ssmMock.commandCalls(SendCommandCommand)[0]?.args[0].input.DocumentName).toBe("AWS-RunPowerShellScript");
-    expect(out.instances[0]).toMatchObject({ stage: "await-probe", commandId: "cmd-h" });
+    expect(inSlice(out).instances[0]).toMatchObject({ stage: "await-probe", commandId: "cmd-h" });
   });
 
   it("CheckProbe reads the probe's result", async () => {
@@ -295,7 +296,7 @@ describe("batch step handlers: valid input reaches the core", () => {
       CommandId: "cmd-h",
       InstanceId: ID_A,
     });
-    expect(out.instances[0]?.result?.verdict).toBe("pass");
+    expect(inSlice(out).instances[0]?.result?.verdict).toBe("pass");
   });
 
   it("FinalizeBatch stores one result per instance under the batch's index and returns only the counts", async () => {
@@ -402,7 +403,15 @@ describe("resolve-targets handler", () => {
     const out = await handler(fixtureEvent("run-instances.json"), fakeContext("resolve-targets"));
 
     // Assess
-    expect(out.batches.map((b) => b.length)).toEqual([2, 1]);
+    expect(out.batches).toEqual([
+      { batchIndex: 0, instances: 2 },
+      { batchIndex: 1, instances: 1 },
+    ]);
+    // The instances themselves leave once, for StoreWorkList to write to the ledger.
+    expect(out.workList?.batches.map((b) => [b.batchIndex, b.instances.length])).toEqual([
+      [0, 2],
+      [1, 1],
+    ]);
     expect(out.startedAt).toBe(NOW.toISOString());
   });
 
@@ -470,7 +479,7 @@ describe("resolve-targets handler", () => {
     );
 
     // Assess
-    expect(resolved.batches.map((b) => b.length)).toEqual([2, 1]);
+    expect(resolved.batches.map((b) => b.instances)).toEqual([2, 1]);
     expect(resolved.settings).toMatchObject({ mode: "audit", exemptTagKey: "ops:keep-imdsv1" });
     expect(own.ignored).toBeDefined();
     expect(own.notify).toBe(false);
@@ -840,7 +849,7 @@ describe("governance handlers", () => {
 
     // Assess
     expect(ec2Mock.commandCalls(ModifyInstanceMetadataOptionsCommand)).toHaveLength(0);
-    expect(out.instances[0]?.result?.verdict).toBe("held");
+    expect(inSlice(out).instances[0]?.result?.verdict).toBe("held");
   });
 
   it("Enforce refuses a batch without a trigger, naming the field", async () => {
