@@ -236,6 +236,7 @@ function forEachBatch(itemsPath: string) {
             { Variable: "$.item.counts", IsPresent: true, Next: "AlreadyFinished" },
             { Variable: "$.item.Error", IsPresent: true, Next: "FailedEarlier" },
             { Variable: "$.item.suspended", IsPresent: true, Next: "ResumeBatch" },
+            { Variable: "$.item.inline", IsPresent: true, Next: "InlineBatch" },
           ],
           Default: "NewBatch",
         },
@@ -258,6 +259,16 @@ function forEachBatch(itemsPath: string) {
           Parameters: {
             ...BATCH_PLACE,
             stored: "work",
+          },
+          Next: "Enforce",
+        },
+        InlineBatch: {
+          Type: "Pass",
+          Comment:
+            "The ledger refused the work list, so the pointer carries the batch's instances: run it from them. Its progress cannot be stored either, so it ends in this slice, its verdicts inline (FinalizeWithoutLedger).",
+          Parameters: {
+            ...BATCH_PLACE,
+            "instances.$": "$.item.inline",
           },
           Next: "Enforce",
         },
@@ -471,16 +482,16 @@ export const DEFINITION = {
         "Failed calls and the guard's own calls need nothing; the rest goes to its work as in Admitted. A sweep names its executions, so a repeat of the same sweep starts nothing.",
       Choices: [
         { Variable: "$.notify", BooleanEquals: false, Next: "NothingToDo" },
-        { Variable: "$.workList.batches", IsPresent: true, Next: "StoreWorkList" },
-        ...ROUTE_TO_WORK,
+        { Variable: "$.accountDefaultChange", IsPresent: true, Next: "GuardAccountDefault" },
+        { Variable: "$.targetCount", NumericGreaterThan: 0, Next: "StoreWorkList" },
       ],
       Default: "Notify",
     },
     StoreWorkList: {
       Type: "Map",
       Comment:
-        "ResolveTargets' work list goes to the ledger (work#<batchIndex>, as AdmitEvent writes it for the intake's executions), and the state keeps only the pointers (`batches`): no later state holds the instances. Its values are instance ids and EC2's two HttpTokens values, which JsonToString renders exactly. If the ledger refuses it, Notify reports the instances as errors.",
-      ItemsPath: "$.workList.batches",
+        "ResolveTargets' work list goes to the ledger (work#<batchIndex>, as AdmitEvent writes it for the intake's executions), and the state keeps only the pointers: no later state holds the instances. Its values are instance ids and EC2's two HttpTokens values, which JsonToString renders exactly. If the ledger refuses it, the pointers keep their instances and the batches run from them.",
+      ItemsPath: "$.batches",
       ItemSelector: {
         "ledgerKey.$": "$.dedupe.key",
         "expiresAt.$": "$.dedupe.expiresAt",
@@ -499,27 +510,39 @@ export const DEFINITION = {
               Item: {
                 eventId: { "S.$": "$.ledgerKey" },
                 item: { "S.$": "States.Format('work#{}', $.batch.batchIndex)" },
-                instances: { "S.$": "States.JsonToString($.batch.instances)" },
+                instances: { "S.$": "States.JsonToString($.batch.inline)" },
                 expiresAt: { "N.$": "$.expiresAt" },
               },
             },
             ResultPath: null,
-            OutputPath: "$.batch.batchIndex",
             Retry: DYNAMODB_RETRY,
+            Next: "StoredPointer",
+          },
+          StoredPointer: {
+            Type: "Pass",
+            Parameters: {
+              "batchIndex.$": "$.batch.batchIndex",
+              "instances.$": "$.batch.instances",
+            },
             End: true,
           },
         },
       },
-      ResultSelector: { "stored.$": "States.ArrayLength($)" },
-      ResultPath: "$.workList",
+      ResultPath: "$.batches",
       Catch: [
         {
           ErrorEquals: ["States.ALL"],
-          ResultPath: "$.mapFailure",
-          Next: "Notify",
+          ResultPath: "$.workListFailure",
+          Next: "RouteStored",
         },
       ],
-      Next: "RouteResolved",
+      Next: "RouteStored",
+    },
+    RouteStored: {
+      Type: "Choice",
+      Comment: "As Admitted: the account's posture first, unless a sweep brought it.",
+      Choices: ROUTE_TO_WORK,
+      Default: "Notify",
     },
     NothingToDo: {
       Type: "Succeed",

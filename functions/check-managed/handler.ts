@@ -1,9 +1,9 @@
-import { dynamodb } from "../../shared/aws/clients/dynamodb.js";
 import { dynamoBatchLedger } from "../../shared/aws/batch-ledger.js";
-import type { BatchLedger } from "../../shared/domain/batch-slices.js";
+import { dynamodb } from "../../shared/aws/clients/dynamodb.js";
 import { ec2ForTarget } from "../../shared/aws/clients/ec2.js";
 import { ssmForTarget } from "../../shared/aws/clients/ssm.js";
 import { type SpokeAccess, spokeAccessFor } from "../../shared/aws/spoke-credentials.js";
+import type { BatchLedger } from "../../shared/domain/batch-slices.js";
 import { loadLedgerTableName, loadOrganizationConfig } from "../../shared/runtime/config.js";
 import { batchStepInAccount, onColdStart } from "../../shared/runtime/lambda-handler.js";
 import { logger } from "../../shared/runtime/logger.js";

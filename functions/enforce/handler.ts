@@ -1,6 +1,6 @@
 import * as z from "zod";
-import { cloudwatchForTarget } from "../../shared/aws/clients/cloudwatch.js";
 import { dynamoBatchLedger } from "../../shared/aws/batch-ledger.js";
+import { cloudwatchForTarget } from "../../shared/aws/clients/cloudwatch.js";
 import { dynamodb } from "../../shared/aws/clients/dynamodb.js";
 import { ec2ForTarget } from "../../shared/aws/clients/ec2.js";
 import { dynamoEnforceIntents, type EnforceIntents } from "../../shared/aws/enforce-intents.js";

@@ -1,13 +1,13 @@
-import { withWorkListOut } from "../../shared/domain/batch-slices.js";
 import { configuredDirectory, type OrganizationDirectory } from "../../shared/aws/organization-directory.js";
+import { inlinePointersTo } from "../../shared/domain/batch-slices.js";
 import { loadResolveTargetsConfig, type ResolveTargetsConfig } from "../../shared/runtime/config.js";
 import { lambdaHandler, onColdStart } from "../../shared/runtime/lambda-handler.js";
 import { logger } from "../../shared/runtime/logger.js";
 import { resolveDelivery } from "../../shared/steps/resolve-targets.js";
 
 /**
- * First step: the raw EventBridge event in, batches of instances out (as pointers, and once as the work list the
- * state machine stores in the ledger). Never throws on a malformed event. In
+ * First step: the raw EventBridge event in, batches of instances out (pointers that carry their instances until the
+ * state machine's StoreWorkList has written them to the ledger). Never throws on a malformed event. In
  * organization mode it first asks the directory about the envelope's account, so the checks can refuse it. This
  * entry is the single-account stack's: its only directory is a configured account list, so its bundle carries no
  * AWS SDK; the hub deploys organization-handler.ts, which reads Organizations.
@@ -30,8 +30,8 @@ export function createHandler(
       problem: resolved.problem,
       refused: resolved.refused,
     });
-    // The state keeps pointers; StoreWorkList writes the instances to the ledger and drops them from the state.
-    return withWorkListOut(resolved);
+    // StoreWorkList writes each batch's instances to the ledger and keeps only the pointers in the state.
+    return { ...resolved, batches: inlinePointersTo(resolved.batches) };
   });
 }
 

@@ -20,7 +20,12 @@ import type { Batch, BatchInput, InstanceProgress } from "./model.js";
  * Functions already holds under 256 KiB, so it always fits.
  */
 export interface BatchLedger {
-  putWork(ledgerKey: string, batchIndex: number, instances: readonly InstanceProgress[], expiresAt: number): Promise<void>;
+  putWork(
+    ledgerKey: string,
+    batchIndex: number,
+    instances: readonly InstanceProgress[],
+    expiresAt: number,
+  ): Promise<void>;
   /** Every batch's instances as resolved, by batch index (Notify). */
   loadWork(ledgerKey: string): Promise<Map<number, InstanceProgress[]>>;
   getWork(ledgerKey: string, batchIndex: number): Promise<InstanceProgress[] | undefined>;
@@ -35,19 +40,17 @@ export interface BatchPointer {
 }
 
 /**
- * ResolveTargets' output for the state machine: the pointers in `batches`, and the work list once, in `workList`,
- * for StoreWorkList to write to the ledger and replace by its count. Without instances there is nothing to store.
+ * A pointer that still carries its batch's instances (`inline`): ResolveTargets' output, which StoreWorkList writes to
+ * the ledger and replaces by plain pointers, and the degraded form the state keeps when the ledger refuses the work
+ * list (the batch then runs from its item, as all batches did before, and its verdicts come back inline).
  */
-export function withWorkListOut<T extends { batches: InstanceProgress[][] }>(
-  resolved: T,
-): Omit<T, "batches"> & { batches: BatchPointer[]; workList?: { batches: { batchIndex: number; instances: InstanceProgress[] }[] } } {
-  const batches = pointersTo(resolved.batches);
-  if (resolved.batches.length === 0) return { ...resolved, batches };
-  return {
-    ...resolved,
-    batches,
-    workList: { batches: resolved.batches.map((instances, batchIndex) => ({ batchIndex, instances })) },
-  };
+export interface InlinePointer extends BatchPointer {
+  inline: InstanceProgress[];
+}
+
+/** The pointers to a work list that still carry it (see InlinePointer). */
+export function inlinePointersTo(batches: readonly InstanceProgress[][]): InlinePointer[] {
+  return batches.map((inline, batchIndex) => ({ batchIndex, instances: inline.length, inline }));
 }
 
 /** The pointers to a work list, in batch order. */
@@ -69,7 +72,9 @@ export async function openBatch(
   const { stored, ...pointer } = input;
   const key = pointer.ledgerKey;
   if (!ledger) {
-    throw new NonRetryableInvalidInputError(`batch ${pointer.batchIndex} is a pointer, and this function has no ledger`);
+    throw new NonRetryableInvalidInputError(
+      `batch ${pointer.batchIndex} is a pointer, and this function has no ledger`,
+    );
   }
   if (stored === "slice") {
     const progress = await ledger.getProgress(key, pointer.batchIndex);
@@ -107,7 +112,8 @@ export type SuspendedBatch = Omit<Batch, "instances" | "counts"> & { next: "susp
  */
 export async function leaveSlice(batch: Batch, ledger: BatchLedger | undefined): Promise<Batch | SuspendedBatch> {
   if (batch.next !== "suspend" || !batch.resume) return batch;
-  if (!ledger) throw new NonRetryableInvalidInputError(`batch ${batch.batchIndex} must suspend, and this function has no ledger`);
+  if (!ledger)
+    throw new NonRetryableInvalidInputError(`batch ${batch.batchIndex} must suspend, and this function has no ledger`);
   await ledger.putProgress(batch.ledgerKey ?? batch.eventId, batch, batch.resume.expiresAt);
   const { instances: _instances, counts: _counts, ...rest } = batch;
   return { ...rest, next: "suspend" };

@@ -47,7 +47,10 @@ function failedChildren(entries: readonly unknown[]): Map<number, { Error?: stri
       continue;
     }
     if (typeof index === "number" && Number.isInteger(index)) {
-      failed.set(index, { Error: record.data.Error, ...(record.data.Cause !== undefined ? { Cause: record.data.Cause } : {}) });
+      failed.set(index, {
+        Error: record.data.Error,
+        ...(record.data.Cause !== undefined ? { Cause: record.data.Cause } : {}),
+      });
     }
   }
   return failed;
@@ -77,14 +80,6 @@ export const notifyInputSchema = z.union([
        */
       batches: z.array(z.unknown()),
       targetCount: z.number().int().min(0).optional(),
-      /** ResolveTargets' work list, still here only when StoreWorkList could not write it (then `mapFailure`). */
-      workList: z
-        .object({
-          batches: z
-            .array(z.object({ batchIndex: z.number().int().min(0), instances: z.array(instanceProgressSchema) }))
-            .optional(),
-        })
-        .optional(),
       /** The last slice's output: one summary per batch (a failed child leaves an error object instead). */
       slice: z.object({ batches: z.array(z.unknown()) }).optional(),
       /** The same, as executions started before the Express slices carry it. */
@@ -218,17 +213,21 @@ export function reportFromNotifyInput(
 
 type ReportInput = Extract<NotifyInput, { batches: unknown }>;
 
+/** A pointer that still carries its instances: the ledger refused the work list (shared/domain/batch-slices.ts). */
+const inlinePointerSchema = z.object({ batchIndex: z.number().int().min(0), inline: z.array(instanceProgressSchema) });
+
 /**
  * Each batch's instances, by batch index, in index order: what the ledger holds (work#<batchIndex>), else what the
- * state still carries (a work list StoreWorkList could not write, or an execution from before the ledger held it).
+ * state still carries (a work list the ledger refused, or an execution from before the ledger held it).
  */
 function workListOf(input: ReportInput, loaded: ReadonlyMap<number, InstanceProgress[]>) {
   const lists = new Map<number, InstanceProgress[]>();
   input.batches.forEach((batch, index) => {
     const old = z.array(instanceProgressSchema).safeParse(batch);
     if (old.success) lists.set(index, old.data);
+    const carried = inlinePointerSchema.safeParse(batch);
+    if (carried.success) lists.set(carried.data.batchIndex, carried.data.inline);
   });
-  for (const { batchIndex, instances } of input.workList?.batches ?? []) lists.set(batchIndex, instances);
   for (const [index, instances] of loaded) lists.set(index, instances);
   return new Map([...lists].sort(([a], [b]) => a - b));
 }

@@ -3,7 +3,7 @@ import type { Logger } from "@aws-lambda-powertools/logger";
 import type { EC2Client } from "@aws-sdk/client-ec2";
 import type { InstanceClaims } from "../aws/instance-claims.js";
 import type { AccountPosture } from "../domain/account-posture.js";
-import { type BatchLedger, pointersTo } from "../domain/batch-slices.js";
+import { type BatchLedger, inlinePointersTo, pointersTo } from "../domain/batch-slices.js";
 import type { SpokeTarget } from "../domain/confused-deputy.js";
 import { recordedLaunchTimes } from "../domain/event.js";
 import type { InstanceProgress, StepFailure } from "../domain/model.js";
@@ -132,15 +132,21 @@ export async function admitEvent(raw: unknown, deps: AdmitEventDeps): Promise<Ad
   }
 
   // The instances go to the ledger, the execution gets pointers: its state must not grow with the work (256 KiB).
-  // Overwrites, so a retried intake writes the same items; the execution's name makes it start once.
+  // Overwrites, so a retried intake writes the same items; the execution's name makes it start once. A ledger that
+  // refuses them leaves the instances in the pointers (degraded, as every execution was before), so the work still runs.
   const work = state.batches;
   const expiresAt = Number(state.dedupe.expiresAt);
-  await retry(() =>
-    Promise.all(work.map((instances, index) => deps.ledger.putWork(state.dedupe.key, index, instances, expiresAt))),
-  );
-  const outcome = await retry(() =>
-    deps.start(executionName, { ...state, batches: pointersTo(work), admitted: true }),
-  );
+  let batches: unknown[];
+  try {
+    await retry(() =>
+      Promise.all(work.map((instances, index) => deps.ledger.putWork(state.dedupe.key, index, instances, expiresAt))),
+    );
+    batches = pointersTo(work);
+  } catch (error) {
+    deps.logger.error("Could not store the work list; the execution carries it", { error: failureOf(error) });
+    batches = inlinePointersTo(work);
+  }
+  const outcome = await retry(() => deps.start(executionName, { ...state, batches, admitted: true }));
   deps.logger.info(outcome === "started" ? "Started the execution" : "Already started", {
     execution: executionName,
     targets: state.targetCount,

@@ -403,14 +403,10 @@ describe("resolve-targets handler", () => {
     const out = await handler(fixtureEvent("run-instances.json"), fakeContext("resolve-targets"));
 
     // Assess
-    expect(out.batches).toEqual([
-      { batchIndex: 0, instances: 2 },
-      { batchIndex: 1, instances: 1 },
-    ]);
-    // The instances themselves leave once, for StoreWorkList to write to the ledger.
-    expect(out.workList?.batches.map((b) => [b.batchIndex, b.instances.length])).toEqual([
-      [0, 2],
-      [1, 1],
+    // Pointers that carry their instances until StoreWorkList has written them to the ledger.
+    expect(out.batches.map((b) => [b.batchIndex, b.instances, b.inline.length])).toEqual([
+      [0, 2, 2],
+      [1, 1, 1],
     ]);
     expect(out.startedAt).toBe(NOW.toISOString());
   });
