@@ -77,9 +77,10 @@ export function createHandler(
 }
 
 export const handler = onColdStart(() => {
+  const config = loadNotifyConfig(process.env);
   const tableName = loadLedgerTableName(process.env);
   return createHandler(
-    loadNotifyConfig(process.env),
+    config,
     dynamoResultStore(dynamodb, tableName),
     undefined,
     dynamoBatchLedger(dynamodb, tableName),

@@ -251,7 +251,7 @@ export const batchSchema = z.object({
   waitSeconds: z.number().int().min(0).optional(),
   /** When this slice's first step ran; null in stored progress, so the next slice starts its own clock. */
   sliceStartedAt: z.string().nullable().optional(),
-  /** Set with `next: "suspend"`: what the next slice merges back into the stored progress (SuspendBatch). */
+  /** Set with `next: "suspend"`: where the next slice goes on (the Suspended state keeps it; leaveSlice stores the rest). */
   resume: z
     .object({
       next: z.enum(ROUND_STEP_NAMES),

@@ -78,7 +78,13 @@ export const notifyInputSchema = z.union([
        * What the Map last ran over: pointers (`{batchIndex, instances}`), counts, failed-child records. The instances
        * are in the ledger (work#<batchIndex>). An execution from before that holds arrays of instances here.
        */
-      batches: z.array(z.unknown()),
+      batches: z.array(
+        z.union([
+          z.looseObject({ batchIndex: z.number().int().min(0) }),
+          failedChildSchema.loose(),
+          z.array(instanceProgressSchema),
+        ]),
+      ),
       targetCount: z.number().int().min(0).optional(),
       /** The last slice's output: one summary per batch (a failed child leaves an error object instead). */
       slice: z.object({ batches: z.array(z.unknown()) }).optional(),
