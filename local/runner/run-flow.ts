@@ -333,7 +333,8 @@ export async function runFlow(scenario: Scenario, options: RunOptions = {}): Pro
   world.install();
   const lambdaInvocations: Record<string, number> = {};
   try {
-    const settings: FlowSettings = { ...DEFAULT_SETTINGS, ...scenario.settings };
+    const { sweepInstancesPerExecution: perExecution, ...flowSettings } = scenario.settings;
+    const settings: FlowSettings = { ...DEFAULT_SETTINGS, ...flowSettings };
     const resolveTargets: ResolveTargetsConfig = {
       settings,
       guardRoleArnPrefix: org
@@ -431,7 +432,7 @@ export async function runFlow(scenario: Scenario, options: RunOptions = {}): Pro
       exemptTagKey: settings.exemptTagKey,
       exemptUntilTagKey: settings.exemptUntilTagKey,
       enforceAccountDefault: options.enforceAccountDefault ?? false,
-      instancesPerExecution: options.sweepInstancesPerExecution ?? 500,
+      instancesPerExecution: options.sweepInstancesPerExecution ?? perExecution ?? 500,
       account: org?.spec.hubAccount ?? SIM_ACCOUNT_ID,
       region: org?.spec.hubRegion ?? SIM_REGION,
       ...(org
