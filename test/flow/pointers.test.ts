@@ -80,9 +80,13 @@ describe("the state does not grow with the work", () => {
 
   async function sweepOf(n: number) {
     const ids = instanceIds(n, "0c");
-    return runFlow(scenario({ sweepAtSeconds: [0], instances: ids.map((id, i) => ({ id, tags: maximumTags(i) })) }), {
-      sweepInstancesPerExecution: n,
-    });
+    return runFlow(
+      scenario({
+        settings: { sweepInstancesPerExecution: n },
+        sweepAtSeconds: [0],
+        instances: ids.map((id, i) => ({ id, tags: maximumTags(i) })),
+      }),
+    );
   }
 
   // Small enough for npm test (a 500-instance run took 7 minutes on a loaded 2-core machine); the 1,000-instance
