@@ -1901,7 +1901,7 @@ var batchSchema = z2.object({
   waitSeconds: z2.number().int().min(0).optional(),
   /** When this slice's first step ran; null in stored progress, so the next slice starts its own clock. */
   sliceStartedAt: z2.string().nullable().optional(),
-  /** Set with `next: "suspend"`: what the next slice merges back into the stored progress (SuspendBatch). */
+  /** Set with `next: "suspend"`: where the next slice goes on (the Suspended state keeps it; leaveSlice stores the rest). */
   resume: z2.object({
     next: z2.enum(ROUND_STEP_NAMES),
     waitSeconds: z2.number().int().min(0),
@@ -1915,6 +1915,8 @@ var batchSchema = z2.object({
   /** Set by a Catch: the step that failed after its retries, and why. Finalize turns the unfinished into `error`. */
   failure: z2.object({ Error: z2.string().optional(), Cause: z2.string().optional() }).optional()
 });
+var batchPointerSchema = batchSchema.omit({ instances: true, counts: true, resume: true, sliceStartedAt: true }).extend({ ledgerKey: z2.string(), stored: z2.enum(["work", "slice"]) });
+var batchInputSchema = z2.union([batchSchema, batchPointerSchema]);
 var stepFailureSchema = z2.object({ Error: z2.string().optional(), Cause: z2.string().optional() });
 var batchSummarySchema = z2.object({
   batchIndex: z2.number().int().min(0),

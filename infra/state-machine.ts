@@ -117,12 +117,6 @@ const DYNAMODB_RETRY: Retrier[] = [
   },
 ];
 
-/** Where a batch's progress waits between two slices: its event's ledger item `slice#<batchIndex>`. */
-const SLICE_KEY = {
-  eventId: { "S.$": "$.ledgerKey" },
-  item: { "S.$": "States.Format('slice#{}', $.batchIndex)" },
-};
-
 /** A CloudFormation DefinitionSubstitutions placeholder, filled at deploy time (and by the local runner). */
 function placeholder(name: string): string {
   return `\${${name}}`;
@@ -197,19 +191,30 @@ function roundStageWaits() {
   );
 }
 
+/** What the first task of a slice is given of its batch: the place (shared/domain/batch-slices.ts), no instances. */
+const BATCH_PLACE = {
+  "eventId.$": "$.eventId",
+  "account.$": "$.account",
+  "region.$": "$.region",
+  "ledgerKey.$": "$.ledgerKey",
+  "batchIndex.$": "$.item.batchIndex",
+  "trigger.$": "$.trigger",
+  "settings.$": "$.settings",
+  "startedAt.$": "$.startedAt",
+};
+
 /** The Map over the batches, with its Express child workflow: one slice of one batch. */
 function forEachBatch(itemsPath: string) {
   return {
     Type: "Map",
     Comment:
-      "Distributed, with Express children: each batch runs in slices of at most a few minutes (Express stops at 5), billed by duration instead of by transition. A slice ends with its batch done (the child returns only counts; the results are in the ledger) or suspended (its progress is in the ledger, the child returns a pointer); the Map then runs again over what it returned, and a finished batch's child just hands its counts back. A failed batch does not fail the others (ToleratedFailurePercentage 100), and Notify reports its instances as errors.",
+      "Distributed, with Express children: each batch runs in slices of at most a few minutes (Express stops at 5), billed by duration instead of by transition. Items are pointers (`{batchIndex, instances}`): the instances are in the ledger (work#<batchIndex>), so no state grows with the work (Step Functions fails a state over 256 KiB, uncatchably). A slice ends with its batch done (the child returns only counts; the results are in the ledger) or suspended (its progress is in the ledger, the child returns a pointer); the Map then runs again over what it returned, and a finished batch's child just hands its counts back. A failed batch does not fail the others (ToleratedFailurePercentage 100): its entry is then the failed child's execution record, which later slices hand back unchanged and Notify reports as `error` for the batch's instances.",
     ItemsPath: itemsPath,
     ItemSelector: {
       "eventId.$": "$.event.eventId",
       "account.$": "$.event.account",
       "region.$": "$.event.region",
       "ledgerKey.$": "$.dedupe.key",
-      "batchIndex.$": "$$.Map.Item.Index",
       "trigger.$": "$.trigger",
       "settings.$": "$.settings",
       "startedAt.$": "$.startedAt",
@@ -226,10 +231,12 @@ function forEachBatch(itemsPath: string) {
         WhichSlice: {
           Type: "Choice",
           Comment:
-            "The first slice gets the batch's instances (an array); a later one gets what the batch's last slice returned: a pointer to its stored progress, or its counts.",
+            "The first slice gets a pointer to the batch's work list; a later one gets what the batch's last slice returned: a pointer to its stored progress, its counts, or (its child failed) the failed child's execution record. Each item carries its own batchIndex: AWS does not document the order of a Distributed Map's results.",
           Choices: [
             { Variable: "$.item.counts", IsPresent: true, Next: "AlreadyFinished" },
+            { Variable: "$.item.Error", IsPresent: true, Next: "FailedEarlier" },
             { Variable: "$.item.suspended", IsPresent: true, Next: "ResumeBatch" },
+            { Variable: "$.item.inline", IsPresent: true, Next: "InlineBatch" },
           ],
           Default: "NewBatch",
         },
@@ -239,36 +246,42 @@ function forEachBatch(itemsPath: string) {
           OutputPath: "$.item",
           End: true,
         },
+        FailedEarlier: {
+          Type: "Pass",
+          Comment:
+            "The batch's child failed in an earlier slice (AWS put its execution record in the Map's result): hand the record back unchanged, never as a batch, so no slice wraps it again. Notify reports the batch's instances as `error` with its Error and Cause.",
+          OutputPath: "$.item",
+          End: true,
+        },
         NewBatch: {
           Type: "Pass",
+          Comment: "A pointer to the batch's work list: Enforce reads the instances from the ledger.",
           Parameters: {
-            "eventId.$": "$.eventId",
-            "account.$": "$.account",
-            "region.$": "$.region",
-            "ledgerKey.$": "$.ledgerKey",
-            "batchIndex.$": "$.batchIndex",
-            "trigger.$": "$.trigger",
-            "settings.$": "$.settings",
-            "startedAt.$": "$.startedAt",
-            "instances.$": "$.item",
+            ...BATCH_PLACE,
+            stored: "work",
+          },
+          Next: "Enforce",
+        },
+        InlineBatch: {
+          Type: "Pass",
+          Comment:
+            "The ledger refused the work list, so the pointer carries the batch's instances: run it from them. Its progress cannot be stored either, so it ends in this slice, its verdicts inline (FinalizeWithoutLedger).",
+          Parameters: {
+            ...BATCH_PLACE,
+            "instances.$": "$.item.inline",
           },
           Next: "Enforce",
         },
         ResumeBatch: {
-          Type: "Task",
+          Type: "Pass",
           Comment:
-            "Read-only: the progress the previous slice stored, with where it was going next. Without it the batch cannot go on: the child fails and Notify reports its instances as errors.",
-          Resource: "arn:aws:states:::dynamodb:getItem",
+            "A pointer to the progress the previous slice stored, with where it was going next: the first task of this slice reads the batch from the ledger (no intrinsic re-parses its text). Without it the task fails, FinalizeBatch concludes the batch from its work list, and Notify reports it.",
           Parameters: {
-            TableName: placeholder("EventLedgerTableName"),
-            Key: SLICE_KEY,
-            ConsistentRead: true,
+            ...BATCH_PLACE,
+            stored: "slice",
+            "next.$": "$.item.next",
+            "waitSeconds.$": "$.item.waitSeconds",
           },
-          ResultSelector: {
-            "batch.$": "States.StringToJson($.Item.progress.S)",
-          },
-          OutputPath: "$.batch",
-          Retry: DYNAMODB_RETRY,
           Next: "Route",
         },
         Enforce: {
@@ -297,7 +310,7 @@ function forEachBatch(itemsPath: string) {
             "The one Choice of each round: every step says where the batch goes next (routeAfter, shared/domain/batch.ts), at once or after a wait the steps chose from what is pending (a probe result is seconds away, an SSM registration a minute). Every stage is bounded by a deadline the steps enforce, so the loop ends.",
           Choices: [
             { Variable: "$.next", StringEquals: "finalize", Next: "FinalizeBatch" },
-            { Variable: "$.next", StringEquals: "suspend", Next: "SuspendBatch" },
+            { Variable: "$.next", StringEquals: "suspend", Next: "Suspended" },
             ...roundStageChoices(),
           ],
           Default: "FinalizeBatch",
@@ -364,36 +377,15 @@ function forEachBatch(itemsPath: string) {
           ],
           Next: "Route",
         },
-        SuspendBatch: {
-          Type: "Task",
-          Comment:
-            "The slice's time is up (routeAfter): store the batch's progress with where it goes next (`resume`), for the next slice. An overwrite of the batch's own item, so a repeat is the same write. If the ledger refuses it, the batch ends here, its unfinished instances `error`.",
-          Resource: "arn:aws:states:::dynamodb:putItem",
-          Parameters: {
-            TableName: placeholder("EventLedgerTableName"),
-            Item: {
-              ...SLICE_KEY,
-              progress: { "S.$": "States.JsonToString(States.JsonMerge($, $.resume, false))" },
-              expiresAt: { "N.$": "States.Format('{}', $.resume.expiresAt)" },
-            },
-          },
-          ResultPath: null,
-          Retry: DYNAMODB_RETRY,
-          Catch: [
-            {
-              ErrorEquals: ["States.ALL"],
-              ResultPath: "$.failure",
-              Next: "FinalizeBatch",
-            },
-          ],
-          Next: "Suspended",
-        },
         Suspended: {
           Type: "Pass",
-          Comment: "All the parent keeps of a suspended batch: where it is.",
+          Comment:
+            "The slice's time is up (routeAfter): the step that said so stored the batch's progress in the ledger (slice#<batchIndex>). All the parent keeps of it: where it is, and where it goes next.",
           Parameters: {
             "batchIndex.$": "$.batchIndex",
             suspended: true,
+            "next.$": "$.resume.next",
+            "waitSeconds.$": "$.resume.waitSeconds",
           },
           End: true,
         },
@@ -488,7 +480,68 @@ export const DEFINITION = {
       Type: "Choice",
       Comment:
         "Failed calls and the guard's own calls need nothing; the rest goes to its work as in Admitted. A sweep names its executions, so a repeat of the same sweep starts nothing.",
-      Choices: [{ Variable: "$.notify", BooleanEquals: false, Next: "NothingToDo" }, ...ROUTE_TO_WORK],
+      Choices: [
+        { Variable: "$.notify", BooleanEquals: false, Next: "NothingToDo" },
+        { Variable: "$.accountDefaultChange", IsPresent: true, Next: "GuardAccountDefault" },
+        { Variable: "$.targetCount", NumericGreaterThan: 0, Next: "StoreWorkList" },
+      ],
+      Default: "Notify",
+    },
+    StoreWorkList: {
+      Type: "Map",
+      Comment:
+        "ResolveTargets' work list goes to the ledger (work#<batchIndex>, as AdmitEvent writes it for the intake's executions), and the state keeps only the pointers: no later state holds the instances. Its values are instance ids and EC2's two HttpTokens values, which JsonToString renders exactly. If the ledger refuses it, the pointers keep their instances and the batches run from them.",
+      ItemsPath: "$.batches",
+      ItemSelector: {
+        "ledgerKey.$": "$.dedupe.key",
+        "expiresAt.$": "$.dedupe.expiresAt",
+        "batch.$": "$$.Map.Item.Value",
+      },
+      MaxConcurrency: 10,
+      ItemProcessor: {
+        ProcessorConfig: { Mode: "INLINE" },
+        StartAt: "StoreWorkItem",
+        States: {
+          StoreWorkItem: {
+            Type: "Task",
+            Resource: "arn:aws:states:::dynamodb:putItem",
+            Parameters: {
+              TableName: placeholder("EventLedgerTableName"),
+              Item: {
+                eventId: { "S.$": "$.ledgerKey" },
+                item: { "S.$": "States.Format('work#{}', $.batch.batchIndex)" },
+                instances: { "S.$": "States.JsonToString($.batch.inline)" },
+                expiresAt: { "N.$": "$.expiresAt" },
+              },
+            },
+            ResultPath: null,
+            Retry: DYNAMODB_RETRY,
+            Next: "StoredPointer",
+          },
+          StoredPointer: {
+            Type: "Pass",
+            Parameters: {
+              "batchIndex.$": "$.batch.batchIndex",
+              "instances.$": "$.batch.instances",
+            },
+            End: true,
+          },
+        },
+      },
+      ResultPath: "$.batches",
+      Catch: [
+        {
+          ErrorEquals: ["States.ALL"],
+          ResultPath: "$.workListFailure",
+          Next: "RouteStored",
+        },
+      ],
+      Next: "RouteStored",
+    },
+    RouteStored: {
+      Type: "Choice",
+      Comment: "As Admitted: the account's posture first, unless a sweep brought it.",
+      Choices: ROUTE_TO_WORK,
       Default: "Notify",
     },
     NothingToDo: {
@@ -563,19 +616,12 @@ export const DEFINITION = {
     MoreSlices: {
       Type: "Choice",
       Comment:
-        "A batch still has work: run the Map again over what the slice returned. Before the first repeat, the instance lists move to `instanceLists`, where Notify reads them; the state never holds them twice for long. Every batch done: the report, or first the wait for the CloudTrail record's attribution.",
+        "A batch still has work: run the Map again over what the slice returned (pointers, counts, failed-child records; the instances stay in the ledger, where Notify reads them). Every batch done: the report, or first the wait for the CloudTrail record's attribution.",
       Choices: [
-        {
-          And: [
-            { Variable: "$.slice.more", BooleanEquals: true },
-            { Variable: "$.instanceLists", IsPresent: true },
-          ],
-          Next: "NextSlice",
-        },
         {
           Variable: "$.slice.more",
           BooleanEquals: true,
-          Next: "KeepInstanceLists",
+          Next: "NextSlice",
         },
         {
           Comment:
@@ -588,12 +634,6 @@ export const DEFINITION = {
         },
       ],
       Default: "Notify",
-    },
-    KeepInstanceLists: {
-      Type: "Pass",
-      InputPath: "$.batches",
-      ResultPath: "$.instanceLists",
-      Next: "NextSlice",
     },
     NextSlice: {
       Type: "Pass",

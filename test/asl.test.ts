@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from "node:fs";
 import aslValidator from "asl-validator";
+import { StateMachine } from "aws-local-stepfunctions";
 import { describe, expect, it } from "vitest";
 import { aslText, CRASH_SAFE, type StepFunction } from "../infra/state-machine.js";
 import {
@@ -118,14 +119,18 @@ describe("infra/state-machine.asl.json", () => {
 
   it("ends every batch in FinalizeBatch whatever step fails", () => {
     const batchStates = definition.States.ForEachBatch?.ItemProcessor?.States ?? {};
-    // ResumeBatch has no batch to finalize until it has read one: if it cannot, the child fails and Notify reports
-    // the batch's instances as errors.
+    // The five round steps; each reads its batch from the ledger at a slice's start and stores it when the slice
+    // ends, so a failed read or write is caught like any other failure (FinalizeBatch reads the work list then).
     const tasks = Object.entries(batchStates).filter(
-      ([name, s]) =>
-        s.Type === "Task" && name !== "FinalizeBatch" && name !== "FinalizeWithoutLedger" && name !== "ResumeBatch",
+      ([name, s]) => s.Type === "Task" && name !== "FinalizeBatch" && name !== "FinalizeWithoutLedger",
     );
-    expect(tasks.length).toBeGreaterThanOrEqual(6);
-    expect(batchStates.ResumeBatch?.Catch).toBeUndefined();
+    expect(tasks.map(([name]) => name).sort()).toEqual([
+      "CheckApplied",
+      "CheckManaged",
+      "CheckProbe",
+      "Enforce",
+      "SendProbe",
+    ]);
     for (const [name, state] of tasks) {
       expect(state.Catch, name).toEqual([
         expect.objectContaining({ ErrorEquals: ["States.ALL"], Next: "FinalizeBatch" }),
@@ -154,5 +159,89 @@ describe("infra/state-machine.asl.json", () => {
     }
     expect(lambdaTasks().map(([, fn]) => fn)).not.toContain("CheckRejected");
     expect(allStates().filter(([, s]) => s.Type === "Wait" && JSON.stringify(s).includes("watchRejected"))).toEqual([]);
+  });
+});
+
+describe("the batch's child workflow, run on its own", () => {
+  // The processor as a state machine of its own: its StartAt and States, without the Map's ProcessorConfig, and
+  // with its placeholders filled as a deploy fills them.
+  const { ProcessorConfig: _config, ...processor } = (definition.States.ForEachBatch?.ItemProcessor ?? {}) as Record<
+    string,
+    unknown
+  >;
+  const child = JSON.parse(
+    JSON.stringify(processor)
+      .replace(/\$\{(\w+)FunctionArn\}/g, "arn:aws:lambda:eu-west-1:111122223333:function:$1")
+      .replace(/\$\{EventLedgerTableName\}/g, "ledger"),
+  ) as Record<string, unknown>;
+  const place = {
+    eventId: "e-1",
+    account: "111122223333",
+    region: "eu-west-1",
+    ledgerKey: "e-1",
+    trigger: "launch",
+    settings: {},
+    startedAt: "2026-11-28T09:00:00.000Z",
+  };
+
+  it("hands a failed child's execution record back unchanged, never to a batch step", async () => {
+    // Prepare: the record AWS puts in a Distributed Map's result for a failed child ("Distributed Map state").
+    const record = {
+      Error: "States.Timeout",
+      Cause: 'The execution timed out "after" 300 s \\ really',
+      ExecutionArn: "arn:aws:states:eu-west-1:111122223333:express:guard/child:1",
+      Input: JSON.stringify({ ...place, item: { batchIndex: 4, instances: 50 } }),
+      Name: "child",
+      Status: "FAILED",
+      StartDate: "2026-11-28T09:00:00.000Z",
+      StopDate: "2026-11-28T09:05:00.000Z",
+      StateMachineArn: "arn:aws:states:eu-west-1:111122223333:stateMachine:guard/ForEachBatch",
+    };
+    const called: string[] = [];
+    const step = (name: string) => async () => {
+      called.push(name);
+      throw new Error(`${name} must not run`);
+    };
+    const machine = new StateMachine(child as never, { validationOptions: { checkArn: false, checkPaths: false } });
+
+    // Act
+    const output = await machine.run({ ...place, item: record } as never, {
+      overrides: {
+        taskResourceLocalHandlers: Object.fromEntries(
+          ["Enforce", "CheckApplied", "CheckManaged", "SendProbe", "CheckProbe", "FinalizeBatch"].map((n) => [
+            n,
+            step(n),
+          ]),
+        ),
+      },
+    }).result;
+
+    // Assess
+    expect(output).toEqual(record);
+    expect(called).toEqual([]);
+  });
+
+  it("starts a new batch at Enforce with a pointer to its work list, not its instances", async () => {
+    // Prepare
+    const inputs: unknown[] = [];
+    const machine = new StateMachine(child as never, { validationOptions: { checkArn: false, checkPaths: false } });
+
+    // Act
+    await machine.run({ ...place, item: { batchIndex: 7, instances: 50 } } as never, {
+      // The engine has no $$.State.RetryCount (the runner emulates it): a first attempt.
+      context: { State: { RetryCount: 0 } } as never,
+      overrides: {
+        taskResourceLocalHandlers: {
+          Enforce: async (input) => {
+            inputs.push(input);
+            return { batchIndex: 7, next: "finalize" };
+          },
+          FinalizeBatch: async () => ({ batchIndex: 7, suspended: false, instances: 50, counts: {} }),
+        },
+      },
+    }).result;
+
+    // Assess: the index is the item's own, never a position in the Map.
+    expect(inputs).toEqual([{ batch: { ...place, batchIndex: 7, stored: "work" }, retryCount: 0 }]);
   });
 });

@@ -315,6 +315,7 @@ const EXPECTED_ACTIONS: Record<string, string[]> = {
   AssessAccountRole: ["ec2:GetInstanceMetadataDefaults", ...LOGS],
   EnforceRole: [
     "cloudwatch:GetMetricData",
+    "dynamodb:GetItem",
     "dynamodb:PutItem",
     "dynamodb:Query",
     "ec2:DescribeImages",
@@ -322,11 +323,17 @@ const EXPECTED_ACTIONS: Record<string, string[]> = {
     "ec2:ModifyInstanceMetadataOptions",
     ...LOGS,
   ],
-  CheckAppliedRole: ["ec2:DescribeInstances", ...LOGS],
-  CheckManagedRole: ["ec2:DescribeInstances", "ssm:DescribeInstanceInformation", ...LOGS],
+  CheckAppliedRole: ["dynamodb:GetItem", "dynamodb:PutItem", "ec2:DescribeInstances", ...LOGS],
+  CheckManagedRole: [
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "ec2:DescribeInstances",
+    "ssm:DescribeInstanceInformation",
+    ...LOGS,
+  ],
   SendProbeRole: ["dynamodb:GetItem", "dynamodb:PutItem", "ssm:GetDocument", "ssm:SendCommand", ...LOGS],
-  CheckProbeRole: ["ssm:GetCommandInvocation", ...LOGS],
-  FinalizeBatchRole: ["dynamodb:PutItem", ...LOGS],
+  CheckProbeRole: ["dynamodb:GetItem", "dynamodb:PutItem", "ssm:GetCommandInvocation", ...LOGS],
+  FinalizeBatchRole: ["dynamodb:GetItem", "dynamodb:PutItem", ...LOGS],
   NotifyRole: [
     "dynamodb:Query",
     "iam:PassRole",
@@ -787,9 +794,9 @@ describe("IAM", () => {
     const invoke = statementFor(defaults, "StateMachineRole", "lambda:InvokeFunction");
     expect(actionsOf(invoke)).toEqual(["lambda:InvokeFunction"]);
     expect(listOf(invoke.Resource)).toEqual(STEP_FUNCTIONS.map((id) => getAtt(id)));
-    // A batch's progress between two Express slices (SuspendBatch, ResumeBatch); the claims are AdmitEvent's.
+    // StoreWorkList's work list; a batch's progress between slices is the functions', the claims AdmitEvent's.
     const put = statementFor(defaults, "StateMachineRole", "dynamodb:PutItem");
-    expect(actionsOf(put)).toEqual(["dynamodb:PutItem", "dynamodb:GetItem"]);
+    expect(actionsOf(put)).toEqual(["dynamodb:PutItem"]);
     expect(put.Resource).toEqual(getAtt("EventLedgerTable"));
     // The Distributed Map starts each batch as a child execution of this state machine, with this role.
     const name = z.string().parse(resource(defaults, "GuardStateMachine").Properties.StateMachineName);
@@ -1309,7 +1316,14 @@ describe("functions and logs", () => {
       LEDGER_TABLE_NAME: ref("EventLedgerTable"),
     });
     expect(envOf(configured, "NotifyLambdaFunction")).toMatchObject({ SLACK_VERDICTS: "fail,alert" });
-    for (const id of ["FinalizeBatchLambdaFunction", "EnforceLambdaFunction", "SendProbeLambdaFunction"]) {
+    for (const id of [
+      "FinalizeBatchLambdaFunction",
+      "EnforceLambdaFunction",
+      "SendProbeLambdaFunction",
+      "CheckAppliedLambdaFunction",
+      "CheckManagedLambdaFunction",
+      "CheckProbeLambdaFunction",
+    ]) {
       expect(envOf(defaults, id), id).toMatchObject({ LEDGER_TABLE_NAME: ref("EventLedgerTable") });
     }
     expect(envOf(defaults, "SweepLambdaFunction")).toMatchObject({

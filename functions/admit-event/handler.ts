@@ -1,3 +1,4 @@
+import { dynamoBatchLedger } from "../../shared/aws/batch-ledger.js";
 import { dynamodb } from "../../shared/aws/clients/dynamodb.js";
 import { ec2ForTarget } from "../../shared/aws/clients/ec2.js";
 import { sfn } from "../../shared/aws/clients/sfn.js";
@@ -39,6 +40,7 @@ export function createHandler(
       start: (name, input) => startNamedExecution(sfn, config.stateMachineArn, name, input),
       executionArnOf: (name) => executionArnOf(config.stateMachineArn, name),
       attribution,
+      ledger: dynamoBatchLedger(dynamodb, config.ledgerTableName),
       organization: config.organization !== undefined,
       logger,
       // As the state machine retries its tasks: 2 s doubling, capped, so five tries fit the function's timeout.

@@ -1,6 +1,8 @@
+import { dynamoBatchLedger } from "../../shared/aws/batch-ledger.js";
 import { dynamodb } from "../../shared/aws/clients/dynamodb.js";
 import { dynamoResultStore, LEDGER_RETENTION_SECONDS, type ResultStore } from "../../shared/aws/result-store.js";
-import { batchSchema } from "../../shared/domain/model.js";
+import { type BatchLedger, openBatch } from "../../shared/domain/batch-slices.js";
+import { batchInputSchema } from "../../shared/domain/model.js";
 import { loadLedgerTableName } from "../../shared/runtime/config.js";
 import { lambdaHandler, onColdStart } from "../../shared/runtime/lambda-handler.js";
 import { logger } from "../../shared/runtime/logger.js";
@@ -11,9 +13,10 @@ import { finalizeBatch, inlineResults, summarizeBatch } from "../../shared/steps
  * Ends every instance of the batch with one verdict (after the last poll and after any Catch), stores the results,
  * and hands the Map only the counts.
  */
-export function createHandler(store: ResultStore, now: () => Date = () => new Date()) {
+export function createHandler(store: ResultStore, now: () => Date = () => new Date(), ledger?: BatchLedger) {
   return lambdaHandler(async (input: unknown) => {
-    const batch = parseStepInput(batchSchema, input, "FinalizeBatch");
+    // After a Catch at a slice's start the batch is still a pointer: its stored progress, or else its work list.
+    const batch = await openBatch(parseStepInput(batchInputSchema, input, "FinalizeBatch"), ledger, { orWork: true });
     logger.appendKeys({ eventId: batch.eventId });
     const at = now();
     const results = finalizeBatch(batch, at);
@@ -30,4 +33,7 @@ export function createHandler(store: ResultStore, now: () => Date = () => new Da
   });
 }
 
-export const handler = onColdStart(() => createHandler(dynamoResultStore(dynamodb, loadLedgerTableName(process.env))));
+export const handler = onColdStart(() => {
+  const tableName = loadLedgerTableName(process.env);
+  return createHandler(dynamoResultStore(dynamodb, tableName), undefined, dynamoBatchLedger(dynamodb, tableName));
+});

@@ -1,3 +1,4 @@
+import { dynamoBatchLedger } from "../../shared/aws/batch-ledger.js";
 import { dynamodb } from "../../shared/aws/clients/dynamodb.js";
 import { scheduler } from "../../shared/aws/clients/scheduler.js";
 import { securityhubForTarget } from "../../shared/aws/clients/securityhub.js";
@@ -5,6 +6,8 @@ import { sns } from "../../shared/aws/clients/sns.js";
 import { dynamoEvidenceStore } from "../../shared/aws/evidence-store.js";
 import { dynamoResultStore, LEDGER_RETENTION_SECONDS, type ResultStore } from "../../shared/aws/result-store.js";
 import { spokeAccessFor } from "../../shared/aws/spoke-credentials.js";
+import type { BatchLedger } from "../../shared/domain/batch-slices.js";
+import type { InstanceProgress } from "../../shared/domain/model.js";
 import { accountDefaultAlertMessage } from "../../shared/report/account-default-alert.js";
 import { fallbackMessage, notifyInputSchema, reportFromNotifyInput } from "../../shared/report/notify-input.js";
 import {
@@ -29,6 +32,7 @@ export function createHandler(
   config: NotifyConfig,
   store: ResultStore,
   now: () => Date = () => new Date(),
+  batches?: BatchLedger,
   standingTruth?: Omit<StandingTruthDeps, "logger" | "now">,
 ) {
   return lambdaHandler(async (input: unknown) => {
@@ -42,20 +46,26 @@ export function createHandler(
       return { verdict: "alert", messageIds: await publish(fallbackMessage(parsed), "alert", deps) };
     }
     let stored: Awaited<ReturnType<ResultStore["load"]>> | undefined;
+    let work: Map<number, InstanceProgress[]> | undefined;
     let readFailure: string | undefined;
     if ("batches" in parsed && parsed.batches.length > 0) {
-      try {
-        stored = await store.load(parsed.dedupe?.key ?? parsed.event.eventId);
-      } catch (error) {
+      const key = parsed.dedupe?.key ?? parsed.event.eventId;
+      // The instances are in the ledger (work#), the state holds pointers: the report is built from both. Each read
+      // on its own: without the verdicts, the instances are still reported (as errors), and the reverse.
+      const [results, lists] = await Promise.allSettled([store.load(key), batches?.loadWork(key)]);
+      if (results.status === "fulfilled") stored = results.value;
+      if (lists.status === "fulfilled") work = lists.value;
+      const failures = [results, lists].flatMap((r) => (r.status === "rejected" ? [r.reason] : []));
+      if (failures.length > 0) {
         // Report what the Map returned inline rather than nothing; the instances without a result become errors.
-        readFailure = error instanceof Error ? error.message : String(error);
+        readFailure = failures.map((e) => (e instanceof Error ? e.message : String(e))).join("; ");
         logger.error("Could not read the stored verdicts", { error: readFailure });
       }
     }
     const ledger = store.tableName
       ? { tableName: store.tableName, keptForDays: LEDGER_RETENTION_SECONDS / 86_400 }
       : undefined;
-    const built = reportFromNotifyInput(parsed, stored, readFailure, ledger);
+    const built = reportFromNotifyInput(parsed, stored, readFailure, ledger, work);
     logger.appendKeys({ eventId: built.event.eventId });
     // Before the report goes out, so that a standing truth that could not be kept is said in the report itself.
     const truth =
@@ -95,11 +105,14 @@ function standingTruthFor(env: NodeJS.ProcessEnv): Omit<StandingTruthDeps, "logg
   };
 }
 
-export const handler = onColdStart(() =>
-  createHandler(
-    loadNotifyConfig(process.env),
-    dynamoResultStore(dynamodb, loadLedgerTableName(process.env)),
+export const handler = onColdStart(() => {
+  const config = loadNotifyConfig(process.env);
+  const tableName = loadLedgerTableName(process.env);
+  return createHandler(
+    config,
+    dynamoResultStore(dynamodb, tableName),
     undefined,
+    dynamoBatchLedger(dynamodb, tableName),
     standingTruthFor(process.env),
-  ),
-);
+  );
+});

@@ -1,7 +1,9 @@
+import { dynamoBatchLedger } from "../../shared/aws/batch-ledger.js";
 import { dynamodb } from "../../shared/aws/clients/dynamodb.js";
 import { ssmForTarget } from "../../shared/aws/clients/ssm.js";
 import { dynamoProbeSends, type ProbeSends } from "../../shared/aws/probe-sends.js";
 import { type SpokeAccess, spokeAccessFor } from "../../shared/aws/spoke-credentials.js";
+import type { BatchLedger } from "../../shared/domain/batch-slices.js";
 import { loadLedgerTableName, loadOrganizationConfig, loadProbeDocumentPrefix } from "../../shared/runtime/config.js";
 import { batchStepInAccount, onColdStart } from "../../shared/runtime/lambda-handler.js";
 import { logger } from "../../shared/runtime/logger.js";
@@ -16,6 +18,7 @@ export function createHandler(
   documentPrefix: string,
   now: () => Date = () => new Date(),
   access?: SpokeAccess,
+  ledger?: BatchLedger,
 ) {
   const ssmFor = ssmForTarget(access);
   return batchStepInAccount(
@@ -23,6 +26,7 @@ export function createHandler(
     ssmFor,
     (batch, ssm) => sendProbeBatch(batch, { ssm, sends, logger, now, documentPrefix }),
     now,
+    ledger,
   );
 }
 
@@ -32,5 +36,6 @@ export const handler = onColdStart(() =>
     loadProbeDocumentPrefix(process.env),
     undefined,
     spokeAccessFor(loadOrganizationConfig(process.env)),
+    dynamoBatchLedger(dynamodb, loadLedgerTableName(process.env)),
   ),
 );

@@ -12,6 +12,7 @@ import { createHandler as createGuardAccountDefault } from "../../functions/guar
 import { createHandler as createNotify } from "../../functions/notify/handler.js";
 import { createOrganizationHandler as createResolveTargets } from "../../functions/resolve-targets/organization-handler.js";
 import { createHandler as createSendProbe } from "../../functions/send-probe/handler.js";
+import { dynamoBatchLedger } from "../../shared/aws/batch-ledger.js";
 import { dynamodb, sfn } from "../../shared/aws/clients/index.js";
 import { securityhubForTarget } from "../../shared/aws/clients/securityhub.js";
 import { dynamoEnforceIntents } from "../../shared/aws/enforce-intents.js";
@@ -41,24 +42,31 @@ export function localFunctions(config: {
   evidenceRetentionDays: number;
 }): Record<string, LambdaHandler> {
   const store = dynamoResultStore(dynamodb, config.ledgerTableName);
+  const batches = dynamoBatchLedger(dynamodb, config.ledgerTableName);
   const access = () => spokeAccessFor(config.resolveTargets.organization);
   return {
     ResolveTargetsFunctionArn: createResolveTargets(config.resolveTargets),
-    EnforceFunctionArn: createEnforce(dynamoEnforceIntents(dynamodb, config.ledgerTableName), undefined, access()),
-    CheckAppliedFunctionArn: createCheckApplied(undefined, access()),
-    CheckManagedFunctionArn: createCheckManaged(undefined, access()),
+    EnforceFunctionArn: createEnforce(
+      dynamoEnforceIntents(dynamodb, config.ledgerTableName),
+      undefined,
+      access(),
+      batches,
+    ),
+    CheckAppliedFunctionArn: createCheckApplied(undefined, access(), batches),
+    CheckManagedFunctionArn: createCheckManaged(undefined, access(), batches),
     SendProbeFunctionArn: createSendProbe(
       dynamoProbeSends(dynamodb, config.ledgerTableName, () => new Date()),
       // The spokes' documents in organization mode, the stack's own otherwise (as the deployed environment says).
       config.resolveTargets.organization ? SPOKE_PROBE_DOCUMENT_PREFIX : LOCAL_STACK_PROBE_DOCUMENT_PREFIX,
       undefined,
       access(),
+      batches,
     ),
-    CheckProbeFunctionArn: createCheckProbe(undefined, access()),
-    FinalizeBatchFunctionArn: createFinalizeBatch(store),
+    CheckProbeFunctionArn: createCheckProbe(undefined, access(), batches),
+    FinalizeBatchFunctionArn: createFinalizeBatch(store, undefined, batches),
     NotifyFunctionArn: (() => {
       const securityHubFor = securityhubForTarget(access());
-      return createNotify(config.notify, store, undefined, {
+      return createNotify(config.notify, store, undefined, batches, {
         evidence: dynamoEvidenceStore(dynamodb, config.ledgerTableName, config.evidenceRetentionDays),
         securityHubFor: (target) => securityHubFor(target),
       });

@@ -328,7 +328,8 @@ export async function runFlow(requested: Scenario, requestedOptions: RunOptions 
   world.install();
   const lambdaInvocations: Record<string, number> = {};
   try {
-    const settings: FlowSettings = { ...DEFAULT_SETTINGS, ...scenario.settings };
+    const { sweepInstancesPerExecution: perExecution, ...flowSettings } = scenario.settings;
+    const settings: FlowSettings = { ...DEFAULT_SETTINGS, ...flowSettings };
     const resolveTargets: ResolveTargetsConfig = {
       settings,
       guardRoleArnPrefix: org
@@ -444,7 +445,7 @@ export async function runFlow(requested: Scenario, requestedOptions: RunOptions 
       exemptTagKey: settings.exemptTagKey,
       exemptUntilTagKey: settings.exemptUntilTagKey,
       enforceAccountDefault: options.enforceAccountDefault ?? false,
-      instancesPerExecution: options.sweepInstancesPerExecution ?? 500,
+      instancesPerExecution: options.sweepInstancesPerExecution ?? perExecution ?? 500,
       account: org?.spec.hubAccount ?? SIM_ACCOUNT_ID,
       region: org?.spec.hubRegion ?? SIM_REGION,
       ...(settings.securityHub ? { securityHub: true } : {}),
@@ -618,8 +619,8 @@ function buildTaskOverrides(
       }
     };
   }
-  // The slices' direct DynamoDB calls (SuspendBatch's putItem, ResumeBatch's getItem) reach the same simulated
-  // ledger as the functions' SDK calls, with its faults; errors come back named as Step Functions names them.
+  // The state machine's direct DynamoDB calls (StoreWorkList's putItem) reach the same simulated ledger as the
+  // functions' SDK calls, with its faults; errors come back named as Step Functions names them.
   const ledgerCall = (api: "PutItem" | "GetItem") => async (input: JSONValue) => {
     try {
       return JSON.parse(JSON.stringify(await sim.handle(api, input))) as JSONValue;
@@ -628,8 +629,7 @@ function buildTaskOverrides(
       throw lambdaError(`DynamoDB.${e.name}`, e.message);
     }
   };
-  overrides.SuspendBatch = ledgerCall("PutItem");
-  overrides.ResumeBatch = ledgerCall("GetItem");
+  overrides.StoreWorkItem = ledgerCall("PutItem");
   return overrides;
 }
 

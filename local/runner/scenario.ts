@@ -132,7 +132,14 @@ export type ScenarioOrganization = z.infer<typeof scenarioOrganizationSchema>;
 export const scenarioSchema = z.strictObject({
   name: z.string().default("scenario"),
   description: z.string().optional(),
-  settings: flowSettingsSchema.partial().strict().default({}),
+  settings: flowSettingsSchema
+    .partial()
+    .extend({
+      /** The deploy's sweepInstancesPerExecution: instances per execution the sweep starts (at most 1,000). */
+      sweepInstancesPerExecution: z.number().int().min(1).max(1000).optional(),
+    })
+    .strict()
+    .default({}),
   /** Seconds between the deliveries of consecutive events (simulated time). */
   eventSpacingSeconds: z.number().min(0).default(600),
   /**

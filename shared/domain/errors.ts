@@ -83,7 +83,7 @@ export const LAMBDA_SERVICE_ERROR_NAMES = [
  */
 export const LAMBDA_CRASH_ERROR_NAMES = ["Lambda.Unknown", "Sandbox.Timedout"] as const;
 
-/** Errors of the state machine's direct DynamoDB integrations (SuspendBatch, ResumeBatch), as Step Functions names them. */
+/** Errors of the state machine's direct DynamoDB integrations (StoreWorkList), as Step Functions names them. */
 export const DYNAMODB_ERROR_NAMES = [
   "DynamoDB.ConditionalCheckFailedException",
   "DynamoDB.ProvisionedThroughputExceededException",

@@ -261,7 +261,7 @@ export const batchSchema = z.object({
   waitSeconds: z.number().int().min(0).optional(),
   /** When this slice's first step ran; null in stored progress, so the next slice starts its own clock. */
   sliceStartedAt: z.string().nullable().optional(),
-  /** Set with `next: "suspend"`: what the next slice merges back into the stored progress (SuspendBatch). */
+  /** Set with `next: "suspend"`: where the next slice goes on (the Suspended state keeps it; leaveSlice stores the rest). */
   resume: z
     .object({
       next: z.enum(ROUND_STEP_NAMES),
@@ -278,6 +278,19 @@ export const batchSchema = z.object({
   failure: z.object({ Error: z.string().optional(), Cause: z.string().optional() }).optional(),
 });
 export type Batch = z.infer<typeof batchSchema>;
+
+/**
+ * What the first task of a slice receives (shared/domain/batch-slices.ts): the batch's place, not its instances,
+ * which it reads from the ledger. `work`: a new batch's work list; `slice`: the progress its last slice stored.
+ */
+export const batchPointerSchema = batchSchema
+  .omit({ instances: true, counts: true, resume: true, sliceStartedAt: true })
+  .extend({ ledgerKey: z.string(), stored: z.enum(["work", "slice"]) });
+export type BatchPointerInput = z.infer<typeof batchPointerSchema>;
+
+/** A batch step's input: the whole batch within a slice, a pointer at its start. */
+export const batchInputSchema = z.union([batchSchema, batchPointerSchema]);
+export type BatchInput = z.infer<typeof batchInputSchema>;
 
 /** The Catch payload Step Functions hands to the next state. */
 export const stepFailureSchema = z.object({ Error: z.string().optional(), Cause: z.string().optional() });

@@ -6,6 +6,7 @@ import {
   type EventRef,
   eventRefSchema,
   flowSettingsSchema,
+  type InstanceProgress,
   type InstanceResult,
   instanceProgressSchema,
   stepFailureSchema,
@@ -17,14 +18,42 @@ import { ledgerDetail } from "./full-detail.js";
 import { markdownSafe, plainSafe, toAscii } from "./text-safety.js";
 
 /**
- * A batch that needed more than one slice: the Map ran again over what its last slice returned, so `batches` holds
- * those pointers, and the work list ResolveTargets made is in `instanceLists` (KeepInstanceLists). The report is
- * built from the work list either way.
+ * An execution started before the work list moved to the ledger kept it in the state: as `batches` (arrays of
+ * instances), or, after a second slice, in `instanceLists` (the old KeepInstanceLists). Read as the work list.
  */
 function withInstanceLists(raw: unknown): unknown {
   if (typeof raw !== "object" || raw === null || !("instanceLists" in raw)) return raw;
   const { instanceLists, ...rest } = raw as Record<string, unknown>;
   return { ...rest, batches: instanceLists };
+}
+
+/** One entry of a Distributed Map's result for a child that failed ("Distributed Map state"; "ResultWriter (Map)"). */
+const failedChildSchema = z.object({ Error: z.string(), Cause: z.string().optional(), Input: z.string().optional() });
+
+/**
+ * The batches whose child execution failed, by index, with why. AWS puts a failed child's execution record in the
+ * Map's result in place of its output; its `Input` (a JSON string) is the child's input, whose `item` carries the
+ * batch's own index (never its position: the result's order is not documented).
+ */
+function failedChildren(entries: readonly unknown[]): Map<number, { Error?: string; Cause?: string }> {
+  const failed = new Map<number, { Error?: string; Cause?: string }>();
+  for (const entry of entries) {
+    const record = failedChildSchema.safeParse(entry);
+    if (!record.success || record.data.Input === undefined) continue;
+    let index: unknown;
+    try {
+      index = (JSON.parse(record.data.Input) as { item?: { batchIndex?: unknown } } | null)?.item?.batchIndex;
+    } catch {
+      continue;
+    }
+    if (typeof index === "number" && Number.isInteger(index)) {
+      failed.set(index, {
+        Error: record.data.Error,
+        ...(record.data.Cause !== undefined ? { Cause: record.data.Cause } : {}),
+      });
+    }
+  }
+  return failed;
 }
 
 /**
@@ -45,7 +74,18 @@ export const notifyInputSchema = z.union([
       settings: flowSettingsSchema,
       rejected: z.array(z.object({ value: z.string(), reason: z.string() })),
       problem: z.string().optional(),
-      batches: z.array(z.array(instanceProgressSchema)),
+      /**
+       * What the Map last ran over: pointers (`{batchIndex, instances}`), counts, failed-child records. The instances
+       * are in the ledger (work#<batchIndex>). An execution from before that holds arrays of instances here.
+       */
+      batches: z.array(
+        z.union([
+          z.looseObject({ batchIndex: z.number().int().min(0) }),
+          failedChildSchema.loose(),
+          z.array(instanceProgressSchema),
+        ]),
+      ),
+      targetCount: z.number().int().min(0).optional(),
       /** The last slice's output: one summary per batch (a failed child leaves an error object instead). */
       slice: z.object({ batches: z.array(z.unknown()) }).optional(),
       /** The same, as executions started before the Express slices carry it. */
@@ -113,6 +153,7 @@ export function reportFromNotifyInput(
   stored: ReadonlyMap<number, InstanceResult[]> = new Map(),
   readFailure?: string,
   ledger?: { tableName: string; keptForDays: number },
+  work: ReadonlyMap<number, InstanceProgress[]> = new Map(),
 ): EventReport {
   if ("resolveFailure" in input) {
     return buildReport({
@@ -123,25 +164,42 @@ export function reportFromNotifyInput(
       problem: `The event could not be resolved: ${failureText(input.resolveFailure)}`,
     });
   }
-  const inline = inlineResultsByBatch(input.slice?.batches ?? input.batchSummaries ?? []);
-  const results: InstanceResult[] = input.batches.flatMap((batch, index) => {
+  const entries = input.slice?.batches ?? input.batchSummaries ?? [];
+  const inline = inlineResultsByBatch(entries);
+  const failed = failedChildren(entries);
+  const lists = workListOf(input, work);
+  const results: InstanceResult[] = [...lists].flatMap(([index, batch]) => {
     const found = stored.get(index) ?? inline.get(index);
     const byId = new Map((found ?? []).map((r) => [r.instanceId, r]));
+    const childFailure = failed.get(index);
+    const why = childFailure
+      ? `this batch's child execution failed: ${failureText(childFailure)}`
+      : input.mapFailure
+        ? failureText(input.mapFailure)
+        : "this batch's child execution stored no result";
     return batch.map(
       (item): InstanceResult =>
         byId.get(item.instanceId) ?? {
           instanceId: item.instanceId,
           verdict: "error",
-          reason: `The flow failed before a verdict: ${input.mapFailure ? failureText(input.mapFailure) : "this batch's child execution stored no result"}`,
+          reason: `The flow failed before a verdict: ${why}`,
           warnings: [],
         },
     );
   });
+  // Every instance has a verdict or is named as missing: never a report that silently covers fewer instances.
+  const listed = [...lists.values()].reduce((n, b) => n + b.length, 0);
+  const unlisted = input.targetCount !== undefined && listed < input.targetCount ? input.targetCount - listed : 0;
+  const workNotice = unlisted
+    ? `${unlisted} of the event's ${input.targetCount} instances are not in this report: their work list could not be read from the event ledger${ledger ? ` (${ledger.tableName})` : ""}.`
+    : undefined;
   const attributed = attributedEvent(input);
   const ledgerNotice = readFailure
     ? `The stored verdicts could not be read (${readFailure}); only those returned inline are shown.`
     : undefined;
-  const notice = [attributed.notice, ledgerNotice, claimNotice(input.instanceClaimFailure)].filter(Boolean).join(" ");
+  const notice = [attributed.notice, ledgerNotice, workNotice, claimNotice(input.instanceClaimFailure)]
+    .filter(Boolean)
+    .join(" ");
   return buildReport({
     event: attributed.event,
     mode: input.settings.mode,
@@ -153,13 +211,32 @@ export function reportFromNotifyInput(
     ...(input.fleet ? { fleet: input.fleet } : {}),
     ...(notice ? { notice } : {}),
     // Only when every batch's results are in the ledger: a pointer must never promise detail it does not hold.
-    ...(ledger && input.batches.length > 0 && input.batches.every((_, index) => stored.has(index))
+    ...(ledger && lists.size > 0 && [...lists.keys()].every((index) => stored.has(index))
       ? { fullDetail: ledgerDetail(ledger.tableName, input.event.eventId, input.event.region, ledger.keptForDays) }
       : {}),
   });
 }
 
 type ReportInput = Extract<NotifyInput, { batches: unknown }>;
+
+/** A pointer that still carries its instances: the ledger refused the work list (shared/domain/batch-slices.ts). */
+const inlinePointerSchema = z.object({ batchIndex: z.number().int().min(0), inline: z.array(instanceProgressSchema) });
+
+/**
+ * Each batch's instances, by batch index, in index order: what the ledger holds (work#<batchIndex>), else what the
+ * state still carries (a work list the ledger refused, or an execution from before the ledger held it).
+ */
+function workListOf(input: ReportInput, loaded: ReadonlyMap<number, InstanceProgress[]>) {
+  const lists = new Map<number, InstanceProgress[]>();
+  input.batches.forEach((batch, index) => {
+    const old = z.array(instanceProgressSchema).safeParse(batch);
+    if (old.success) lists.set(index, old.data);
+    const carried = inlinePointerSchema.safeParse(batch);
+    if (carried.success) lists.set(carried.data.batchIndex, carried.data.inline);
+  });
+  for (const [index, instances] of loaded) lists.set(index, instances);
+  return new Map([...lists].sort(([a], [b]) => a - b));
+}
 
 /**
  * A report started from EC2's state-change notification names the actor and launch template of the CloudTrail

@@ -2,9 +2,10 @@ import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
 import middy from "@middy/core";
 import type { Context } from "aws-lambda";
 import { concludeUnreachable, type RoundStep, routeAfter, targetOf } from "../domain/batch.js";
+import { type BatchLedger, leaveSlice, openBatch } from "../domain/batch-slices.js";
 import type { SpokeTarget } from "../domain/confused-deputy.js";
 import { NonRetryableSpokeUnreachableError } from "../domain/errors.js";
-import { type Batch, batchSchema } from "../domain/model.js";
+import { type Batch, batchInputSchema } from "../domain/model.js";
 import { logger } from "./logger.js";
 import { parseStepInput } from "./step-input.js";
 
@@ -47,14 +48,20 @@ export const ROUND_STEP_OF = {
 export type BatchStepName = keyof typeof ROUND_STEP_OF;
 
 /**
- * The handler of a step inside the Map: validates the batch it receives, tags the logs with the event and instance
- * ids, runs the step's core function on it, and says where the batch goes next (routeAfter).
+ * The handler of a step inside the Map: validates the batch it receives (at a slice's start, a pointer it reads from
+ * the ledger), tags the logs with the event and instance ids, runs the step's core function on it, and says where
+ * the batch goes next (routeAfter); a batch whose slice is over leaves its progress in the ledger (leaveSlice).
  */
-export function batchStepHandler(step: BatchStepName, run: (batch: Batch) => Promise<Batch>, now: () => Date) {
+export function batchStepHandler(
+  step: BatchStepName,
+  run: (batch: Batch) => Promise<Batch>,
+  now: () => Date,
+  ledger?: BatchLedger,
+) {
   return lambdaHandler(async (input: unknown) => {
-    const batch = parseStepInput(batchSchema, input, step);
+    const batch = await openBatch(parseStepInput(batchInputSchema, input, step), ledger);
     logger.appendKeys({ eventId: batch.eventId, instanceIds: batch.instances.map((i) => i.instanceId) });
-    return routeAfter(ROUND_STEP_OF[step], await run(batch), now());
+    return leaveSlice(routeAfter(ROUND_STEP_OF[step], await run(batch), now()), ledger);
   });
 }
 
@@ -69,11 +76,13 @@ export function batchStepInAccount<C>(
   clientsFor: (target: SpokeTarget | undefined) => Promise<C>,
   run: (batch: Batch, clients: C) => Promise<Batch>,
   now: () => Date,
+  ledger?: BatchLedger,
 ) {
   return batchStepHandler(
     step,
     (batch) => inBatchAccount(batch, clientsFor, (clients) => run(batch, clients), now),
     now,
+    ledger,
   );
 }
 

@@ -4,9 +4,10 @@ import type { EC2Client } from "@aws-sdk/client-ec2";
 import type { InstanceClaims } from "../aws/instance-claims.js";
 import { findLaunch, type LaunchedInstance, launchOf, launchSiblings } from "../aws/launch-lookup.js";
 import type { AccountPosture } from "../domain/account-posture.js";
+import { type BatchLedger, inlinePointersTo, pointersTo } from "../domain/batch-slices.js";
 import type { SpokeTarget } from "../domain/confused-deputy.js";
 import { recordedLaunchTimes } from "../domain/event.js";
-import type { StepFailure } from "../domain/model.js";
+import type { InstanceProgress, StepFailure } from "../domain/model.js";
 import { type RetryPolicy, retryRetryable } from "../runtime/retry.js";
 import {
   type AttributionDeps,
@@ -35,6 +36,8 @@ export interface AdmitEventDeps {
   start: (name: string, input: unknown) => Promise<"started" | "already-started">;
   executionArnOf: (name: string) => string;
   attribution: AttributionDeps;
+  /** Where the work list goes: the execution starts with pointers to it (shared/domain/batch-slices.ts). */
+  ledger: BatchLedger;
   /** Organization mode: AWS calls go to the event's account through its spoke role. */
   organization: boolean;
   logger: Logger;
@@ -51,6 +54,8 @@ export type AdmitOutcome =
   | { outcome: "started" | "already-started"; eventId: string; executionName: string; targets: number };
 
 type AdmittedState = Record<string, unknown> & {
+  batches: InstanceProgress[][];
+  dedupe: { key: string; expiresAt: string };
   targetCount: number;
   accountPosture?: unknown;
   accountDefaultChange?: unknown;
@@ -176,7 +181,22 @@ export async function admitEvent(raw: unknown, deps: AdmitEventDeps): Promise<Ad
     }
   }
 
-  const outcome = await retry(() => deps.start(executionName, { ...state, admitted: true }));
+  // The instances go to the ledger, the execution gets pointers: its state must not grow with the work (256 KiB).
+  // Overwrites, so a retried intake writes the same items; the execution's name makes it start once. A ledger that
+  // refuses them leaves the instances in the pointers (degraded, as every execution was before), so the work still runs.
+  const work = state.batches;
+  const expiresAt = Number(state.dedupe.expiresAt);
+  let batches: unknown[];
+  try {
+    await retry(() =>
+      Promise.all(work.map((instances, index) => deps.ledger.putWork(state.dedupe.key, index, instances, expiresAt))),
+    );
+    batches = pointersTo(work);
+  } catch (error) {
+    deps.logger.error("Could not store the work list; the execution carries it", { error: failureOf(error) });
+    batches = inlinePointersTo(work);
+  }
+  const outcome = await retry(() => deps.start(executionName, { ...state, batches, admitted: true }));
   deps.logger.info(outcome === "started" ? "Started the execution" : "Already started", {
     execution: executionName,
     targets: state.targetCount,

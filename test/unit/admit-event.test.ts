@@ -12,7 +12,7 @@ import { type AdmitEventDeps, admitEvent, executionNameFor } from "../../shared/
 import { awaitAttribution, handOffAttribution, settleWaiter } from "../../shared/steps/claim-instances.js";
 import { resolveTargets } from "../../shared/steps/resolve-targets.js";
 import { runInstancesEvent, stateChangeEvent } from "../flow/helpers.js";
-import { ec2Instance, ec2Mock, reservations, resetMocks, sfnMock, silentLogger } from "./support.js";
+import { ec2Instance, ec2Mock, memoryBatchLedger, reservations, resetMocks, sfnMock, silentLogger } from "./support.js";
 
 const NOW = new Date("2026-11-28T09:00:30Z");
 const MACHINE = "arn:aws:states:eu-west-1:111122223333:stateMachine:imdsv2-guard-dev";
@@ -69,6 +69,7 @@ function deps(overrides: Partial<AdmitEventDeps> = {}) {
   const started: { name: string; input: Record<string, unknown> }[] = [];
   const resumed: { token: string; outcome: unknown }[] = [];
   const names = new Set<string>();
+  const work = memoryBatchLedger();
   const d: AdmitEventDeps = {
     resolve: async (raw) => resolveTargets(raw, CONFIG, NOW),
     claims: claims.store,
@@ -81,6 +82,7 @@ function deps(overrides: Partial<AdmitEventDeps> = {}) {
       return "started";
     },
     executionArnOf: (name) => executionArnOf(MACHINE, name),
+    ledger: work.ledger,
     attribution: {
       claims: claims.store,
       now: () => NOW,
@@ -96,7 +98,7 @@ function deps(overrides: Partial<AdmitEventDeps> = {}) {
     sleep: async () => undefined,
     ...overrides,
   };
-  return { d, claims, started, resumed };
+  return { d, claims, started, resumed, work };
 }
 
 beforeEach(() => {
@@ -116,6 +118,20 @@ describe("admitEvent: the intake", () => {
     expect(execution?.input).toMatchObject({ admitted: true, targetCount: 1, accountPosture: {} });
     // The claim names the execution about to exist, so a retry of the intake finds its own claim.
     expect([...claims.claims.values()]).toEqual([executionArnOf(MACHINE, execution?.name ?? "")]);
+  });
+
+  it("starts the execution with pointers, and leaves the instances in the ledger", async () => {
+    // Prepare
+    const { d, started, work } = deps();
+
+    // Act
+    await admitEvent(runInstancesEvent([ID], "e-run-1"), d);
+
+    // Assess: the state holds each batch's index and size; the instances are the ledger's work#0 item.
+    expect(started[0]?.input.batches).toEqual([{ batchIndex: 0, instances: 1 }]);
+    expect(await work.ledger.getWork("e-run-1", 0)).toEqual([
+      expect.objectContaining({ instanceId: ID, stage: "enforce" }),
+    ]);
   });
 
   it("keys a RunInstances record's claims by the LaunchTime it carries, without reading EC2", async () => {

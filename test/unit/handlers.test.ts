@@ -44,7 +44,9 @@ import {
   ID_A,
   ID_B,
   ID_C,
+  inSlice,
   instanceIds,
+  memoryBatchLedger,
   memoryEnforceIntents,
   memoryProbeSends,
   memoryResultStore,
@@ -234,7 +236,7 @@ describe("batch step handlers: valid input reaches the core", () => {
     expect(ec2Mock.commandCalls(ModifyInstanceMetadataOptionsCommand).map((c) => c.args[0].input)).toStrictEqual([
       { InstanceId: ID_A, HttpTokens: "required" },
     ]);
-    expect(out.instances[0]?.stage).toBe("await-applied");
+    expect(inSlice(out).instances[0]?.stage).toBe("await-applied");
   });
 
   it("CheckApplied describes the instance", async () => {
@@ -246,7 +248,7 @@ describe("batch step handlers: valid input reaches the core", () => {
 
     // Assess
     expect(ec2Mock.commandCalls(DescribeInstancesCommand)).toHaveLength(1);
-    expect(out.instances[0]).toMatchObject({ stage: "await-managed", appliedAt: NOW.toISOString() });
+    expect(inSlice(out).instances[0]).toMatchObject({ stage: "await-managed", appliedAt: NOW.toISOString() });
   });
 
   it("CheckManaged asks SSM about the instance", async () => {
@@ -260,7 +262,7 @@ describe("batch step handlers: valid input reaches the core", () => {
 
     // Assess
     expect(ssmMock.commandCalls(DescribeInstanceInformationCommand)).toHaveLength(1);
-    expect(out.instances[0]).toMatchObject({ stage: "send-probe", platform: "linux" });
+    expect(inSlice(out).instances[0]).toMatchObject({ stage: "send-probe", platform: "linux" });
   });
 
   it("SendProbe sends the probe", async () => {
@@ -282,7 +284,7 @@ describe("batch step handlers: valid input reaches the core", () => {
     expect(ssmMock.commandCalls(SendCommandCommand)[0]?.args[0].input.DocumentName).toBe(
       "imdsv2-guard-test-probe-windows",
     );
-    expect(out.instances[0]).toMatchObject({ stage: "await-probe", commandId: "cmd-h" });
+    expect(inSlice(out).instances[0]).toMatchObject({ stage: "await-probe", commandId: "cmd-h" });
   });
 
   it("CheckProbe reads the probe's result", async () => {
@@ -304,7 +306,7 @@ describe("batch step handlers: valid input reaches the core", () => {
       CommandId: "cmd-h",
       InstanceId: ID_A,
     });
-    expect(out.instances[0]?.result?.verdict).toBe("pass");
+    expect(inSlice(out).instances[0]?.result?.verdict).toBe("pass");
   });
 
   it("FinalizeBatch stores one result per instance under the batch's index and returns only the counts", async () => {
@@ -411,7 +413,11 @@ describe("resolve-targets handler", () => {
     const out = await handler(fixtureEvent("run-instances.json"), fakeContext("resolve-targets"));
 
     // Assess
-    expect(out.batches.map((b) => b.length)).toEqual([2, 1]);
+    // Pointers that carry their instances until StoreWorkList has written them to the ledger.
+    expect(out.batches.map((b) => [b.batchIndex, b.instances, b.inline.length])).toEqual([
+      [0, 2, 2],
+      [1, 1, 1],
+    ]);
     expect(out.startedAt).toBe(NOW.toISOString());
   });
 
@@ -479,7 +485,7 @@ describe("resolve-targets handler", () => {
     );
 
     // Assess
-    expect(resolved.batches.map((b) => b.length)).toEqual([2, 1]);
+    expect(resolved.batches.map((b) => b.instances)).toEqual([2, 1]);
     expect(resolved.settings).toMatchObject({ mode: "audit", exemptTagKey: "ops:keep-imdsv1" });
     expect(own.ignored).toBeDefined();
     expect(own.notify).toBe(false);
@@ -657,6 +663,74 @@ describe("notify handler: results from the ledger", () => {
     expect(text).toContain(`${ID_A}: PASS`);
   });
 
+  it("reads the instances from the ledger, and reports a failed child's batch as error with its Error and Cause", async () => {
+    // Prepare: the state holds pointers; batch 1's entry is AWS's failed-child record, which names its batch only
+    // in its Input (a JSON string), placed first: a Distributed Map's result order is not documented.
+    snsMock.on(PublishCommand).resolves({ MessageId: "m-15" });
+    const work = memoryBatchLedger();
+    await work.ledger.putWork(EVENT.eventId, 0, [enforcing(ID_A)], 1796000000);
+    await work.ledger.putWork(EVENT.eventId, 1, [enforcing(ID_B), enforcing(ID_C)], 1796000000);
+    const record = {
+      Error: "States.DataLimitExceeded",
+      Cause: 'The state "Enforce" returned "too much" \\ data',
+      ExecutionArn: "arn:aws:states:eu-west-1:111122223333:express:guard/child-1:1",
+      Input: JSON.stringify({ eventId: EVENT.eventId, item: { batchIndex: 1, instances: 2 } }),
+      Name: "child-1",
+      Status: "FAILED",
+      StartDate: "2026-11-28T10:00:00.000Z",
+      StopDate: "2026-11-28T10:00:05.000Z",
+      StateMachineArn: "arn:aws:states:eu-west-1:111122223333:stateMachine:guard/ForEachBatch",
+    };
+    const input = {
+      ...VALID_NOTIFY_INPUT,
+      targetCount: 3,
+      batches: [
+        { batchIndex: 0, instances: 1 },
+        { batchIndex: 1, instances: 2 },
+      ],
+      slice: { batches: [record, { batchIndex: 0, suspended: false, instances: 1, counts: { pass: 1 } }] },
+    };
+
+    // Act
+    const out = await createNotify(
+      NOTIFY_CONFIG,
+      ledgerWith([PASSED]).store,
+      now,
+      work.ledger,
+    )(input, fakeContext("notify"));
+
+    // Assess
+    expect(out).toMatchObject({ verdict: "error", counts: { pass: 1, error: 2 } });
+    const text = publishedDefaults()[0] ?? "";
+    for (const id of [ID_B, ID_C]) {
+      expect(text).toContain(
+        `${id}: ERROR - The flow failed before a verdict: this batch's child execution failed: States.DataLimitExceeded`,
+      );
+    }
+    expect(text).toContain(`${ID_A}: PASS`);
+  });
+
+  it("names the instances it could not read from the ledger instead of reporting fewer in silence", async () => {
+    // Prepare: three instances resolved, but only batch 0's work list is in the ledger.
+    snsMock.on(PublishCommand).resolves({ MessageId: "m-16" });
+    const work = memoryBatchLedger();
+    await work.ledger.putWork(EVENT.eventId, 0, [enforcing(ID_A)], 1796000000);
+    const input = {
+      ...VALID_NOTIFY_INPUT,
+      targetCount: 3,
+      batches: [
+        { batchIndex: 0, instances: 1 },
+        { batchIndex: 1, instances: 2 },
+      ],
+    };
+
+    // Act
+    await createNotify(NOTIFY_CONFIG, ledgerWith([PASSED]).store, now, work.ledger)(input, fakeContext("notify"));
+
+    // Assess
+    expect(publishedDefaults()[0]).toContain("2 of the event's 3 instances are not in this report");
+  });
+
   it("names the Map's failure for the instances without a stored result", async () => {
     // Prepare
     snsMock.on(PublishCommand).resolves({ MessageId: "m-12" });
@@ -714,7 +788,7 @@ describe("notify handler: results from the ledger", () => {
 
     // Assess
     await expect(run).rejects.toMatchObject({ name: "NonRetryableInvalidInputError" });
-    await expect(run).rejects.toThrow("batches.0.0.stage");
+    await expect(run).rejects.toThrow("batches.0");
     expect(snsMock.calls()).toHaveLength(0);
   });
 
@@ -849,7 +923,7 @@ describe("governance handlers", () => {
 
     // Assess
     expect(ec2Mock.commandCalls(ModifyInstanceMetadataOptionsCommand)).toHaveLength(0);
-    expect(out.instances[0]?.result?.verdict).toBe("held");
+    expect(inSlice(out).instances[0]?.result?.verdict).toBe("held");
   });
 
   it("Enforce refuses a batch without a trigger, naming the field", async () => {

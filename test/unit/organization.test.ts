@@ -20,7 +20,7 @@ import {
 import { batchStepInAccount } from "../../shared/runtime/lambda-handler.js";
 import { publishReport } from "../../shared/steps/notify.js";
 import { resolveTargets } from "../../shared/steps/resolve-targets.js";
-import { batchFactory, enforcing, eventRef, fakeContext, silentLogger } from "./support.js";
+import { batchFactory, enforcing, eventRef, fakeContext, inSlice, silentLogger } from "./support.js";
 
 const NOW = new Date("2026-11-28T15:00:00.000Z");
 const ORG = "o-a1b2c3d4e5";
@@ -219,8 +219,8 @@ describe("batchStepInAccount: a spoke that cannot be assumed is a verdict", () =
 
     // Assess
     expect(ran).toBe(false);
-    expect(out.counts?.done).toBe(2);
-    expect(out.instances.map((i) => [i.result?.verdict, i.result?.reason])).toEqual([
+    expect(inSlice(out).counts?.done).toBe(2);
+    expect(inSlice(out).instances.map((i) => [i.result?.verdict, i.result?.reason])).toEqual([
       ["error", "cannot assume the spoke role in 222200000000/eu-west-1: AccessDenied"],
       ["error", "cannot assume the spoke role in 222200000000/eu-west-1: AccessDenied"],
     ]);

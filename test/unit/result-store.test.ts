@@ -134,7 +134,7 @@ describe("dynamoResultStore: errors", () => {
     await expect(load).rejects.toMatchObject({ name, cause, message: expect.stringContaining("Query (results)") });
   });
 
-  // SuspendBatch's Retry (the same table) lists DynamoDB.ProvisionedThroughputExceededException as throttling; an
+  // StoreWorkList's Retry (the same table) lists DynamoDB.ProvisionedThroughputExceededException as throttling; an
   // on-demand table answers a hot partition with it too. Step Functions retries Notify only on Retryable* names.
   it.each(["put", "load"] as const)(
     "classifies ProvisionedThroughputExceededException on %s as throttling",

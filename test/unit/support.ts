@@ -22,6 +22,7 @@ import type { EnforceIntents, RecordedIntent } from "../../shared/aws/enforce-in
 import { imageSupportLookup } from "../../shared/aws/image-support.js";
 import type { ProbeSendKey, ProbeSends } from "../../shared/aws/probe-sends.js";
 import type { ResultStore } from "../../shared/aws/result-store.js";
+import type { BatchLedger } from "../../shared/domain/batch-slices.js";
 import { describeEnforcement, type Enforcement } from "../../shared/domain/enforcement.js";
 import type {
   Batch,
@@ -315,4 +316,39 @@ export function memoryProbeSends(): ProbeSends & { markers: Map<string, { comman
       markers.delete(id(key));
     },
   };
+}
+
+/** A batch step's output that stayed in its slice (not suspended to the ledger), so its instances can be read. */
+export function inSlice<T extends object>(out: T): Extract<T, { instances: unknown }> {
+  if (!("instances" in out)) throw new Error("the step suspended the batch: its instances are in the ledger");
+  return out as Extract<T, { instances: unknown }>;
+}
+
+/** An in-memory BatchLedger (shared/domain/batch-slices.ts): the work lists and the suspended progress, by key. */
+export function memoryBatchLedger() {
+  const work = new Map<string, InstanceProgress[]>();
+  const progress = new Map<string, Batch>();
+  const ledger: BatchLedger = {
+    async putWork(ledgerKey, batchIndex, instances) {
+      work.set(`${ledgerKey}|${batchIndex}`, structuredClone([...instances]));
+    },
+    async loadWork(ledgerKey) {
+      const found = new Map<number, InstanceProgress[]>();
+      for (const [key, instances] of work) {
+        const [k, index] = key.split("|");
+        if (k === ledgerKey) found.set(Number(index), instances);
+      }
+      return found;
+    },
+    async getWork(ledgerKey, batchIndex) {
+      return work.get(`${ledgerKey}|${batchIndex}`);
+    },
+    async putProgress(ledgerKey, batch) {
+      progress.set(`${ledgerKey}|${batch.batchIndex}`, structuredClone(batch));
+    },
+    async getProgress(ledgerKey, batchIndex) {
+      return progress.get(`${ledgerKey}|${batchIndex}`);
+    },
+  };
+  return { ledger, work, progress };
 }
