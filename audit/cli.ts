@@ -8,7 +8,7 @@ import { runEvidence } from "./evidence-command.js";
 export const HELP = `imdsv2-guard: enforces IMDSv2 (HttpTokens=required) on EC2
 instances and proves it from inside them. This command is the guard's operator
 tool; the guard itself runs in your account (EventBridge -> Step Functions ->
-Lambda): docs/deploy-notes.md.
+Lambda): docs/deploy-regions.md.
 
 Usage: imdsv2-guard <command> [options]
 

@@ -208,7 +208,7 @@ function forEachBatch(itemsPath: string) {
   return {
     Type: "Map",
     Comment:
-      "Distributed, with Express children: each batch runs in slices of at most a few minutes (Express stops at 5), billed by duration instead of by transition. Items are pointers (`{batchIndex, instances}`): the instances are in the ledger (work#<batchIndex>), so no state grows with the work (Step Functions fails a state over 256 KiB, uncatchably). A slice ends with its batch done (the child returns only counts; the results are in the ledger) or suspended (its progress is in the ledger, the child returns a pointer); the Map then runs again over what it returned, and a finished batch's child just hands its counts back. A failed batch does not fail the others (ToleratedFailurePercentage 100): its entry is then the failed child's execution record, which later slices hand back unchanged and Notify reports as `error` for the batch's instances.",
+      "Distributed, with Express children: each batch runs in slices of at most a few minutes (Express stops at 5), billed by duration instead of by transition. Items are pointers (`{batchIndex, instances}`): the instances are in the ledger (work#<batchIndex>), so no state grows with the work (Step Functions fails a state over 256 KiB, uncatchably). A slice ends with its batch done (the child returns only counts; the results are in the ledger) or suspended (its progress is in the ledger, the child returns a pointer); the Map then runs again over what it returned, and a finished batch's child just hands its counts back. A failed batch does not fail the others (ToleratedFailurePercentage 99): its entry is then the failed child's execution record, which the next slice keeps as `failedChild` and Notify reports as `error` for the batch's instances. Only when every child of a slice failed does the Map fail (caught, to Notify): its result would then hold no `suspended` for the ResultSelector to read, and a path that selects nothing fails the execution uncatchably (States.Runtime).",
     ItemsPath: itemsPath,
     ItemSelector: {
       "eventId.$": "$.event.eventId",
@@ -235,6 +235,7 @@ function forEachBatch(itemsPath: string) {
           Choices: [
             { Variable: "$.item.counts", IsPresent: true, Next: "AlreadyFinished" },
             { Variable: "$.item.Error", IsPresent: true, Next: "FailedEarlier" },
+            { Variable: "$.item.failedChild", IsPresent: true, Next: "AlreadyFailed" },
             { Variable: "$.item.suspended", IsPresent: true, Next: "ResumeBatch" },
             { Variable: "$.item.inline", IsPresent: true, Next: "InlineBatch" },
           ],
@@ -249,7 +250,17 @@ function forEachBatch(itemsPath: string) {
         FailedEarlier: {
           Type: "Pass",
           Comment:
-            "The batch's child failed in an earlier slice (AWS put its execution record in the Map's result): hand the record back unchanged, never as a batch, so no slice wraps it again. Notify reports the batch's instances as `error` with its Error and Cause.",
+            "The batch's child failed in the slice before (AWS put its execution record in the Map's result): keep the record as `failedChild`, never hand it to a batch step, and say `suspended: false`, so the Map's ResultSelector always finds the field it reads even when every batch has failed. Notify reports the batch's instances as `error` with the record's Error and Cause.",
+          InputPath: "$.item",
+          Parameters: {
+            "failedChild.$": "$",
+            suspended: false,
+          },
+          End: true,
+        },
+        AlreadyFailed: {
+          Type: "Pass",
+          Comment: "Failed in an earlier slice and already kept as `failedChild`: hand it back unchanged.",
           OutputPath: "$.item",
           End: true,
         },
@@ -430,7 +441,9 @@ function forEachBatch(itemsPath: string) {
       },
     ],
     Next: "MoreSlices",
-    ToleratedFailurePercentage: 100,
+    // An integer (the ASL schema's type). Up to 100 batches a slice (a sweep execution has at most 20, a 5,000-instance
+    // launch 100), one success keeps the Map under the threshold; every child failed is over it, and is caught.
+    ToleratedFailurePercentage: 99,
   };
 }
 

@@ -215,7 +215,7 @@ export async function runDoctor(readers: DoctorReaders, options: DoctorOptions):
             status: "attention",
             region,
             detail: `stack ${options.stackName} not found`,
-            fix: `node scripts/deploy-regions.mjs --param-file params.json --regions ${region} --stage ${options.stage}  (docs/deploy-notes.md)`,
+            fix: `node scripts/deploy-regions.mjs --param-file params.json --regions ${region} --stage ${options.stage}  (docs/deploy-regions.md)`,
           });
           return;
         }

@@ -62,7 +62,7 @@ if (!/^[a-zA-Z0-9-]{1,32}$/.test(stage)) fail(`--stage: not a stage name: ${stag
 
 let params = {};
 if (!values.remove) {
-  if (!values["param-file"]) fail("--param-file: give the file of parameters (see docs/deploy-notes.md)");
+  if (!values["param-file"]) fail("--param-file: give the file of parameters (see docs/deploy-regions.md)");
   let raw;
   try {
     raw = JSON.parse(readFileSync(values["param-file"], "utf8"));

@@ -184,7 +184,7 @@ describe("the batch's child workflow, run on its own", () => {
     startedAt: "2026-11-28T09:00:00.000Z",
   };
 
-  it("hands a failed child's execution record back unchanged, never to a batch step", async () => {
+  it("keeps a failed child's execution record as failedChild, then hands it back unchanged, never to a batch step", async () => {
     // Prepare: the record AWS puts in a Distributed Map's result for a failed child ("Distributed Map state").
     const record = {
       Error: "States.Timeout",
@@ -204,20 +204,22 @@ describe("the batch's child workflow, run on its own", () => {
     };
     const machine = new StateMachine(child as never, { validationOptions: { checkArn: false, checkPaths: false } });
 
-    // Act
-    const output = await machine.run({ ...place, item: record } as never, {
-      overrides: {
-        taskResourceLocalHandlers: Object.fromEntries(
-          ["Enforce", "CheckApplied", "CheckManaged", "SendProbe", "CheckProbe", "FinalizeBatch"].map((n) => [
-            n,
-            step(n),
-          ]),
-        ),
-      },
-    }).result;
+    const overrides = {
+      taskResourceLocalHandlers: Object.fromEntries(
+        ["Enforce", "CheckApplied", "CheckManaged", "SendProbe", "CheckProbe", "FinalizeBatch"].map((n) => [
+          n,
+          step(n),
+        ]),
+      ),
+    };
 
-    // Assess
-    expect(output).toEqual(record);
+    // Act: the slice after the failure, and the one after that
+    const kept = await machine.run({ ...place, item: record } as never, { overrides }).result;
+    const again = await machine.run({ ...place, item: kept } as never, { overrides }).result;
+
+    // Assess: the record is kept whole, says `suspended: false` (what the Map's ResultSelector reads), never grows
+    expect(kept).toEqual({ failedChild: record, suspended: false });
+    expect(again).toEqual(kept);
     expect(called).toEqual([]);
   });
 

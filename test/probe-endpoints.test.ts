@@ -64,8 +64,8 @@ describe("probe endpoints", () => {
 
     // Assess
     expect(offenders).toEqual([]);
-    expect(files).toContain("local/sim/sim-account.ts");
-    expect(readFileSync("local/sim/sim-account.ts", "utf8")).toMatch(/runLinuxProbe\(script, endpoints\)/);
+    expect(files).toContain("local/sim/sim-ssm.ts");
+    expect(readFileSync("local/sim/sim-ssm.ts", "utf8")).toMatch(/runLinuxProbe\(script, endpoints\)/);
   });
 
   it("the probes' defaults are the real addresses, so a run without overrides would reach them", () => {

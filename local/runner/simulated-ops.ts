@@ -32,7 +32,7 @@ export interface SimulatedDeployment {
 
 const NO_CREDENTIALS = { accessKeyId: "SIMULATED", secretAccessKey: "SIMULATED" };
 
-/** An account where the guard was deployed as docs/deploy-notes.md says: every check holds. */
+/** An account where the guard was deployed as docs/deploy-regions.md says: every check holds. */
 export function healthyDeployment(): SimulatedDeployment {
   const instance = (id: string, platform: "linux" | "windows" = "linux"): ScenarioInstance =>
     parseScenario({ instances: [{ id, platform, httpTokens: "required", ageHours: 48 }] }, "doctor")

@@ -38,7 +38,9 @@ const failedChildSchema = z.object({ Error: z.string(), Cause: z.string().option
 function failedChildren(entries: readonly unknown[]): Map<number, { Error?: string; Cause?: string }> {
   const failed = new Map<number, { Error?: string; Cause?: string }>();
   for (const entry of entries) {
-    const record = failedChildSchema.safeParse(entry);
+    // As the Map returned it, or as a later slice kept it (`failedChild`, the ASL's FailedEarlier).
+    const kept = (entry as { failedChild?: unknown } | null)?.failedChild;
+    const record = failedChildSchema.safeParse(kept ?? entry);
     if (!record.success || record.data.Input === undefined) continue;
     let index: unknown;
     try {
@@ -75,13 +77,15 @@ export const notifyInputSchema = z.union([
       rejected: z.array(z.object({ value: z.string(), reason: z.string() })),
       problem: z.string().optional(),
       /**
-       * What the Map last ran over: pointers (`{batchIndex, instances}`), counts, failed-child records. The instances
+       * What the Map last ran over: pointers (`{batchIndex, instances}`), counts, failed-child records (as the Map
+       * returned them, or kept by a later slice as `failedChild`). The instances
        * are in the ledger (work#<batchIndex>). An execution from before that holds arrays of instances here.
        */
       batches: z.array(
         z.union([
           z.looseObject({ batchIndex: z.number().int().min(0) }),
           failedChildSchema.loose(),
+          z.looseObject({ failedChild: failedChildSchema.loose() }),
           z.array(instanceProgressSchema),
         ]),
       ),
