@@ -77,7 +77,7 @@ describe("npm start", () => {
     expect(run.stdout).toContain("== Notifications (14), one line each\n- [imdsv2-guard] FAIL: 1 of 8 instance(s)");
     const summary = lines.slice(lines.indexOf("== Summary"));
     expect(summary.length).toBeGreaterThan(10);
-    expect(summary.join("\n")).toMatch(/^RunInstances +FAIL +2 pass, 1 fail, 2 unverified, 1$/m);
+    expect(summary.join("\n")).toMatch(/^RunInstances +FAIL +3 pass, 1 fail, 1 unverified, 1 exempt, 1$/m);
     expect(summary).toContain("What to do next:");
     // The commands to copy are whole, each on a line of its own.
     expect(lines.slice(-3)).toEqual([
