@@ -27,6 +27,7 @@ import {
   type WatchScheduleConfig,
 } from "../../shared/runtime/config.js";
 import type { OrganizationSweepOutcome, SweepOutcome } from "../../shared/steps/sweep.js";
+import { ledgerCallSettled } from "../sim/dynamodb.js";
 import { SimAccount, type SimApi, type SimFaults } from "../sim/sim-account.js";
 import { deliverAsAws } from "../sim/sim-eventbridge.js";
 import { SIM_SPOKE_ROLE_NAME, SimOrganization } from "../sim/sim-organization.js";
@@ -315,6 +316,7 @@ export async function runFlow(requested: Scenario, requestedOptions: RunOptions 
     : { scenario: requested, options: requestedOptions };
   const realSetImmediate = globalThis.setImmediate;
   const realSetTimeout = globalThis.setTimeout;
+  const realClearTimeout = globalThis.clearTimeout;
   const wallStart = performance.now();
   const clock = FakeTimers.install({
     now: SCENARIO_EPOCH,
@@ -513,7 +515,10 @@ export async function runFlow(requested: Scenario, requestedOptions: RunOptions 
       await new Promise((r) => realSetImmediate(r));
       if (scheduled === 0 && inFlight === 0) break;
       if (world.realWorkInFlight > 0) {
-        await new Promise((r) => realSetTimeout(r, 2));
+        // A ledger call ends in well under a millisecond, a probe in sh in tens: wake at whichever comes first.
+        let timer: ReturnType<typeof realSetTimeout> | undefined;
+        await Promise.race([ledgerCallSettled(), new Promise((r) => (timer = realSetTimeout(r, 2)))]);
+        realClearTimeout(timer);
         continue;
       }
       // Two quiet turns of the event loop: every promise chain that could still run without a timer has run.

@@ -237,6 +237,23 @@ function renameTable(map: unknown, from: string, to: string): unknown {
  * another table is refused with ResourceNotFoundException, as AWS refuses a table that does not exist. In dynalite
  * the table has a name of its own, so accounts never share items.
  */
+/** Who waits for the next ledger call to end (the runner, so it need not poll while dynalite answers). */
+let settledWaiters: (() => void)[] = [];
+
+/**
+ * Resolves when any simulated ledger call ends: the runner's loop waits on it (with a short real-time cap) instead of
+ * polling, since a dynalite round trip takes well under a millisecond and a run makes thousands of them.
+ */
+export function ledgerCallSettled(): Promise<void> {
+  return new Promise((resolve) => settledWaiters.push(resolve));
+}
+
+function ledgerCallEnded(): void {
+  const waiting = settledWaiters;
+  settledWaiters = [];
+  for (const resolve of waiting) resolve();
+}
+
 export class SimLedger {
   private table: Promise<DynamoDBClient> | undefined;
   /** The table's name as the guard calls it, and as dynalite holds it. */
@@ -261,6 +278,7 @@ export class SimLedger {
       return await this.forward(api, { ...(request as Record<string, unknown>) });
     } finally {
       this.requests--;
+      ledgerCallEnded();
     }
   }
 
