@@ -13,7 +13,7 @@ import singleAccount from "../local/scenarios/single-account.json" with { type: 
  * every violation with the seed that replays it (`npm start -- --scenario FILE --weather-seed N`).
  */
 export async function weatherFigures(write: (text: string) => void): Promise<void> {
-  const seedsPerScenario = Number(process.env.BENCH_WEATHER_SEEDS ?? 100);
+  const seedsPerScenario = Number(process.env.BENCH_WEATHER_SEEDS ?? 80);
   const baseSeed = Number(process.env.BENCH_WEATHER_BASE_SEED ?? Math.floor(Date.now() / 86_400_000));
   const scenarios: { name: string; build: () => Scenario; seeds: number }[] = [
     { name: "single-account", build: () => parseScenario(singleAccount, "single-account"), seeds: seedsPerScenario },
@@ -22,7 +22,7 @@ export async function weatherFigures(write: (text: string) => void): Promise<voi
     {
       name: "organization burst 1,000",
       build: () => organizationBurstScenario(1000),
-      seeds: Number(process.env.BENCH_WEATHER_BIG_SEEDS ?? 3),
+      seeds: Number(process.env.BENCH_WEATHER_BIG_SEEDS ?? 2),
     },
   ];
   write(
