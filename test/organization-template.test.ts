@@ -430,6 +430,7 @@ describe("the hub: serverless.yml with organizationId", () => {
       "HubEventBus",
       "HubEventBusPolicy",
       "HubAssumeSpokeRolePolicy",
+      "HubAssumeSpokeRoleForFindingsPolicy",
       "HubReadOrganizationPolicy",
       "HubSweepReportPolicy",
     ]) {
@@ -452,9 +453,9 @@ describe("the hub: serverless.yml with organizationId", () => {
     const withTopicsInBoth = new Set(["TOPIC_ARN", "SLACK_TOPIC_ARN", "SLACK_VERDICTS"]);
     for (const [id, r] of Object.entries(stripped.Resources)) {
       const variables = (r.Properties.Environment as { Variables?: Record<string, unknown> } | undefined)?.Variables;
-      if (id === "NotifyLambdaFunction") continue;
       for (const name of hubOnlyVariables) {
-        if (id === "CheckRejectedLambdaFunction" && withTopicsInBoth.has(name)) continue;
+        if (["CheckRejectedLambdaFunction", "NotifyLambdaFunction"].includes(id) && withTopicsInBoth.has(name))
+          continue;
         if (variables) delete variables[name];
       }
     }
@@ -561,6 +562,11 @@ describe("the hub: serverless.yml with organizationId", () => {
         Condition: { StringEquals: { "aws:ResourceOrgID": ORG } },
       },
     ]);
+    // Notify enters a member only for Security Hub: the same right, only with securityHub=true.
+    const findings = resource(hub, "HubAssumeSpokeRoleForFindingsPolicy");
+    expect(findings.Condition).toBe("HasSecurityHub");
+    expect(findings.Properties.Roles).toEqual([{ Ref: "NotifyRole" }]);
+    expect(findings.Properties.PolicyDocument).toEqual(policy.PolicyDocument);
     for (const { where, statement } of statements(hub)) {
       if (statement.Effect === "Allow") for (const a of actionsOf(statement)) expect(a, where).not.toBe("*");
     }
