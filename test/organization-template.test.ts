@@ -470,7 +470,10 @@ describe("the hub: serverless.yml with organizationId", () => {
         .object({ Variables: z.record(z.string(), z.unknown()) })
         .parse(resource(t, "SendProbeLambdaFunction").Properties.Environment).Variables;
     expect(probeEnv(stripped).PROBE_DOCUMENT_PREFIX).toBe("imdsv2-guard-probe");
-    probeEnv(stripped).PROBE_DOCUMENT_PREFIX = probeEnv(single).PROBE_DOCUMENT_PREFIX;
+    // zod's parse returns a copy: the stripped template gets the single-account value written back into it.
+    resource(stripped, "SendProbeLambdaFunction").Properties.Environment = {
+      Variables: { ...probeEnv(stripped), PROBE_DOCUMENT_PREFIX: probeEnv(single).PROBE_DOCUMENT_PREFIX },
+    };
     // The hub's resolve-targets and admit-event are the entries that read Organizations; the single-account
     // resolve-targets bundles no AWS SDK.
     for (const [id, dir] of [
