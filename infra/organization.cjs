@@ -4,7 +4,8 @@
 // - the guard's rules moved from the default bus to that bus (same pattern, AdmitEvent target, retry policy, DLQ and
 //   alarms; AdmitEvent's permissions name the rules by ARN, which follows the bus);
 // - each function told it is the hub (ORGANIZATION_ID), and allowed to assume the spoke role in the organization's
-//   accounts only (aws:ResourceOrgID), AdmitEvent, ResolveTargets and the sweep to read the organization's accounts;
+//   accounts only (aws:ResourceOrgID; Notify only with securityHub=true), AdmitEvent, ResolveTargets and the sweep
+//   to read the organization's accounts;
 // - the sweep covering every account x sweepRegions and publishing one posture report per run;
 // - the acting roles' rights in the hub account itself dropped, and the stack's probe documents not created
 //   (condition SingleAccount, infra/conditions.yml): every call of theirs goes through a member's spoke role.
@@ -24,7 +25,11 @@ const ACTING_FUNCTIONS = {
   CheckRejected: "CheckRejectedRole",
   // A member's weakened IMDS default is read, and with enforceAccountDefault set back, in that member's account.
   GuardAccountDefault: "GuardAccountDefaultRole",
-  // Security Hub findings (securityHub=true) go in through the member's own account: its default product ARN.
+};
+
+// Notify enters a member's account only for Security Hub (securityHub=true): a finding goes in through the member's
+// own account, under its default product ARN. Without securityHub it makes no call there, so it may assume nothing.
+const FINDINGS_FUNCTIONS = {
   Notify: "NotifyRole",
 };
 
@@ -82,7 +87,7 @@ module.exports = async ({ resolveVariable }) => {
     },
   };
   const functionOverrides = Object.fromEntries(
-    Object.keys(ACTING_FUNCTIONS).map((fn) => [
+    [...Object.keys(ACTING_FUNCTIONS), ...Object.keys(FINDINGS_FUNCTIONS)].map((fn) => [
       `${fn}LambdaFunction`,
       { Type: "AWS::Lambda::Function", Properties: organizationEnv },
     ]),
@@ -222,6 +227,27 @@ module.exports = async ({ resolveVariable }) => {
           PolicyName: "assume-spoke-role",
           // The sweep enters every account too (its session is named after the sweep, not an event).
           Roles: [...Object.values(ACTING_FUNCTIONS), "SweepRole"].map((role) => ({ Ref: role })),
+          PolicyDocument: {
+            Version: "2012-10-17",
+            Statement: [
+              {
+                Sid: "AssumeSpokeRoleInOrganization",
+                Effect: "Allow",
+                Action: "sts:AssumeRole",
+                Resource: { "Fn::Sub": `arn:\${AWS::Partition}:iam::*:role/${SPOKE_ROLE_NAME}` },
+                Condition: { StringEquals: { "aws:ResourceOrgID": organizationId } },
+              },
+            ],
+          },
+        },
+      },
+      // The same, for Notify's findings: only with securityHub=true.
+      HubAssumeSpokeRoleForFindingsPolicy: {
+        Type: "AWS::IAM::Policy",
+        Condition: "HasSecurityHub",
+        Properties: {
+          PolicyName: "assume-spoke-role-for-findings",
+          Roles: Object.values(FINDINGS_FUNCTIONS).map((role) => ({ Ref: role })),
           PolicyDocument: {
             Version: "2012-10-17",
             Statement: [

@@ -28,6 +28,7 @@ export const STACK_PARAMETER_SETS: Record<string, string[]> = {
     "slackChannelId=C0EXAMPLE2",
     "enforceAccountDefault=true",
     "ledgerPointInTimeRecovery=true",
+    "securityHub=true",
   ],
   // Organization mode: the hub (README "Organization mode"), with per-account Slack routing.
   hub: [

@@ -430,6 +430,7 @@ describe("the hub: serverless.yml with organizationId", () => {
       "HubEventBus",
       "HubEventBusPolicy",
       "HubAssumeSpokeRolePolicy",
+      "HubAssumeSpokeRoleForFindingsPolicy",
       "HubReadOrganizationPolicy",
       "HubSweepReportPolicy",
     ]) {
@@ -452,9 +453,9 @@ describe("the hub: serverless.yml with organizationId", () => {
     const withTopicsInBoth = new Set(["TOPIC_ARN", "SLACK_TOPIC_ARN", "SLACK_VERDICTS"]);
     for (const [id, r] of Object.entries(stripped.Resources)) {
       const variables = (r.Properties.Environment as { Variables?: Record<string, unknown> } | undefined)?.Variables;
-      if (id === "NotifyLambdaFunction") continue;
       for (const name of hubOnlyVariables) {
-        if (id === "CheckRejectedLambdaFunction" && withTopicsInBoth.has(name)) continue;
+        if (["CheckRejectedLambdaFunction", "NotifyLambdaFunction"].includes(id) && withTopicsInBoth.has(name))
+          continue;
         if (variables) delete variables[name];
       }
     }
@@ -469,7 +470,10 @@ describe("the hub: serverless.yml with organizationId", () => {
         .object({ Variables: z.record(z.string(), z.unknown()) })
         .parse(resource(t, "SendProbeLambdaFunction").Properties.Environment).Variables;
     expect(probeEnv(stripped).PROBE_DOCUMENT_PREFIX).toBe("imdsv2-guard-probe");
-    probeEnv(stripped).PROBE_DOCUMENT_PREFIX = probeEnv(single).PROBE_DOCUMENT_PREFIX;
+    // zod's parse returns a copy: the stripped template gets the single-account value written back into it.
+    resource(stripped, "SendProbeLambdaFunction").Properties.Environment = {
+      Variables: { ...probeEnv(stripped), PROBE_DOCUMENT_PREFIX: probeEnv(single).PROBE_DOCUMENT_PREFIX },
+    };
     // The hub's resolve-targets and admit-event are the entries that read Organizations; the single-account
     // resolve-targets bundles no AWS SDK.
     for (const [id, dir] of [
@@ -561,6 +565,11 @@ describe("the hub: serverless.yml with organizationId", () => {
         Condition: { StringEquals: { "aws:ResourceOrgID": ORG } },
       },
     ]);
+    // Notify enters a member only for Security Hub: the same right, only with securityHub=true.
+    const findings = resource(hub, "HubAssumeSpokeRoleForFindingsPolicy");
+    expect(findings.Condition).toBe("HasSecurityHub");
+    expect(findings.Properties.Roles).toEqual([{ Ref: "NotifyRole" }]);
+    expect(findings.Properties.PolicyDocument).toEqual(policy.PolicyDocument);
     for (const { where, statement } of statements(hub)) {
       if (statement.Effect === "Allow") for (const a of actionsOf(statement)) expect(a, where).not.toBe("*");
     }

@@ -335,6 +335,8 @@ const EXPECTED_ACTIONS: Record<string, string[]> = {
   CheckProbeRole: ["dynamodb:GetItem", "dynamodb:PutItem", "ssm:GetCommandInvocation", ...LOGS],
   FinalizeBatchRole: ["dynamodb:GetItem", "dynamodb:PutItem", ...LOGS],
   NotifyRole: [
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
     "dynamodb:Query",
     "iam:PassRole",
     "kms:Decrypt",
@@ -355,7 +357,6 @@ const EXPECTED_ACTIONS: Record<string, string[]> = {
   GuardAccountDefaultRole: ["ec2:GetInstanceMetadataDefaults", ...LOGS],
   ClaimInstancesRole: ["dynamodb:PutItem", "dynamodb:Query", "states:SendTaskSuccess", ...LOGS],
   StateMachineRole: [
-    "dynamodb:GetItem",
     "dynamodb:PutItem",
     "lambda:InvokeFunction",
     "states:DescribeExecution",
@@ -363,6 +364,8 @@ const EXPECTED_ACTIONS: Record<string, string[]> = {
     "states:StopExecution",
   ],
   SweepRole: [
+    "dynamodb:PutItem",
+    "dynamodb:Query",
     "ec2:DescribeInstances",
     "ec2:GetInstanceMetadataDefaults",
     "sqs:SendMessage",
@@ -867,10 +870,11 @@ describe("IAM", () => {
   });
 
   it("lets Notify publish only to the guard's topics, with the topic key", () => {
-    const publishDefaults = statementFor(defaults, "NotifyRole", "sns:Publish");
-    expect(listOf(publishDefaults.Resource)).toEqual([
+    // What CloudFormation deploys (the statements as these params evaluate): the Slack topic only with Slack set up.
+    expect(listOf(statementFor(defaults, "NotifyRole", "sns:Publish").Resource)).toEqual([ref("AlertTopic")]);
+    expect(listOf(statementFor(configured, "NotifyRole", "sns:Publish").Resource)).toEqual([
       ref("AlertTopic"),
-      { "Fn::If": ["HasSlack", ref("SlackTopic"), ref("AWS::NoValue")] },
+      ref("SlackTopic"),
     ]);
     const kms = statementFor(defaults, "NotifyRole", "kms:GenerateDataKey");
     expect(actionsOf(kms).sort()).toEqual(["kms:Decrypt", "kms:GenerateDataKey"]);
@@ -928,29 +932,50 @@ describe("IAM", () => {
     expect(envOf(configured, "CheckRejectedLambdaFunction").SLACK_VERDICTS).toBe("fail,alert");
   });
 
-  it("lets FinalizeBatch only put and Notify only query items of the event ledger", () => {
-    for (const [role, action] of [
-      ["FinalizeBatchRole", "dynamodb:PutItem"],
-      ["NotifyRole", "dynamodb:Query"],
+  it("lets FinalizeBatch only put and get, Notify only query, and the evidence only its partitions of the event ledger", () => {
+    // FinalizeBatch: its batch's results, and the stored progress or work list of a batch that failed at a slice's
+    // start. Notify: every result and work list of its event.
+    for (const [role, actions] of [
+      ["FinalizeBatchRole", ["dynamodb:PutItem", "dynamodb:GetItem"]],
+      ["NotifyRole", ["dynamodb:Query"]],
     ] as const) {
-      const s = statementFor(defaults, role, action);
-      expect(actionsOf(s), role).toEqual([action]);
+      const [first] = actions;
+      const s = statementFor(defaults, role, first);
+      expect(actionsOf(s), role).toEqual([...actions]);
       expect(s.Resource, role).toEqual(getAtt("EventLedgerTable"));
       expect(s.Condition, role).toBeUndefined();
     }
-    // The ledger is reached by these roles and nobody else: the state machine's (a batch's progress between slices),
-    // AdmitEvent (a conditional put per instance occurrence, the record's attribution, and reading it back),
-    // ClaimInstances (AwaitAttribution's task token next to the claim, and the attributions read back), Enforce (its
-    // intent before each modify, read back by a retry) and SendProbe (its send markers).
+    // The evidence records (shared/aws/evidence-store.ts): Notify reads and writes them, the sweep lists and closes
+    // them, and neither reaches any other partition with these actions.
+    const evidenceOnly = { "ForAllValues:StringLike": { "dynamodb:LeadingKeys": ["evidence#*"] } };
+    for (const [role, actions] of [
+      ["NotifyRole", ["dynamodb:GetItem", "dynamodb:PutItem"]],
+      ["SweepRole", ["dynamodb:Query", "dynamodb:PutItem"]],
+    ] as const) {
+      const [first] = actions;
+      const s = statementFor(defaults, role, first);
+      expect(actionsOf(s), role).toEqual([...actions]);
+      expect(s.Resource, role).toEqual(getAtt("EventLedgerTable"));
+      expect(s.Condition, role).toEqual(evidenceOnly);
+    }
+    // The ledger is reached by these roles and nobody else: the state machine's (StoreWorkList's work lists),
+    // AdmitEvent (a conditional put per instance occurrence, the record's attribution, reading it back, and its work
+    // lists), ClaimInstances (AwaitAttribution's task token next to the claim, and the attributions read back), Enforce
+    // (its intent before each modify, read back by a retry), the steps that keep their batch between slices, SendProbe
+    // (its send markers), and Notify and the sweep (above).
     for (const role of ofType(defaults, "AWS::IAM::Role").map(([id]) => id)) {
       const dynamo = allowedActions(defaults, role).filter((a) => a.startsWith("dynamodb:"));
       const expected: Record<string, string[]> = {
-        FinalizeBatchRole: ["dynamodb:PutItem"],
-        NotifyRole: ["dynamodb:Query"],
-        StateMachineRole: ["dynamodb:GetItem", "dynamodb:PutItem"],
+        FinalizeBatchRole: ["dynamodb:GetItem", "dynamodb:PutItem"],
+        NotifyRole: ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"],
+        SweepRole: ["dynamodb:PutItem", "dynamodb:Query"],
+        StateMachineRole: ["dynamodb:PutItem"],
         AdmitEventRole: ["dynamodb:PutItem", "dynamodb:Query"],
         ClaimInstancesRole: ["dynamodb:PutItem", "dynamodb:Query"],
-        EnforceRole: ["dynamodb:PutItem", "dynamodb:Query"],
+        EnforceRole: ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"],
+        CheckAppliedRole: ["dynamodb:GetItem", "dynamodb:PutItem"],
+        CheckManagedRole: ["dynamodb:GetItem", "dynamodb:PutItem"],
+        CheckProbeRole: ["dynamodb:GetItem", "dynamodb:PutItem"],
         SendProbeRole: ["dynamodb:GetItem", "dynamodb:PutItem"],
       };
       expect(dynamo, role).toEqual(expected[role] ?? []);
