@@ -807,6 +807,13 @@ function wrapText(text, width) {
 }
 
 // ops/aws-readers.ts
+import { CloudFormationClient, DescribeStacksCommand } from "@aws-sdk/client-cloudformation";
+import {
+  CloudTrailClient,
+  DescribeTrailsCommand,
+  GetEventSelectorsCommand,
+  GetTrailStatusCommand
+} from "@aws-sdk/client-cloudtrail";
 import { DescribeAlarmsCommand } from "@aws-sdk/client-cloudwatch";
 import { ListTablesCommand, ScanCommand } from "@aws-sdk/client-dynamodb";
 import {
@@ -912,7 +919,7 @@ async function runDoctor(readers, options) {
             status: "attention",
             region,
             detail: `stack ${options.stackName} not found`,
-            fix: `node scripts/deploy-regions.mjs --param-file params.json --regions ${region} --stage ${options.stage}  (docs/deploy-notes.md)`
+            fix: `node scripts/deploy-regions.mjs --param-file params.json --regions ${region} --stage ${options.stage}  (docs/deploy-regions.md)`
           });
           return;
         }
@@ -923,7 +930,9 @@ async function runDoctor(readers, options) {
           check: "stack",
           status: healthy && (stack.version === void 0 || stack.version === options.expectedVersion) ? "ok" : "attention",
           region,
-          detail: `${stack.name} ${stack.status}, mode=${mode}, alertEmail ${stack.parameters.alertEmail ? "set" : "not set"}${versionNote}`,
+          // osls resolves ${param:...} into the template when it packages, so a stack it deployed has no
+          // CloudFormation parameters to read: say so rather than report mode=? and an alert email "not set".
+          detail: Object.keys(stack.parameters).length === 0 ? `${stack.name} ${stack.status}, parameters not readable (resolved into the template at package time)${versionNote}` : `${stack.name} ${stack.status}, mode=${mode}, alertEmail ${stack.parameters.alertEmail ? "set" : "not set"}${versionNote}`,
           ...healthy && (stack.version === void 0 || stack.version === options.expectedVersion) ? {} : {
             fix: `node scripts/deploy-regions.mjs --param-file params.json --regions ${region} --stage ${options.stage}`
           }
@@ -1141,6 +1150,74 @@ function sdkDoctorReaders(clientsFor, extra = {}) {
         ...d?.HttpTokens ? { httpTokens: d.HttpTokens } : {},
         ...d?.HttpTokensEnforced ? { httpTokensEnforced: d.HttpTokensEnforced } : {}
       };
+    }
+  };
+}
+function controlPlaneClients(settings) {
+  return { cloudtrail: new CloudTrailClient(settings), cloudformation: new CloudFormationClient(settings) };
+}
+var EC2_EVENT_SOURCE = "ec2.amazonaws.com";
+function basicSelectorsRecordWrites(selectors) {
+  return selectors.some(
+    (s) => s.IncludeManagementEvents !== false && (s.ReadWriteType === void 0 || s.ReadWriteType === "All" || s.ReadWriteType === "WriteOnly") && !(s.ExcludeManagementEventSources ?? []).includes(EC2_EVENT_SOURCE)
+  );
+}
+function advancedSelectorsRecordWrites(selectors) {
+  const admits = (value, f) => (f.Equals === void 0 || f.Equals.includes(value)) && (f.NotEquals === void 0 || !f.NotEquals.includes(value)) && (f.StartsWith === void 0 || f.StartsWith.some((p) => value.startsWith(p))) && (f.NotStartsWith === void 0 || !f.NotStartsWith.some((p) => value.startsWith(p))) && (f.EndsWith === void 0 || f.EndsWith.some((p) => value.endsWith(p))) && (f.NotEndsWith === void 0 || !f.NotEndsWith.some((p) => value.endsWith(p)));
+  const event = {
+    eventCategory: "Management",
+    eventSource: EC2_EVENT_SOURCE,
+    readOnly: "false"
+  };
+  return selectors.some((s) => {
+    const fields = s.FieldSelectors ?? [];
+    return fields.some((f) => f.Field === "eventCategory") && fields.every((f) => {
+      const value = f.Field === void 0 ? void 0 : event[f.Field];
+      return value !== void 0 && admits(value, f);
+    });
+  });
+}
+function sdkTrailAndStackReaders(clientsFor) {
+  return {
+    trails: async (region) => {
+      const cloudtrail = clientsFor(region).cloudtrail;
+      const described = await cloudtrail.send(new DescribeTrailsCommand({ includeShadowTrails: true }));
+      const out = [];
+      for (const trail of described.trailList ?? []) {
+        const id = trail.TrailARN ?? trail.Name;
+        if (!id) continue;
+        const status = await cloudtrail.send(new GetTrailStatusCommand({ Name: id }));
+        const selectors = await cloudtrail.send(new GetEventSelectorsCommand({ TrailName: id }));
+        const advanced = selectors.AdvancedEventSelectors ?? [];
+        out.push({
+          name: trail.Name ?? id,
+          homeRegion: trail.HomeRegion ?? region,
+          multiRegion: trail.IsMultiRegionTrail === true,
+          logging: status.IsLogging === true,
+          // A trail has basic or advanced selectors, never both ("AdvancedEventSelector").
+          writeManagementEvents: advanced.length > 0 ? advancedSelectorsRecordWrites(advanced) : basicSelectorsRecordWrites(selectors.EventSelectors ?? [])
+        });
+      }
+      return out;
+    },
+    stack: async (region, stackName) => {
+      const out = await clientsFor(region).cloudformation.send(new DescribeStacksCommand({ StackName: stackName })).catch((error) => {
+        if (awsErrorCode(error) === "ValidationError" && /does not exist/.test(String(error.message)))
+          return void 0;
+        throw error;
+      });
+      const stack = out?.Stacks?.[0];
+      if (!stack) return void 0;
+      const parameters = {};
+      for (const p of stack.Parameters ?? []) if (p.ParameterKey) parameters[p.ParameterKey] = p.ParameterValue ?? "";
+      const version = stack.Tags?.find((t) => t.Key === "version")?.Value;
+      const info = {
+        name: stack.StackName ?? stackName,
+        status: stack.StackStatus ?? "UNKNOWN",
+        parameters,
+        ...version !== void 0 ? { version } : {}
+      };
+      return info;
     }
   };
 }
@@ -1642,8 +1719,19 @@ function awsDoctorAccess() {
     destroyable.push(client);
     return client;
   };
+  const controlPlane = /* @__PURE__ */ new Map();
+  const controlPlaneFor = (region) => {
+    let set = controlPlane.get(region);
+    if (!set) {
+      set = controlPlaneClients({ ...CLIENT_SETTINGS, region });
+      controlPlane.set(region, set);
+      destroyable.push(set.cloudtrail, set.cloudformation);
+    }
+    return set;
+  };
   const caches = /* @__PURE__ */ new Map();
   const readers = sdkDoctorReaders(clientsFor, {
+    ...sdkTrailAndStackReaders(controlPlaneFor),
     organizationAccounts: async () => {
       const org = new OrganizationsClient({ ...CLIENT_SETTINGS, region: "us-east-1" });
       destroyable.push(org);
@@ -3103,7 +3191,7 @@ function parseEvidenceOptions(argv) {
 var HELP = `imdsv2-guard: enforces IMDSv2 (HttpTokens=required) on EC2
 instances and proves it from inside them. This command is the guard's operator
 tool; the guard itself runs in your account (EventBridge -> Step Functions ->
-Lambda): docs/deploy-notes.md.
+Lambda): docs/deploy-regions.md.
 
 Usage: imdsv2-guard <command> [options]
 

@@ -1,3 +1,13 @@
+import { CloudFormationClient, DescribeStacksCommand } from "@aws-sdk/client-cloudformation";
+import {
+  type AdvancedEventSelector,
+  type AdvancedFieldSelector,
+  CloudTrailClient,
+  DescribeTrailsCommand,
+  type EventSelector,
+  GetEventSelectorsCommand,
+  GetTrailStatusCommand,
+} from "@aws-sdk/client-cloudtrail";
 import { type CloudWatchClient, DescribeAlarmsCommand } from "@aws-sdk/client-cloudwatch";
 import { type DynamoDBClient, ListTablesCommand, ScanCommand } from "@aws-sdk/client-dynamodb";
 import {
@@ -16,7 +26,7 @@ import {
   type SSMClient,
 } from "@aws-sdk/client-ssm";
 import { awsErrorCode } from "../shared/aws/errors.js";
-import type { DoctorReaders, SpokeInfo } from "./doctor.js";
+import type { DoctorReaders, SpokeInfo, StackInfo, TrailInfo } from "./doctor.js";
 import { PROBE_DOCUMENT_PREFIX } from "./doctor.js";
 import type { SelftestActions } from "./selftest.js";
 
@@ -30,12 +40,12 @@ export interface RegionClients {
 }
 
 /**
- * The doctor's readers over SDK clients. CloudTrail and CloudFormation are left out: their SDK clients are not
- * dependencies of the installed command, so those two checks say `not-checked` with the command to run by hand.
+ * The doctor's readers over SDK clients. The trail and stack readers come in `extra` (see sdkTrailAndStackReaders):
+ * the simulation answers those two from its deployment's description instead.
  */
 export function sdkDoctorReaders(
   clientsFor: (region: string) => RegionClients,
-  extra: Pick<DoctorReaders, "organizationAccounts" | "spoke"> = {},
+  extra: Pick<DoctorReaders, "organizationAccounts" | "spoke" | "trails" | "stack"> = {},
 ): DoctorReaders {
   return {
     ...extra,
@@ -102,6 +112,124 @@ export function sdkDoctorReaders(
   };
 }
 
+/** The control-plane clients of one region the doctor reads the trail and the stack with. */
+export interface ControlPlaneClients {
+  cloudtrail: CloudTrailClient;
+  cloudformation: CloudFormationClient;
+}
+
+/** Both clients in one region, with the caller's settings (the credentials come from --profile through the env). */
+export function controlPlaneClients(settings: { region: string } & Record<string, unknown>): ControlPlaneClients {
+  return { cloudtrail: new CloudTrailClient(settings), cloudformation: new CloudFormationClient(settings) };
+}
+
+/** The service whose management events carry RunInstances, the guard's trigger. */
+const EC2_EVENT_SOURCE = "ec2.amazonaws.com";
+
+/**
+ * Whether basic event selectors record EC2's write management events ("EventSelector", CloudTrail API Reference):
+ * IncludeManagementEvents and ReadWriteType default to true and All; WriteOnly also records RunInstances.
+ * An empty list records nothing: strict, rather than assume the default selector.
+ */
+export function basicSelectorsRecordWrites(selectors: EventSelector[]): boolean {
+  return selectors.some(
+    (s) =>
+      s.IncludeManagementEvents !== false &&
+      (s.ReadWriteType === undefined || s.ReadWriteType === "All" || s.ReadWriteType === "WriteOnly") &&
+      !(s.ExcludeManagementEventSources ?? []).includes(EC2_EVENT_SOURCE),
+  );
+}
+
+/**
+ * Whether advanced event selectors record EC2's write management events ("AdvancedEventSelector",
+ * "AdvancedFieldSelector", CloudTrail API Reference): a selector matches when every field selector does; for
+ * management events the fields are eventCategory (required), eventSource and readOnly.
+ */
+export function advancedSelectorsRecordWrites(selectors: AdvancedEventSelector[]): boolean {
+  // Would this field selector let a write management event from EC2 through? Each operator present must hold.
+  const admits = (value: string, f: AdvancedFieldSelector): boolean =>
+    (f.Equals === undefined || f.Equals.includes(value)) &&
+    (f.NotEquals === undefined || !f.NotEquals.includes(value)) &&
+    (f.StartsWith === undefined || f.StartsWith.some((p) => value.startsWith(p))) &&
+    (f.NotStartsWith === undefined || !f.NotStartsWith.some((p) => value.startsWith(p))) &&
+    (f.EndsWith === undefined || f.EndsWith.some((p) => value.endsWith(p))) &&
+    (f.NotEndsWith === undefined || !f.NotEndsWith.some((p) => value.endsWith(p)));
+  const event: Record<string, string> = {
+    eventCategory: "Management",
+    eventSource: EC2_EVENT_SOURCE,
+    readOnly: "false",
+  };
+  return selectors.some((s) => {
+    const fields = s.FieldSelectors ?? [];
+    return (
+      fields.some((f) => f.Field === "eventCategory") &&
+      fields.every((f) => {
+        const value = f.Field === undefined ? undefined : event[f.Field];
+        // A field management events do not have (resources.type...) makes this a data-event selector.
+        return value !== undefined && admits(value, f);
+      })
+    );
+  });
+}
+
+/**
+ * The trail and stack readers over CloudTrail and CloudFormation. DescribeTrails with includeShadowTrails lists the
+ * region's own trails and the multi-Region and organization trails replicated into it; a shadow trail's status and
+ * selectors are read by its ARN ("GetTrailStatus": a shadow trail needs the ARN).
+ */
+export function sdkTrailAndStackReaders(
+  clientsFor: (region: string) => ControlPlaneClients,
+): Required<Pick<DoctorReaders, "trails" | "stack">> {
+  return {
+    trails: async (region) => {
+      const cloudtrail = clientsFor(region).cloudtrail;
+      const described = await cloudtrail.send(new DescribeTrailsCommand({ includeShadowTrails: true }));
+      const out: TrailInfo[] = [];
+      for (const trail of described.trailList ?? []) {
+        const id = trail.TrailARN ?? trail.Name;
+        if (!id) continue;
+        const status = await cloudtrail.send(new GetTrailStatusCommand({ Name: id }));
+        const selectors = await cloudtrail.send(new GetEventSelectorsCommand({ TrailName: id }));
+        const advanced = selectors.AdvancedEventSelectors ?? [];
+        out.push({
+          name: trail.Name ?? id,
+          homeRegion: trail.HomeRegion ?? region,
+          multiRegion: trail.IsMultiRegionTrail === true,
+          logging: status.IsLogging === true,
+          // A trail has basic or advanced selectors, never both ("AdvancedEventSelector").
+          writeManagementEvents:
+            advanced.length > 0
+              ? advancedSelectorsRecordWrites(advanced)
+              : basicSelectorsRecordWrites(selectors.EventSelectors ?? []),
+        });
+      }
+      return out;
+    },
+    stack: async (region, stackName) => {
+      const out = await clientsFor(region)
+        .cloudformation.send(new DescribeStacksCommand({ StackName: stackName }))
+        .catch((error: unknown) => {
+          // "DescribeStacks": a stack that does not exist is a ValidationError ("Stack with id X does not exist").
+          if (awsErrorCode(error) === "ValidationError" && /does not exist/.test(String((error as Error).message)))
+            return undefined;
+          throw error;
+        });
+      const stack = out?.Stacks?.[0];
+      if (!stack) return undefined;
+      const parameters: Record<string, string> = {};
+      for (const p of stack.Parameters ?? []) if (p.ParameterKey) parameters[p.ParameterKey] = p.ParameterValue ?? "";
+      const version = stack.Tags?.find((t) => t.Key === "version")?.Value;
+      const info: StackInfo = {
+        name: stack.StackName ?? stackName,
+        status: stack.StackStatus ?? "UNKNOWN",
+        parameters,
+        ...(version !== undefined ? { version } : {}),
+      };
+      return info;
+    },
+  };
+}
+
 /** A spoke as the doctor sees it through the assumed role: its probe documents (SSM ListDocuments, Owner=Self). */
 export async function spokeThrough(ssm: () => Promise<SSMClient>): Promise<SpokeInfo> {
   let client: SSMClient;
@@ -117,7 +245,8 @@ export async function spokeThrough(ssm: () => Promise<SSMClient>): Promise<Spoke
   const probeDocuments = (page.DocumentIdentifiers ?? [])
     .map((d) => d.Name ?? "")
     .filter((n) => n.startsWith(PROBE_DOCUMENT_PREFIX));
-  // The spoke-region stack is not read (no CloudFormation client): a probe document stands for it.
+  // The spoke-region stack is not read: the auditor role (infra/spoke/spoke-account.yml) grants no
+  // cloudformation:DescribeStacks, so a probe document stands for it (docs/commands.md says so).
   return {
     reachable: true,
     probeDocuments,

@@ -22,7 +22,15 @@ import { describeFailure } from "../audit/failure.js";
 import { organizationsDirectory } from "../shared/aws/organization-directory.js";
 import { spokeCredentialCache } from "../shared/aws/spoke-credentials.js";
 import { outputWidth, textTable, wrapText } from "../shared/report/text-table.js";
-import { type RegionClients, sdkDoctorReaders, sdkSelftestActions, spokeThrough } from "./aws-readers.js";
+import {
+  type ControlPlaneClients,
+  controlPlaneClients,
+  type RegionClients,
+  sdkDoctorReaders,
+  sdkSelftestActions,
+  sdkTrailAndStackReaders,
+  spokeThrough,
+} from "./aws-readers.js";
 import { type DoctorReaders, type DoctorReport, runDoctor } from "./doctor.js";
 import { runSelftest, type SelftestActions, type SelftestClock, type SelftestReport } from "./selftest.js";
 
@@ -421,8 +429,19 @@ function awsDoctorAccess(): { readers: DoctorReaders; close(): void } {
     destroyable.push(client);
     return client;
   };
+  const controlPlane = new Map<string, ControlPlaneClients>();
+  const controlPlaneFor = (region: string) => {
+    let set = controlPlane.get(region);
+    if (!set) {
+      set = controlPlaneClients({ ...CLIENT_SETTINGS, region });
+      controlPlane.set(region, set);
+      destroyable.push(set.cloudtrail, set.cloudformation);
+    }
+    return set;
+  };
   const caches = new Map<string, ReturnType<typeof spokeCredentialCache>>();
   const readers = sdkDoctorReaders(clientsFor, {
+    ...sdkTrailAndStackReaders(controlPlaneFor),
     organizationAccounts: async () => {
       const org = new OrganizationsClient({ ...CLIENT_SETTINGS, region: "us-east-1" });
       destroyable.push(org);

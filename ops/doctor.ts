@@ -11,7 +11,7 @@ export interface TrailInfo {
   homeRegion: string;
   multiRegion: boolean;
   logging: boolean;
-  /** Read (or all) management events are recorded: the guard's trigger is a write (RunInstances). */
+  /** Write (or all) management events are recorded: the guard's trigger is a write (RunInstances). */
   writeManagementEvents: boolean;
 }
 
@@ -37,7 +37,7 @@ export interface SpokeInfo {
 
 /** Every read the doctor makes; each one is a single AWS API (named in DOCTOR_API_CALLS). */
 export interface DoctorReaders {
-  /** Absent where CloudTrail cannot be read (the installed command has no CloudTrail client yet): not-checked. */
+  /** Absent where CloudTrail cannot be read: not-checked, with the command that checks by hand. */
   trails?(region: string): Promise<TrailInfo[]>;
   /** Running and stopped instances (EC2 DescribeInstances). */
   instances(region: string): Promise<{ instanceId: string; state: string }[]>;
@@ -232,7 +232,12 @@ export async function runDoctor(readers: DoctorReaders, options: DoctorOptions):
           status:
             healthy && (stack.version === undefined || stack.version === options.expectedVersion) ? "ok" : "attention",
           region,
-          detail: `${stack.name} ${stack.status}, mode=${mode}, alertEmail ${stack.parameters.alertEmail ? "set" : "not set"}${versionNote}`,
+          // osls resolves ${param:...} into the template when it packages, so a stack it deployed has no
+          // CloudFormation parameters to read: say so rather than report mode=? and an alert email "not set".
+          detail:
+            Object.keys(stack.parameters).length === 0
+              ? `${stack.name} ${stack.status}, parameters not readable (resolved into the template at package time)${versionNote}`
+              : `${stack.name} ${stack.status}, mode=${mode}, alertEmail ${stack.parameters.alertEmail ? "set" : "not set"}${versionNote}`,
           ...(healthy && (stack.version === undefined || stack.version === options.expectedVersion)
             ? {}
             : {
