@@ -20,6 +20,7 @@ import { type OrgSweepRow, orgSweepExecutionName, unreachableRow } from "../doma
 import { type OrgPostureReport, orgPostureMessage } from "../report/org-posture.js";
 import type { OrganizationSweepConfig, SweepConfig } from "../runtime/config.js";
 import { mapLimit } from "../runtime/map-limit.js";
+import { type RetryPolicy, retryRetryable } from "../runtime/retry.js";
 
 export interface SweepDeps {
   ec2: EC2Client;
@@ -248,7 +249,16 @@ export interface OrganizationSweepDeps {
   evidence?: EvidenceStore;
   /** Security Hub in a member account and region, through the spoke role (with `config.securityHub`). */
   securityHubFor?: (target: SpokeTarget) => Promise<SecurityHubClient>;
+  /** How a pair's reads are retried when AWS throttles or answers 5xx (tests pass a sleep of their own). */
+  retry?: Partial<RetryPolicy>;
 }
+
+/**
+ * A member pair's posture and sweep are retried on a throttle or a 5xx, a few seconds apart: they only read and start
+ * executions by name (a repeat starts nothing twice), and without it one transient 500 would leave a pair's
+ * instances unswept, and reported as an error, until the next day.
+ */
+const PAIR_RETRY: RetryPolicy = { attempts: 4, firstDelayMs: 1_000, maxDelayMs: 8_000 };
 
 export interface OrganizationSweepOutcome {
   sweepId: string;
@@ -288,19 +298,22 @@ export async function sweepOrganization(
     } catch (error) {
       return { ...base, ...unreachableRow("assume-role", codeOf(error), messageOf(error)) };
     }
+    const retry = <T>(call: () => Promise<T>) => retryRetryable(call, { ...PAIR_RETRY, ...deps.retry });
     try {
-      const posture = await readAccountPosture(ec2);
-      const swept = await sweepRegion(ec2, deps.sfn, config, now, {
-        account: account.id,
-        region,
-        accountPosture: posture,
-        executionName: (n) => orgSweepExecutionName(sweepId, account.id, region, n),
-        // The posture report covers clean pairs: no execution per clean account and region every day.
-        alwaysOneExecution: false,
-        ...(deps.evidence && config.evidence
-          ? { evidence: { store: deps.evidence, reproveAfterDays: config.evidence.reproveAfterDays } }
-          : {}),
-      });
+      const posture = await retry(() => readAccountPosture(ec2));
+      const swept = await retry(() =>
+        sweepRegion(ec2, deps.sfn, config, now, {
+          account: account.id,
+          region,
+          accountPosture: posture,
+          executionName: (n) => orgSweepExecutionName(sweepId, account.id, region, n),
+          // The posture report covers clean pairs: no execution per clean account and region every day.
+          alwaysOneExecution: false,
+          ...(deps.evidence && config.evidence
+            ? { evidence: { store: deps.evidence, reproveAfterDays: config.evidence.reproveAfterDays } }
+            : {}),
+        }),
+      );
       if (config.securityHub && deps.securityHubFor && swept.closedRecords.length > 0) {
         await archiveQuietly(swept.closedRecords, sweepId, deps.securityHubFor, deps.logger, now);
       }

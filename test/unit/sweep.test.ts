@@ -488,4 +488,37 @@ describe("the organization sweep (sweepOrganization), with mocked clients", () =
     ]);
     expect(outcome.rows[0]?.drift).toBeUndefined();
   });
+  it("retries a pair whose read EC2 answered with a 500, and sweeps it, instead of leaving it for tomorrow", async () => {
+    // Prepare: the member's first GetInstanceMetadataDefaults answers 500, the next one succeeds.
+    posture({ HttpTokens: "optional", ManagedBy: "account" });
+    fleet(optional(ID_A));
+    const serverError = Object.assign(new Error("We encountered an internal error."), {
+      name: "InternalError",
+      $fault: "server",
+      $metadata: { httpStatusCode: 500 },
+    });
+    let failuresLeft = 1;
+    const flaky = {
+      send: (command: unknown) => (failuresLeft-- > 0 ? Promise.reject(serverError) : ec2.send(command as never)),
+    };
+    const slept: number[] = [];
+
+    // Act
+    const outcome = await sweepOrganization({
+      sfn,
+      sns: sns as unknown as SNSClient,
+      logger,
+      now: () => NOW,
+      config: ORG_CONFIG,
+      directory: { accounts: async () => [{ id: "111100000000" }], membership: async () => ({ status: "not-member" }) },
+      ec2For: async () => flaky as unknown as EC2Client,
+      retry: { sleep: async (ms) => void slept.push(ms), random: () => 1 },
+    });
+
+    // Assess
+    expect(outcome.rows.map((r) => [r.account, r.status])).toEqual([["111100000000", "swept"]]);
+    expect(slept).toEqual([1_000]);
+    const started = startedInputs() as { detail: { instanceIds: string[] } }[];
+    expect(started.map((s) => s.detail.instanceIds)).toEqual([[ID_A]]);
+  });
 });
