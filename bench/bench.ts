@@ -15,6 +15,7 @@ import { parseScenario, type Scenario } from "../local/runner/scenario.js";
 import { EC2_REQUEST_BUCKETS } from "../local/sim/ec2-throttling.js";
 import { functionBuildOptions, functionEntries, sourceOf } from "../scripts/function-bundles.js";
 import { flowCosts } from "./flow-costs.js";
+import { scaleFigures } from "./scale.js";
 import { weatherFigures } from "./weather.js";
 
 /**
@@ -438,4 +439,9 @@ if (sections.includes("bundles")) await bundleFigures();
 if (sections.includes("weather")) {
   section("Seeded AWS weather: the invariants over many seeds");
   await weatherFigures((text) => process.stdout.write(text));
+}
+// Not in the default: the 20,000-instance sweep alone runs for many minutes (issue 18's scale proof).
+if (sections.includes("scale")) {
+  section("Scale: a 5,000-instance launch and a 20,000-instance sweep, 50 maximum-length tags each (issue 18)");
+  await scaleFigures((text) => process.stdout.write(text));
 }
