@@ -32,6 +32,8 @@ export interface SweepDeps {
   evidence?: EvidenceStore;
   /** Security Hub, to archive the findings of instances found gone (with `config.securityHub`). */
   securityHubFor?: (target: SpokeTarget) => Promise<SecurityHubClient>;
+  /** How the reads are retried when AWS throttles or answers 5xx (tests pass a sleep of their own). */
+  retry?: Partial<RetryPolicy>;
 }
 
 export interface SweepOutcome {
@@ -59,25 +61,35 @@ const SWEEPABLE_STATES = ["pending", "running", "stopping", "stopped"];
  * state machine as a launch would be. Execution names are derived from the sweep's time window, so a retried sweep
  * does not start the same work twice (StartExecution with an existing name is refused).
  */
+/**
+ * A region's posture and sweep are retried on a throttle or a 5xx, a few seconds apart: they only read and start
+ * executions by name (a repeat starts nothing twice), and without it one transient 500 would leave the region's
+ * instances unswept (an organization's pair reported as an error) until the next day.
+ */
+const SWEEP_RETRY: RetryPolicy = { attempts: 4, firstDelayMs: 1_000, maxDelayMs: 8_000 };
+
 export async function sweep(deps: SweepDeps, scheduled: { time?: string } = {}): Promise<SweepOutcome> {
   const { config } = deps;
   const now = deps.now();
   const sweepId = sweepIdFor(scheduled, now);
-  let accountPosture = await readAccountPosture(deps.ec2);
+  const retry = <T>(call: () => Promise<T>) => retryRetryable(call, { ...SWEEP_RETRY, ...deps.retry });
+  let accountPosture = await retry(() => readAccountPosture(deps.ec2));
   if (config.enforceAccountDefault && config.mode === "enforce") {
     accountPosture = await requireTokensByDefault(deps.ec2, accountPosture);
   }
-  const region = await sweepRegion(deps.ec2, deps.sfn, config, now, {
-    account: config.account,
-    region: config.region,
-    accountPosture,
-    executionName: (n) => `${sweepId}-${n}`,
-    // A clean fleet still gets one execution, so the sweep's notification reports the account's posture.
-    alwaysOneExecution: true,
-    ...(deps.evidence && config.evidence
-      ? { evidence: { store: deps.evidence, reproveAfterDays: config.evidence.reproveAfterDays } }
-      : {}),
-  });
+  const region = await retry(() =>
+    sweepRegion(deps.ec2, deps.sfn, config, now, {
+      account: config.account,
+      region: config.region,
+      accountPosture,
+      executionName: (n) => `${sweepId}-${n}`,
+      // A clean fleet still gets one execution, so the sweep's notification reports the account's posture.
+      alwaysOneExecution: true,
+      ...(deps.evidence && config.evidence
+        ? { evidence: { store: deps.evidence, reproveAfterDays: config.evidence.reproveAfterDays } }
+        : {}),
+    }),
+  );
   const { closedRecords, ...counts } = region;
   if (config.securityHub && deps.securityHubFor && closedRecords.length > 0) {
     await archiveQuietly(closedRecords, sweepId, deps.securityHubFor, deps.logger, now);
@@ -253,13 +265,6 @@ export interface OrganizationSweepDeps {
   retry?: Partial<RetryPolicy>;
 }
 
-/**
- * A member pair's posture and sweep are retried on a throttle or a 5xx, a few seconds apart: they only read and start
- * executions by name (a repeat starts nothing twice), and without it one transient 500 would leave a pair's
- * instances unswept, and reported as an error, until the next day.
- */
-const PAIR_RETRY: RetryPolicy = { attempts: 4, firstDelayMs: 1_000, maxDelayMs: 8_000 };
-
 export interface OrganizationSweepOutcome {
   sweepId: string;
   organization: true;
@@ -298,7 +303,7 @@ export async function sweepOrganization(
     } catch (error) {
       return { ...base, ...unreachableRow("assume-role", codeOf(error), messageOf(error)) };
     }
-    const retry = <T>(call: () => Promise<T>) => retryRetryable(call, { ...PAIR_RETRY, ...deps.retry });
+    const retry = <T>(call: () => Promise<T>) => retryRetryable(call, { ...SWEEP_RETRY, ...deps.retry });
     try {
       const posture = await retry(() => readAccountPosture(ec2));
       const swept = await retry(() =>
