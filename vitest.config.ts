@@ -20,6 +20,8 @@ export default defineConfig({
   plugins: [probeScriptsAsText()],
   test: {
     include: ["test/**/*.test.ts"],
+    // The packaged templates the IAM test reads, built once before the files run in parallel (test/global-setup.ts).
+    globalSetup: ["test/global-setup.ts"],
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: "forks",
