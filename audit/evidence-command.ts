@@ -111,6 +111,16 @@ function parseEvidenceOptions(argv: readonly string[]) {
     .filter(Boolean);
   const bad = regions.find((r) => !/^[a-z]{2}(-[a-z]+)+-\d{1,2}$/.test(r));
   if (bad) throw new Error(`--regions: ${bad} is not a region name`);
+  return {
+    format: tableJsonOrCsv(values),
+    table: values.table,
+    ...(values.account ? { account: values.account } : {}),
+    regions,
+  };
+}
+
+/** `--output table|json|csv`, or its short forms `--json` and `--csv`; two that disagree are an error. */
+export function tableJsonOrCsv(values: { json?: boolean; csv?: boolean; output?: string }): "table" | "json" | "csv" {
   const asked = [values.output, values.json ? "json" : undefined, values.csv ? "csv" : undefined].filter(
     (v): v is string => v !== undefined,
   );
@@ -119,6 +129,5 @@ function parseEvidenceOptions(argv: readonly string[]) {
     throw new Error(`--output must be table, json or csv, not ${format}`);
   }
   if (asked.some((a) => a !== format)) throw new Error(`conflicting output formats: ${asked.join(" and ")}`);
-  const chosen: "table" | "json" | "csv" = format;
-  return { format: chosen, table: values.table, ...(values.account ? { account: values.account } : {}), regions };
+  return format;
 }

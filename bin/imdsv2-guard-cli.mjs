@@ -3175,6 +3175,14 @@ function parseEvidenceOptions(argv) {
   const regions = (values.regions ?? "").split(",").map((r) => r.trim()).filter(Boolean);
   const bad = regions.find((r) => !/^[a-z]{2}(-[a-z]+)+-\d{1,2}$/.test(r));
   if (bad) throw new Error(`--regions: ${bad} is not a region name`);
+  return {
+    format: tableJsonOrCsv(values),
+    table: values.table,
+    ...values.account ? { account: values.account } : {},
+    regions
+  };
+}
+function tableJsonOrCsv(values) {
   const asked = [values.output, values.json ? "json" : void 0, values.csv ? "csv" : void 0].filter(
     (v) => v !== void 0
   );
@@ -3183,8 +3191,7 @@ function parseEvidenceOptions(argv) {
     throw new Error(`--output must be table, json or csv, not ${format}`);
   }
   if (asked.some((a) => a !== format)) throw new Error(`conflicting output formats: ${asked.join(" and ")}`);
-  const chosen = format;
-  return { format: chosen, table: values.table, ...values.account ? { account: values.account } : {}, regions };
+  return format;
 }
 
 // audit/cli.ts

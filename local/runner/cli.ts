@@ -1,4 +1,5 @@
 import { parseArgs } from "node:util";
+import { tableJsonOrCsv } from "../../audit/evidence-command.js";
 import { evidenceCsv, evidenceJson, evidenceTable } from "../../shared/report/evidence-table.js";
 import { outputWidth, textTable, wrapText } from "../../shared/report/text-table.js";
 import defaultScenario from "../scenarios/default.json" with { type: "json" };
@@ -56,7 +57,7 @@ async function main(argv: string[]): Promise<number> {
   let format: "table" | "json" | "csv" = "table";
   try {
     args = parse(evidenceCommand ? argv.slice(1) : argv);
-    format = outputFormat(args.values);
+    format = tableJsonOrCsv(args.values);
   } catch (error) {
     process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n\n${USAGE}`);
     return 2;
@@ -132,19 +133,6 @@ function parseWeatherSeed(text: string): { seed: number } {
   const parsed = weatherSchema.safeParse({ seed: /^\d+$/.test(text) ? Number(text) : Number.NaN });
   if (!parsed.success) throw new Error(`--weather-seed must be a whole number from 0 to ${2 ** 31 - 1}, not "${text}"`);
   return parsed.data;
-}
-
-/** `--output table|json|csv`, or its short forms `--json` and `--csv`; two that disagree are an error. */
-function outputFormat(values: { json?: boolean; csv?: boolean; output?: string }): "table" | "json" | "csv" {
-  const asked = [values.output, values.json ? "json" : undefined, values.csv ? "csv" : undefined].filter(
-    (v): v is string => v !== undefined,
-  );
-  const format = asked[0] ?? "table";
-  if (format !== "table" && format !== "json" && format !== "csv") {
-    throw new Error(`--output must be table, json or csv, not ${format}`);
-  }
-  if (asked.some((a) => a !== format)) throw new Error(`conflicting output formats: ${asked.join(" and ")}`);
-  return format;
 }
 
 function jsonOutput(run: FlowRun) {
