@@ -165,6 +165,33 @@ export function concludeUnreachable(batch: Batch, reason: string, now: Date): Ba
   );
 }
 
+/**
+ * The pause before the next round: `pollSeconds`, or less when the batch itself says a change is about to apply.
+ * EC2 documents no delay for a modify to apply, but the instances of one batch share it, so the quickest this batch
+ * has seen (enforced to observed applied, which is never less than the true delay) times the next read of an
+ * instance still pending. Without it, a change that applies just after a read waits a whole poll for the next one,
+ * and in a 1,000-instance burst that poll is most of the time between the last modify and the last verdict. An
+ * instance already past that time, or a batch backing off after a refusal, keeps the plain poll: this never reads
+ * more often than the poll when EC2 is slower than the batch has seen.
+ */
+export function roundWaitSeconds(batch: Batch, now: Date): number {
+  const poll = batch.pollSeconds ?? 0;
+  if ((batch.throttledRounds ?? 0) > 0) return poll;
+  const delays = batch.instances.flatMap((p) =>
+    p.enforcedAt && p.appliedAt ? [Date.parse(p.appliedAt) - Date.parse(p.enforcedAt)] : [],
+  );
+  if (delays.length === 0) return poll;
+  const quickest = Math.min(...delays);
+  const dueIn = batch.instances
+    .filter((p) => p.stage === "await-applied" && p.enforcedAt)
+    .map((p) => (Date.parse(p.enforcedAt as string) + quickest - now.getTime()) / 1000)
+    .filter((seconds) => seconds > 0);
+  if (dueIn.length === 0) return poll;
+  return Math.min(poll, Math.max(MIN_ROUND_WAIT_SECONDS, Math.ceil(Math.min(...dueIn))));
+}
+/** A Wait of 0 would loop at once: the next read comes at least this long after the last. */
+const MIN_ROUND_WAIT_SECONDS = 1;
+
 /** The batch steps of a round, in the order a round runs them. */
 export const ROUND_STEPS = ROUND_STEP_NAMES;
 export type RoundStep = (typeof ROUND_STEPS)[number];
@@ -213,7 +240,7 @@ export function routeAfter(step: RoundStep, batch: Batch, now: Date): Batch {
   const route = inRound
     ? { next: inRound, waitSeconds: 0 }
     : nextRound
-      ? { next: nextRound, waitSeconds: batch.pollSeconds ?? 0 }
+      ? { next: nextRound, waitSeconds: roundWaitSeconds(batch, now) }
       : undefined;
   if (!route) return { ...batch, sliceStartedAt, next: "finalize", waitSeconds: 0 };
   const spent = (now.getTime() - Date.parse(sliceStartedAt)) / 1000;

@@ -80,4 +80,49 @@ describe("routeAfter: where the batch goes after a step, as data for the round's
 
     expect(routed.sliceStartedAt).toBe(NOW.toISOString());
   });
+
+  describe("the pause before a round that waits for changes to apply", () => {
+    /** Enforced `enforcedSecondsAgo` ago, and (when given) observed applied `appliedAfter` seconds after that. */
+    function enforced(instanceId: string, enforcedSecondsAgo: number, appliedAfter?: number): InstanceProgress {
+      const enforcedAt = isoAfter(NOW, -enforcedSecondsAgo);
+      return appliedAfter === undefined
+        ? { ...at(instanceId, "await-applied"), enforcedAt }
+        : {
+            ...at(instanceId, "await-managed"),
+            enforcedAt,
+            appliedAt: isoAfter(NOW, appliedAfter - enforcedSecondsAgo),
+          };
+    }
+
+    it("reads again when the batch's own quickest apply says the pending change is due, not a whole poll later", () => {
+      // Prepare: A took 20 s to show as applied; B was enforced 19 s ago, so it is due in 1 s (the poll is 10 s).
+      const batch = returned({ ...enforced(ID_A, 40, 20), stage: "done" }, enforced(ID_B, 19));
+
+      // Act
+      const routed = routeAfter("check-applied", batch, NOW);
+
+      // Assess
+      expect(routed).toMatchObject({ next: "check-applied", waitSeconds: 1 });
+    });
+
+    it("keeps the plain poll with nothing seen yet, with the change already overdue, or while backing off", () => {
+      // Nothing of this batch has applied yet: no delay to go by.
+      expect(routeAfter("check-applied", returned(enforced(ID_A, 5)), NOW)).toMatchObject({ waitSeconds: 10 });
+      // B is past the quickest delay (EC2 is slower for it): reading more often than the poll would only add reads.
+      const overdue = returned({ ...enforced(ID_A, 60, 20), stage: "done" }, enforced(ID_B, 30));
+      expect(routeAfter("check-applied", overdue, NOW)).toMatchObject({ waitSeconds: 10 });
+      // Due in 4 s, but the batch was just refused: the backoff decides.
+      const backingOff = {
+        ...returned({ ...enforced(ID_A, 40, 20), stage: "done" }, enforced(ID_B, 16)),
+        throttledRounds: 1,
+      };
+      expect(routeAfter("check-applied", backingOff, NOW).waitSeconds).toBe(backingOff.pollSeconds);
+    });
+
+    it("never waits longer than the poll for a change due later", () => {
+      const batch = returned({ ...enforced(ID_A, 60, 40), stage: "done" }, enforced(ID_B, 2));
+
+      expect(routeAfter("check-applied", batch, NOW)).toMatchObject({ waitSeconds: 10 });
+    });
+  });
 });
