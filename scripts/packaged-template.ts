@@ -42,6 +42,28 @@ export async function packagedTemplate(
     // Not cached yet: package below.
   }
   const dir = await mkdtemp(join(tmpdir(), "imdsv2-guard-package-"));
+  try {
+    await oslsPackage(dir, params, { region, stage });
+    const text = await readFile(join(dir, "cloudformation-template-update-stack.json"), "utf8");
+    await mkdir(CACHE, { recursive: true });
+    await writeFile(cached, text);
+    return JSON.parse(text);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Runs `osls package` into `dir`, from the project at `cwd` (the checkout by default): offline, with no AWS
+ * credentials, no instance metadata service and no telemetry in its environment. serverless-esbuild builds each
+ * function in a folder of os.tmpdir() and leaves it there (about 5 MB each), so the child gets a temporary directory
+ * of its own, removed afterwards: packaging leaves nothing in the caller's TMPDIR.
+ */
+export async function oslsPackage(
+  dir: string,
+  params: readonly string[],
+  { region = "us-east-1", stage = "dev", cwd = root }: { region?: string; stage?: string; cwd?: string } = {},
+): Promise<void> {
   const scratch = await mkdtemp(join(tmpdir(), "imdsv2-guard-osls-tmp-"));
   const env: NodeJS.ProcessEnv = {};
   for (const [name, value] of Object.entries(process.env)) if (!name.startsWith("AWS_")) env[name] = value;
@@ -65,17 +87,13 @@ export async function packagedTemplate(
     ...params.map((p) => `--param=${p}`),
   ];
   try {
+    // Generous: packaging is slow on a loaded machine, and speed is not what any caller measures.
     await execFileAsync(process.execPath, [join(root, "node_modules/osls/bin/serverless.js"), ...args], {
-      cwd: root,
+      cwd,
       env,
       timeout: 900_000,
     });
-    const text = await readFile(join(dir, "cloudformation-template-update-stack.json"), "utf8");
-    await mkdir(CACHE, { recursive: true });
-    await writeFile(cached, text);
-    return JSON.parse(text);
   } finally {
-    await rm(dir, { recursive: true, force: true });
     await rm(scratch, { recursive: true, force: true });
   }
 }

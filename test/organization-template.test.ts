@@ -1,12 +1,11 @@
-import { execFile } from "node:child_process";
-import { cp, mkdir, mkdtemp, readFile, rm, symlink } from "node:fs/promises";
+import { cp, mkdtemp, readFile, rm, symlink } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as z from "zod";
+import { oslsPackage } from "../scripts/packaged-template.js";
 import { matchesEventPattern } from "./event-pattern.js";
 
 /**
@@ -55,12 +54,11 @@ async function spoke(name: string): Promise<{ text: string; template: Template }
   return { text, template: templateSchema.parse(cfnYaml(path, text)) };
 }
 
-const execFileAsync = promisify(execFile);
 const packaged: string[] = [];
 
 /**
- * `osls package` offline (no AWS credentials, no instance metadata service), from a copy of the project: the bundler
- * works in .build/ of the project it packages, and test/template.test.ts packages the checkout at the same time.
+ * `osls package` offline (scripts/packaged-template.ts), from a copy of the project: the bundler works in .build/ of
+ * the project it packages, and test/template.test.ts packages the checkout at the same time.
  */
 async function packageStack(params: string[]): Promise<Template> {
   const work = await mkdtemp(join(tmpdir(), "imdsv2-guard-org-project-"));
@@ -70,36 +68,7 @@ async function packageStack(params: string[]): Promise<Template> {
   }
   await symlink(join(root, "node_modules"), join(work, "node_modules"));
   const dir = join(work, "package");
-  // serverless-esbuild builds each function in a folder of os.tmpdir() and leaves it there: the child's temporary
-  // directory is inside the copy, which afterAll removes, so a test run leaves nothing in the caller's TMPDIR.
-  const scratch = join(work, "tmp");
-  await mkdir(scratch);
-  const env: NodeJS.ProcessEnv = {};
-  for (const [key, value] of Object.entries(process.env)) if (!key.startsWith("AWS_")) env[key] = value;
-  Object.assign(env, {
-    AWS_EC2_METADATA_DISABLED: "true",
-    AWS_SHARED_CREDENTIALS_FILE: "/dev/null",
-    AWS_CONFIG_FILE: "/dev/null",
-    SLS_TELEMETRY_DISABLED: "1",
-    TMPDIR: scratch,
-    TMP: scratch,
-    TEMP: scratch,
-  });
-  const args = [
-    "package",
-    "--stage",
-    "dev",
-    "--region",
-    "us-east-1",
-    "--package",
-    dir,
-    ...params.map((p) => `--param=${p}`),
-  ];
-  await execFileAsync(process.execPath, [join(root, "node_modules/osls/bin/serverless.js"), ...args], {
-    cwd: work,
-    env,
-    timeout: 200_000,
-  });
+  await oslsPackage(dir, params, { cwd: work });
   return templateSchema.parse(
     JSON.parse(await readFile(join(dir, "cloudformation-template-update-stack.json"), "utf8")),
   );

@@ -7,6 +7,7 @@ import { promisify } from "node:util";
 import { inflateRawSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as z from "zod";
+import { oslsPackage } from "../scripts/packaged-template.js";
 import { GUARD_PROBE_DOCUMENTS } from "../shared/probes/guard-probe-documents.js";
 import { matchesEventPattern } from "./event-pattern.js";
 
@@ -51,39 +52,14 @@ const policyDocumentSchema = z.object({ Statement: z.array(statementSchema) });
 
 const execFileAsync = promisify(execFile);
 
-/** Runs `osls package` into a temporary folder; the environment carries no AWS credentials or endpoints. */
+/** Runs `osls package` into a temporary folder (scripts/packaged-template.ts: offline, no credentials). */
 async function packageStack(params: string[], region = REGION): Promise<{ template: Template; dir: string }> {
   const dir = await mkdtemp(join(tmpdir(), "imdsv2-guard-package-"));
-  // serverless-esbuild builds each function in a folder of os.tmpdir() and leaves it there (about 5 MB each):
-  // the child gets a temporary directory of its own, removed below, so a test run leaves nothing behind.
-  const scratch = await mkdtemp(join(tmpdir(), "imdsv2-guard-osls-tmp-"));
-  const env: NodeJS.ProcessEnv = {};
-  for (const [key, value] of Object.entries(process.env)) {
-    if (!key.startsWith("AWS_")) env[key] = value;
-  }
-  Object.assign(env, {
-    AWS_EC2_METADATA_DISABLED: "true",
-    AWS_SHARED_CREDENTIALS_FILE: "/dev/null",
-    AWS_CONFIG_FILE: "/dev/null",
-    SLS_TELEMETRY_DISABLED: "1",
-    TMPDIR: scratch,
-    TMP: scratch,
-    TEMP: scratch,
-  });
-  const args = ["package", "--stage", STAGE, "--region", region, "--package", dir];
-  for (const param of params) args.push(`--param=${param}`);
   try {
-    // Generous: packaging is slow on a loaded machine, and speed is not what this test is about.
-    await execFileAsync(process.execPath, [join(root, "node_modules/osls/bin/serverless.js"), ...args], {
-      cwd: root,
-      env,
-      timeout: 900_000,
-    });
+    await oslsPackage(dir, params, { region, stage: STAGE });
   } catch (error) {
     await rm(dir, { recursive: true, force: true });
     throw error;
-  } finally {
-    await rm(scratch, { recursive: true, force: true });
   }
   const raw = JSON.parse(await readFile(join(dir, "cloudformation-template-update-stack.json"), "utf8"));
   return { template: templateSchema.parse(raw), dir };
