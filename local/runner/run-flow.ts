@@ -31,6 +31,7 @@ import { ledgerCallSettled } from "../sim/dynamodb.js";
 import { SimAccount, type SimApi, type SimFaults } from "../sim/sim-account.js";
 import { deliverAsAws } from "../sim/sim-eventbridge.js";
 import { SIM_SPOKE_ROLE_NAME, SimOrganization } from "../sim/sim-organization.js";
+import { DEFAULT_WEATHER, SimRandom } from "../sim/sim-weather.js";
 import { type MapResultOrder, takeDistributedMaps } from "./distributed-map.js";
 import { createExecutor, type ExecutionStats, type TaskOverrides } from "./executions.js";
 import { localFunctions } from "./lambda-functions.js";
@@ -322,6 +323,11 @@ export async function runFlow(requested: Scenario, requestedOptions: RunOptions 
     now: SCENARIO_EPOCH,
     toFake: ["setTimeout", "clearTimeout", "setInterval", "clearInterval", "Date"],
   });
+  // Chance is seeded like time is faked: the intake's and the sweep's full-jitter retries (shared/runtime/retry.ts)
+  // and the SDK's own retry jitter draw from Math.random, and a seed must replay to the millisecond.
+  const realRandom = Math.random;
+  const chance = new SimRandom(weather?.seed ?? DEFAULT_WEATHER.seed);
+  Math.random = () => chance.next();
   const org = scenario.organization
     ? new SimOrganization(scenario.organization, scenario.instances, options.faults, scenario)
     : undefined;
@@ -589,6 +595,7 @@ export async function runFlow(requested: Scenario, requestedOptions: RunOptions 
   } finally {
     world.restore();
     clock.uninstall();
+    Math.random = realRandom;
   }
 }
 

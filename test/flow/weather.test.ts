@@ -17,6 +17,16 @@ describe("seeded AWS weather", () => {
     expect([8, 9, 10, 11].map((seed) => JSON.stringify(weatherForSeed(scenario, seed)))).not.toContain(seven);
   });
 
+  it("replays a seed to the millisecond, retry jitter included", async () => {
+    // Seed 7 throttles the intake, whose full-jitter retries draw from Math.random: the runner seeds it too.
+    const scenario = { ...singleAccountScenario(), weather: { seed: 7 } };
+    const first = await runFlow(scenario, { faults: { computedProbes: true } });
+    const second = await runFlow(scenario, { faults: { computedProbes: true } });
+
+    expect(second.lastReportSeconds).toBe(first.lastReportSeconds);
+    expect(JSON.stringify(second.reports)).toBe(JSON.stringify(first.reports));
+  });
+
   it("only ever makes the scenario's own knobs later or rougher, never calmer", () => {
     const scenario = singleAccountScenario();
     for (const seed of [1, 2, 3, 4, 5]) {
