@@ -218,11 +218,14 @@ export function sdkTrailAndStackReaders(
       if (!stack) return undefined;
       const parameters: Record<string, string> = {};
       for (const p of stack.Parameters ?? []) if (p.ParameterKey) parameters[p.ParameterKey] = p.ParameterValue ?? "";
+      const outputs: Record<string, string> = {};
+      for (const o of stack.Outputs ?? []) if (o.OutputKey) outputs[o.OutputKey] = o.OutputValue ?? "";
       const version = stack.Tags?.find((t) => t.Key === "version")?.Value;
       const info: StackInfo = {
         name: stack.StackName ?? stackName,
         status: stack.StackStatus ?? "UNKNOWN",
         parameters,
+        outputs,
         ...(version !== undefined ? { version } : {}),
       };
       return info;

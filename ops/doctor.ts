@@ -20,6 +20,8 @@ export interface StackInfo {
   name: string;
   status: string;
   parameters: Record<string, string>;
+  /** The stack's outputs: serverless.yml's GuardMode, GuardOrganizationMode, GuardAlertEmailSet, among others. */
+  outputs: Record<string, string>;
   /** The `version` stack tag, when the deploy set one. */
   version?: string;
 }
@@ -220,7 +222,15 @@ export async function runDoctor(readers: DoctorReaders, options: DoctorOptions):
           return;
         }
         const healthy = /_COMPLETE$/.test(stack.status) && !/ROLLBACK|DELETE/.test(stack.status);
-        const mode = stack.parameters.mode ?? "?";
+        // osls resolves ${param:...} into the template when it packages, so a stack it deployed has no CloudFormation
+        // parameters: its outputs say the mode and whether an alert email is set (never the address).
+        const mode = stack.parameters.mode ?? stack.outputs.GuardMode;
+        const alertEmailSet =
+          stack.parameters.alertEmail !== undefined
+            ? stack.parameters.alertEmail !== ""
+            : stack.outputs.GuardAlertEmailSet === undefined
+              ? undefined
+              : stack.outputs.GuardAlertEmailSet === "true";
         const versionNote =
           stack.version === undefined
             ? ""
@@ -232,12 +242,12 @@ export async function runDoctor(readers: DoctorReaders, options: DoctorOptions):
           status:
             healthy && (stack.version === undefined || stack.version === options.expectedVersion) ? "ok" : "attention",
           region,
-          // osls resolves ${param:...} into the template when it packages, so a stack it deployed has no
-          // CloudFormation parameters to read: say so rather than report mode=? and an alert email "not set".
+          // A stack deployed before the outputs existed shows neither: say so rather than report mode=? and an alert
+          // email "not set".
           detail:
-            Object.keys(stack.parameters).length === 0
-              ? `${stack.name} ${stack.status}, parameters not readable (resolved into the template at package time)${versionNote}`
-              : `${stack.name} ${stack.status}, mode=${mode}, alertEmail ${stack.parameters.alertEmail ? "set" : "not set"}${versionNote}`,
+            mode === undefined && alertEmailSet === undefined
+              ? `${stack.name} ${stack.status}, mode and alertEmail not readable (a stack from before 0.1.0's outputs: redeploy it)${versionNote}`
+              : `${stack.name} ${stack.status}, mode=${mode ?? "?"}${stack.outputs.GuardOrganizationMode ? ` (${stack.outputs.GuardOrganizationMode})` : ""}, alertEmail ${alertEmailSet ? "set" : "not set"}${versionNote}`,
           ...(healthy && (stack.version === undefined || stack.version === options.expectedVersion)
             ? {}
             : {

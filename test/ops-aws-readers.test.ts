@@ -213,13 +213,47 @@ describe("doctor's CloudFormation reader", () => {
       name: "imdsv2-guard-prod",
       status: "UPDATE_COMPLETE",
       parameters: { mode: "enforce", alertEmail: "ops@example.com" },
+      outputs: {},
       version: "0.1.0",
     });
     expect(check).toMatchObject({ check: "stack", status: "ok" });
     expect(check?.detail).toBe("imdsv2-guard-prod UPDATE_COMPLETE, mode=enforce, alertEmail set, version 0.1.0");
   });
 
-  it("a stack osls deployed has no CloudFormation parameters: the doctor says so instead of a mode", async () => {
+  it("a stack osls deployed has no CloudFormation parameters: the doctor reads its mode from the outputs", async () => {
+    // Arrange: as serverless.yml's outputs and version stack tag show a deployed stack.
+    cloudtrail.on(DescribeTrailsCommand).resolves({ trailList: [] });
+    cloudformation.on(DescribeStacksCommand).resolves({
+      Stacks: [
+        {
+          StackName: "imdsv2-guard-prod",
+          CreationTime: new Date("2026-11-01T00:00:00Z"),
+          StackStatus: "UPDATE_COMPLETE",
+          Outputs: [
+            { OutputKey: "AlertTopicArn", OutputValue: "arn:aws:sns:eu-west-1:123456789012:imdsv2-guard-prod-alerts" },
+            { OutputKey: "GuardMode", OutputValue: "audit" },
+            { OutputKey: "GuardOrganizationMode", OutputValue: "hub" },
+            { OutputKey: "GuardAlertEmailSet", OutputValue: "false" },
+          ],
+          Tags: [
+            { Key: "service", Value: "imdsv2-guard" },
+            { Key: "version", Value: "0.1.0" },
+          ],
+        },
+      ],
+    });
+
+    // Act
+    const [, check] = await doctorChecks(readers());
+
+    // Assess
+    expect(check).toMatchObject({ check: "stack", status: "ok" });
+    expect(check?.detail).toBe(
+      "imdsv2-guard-prod UPDATE_COMPLETE, mode=audit (hub), alertEmail not set, version 0.1.0",
+    );
+  });
+
+  it("a stack from before the outputs shows neither parameters nor outputs: the doctor says so instead of a mode", async () => {
     // Arrange
     cloudtrail.on(DescribeTrailsCommand).resolves({ trailList: [] });
     cloudformation.on(DescribeStacksCommand).resolves({
@@ -238,7 +272,7 @@ describe("doctor's CloudFormation reader", () => {
     // Assess
     expect(check).toMatchObject({ check: "stack", status: "attention" });
     expect(check?.detail).toBe(
-      "imdsv2-guard-prod UPDATE_ROLLBACK_COMPLETE, parameters not readable (resolved into the template at package time)",
+      "imdsv2-guard-prod UPDATE_ROLLBACK_COMPLETE, mode and alertEmail not readable (a stack from before 0.1.0's outputs: redeploy it)",
     );
   });
 

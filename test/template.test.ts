@@ -1512,3 +1512,31 @@ describe("optional email and Slack", () => {
     expect(resource(configured, "ChatbotRole").Properties.ManagedPolicyArns).toEqual([ref("ChatbotReadOnlyPolicy")]);
   });
 });
+
+describe("what imdsv2-guard doctor reads back from a deployed stack", () => {
+  /** The packaged template as CloudFormation receives it, outputs included (templateSchema keeps only resources). */
+  async function outputsOf(dir: string): Promise<Record<string, { Value: unknown }>> {
+    const raw = JSON.parse(await readFile(join(dir, "cloudformation-template-update-stack.json"), "utf8"));
+    return z.record(z.string(), z.object({ Value: z.unknown() })).parse(raw.Outputs);
+  }
+
+  it("outputs the mode, single-account or hub, and whether an alert email is set (never the address)", async () => {
+    const defaultsOutputs = await outputsOf(defaultsDir);
+    const configuredOutputs = await outputsOf(configuredDir);
+
+    expect(defaultsOutputs.GuardMode?.Value).toBe("enforce");
+    expect(configuredOutputs.GuardMode?.Value).toBe("audit");
+    expect(defaultsOutputs.GuardOrganizationMode?.Value).toEqual({
+      "Fn::If": ["SingleAccount", "single-account", "hub"],
+    });
+    expect(defaultsOutputs.GuardAlertEmailSet?.Value).toEqual({ "Fn::If": ["HasAlertEmail", "true", "false"] });
+    expect(JSON.stringify(configuredOutputs)).not.toContain("secops@example.com");
+  });
+
+  it("tags the stack with the package's version, which the doctor compares with its own", async () => {
+    const state = JSON.parse(await readFile(join(defaultsDir, "serverless-state.json"), "utf8"));
+    const { version } = JSON.parse(await readFile(join(root, "package.json"), "utf8"));
+
+    expect(state.service.provider.stackTags).toEqual({ service: "imdsv2-guard", version });
+  });
+});

@@ -4,6 +4,7 @@ import { EC2Client } from "@aws-sdk/client-ec2";
 import { SFNClient } from "@aws-sdk/client-sfn";
 import { SSMClient } from "@aws-sdk/client-ssm";
 import type { AuditIo } from "../../audit/command.js";
+import { VERSION } from "../../audit/conventions.js";
 import { type RegionClients, sdkDoctorReaders } from "../../ops/aws-readers.js";
 import { runDoctorCommand, runSelftestCommand } from "../../ops/command.js";
 import { type DoctorReaders, EXPECTED_ALARMS, PROBE_DOCUMENT_PREFIX, type SpokeInfo } from "../../ops/doctor.js";
@@ -88,7 +89,14 @@ export function simulatedDoctor(deployment: SimulatedDeployment): { readers: Doc
     stack: async (_region, name) =>
       deployment.stack === "none"
         ? undefined
-        : { name, status: "UPDATE_COMPLETE", parameters: { mode: "enforce", alertEmail: "ops@example.com" } },
+        : // As osls deploys it: the params resolved into the template, read back from the outputs and the version tag.
+          {
+            name,
+            status: "UPDATE_COMPLETE",
+            parameters: {},
+            outputs: { GuardMode: "enforce", GuardOrganizationMode: "single-account", GuardAlertEmailSet: "true" },
+            version: VERSION,
+          },
     alarms: async (_region, prefix) =>
       deployment.stack === "none"
         ? []
