@@ -328,7 +328,7 @@ function messageAttributes(report: EventReport): SnsMessage["MessageAttributes"]
 
 /**
  * Every SNS message of the event's report, to publish in order. One, exactly `snsMessage`'s, whenever that fits.
- * Past about 3,100 instances even the `[instanceId, verdict]` pairs of the machine copies pass SNS's 256 KiB, and the
+ * Past about 3,000 instances even the `[instanceId, verdict]` pairs of the machine copies pass SNS's 256 KiB, and the
  * report is split over the fewest messages that each fit: the results, worst first, as pairs (in full where a part
  * has room). Part 1 carries the whole event's email text and Chatbot notification; each later part a short text that
  * says which instances it carries. Every part's machine copy is the event's report (verdict, counts, event) with that
@@ -341,7 +341,8 @@ export function snsMessages(report: EventReport): SnsMessage[] {
   const sorted = worstFirst(report.results);
   const summary = { text: plainText(report), https: chatbotNotification(report) };
   // What one more result adds to a part as a pair: in both machine copies, escaped inside the message's JSON, with
-  // its comma. Escaping is per character, so this is exact; the check after packing covers the list's own key.
+  // its comma. Escaping is per character, so this is exact past a part's first pair (which brings the list's key);
+  // the check after packing covers what the text's counts add.
   const cost = sorted.map(
     (r) => 2 * (Buffer.byteLength(JSON.stringify(JSON.stringify([r.instanceId, r.verdict]))) - 1),
   );
@@ -355,8 +356,8 @@ export function snsMessages(report: EventReport): SnsMessage[] {
     const from = start;
     const size = (to: number) =>
       publishedSize(partMessage(report, sorted, summary, from, to, { index, of: atMost }, 0));
-    let end = from;
-    let bytes = size(from);
+    let end = Math.min(from + 1, sorted.length);
+    let bytes = size(end);
     while (end < sorted.length && bytes + (cost[end] ?? 0) <= SNS_MESSAGE_BUDGET_BYTES) bytes += cost[end++] ?? 0;
     for (let over = size(end) - SNS_MESSAGE_BUDGET_BYTES; over > 0 && end > from; ) {
       end = Math.max(from, end - Math.ceil(over / cheapest) - 1);
