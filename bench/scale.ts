@@ -140,6 +140,19 @@ function watchLedgerWrites(): { largest: () => { bytes: number; api: string; key
   };
 }
 
+/**
+ * The SNS messages that carried reports (alert topic only): one per report, or a split report's parts (shared/report
+ * snsMessages). Last-resort messages have no machine copy and are counted as fallbacks instead.
+ */
+function reportMessages(run: FlowRun): number {
+  return run.sim.published.filter((p) => {
+    const message = JSON.parse(p.input.Message ?? "{}") as { sqs?: string };
+    return (
+      message.sqs !== undefined && (JSON.parse(message.sqs) as { schema?: string }).schema === "imdsv2-guard.report.v1"
+    );
+  }).length;
+}
+
 function row(cells: (string | number)[]): string {
   return `| ${cells.join(" | ")} |`;
 }
@@ -177,12 +190,15 @@ function figures(
       `${run.executions.length - failed.length} / ${failed.length}`,
       `${maxState.toLocaleString("en-US")} (${((maxState / 262_144) * 100).toFixed(1)} %)`,
       `${ledger.bytes.toLocaleString("en-US")} (${ledger.api}: ${ledger.key.slice(0, 60)})`,
-      `${run.reports.length} / ${run.fallbacks.length} / ${run.refusedDeliveries.length} / ${run.truncatedDeliveries.length}`,
+      `${run.reports.length} / ${reportMessages(run)} / ${run.fallbacks.length} / ${run.refusedDeliveries.length} / ${run.truncatedDeliveries.length}`,
       run.simulatedSeconds.toFixed(0),
       (wallMs / 1000).toFixed(0),
       heapMiB.toFixed(0),
     ]),
     ...errors.map((e) => `\n  failed execution: ${e}`),
+    ...run.incompleteReports.map(
+      (r) => `\n  report incomplete: ${r.event} has part(s) ${r.parts.join(", ")} of ${r.of}, not all`,
+    ),
     // A report SNS would not take reaches nobody: its verdicts are in the ledger only, so they are not counted above.
     ...[...new Set(run.fallbacks.map((f) => f.split("\n").find((l) => l.startsWith("Why:")) ?? f.slice(0, 300)))].map(
       (why) => `\n  report not published (fallback): ${why}`,
@@ -201,7 +217,7 @@ export async function scaleFigures(write: (text: string) => void): Promise<void>
       "Largest ledger write: JSON bytes of the item as written (UpdateItem: its new values only); DynamoDB's limit is 400 KB.\n\n",
   );
   write(
-    `${row(["run", "instances", "verdicts (by verdict)", "instances without exactly one verdict", "executions succeeded / failed", "largest state B (% of 256 KiB)", "largest ledger write B", "reports / fallbacks / refused / truncated deliveries", "simulated s", "wall s", "heap after MiB"])}\n`,
+    `${row(["run", "instances", "verdicts (by verdict)", "instances without exactly one verdict", "executions succeeded / failed", "largest state B (% of 256 KiB)", "largest ledger write B", "reports / SNS messages of reports (parts) / fallbacks / refused / truncated deliveries", "simulated s", "wall s", "heap after MiB"])}\n`,
   );
   write(`${row(["---", "---:", "---", "---:", "---:", "---:", "---", "---:", "---:", "---:", "---:"])}\n`);
   const runs: { name: string; build: () => Scenario }[] = [];

@@ -19,7 +19,12 @@ import type { FlowSettings } from "../../shared/domain/model.js";
 import type { AccountDefaultAlertInput } from "../../shared/report/account-default-alert.js";
 import { ORG_POSTURE_SCHEMA, type OrgPostureReport } from "../../shared/report/org-posture.js";
 import type { RejectedCalls } from "../../shared/report/rejected-calls.js";
-import { type EventReport, parseMachineReport } from "../../shared/report/report.js";
+import {
+  type EventReport,
+  type MachineReport,
+  mergeReportParts,
+  parseMachineReport,
+} from "../../shared/report/report.js";
 import {
   DEFAULT_FLOW_SETTINGS,
   type NotifyConfig,
@@ -140,7 +145,7 @@ export interface FlowRun {
   /** The seeded weather the run had (`scenario.weather`), and what it turned on. */
   weather?: { seed: number; knobs: RunWeather };
   executions: ExecutionRecord[];
-  /** The machine-readable report of every SNS message, in publish order. */
+  /** The machine-readable report of every event, in publish order (a split report's parts merged, at its last). */
   reports: EventReport[];
   /** Alerts about software refused IMDSv1 after the guard enforced (the watch after enforcing). */
   alerts: RejectedCallsAlert[];
@@ -148,6 +153,11 @@ export interface FlowRun {
   accountDefaultAlerts: AccountDefaultAlert[];
   /** Last-resort messages: the report itself could not be published. */
   fallbacks: string[];
+  /**
+   * Split reports whose parts did not all arrive (`account/region/eventId`, the part indexes seen, of how many): a
+   * Notify that failed between parts, before its fallback. Not in `reports`: nobody could read every verdict.
+   */
+  incompleteReports: { event: string; parts: number[]; of: number }[];
   sweeps: SweepOutcome[];
   /** Organization mode: the organization sweeps' outcomes, one row per account × region. */
   orgSweeps: OrganizationSweepOutcome[];
@@ -541,8 +551,12 @@ export async function runFlow(requested: Scenario, requestedOptions: RunOptions 
     const alerts: RejectedCallsAlert[] = [];
     const accountDefaultAlerts: AccountDefaultAlert[] = [];
     const fallbacks: string[] = [];
+    const incompleteReports: FlowRun["incompleteReports"] = [];
     const postureReports: OrgPostureReport[] = [];
     let lastReportAt = SCENARIO_EPOCH;
+    // A report too large for one message comes in parts (shared/report snsMessages): one report per event once its
+    // last part is in. A part seen again before then (a retried Notify publishes every part again) replaces its copy.
+    const openParts = new Map<string, Map<number, MachineReport>>();
     for (const p of sim.published) {
       const message = JSON.parse(p.input.Message ?? "{}") as { sqs?: string; default?: string };
       const sqs = message.sqs ?? "{}";
@@ -557,9 +571,26 @@ export async function runFlow(requested: Scenario, requestedOptions: RunOptions 
       } else if (schema === "imdsv2-guard.account-default.v1") {
         accountDefaultAlerts.push(JSON.parse(sqs) as AccountDefaultAlert);
       } else {
-        reports.push(parseMachineReport(sqs));
-        lastReportAt = Math.max(lastReportAt, p.at);
+        const machine = parseMachineReport(sqs);
+        if (!machine.part) {
+          reports.push(machine);
+          lastReportAt = Math.max(lastReportAt, p.at);
+          continue;
+        }
+        const key = `${machine.event.account}/${machine.event.region}/${machine.event.eventId}`;
+        const parts = openParts.get(key) ?? new Map<number, MachineReport>();
+        parts.set(machine.part.index, machine);
+        openParts.set(key, parts);
+        if (parts.size === machine.part.of) {
+          reports.push(mergeReportParts([...parts.values()]));
+          openParts.delete(key);
+          lastReportAt = Math.max(lastReportAt, p.at);
+        }
       }
+    }
+    for (const [key, parts] of openParts) {
+      const of = [...parts.values()][0]?.part?.of ?? 0;
+      incompleteReports.push({ event: key, parts: [...parts.keys()].sort((a, b) => a - b), of });
     }
     const evidence = (await sim.ledgerRecords("evidence#", "record"))
       .flatMap((text) => {
@@ -578,6 +609,7 @@ export async function runFlow(requested: Scenario, requestedOptions: RunOptions 
       alerts,
       accountDefaultAlerts,
       fallbacks,
+      incompleteReports,
       sweeps,
       orgSweeps,
       postureReports,

@@ -17,14 +17,20 @@ export interface PublishDeps {
   config: TopicRouting;
 }
 
+export interface PublishOptions {
+  /** False for a message Slack must not get even when it wants the verdict: a split report's later parts. */
+  slack?: boolean;
+}
+
 /**
  * Publishes one message to the alert topic, and to Slack's topic when `verdict` (an event's worst verdict, or
- * `alert`) is one Slack wants.
+ * `alert`) is one Slack wants, unless `options.slack` is false.
  */
 export async function publish(
   message: Omit<PublishCommandInput, "TopicArn">,
   verdict: string,
   deps: PublishDeps,
+  options: PublishOptions = {},
 ): Promise<string[]> {
   // The alert topic first: if it fails, nothing was sent and the step may be retried. Slack's topic is best effort
   // after that, so a Slack failure never makes the step send the email again.
@@ -36,7 +42,7 @@ export async function publish(
     throw classifyAwsError(error, "Publish", "to the alert topic");
   }
   const slackTopicArn = slackTopicFor(message, deps.config);
-  if (slackTopicArn && deps.config.slackVerdicts.includes(verdict)) {
+  if (slackTopicArn && options.slack !== false && deps.config.slackVerdicts.includes(verdict)) {
     try {
       const out = await deps.sns.send(new PublishCommand({ TopicArn: slackTopicArn, ...message }));
       messageIds.push(out.MessageId ?? "");

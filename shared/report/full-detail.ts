@@ -37,5 +37,10 @@ export function hiddenDetailSentence(hidden: number, detail: FullDetail | undefi
   if (!detail) {
     return `... and ${hidden} more, not listed here; the guard could not store their detail, so only the counts above include them.`;
   }
-  return `... and ${hidden} more. Every instance's full result is in the guard's ledger (DynamoDB table ${detail.tableName}, eventId ${detail.eventId}) for ${detail.keptForDays} days: ${detail.command}`;
+  return `... and ${hidden} more. ${ledgerSentence(detail)}`;
+}
+
+/** Where every instance's full result is kept, with the command that prints them (a split report's later parts). */
+export function ledgerSentence(detail: FullDetail): string {
+  return `Every instance's full result is in the guard's ledger (DynamoDB table ${detail.tableName}, eventId ${detail.eventId}) for ${detail.keptForDays} days: ${detail.command}`;
 }

@@ -9,7 +9,7 @@ import {
   type Verdict,
 } from "../domain/model.js";
 import { allowedImdsV1, describeOrigin, describePosture, sourceFixes } from "../domain/root-cause.js";
-import { type FullDetail, hiddenDetailSentence } from "./full-detail.js";
+import { type FullDetail, hiddenDetailSentence, ledgerSentence } from "./full-detail.js";
 import { codeSafe, markdownSafe, plainSafe, slackEntities, toAscii } from "./text-safety.js";
 import { textTable } from "./text-table.js";
 
@@ -115,8 +115,11 @@ const NEXT_STEPS: Partial<Record<Verdict, string>> = {
   held: "Held instances still allow IMDSv1 because something on them uses it: find the caller (old AWS SDKs and agents; AWS's aws-imds-packet-analyzer names the process), update it to IMDSv2, and the next sweep enforces once MetadataNoToken stays at 0.",
 };
 
-/** Subject line: ASCII only, one line, under 100 characters, as SNS requires for email. */
-export function subjectLine(report: EventReport): string {
+/**
+ * Subject line: ASCII only, one line, under 100 characters, as SNS requires for email. A `suffix` (a split report's
+ * ` [part 2/3]`) is kept whole; the event name is cut to make room for it.
+ */
+export function subjectLine(report: EventReport, suffix = ""): string {
   const total = report.results.length;
   const worst = report.verdict.toUpperCase();
   const what = report.problem ? "event could not be read" : `${report.counts[report.verdict]} of ${total} instance(s)`;
@@ -125,8 +128,12 @@ export function subjectLine(report: EventReport): string {
   // rule or a reader sorts by.
   const head = toAscii(`[imdsv2-guard] ${worst}: ${what} - `);
   const place = toAscii(` in ${report.event.accountName ?? report.event.account}/${report.event.region}`).slice(0, 60);
-  const eventName = toAscii(report.event.eventName).slice(0, Math.max(0, 99 - head.length - place.length));
-  return `${head}${eventName}${place}`.slice(0, 99);
+  const tail = toAscii(suffix);
+  const eventName = toAscii(report.event.eventName).slice(
+    0,
+    Math.max(0, 99 - head.length - place.length - tail.length),
+  );
+  return `${head}${eventName}${place}${tail}`.slice(0, 99);
 }
 
 /** The readable text for email and the `default` protocol. */
@@ -221,8 +228,20 @@ export function chatbotNotification(report: EventReport): string {
  */
 export const FULL_RESULTS_BUDGET_BYTES = 60_000;
 
-/** The machine-readable report for the `sqs` and `lambda` protocols; `parseMachineReport` reads it back. */
-export function machineReport(report: EventReport, budgetBytes = FULL_RESULTS_BUDGET_BYTES): string {
+/** Which message of a report split over several (1-based): `{ index: 2, of: 3 }`. */
+export interface ReportPart {
+  index: number;
+  of: number;
+}
+
+/** A machine report as read back: one part of a split report carries `part`, and only that part's results. */
+export type MachineReport = EventReport & { part?: ReportPart };
+
+/**
+ * The machine-readable report for the `sqs` and `lambda` protocols; `parseMachineReport` reads it back. A part of a
+ * split report says which one it is (`part`), so a consumer can put the event's parts back together.
+ */
+export function machineReport(report: EventReport, budgetBytes = FULL_RESULTS_BUDGET_BYTES, part?: ReportPart): string {
   const fits = Buffer.byteLength(JSON.stringify(report.results)) <= budgetBytes;
   const sorted = fits ? report.results : worstFirst(report.results);
   const full: InstanceResult[] = [];
@@ -239,11 +258,12 @@ export function machineReport(report: EventReport, budgetBytes = FULL_RESULTS_BU
     ...report,
     results: full,
     ...(rest.length > 0 ? { briefResults: rest } : {}),
+    ...(part ? { part } : {}),
   });
 }
 
 /** Reads a machine report back, expanding brief results into results without their detail. */
-export function parseMachineReport(json: string): EventReport {
+export function parseMachineReport(json: string): MachineReport {
   const parsed = JSON.parse(json) as EventReport & { briefResults?: [string, Verdict][] };
   const brief = (parsed.briefResults ?? []).map(
     ([instanceId, verdict]): InstanceResult => ({
@@ -277,7 +297,6 @@ const SNS_MESSAGE_BUDGET_BYTES = 250_000;
 export function snsMessage(report: EventReport): SnsMessage {
   const text = plainText(report);
   const https = chatbotNotification(report);
-  const verdicts = VERDICTS.filter((v) => report.counts[v] > 0);
   let message = "";
   for (const budget of [FULL_RESULTS_BUDGET_BYTES, 30_000, 10_000, 0]) {
     const machine = machineReport(report, budget);
@@ -288,17 +307,213 @@ export function snsMessage(report: EventReport): SnsMessage {
     Subject: subjectLine(report),
     MessageStructure: "json",
     Message: message,
+    MessageAttributes: messageAttributes(report),
+  };
+}
+
+/** The attributes subscriptions filter on: the event's, on every part of a split report alike. */
+function messageAttributes(report: EventReport): SnsMessage["MessageAttributes"] {
+  const verdicts = VERDICTS.filter((v) => report.counts[v] > 0);
+  return {
+    verdict: { DataType: "String", StringValue: report.verdict },
+    verdicts: {
+      DataType: "String.Array",
+      StringValue: JSON.stringify(verdicts.length ? verdicts : [report.verdict]),
+    },
+    // Email subscriptions of one account's team filter on these (organization mode: one hub topic for all).
+    account: { DataType: "String", StringValue: toAscii(report.event.account).slice(0, 64) || "unknown" },
+    region: { DataType: "String", StringValue: toAscii(report.event.region).slice(0, 64) || "unknown" },
+  };
+}
+
+/**
+ * Every SNS message of the event's report, to publish in order. One, exactly `snsMessage`'s, whenever that fits.
+ * Past about 3,000 instances even the `[instanceId, verdict]` pairs of the machine copies pass SNS's 256 KiB, and the
+ * report is split over the fewest messages that each fit: the results, worst first, as pairs (in full where a part
+ * has room). Part 1 carries the whole event's email text and Chatbot notification; each later part a short text that
+ * says which instances it carries. Every part's machine copy is the event's report (verdict, counts, event) with that
+ * part's results and `part: { index, of }`; `mergeReportParts` puts them back together. Linear in the results: each
+ * part is serialized a few times, never the whole report per result.
+ */
+export function snsMessages(report: EventReport): SnsMessage[] {
+  const whole = snsMessage(report);
+  if (Buffer.byteLength(whole.Message) <= SNS_MESSAGE_BUDGET_BYTES) return [whole];
+  const sorted = worstFirst(report.results);
+  const summary = { text: plainText(report), https: chatbotNotification(report) };
+  // What one more result adds to a part as a pair: in both machine copies, escaped inside the message's JSON, with
+  // its comma. Escaping is per character, so this is exact past a part's first pair (which brings the list's key);
+  // the check after packing covers what the text's counts add.
+  const cost = sorted.map(
+    (r) => 2 * (Buffer.byteLength(JSON.stringify(JSON.stringify([r.instanceId, r.verdict]))) - 1),
+  );
+  const cheapest = cost.reduce((least, c) => Math.min(least, c), Number.POSITIVE_INFINITY);
+  // While packing, the part count is not known: the result count stands in, never fewer digits than the real one.
+  const atMost = Math.max(1, sorted.length);
+  const ranges: [number, number][] = [];
+  let start = 0;
+  do {
+    const index = ranges.length + 1;
+    const from = start;
+    const size = (to: number) =>
+      publishedSize(partMessage(report, sorted, summary, from, to, { index, of: atMost }, 0));
+    let end = Math.min(from + 1, sorted.length);
+    let bytes = size(end);
+    while (end < sorted.length && bytes + (cost[end] ?? 0) <= SNS_MESSAGE_BUDGET_BYTES) bytes += cost[end++] ?? 0;
+    for (let over = size(end) - SNS_MESSAGE_BUDGET_BYTES; over > 0 && end > from; ) {
+      end = Math.max(from, end - Math.ceil(over / cheapest) - 1);
+      over = size(end) - SNS_MESSAGE_BUDGET_BYTES;
+    }
+    if (end === from && from < sorted.length) {
+      throw new Error(
+        `The report of event ${report.event.eventId} cannot be split: part ${index} does not fit one SNS message even with a single instance`,
+      );
+    }
+    ranges.push([from, end]);
+    start = end;
+  } while (start < sorted.length);
+  const of = ranges.length;
+  return ranges.map(([from, to], i) => {
+    const part = { index: i + 1, of };
+    // Where a part has room (the last, usually), its worst results go in full, as in a single message.
+    for (const budget of [FULL_RESULTS_BUDGET_BYTES, 30_000, 10_000]) {
+      const message = partMessage(report, sorted, summary, from, to, part, budget);
+      if (publishedSize(message) <= SNS_MESSAGE_BUDGET_BYTES) return message;
+    }
+    return partMessage(report, sorted, summary, from, to, part, 0);
+  });
+}
+
+/**
+ * One event's report from the machine copies of its messages: an unsplit report as it is, a split one with its
+ * parts' results in order. Copies of one part (a retried Notify publishes its parts again) count once. Throws, naming
+ * what is wrong, unless parts 1 to n of one event are all there and hold every counted instance exactly once.
+ */
+export function mergeReportParts(parts: readonly MachineReport[]): EventReport {
+  const first = parts[0];
+  if (!first) throw new Error("No report to merge: at least one message's machine copy is needed");
+  const eventId = first.event.eventId;
+  const of = first.part?.of;
+  if (of === undefined) {
+    if (parts.length > 1)
+      throw new Error(`Event ${eventId}: ${parts.length} reports given, but the first is not a part`);
+    return first;
+  }
+  const byIndex = new Map<number, MachineReport>();
+  for (const p of parts) {
+    if (p.event.eventId !== eventId) {
+      throw new Error(`Report parts of different events: ${eventId} and ${p.event.eventId}`);
+    }
+    if (!p.part || p.part.of !== of || !Number.isInteger(p.part.index) || p.part.index < 1 || p.part.index > of) {
+      throw new Error(
+        `Event ${eventId}: a report part says ${p.part ? `${p.part.index} of ${p.part.of}` : "nothing of its part"}, the first says of ${of}`,
+      );
+    }
+    if (!byIndex.has(p.part.index)) byIndex.set(p.part.index, p);
+  }
+  const indexes = Array.from({ length: of }, (_, i) => i + 1);
+  const missing = indexes.filter((i) => !byIndex.has(i));
+  if (missing.length > 0) {
+    throw new Error(
+      `Event ${eventId}: its report is in ${of} parts and part(s) ${missing.join(", ")} are missing; every result is in the ledger${first.fullDetail ? `: ${first.fullDetail.command}` : ""}`,
+    );
+  }
+  const results = indexes.flatMap((i) => byIndex.get(i)?.results ?? []);
+  const counted = VERDICTS.reduce((sum, v) => sum + first.counts[v], 0);
+  const distinct = new Set(results.map((r) => r.instanceId)).size;
+  if (results.length !== counted || distinct !== results.length) {
+    throw new Error(
+      `Event ${eventId}: its ${of} parts hold ${results.length} results (${distinct} instances), its counts ${counted}`,
+    );
+  }
+  const { part: _part, ...report } = byIndex.get(1) ?? first;
+  return { ...report, results };
+}
+
+/** Part `part` of a split report: the results `sorted[from, to)`, their detail within `budget` bytes. */
+function partMessage(
+  report: EventReport,
+  sorted: readonly InstanceResult[],
+  summary: { text: string; https: string },
+  from: number,
+  to: number,
+  part: ReportPart,
+  budget: number,
+): SnsMessage {
+  const results = sorted.slice(from, to);
+  const machine = machineReport({ ...report, results }, budget, part);
+  const first = part.index === 1;
+  const text = first
+    ? `${summary.text}\n\n${firstPartSentence(report, part.of)}`
+    : laterPartText(report, part, from, results);
+  const https = first ? summary.https : laterPartCard(report, part, from, results);
+  return {
+    Subject: subjectLine(report, ` [part ${part.index}/${part.of}]`),
+    MessageStructure: "json",
+    Message: JSON.stringify({ default: text, https, sqs: machine, lambda: machine }),
     MessageAttributes: {
-      verdict: { DataType: "String", StringValue: report.verdict },
-      verdicts: {
-        DataType: "String.Array",
-        StringValue: JSON.stringify(verdicts.length ? verdicts : [report.verdict]),
-      },
-      // Email subscriptions of one account's team filter on these (organization mode: one hub topic for all).
-      account: { DataType: "String", StringValue: toAscii(report.event.account).slice(0, 64) || "unknown" },
-      region: { DataType: "String", StringValue: toAscii(report.event.region).slice(0, 64) || "unknown" },
+      ...messageAttributes(report),
+      // Only on a split report: a subscription can take part 1 alone (`part: ["1/…"]` by prefix) or leave it out.
+      part: { DataType: "String", StringValue: `${part.index}/${part.of}` },
     },
   };
+}
+
+function firstPartSentence(report: EventReport, of: number): string {
+  const rest = of === 2 ? "part 2 carries" : `parts 2 to ${of} carry`;
+  return `This report is in ${of} SNS messages (event ${plainSafe(report.event.eventId)}): this is part 1 of ${of}, with the summary; ${rest} the verdicts of the remaining instances in their machine-readable copies (the sqs and lambda protocols).`;
+}
+
+/** The short email text of a later part: which part, which instances, and where the rest is. */
+function laterPartText(report: EventReport, part: ReportPart, from: number, results: InstanceResult[]): string {
+  const e = report.event;
+  return [
+    `imdsv2-guard: part ${part.index} of ${part.of} of the report on event ${plainSafe(e.eventId)}`,
+    `Event:   ${plainSafe(e.eventName)} ${plainSafe(e.eventId)} at ${plainSafe(e.eventTime)}`,
+    `Account: ${plainSafe(accountLabel(e))}  Region: ${plainSafe(e.region)}`,
+    "",
+    `This part carries instances ${from + 1} to ${from + results.length} of ${report.results.length} (worst verdict first): ${countsText(countsOf(results))}. Their verdicts are in this message's machine-readable copies (the sqs and lambda protocols). Part 1 has the summary: the event's verdict (${report.verdict}: ${countsLine(report)}), its actor and the next steps.`,
+    "",
+    report.fullDetail
+      ? ledgerSentence(report.fullDetail)
+      : "The guard could not store the instances' full results, so these messages' verdicts are all there is.",
+  ].join("\n");
+}
+
+/** The Chatbot notification of a later part (only part 1 goes to Slack's topic; this is for the alert topic's). */
+function laterPartCard(report: EventReport, part: ReportPart, from: number, results: InstanceResult[]): string {
+  const e = report.event;
+  return JSON.stringify({
+    version: "1.0",
+    source: "custom",
+    id: `${e.eventId}#part-${part.index}`,
+    content: {
+      textType: "client-markdown",
+      title: `${emojiFor(report.verdict)} imdsv2-guard: ${report.verdict.toUpperCase()} (${markdownSafe(e.eventName)}), part ${part.index} of ${part.of}`,
+      description: [
+        `Event \`${codeSafe(e.eventId)}\` in ${markdownSafe(e.account)}/${markdownSafe(e.region)}`,
+        `Instances ${from + 1} to ${from + results.length} of ${report.results.length}: ${countsText(countsOf(results))}, their verdicts in this message's machine-readable copy`,
+        "Part 1 has the summary and the next steps",
+      ].join("\n"),
+      nextSteps: [],
+      keywords: [report.verdict, e.region, e.account, report.mode].map((k) => k.slice(0, 64)),
+    },
+    metadata: { threadId: e.eventId, enableCustomActions: false },
+  });
+}
+
+/** The bytes SNS counts against its 256 KiB (body and attributes), and the subject too, to be safe. */
+function publishedSize(message: SnsMessage): number {
+  let size = Buffer.byteLength(message.Message) + Buffer.byteLength(message.Subject);
+  for (const [name, a] of Object.entries(message.MessageAttributes)) {
+    size += Buffer.byteLength(name) + Buffer.byteLength(a.DataType) + Buffer.byteLength(a.StringValue);
+  }
+  return size;
+}
+
+function countsOf(results: readonly InstanceResult[]): Record<Verdict, number> {
+  const counts = Object.fromEntries(VERDICTS.map((v) => [v, 0])) as Record<Verdict, number>;
+  for (const r of results) counts[r.verdict]++;
+  return counts;
 }
 
 /** The account as people know it: its name in the organization where known, and its id. */
@@ -347,8 +562,12 @@ function launchTemplateText(e: EventRef): string {
 }
 
 function countsLine(report: EventReport): string {
-  return VERDICTS.filter((v) => report.counts[v] > 0)
-    .map((v) => `${report.counts[v]} ${v}`)
+  return countsText(report.counts);
+}
+
+function countsText(counts: Record<Verdict, number>): string {
+  return VERDICTS.filter((v) => counts[v] > 0)
+    .map((v) => `${counts[v]} ${v}`)
     .join(", ");
 }
 

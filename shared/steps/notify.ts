@@ -6,7 +6,7 @@ import { bookWatch, type WatchBooking } from "../aws/watch-schedule.js";
 import { RetryableServiceError, RetryableThrottlingError } from "../domain/errors.js";
 import { type WatchList, watchListOf } from "../domain/watch-list.js";
 import { watchNotBookedNotice } from "../report/rejected-calls.js";
-import { type EventReport, snsMessage, withNotice } from "../report/report.js";
+import { type EventReport, snsMessages, withNotice } from "../report/report.js";
 import type { NotifyConfig } from "../runtime/config.js";
 
 export { publish };
@@ -23,12 +23,25 @@ export interface NotifyOutcome {
 }
 
 /**
- * Publishes the event's report. Slack gets its own topic, published to only when the verdict is one it wants:
- * AWS Chatbot subscribes itself to a topic, so a subscription filter policy cannot be put on it.
+ * Publishes the event's report: one message, or each part of a report too large for one, in order, to the alert
+ * topic. Slack gets its own topic, published to only when the verdict is one it wants (AWS Chatbot subscribes itself
+ * to a topic, so a subscription filter policy cannot be put on it), and only part 1: the summary, once.
+ *
+ * A part that fails throws, and the retried Notify publishes every part again, the ones that went out included: SNS
+ * delivers at least once anyway, and a consumer keeps one copy per event id and `part.index` (mergeReportParts).
  */
 export async function publishReport(report: EventReport, deps: NotifyDeps): Promise<NotifyOutcome> {
-  const messageIds = await publish(snsMessage(report), report.verdict, deps);
-  deps.logger.info("Published report", { eventId: report.event.eventId, verdict: report.verdict, messageIds });
+  const messageIds: string[] = [];
+  const messages = snsMessages(report);
+  for (const [i, message] of messages.entries()) {
+    messageIds.push(...(await publish(message, report.verdict, deps, { slack: i === 0 })));
+  }
+  deps.logger.info("Published report", {
+    eventId: report.event.eventId,
+    verdict: report.verdict,
+    messageIds,
+    ...(messages.length > 1 ? { parts: messages.length } : {}),
+  });
   return { verdict: report.verdict, messageIds };
 }
 

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { type FlowRun, runFlow } from "../../local/runner/run-flow.js";
+import { publishedBytes, SNS_MAX_MESSAGE_BYTES } from "../../local/sim/sim-sns.js";
 import { plainText } from "../../shared/report/report.js";
 import { ACCOUNT, allResults, instanceIds, intakeOutcomes, REGION, scenario, stateChangeEvent } from "./helpers.js";
 
@@ -301,5 +302,32 @@ describe("scale-out shapes from the field", () => {
     // No report of an unreadable record: EC2 Fleet's RunInstances found its instance already claimed.
     expect(r.reports.filter((x) => x.problem)).toEqual([]);
     for (const report of r.reports) expect(report.event.actor).toContain("KarpenterControllerRole-prod");
+  });
+});
+
+describe("a launch too large for one SNS message", () => {
+  it("3,500 instances of one RunInstances: the report goes out in 2 parts, merged into 1 report with every verdict", async () => {
+    const ids = instanceIds(3500, "5b");
+    const token = "1e9e8f7a-6b5c-4d3e-8f2a-1b0c9d8e7f6a";
+    const r = await run(
+      [runInstancesRecord(ids, "e-run-3500", 0, { truncated: true, clientToken: token })],
+      launched(ids, "r-0f1b2c3d4e5f60718", token),
+    );
+
+    // Every instance once, with its verdict, in one report: the parts were merged back.
+    expect(r.fallbacks).toEqual([]);
+    expect(r.incompleteReports).toEqual([]);
+    expect(r.reports).toHaveLength(1);
+    const seen = allResults(r).map((x) => x.instanceId);
+    expect(seen).toHaveLength(ids.length);
+    expect(new Set(seen)).toEqual(new Set(ids));
+    expect(verdicts(r)).toEqual({ unverified: 3500 });
+    expect(r.reports[0]).not.toHaveProperty("part");
+    // Two messages on the topic, each within SNS's 256 KiB as the simulated topic measures it.
+    const parts = r.sim.published.map((p) => p.input.MessageAttributes?.part?.StringValue);
+    expect(parts).toEqual(["1/2", "2/2"]);
+    for (const p of r.sim.published) expect(publishedBytes(p.input)).toBeLessThanOrEqual(SNS_MAX_MESSAGE_BYTES);
+    const lastAt = Math.max(...r.sim.published.map((p) => p.at));
+    expect(r.lastReportSeconds).toBe((lastAt - LAUNCHED_AT) / 1000);
   });
 });

@@ -7,18 +7,24 @@ import {
 } from "@aws-sdk/client-sns";
 import { beforeEach, describe, expect, it, vi } from "vitest";
 import * as z from "zod";
+import { publishedBytes, SNS_MAX_MESSAGE_BYTES } from "../../local/sim/sim-sns.js";
 import { sns } from "../../shared/aws/clients/index.js";
 import type { AccountPosture } from "../../shared/domain/account-posture.js";
 import type { EventRef, InstanceResult, Verdict } from "../../shared/domain/model.js";
 import { describeOrigin, describePosture } from "../../shared/domain/root-cause.js";
+import { ledgerDetail } from "../../shared/report/full-detail.js";
 import {
   buildReport,
   chatbotNotification,
   type EventReport,
+  type MachineReport,
   machineReport,
+  mergeReportParts,
   parseMachineReport,
   plainText,
+  type SnsMessage,
   snsMessage,
+  snsMessages,
   subjectLine,
 } from "../../shared/report/report.js";
 import { markdownSafe } from "../../shared/report/text-safety.js";
@@ -920,5 +926,177 @@ describe("the email of a large launch: every instance in a table that fits", () 
     const text = plainText(reportOf(results));
     expect(text).toContain("(950 more, counted above but not tabled)");
     expect(Buffer.byteLength(snsMessage(reportOf(results)).Message)).toBeLessThan(262_144);
+  });
+});
+
+describe("snsMessages: a report too large for one SNS message goes out in parts", () => {
+  const LEDGER = ledgerDetail("imdsv2-guard-ledger", EVENT.eventId, EVENT.region, 7);
+  /** Every tenth instance failed, the rest passed: the verdicts a subscriber must read back, by instance. */
+  function launch(n: number): { report: EventReport; verdicts: Map<string, Verdict> } {
+    const verdicts = new Map(instanceIds(n).map((id, i): [string, Verdict] => [id, i % 10 === 3 ? "fail" : "pass"]));
+    const results = [...verdicts].map(([id, verdict]) =>
+      result(id, verdict, verdict === "pass" ? "IMDSv1 refused (401) from inside the instance." : "IMDSv1 answered."),
+    );
+    const report = buildReport({ event: EVENT, mode: "enforce", results, rejected: [], fullDetail: LEDGER });
+    return { report, verdicts };
+  }
+
+  /** What SNS counts against its 256 KiB, as the simulated topic measures it, and the subject besides. */
+  function sizeOf(message: SnsMessage): number {
+    return publishedBytes({ TopicArn: TOPIC_ARN, ...message }) + Buffer.byteLength(message.Subject);
+  }
+
+  function machineCopies(message: SnsMessage): MachineReport {
+    const { sqs, lambda } = protocolsSchema.parse(JSON.parse(message.Message));
+    expect(lambda).toBe(sqs);
+    return parseMachineReport(sqs);
+  }
+
+  it("sends a report that fits as the one message it always was, with no part", () => {
+    // Prepare
+    const small = reportOf([result("i-0a1b2c3d4e5f60001", "fail"), result("i-0a1b2c3d4e5f60002", "pass")]);
+    // 2,000 instances fit once the machine copies shrink to pairs.
+    const shrunk = launch(2000).report;
+
+    // Act
+    const messages = [snsMessages(small), snsMessages(shrunk)];
+
+    // Assess
+    expect(messages[0]).toEqual([snsMessage(small)]);
+    expect(messages[1]).toEqual([snsMessage(shrunk)]);
+    expect(messages[1]?.[0]?.MessageAttributes).not.toHaveProperty("part");
+    expect(JSON.parse(snsMessage(shrunk).Message).sqs).not.toContain('"part"');
+  });
+
+  it.each([5_000, 10_000])(
+    "splits %i instances into parts that each fit 262,144 bytes and merge back to every verdict once",
+    (n) => {
+      // Prepare
+      const { report, verdicts } = launch(n);
+
+      // Act
+      const parts = snsMessages(report);
+      const merged = mergeReportParts(parts.map(machineCopies));
+
+      // Assess
+      expect(parts.length).toBeGreaterThan(1);
+      expect(sizeOf(snsMessage(report))).toBeGreaterThan(SNS_MAX_MESSAGE_BYTES);
+      for (const [i, part] of parts.entries()) {
+        expect(sizeOf(part)).toBeLessThanOrEqual(SNS_MAX_MESSAGE_BYTES);
+        expect(part.MessageAttributes.part).toEqual({ DataType: "String", StringValue: `${i + 1}/${parts.length}` });
+        // The event's attributes on every part, so a subscription's filter takes all of them or none.
+        expect(part.MessageAttributes.verdict?.StringValue).toBe("fail");
+        expect(part.MessageAttributes.verdicts?.StringValue).toBe('["pass","fail"]');
+        expect(part.Subject.length).toBeLessThan(100);
+        expect(part.Subject.endsWith(` [part ${i + 1}/${parts.length}]`)).toBe(true);
+        const machine = machineCopies(part);
+        expect(machine.part).toEqual({ index: i + 1, of: parts.length });
+        expect(machine.counts).toEqual(report.counts);
+        expect(machine.verdict).toBe("fail");
+        chatbotSchema.parse(JSON.parse(protocolsSchema.parse(JSON.parse(part.Message)).https));
+        // The fewest parts: each but the last is full, with no room for one more instance's pair.
+        if (i < parts.length - 1) expect(sizeOf(part)).toBeGreaterThan(250_000 - 200);
+      }
+      expect(merged).not.toHaveProperty("part");
+      expect(merged.counts).toEqual(report.counts);
+      expect(merged.results).toHaveLength(n);
+      expect(new Map(merged.results.map((r) => [r.instanceId, r.verdict]))).toEqual(verdicts);
+      // Worst first across the parts: every failure comes before any pass.
+      const firstPass = merged.results.findIndex((r) => r.verdict === "pass");
+      expect(merged.results.slice(firstPass).every((r) => r.verdict === "pass")).toBe(true);
+    },
+  );
+
+  it("puts the whole event's email and Chatbot card in part 1, and a short text naming its instances in the others", () => {
+    // Prepare
+    const { report } = launch(10_000);
+
+    // Act
+    const parts = snsMessages(report).map((m) => protocolsSchema.parse(JSON.parse(m.Message)));
+
+    // Assess
+    const [first, ...later] = parts;
+    expect(first?.default.startsWith(plainText(report))).toBe(true);
+    expect(first?.default).toContain(`This report is in ${parts.length} SNS messages (event ${EVENT.eventId})`);
+    expect(first?.https).toBe(chatbotNotification(report));
+    let from = machineCopies(snsMessages(report)[0] as SnsMessage).results.length + 1;
+    for (const [i, part] of later.entries()) {
+      const carried = parseMachineReport(part.sqs).results.length;
+      expect(part.default).toContain(`part ${i + 2} of ${parts.length} of the report on event ${EVENT.eventId}`);
+      expect(part.default).toContain(`This part carries instances ${from} to ${from + carried - 1} of 10000`);
+      expect(part.default).toContain(LEDGER.command);
+      expect(Buffer.byteLength(part.default)).toBeLessThan(2_000);
+      from += carried;
+    }
+    expect(from).toBe(10_001);
+  });
+
+  it("says which part is missing, and refuses parts of two events", () => {
+    // Prepare
+    const parts = snsMessages(launch(10_000).report).map(machineCopies);
+    const [first, second, ...rest] = parts;
+    if (!first || !second) throw new Error("expected at least two parts");
+    const otherEvent = { ...second, event: { ...second.event, eventId: "another-event" } };
+
+    // Act + Assess
+    expect(() => mergeReportParts([first, ...rest])).toThrow(
+      `Event ${EVENT.eventId}: its report is in ${parts.length} parts and part(s) 2 are missing`,
+    );
+    expect(() => mergeReportParts([first, otherEvent, ...rest])).toThrow(
+      `Report parts of different events: ${EVENT.eventId} and another-event`,
+    );
+    expect(() => mergeReportParts([])).toThrow("No report to merge");
+  });
+
+  it("counts a part published twice (a retried Notify) once", () => {
+    // Prepare
+    const parts = snsMessages(launch(5_000).report).map(machineCopies);
+
+    // Act
+    const merged = mergeReportParts([...parts, ...parts.slice(0, 1)]);
+
+    // Assess
+    expect(merged.results).toHaveLength(5_000);
+  });
+
+  it("publishes every part to the alert topic in order, and only part 1 to Slack", async () => {
+    // Prepare
+    const config: NotifyConfig = { topicArn: TOPIC_ARN, slackTopicArn: SLACK_TOPIC_ARN, slackVerdicts: ["fail"] };
+    snsMock.reset();
+    let n = 0;
+    snsMock.on(PublishCommand).callsFake(() => ({ MessageId: `msg-${++n}` }));
+    const { report } = launch(10_000);
+    const expected = snsMessages(report);
+
+    // Act
+    const outcome = await publishReport(report, { sns, logger, config });
+
+    // Assess
+    const inputs = snsMock.commandCalls(PublishCommand).map((c) => c.args[0].input);
+    expect(inputs.filter((i) => i.TopicArn === TOPIC_ARN)).toEqual(
+      expected.map((m) => ({ TopicArn: TOPIC_ARN, ...m })),
+    );
+    expect(inputs.filter((i) => i.TopicArn === SLACK_TOPIC_ARN)).toEqual([
+      { TopicArn: SLACK_TOPIC_ARN, ...expected[0] },
+    ]);
+    expect(outcome).toEqual({ verdict: "fail", messageIds: inputs.map((_, i) => `msg-${i + 1}`) });
+  });
+
+  it("throws when a later part is refused, after the earlier ones went out (the retried Notify sends them again)", async () => {
+    // Prepare
+    const config: NotifyConfig = { topicArn: TOPIC_ARN, slackVerdicts: [] };
+    snsMock.reset();
+    snsMock
+      .on(PublishCommand)
+      .resolvesOnce({ MessageId: "msg-1" })
+      .rejects(new InternalErrorException({ $metadata: { httpStatusCode: 500 }, message: "Internal error" }));
+
+    // Act
+    const run = publishReport(launch(5_000).report, { sns, logger, config });
+
+    // Assess
+    await expect(run).rejects.toMatchObject({ name: "RetryableServiceError" });
+    const sent = snsMock.commandCalls(PublishCommand).map((c) => c.args[0].input.MessageAttributes?.part?.StringValue);
+    expect(sent).toEqual(["1/2", "2/2"]);
   });
 });
