@@ -26,6 +26,8 @@ import {
   type SSMClient,
 } from "@aws-sdk/client-ssm";
 import { awsErrorCode } from "../shared/aws/errors.js";
+import { verifyProbeDocument } from "../shared/aws/probe-documents.js";
+import { probeDocumentName, SPOKE_PROBE_DOCUMENT_PREFIX } from "../shared/probes/probe-document.js";
 import type { DoctorReaders, SpokeInfo, StackInfo, TrailInfo } from "./doctor.js";
 import { PROBE_DOCUMENT_PREFIX } from "./doctor.js";
 import type { SelftestActions } from "./selftest.js";
@@ -233,7 +235,12 @@ export function sdkTrailAndStackReaders(
   };
 }
 
-/** A spoke as the doctor sees it through the assumed role: its probe documents (SSM ListDocuments, Owner=Self). */
+/**
+ * A spoke as the doctor sees it through the assumed role: its probe documents (SSM ListDocuments, Owner=Self), and
+ * whether each of the guard's two holds this build's probe (the same comparison SendProbe makes before it sends,
+ * shared/aws/probe-documents.ts). A spoke deployed from an older release probes with an older script; SendProbe
+ * would refuse it at the next launch, so the doctor says so first. A document it may not read is left uncompared.
+ */
 export async function spokeThrough(ssm: () => Promise<SSMClient>): Promise<SpokeInfo> {
   let client: SSMClient;
   try {
@@ -248,11 +255,24 @@ export async function spokeThrough(ssm: () => Promise<SSMClient>): Promise<Spoke
   const probeDocuments = (page.DocumentIdentifiers ?? [])
     .map((d) => d.Name ?? "")
     .filter((n) => n.startsWith(PROBE_DOCUMENT_PREFIX));
+  const outOfDate: string[] = [];
+  const notCompared: string[] = [];
+  for (const platform of ["linux", "windows"] as const) {
+    const name = probeDocumentName(SPOKE_PROBE_DOCUMENT_PREFIX, platform);
+    if (!probeDocuments.includes(name)) continue;
+    try {
+      if (!(await verifyProbeDocument(client, name, platform)).matches) outOfDate.push(name);
+    } catch (error) {
+      notCompared.push(`${name} (${awsErrorCode(error) ?? "UnknownError"})`);
+    }
+  }
   // The spoke-region stack is not read: the auditor role (infra/spoke/spoke-account.yml) grants no
   // cloudformation:DescribeStacks, so a probe document stands for it (docs/commands.md says so).
   return {
     reachable: true,
     probeDocuments,
+    probeDocumentsOutOfDate: outOfDate,
+    ...(notCompared.length > 0 ? { probeDocumentsNotCompared: notCompared } : {}),
     ...(probeDocuments.length > 0 ? { regionStack: { status: "CREATE_COMPLETE" } } : {}),
   };
 }

@@ -35,6 +35,10 @@ export interface SpokeInfo {
   regionStack?: { status: string; version?: string };
   /** The probe documents (imdsv2-guard-probe-*) the spoke has. */
   probeDocuments: string[];
+  /** Those of the guard's two whose latest version is not this build's probe: the spoke-region stack is older. */
+  probeDocumentsOutOfDate?: string[];
+  /** Those that could not be read to compare, each with the AWS error code. */
+  probeDocumentsNotCompared?: string[];
 }
 
 /** Every read the doctor makes; each one is a single AWS API (named in DOCTOR_API_CALLS). */
@@ -105,6 +109,8 @@ export const DOCTOR_API_CALLS = [
   { action: "ec2:GetInstanceMetadataDefaults", resource: "*" },
   { action: "ssm:DescribeInstanceInformation", resource: "*" },
   { action: "ssm:ListDocuments", resource: "*" },
+  // --accounts, in each spoke through the auditor role: the guard's two probe documents, compared with this build.
+  { action: "ssm:GetDocument", resource: "arn:aws:ssm:*:*:document/imdsv2-guard-probe-*" },
   { action: "cloudformation:DescribeStacks", resource: "arn:aws:cloudformation:*:*:stack/imdsv2-guard-*/*" },
   { action: "cloudwatch:DescribeAlarms", resource: "arn:aws:cloudwatch:*:*:alarm:imdsv2-guard-*" },
   { action: "states:ListStateMachines", resource: "*" },
@@ -417,7 +423,21 @@ function spokeCheck(account: string, region: string, spoke: SpokeInfo, options: 
       fix: deploy,
     };
   }
-  return { ...where, status: "ok", detail: `spoke deployed, probe document ${spoke.probeDocuments.join(", ")}` };
+  const outOfDate = spoke.probeDocumentsOutOfDate ?? [];
+  if (outOfDate.length > 0) {
+    return {
+      ...where,
+      status: "attention",
+      detail: `${outOfDate.join(", ")} is not this release's probe: the spoke-region stack is from another release, and SendProbe refuses to send it`,
+      fix: deploy,
+    };
+  }
+  const notCompared = spoke.probeDocumentsNotCompared ?? [];
+  return {
+    ...where,
+    status: "ok",
+    detail: `spoke deployed, probe document ${spoke.probeDocuments.join(", ")}${notCompared.length > 0 ? `; not compared with this release: ${notCompared.join(", ")}` : ""}`,
+  };
 }
 
 function shortList(ids: readonly string[]): string {

@@ -6,6 +6,7 @@ import {
   type GetEventSelectorsCommandOutput,
   GetTrailStatusCommand,
 } from "@aws-sdk/client-cloudtrail";
+import { GetDocumentCommand, ListDocumentsCommand, SSMClient } from "@aws-sdk/client-ssm";
 import { mockClient } from "aws-sdk-client-mock";
 import { afterEach, describe, expect, it } from "vitest";
 import {
@@ -13,8 +14,10 @@ import {
   basicSelectorsRecordWrites,
   type ControlPlaneClients,
   sdkTrailAndStackReaders,
+  spokeThrough,
 } from "../ops/aws-readers.js";
 import { DOCTOR_API_CALLS, type DoctorReaders, runDoctor } from "../ops/doctor.js";
+import { GUARD_PROBE_DOCUMENTS } from "../shared/probes/guard-probe-documents.js";
 
 const REGION = "eu-west-1";
 const ARN = "arn:aws:cloudtrail:us-east-1:111122223333:trail/org-trail";
@@ -308,5 +311,69 @@ describe("doctor's CloudFormation reader", () => {
       "cloudformation:DescribeStacks",
     ])
       expect(actions).toContain(a);
+  });
+});
+
+describe("doctor's spoke reader (--accounts, through the auditor role)", () => {
+  const ssm = mockClient(SSMClient);
+  afterEach(() => ssm.reset());
+  const client = () => Promise.resolve(new SSMClient({ region: REGION }));
+  const document = (platform: "linux" | "windows", content: unknown) => ({
+    Name: `imdsv2-guard-probe-${platform}`,
+    DocumentVersion: "3",
+    DocumentType: "Command" as const,
+    Content: JSON.stringify(content),
+  });
+
+  it("compares each of the guard's probe documents with this build, as SendProbe does before it sends", async () => {
+    // Arrange: the Linux document is this build's (its keys reordered, as CloudFormation may store them); the
+    // Windows one holds another release's script.
+    ssm.on(ListDocumentsCommand).resolves({
+      DocumentIdentifiers: [
+        { Name: "imdsv2-guard-probe-linux" },
+        { Name: "imdsv2-guard-probe-windows" },
+        { Name: "someone-elses-document" },
+      ],
+    });
+    const linux = GUARD_PROBE_DOCUMENTS.linux.content;
+    const reordered = Object.fromEntries(Object.entries(linux).reverse());
+    ssm.on(GetDocumentCommand, { Name: "imdsv2-guard-probe-linux" }).resolves(document("linux", reordered));
+    const older = structuredClone(GUARD_PROBE_DOCUMENTS.windows.content);
+    older.description = `${older.description} (an older release)`;
+    ssm.on(GetDocumentCommand, { Name: "imdsv2-guard-probe-windows" }).resolves(document("windows", older));
+
+    // Act
+    const spoke = await spokeThrough(client);
+
+    // Assess
+    expect(spoke).toMatchObject({
+      reachable: true,
+      probeDocuments: ["imdsv2-guard-probe-linux", "imdsv2-guard-probe-windows"],
+      probeDocumentsOutOfDate: ["imdsv2-guard-probe-windows"],
+    });
+    expect(ssm.commandCalls(GetDocumentCommand).map((c) => c.args[0].input)).toEqual([
+      { Name: "imdsv2-guard-probe-linux", DocumentVersion: "$LATEST", DocumentFormat: "JSON" },
+      { Name: "imdsv2-guard-probe-windows", DocumentVersion: "$LATEST", DocumentFormat: "JSON" },
+    ]);
+  });
+
+  it("leaves a document it may not read uncompared, saying why, instead of failing the spoke", async () => {
+    // Arrange: an auditor role from before ssm:GetDocument was granted.
+    ssm.on(ListDocumentsCommand).resolves({ DocumentIdentifiers: [{ Name: "imdsv2-guard-probe-linux" }] });
+    ssm
+      .on(GetDocumentCommand)
+      .rejects(
+        Object.assign(new Error("not authorized to perform: ssm:GetDocument"), { name: "AccessDeniedException" }),
+      );
+
+    // Act
+    const spoke = await spokeThrough(client);
+
+    // Assess
+    expect(spoke).toMatchObject({
+      reachable: true,
+      probeDocumentsOutOfDate: [],
+      probeDocumentsNotCompared: ["imdsv2-guard-probe-linux (AccessDeniedException)"],
+    });
   });
 });

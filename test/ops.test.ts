@@ -141,6 +141,20 @@ describe("npm start -- doctor (the doctor on the simulated account)", () => {
     });
   });
 
+  it("a spoke whose probe document is another release's needs attention, with the spoke-region deploy", async () => {
+    // Act
+    const report = await doctorJson(["--accounts", "444455556666"], (d) => {
+      d.spokes["444455556666"] = "older-probe-document";
+    });
+
+    // Assess
+    expect(report.checks.find((c) => c.check === "spoke")).toMatchObject({
+      status: "attention",
+      detail: expect.stringContaining("imdsv2-guard-probe-linux is not this release's probe"),
+      fix: expect.stringContaining("infra/spoke/spoke-region.yml"),
+    });
+  });
+
   it("says when executions are running (the upgrade check), and when the stack or an alarm is missing", async () => {
     // Act
     const running = await doctorJson([], (d) => {

@@ -201,7 +201,7 @@ describe("spoke-account.yml: the roles", () => {
         },
       ],
     });
-    // It reads what the audit reads, and nothing else.
+    // It reads what the audit and the doctor read, and nothing else.
     expect(
       statements({ ...template, Resources: { AuditorRole: auditor } })
         .filter((s) => !s.where.includes("AssumeRolePolicyDocument"))
@@ -212,6 +212,8 @@ describe("spoke-account.yml: the roles", () => {
       "ec2:DescribeInstances",
       "ec2:DescribeRegions",
       "ec2:GetInstanceMetadataDefaults",
+      "ssm:GetDocument",
+      "ssm:ListDocuments",
     ]);
     expect(template.Conditions.HasAuditor).toEqual({
       "Fn::And": [
@@ -260,9 +262,13 @@ describe("spoke-account.yml: the roles", () => {
       [...documents, `arn:aws:ec2:*:${MEMBER}:instance/*`],
     ]);
     const read = all.filter((s) => actionsOf(s).includes("ssm:GetDocument"));
-    expect(read.map((s) => [actionsOf(s), resolve(s.Resource, values)])).toEqual([[["ssm:GetDocument"], documents]]);
+    // The spoke role's (SendProbe's check before it sends) and the auditor role's (the doctor's comparison).
+    expect(read.map((s) => [actionsOf(s), resolve(s.Resource, values)])).toEqual([
+      [["ssm:GetDocument"], documents],
+      [["ssm:GetDocument"], documents],
+    ]);
     expect(text).not.toMatch(/AWS-Run(Shell|PowerShell)Script/);
-    const mutating = all.flatMap(actionsOf).filter((a) => !/^(ec2|ssm|cloudwatch):(Describe|Get)/.test(a));
+    const mutating = all.flatMap(actionsOf).filter((a) => !/^(ec2|ssm|cloudwatch):(Describe|Get|List)/.test(a));
     expect(mutating.sort()).toEqual([
       "ec2:ModifyInstanceMetadataDefaults",
       "ec2:ModifyInstanceMetadataOptions",

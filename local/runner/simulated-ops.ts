@@ -26,7 +26,7 @@ export interface SimulatedDeployment {
   alarmsInAlarm: string[];
   runningExecutions: number;
   /** Member accounts and whether their spoke stacks are deployed (doctor --accounts). */
-  spokes: Record<string, "deployed" | "missing" | "no-probe-document">;
+  spokes: Record<string, "deployed" | "missing" | "no-probe-document" | "older-probe-document">;
   account: Scenario["account"];
   instances: ScenarioInstance[];
 }
@@ -111,11 +111,13 @@ export function simulatedDoctor(deployment: SimulatedDeployment): { readers: Doc
       const spoke = deployment.spokes[account];
       if (spoke === undefined || spoke === "missing")
         return { reachable: false, error: "AccessDenied", probeDocuments: [] };
+      const documents = [`${PROBE_DOCUMENT_PREFIX}linux`, `${PROBE_DOCUMENT_PREFIX}windows`];
       return {
         reachable: true,
         regionStack: { status: "CREATE_COMPLETE" },
-        probeDocuments:
-          spoke === "deployed" ? [`${PROBE_DOCUMENT_PREFIX}linux`, `${PROBE_DOCUMENT_PREFIX}windows`] : [],
+        probeDocuments: spoke === "no-probe-document" ? [] : documents,
+        // A spoke-region stack deployed from another release: its Linux probe is not this build's.
+        probeDocumentsOutOfDate: spoke === "older-probe-document" ? [`${PROBE_DOCUMENT_PREFIX}linux`] : [],
       };
     },
   };
