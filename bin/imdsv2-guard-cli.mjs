@@ -829,6 +829,479 @@ import {
   ListDocumentsCommand
 } from "@aws-sdk/client-ssm";
 
+// shared/aws/probe-documents.ts
+import { createHash as createHash2 } from "node:crypto";
+import { GetDocumentCommand } from "@aws-sdk/client-ssm";
+
+// shared/probes/probe-document.ts
+import { createHash } from "node:crypto";
+var PROBE_EXECUTION_TIMEOUT_SECONDS = "60";
+var PLUGINS = {
+  linux: {
+    action: "aws:runShellScript",
+    description: "imdsv2-guard probe (Linux): proves from inside the instance that IMDSv1 is refused. Prints HTTP statuses only."
+  },
+  windows: {
+    action: "aws:runPowerShellScript",
+    description: "imdsv2-guard probe (Windows): proves from inside the instance that IMDSv1 is refused. Prints HTTP statuses only."
+  }
+};
+function probeDocumentContent(platform, script) {
+  const plugin = PLUGINS[platform];
+  return {
+    schemaVersion: "2.2",
+    description: plugin.description,
+    mainSteps: [
+      {
+        action: plugin.action,
+        name: "proveImdsv1Refused",
+        inputs: { timeoutSeconds: PROBE_EXECUTION_TIMEOUT_SECONDS, runCommand: [script] }
+      }
+    ]
+  };
+}
+var SPOKE_PROBE_DOCUMENT_PREFIX = "imdsv2-guard-probe";
+function probeDocumentName(prefix, platform) {
+  return `${prefix}-${platform}`;
+}
+function canonicalJson(value) {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  if (value !== null && typeof value === "object") {
+    const entries = Object.entries(value).sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0);
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
+  }
+  return JSON.stringify(value);
+}
+function probeDocumentDigest(content) {
+  return createHash("sha256").update(canonicalJson(content)).digest("hex");
+}
+
+// shared/probes/probe-linux.sh
+var probe_linux_default = `#!/bin/sh
+# Proves from inside the instance whether IMDSv1 is still answered. Verbatim the only step of the guard's own
+# Command document (shared/probes/probe-document.ts); prints one JSON line of HTTP statuses (null: no answer in time):
+#   {"v1","v1Credentials","token","v2","client"} for the IPv4 endpoint, "v6":{the same four} for the IPv6 endpoint,
+#   and "answered": which endpoints answered at all.
+# It never prints the token or any metadata value: the verdict is judged from the statuses alone.
+set -u
+
+base=
+base4=\${IMDS_ENDPOINT:-http://169.254.169.254}
+base4=\${base4%/}
+base6=\${IMDS_ENDPOINT_V6:-http://[fd00:ec2::254]}
+base6=\${base6%/}
+# A proxy would both falsify the answer and see the token, so IMDS is only ever reached directly.
+unset http_proxy HTTP_PROXY https_proxy HTTPS_PROXY all_proxy ALL_PROXY
+
+# The test harnesses set this: a run that forgot an override must not reach a real metadata address.
+if [ "\${IMDS_PROBE_LOOPBACK_ONLY:-}" = 1 ]; then
+  for endpoint in "$base4" "$base6"; do
+    case $endpoint in
+      http://127.0.0.1:* | "http://[::1]:"*) ;;
+      *)
+        echo "probe-linux.sh: $endpoint is not a loopback endpoint and IMDS_PROBE_LOOPBACK_ONLY=1" >&2
+        exit 2
+        ;;
+    esac
+  done
+fi
+
+# The GNU wget header file is the only place the token touches disk, and busybox's request FIFO the only path the
+# token passes through: both go on every way out, kill included.
+config= fifo=
+cleanup() {
+  if [ -n "$config" ]; then rm -f "$config"; fi
+  if [ -n "$fifo" ]; then rm -f "$fifo" && rmdir "\${fifo%/*}"; fi
+}
+trap cleanup EXIT
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# No request starts 11 whole seconds into the probe (under 12 s, as date counts whole seconds), so the last one,
+# bounded to 3 s, ends before 15 s.
+started=$(date +%s 2>/dev/null) || started=
+within_probe_deadline() {
+  [ -z "$started" ] && return 0
+  now=$(date +%s 2>/dev/null) || return 0
+  [ $((now - started)) -lt 11 ]
+}
+
+# Every <client>_request METHOD PATH BODY_TARGET reads extra request headers ("Name: value" lines) on stdin, so the
+# token is never in an argv that \`ps\` shows, and prints "<body> <status>": the body only when BODY_TARGET is "-",
+# the status 000 or empty when no HTTP answer came back. Each request has 3 s for connect, headers and body
+# together; one cut short at the deadline prints "<status>-cut": the status the server sent (a 200 sent slowly is
+# still IMDSv1 answering) with a body that is not to be trusted. No client follows a redirect: a 3xx is the answer,
+# and the token never leaves the IMDS base URL.
+
+curl_request() {
+  # -q skips ~/.curlrc; -g keeps [::1] a literal; --max-time bounds connect, headers and body together. A request cut
+  # short exits non-zero after -w has printed the status it saw (000 if none).
+  while IFS= read -r header; do printf 'header = "%s"\\n' "$header"; done |
+    curl -q -s -g --noproxy '*' --connect-timeout 2 --max-time 3 --max-redirs 0 -X "$1" -K - -o "$3" \\
+      -w ' %{http_code}' "$base$2" || printf -- -cut
+}
+
+python_request() {
+  # The alarm is the hard bound (urllib's timeout is per socket operation): it prints the status seen, if any.
+  # Refusing every redirect makes urllib raise the 3xx as an HTTPError instead of following it with our headers.
+  python3 -I -c '
+import os, signal, sys, urllib.request as request
+seen = []
+def cut(*_):
+    sys.stdout.write(" %03d-cut" % seen[0] if seen else "")
+    sys.stdout.flush()
+    os._exit(1)
+signal.signal(signal.SIGALRM, cut)
+signal.alarm(3)
+method, url, target = sys.argv[1:]
+headers = dict(line.split(": ", 1) for line in sys.stdin.read().splitlines() if line)
+class NoRedirect(request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+try:
+    opener = request.build_opener(request.ProxyHandler({}), NoRedirect())
+    response = opener.open(request.Request(url, method=method, headers=headers), timeout=3)
+    seen.append(response.getcode())
+    status, body = response.getcode(), response.read()
+except request.HTTPError as error:
+    seen.append(error.code)
+    status, body = error.code, b""
+except Exception:
+    status, body = 0, b""
+sys.stdout.write("%s %03d" % (body.decode("ascii", "replace") if target == "-" else "", status))
+' "$1" "$base$2" "$3"
+}
+
+# Runs a command for at most 3 s. \`timeout\` is missing on minimal images, so a background killer does it; it holds
+# none of our pipes, so a client that finished in time is not kept waiting for it. A kill shows as exit 137.
+# The command keeps the caller's stdin: a non-interactive shell would give a background job /dev/null instead.
+bounded() {
+  { "$@" <&5 5<&- & } 5<&0
+  job=$!
+  (
+    sleep 3
+    kill -9 "$job"
+  ) </dev/null >/dev/null 2>&1 &
+  guard=$!
+  wait "$job"
+  rc=$?
+  kill "$guard" 2>/dev/null
+  return "$rc"
+}
+
+# wget reports the status only as "  HTTP/1.1 401 ..." lines of -S on stderr: keep the first one (with
+# --max-redirect=0 there is only one). A kill at the deadline marks it cut short. It prints after wget has exited, so
+# after the body wget wrote to the same stdout.
+wget_status() {
+  code= cut=
+  while IFS= read -r line; do
+    case $line in
+      "wget-exit 137") cut=-cut ;;
+      "  HTTP/"* | HTTP/*) if [ -z "$code" ]; then rest=\${line#*HTTP/* } && code=\${rest%% *}; fi ;;
+    esac
+  done
+  printf ' %s%s' "\${code:-000}" "$cut"
+}
+
+wget_request() {
+  # GNU wget reads headers only from argv or a regular file (not a pipe): the private mktemp file keeps the token
+  # out of argv. One try only, as its default 20 would retry a timeout; -T bounds each read only, so \`bounded\`
+  # bounds the request; --max-redirect=0 reports a 3xx instead of following it with the token.
+  [ -n "$config" ] || return
+  while IFS= read -r header; do printf 'header = %s\\n' "$header"; done >"$config"
+  {
+    bounded wget --config="$config" --no-proxy --tries=1 --max-redirect=0 --method="$1" -q -S -T 3 -O "$3" \\
+      "$base$2" 2>&1 >&3 3>&- || echo "wget-exit $?"
+  } | wget_status 3>&-
+  : >"$config"
+} 3>&1
+
+# Reads the raw answer busybox nc relays: the status line's code, the first line of the body when it is wanted, and
+# the "nc-exit" line nc_request adds when nc did not end cleanly (137: killed at the deadline). The server's bytes
+# are only ever compared, never run or echoed.
+nc_answer() {
+  code= cut= part=status body=
+  while IFS= read -r line || [ -n "$line" ]; do
+    case $line in
+      "nc-exit 137") cut=-cut && continue ;;
+      "nc-exit "*) continue ;;
+    esac
+    line=\${line%"$cr"}
+    case $part in
+      status)
+        case $line in "HTTP/1."[01]" "[1-5][0-9][0-9]*) rest=\${line#* } && code=\${rest%% *} ;; esac
+        part=headers
+        ;;
+      headers) [ -n "$line" ] || part=body ;;
+      body) if [ "$1" = - ] && [ -z "$body" ]; then body=$line; fi ;;
+    esac
+  done
+  printf '%s %s%s' "$body" "\${code:-000}" "$cut"
+}
+
+nc_request() {
+  # Busybox wget follows every redirect (it has no --max-redirect) and cannot PUT, so busybox speaks HTTP/1.0 itself
+  # through \`busybox nc\`: the status line is the answer and nothing is ever followed. nc ends at the server's close,
+  # but when its stdin ends it half-closes the connection, and a server may then close without answering (Node's
+  # does), so the request comes through a FIFO whose writer stays open (sleeping) until the answer is in; the token
+  # passes only through that kernel pipe.
+  [ -n "$fifo" ] || return
+  hostport=\${base#http://}
+  hostport=\${hostport%%/*}
+  case $hostport in
+    "["*) host=\${hostport#"["} && host=\${host%%"]"*} && port=\${hostport#*"]"} ;;
+    *) host=\${hostport%%:*} && port=\${hostport#"$host"} ;;
+  esac
+  port=\${port#:}
+  request="$1 $2 HTTP/1.0\${cr}
+Host: $hostport\${cr}
+"
+  while IFS= read -r header; do request="$request$header\${cr}
+"; done
+  (
+    printf '%s\\r\\n' "$request"
+    exec busybox sleep 4
+  ) >"$fifo" 2>/dev/null &
+  writer=$!
+  {
+    bounded busybox nc "$host" "\${port:-80}" <"$fifo" 2>/dev/null || printf '\\nnc-exit %s\\n' "$?"
+  } | nc_answer "$3"
+  kill "$writer" 2>/dev/null
+  request=
+}
+
+request() {
+  within_probe_deadline || return
+  case $client in
+    curl) curl_request "$@" ;;
+    python3) python_request "$@" ;;
+    wget) wget_request "$@" ;;
+    busybox-nc) nc_request "$@" ;;
+  esac
+}
+
+# Anything but a three-digit code (000, empty, killed client) means nothing answered.
+status_of() {
+  code=\${1##* }
+  code=\${code%-cut}
+  case $code in [1-5][0-9][0-9]) printf %s "$code" ;; *) printf null ;; esac
+}
+
+# Probes the endpoint at $base: sets e_v1, e_creds (token-less GETs of the listing and of the credentials path, the
+# one an SSRF attacker wants), e_token (the token PUT) and e_v2 (a GET with the token). An endpoint that does not
+# answer, or answers too slowly, gets no more of the probe's 15 s: its later statuses stay null.
+probe_endpoint() {
+  e_v1=null e_creds=null e_token=null e_v2=null
+  answer=$(request GET /latest/meta-data/ /dev/null </dev/null)
+  e_v1=$(status_of "$answer")
+  case $e_v1:$answer in null:* | *-cut) return ;; esac
+  answer=$(request GET /latest/meta-data/iam/security-credentials/ /dev/null </dev/null)
+  e_creds=$(status_of "$answer")
+  case $answer in *-cut) return ;; esac
+  answer=$(echo 'X-aws-ec2-metadata-token-ttl-seconds: 60' | request PUT /latest/api/token -)
+  e_token=$(status_of "$answer")
+  token=\${answer% *}
+  # A real token is base64; anything else is not sent back, as it would be spliced into a client's header config.
+  case $answer:$token in *-cut:* | *: | *:*[!A-Za-z0-9+/=_-]*) token= ;; esac
+  if [ "$e_token" = 200 ] && [ -n "$token" ]; then
+    e_v2=$(status_of "$(printf 'X-aws-ec2-metadata-token: %s\\n' "$token" | request GET /latest/meta-data/ /dev/null)")
+  fi
+  token= answer=
+}
+
+# Minimal images lack curl: fall back to python3, then GNU wget, then busybox's nc (never busybox wget, which
+# follows redirects and cannot PUT).
+client=none
+if command -v curl >/dev/null 2>&1; then
+  client=curl
+elif command -v python3 >/dev/null 2>&1; then
+  client=python3
+elif command -v wget >/dev/null 2>&1; then
+  case $(wget --version 2>/dev/null) in *"GNU Wget"*) client=wget ;; esac
+fi
+if [ "$client" = none ] && command -v busybox >/dev/null 2>&1 && busybox nc --help >/dev/null 2>&1; then
+  client=busybox-nc
+fi
+cr=$(printf '\\r')
+if [ "$client" = wget ]; then config=$(mktemp 2>/dev/null) || config=; fi
+if [ "$client" = busybox-nc ] && fifo=$(busybox mktemp -d 2>/dev/null); then
+  fifo=$fifo/request
+  busybox mkfifo -m 600 "$fifo" 2>/dev/null || { rmdir "\${fifo%/*}" && fifo=; }
+fi
+
+base=$base4
+probe_endpoint
+v4="\\"v1\\":$e_v1,\\"v1Credentials\\":$e_creds,\\"token\\":$e_token,\\"v2\\":$e_v2"
+answered=
+[ "$e_v1$e_creds$e_token$e_v2" = nullnullnullnull ] || answered='"ipv4"'
+
+base=$base6
+probe_endpoint
+v6="\\"v1\\":$e_v1,\\"v1Credentials\\":$e_creds,\\"token\\":$e_token,\\"v2\\":$e_v2"
+[ "$e_v1$e_creds$e_token$e_v2" = nullnullnullnull ] || answered="\${answered:+$answered,}\\"ipv6\\""
+
+printf '{%s,"client":"%s","v6":{%s},"answered":[%s]}\\n' "$v4" "$client" "$v6" "$answered"
+`;
+
+// shared/probes/probe-windows.ps1
+var probe_windows_default = `# Proves from inside the instance whether IMDSv1 is still answered, as the guard's own Command document on Windows
+# PowerShell 5.1 and PowerShell 7. Prints one JSON line of HTTP statuses (null: nothing answered in time), with the
+# same keys as probe-linux.sh: {"v1","v1Credentials","token","v2"} of the IPv4 endpoint, "client", "v6":{the same
+# four} of the IPv6 endpoint, "answered". It never prints the token or any metadata value.
+$base4 = 'http://169.254.169.254'
+if ($env:IMDS_ENDPOINT) { $base4 = $env:IMDS_ENDPOINT.TrimEnd('/') }
+$base6 = 'http://[fd00:ec2::254]'
+if ($env:IMDS_ENDPOINT_V6) { $base6 = $env:IMDS_ENDPOINT_V6.TrimEnd('/') }
+
+# The test harnesses set this: a run that forgot an override must not reach a real metadata address.
+if ($env:IMDS_PROBE_LOOPBACK_ONLY -eq '1') {
+    foreach ($endpoint in @($base4, $base6)) {
+        if ($endpoint -notmatch '^http://(127\\.0\\.0\\.1|\\[::1\\]):\\d+$') {
+            [Console]::Error.WriteLine("probe-windows.ps1: $endpoint is not a loopback endpoint and IMDS_PROBE_LOOPBACK_ONLY=1")
+            exit 2
+        }
+    }
+}
+
+$probeClock = [System.Diagnostics.Stopwatch]::StartNew()
+$requestMs = 3000
+
+# HttpWebRequest with its asynchronous calls and a stopwatch, rather than Invoke-WebRequest or the Timeout
+# properties: the same APIs exist on 5.1 and 7; Timeout covers only the synchronous GetResponse and ReadWriteTimeout
+# each read, so a server sending a byte a second would hold them for ever. Here connect, headers and body share one
+# 3 s deadline, after which the request is aborted. No proxy (it would falsify the answer and see the token), no
+# redirect (a 3xx is the answer, and the token never leaves the IMDS base URL). Returns the status ($null: no
+# answer), the body if asked, and Cut: the deadline ended it, so the body is not to be trusted.
+function Invoke-ImdsRequest([string]$Url, [string]$Method, [hashtable]$Headers, [switch]$ReadBody) {
+    $outcome = @{ Status = $null; Body = $null; Cut = $false }
+    # No request starts after 11.5 s, so the last one, bounded to 3 s, ends before 15 s.
+    if ($probeClock.ElapsedMilliseconds -ge 11500) { return $outcome }
+    $clock = [System.Diagnostics.Stopwatch]::StartNew()
+    $request = $null
+    $response = $null
+    try {
+        $request = [System.Net.WebRequest]::Create($Url)
+        $request.Method = $Method
+        $request.Proxy = $null
+        $request.KeepAlive = $false
+        $request.AllowAutoRedirect = $false
+        if ($Method -eq 'PUT') { $request.ContentLength = 0 }
+        foreach ($name in $Headers.Keys) { $request.Headers.Add($name, $Headers[$name]) }
+        $pending = $request.BeginGetResponse($null, $null)
+        if (-not $pending.AsyncWaitHandle.WaitOne($requestMs)) {
+            $request.Abort()
+            $outcome.Cut = $true
+            return $outcome
+        }
+        try {
+            $response = $request.EndGetResponse($pending)
+        } catch {
+            # PowerShell wraps exceptions of .NET calls in a MethodInvocationException; a 4xx/5xx is a WebException
+            # that carries the response.
+            $exception = $_.Exception
+            while ($exception -and -not ($exception -is [System.Net.WebException])) { $exception = $exception.InnerException }
+            if ($exception) { $response = $exception.Response }
+        }
+        if ($null -eq $response) { return $outcome }
+        $outcome.Status = [int]$response.StatusCode
+        $stream = $response.GetResponseStream()
+        $buffer = New-Object byte[] 4096
+        $kept = New-Object System.IO.MemoryStream
+        while ($true) {
+            $remaining = $requestMs - $clock.ElapsedMilliseconds
+            if ($remaining -le 0) { $outcome.Cut = $true; break }
+            $read = $stream.BeginRead($buffer, 0, $buffer.Length, $null, $null)
+            if (-not $read.AsyncWaitHandle.WaitOne([int]$remaining)) { $outcome.Cut = $true; break }
+            $count = $stream.EndRead($read)
+            if ($count -le 0) { break }
+            if ($ReadBody -and $kept.Length -lt 4096) { $kept.Write($buffer, 0, $count) }
+        }
+        if ($outcome.Cut) {
+            $request.Abort()
+        } elseif ($ReadBody) {
+            $outcome.Body = [System.Text.Encoding]::ASCII.GetString($kept.ToArray())
+        }
+    } catch {
+        # A connection refused, reset or garbled mid-body: the status (if any) stands, the body does not.
+        $outcome.Body = $null
+    } finally {
+        if ($null -ne $response) { $response.Close() }
+    }
+    return $outcome
+}
+
+# An endpoint that does not answer, or answers too slowly, gets no more of the probe's 15 s.
+function Invoke-EndpointProbe([string]$Base) {
+    $seen = [ordered]@{ v1 = $null; v1Credentials = $null; token = $null; v2 = $null }
+    $listing = Invoke-ImdsRequest ($Base + '/latest/meta-data/') 'GET' @{}
+    $seen.v1 = $listing.Status
+    if ($null -eq $listing.Status -or $listing.Cut) { return $seen }
+    $credentials = Invoke-ImdsRequest ($Base + '/latest/meta-data/iam/security-credentials/') 'GET' @{}
+    $seen.v1Credentials = $credentials.Status
+    if ($credentials.Cut) { return $seen }
+    $tokenAnswer = Invoke-ImdsRequest ($Base + '/latest/api/token') 'PUT' @{ 'X-aws-ec2-metadata-token-ttl-seconds' = '60' } -ReadBody
+    $seen.token = $tokenAnswer.Status
+    $token = $tokenAnswer.Body
+    # A real token is base64; anything else is not sent back.
+    if ($tokenAnswer.Status -eq 200 -and -not $tokenAnswer.Cut -and $token -match '^[A-Za-z0-9+/=_-]+$') {
+        $seen.v2 = (Invoke-ImdsRequest ($Base + '/latest/meta-data/') 'GET' @{ 'X-aws-ec2-metadata-token' = $token }).Status
+    }
+    return $seen
+}
+
+function Test-Answered($Seen) {
+    return ($null -ne $Seen.v1 -or $null -ne $Seen.v1Credentials -or $null -ne $Seen.token -or $null -ne $Seen.v2)
+}
+
+$ipv4 = Invoke-EndpointProbe $base4
+$ipv6 = Invoke-EndpointProbe $base6
+$answered = @()
+if (Test-Answered $ipv4) { $answered += 'ipv4' }
+if (Test-Answered $ipv6) { $answered += 'ipv6' }
+
+# Built from statuses and constants only, so nothing the endpoint sent can reach the output.
+$verdict = [ordered]@{
+    v1 = $ipv4.v1
+    v1Credentials = $ipv4.v1Credentials
+    token = $ipv4.token
+    v2 = $ipv4.v2
+    client = 'HttpWebRequest'
+    v6 = $ipv6
+    answered = [string[]]$answered
+}
+Write-Output (ConvertTo-Json -InputObject $verdict -Compress -Depth 3)
+`;
+
+// shared/probes/guard-probe-documents.ts
+var PROBE_SCRIPTS = { linux: probe_linux_default, windows: probe_windows_default };
+var GUARD_PROBE_DOCUMENTS = {
+  linux: built("linux"),
+  windows: built("windows")
+};
+function built(platform) {
+  const content = probeDocumentContent(platform, PROBE_SCRIPTS[platform]);
+  return { content, digest: probeDocumentDigest(content) };
+}
+
+// shared/aws/probe-documents.ts
+async function verifyProbeDocument(ssm, name, platform) {
+  const found = await ssm.send(
+    new GetDocumentCommand({ Name: name, DocumentVersion: "$LATEST", DocumentFormat: "JSON" })
+  );
+  const expectedDigest = GUARD_PROBE_DOCUMENTS[platform].digest;
+  const version = found.DocumentVersion ?? "$LATEST";
+  const text = found.Content ?? "";
+  let foundDigest;
+  try {
+    foundDigest = probeDocumentDigest(JSON.parse(text));
+  } catch {
+    foundDigest = createHash2("sha256").update(text).digest("hex");
+  }
+  const isCommand = found.DocumentType === void 0 || found.DocumentType === "Command";
+  return { matches: isCommand && foundDigest === expectedDigest, version, expectedDigest, foundDigest };
+}
+
 // ops/doctor.ts
 var EXPECTED_ALARMS = [
   "events-dead-lettered",
@@ -924,15 +1397,16 @@ async function runDoctor(readers, options) {
           return;
         }
         const healthy = /_COMPLETE$/.test(stack.status) && !/ROLLBACK|DELETE/.test(stack.status);
-        const mode = stack.parameters.mode ?? "?";
+        const mode = stack.parameters.mode ?? stack.outputs.GuardMode;
+        const alertEmailSet = stack.parameters.alertEmail !== void 0 ? stack.parameters.alertEmail !== "" : stack.outputs.GuardAlertEmailSet === void 0 ? void 0 : stack.outputs.GuardAlertEmailSet === "true";
         const versionNote = stack.version === void 0 ? "" : stack.version === options.expectedVersion ? `, version ${stack.version}` : `, version ${stack.version} (this command is ${options.expectedVersion})`;
         checks.push({
           check: "stack",
           status: healthy && (stack.version === void 0 || stack.version === options.expectedVersion) ? "ok" : "attention",
           region,
-          // osls resolves ${param:...} into the template when it packages, so a stack it deployed has no
-          // CloudFormation parameters to read: say so rather than report mode=? and an alert email "not set".
-          detail: Object.keys(stack.parameters).length === 0 ? `${stack.name} ${stack.status}, parameters not readable (resolved into the template at package time)${versionNote}` : `${stack.name} ${stack.status}, mode=${mode}, alertEmail ${stack.parameters.alertEmail ? "set" : "not set"}${versionNote}`,
+          // A stack deployed before the outputs existed shows neither: say so rather than report mode=? and an alert
+          // email "not set".
+          detail: mode === void 0 && alertEmailSet === void 0 ? `${stack.name} ${stack.status}, mode and alertEmail not readable (a stack from before 0.1.0's outputs: redeploy it)${versionNote}` : `${stack.name} ${stack.status}, mode=${mode ?? "?"}${stack.outputs.GuardOrganizationMode ? ` (${stack.outputs.GuardOrganizationMode})` : ""}, alertEmail ${alertEmailSet ? "set" : "not set"}${versionNote}`,
           ...healthy && (stack.version === void 0 || stack.version === options.expectedVersion) ? {} : {
             fix: `node scripts/deploy-regions.mjs --param-file params.json --regions ${region} --stage ${options.stage}`
           }
@@ -1075,7 +1549,21 @@ function spokeCheck(account, region, spoke, options) {
       fix: deploy
     };
   }
-  return { ...where, status: "ok", detail: `spoke deployed, probe document ${spoke.probeDocuments.join(", ")}` };
+  const outOfDate = spoke.probeDocumentsOutOfDate ?? [];
+  if (outOfDate.length > 0) {
+    return {
+      ...where,
+      status: "attention",
+      detail: `${outOfDate.join(", ")} is not this release's probe: the spoke-region stack is from another release, and SendProbe refuses to send it`,
+      fix: deploy
+    };
+  }
+  const notCompared = spoke.probeDocumentsNotCompared ?? [];
+  return {
+    ...where,
+    status: "ok",
+    detail: `spoke deployed, probe document ${spoke.probeDocuments.join(", ")}${notCompared.length > 0 ? `; not compared with this release: ${notCompared.join(", ")}` : ""}`
+  };
 }
 function shortList(ids) {
   return ids.length <= 5 ? ids.join(", ") : `${ids.slice(0, 5).join(", ")} and ${ids.length - 5} more`;
@@ -1210,11 +1698,14 @@ function sdkTrailAndStackReaders(clientsFor) {
       if (!stack) return void 0;
       const parameters = {};
       for (const p of stack.Parameters ?? []) if (p.ParameterKey) parameters[p.ParameterKey] = p.ParameterValue ?? "";
+      const outputs = {};
+      for (const o of stack.Outputs ?? []) if (o.OutputKey) outputs[o.OutputKey] = o.OutputValue ?? "";
       const version = stack.Tags?.find((t) => t.Key === "version")?.Value;
       const info = {
         name: stack.StackName ?? stackName,
         status: stack.StackStatus ?? "UNKNOWN",
         parameters,
+        outputs,
         ...version !== void 0 ? { version } : {}
       };
       return info;
@@ -1233,9 +1724,22 @@ async function spokeThrough(ssm) {
     new ListDocumentsCommand({ Filters: [{ Key: "Owner", Values: ["Self"] }], MaxResults: 50 })
   );
   const probeDocuments = (page.DocumentIdentifiers ?? []).map((d) => d.Name ?? "").filter((n) => n.startsWith(PROBE_DOCUMENT_PREFIX));
+  const outOfDate = [];
+  const notCompared = [];
+  for (const platform of ["linux", "windows"]) {
+    const name = probeDocumentName(SPOKE_PROBE_DOCUMENT_PREFIX, platform);
+    if (!probeDocuments.includes(name)) continue;
+    try {
+      if (!(await verifyProbeDocument(client, name, platform)).matches) outOfDate.push(name);
+    } catch (error) {
+      notCompared.push(`${name} (${awsErrorCode(error) ?? "UnknownError"})`);
+    }
+  }
   return {
     reachable: true,
     probeDocuments,
+    probeDocumentsOutOfDate: outOfDate,
+    ...notCompared.length > 0 ? { probeDocumentsNotCompared: notCompared } : {},
     ...probeDocuments.length > 0 ? { regionStack: { status: "CREATE_COMPLETE" } } : {}
   };
 }
