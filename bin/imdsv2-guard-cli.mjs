@@ -205,8 +205,9 @@ async function readAccountPosture(ec2) {
 import {
   DescribeInstancesCommand
 } from "@aws-sdk/client-ec2";
-async function describeInstancesWhere(ec2, filters, onPage = () => void 0) {
+async function describeReservationsWhere(ec2, filters, onPage = () => void 0) {
   const found = [];
+  let instances = 0;
   let nextToken;
   do {
     let page;
@@ -215,11 +216,17 @@ async function describeInstancesWhere(ec2, filters, onPage = () => void 0) {
     } catch (error) {
       throw classifyAwsError(error, "DescribeInstances");
     }
-    for (const reservation of page.Reservations ?? []) found.push(...reservation.Instances ?? []);
-    onPage(found.length);
+    for (const reservation of page.Reservations ?? []) {
+      found.push(reservation);
+      instances += reservation.Instances?.length ?? 0;
+    }
+    onPage(instances);
     nextToken = page.NextToken;
   } while (nextToken);
   return found;
+}
+async function describeInstancesWhere(ec2, filters, onPage = () => void 0) {
+  return (await describeReservationsWhere(ec2, filters, onPage)).flatMap((r) => r.Instances ?? []);
 }
 
 // shared/aws/imds-metrics.ts

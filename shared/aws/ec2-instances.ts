@@ -4,20 +4,24 @@ import {
   type EC2Client,
   type Filter,
   type Instance,
+  type Reservation,
 } from "@aws-sdk/client-ec2";
 import { classifyAwsError } from "./errors.js";
 
 /**
- * Every instance matching `filters`, following NextToken. `onPage` reports progress (the audit's progress line).
- * Filters (not `InstanceIds`) throughout: with `InstanceIds`, one id EC2 does not know yet fails the whole call
- * with InvalidInstanceID.NotFound; with a filter it is simply absent and the rest go on.
+ * Every reservation matching `filters`, following NextToken. EC2 answers by reservation ("DescribeInstances", Amazon
+ * EC2 API Reference: `Reservations[].ReservationId`, `Reservations[].Instances`): the instances of one RunInstances
+ * call share one. `onPage` gets the instances found so far (the audit's progress line). Filters (not `InstanceIds`)
+ * throughout: with `InstanceIds`, one id EC2 does not know yet fails the whole call with InvalidInstanceID.NotFound;
+ * with a filter it is simply absent and the rest go on.
  */
-export async function describeInstancesWhere(
+export async function describeReservationsWhere(
   ec2: EC2Client,
   filters: Filter[],
   onPage: (found: number) => void = () => undefined,
-): Promise<Instance[]> {
-  const found: Instance[] = [];
+): Promise<Reservation[]> {
+  const found: Reservation[] = [];
+  let instances = 0;
   let nextToken: string | undefined;
   do {
     let page: DescribeInstancesCommandOutput;
@@ -26,11 +30,23 @@ export async function describeInstancesWhere(
     } catch (error) {
       throw classifyAwsError(error, "DescribeInstances");
     }
-    for (const reservation of page.Reservations ?? []) found.push(...(reservation.Instances ?? []));
-    onPage(found.length);
+    for (const reservation of page.Reservations ?? []) {
+      found.push(reservation);
+      instances += reservation.Instances?.length ?? 0;
+    }
+    onPage(instances);
     nextToken = page.NextToken;
   } while (nextToken);
   return found;
+}
+
+/** Every instance matching `filters` (describeReservationsWhere, without the reservations). */
+export async function describeInstancesWhere(
+  ec2: EC2Client,
+  filters: Filter[],
+  onPage: (found: number) => void = () => undefined,
+): Promise<Instance[]> {
+  return (await describeReservationsWhere(ec2, filters, onPage)).flatMap((r) => r.Instances ?? []);
 }
 
 /** The batch's instances by id, with one call per page of results. */

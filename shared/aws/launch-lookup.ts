@@ -1,10 +1,5 @@
-import {
-  DescribeInstancesCommand,
-  type DescribeInstancesCommandOutput,
-  type EC2Client,
-  type Filter,
-} from "@aws-sdk/client-ec2";
-import { classifyAwsError } from "./errors.js";
+import type { EC2Client, Filter } from "@aws-sdk/client-ec2";
+import { describeReservationsWhere } from "./ec2-instances.js";
 
 /** An instance of a launch as DescribeInstances lists it: where it was launched, and when (its claim's occurrence). */
 export interface LaunchedInstance {
@@ -14,35 +9,22 @@ export interface LaunchedInstance {
   state?: string;
 }
 
-/**
- * Every instance matching `filters`, with its reservation. DescribeInstances answers by reservation
- * ("DescribeInstances", Amazon EC2 API Reference: `Reservations[].ReservationId`, `Reservations[].Instances`): the
- * instances of one RunInstances call share one.
- */
+/** Every instance matching `filters`, with its reservation (describeReservationsWhere) and its launch time. */
 export async function describeLaunched(ec2: EC2Client, filters: Filter[]): Promise<LaunchedInstance[]> {
-  const found: LaunchedInstance[] = [];
-  let nextToken: string | undefined;
-  do {
-    let page: DescribeInstancesCommandOutput;
-    try {
-      page = await ec2.send(new DescribeInstancesCommand({ Filters: filters, MaxResults: 1000, NextToken: nextToken }));
-    } catch (error) {
-      throw classifyAwsError(error, "DescribeInstances");
-    }
-    for (const reservation of page.Reservations ?? []) {
-      for (const i of reservation.Instances ?? []) {
-        if (!i.InstanceId || !i.LaunchTime) continue;
-        found.push({
-          instanceId: i.InstanceId,
-          launchTime: i.LaunchTime.toISOString(),
-          ...(reservation.ReservationId ? { reservationId: reservation.ReservationId } : {}),
-          ...(i.State?.Name ? { state: i.State.Name } : {}),
-        });
-      }
-    }
-    nextToken = page.NextToken;
-  } while (nextToken);
-  return found;
+  return (await describeReservationsWhere(ec2, filters)).flatMap((reservation) =>
+    (reservation.Instances ?? []).flatMap((i) =>
+      i.InstanceId && i.LaunchTime
+        ? [
+            {
+              instanceId: i.InstanceId,
+              launchTime: i.LaunchTime.toISOString(),
+              ...(reservation.ReservationId ? { reservationId: reservation.ReservationId } : {}),
+              ...(i.State?.Name ? { state: i.State.Name } : {}),
+            },
+          ]
+        : [],
+    ),
+  );
 }
 
 /** The states a just-launched or just-started instance can be in when its signal arrives. */
