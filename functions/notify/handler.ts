@@ -86,8 +86,11 @@ export function createHandler(
     return {
       ...outcome,
       counts: report.counts,
-      ...(watched ? { watch: watched.watch } : {}),
-      ...(watched?.schedule ? { watchSchedule: watched.schedule.scheduleName } : {}),
+      // The watch's size, not its instances: this is the execution's last state output, and a launch's list of
+      // instance ids would grow it toward Step Functions' 256 KiB (the schedules' inputs carry them).
+      ...(watched ? { watch: { since: watched.watch.since, count: watched.watch.count } } : {}),
+      ...(watched?.schedules[0] ? { watchSchedule: watched.schedules[0].scheduleName } : {}),
+      ...(watched && watched.schedules.length > 1 ? { watchSchedules: watched.schedules.length } : {}),
       ...(watched?.notBooked ? { watchNotBooked: watched.notBooked } : {}),
       ...(truth ? { standingTruth: { recorded: truth.recorded, findings: truth.findings } } : {}),
     };

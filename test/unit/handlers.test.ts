@@ -1075,7 +1075,7 @@ describe("governance handlers", () => {
     const out = await createNotify(NOTIFY_CONFIG, ledgerWith(stored).store)(input, fakeContext("notify"));
 
     // Assess
-    expect(out).toMatchObject({ verdict: "pass", watch: { instanceIds: [ID_A], since: enforcedAt, count: 1 } });
+    expect(out).toMatchObject({ verdict: "pass", watch: { since: enforcedAt, count: 1 } });
   });
 
   it("Notify no longer takes the rejected-calls alert: CheckRejected publishes it", async () => {

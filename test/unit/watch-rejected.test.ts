@@ -11,7 +11,11 @@ import type { EventRef, InstanceResult } from "../../shared/domain/model.js";
 import { watchListOf } from "../../shared/domain/watch-list.js";
 import { type RejectedAlertInput, rejectedCallsMessage } from "../../shared/report/rejected-calls.js";
 import type { NotifyConfig, WatchScheduleConfig } from "../../shared/runtime/config.js";
-import { type CheckRejectedInput, checkRejectedCalls } from "../../shared/steps/check-rejected.js";
+import {
+  type CheckRejectedInput,
+  checkRejectedCalls,
+  checkRejectedInputSchema as watchInputSchema,
+} from "../../shared/steps/check-rejected.js";
 import {
   cloudWatchMock,
   ec2Mock,
@@ -524,10 +528,65 @@ describe("Notify and the watch after enforcing", () => {
     });
     expect(out).toMatchObject({
       verdict: "pass",
-      watch: { instanceIds: [ID_A], count: 1 },
+      watch: { since: enforcedAt, count: 1 },
       watchSchedule: watchScheduleName(EVENT.eventId),
     });
+    // The execution's last output: the watch's size, never its instances (they are in the schedule's input).
+    expect(out).not.toHaveProperty("watch.instanceIds");
+    expect(out).not.toHaveProperty("watchSchedules");
     expect(reportText()[0]).not.toContain("could not be booked");
+  });
+
+  it("watches a launch past 5,000 switched instances with one schedule per 5,000, each within Scheduler's input limit", async () => {
+    // Prepare: 12,001 instances switched to IMDSv2 in one launch.
+    const ids = Array.from({ length: 12_001 }, (_, i) => `i-0${i.toString(16).padStart(16, "0")}`);
+    const large = new Map([[0, ids.map((instanceId) => ({ ...enforced, instanceId }))]]);
+    const notifyLarge = createNotify(config, memoryResultStore({ [EVENT.eventId]: large }).store, () => NOW);
+    schedulerMock.on(CreateScheduleCommand).resolves({});
+    snsMock.on(PublishCommand).resolves({ MessageId: "m-1" });
+
+    // Act
+    const out = await notifyLarge({ ...input, batches: [ids.map((id) => enforcing(id))] }, fakeContext("notify"));
+
+    // Assess
+    const requests = schedulerMock.commandCalls(CreateScheduleCommand).map((c) => c.args[0].input);
+    expect(requests.map((r) => r.Name)).toEqual([
+      watchScheduleName(EVENT.eventId),
+      watchScheduleName(`${EVENT.eventId}#watch-2`),
+      watchScheduleName(`${EVENT.eventId}#watch-3`),
+    ]);
+    const inputs = requests.map((r) => r.Target?.Input ?? "");
+    // "Quotas for EventBridge Scheduler": a target's input is at most 256 KB.
+    for (const text of inputs) expect(Buffer.byteLength(text)).toBeLessThan(256 * 1024);
+    const watched = inputs.map((text) => watchInputSchema.parse(JSON.parse(text)).watch);
+    expect(watched.map((w) => w.count)).toEqual([5000, 5000, 2001]);
+    expect(watched.flatMap((w) => w.instanceIds)).toEqual(ids);
+    expect(out).toMatchObject({ watch: { count: 12_001 }, watchSchedules: 3 });
+    expect(out).not.toHaveProperty("watch.instanceIds");
+    expect(Buffer.byteLength(JSON.stringify(out))).toBeLessThan(2_000);
+  });
+
+  it("says which part of a large launch is unwatched when one of its schedules is refused, and books the rest", async () => {
+    // Prepare: 6,000 switched instances, two schedules; Scheduler refuses the second.
+    const ids = Array.from({ length: 6_000 }, (_, i) => `i-0${i.toString(16).padStart(16, "0")}`);
+    const large = new Map([[0, ids.map((instanceId) => ({ ...enforced, instanceId }))]]);
+    const notifyLarge = createNotify(config, memoryResultStore({ [EVENT.eventId]: large }).store, () => NOW);
+    schedulerMock
+      .on(CreateScheduleCommand)
+      .resolvesOnce({})
+      .rejectsOnce(serviceError(SchedulerServiceException, "ValidationException", 400, "input too large"));
+    snsMock.on(PublishCommand).resolves({ MessageId: "m-1" });
+
+    // Act
+    const out = await notifyLarge({ ...input, batches: [ids.map((id) => enforcing(id))] }, fakeContext("notify"));
+
+    // Assess
+    expect(schedulerMock.commandCalls(CreateScheduleCommand)).toHaveLength(2);
+    expect(out).toMatchObject({
+      watchSchedule: watchScheduleName(EVENT.eventId),
+      watchNotBooked: expect.stringContaining("ValidationException"),
+    });
+    expect(reportText()[0]).toMatch(/could not be booked \(.*ValidationException.*\).*the 1000 instance\(s\)/s);
   });
 
   it("books nothing when the watch is switched off or nothing was switched to IMDSv2", async () => {
