@@ -52,12 +52,17 @@ describe("probe endpoints", () => {
   it("no code outside the runners starts a probe script, so every run passes both loopback overrides", () => {
     // Prepare
     const files = ["test", "local", "bench", "scripts", "audit", "bin"].flatMap(sourceFiles);
-    const startsProcesses = /\b(spawn|spawnSync|exec|execSync|execFile|execFileSync|fork)\s*\(/;
+    // Starting a process needs node:child_process, whichever of its functions is called (imported, required or
+    // reached dynamically, its name is in the text). Matching call names instead took RegExp's `.exec(` for one, in
+    // the CLI bundle, which carries the probe scripts as text to compare spokes' documents with and starts nothing.
+    const startsProcesses = /\bchild_process\b/;
     const readsProbe = /probes\/probe-(linux\.sh|windows\.ps1)/;
 
     // Act
     const offenders = files.filter((file) => {
-      if (RUNNERS.includes(file) || TRIPWIRE_TESTS.includes(file)) return false;
+      // This file names both in its patterns, and runs nothing.
+      if (RUNNERS.includes(file) || TRIPWIRE_TESTS.includes(file) || file === "test/probe-endpoints.test.ts")
+        return false;
       const text = readFileSync(file, "utf8");
       return readsProbe.test(text) && startsProcesses.test(text);
     });
