@@ -86,6 +86,14 @@ module.exports = async ({ resolveVariable }) => {
       },
     },
   };
+  // Only the spoke role, only in the organization's accounts: the one statement of both AssumeRole policies below.
+  const assumeSpokeRole = {
+    Sid: "AssumeSpokeRoleInOrganization",
+    Effect: "Allow",
+    Action: "sts:AssumeRole",
+    Resource: { "Fn::Sub": `arn:\${AWS::Partition}:iam::*:role/${SPOKE_ROLE_NAME}` },
+    Condition: { StringEquals: { "aws:ResourceOrgID": organizationId } },
+  };
   const functionOverrides = Object.fromEntries(
     [...Object.keys(ACTING_FUNCTIONS), ...Object.keys(FINDINGS_FUNCTIONS)].map((fn) => [
       `${fn}LambdaFunction`,
@@ -229,15 +237,7 @@ module.exports = async ({ resolveVariable }) => {
           Roles: [...Object.values(ACTING_FUNCTIONS), "SweepRole"].map((role) => ({ Ref: role })),
           PolicyDocument: {
             Version: "2012-10-17",
-            Statement: [
-              {
-                Sid: "AssumeSpokeRoleInOrganization",
-                Effect: "Allow",
-                Action: "sts:AssumeRole",
-                Resource: { "Fn::Sub": `arn:\${AWS::Partition}:iam::*:role/${SPOKE_ROLE_NAME}` },
-                Condition: { StringEquals: { "aws:ResourceOrgID": organizationId } },
-              },
-            ],
+            Statement: [assumeSpokeRole],
           },
         },
       },
@@ -250,15 +250,7 @@ module.exports = async ({ resolveVariable }) => {
           Roles: Object.values(FINDINGS_FUNCTIONS).map((role) => ({ Ref: role })),
           PolicyDocument: {
             Version: "2012-10-17",
-            Statement: [
-              {
-                Sid: "AssumeSpokeRoleInOrganization",
-                Effect: "Allow",
-                Action: "sts:AssumeRole",
-                Resource: { "Fn::Sub": `arn:\${AWS::Partition}:iam::*:role/${SPOKE_ROLE_NAME}` },
-                Condition: { StringEquals: { "aws:ResourceOrgID": organizationId } },
-              },
-            ],
+            Statement: [assumeSpokeRole],
           },
         },
       },
