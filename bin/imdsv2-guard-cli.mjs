@@ -2,12 +2,9 @@
 
 // ops/command.ts
 import { parseArgs } from "node:util";
-import { CloudWatchClient } from "@aws-sdk/client-cloudwatch";
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { EC2Client } from "@aws-sdk/client-ec2";
+import { EC2Client as EC2Client2 } from "@aws-sdk/client-ec2";
 import { OrganizationsClient } from "@aws-sdk/client-organizations";
-import { SFNClient } from "@aws-sdk/client-sfn";
-import { SSMClient } from "@aws-sdk/client-ssm";
+import { SSMClient as SSMClient2 } from "@aws-sdk/client-ssm";
 import { STSClient as STSClient2 } from "@aws-sdk/client-sts";
 
 // audit/conventions.ts
@@ -821,19 +818,21 @@ import {
   GetEventSelectorsCommand,
   GetTrailStatusCommand
 } from "@aws-sdk/client-cloudtrail";
-import { DescribeAlarmsCommand } from "@aws-sdk/client-cloudwatch";
-import { ListTablesCommand, ScanCommand } from "@aws-sdk/client-dynamodb";
+import { CloudWatchClient, DescribeAlarmsCommand } from "@aws-sdk/client-cloudwatch";
+import { DynamoDBClient, ListTablesCommand, ScanCommand } from "@aws-sdk/client-dynamodb";
 import {
   DescribeInstancesCommand as DescribeInstancesCommand2,
+  EC2Client,
   GetInstanceMetadataDefaultsCommand as GetInstanceMetadataDefaultsCommand2,
   RunInstancesCommand,
   TerminateInstancesCommand
 } from "@aws-sdk/client-ec2";
-import { ListExecutionsCommand, ListStateMachinesCommand as ListStateMachinesCommand2 } from "@aws-sdk/client-sfn";
+import { ListExecutionsCommand, ListStateMachinesCommand as ListStateMachinesCommand2, SFNClient } from "@aws-sdk/client-sfn";
 import {
   DescribeInstanceInformationCommand,
   GetParametersCommand,
-  ListDocumentsCommand
+  ListDocumentsCommand,
+  SSMClient
 } from "@aws-sdk/client-ssm";
 
 // shared/aws/probe-documents.ts
@@ -1583,6 +1582,15 @@ function errorText(error) {
 }
 
 // ops/aws-readers.ts
+function regionClientsWith(settings) {
+  return {
+    ec2: new EC2Client(settings),
+    ssm: new SSMClient(settings),
+    cloudwatch: new CloudWatchClient(settings),
+    sfn: new SFNClient(settings),
+    dynamodb: new DynamoDBClient(settings)
+  };
+}
 function sdkDoctorReaders(clientsFor, extra = {}) {
   return {
     ...extra,
@@ -2201,14 +2209,7 @@ function wrapIndented(text, width, indent) {
   return [first, ...wrapText(rest.join(" "), width - indent.length).map((l) => `${indent}${l}`)];
 }
 function regionClients(region) {
-  const settings = { ...CLIENT_SETTINGS, region };
-  return {
-    ec2: new EC2Client(settings),
-    ssm: new SSMClient(settings),
-    cloudwatch: new CloudWatchClient(settings),
-    sfn: new SFNClient(settings),
-    dynamodb: new DynamoDBClient(settings)
-  };
+  return regionClientsWith({ ...CLIENT_SETTINGS, region });
 }
 function track(list, item) {
   list.push(item);
@@ -2255,7 +2256,7 @@ function awsDoctorAccess() {
         caches.set(roleName, cache);
       }
       const credentials = await cache.credentialsFor({ account, region, eventId: "doctor" });
-      const ssm = new SSMClient({ ...CLIENT_SETTINGS, region, credentials });
+      const ssm = new SSMClient2({ ...CLIENT_SETTINGS, region, credentials });
       destroyable.push(ssm);
       return ssm;
     })
@@ -2269,7 +2270,7 @@ function awsDoctorAccess() {
   };
 }
 async function configuredRegion() {
-  const probe = new EC2Client({});
+  const probe = new EC2Client2({});
   try {
     return await probe.config.region();
   } finally {
@@ -2552,7 +2553,7 @@ async function mapLimit(items, limit, fn) {
 
 // audit/aws-access.ts
 import { CloudWatchClient as CloudWatchClient2 } from "@aws-sdk/client-cloudwatch";
-import { EC2Client as EC2Client2 } from "@aws-sdk/client-ec2";
+import { EC2Client as EC2Client3 } from "@aws-sdk/client-ec2";
 import { OrganizationsClient as OrganizationsClient2 } from "@aws-sdk/client-organizations";
 import { SFNClient as SFNClient2 } from "@aws-sdk/client-sfn";
 import { STSClient as STSClient3 } from "@aws-sdk/client-sts";
@@ -2584,7 +2585,7 @@ function organizationAccess(settings, now = () => /* @__PURE__ */ new Date()) {
   const clientsWith = (region, credentials) => {
     const config = { ...settings, region, credentials };
     return {
-      ec2: track2(new EC2Client2(config)),
+      ec2: track2(new EC2Client3(config)),
       cloudwatch: track2(new CloudWatchClient2(config)),
       sfn: track2(new SFNClient2(config)),
       now
@@ -2607,12 +2608,12 @@ var CLIENT_SETTINGS2 = {
 var FALLBACK_REGION = "us-east-1";
 function sdkAccess() {
   const clients = /* @__PURE__ */ new Map();
-  const probe = new EC2Client2(CLIENT_SETTINGS2);
+  const probe = new EC2Client3(CLIENT_SETTINGS2);
   const clientsFor = (region) => {
     let set = clients.get(region);
     if (!set) {
       set = {
-        ec2: new EC2Client2({ ...CLIENT_SETTINGS2, region }),
+        ec2: new EC2Client3({ ...CLIENT_SETTINGS2, region }),
         cloudwatch: new CloudWatchClient2({ ...CLIENT_SETTINGS2, region }),
         sfn: new SFNClient2({ ...CLIENT_SETTINGS2, region }),
         now: () => /* @__PURE__ */ new Date()

@@ -8,22 +8,24 @@ import {
   GetEventSelectorsCommand,
   GetTrailStatusCommand,
 } from "@aws-sdk/client-cloudtrail";
-import { type CloudWatchClient, DescribeAlarmsCommand } from "@aws-sdk/client-cloudwatch";
-import { type DynamoDBClient, ListTablesCommand, ScanCommand } from "@aws-sdk/client-dynamodb";
+import { CloudWatchClient, type CloudWatchClientConfig, DescribeAlarmsCommand } from "@aws-sdk/client-cloudwatch";
+import { DynamoDBClient, type DynamoDBClientConfig, ListTablesCommand, ScanCommand } from "@aws-sdk/client-dynamodb";
 import {
   type _InstanceType,
   DescribeInstancesCommand,
-  type EC2Client,
+  EC2Client,
+  type EC2ClientConfig,
   GetInstanceMetadataDefaultsCommand,
   RunInstancesCommand,
   TerminateInstancesCommand,
 } from "@aws-sdk/client-ec2";
-import { ListExecutionsCommand, ListStateMachinesCommand, type SFNClient } from "@aws-sdk/client-sfn";
+import { ListExecutionsCommand, ListStateMachinesCommand, SFNClient, type SFNClientConfig } from "@aws-sdk/client-sfn";
 import {
   DescribeInstanceInformationCommand,
   GetParametersCommand,
   ListDocumentsCommand,
-  type SSMClient,
+  SSMClient,
+  type SSMClientConfig,
 } from "@aws-sdk/client-ssm";
 import { awsErrorCode } from "../shared/aws/errors.js";
 import { verifyProbeDocument } from "../shared/aws/probe-documents.js";
@@ -39,6 +41,24 @@ export interface RegionClients {
   cloudwatch: CloudWatchClient;
   sfn: SFNClient;
   dynamodb: DynamoDBClient;
+}
+
+/** What every client of a region is built with (region, retries, timeouts, credentials): what the five share. */
+export type RegionClientSettings = EC2ClientConfig &
+  SSMClientConfig &
+  CloudWatchClientConfig &
+  SFNClientConfig &
+  DynamoDBClientConfig;
+
+/** The clients of one account and region, all with the same settings. */
+export function regionClientsWith(settings: RegionClientSettings): RegionClients {
+  return {
+    ec2: new EC2Client(settings),
+    ssm: new SSMClient(settings),
+    cloudwatch: new CloudWatchClient(settings),
+    sfn: new SFNClient(settings),
+    dynamodb: new DynamoDBClient(settings),
+  };
 }
 
 /**

@@ -1,9 +1,6 @@
 import { parseArgs } from "node:util";
-import { CloudWatchClient } from "@aws-sdk/client-cloudwatch";
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { EC2Client } from "@aws-sdk/client-ec2";
 import { OrganizationsClient } from "@aws-sdk/client-organizations";
-import { SFNClient } from "@aws-sdk/client-sfn";
 import { SSMClient } from "@aws-sdk/client-ssm";
 import { STSClient } from "@aws-sdk/client-sts";
 import type { AuditIo, Terminal } from "../audit/command.js";
@@ -26,6 +23,7 @@ import {
   type ControlPlaneClients,
   controlPlaneClients,
   type RegionClients,
+  regionClientsWith,
   sdkDoctorReaders,
   sdkSelftestActions,
   sdkTrailAndStackReaders,
@@ -397,14 +395,7 @@ function wrapIndented(text: string, width: number, indent: string): string[] {
 }
 
 function regionClients(region: string): RegionClients {
-  const settings = { ...CLIENT_SETTINGS, region };
-  return {
-    ec2: new EC2Client(settings),
-    ssm: new SSMClient(settings),
-    cloudwatch: new CloudWatchClient(settings),
-    sfn: new SFNClient(settings),
-    dynamodb: new DynamoDBClient(settings),
-  };
+  return regionClientsWith({ ...CLIENT_SETTINGS, region });
 }
 
 function track<T>(list: T[], item: T): T {

@@ -1,11 +1,6 @@
-import { CloudWatchClient } from "@aws-sdk/client-cloudwatch";
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { EC2Client } from "@aws-sdk/client-ec2";
-import { SFNClient } from "@aws-sdk/client-sfn";
-import { SSMClient } from "@aws-sdk/client-ssm";
 import type { AuditIo } from "../../audit/command.js";
 import { VERSION } from "../../audit/conventions.js";
-import { type RegionClients, sdkDoctorReaders } from "../../ops/aws-readers.js";
+import { type RegionClients, regionClientsWith, sdkDoctorReaders } from "../../ops/aws-readers.js";
 import { runDoctorCommand, runSelftestCommand } from "../../ops/command.js";
 import { type DoctorReaders, EXPECTED_ALARMS, PROBE_DOCUMENT_PREFIX, type SpokeInfo } from "../../ops/doctor.js";
 import type { SelftestActions, SelftestClock } from "../../ops/selftest.js";
@@ -50,14 +45,7 @@ export function healthyDeployment(): SimulatedDeployment {
 }
 
 function simClients(): RegionClients {
-  const settings = { region: SIMULATED_REGION, credentials: NO_CREDENTIALS, maxAttempts: 1 };
-  return {
-    ec2: new EC2Client(settings),
-    ssm: new SSMClient(settings),
-    cloudwatch: new CloudWatchClient(settings),
-    sfn: new SFNClient(settings),
-    dynamodb: new DynamoDBClient(settings),
-  };
+  return regionClientsWith({ region: SIMULATED_REGION, credentials: NO_CREDENTIALS, maxAttempts: 1 });
 }
 
 /**
